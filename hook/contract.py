@@ -1,0 +1,133 @@
+"""The contract shared by the provisioning template, the device registry table, the hook and the tests.
+
+Every name that more than one of them must agree on is defined here, once.
+"""
+
+from enum import StrEnum
+from typing import Final
+
+
+class Parameter(StrEnum):
+    """Provisioning parameters a device sends in its RegisterThing request."""
+
+    SERIAL_NUMBER = "SerialNumber"
+    DEVICE_TYPE = "DeviceType"
+    MANUFACTURER = "Manufacturer"
+    FIRMWARE_VERSION = "FirmwareVersion"
+    LOCATION = "Location"
+
+
+class DeviceStatus(StrEnum):
+    """Lifecycle state of a device in the registry."""
+
+    PREREGISTERED = "PREREGISTERED"
+    """Imported from a factory manifest, not seen yet."""
+    PENDING = "PENDING"
+    """Approved by the hook; AWS IoT has not created the thing yet."""
+    ACTIVE = "ACTIVE"
+    """The thing exists and its certificate is active."""
+    REVOKED = "REVOKED"
+    """Its certificate was revoked by an operator."""
+    DECOMMISSIONED = "DECOMMISSIONED"
+    """Retired for good; the serial can never provision again."""
+
+
+class Attr(StrEnum):
+    """Attribute names of a registry item."""
+
+    SERIAL_NUMBER = "serialNumber"
+    STATUS = "status"
+    DEVICE_TYPE = "deviceType"
+    MANUFACTURER = "manufacturer"
+    FIRMWARE_VERSION = "firmwareVersion"
+    LOCATION = "location"
+    CERTIFICATE_ID = "certificateId"
+    CLAIM_CERTIFICATE_ID = "claimCertificateId"
+    TEMPLATE_ARN = "templateArn"
+    CLIENT_ID = "clientId"
+    THING_NAME = "thingName"
+    CREATED_AT = "createdAt"
+    UPDATED_AT = "updatedAt"
+    APPROVED_AT = "approvedAt"
+    ACTIVATED_AT = "activatedAt"
+    REVOKED_AT = "revokedAt"
+    REVOCATION_REASON = "revocationReason"
+
+
+REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER
+"""The registry table's only key: one item per device serial number."""
+
+STATUS_INDEX: Final = "byStatus"
+"""Global secondary index listing devices by lifecycle state."""
+
+DEVICE_TYPE_INDEX: Final = "byDeviceType"
+"""Global secondary index listing devices by type."""
+
+REGISTRY_INDEXES: Final[dict[str, tuple[Attr, Attr]]] = {
+    STATUS_INDEX: (Attr.STATUS, Attr.UPDATED_AT),
+    DEVICE_TYPE_INDEX: (Attr.DEVICE_TYPE, Attr.SERIAL_NUMBER),
+}
+"""Each global secondary index of the registry: (hash key, range key), all string attributes."""
+
+PARAMETER_ATTRIBUTES: Final[dict[Parameter, Attr]] = {
+    Parameter.SERIAL_NUMBER: Attr.SERIAL_NUMBER,
+    Parameter.DEVICE_TYPE: Attr.DEVICE_TYPE,
+    Parameter.MANUFACTURER: Attr.MANUFACTURER,
+    Parameter.FIRMWARE_VERSION: Attr.FIRMWARE_VERSION,
+    Parameter.LOCATION: Attr.LOCATION,
+}
+"""Where each provisioning parameter is stored in a registry item."""
+
+THING_NAME_MAX_LENGTH: Final = 128
+"""AWS IoT's limit on a thing name."""
+
+SERIAL_NUMBER_MAX_LENGTH: Final = 64
+"""Longest accepted serial number; leaves room for a thing-name prefix."""
+
+THING_NAME_PREFIX_MAX_LENGTH: Final = THING_NAME_MAX_LENGTH - SERIAL_NUMBER_MAX_LENGTH - 1
+"""Longest prefix the template may put (with a ``-``) before the serial in a thing name."""
+
+NAME_CHARSET: Final = r"[A-Za-z0-9:_-]"
+"""Characters allowed in thing, thing type and thing group names (one regex character class)."""
+
+METRICS_NAMESPACE: Final = "IoTFleetProvisioning"
+"""CloudWatch namespace of the hook's EMF metrics (``ProvisioningApproved``, ``ProvisioningRejected``)."""
+
+REGISTRY_TABLE_ENV: Final = "REGISTRY_TABLE_NAME"
+"""Environment variable naming the registry table in the deployed functions."""
+
+RULES_FILE_ENV: Final = "HOOK_RULES_FILE"
+"""Environment variable with the path of the hook's rules JSON file."""
+
+RULES_FILE_NAME: Final = "rules.json"
+"""Default rules file, packaged beside the handler."""
+
+
+class RejectionReason(StrEnum):
+    """Why the hook denied a request: a small, fixed set, used as the ``Reason`` metric dimension."""
+
+    MALFORMED_EVENT = "MalformedEvent"
+    MISSING_PARAMETER = "MissingParameter"
+    INVALID_PARAMETER = "InvalidParameter"
+    UNKNOWN_DEVICE_TYPE = "UnknownDeviceType"
+    SERIAL_PATTERN_MISMATCH = "SerialPatternMismatch"
+    MANUFACTURER_NOT_ALLOWED = "ManufacturerNotAllowed"
+    FIRMWARE_TOO_OLD = "FirmwareTooOld"
+    NOT_PREREGISTERED = "NotPreregistered"
+    PREREGISTRATION_MISMATCH = "PreregistrationMismatch"
+    DUPLICATE_SERIAL = "DuplicateSerial"
+    DEVICE_REVOKED = "DeviceRevoked"
+    DEVICE_DECOMMISSIONED = "DeviceDecommissioned"
+    UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"
+    REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+    RULES_UNAVAILABLE = "RulesUnavailable"
+    INTERNAL_ERROR = "InternalError"
+
+
+class ProvisioningDenied(Exception):
+    """A request the hook must deny, with a reason from the fixed set and a human-readable detail."""
+
+    def __init__(self, reason: RejectionReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,167 @@
+"""The pre-provisioning hook: AWS IoT calls it on every RegisterThing and provisions only on approval.
+
+It fails closed: a malformed event, an unreadable rule set, a registry error or any bug denies the
+request with a logged reason, and no exception ever leaves :func:`lambda_handler`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from hook.contract import (
+    METRICS_NAMESPACE,
+    REGISTRY_TABLE_ENV,
+    RULES_FILE_ENV,
+    RULES_FILE_NAME,
+    Parameter,
+    ProvisioningDenied,
+    RejectionReason,
+)
+from hook.registry import DeviceRegistry, Provenance
+from hook.rules import RulesError, RuleSet, load_rules, validate_request
+
+SERVICE: Final = "provisioning-hook"
+DYNAMODB_CONFIG: Final = Config(
+    connect_timeout=0.5,
+    read_timeout=1.0,
+    retries={"total_max_attempts": 2, "mode": "standard"},
+)
+"""Worst case two attempts of 1.5 s plus one back-off of at most 1 s: inside AWS IoT's 5-second wait."""
+
+_CERTIFICATE_ID = re.compile(r"[0-9a-f]{64}")
+_CLIENT_ID_MAX_LENGTH: Final = 128
+_ARN_MAX_LENGTH: Final = 2048
+_LOGGED_VALUE_MAX_LENGTH: Final = 64
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Answer AWS IoT with ``{"allowProvisioning": bool, "parameterOverrides": {...}}``; never raise."""
+    try:
+        answer: dict[str, Any] = _decorated_handler(event, context)
+        return answer
+    except Exception as error:
+        with contextlib.suppress(Exception):  # reporting must not turn a denial into a crash
+            logger.exception("hook failed outside the decision")
+            _deny(RejectionReason.INTERNAL_ERROR, f"unexpected {type(error).__name__} outside the decision")
+            metrics.flush_metrics()
+        return _answer(allow=False)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def _decorated_handler(event: Any, context: Any) -> dict[str, Any]:
+    try:
+        overrides = _decide(event)
+    except ProvisioningDenied as denial:
+        return _deny(denial.reason, denial.detail)
+    except Exception as error:
+        logger.exception("unexpected error while deciding")
+        return _deny(RejectionReason.INTERNAL_ERROR, f"unexpected {type(error).__name__}")
+    logger.info("provisioning approved", extra={"decision": "APPROVED"})
+    metrics.add_metric(name="ProvisioningApproved", unit=MetricUnit.Count, value=1)
+    return _answer(allow=True, overrides=overrides)
+
+
+def _decide(event: Any) -> dict[str, str]:
+    if not isinstance(event, dict):
+        raise ProvisioningDenied(
+            RejectionReason.MALFORMED_EVENT, f"event must be a JSON object, got {type(event).__name__}"
+        )
+    parameters = event.get("parameters")
+    _log_claimed_identity(parameters)
+    rules = _rules()
+    if isinstance(rules, RulesError):
+        raise ProvisioningDenied(RejectionReason.RULES_UNAVAILABLE, str(rules))
+    request = validate_request(parameters, rules)
+    logger.append_keys(serialNumber=request.serial_number, deviceType=request.device_type)
+    _registry().approve(request, _provenance(event), require_preregistration=rules.require_preregistration)
+    return request.parameters()
+
+
+def _deny(reason: RejectionReason, detail: str) -> dict[str, Any]:
+    logger.warning(
+        "provisioning denied", extra={"decision": "DENIED", "reason": reason.value, "detail": detail}
+    )
+    metrics.add_dimension(name="Reason", value=reason.value)
+    metrics.add_metric(name="ProvisioningRejected", unit=MetricUnit.Count, value=1)
+    return _answer(allow=False)
+
+
+def _answer(*, allow: bool, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"allowProvisioning": allow, "parameterOverrides": overrides or {}}
+
+
+def _provenance(event: dict[str, Any]) -> Provenance:
+    certificate_id = event.get("certificateId")
+    claim_certificate_id = event.get("claimCertificateId")
+    template_arn = event.get("templateArn")
+    client_id = event.get("clientId")
+    for field, value in (("certificateId", certificate_id), ("claimCertificateId", claim_certificate_id)):
+        if not (isinstance(value, str) and _CERTIFICATE_ID.fullmatch(value)):
+            raise ProvisioningDenied(
+                RejectionReason.MALFORMED_EVENT, f"{field} must be 64 lowercase hex digits"
+            )
+    if not (
+        isinstance(template_arn, str)
+        and template_arn.startswith("arn:")
+        and len(template_arn) <= _ARN_MAX_LENGTH
+    ):
+        raise ProvisioningDenied(RejectionReason.MALFORMED_EVENT, "templateArn must be an ARN")
+    if not (isinstance(client_id, str) and 0 < len(client_id) <= _CLIENT_ID_MAX_LENGTH):
+        raise ProvisioningDenied(
+            RejectionReason.MALFORMED_EVENT,
+            f"clientId must be a string of 1-{_CLIENT_ID_MAX_LENGTH} characters",
+        )
+    return Provenance(
+        certificate_id=str(certificate_id),
+        claim_certificate_id=str(claim_certificate_id),
+        template_arn=template_arn,
+        client_id=client_id,
+    )
+
+
+def _log_claimed_identity(parameters: Any) -> None:
+    """Put the claimed serial and type on every log line, shortened and escaped: they are untrusted."""
+    if isinstance(parameters, dict):
+        logger.append_keys(
+            serialNumber=_printable(parameters.get(Parameter.SERIAL_NUMBER)),
+            deviceType=_printable(parameters.get(Parameter.DEVICE_TYPE)),
+        )
+
+
+def _printable(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value[:_LOGGED_VALUE_MAX_LENGTH].encode("ascii", "backslashreplace").decode("ascii")
+
+
+@functools.cache
+def _rules() -> RuleSet | RulesError:
+    """The rule set, read once per cold start; an unusable file becomes a deny-everything state."""
+    path = Path(os.environ.get(RULES_FILE_ENV) or Path(__file__).with_name(RULES_FILE_NAME))
+    try:
+        return load_rules(path)
+    except RulesError as error:
+        logger.error("rules unavailable: every request will be denied", extra={"error": str(error)})
+        return error
+
+
+@functools.cache
+def _registry() -> DeviceRegistry:
+    table_name = os.environ.get(REGISTRY_TABLE_ENV)
+    if not table_name:
+        raise ProvisioningDenied(RejectionReason.INTERNAL_ERROR, f"{REGISTRY_TABLE_ENV} is not set")
+    return DeviceRegistry(boto3.client("dynamodb", config=DYNAMODB_CONFIG), table_name)

@@ -1,0 +1,141 @@
+"""The device registry as the hook sees it: one conditional write per decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hook.contract import (
+    PARAMETER_ATTRIBUTES,
+    Attr,
+    DeviceStatus,
+    Parameter,
+    ProvisioningDenied,
+    RejectionReason,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    from hook.rules import DeviceRequest
+
+_DENIED_STATES = {
+    DeviceStatus.REVOKED: RejectionReason.DEVICE_REVOKED,
+    DeviceStatus.DECOMMISSIONED: RejectionReason.DEVICE_DECOMMISSIONED,
+}
+_PROVISIONED_STATES = {DeviceStatus.PENDING, DeviceStatus.ACTIVE}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who asked: the identifiers AWS IoT passes to the hook with every request."""
+
+    certificate_id: str
+    claim_certificate_id: str
+    template_arn: str
+    client_id: str
+
+
+class DeviceRegistry:
+    """Records approvals in the registry table, deciding duplicates and lifecycle atomically."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table_name = table_name
+
+    def approve(
+        self, request: DeviceRequest, provenance: Provenance, *, require_preregistration: bool
+    ) -> None:
+        """Mark the serial ``PENDING`` for this certificate, or raise :class:`ProvisioningDenied`.
+
+        One ``UpdateItem`` whose condition admits a new serial (unless pre-registration is required) or a
+        ``PREREGISTERED`` one with the same type and manufacturer. When the condition fails, DynamoDB
+        returns the stored item, and the decision is made from it without a second request: a retry
+        by the same certificate is allowed again, anything else is denied.
+        """
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        values: dict[str, str] = {
+            Attr.STATUS: DeviceStatus.PENDING,
+            Attr.CERTIFICATE_ID: provenance.certificate_id,
+            Attr.CLAIM_CERTIFICATE_ID: provenance.claim_certificate_id,
+            Attr.TEMPLATE_ARN: provenance.template_arn,
+            Attr.CLIENT_ID: provenance.client_id,
+            Attr.UPDATED_AT: now,
+            Attr.APPROVED_AT: now,
+        }
+        for parameter, value in request.parameters().items():
+            attribute = PARAMETER_ATTRIBUTES[Parameter(parameter)]
+            if attribute is not Attr.SERIAL_NUMBER:
+                values[attribute] = value
+        attribute_values: dict[str, Any] = {f":{attr}": {"S": value} for attr, value in values.items()}
+        attribute_values[":preregistered"] = {"S": DeviceStatus.PREREGISTERED}
+        assignments = [f"#{attr} = :{attr}" for attr in values]
+        assignments.append(f"#{Attr.CREATED_AT} = if_not_exists(#{Attr.CREATED_AT}, :{Attr.UPDATED_AT})")
+        condition = (
+            f"#{Attr.STATUS} = :preregistered AND #{Attr.DEVICE_TYPE} = :{Attr.DEVICE_TYPE} "
+            f"AND #{Attr.MANUFACTURER} = :{Attr.MANUFACTURER}"
+        )
+        named = [*values, Attr.CREATED_AT]
+        if not require_preregistration:
+            condition = f"attribute_not_exists(#{Attr.SERIAL_NUMBER}) OR ({condition})"
+            named.append(Attr.SERIAL_NUMBER)
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key={Attr.SERIAL_NUMBER: {"S": request.serial_number}},
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={f"#{attr}": attr for attr in named},
+                ExpressionAttributeValues=attribute_values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise _unavailable(error) from error
+            stored: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+            _decide_from_stored(stored, request, provenance)
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
+
+
+def _decide_from_stored(item: dict[str, Any] | None, request: DeviceRequest, provenance: Provenance) -> None:
+    """Allow a retry by the certificate already on record; deny everything else the condition refused."""
+    if item is None:
+        raise ProvisioningDenied(RejectionReason.NOT_PREREGISTERED, "serial is not pre-registered")
+    status = _string(item, Attr.STATUS)
+    if status in _PROVISIONED_STATES:
+        if _string(item, Attr.CERTIFICATE_ID) == provenance.certificate_id:
+            return
+        raise ProvisioningDenied(
+            RejectionReason.DUPLICATE_SERIAL,
+            f"serial is already {status} with another certificate (a cloned or replayed serial)",
+        )
+    if status in _DENIED_STATES:
+        raise ProvisioningDenied(_DENIED_STATES[DeviceStatus(status)], f"serial is {status}")
+    if status == DeviceStatus.PREREGISTERED:
+        raise ProvisioningDenied(
+            RejectionReason.PREREGISTRATION_MISMATCH,
+            f"serial was pre-registered as {_string(item, Attr.DEVICE_TYPE)!r} by "
+            f"{_string(item, Attr.MANUFACTURER)!r}, the request says {request.device_type!r} by "
+            f"{request.manufacturer!r}",
+        )
+    raise ProvisioningDenied(
+        RejectionReason.UNKNOWN_REGISTRY_STATE, f"registry status {status!r} is not known"
+    )
+
+
+def _string(item: dict[str, Any], attribute: Attr) -> str | None:
+    value = item.get(attribute, {}).get("S")
+    return value if isinstance(value, str) else None
+
+
+def _unavailable(error: Exception) -> ProvisioningDenied:
+    code = (
+        error.response.get("Error", {}).get("Code")
+        if isinstance(error, ClientError)
+        else type(error).__name__
+    )
+    return ProvisioningDenied(RejectionReason.REGISTRY_UNAVAILABLE, f"registry request failed: {code}")

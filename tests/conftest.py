@@ -1,0 +1,89 @@
+"""Fixtures: fake AWS credentials, a moto registry table and a configured hook."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from hook import handler
+from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
+from tests.support import RULES, TABLE_NAME, FakeLambdaContext, create_registry_table, write_rules
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region, so nothing can reach a real AWS account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    """A DynamoDB client on moto with the registry table created from the hook contract."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_registry_table(client)
+        yield client
+
+
+@pytest.fixture
+def configure_hook(
+    dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook_output: Any
+) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Point the hook at the moto table and at a rules file; call it again to change the rules.
+
+    Each call starts a new cold start: the hook's cached rules and client are dropped.
+    """
+
+    def configure(rules: dict[str, Any] = RULES) -> None:
+        monkeypatch.setenv(REGISTRY_TABLE_ENV, TABLE_NAME)
+        monkeypatch.setenv(RULES_FILE_ENV, str(write_rules(tmp_path / "rules.json", rules)))
+        handler._rules.cache_clear()
+        handler._registry.cache_clear()
+
+    configure()
+    yield configure
+    handler._rules.cache_clear()
+    handler._registry.cache_clear()
+
+
+@pytest.fixture
+def invoke(configure_hook: Any) -> Callable[[Any], dict[str, Any]]:
+    """Invoke the configured hook as Lambda would."""
+    return lambda event: handler.lambda_handler(event, FakeLambdaContext())
+
+
+@pytest.fixture
+def hook_output(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    """Capture the hook's stdout: its JSON log lines and EMF metric documents.
+
+    Powertools' logger keeps the stream it was created with, so it is pointed at whatever ``sys.stdout``
+    is when it writes (pytest swaps in the capture only while the test runs).
+    """
+    [log_handler] = logging.getLogger(handler.SERVICE).handlers
+    assert isinstance(log_handler, logging.StreamHandler)
+    previous = log_handler.stream
+    log_handler.stream = _CurrentStdout()
+    yield capsys
+    log_handler.stream = previous
+
+
+class _CurrentStdout:
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()

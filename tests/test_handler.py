@@ -1,0 +1,297 @@
+"""The Lambda handler: exact answers, fail-closed behaviour, logs and EMF metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from hook import handler
+from hook.contract import METRICS_NAMESPACE, RULES_FILE_ENV
+from tests.support import RULES, TABLE_NAME, FakeLambdaContext, certificate_id, hook_event, valid_parameters
+
+Invoke = Callable[[Any], dict[str, Any]]
+DENIED = {"allowProvisioning": False, "parameterOverrides": {}}
+
+
+def output_lines(captured: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in captured.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]:
+    """(metric name, dimensions) of every EMF document among the output lines."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for line in lines:
+        for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
+            assert directive["Namespace"] == METRICS_NAMESPACE
+            dimensions = {name: line[name] for names in directive["Dimensions"] for name in names}
+            found.extend(
+                (metric["Name"], dimensions)
+                for metric in directive["Metrics"]
+                if line[metric["Name"]] == [1.0]
+            )
+    return found
+
+
+def decision_logs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if "decision" in line]
+
+
+def registry_count(dynamodb: Any) -> int:
+    return int(dynamodb.scan(TableName=TABLE_NAME)["Count"])
+
+
+def test_approval_answers_exactly_with_normalised_overrides(invoke: Invoke) -> None:
+    answer = invoke(hook_event(valid_parameters(SerialNumber=" TS-000123", FirmwareVersion="v1.4.2")))
+    assert answer == {
+        "allowProvisioning": True,
+        "parameterOverrides": {
+            "SerialNumber": "TS-000123",
+            "DeviceType": "temperature-sensor",
+            "Manufacturer": "AcmeIoT",
+            "FirmwareVersion": "1.4.2",
+            "Location": "Factory-Floor-A",
+        },
+    }
+    assert json.loads(json.dumps(answer)) == answer
+
+
+def test_undeclared_parameters_never_reach_the_overrides(invoke: Invoke) -> None:
+    answer = invoke(hook_event(valid_parameters(Admin="true", ThingName="someone-else")))
+    assert answer["allowProvisioning"] is True
+    assert set(answer["parameterOverrides"]) == {
+        "SerialNumber",
+        "DeviceType",
+        "Manufacturer",
+        "FirmwareVersion",
+        "Location",
+    }
+
+
+def test_approval_logs_the_decision_and_emits_the_approved_metric(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    hook_output.readouterr()
+    invoke(hook_event())
+    lines = output_lines(hook_output)
+    [log] = decision_logs(lines)
+    assert (log["decision"], log["serialNumber"], log["deviceType"], log["level"]) == (
+        "APPROVED",
+        "TS-000123",
+        "temperature-sensor",
+        "INFO",
+    )
+    assert emf_metrics(lines) == [("ProvisioningApproved", {"service": "provisioning-hook"})]
+
+
+def test_denial_logs_the_reason_and_emits_the_rejected_metric_with_the_reason(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    hook_output.readouterr()
+    assert invoke(hook_event(valid_parameters(FirmwareVersion="1.0.0"))) == DENIED
+    lines = output_lines(hook_output)
+    [log] = decision_logs(lines)
+    assert (log["decision"], log["reason"], log["serialNumber"]) == ("DENIED", "FirmwareTooOld", "TS-000123")
+    assert "older than the minimum 1.2.0" in log["detail"]
+    assert emf_metrics(lines) == [
+        ("ProvisioningRejected", {"Reason": "FirmwareTooOld", "service": "provisioning-hook"})
+    ]
+
+
+def test_reason_dimension_does_not_leak_into_the_next_invocation(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    invoke(hook_event(valid_parameters(DeviceType="toaster")))
+    hook_output.readouterr()
+    invoke(hook_event())
+    assert emf_metrics(output_lines(hook_output)) == [
+        ("ProvisioningApproved", {"service": "provisioning-hook"})
+    ]
+
+
+def test_certificate_pem_is_never_logged(invoke: Invoke, hook_output: pytest.CaptureFixture[str]) -> None:
+    hook_output.readouterr()
+    event = hook_event()
+    event["certificatePem"] = "-----BEGIN CERTIFICATE-----\nSECRET-PEM-BODY\n-----END CERTIFICATE-----"
+    invoke(event)
+    invoke(hook_event(valid_parameters(DeviceType="toaster")) | {"certificatePem": event["certificatePem"]})
+    output = hook_output.readouterr()
+    assert "SECRET-PEM-BODY" not in output.out + output.err
+
+
+def test_duplicate_serial_with_new_certificate_is_denied(invoke: Invoke, dynamodb: Any) -> None:
+    assert invoke(hook_event(certificate="original"))["allowProvisioning"] is True
+    assert invoke(hook_event(certificate="clone")) == DENIED
+    item = dynamodb.get_item(TableName=TABLE_NAME, Key={"serialNumber": {"S": "TS-000123"}})["Item"]
+    assert item["certificateId"]["S"] == certificate_id("original")
+
+
+def test_register_thing_retry_with_the_same_certificate_is_approved_again(
+    invoke: Invoke, dynamodb: Any
+) -> None:
+    first = invoke(hook_event())
+    assert invoke(hook_event()) == first
+    assert first["allowProvisioning"] is True
+    assert registry_count(dynamodb) == 1
+
+
+def test_preregistration_requirement_comes_from_the_rules(
+    invoke: Invoke, configure_hook: Callable[[dict[str, Any]], None], dynamodb: Any
+) -> None:
+    configure_hook(RULES | {"requirePreregistration": True})
+    assert invoke(hook_event()) == DENIED
+    assert registry_count(dynamodb) == 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        "a string",
+        ["list"],
+        42,
+        {},
+        {"parameters": None},
+        hook_event() | {"parameters": "SerialNumber=TS-000123"},
+        hook_event() | {"certificateId": None},
+        hook_event() | {"certificateId": "not-hex"},
+        hook_event() | {"certificateId": "A" * 64},
+        hook_event() | {"claimCertificateId": 7},
+        hook_event() | {"templateArn": "provisioningtemplate/x"},
+        hook_event() | {"clientId": ""},
+        hook_event() | {"clientId": "c" * 129},
+    ],
+    ids=repr,
+)
+def test_malformed_events_are_denied_and_write_nothing(invoke: Invoke, dynamodb: Any, event: Any) -> None:
+    assert invoke(event) == DENIED
+    assert registry_count(dynamodb) == 0
+
+
+@pytest.mark.parametrize(
+    ("parameters", "reason"),
+    [
+        (valid_parameters(SerialNumber=None), "MissingParameter"),
+        (valid_parameters(SerialNumber={"$ne": ""}), "InvalidParameter"),
+        (valid_parameters(Location="x" * 4_000_000), "InvalidParameter"),
+        (valid_parameters(SerialNumber="TS-" + "0" * 3_000_000), "InvalidParameter"),
+        (valid_parameters(SerialNumber="\u0422S-000123"), "InvalidParameter"),  # Cyrillic capital Te
+        (valid_parameters(DeviceType="temperature\u2010sensor"), "UnknownDeviceType"),  # Unicode hyphen
+        (valid_parameters(SerialNumber="TS-000123\x00"), "InvalidParameter"),
+        (valid_parameters(SerialNumber="TS-" + "1" * 61 + "!"), "InvalidParameter"),
+    ],
+    ids=lambda value: repr(value)[:60],
+)
+def test_hostile_parameters_are_denied_with_a_reason(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str], dynamodb: Any, parameters: Any, reason: str
+) -> None:
+    hook_output.readouterr()
+    assert invoke(hook_event(parameters)) == DENIED
+    [log] = decision_logs(output_lines(hook_output))
+    assert log["reason"] == reason
+    assert len(log.get("serialNumber") or "") <= 64 * 10  # logged serials are shortened and escaped
+    assert registry_count(dynamodb) == 0
+
+
+def test_serial_built_to_slow_a_regex_is_refused_before_matching(
+    invoke: Invoke, configure_hook: Callable[[dict[str, Any]], None], dynamodb: Any
+) -> None:
+    # A pattern that backtracks catastrophically is refused when the rules are loaded, so every request
+    # is denied rather than one serial stalling the function until AWS IoT gives up.
+    configure_hook({"deviceTypes": {"temperature-sensor": {"serialPattern": "(TS-?[0-9]+)+$"}}})
+    evil_serial = "TS" + "-1" * 30 + "!"
+    assert invoke(hook_event(valid_parameters(SerialNumber=evil_serial))) == DENIED
+    assert invoke(hook_event()) == DENIED
+    assert registry_count(dynamodb) == 0
+
+
+@pytest.mark.parametrize(
+    "content", [None, "{broken", json.dumps({"deviceTypes": {}}), json.dumps(["gateway"])]
+)
+def test_missing_or_invalid_rules_deny_everything_with_a_clear_log_line(
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    hook_output: pytest.CaptureFixture[str],
+    content: str | None,
+) -> None:
+    rules_file = tmp_path / "unusable-rules.json"
+    if content is not None:
+        rules_file.write_text(content, encoding="utf-8")
+    monkeypatch.setenv(RULES_FILE_ENV, str(rules_file))
+    handler._rules.cache_clear()
+    hook_output.readouterr()
+    assert invoke(hook_event()) == DENIED
+    assert invoke(hook_event()) == DENIED
+    lines = output_lines(hook_output)
+    rules_errors = [line for line in lines if line.get("message", "").startswith("rules unavailable")]
+    assert len(rules_errors) == 1, "the rules file is read once per cold start"
+    assert [log["reason"] for log in decision_logs(lines)] == ["RulesUnavailable", "RulesUnavailable"]
+
+
+def test_missing_table_name_denies(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REGISTRY_TABLE_NAME")
+    assert invoke(hook_event()) == DENIED
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "AccessDeniedException"])
+def test_registry_failure_denies(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, hook_output: pytest.CaptureFixture[str], code: str
+) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    monkeypatch.setattr(handler._registry(), "_client", client)
+    hook_output.readouterr()
+    with Stubber(client) as stubber:
+        stubber.add_client_error("update_item", service_error_code=code)
+        assert invoke(hook_event()) == DENIED
+    [log] = decision_logs(output_lines(hook_output))
+    assert (log["reason"], log["detail"]) == ("RegistryUnavailable", f"registry request failed: {code}")
+
+
+def test_unexpected_exception_denies_as_internal_error(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(handler._registry(), "approve", broken)
+    hook_output.readouterr()
+    assert invoke(hook_event()) == DENIED
+    [log] = decision_logs(output_lines(hook_output))
+    assert log["reason"] == "InternalError"
+
+
+def test_failure_outside_the_decision_still_answers_and_counts_the_rejection(
+    configure_hook: Any, hook_output: pytest.CaptureFixture[str], dynamodb: Any
+) -> None:
+    # No Lambda context: Powertools' context injection fails before the decision is made.
+    hook_output.readouterr()
+    with pytest.warns(UserWarning, match="No application metrics"):
+        assert handler.lambda_handler(hook_event(), None) == DENIED
+    lines = output_lines(hook_output)
+    assert [log["reason"] for log in decision_logs(lines)] == ["InternalError"]
+    assert emf_metrics(lines) == [
+        ("ProvisioningRejected", {"Reason": "InternalError", "service": "provisioning-hook"})
+    ]
+    assert registry_count(dynamodb) == 0
+
+
+def test_registry_client_is_built_once_with_a_budget_inside_five_seconds(configure_hook: Any) -> None:
+    registry = handler._registry()
+    assert handler._registry() is registry
+    config: Any = registry._client.meta.config
+    attempts = config.retries["total_max_attempts"]
+    assert attempts == 2
+    worst_case = (
+        attempts * (config.connect_timeout + config.read_timeout) + 1.0
+    )  # one back-off of at most 1 s
+    assert worst_case < 5
+
+
+def test_handler_works_with_a_lambda_context(configure_hook: Any) -> None:
+    answer = handler.lambda_handler(hook_event(), FakeLambdaContext())
+    assert answer["allowProvisioning"] is True

@@ -1,0 +1,266 @@
+"""The registry adapter: one conditional write per decision, through every lifecycle state."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ConnectTimeoutError
+from botocore.stub import Stubber
+from moto.dynamodb.models import DynamoDBBackend
+
+from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
+from hook.registry import DeviceRegistry, Provenance
+from hook.rules import DeviceRequest
+from tests.support import CLAIM_CERTIFICATE_ID, TABLE_NAME, TEMPLATE_ARN, certificate_id
+
+REQUEST = DeviceRequest(
+    serial_number="TS-000123",
+    device_type="temperature-sensor",
+    manufacturer="AcmeIoT",
+    firmware_version="1.4.2",
+    location="Factory-Floor-A",
+)
+
+
+def provenance(certificate: str = "device-1") -> Provenance:
+    return Provenance(
+        certificate_id=certificate_id(certificate),
+        claim_certificate_id=CLAIM_CERTIFICATE_ID,
+        template_arn=TEMPLATE_ARN,
+        client_id="client-1",
+    )
+
+
+def stored(dynamodb: Any, serial: str = REQUEST.serial_number) -> dict[str, str] | None:
+    item = dynamodb.get_item(
+        TableName=TABLE_NAME, Key={"serialNumber": {"S": serial}}, ConsistentRead=True
+    ).get("Item")
+    return None if item is None else {name: value["S"] for name, value in item.items()}
+
+
+def put_device(dynamodb: Any, status: DeviceStatus, **attributes: str) -> None:
+    item = {"serialNumber": REQUEST.serial_number, "status": status, **attributes}
+    dynamodb.put_item(TableName=TABLE_NAME, Item={name: {"S": value} for name, value in item.items()})
+
+
+def count_requests(client: Any) -> list[str]:
+    """Record the operation name of every HTTP request the client sends."""
+    sent: list[str] = []
+    client.meta.events.register("before-send.dynamodb.*", lambda request, **_: sent.append(request.url))
+    return sent
+
+
+def deny_reason(registry: DeviceRegistry, certificate: str = "device-1", **kwargs: Any) -> RejectionReason:
+    with pytest.raises(ProvisioningDenied) as caught:
+        registry.approve(
+            REQUEST, provenance(certificate), require_preregistration=kwargs.get("prereg", False)
+        )
+    return caught.value.reason
+
+
+@pytest.fixture
+def registry(dynamodb: Any) -> DeviceRegistry:
+    return DeviceRegistry(dynamodb, TABLE_NAME)
+
+
+def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry: DeviceRegistry) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    item = stored(dynamodb)
+    assert item is not None
+    assert item["status"] == DeviceStatus.PENDING
+    assert item["certificateId"] == certificate_id("device-1")
+    assert item["claimCertificateId"] == CLAIM_CERTIFICATE_ID
+    assert item["templateArn"] == TEMPLATE_ARN
+    assert item["clientId"] == "client-1"
+    assert (item["deviceType"], item["manufacturer"], item["firmwareVersion"], item["location"]) == (
+        "temperature-sensor",
+        "AcmeIoT",
+        "1.4.2",
+        "Factory-Floor-A",
+    )
+    assert item["createdAt"] == item["approvedAt"] == item["updatedAt"]
+    assert item["createdAt"].endswith("+00:00")
+
+
+def test_approval_costs_exactly_one_request(dynamodb: Any, registry: DeviceRegistry) -> None:
+    sent = count_requests(dynamodb)
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    assert len(sent) == 1
+
+
+def test_retry_with_the_same_certificate_is_allowed_without_a_second_record(
+    dynamodb: Any, registry: DeviceRegistry
+) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    first = stored(dynamodb)
+    sent = count_requests(dynamodb)
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    assert len(sent) == 1
+    assert stored(dynamodb) == first
+    assert dynamodb.scan(TableName=TABLE_NAME)["Count"] == 1
+
+
+def test_retry_of_an_active_device_with_its_certificate_is_allowed_and_stays_active(
+    dynamodb: Any, registry: DeviceRegistry
+) -> None:
+    put_device(dynamodb, DeviceStatus.ACTIVE, certificateId=certificate_id("device-1"), thingName="TS-000123")
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    item = stored(dynamodb)
+    assert item is not None and item["status"] == DeviceStatus.ACTIVE
+
+
+@pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
+def test_same_serial_with_another_certificate_is_a_duplicate(
+    dynamodb: Any, registry: DeviceRegistry, status: DeviceStatus
+) -> None:
+    put_device(dynamodb, status, certificateId=certificate_id("device-1"))
+    before = stored(dynamodb)
+    assert deny_reason(registry, certificate="clone") is RejectionReason.DUPLICATE_SERIAL
+    assert stored(dynamodb) == before
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (DeviceStatus.REVOKED, RejectionReason.DEVICE_REVOKED),
+        (DeviceStatus.DECOMMISSIONED, RejectionReason.DEVICE_DECOMMISSIONED),
+    ],
+)
+@pytest.mark.parametrize("certificate", ["device-1", "new-one"])
+def test_revoked_and_decommissioned_serials_are_denied(
+    dynamodb: Any, registry: DeviceRegistry, status: DeviceStatus, reason: RejectionReason, certificate: str
+) -> None:
+    put_device(dynamodb, status, certificateId=certificate_id("device-1"))
+    before = stored(dynamodb)
+    assert deny_reason(registry, certificate=certificate) is reason
+    assert stored(dynamodb) == before
+
+
+@pytest.mark.parametrize("require_preregistration", [False, True])
+def test_preregistered_serial_moves_to_pending(
+    dynamodb: Any, registry: DeviceRegistry, require_preregistration: bool
+) -> None:
+    put_device(
+        dynamodb,
+        DeviceStatus.PREREGISTERED,
+        deviceType="temperature-sensor",
+        manufacturer="AcmeIoT",
+        createdAt="2026-01-01T00:00:00.000+00:00",
+    )
+    registry.approve(REQUEST, provenance(), require_preregistration=require_preregistration)
+    item = stored(dynamodb)
+    assert item is not None
+    assert item["status"] == DeviceStatus.PENDING
+    assert item["certificateId"] == certificate_id("device-1")
+    assert item["createdAt"] == "2026-01-01T00:00:00.000+00:00"
+
+
+def test_preregistered_serial_claimed_as_another_type_is_denied(
+    dynamodb: Any, registry: DeviceRegistry
+) -> None:
+    put_device(dynamodb, DeviceStatus.PREREGISTERED, deviceType="gateway", manufacturer="AcmeIoT")
+    before = stored(dynamodb)
+    assert deny_reason(registry) is RejectionReason.PREREGISTRATION_MISMATCH
+    assert stored(dynamodb) == before
+
+
+def test_unknown_serial_is_denied_when_preregistration_is_required(
+    dynamodb: Any, registry: DeviceRegistry
+) -> None:
+    assert deny_reason(registry, prereg=True) is RejectionReason.NOT_PREREGISTERED
+    assert stored(dynamodb) is None
+
+
+def test_unknown_status_fails_closed(dynamodb: Any, registry: DeviceRegistry) -> None:
+    put_device(dynamodb, "QUARANTINED", certificateId=certificate_id("device-1"))  # type: ignore[arg-type]
+    assert deny_reason(registry) is RejectionReason.UNKNOWN_REGISTRY_STATE
+
+
+@pytest.fixture
+def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's writes atomic, as DynamoDB's are: moto serialises nothing between threads.
+
+    Only each single request is made atomic, so an adapter that read first and wrote second would still
+    race and approve both clones.
+    """
+    lock = threading.Lock()
+    for operation in ("update_item", "put_item", "get_item"):
+        original = getattr(DynamoDBBackend, operation)
+
+        def atomic(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, operation, atomic)
+
+
+def race(serial: str, clones: int) -> list[str]:
+    """Let ``clones`` hook instances, each with its own client, ask for ``serial`` at the same moment."""
+    request = DeviceRequest(serial, "temperature-sensor", "AcmeIoT", "1.4.2", "Factory-Floor-A")
+    barrier = threading.Barrier(clones)
+    outcomes: list[str] = []
+
+    def provision(clone: int) -> None:
+        registry = DeviceRegistry(boto3.client("dynamodb", region_name="us-east-1"), TABLE_NAME)
+        barrier.wait()
+        try:
+            registry.approve(request, provenance(f"clone-{clone}"), require_preregistration=False)
+            outcomes.append("approved")
+        except ProvisioningDenied as denial:
+            outcomes.append(denial.reason)
+
+    threads = [threading.Thread(target=provision, args=(clone,)) for clone in range(clones)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+@pytest.mark.usefixtures("atomic_moto_writes")
+def test_two_clones_racing_for_one_serial_get_exactly_one_approval(dynamodb: Any) -> None:
+    rounds = 20
+    for round_number in range(rounds):
+        serial = f"TS-{round_number:06d}"
+        outcomes = race(serial, clones=2)
+        assert sorted(outcomes) == sorted(["approved", RejectionReason.DUPLICATE_SERIAL])
+        item = stored(dynamodb, serial)
+        assert item is not None
+        assert item[Attr.CERTIFICATE_ID] in {certificate_id("clone-0"), certificate_id("clone-1")}
+    assert dynamodb.scan(TableName=TABLE_NAME)["Count"] == rounds
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+    ],
+)
+def test_dynamodb_errors_deny_as_registry_unavailable(code: str) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_client_error("update_item", service_error_code=code, http_status_code=400)
+        with pytest.raises(ProvisioningDenied) as caught:
+            DeviceRegistry(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+    assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
+    assert code in caught.value.detail
+
+
+def test_unreachable_registry_denies() -> None:
+    client = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(connect_timeout=0.2, retries={"total_max_attempts": 1}),
+    )
+    with pytest.raises(ProvisioningDenied) as caught:
+        DeviceRegistry(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+    assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
+    assert caught.value.detail.endswith(("EndpointConnectionError", ConnectTimeoutError.__name__))
