@@ -1,0 +1,9 @@
+"""Pulumi entry point: validate this stack's config, build the stack and export its outputs."""
+
+import pulumi
+
+from program.settings import load_settings
+from program.stack import build_stack
+
+for name, value in build_stack(load_settings()).items():
+    pulumi.export(name, value)

@@ -1,0 +1,209 @@
+"""Policy documents and the provisioning template body, as pure functions returning sorted JSON.
+
+Sorted, stable JSON keeps ``pulumi preview`` free of spurious diffs and lets the tests parse and check
+every document.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from hook.contract import PARAMETER_ATTRIBUTES, Parameter
+
+IAM_VERSION = "2012-10-17"
+THING = "${iot:Connection.Thing.ThingName}"
+"""IoT policy variable: the name of the thing whose certificate made the connection."""
+
+PROVISIONING_ACTIONS = (
+    "iot:AddThingToThingGroup",
+    "iot:AttachPolicy",
+    "iot:AttachThingPrincipal",
+    "iot:DescribeCertificate",
+    "iot:DescribeThing",
+    "iot:DescribeThingGroup",
+    "iot:DescribeThingType",
+    "iot:GetPolicy",
+    "iot:ListAttachedPolicies",
+    "iot:ListThingGroupsForThing",
+    "iot:ListThingPrincipals",
+    "iot:CreateThing",
+    "iot:UpdateCertificate",
+    "iot:UpdateThing",
+    "iot:UpdateThingGroupsForThing",
+)
+"""What AWS IoT does with the provisioning role to run this project's template; nothing more."""
+
+
+class AccountScope(NamedTuple):
+    """Partition, region and account that ARNs in the documents refer to."""
+
+    partition: str
+    region: str
+    account_id: str
+
+    def iot_arn(self, resource: str) -> str:
+        """ARN of an AWS IoT resource (``client/...``, ``topic/...``, ``thing/...``) in this scope."""
+        return f"arn:{self.partition}:iot:{self.region}:{self.account_id}:{resource}"
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True)
+
+
+def claim_policy(scope: AccountScope, template_name: str, client_id_prefix: str) -> str:
+    """IoT policy of the claim certificate: connect under a client-id prefix and run fleet provisioning
+    through this template's MQTT topics. Nothing else."""
+    provisioning_topics = [
+        "$aws/certificates/create/json",
+        "$aws/certificates/create-from-csr/json",
+        f"$aws/provisioning-templates/{template_name}/provision/json",
+    ]
+    arn = scope.iot_arn
+
+    return _dumps(
+        {
+            "Version": IAM_VERSION,
+            "Statement": [
+                {"Effect": "Allow", "Action": "iot:Connect", "Resource": arn(f"client/{client_id_prefix}*")},
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": [arn(f"topic/{topic}*") for topic in provisioning_topics],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": [arn(f"topicfilter/{topic}/*") for topic in provisioning_topics],
+                },
+            ],
+        }
+    )
+
+
+def device_policy(scope: AccountScope, device_type: str) -> str:
+    """IoT policy of one device type's things: each device connects as itself and uses only its own
+    telemetry, shadow and jobs topics (passes Device Defender's overly-permissive-policy check)."""
+    own_topics = [
+        f"dt/{device_type}/{THING}/*",
+        f"$aws/things/{THING}/shadow/*",
+        f"$aws/things/{THING}/jobs/*",
+    ]
+    arn = scope.iot_arn
+
+    return _dumps(
+        {
+            "Version": IAM_VERSION,
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Connect",
+                    "Resource": arn(f"client/{THING}"),
+                    "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": [arn(f"topic/{topic}") for topic in own_topics],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": [arn(f"topicfilter/{topic}") for topic in own_topics],
+                },
+            ],
+        }
+    )
+
+
+def service_trust_policy(service: str, account_id: str | None = None) -> str:
+    """Role trust policy for an AWS service principal, limited to this account when given."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if account_id is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return _dumps({"Version": IAM_VERSION, "Statement": [statement]})
+
+
+def provisioning_role_policy(scope: AccountScope, name_prefix: str) -> str:
+    """What the provisioning template may do: create things and attach this project's policies, thing
+    types and groups to them; never another project's policy or group."""
+    arn = scope.iot_arn
+
+    return _dumps(
+        {
+            "Version": IAM_VERSION,
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": sorted(PROVISIONING_ACTIONS),
+                    "Resource": [
+                        arn("thing/*"),
+                        arn("cert/*"),
+                        arn(f"policy/{name_prefix}-*"),
+                        arn(f"thinggroup/{name_prefix}-*"),
+                        arn(f"thingtype/{name_prefix}-*"),
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def hook_role_policy(log_group_arn: str, table_arn: str) -> str:
+    """What the hook may do: write its own log group and make conditional updates to the registry."""
+    return _dumps(
+        {
+            "Version": IAM_VERSION,
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": f"{log_group_arn}:*",
+                },
+                {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": table_arn},
+            ],
+        }
+    )
+
+
+def template_body(name_prefix: str) -> str:
+    """The fleet provisioning template: thing named by the serial, typed, grouped and attributed from the
+    parameters; the certificate activated; the device type's policy attached.
+
+    Per-type names are derived (``<name_prefix>-<DeviceType>``), not looked up in a table, so the body
+    has the same size for 4 device types or 400. A type without resources fails provisioning.
+    """
+    per_type = {"Fn::Join": ["", [f"{name_prefix}-", {"Ref": Parameter.DEVICE_TYPE.value}]]}
+    return _dumps(
+        {
+            "Parameters": {parameter.value: {"Type": "String"} for parameter in Parameter},
+            "Resources": {
+                "thing": {
+                    "Type": "AWS::IoT::Thing",
+                    "Properties": {
+                        "ThingName": {"Ref": Parameter.SERIAL_NUMBER.value},
+                        "ThingTypeName": per_type,
+                        "ThingGroups": [per_type],
+                        "AttributePayload": {
+                            attribute.value: {"Ref": parameter.value}
+                            for parameter, attribute in PARAMETER_ATTRIBUTES.items()
+                        },
+                    },
+                    "OverrideSettings": {
+                        "AttributePayload": "REPLACE",
+                        "ThingTypeName": "REPLACE",
+                        "ThingGroups": "REPLACE",
+                    },
+                },
+                "certificate": {
+                    "Type": "AWS::IoT::Certificate",
+                    "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+                },
+                "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": per_type}},
+            },
+        }
+    )

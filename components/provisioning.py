@@ -1,0 +1,259 @@
+"""FleetProvisioning: claim certificate, per-type device policies, the hook and the provisioning template."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import documents
+from components.documents import AccountScope
+from components.hook_package import HANDLER, hook_archive
+from hook.contract import REGISTRY_TABLE_ENV, Attr
+
+HOOK_RUNTIME = "python3.13"
+HOOK_ARCHITECTURE = "arm64"
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+"""AWS account that publishes the Powertools for AWS Lambda layers in the commercial regions."""
+SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
+"""Thing attributes that fleet indexing and ListThings can filter on (AWS allows three per thing type)."""
+
+
+@dataclass(frozen=True)
+class FleetProvisioningArgs:
+    """Arguments of :class:`FleetProvisioning`."""
+
+    name_prefix: str
+    """Start of every resource name; per-type resources are ``<name_prefix>-<type>``."""
+    device_types: tuple[str, ...]
+    """Device types that may provision."""
+    hook_rules: dict[str, Any]
+    """The hook's rules document (validated by the settings)."""
+    registry_table_name: pulumi.Input[str]
+    registry_table_arn: pulumi.Input[str]
+    hook_timeout: int = 5
+    hook_memory_size: int = 256
+    log_retention_days: int = 30
+    powertools_layer_version: int = 27
+    claim_csr: str = ""
+    """PEM CSR of the claim certificate; empty to let AWS generate the key pair."""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def powertools_layer_arn(region: str, version: int) -> str:
+    """ARN of the AWS-managed Powertools for AWS Lambda (Python) v3 layer for the hook's runtime."""
+    runtime = HOOK_RUNTIME.replace(".", "")
+    return (
+        f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-{runtime}-{HOOK_ARCHITECTURE}:{version}"
+    )
+
+
+class FleetProvisioning(pulumi.ComponentResource):
+    """Everything a device needs to provision by claim, and nothing it does not."""
+
+    template_name: pulumi.Output[str]
+    """Name of the fleet provisioning template devices call RegisterThing with."""
+    template_arn: pulumi.Output[str]
+    claim_certificate_id: pulumi.Output[str]
+    claim_certificate_pem: pulumi.Output[str]
+    claim_private_key: pulumi.Output[str] | None
+    """The claim certificate's private key (a secret), or ``None`` when the factory supplied a CSR."""
+    claim_client_id_prefix: str
+    """Client ids devices use while provisioning: this prefix and something unique, such as the serial."""
+    hook_function_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: FleetProvisioningArgs,
+        scope: pulumi.Output[AccountScope],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("iot-fleet-provisioning:index:FleetProvisioning", name, None, opts)
+        self._args = args
+        self._scope = scope
+        self._child = pulumi.ResourceOptions(parent=self)
+        template_name = f"{args.name_prefix}-fleet"
+        self.claim_client_id_prefix = f"{args.name_prefix}-claim-"
+
+        self._create_device_types()
+        hook = self._create_hook(name)
+        self._create_claim_certificate(name, template_name)
+        template = self._create_template(name, template_name, hook)
+
+        self.template_name = template.name
+        self.template_arn = template.arn
+        self.hook_function_name = hook.name
+        self.register_outputs(
+            {
+                "template_name": self.template_name,
+                "template_arn": self.template_arn,
+                "claim_certificate_id": self.claim_certificate_id,
+                "hook_function_name": self.hook_function_name,
+            }
+        )
+
+    def _create_device_types(self) -> None:
+        """Per device type: the device policy, the thing type and a thing group under the fleet group."""
+        args = self._args
+        fleet_group = aws.iot.ThingGroup(
+            f"{args.name_prefix}-fleet-group",
+            name=f"{args.name_prefix}-fleet",
+            tags=args.tags,
+            opts=self._child,
+        )
+        for device_type in args.device_types:
+            name = f"{args.name_prefix}-{device_type}"
+            aws.iot.Policy(
+                f"{name}-policy",
+                name=name,
+                policy=self._device_policy(device_type),
+                tags=args.tags,
+                opts=self._child,
+            )
+            aws.iot.ThingType(
+                f"{name}-thing-type",
+                name=name,
+                properties=aws.iot.ThingTypePropertiesArgs(
+                    description=f"{device_type} devices", searchable_attributes=list(SEARCHABLE_ATTRIBUTES)
+                ),
+                tags=args.tags,
+                opts=self._child,
+            )
+            aws.iot.ThingGroup(
+                f"{name}-thing-group",
+                name=name,
+                parent_group_name=fleet_group.name,
+                tags=args.tags,
+                opts=self._child,
+            )
+
+    def _device_policy(self, device_type: str) -> pulumi.Output[str]:
+        return self._scope.apply(lambda scope: documents.device_policy(scope, device_type))
+
+    def _create_hook(self, name: str) -> aws.lambda_.Function:
+        """The pre-provisioning hook, its log group, and a role limited to that log group and the registry."""
+        args = self._args
+        function_name = f"{args.name_prefix}-provisioning-hook"
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-hook-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=self._child,
+        )
+        role = aws.iam.Role(
+            f"{name}-hook-role",
+            name=f"{function_name}-role",
+            assume_role_policy=documents.service_trust_policy("lambda.amazonaws.com"),
+            tags=args.tags,
+            opts=self._child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-hook-policy",
+            role=role.id,
+            policy=pulumi.Output.all(log_group.arn, args.registry_table_arn).apply(
+                lambda arns: documents.hook_role_policy(arns[0], arns[1])
+            ),
+            opts=self._child,
+        )
+        return aws.lambda_.Function(
+            f"{name}-hook",
+            name=function_name,
+            description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
+            runtime=HOOK_RUNTIME,
+            architectures=[HOOK_ARCHITECTURE],
+            handler=HANDLER,
+            code=hook_archive(args.hook_rules),
+            layers=[
+                self._scope.apply(
+                    lambda scope: powertools_layer_arn(scope.region, args.powertools_layer_version)
+                )
+            ],
+            role=role.arn,
+            timeout=args.hook_timeout,
+            memory_size=args.hook_memory_size,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={REGISTRY_TABLE_ENV: args.registry_table_name, "POWERTOOLS_LOG_LEVEL": "INFO"}
+            ),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]),
+        )
+
+    def _create_claim_certificate(self, name: str, template_name: str) -> None:
+        """The claim certificate every device ships with, allowed to provision through this template only."""
+        args = self._args
+        certificate = aws.iot.Certificate(
+            f"{name}-claim-certificate",
+            active=True,
+            csr=args.claim_csr or None,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["privateKey"]),
+        )
+        prefix = self.claim_client_id_prefix
+        policy = aws.iot.Policy(
+            f"{name}-claim-policy",
+            name=f"{args.name_prefix}-claim",
+            policy=self._scope.apply(lambda scope: documents.claim_policy(scope, template_name, prefix)),
+            tags=args.tags,
+            opts=self._child,
+        )
+        aws.iot.PolicyAttachment(
+            f"{name}-claim-policy-attachment", policy=policy.name, target=certificate.arn, opts=self._child
+        )
+        self.claim_certificate_id = certificate.id
+        self.claim_certificate_pem = certificate.certificate_pem
+        self.claim_private_key = None if args.claim_csr else pulumi.Output.secret(certificate.private_key)
+
+    def _create_template(
+        self, name: str, template_name: str, hook: aws.lambda_.Function
+    ) -> aws.iot.ProvisioningTemplate:
+        """The provisioning role, the hook's invoke permission and the template itself, enabled."""
+        args = self._args
+        role = aws.iam.Role(
+            f"{name}-provisioning-role",
+            name=f"{args.name_prefix}-provisioning",
+            assume_role_policy=self._scope.apply(
+                lambda scope: documents.service_trust_policy("iot.amazonaws.com", scope.account_id)
+            ),
+            tags=args.tags,
+            opts=self._child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-provisioning-policy",
+            role=role.id,
+            policy=self._scope.apply(
+                lambda scope: documents.provisioning_role_policy(scope, args.name_prefix)
+            ),
+            opts=self._child,
+        )
+        # The permission names the template's ARN before the template exists, so that the hook can be
+        # invoked from the template's very first request.
+        permission = aws.lambda_.Permission(
+            f"{name}-hook-invoke",
+            action="lambda:InvokeFunction",
+            function=hook.name,
+            principal="iot.amazonaws.com",
+            source_account=self._scope.account_id,
+            source_arn=self._scope.apply(
+                lambda scope: scope.iot_arn(f"provisioningtemplate/{template_name}")
+            ),
+            opts=self._child,
+        )
+        return aws.iot.ProvisioningTemplate(
+            f"{name}-template",
+            name=template_name,
+            description="Fleet provisioning by claim, validated by the pre-provisioning hook",
+            type="FLEET_PROVISIONING",
+            enabled=True,  # the provider's default is false: a template that refuses every device
+            provisioning_role_arn=role.arn,
+            template_body=documents.template_body(args.name_prefix),
+            pre_provisioning_hook=aws.iot.ProvisioningTemplatePreProvisioningHookArgs(
+                target_arn=hook.arn, payload_version="2020-04-01"
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, role_policy]),
+        )

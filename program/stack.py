@@ -1,0 +1,118 @@
+"""Build the whole stack from validated settings and return its outputs.
+
+``__main__.py`` exports what :func:`build_stack` returns; the tests and the local deployer call it
+under Pulumi's mock engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.documents import AccountScope
+from components.provisioning import FleetProvisioning, FleetProvisioningArgs
+from components.registry import DeviceRegistry, DeviceRegistryArgs
+from program.settings import Settings
+
+
+def build_stack(settings: Settings) -> dict[str, Any]:
+    """Declare every resource of one environment; returns the stack outputs by name."""
+    tags = settings.tags_for_resources()
+    scope = pulumi.Output.all(
+        aws.get_partition_output().partition, aws.get_caller_identity_output().account_id
+    ).apply(lambda values: AccountScope(partition=values[0], region=settings.region, account_id=values[1]))
+
+    registry = DeviceRegistry(
+        "registry",
+        DeviceRegistryArgs(
+            table_name=f"{settings.base_name}-device-registry",
+            billing_mode=settings.dynamodb_billing_mode,
+            read_capacity=settings.dynamodb_read_capacity,
+            write_capacity=settings.dynamodb_write_capacity,
+            protect=settings.protect_data,
+            tags=tags,
+        ),
+    )
+    provisioning = FleetProvisioning(
+        "provisioning",
+        FleetProvisioningArgs(
+            name_prefix=settings.base_name,
+            device_types=tuple(device_type.name for device_type in settings.device_types),
+            hook_rules=settings.hook_rules(),
+            registry_table_name=registry.table_name,
+            registry_table_arn=registry.table_arn,
+            hook_timeout=settings.lambda_timeout,
+            hook_memory_size=settings.lambda_memory_size,
+            log_retention_days=settings.log_retention_days,
+            powertools_layer_version=settings.powertools_layer_version,
+            claim_csr=settings.claim_csr,
+            tags=tags,
+        ),
+        scope,
+    )
+    iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address
+
+    outputs: dict[str, Any] = {
+        "provisioningTemplateName": provisioning.template_name,
+        "provisioningTemplateArn": provisioning.template_arn,
+        "claimCertificateId": provisioning.claim_certificate_id,
+        "claimCertificatePem": provisioning.claim_certificate_pem,
+        "claimClientIdPrefix": provisioning.claim_client_id_prefix,
+        "deviceRegistryTableName": registry.table_name,
+        "provisioningHookFunctionName": provisioning.hook_function_name,
+        "iotEndpoint": iot_endpoint,
+        "region": settings.region,
+        "deploymentInstructions": pulumi.Output.all(
+            template=provisioning.template_name,
+            claim_certificate_id=provisioning.claim_certificate_id,
+            endpoint=iot_endpoint,
+            table=registry.table_name,
+        ).apply(
+            lambda names: deployment_instructions(
+                settings, client_id_prefix=provisioning.claim_client_id_prefix, **names
+            )
+        ),
+    }
+    if provisioning.claim_private_key is not None:
+        outputs["claimCertificatePrivateKey"] = provisioning.claim_private_key
+    return outputs
+
+
+def deployment_instructions(
+    settings: Settings,
+    *,
+    client_id_prefix: str,
+    template: str,
+    claim_certificate_id: str,
+    endpoint: str,
+    table: str,
+) -> str:
+    """The next steps for a factory engineer, with this stack's real names filled in."""
+    key_step = (
+        "   The private key stays with the factory: the certificate was issued for its CSR."
+        if settings.claim_csr
+        else "   pulumi stack output claimCertificatePrivateKey --show-secrets > claim.private.key\n"
+        "   (keep it like any production secret: it lets anyone provision devices into this fleet)"
+    )
+    preregistration_step = (
+        "5. Import every factory manifest first: serials that were not pre-registered are denied.\n"
+        if settings.require_preregistration
+        else ""
+    )
+    types = ", ".join(device_type.name for device_type in settings.device_types)
+    return (
+        f"Fleet provisioning for {settings.base_name} is deployed.\n\n"
+        "1. Export the claim certificate for the factory image:\n"
+        "   pulumi stack output claimCertificatePem > claim.cert.pem\n"
+        f"{key_step}\n"
+        "2. Put on every device: the claim certificate and key, the Amazon Root CA 1 certificate,\n"
+        f"   the endpoint {endpoint} (port 8883) and the template name {template}.\n"
+        f'3. On first boot the device connects with client id "{client_id_prefix}<serial>", calls\n'
+        f"   CreateKeysAndCertificate, then RegisterThing on template {template} with the parameters\n"
+        f"   SerialNumber, DeviceType ({types}), Manufacturer, FirmwareVersion and Location.\n"
+        f"4. Watch decisions in registry table {table} (PENDING, then ACTIVE) and in the hook's logs.\n"
+        f"{preregistration_step}"
+        f"\nClaim certificate id: {claim_certificate_id}\n"
+    )

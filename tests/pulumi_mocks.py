@@ -1,0 +1,138 @@
+"""Run the Pulumi program under Pulumi's mock engine and record every resource it declares."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from program.settings import PROJECT, load_settings
+from program.stack import build_stack
+
+ACCOUNT_ID = "123456789012"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Declared:
+    """One resource as the program declared it."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    protect: bool
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Records each resource's inputs and answers with the outputs AWS would compute (ids and ARNs)."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.resources: list[Declared] = []
+        self.protected: set[str] = set()
+        """Names of resources declared with ``protect``, seen by :meth:`record_options`."""
+
+    def record_options(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """A stack transformation that notes resource options the mock engine does not pass on."""
+        if args.opts is not None and args.opts.protect:
+            self.protected.add(args.name)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        self.resources.append(Declared(args.typ, args.name, inputs, protect=args.name in self.protected))
+        name = inputs.get("name", args.name)
+        outputs = {**inputs, "arn": self._arn(args.typ, name)}
+        if args.typ == "aws:iot/certificate:Certificate":
+            outputs["certificatePem"] = "-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n"
+            if not inputs.get("csr"):
+                outputs["privateKey"] = (
+                    "-----BEGIN RSA PRIVATE KEY-----\nMOCK\n-----END RSA PRIVATE KEY-----\n"
+                )
+            return "0" * 63 + "1", outputs
+        return f"{name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        results: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/test",
+                "userId": "AIDATEST",
+            },
+            "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+            "aws:iot/getEndpoint:getEndpoint": {
+                "endpointAddress": f"abc123-ats.iot.{self.region}.amazonaws.com"
+            },
+        }
+        if args.token not in results:
+            raise NotImplementedError(f"the program calls {args.token}, which the mocks do not answer")
+        return results[args.token]
+
+    def _arn(self, typ: str, name: str) -> str:
+        service = typ.split(":")[1].split("/", maxsplit=1)[0]
+        return (
+            f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{typ.rsplit(':', maxsplit=1)[-1].lower()}/{name}"
+        )
+
+    def of_type(self, typ: str) -> list[Declared]:
+        """Declared resources of one Pulumi type token, e.g. ``aws:iot/policy:Policy``."""
+        return [resource for resource in self.resources if resource.type == typ]
+
+    def one(self, typ: str) -> Declared:
+        """The only declared resource of a type."""
+        [resource] = self.of_type(typ)
+        return resource
+
+
+@dataclass
+class Deployment:
+    """What one mock run of the program declared and exported."""
+
+    mocks: RecordingMocks
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The config of ``Pulumi.<stack>.yaml`` with the keys as the program sees them."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
+    return {key.removeprefix(f"{PROJECT}:"): value for key, value in document["config"].items()}
+
+
+def deploy(config: Mapping[str, Any], stack: str = "dev") -> Deployment:
+    """Run the program with ``config`` (project keys without namespace, plus ``aws:region``)."""
+    region = str(config.get("aws:region", "us-east-1"))
+    mocks = RecordingMocks(region)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(
+        {
+            key if ":" in key else f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
+            for key, value in config.items()
+        }
+    )
+    deployment = Deployment(mocks, {})
+
+    @pulumi.runtime.test
+    def run() -> pulumi.Output[Any]:
+        pulumi.runtime.register_stack_transformation(mocks.record_options)
+        outputs = build_stack(load_settings())
+        secrecy: dict[str, pulumi.Output[bool]] = {
+            name: pulumi.Output.from_input(value.is_secret())  # type: ignore[arg-type]
+            for name, value in outputs.items()
+            if isinstance(value, pulumi.Output)
+        }
+
+        def collect(values: dict[str, Any]) -> None:
+            deployment.outputs.update(values["outputs"])
+            deployment.secret_outputs.update(name for name, secret in values["secrecy"].items() if secret)
+
+        return pulumi.Output.all(
+            outputs=pulumi.Output.all(**outputs), secrecy=pulumi.Output.all(**secrecy)
+        ).apply(collect)
+
+    run()
+    return deployment
