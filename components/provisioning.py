@@ -27,6 +27,8 @@ class FleetProvisioningArgs:
 
     name_prefix: str
     """Start of every resource name; per-type resources are ``<name_prefix>-<type>``."""
+    template_name: str
+    """Name of the provisioning template (at most 36 characters)."""
     device_types: tuple[str, ...]
     """Device types that may provision."""
     hook_rules: dict[str, Any]
@@ -76,7 +78,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         self._args = args
         self._scope = scope
         self._child = pulumi.ResourceOptions(parent=self)
-        template_name = f"{args.name_prefix}-fleet"
+        template_name = args.template_name
         self.claim_client_id_prefix = f"{args.name_prefix}-claim-"
 
         self._create_device_types()
@@ -147,7 +149,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-hook-role",
-            name=f"{function_name}-role",
+            name=f"{args.name_prefix}-hook",
             assume_role_policy=documents.service_trust_policy("lambda.amazonaws.com"),
             tags=args.tags,
             opts=self._child,

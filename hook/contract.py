@@ -78,14 +78,8 @@ PARAMETER_ATTRIBUTES: Final[dict[Parameter, Attr]] = {
 }
 """Where each provisioning parameter is stored in a registry item."""
 
-THING_NAME_MAX_LENGTH: Final = 128
-"""AWS IoT's limit on a thing name."""
-
 SERIAL_NUMBER_MAX_LENGTH: Final = 64
-"""Longest accepted serial number; leaves room for a thing-name prefix."""
-
-THING_NAME_PREFIX_MAX_LENGTH: Final = THING_NAME_MAX_LENGTH - SERIAL_NUMBER_MAX_LENGTH - 1
-"""Longest prefix the template may put (with a ``-``) before the serial in a thing name."""
+"""Longest accepted serial number. It is the thing name, which AWS IoT caps at 128 characters."""
 
 NAME_CHARSET: Final = r"[A-Za-z0-9:_-]"
 """Characters allowed in thing, thing type and thing group names (one regex character class)."""

@@ -24,12 +24,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from hook.contract import THING_NAME_MAX_LENGTH
 from hook.rules import RulesError, parse_rules
 
 PROJECT: Final = "iot-fleet-provisioning"
 DEFAULT_DEVICE_TYPES: Final = ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
 IOT_HOOK_DEADLINE_SECONDS: Final = 5
+TEMPLATE_NAME_MAX_LENGTH: Final = 36
 LOG_RETENTION_DAYS: Final = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )
@@ -116,9 +116,10 @@ class Settings(BaseModel):
         """``<resourcePrefix>-<environment>``: the start of every resource name."""
         return f"{self.resource_prefix}-{self.environment}"
 
-    def device_type_resource_name(self, device_type: str) -> str:
-        """Name of a device type's thing type, thing group and policy (the template derives the same)."""
-        return f"{self.base_name}-{device_type}"
+    @property
+    def template_name(self) -> str:
+        """Name of the fleet provisioning template."""
+        return f"{self.base_name}-fleet"
 
     def hook_rules(self) -> dict[str, Any]:
         """The hook's rules document for these settings."""
@@ -223,11 +224,10 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _names_fit(self) -> Settings:
-        longest = max(len(device_type.name) for device_type in self.device_types)
-        if len(self.base_name) + 1 + longest > THING_NAME_MAX_LENGTH:
+        if len(self.template_name) > TEMPLATE_NAME_MAX_LENGTH:
             raise ValueError(
-                f"resourcePrefix, environment and the longest device type together exceed the "
-                f"{THING_NAME_MAX_LENGTH} characters AWS IoT allows in a thing type name"
+                f"resourcePrefix and environment make the provisioning template name {self.template_name!r} "
+                f"longer than the {TEMPLATE_NAME_MAX_LENGTH} characters AWS IoT allows; shorten one of them"
             )
         return self
 

@@ -39,6 +39,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "provisioning",
         FleetProvisioningArgs(
             name_prefix=settings.base_name,
+            template_name=settings.template_name,
             device_types=tuple(device_type.name for device_type in settings.device_types),
             hook_rules=settings.hook_rules(),
             registry_table_name=registry.table_name,

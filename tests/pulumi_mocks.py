@@ -116,12 +116,12 @@ def deploy(config: Mapping[str, Any], stack: str = "dev") -> Deployment:
     )
     deployment = Deployment(mocks, {})
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def run() -> pulumi.Output[Any]:
         pulumi.runtime.register_stack_transformation(mocks.record_options)
         outputs = build_stack(load_settings())
         secrecy: dict[str, pulumi.Output[bool]] = {
-            name: pulumi.Output.from_input(value.is_secret())  # type: ignore[arg-type]
+            name: pulumi.Output.from_input(value.is_secret())
             for name, value in outputs.items()
             if isinstance(value, pulumi.Output)
         }

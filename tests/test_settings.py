@@ -1,0 +1,171 @@
+"""Stack settings: every bad value is refused with the key, the value and the expected form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_core import PydanticUndefined
+
+from program.settings import CONFIG_KEYS, DEFAULT_DEVICE_TYPES, Settings, SettingsError, parse_settings
+from tests.pulumi_mocks import stack_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(stack: str = "dev", **values: Any) -> Settings:
+    raw = {"aws:region": "us-east-1"} | {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()
+    }
+    return parse_settings(raw, stack)
+
+
+def problem(**values: Any) -> str:
+    with pytest.raises(SettingsError) as caught:
+        parse(**values)
+    return str(caught.value)
+
+
+def test_defaults() -> None:
+    settings = parse()
+    assert settings.environment == "dev"
+    assert settings.base_name == "iot-provisioning-dev"
+    assert [device_type.name for device_type in settings.device_types] == list(DEFAULT_DEVICE_TYPES)
+    assert (settings.lambda_timeout, settings.lambda_memory_size) == (5, 256)
+    assert settings.dynamodb_billing_mode == "PAY_PER_REQUEST"
+    assert settings.enable_monitoring and settings.enable_audit_logging
+    assert settings.protect_data is False
+    assert settings.require_preregistration is False
+
+
+def test_environment_defaults_to_the_stack_and_prod_protects_data() -> None:
+    assert parse(stack="prod").protect_data is True
+    assert parse(stack="staging", environment="prod").protect_data is True
+    assert parse(stack="prod", protectData=False).protect_data is False
+    assert parse(stack="dev", protectData=True).protect_data is True
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"lambdaTimeout": 60}, "lambdaTimeout = 60: expected 1-5 seconds: AWS IoT stops waiting"),
+        ({"lambdaTimeout": 0}, "lambdaTimeout = 0: expected 1-5 seconds"),
+        ({"lambdaTimeout": "five"}, "lambdaTimeout = five: Input should be a valid integer"),
+        ({"lambdaMemorySize": 64}, "lambdaMemorySize = 64: Input should be greater than or equal to 128"),
+        (
+            {"lambdaMemorySize": 20000},
+            "lambdaMemorySize = 20000: Input should be less than or equal to 10240",
+        ),
+        (
+            {"dynamodbBillingMode": "ON_DEMAND"},
+            "dynamodbBillingMode = ON_DEMAND: Input should be 'PAY_PER_REQUEST'",
+        ),
+        ({"deviceTypes": []}, "deviceTypes = []: expected a non-empty list"),
+        ({"deviceTypes": "gateway"}, "deviceTypes = gateway: expected a non-empty list"),
+        ({"deviceTypes": ["gateway", "gateway"]}, "device type(s) listed twice: gateway"),
+        ({"deviceTypes": ["smart sensor"]}, "deviceTypes.smart sensor: a device type name must be"),
+        ({"deviceTypes": [{"name": "gw", "serialPattern": "(a+)+"}]}, "could make matching slow"),
+        (
+            {"deviceTypes": [{"name": "gw", "minFirmwareVersion": "2"}]},
+            'minFirmwareVersion: expected "x.y.z"',
+        ),
+        ({"deviceTypes": [{"name": "gw", "firmware": "2.0.0"}]}, "deviceTypes.0.firmware = "),
+        ({"environment": "Prod_1"}, "environment = Prod_1: expected 1-16 characters of a-z 0-9 -"),
+        ({"resourcePrefix": "-iot"}, "resourcePrefix = -iot: expected 1-32 characters"),
+        ({"alertEmail": "ops-team"}, "alertEmail = ops-team: expected an e-mail address"),
+        ({"tags": {"Environment": "x"}}, "tag 'Environment' is set by the program"),
+        ({"tags": {"aws:owner": "x"}}, "tag 'aws:owner'"),
+        ({"tags": ["Owner"]}, 'tags = ["Owner"]: Input should be a valid dictionary'),
+        ({"protectData": "maybe"}, "protectData = maybe: Input should be a valid boolean"),
+        ({"logRetentionDays": 42}, "logRetentionDays = 42: expected one of CloudWatch's retention periods"),
+        ({"claimCsr": "not a csr"}, "claimCsr = not a csr: expected a PEM certificate signing request"),
+        ({"alarmThreshold": 0}, "alarmThreshold = 0: Input should be greater than or equal to 1"),
+        ({"lambdaTimout": 3}, "lambdaTimout = 3: not a known setting (a typo?)"),
+        ({"aws:region": "mars-1"}, "aws:region = mars-1: expected an AWS region"),
+        (
+            {"resourcePrefix": "p" * 24, "environment": "staging"},
+            "longer than the 36 characters AWS IoT allows",
+        ),
+    ],
+    ids=lambda value: str(value)[:40],
+)
+def test_bad_value_is_reported_with_key_value_and_expected_form(
+    values: dict[str, Any], expected: str
+) -> None:
+    message = problem(**values)
+    assert message.startswith("invalid stack config:")
+    assert expected in message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    message = problem(lambdaTimeout=90, alertEmail="nobody", logRetentionDays=2)
+    assert all(
+        key in message for key in ("lambdaTimeout = 90", "alertEmail = nobody", "logRetentionDays = 2")
+    )
+
+
+def test_region_is_required() -> None:
+    with pytest.raises(SettingsError, match="aws:region is not set"):
+        parse_settings({}, "dev")
+
+
+def test_device_types_accept_names_and_objects_and_feed_the_hook_rules() -> None:
+    settings = parse(
+        deviceTypes=["gateway", {"name": "meter", "serialPattern": "M-[0-9]+", "manufacturers": ["Acme"]}],
+        requirePreregistration=True,
+    )
+    assert settings.hook_rules() == {
+        "deviceTypes": {
+            "gateway": {"serialPattern": None, "manufacturers": None, "minFirmwareVersion": None},
+            "meter": {"serialPattern": "M-[0-9]+", "manufacturers": ["Acme"], "minFirmwareVersion": None},
+        },
+        "requirePreregistration": True,
+    }
+
+
+def test_tags_combine_project_environment_and_extra_tags() -> None:
+    assert parse(tags={"Owner": "IoT-Team"}).tags_for_resources() == {
+        "Project": "iot-fleet-provisioning",
+        "Environment": "dev",
+        "ManagedBy": "pulumi",
+        "Owner": "IoT-Team",
+    }
+
+
+def test_pulumi_yaml_declares_every_key_with_the_models_default() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))["config"]
+    assert set(declared) == set(CONFIG_KEYS)
+    fields = {str(field.alias): field for field in Settings.model_fields.values()}
+    for key, declaration in declared.items():
+        field = fields[key]
+        default = field.default_factory() if field.default is PydanticUndefined else field.default  # type: ignore[call-arg, misc]
+        if isinstance(default, tuple):
+            default = list(default)
+        assert declaration["default"] == default, key
+        assert declaration["description"], key
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_every_stack_file_is_valid(stack: str) -> None:
+    config = stack_config(stack)
+    values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    project_values = {
+        key: value for key, value in values.items() if not key.startswith("aws:") or key == "aws:region"
+    }
+    assert parse_settings(project_values, stack).region == config["aws:region"]
+
+
+def test_prod_stack_carries_the_recipes_production_values() -> None:
+    config = stack_config("prod")
+    values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+    settings = parse_settings(values, "prod")
+    assert settings.region == "us-west-2"
+    assert [device_type.name for device_type in settings.device_types][-1] == "actuator"
+    assert len(settings.device_types) == 5
+    assert settings.lambda_memory_size == 512
+    assert settings.alert_email == "alerts@example.com"
+    assert settings.tags == {"Owner": "IoT-Team", "CostCenter": "Engineering", "Compliance": "Required"}
+    assert settings.protect_data is True
