@@ -107,24 +107,40 @@ def _decide_from_stored(item: dict[str, Any] | None, request: DeviceRequest, pro
         raise ProvisioningDenied(RejectionReason.NOT_PREREGISTERED, "serial is not pre-registered")
     status = _string(item, Attr.STATUS)
     if status in _PROVISIONED_STATES:
-        if _string(item, Attr.CERTIFICATE_ID) == provenance.certificate_id:
-            return
-        raise ProvisioningDenied(
-            RejectionReason.DUPLICATE_SERIAL,
-            f"serial is already {status} with another certificate (a cloned or replayed serial)",
-        )
+        if _string(item, Attr.CERTIFICATE_ID) != provenance.certificate_id:
+            raise ProvisioningDenied(
+                RejectionReason.DUPLICATE_SERIAL,
+                f"serial is already {status} with another certificate (a cloned or replayed serial)",
+            )
+        if not _same_identity(item, request):
+            raise ProvisioningDenied(
+                RejectionReason.DUPLICATE_SERIAL,
+                f"serial is already {status} as {_identity(item)}; "
+                "a retry must repeat DeviceType and Manufacturer",
+            )
+        return
     if status in _DENIED_STATES:
         raise ProvisioningDenied(_DENIED_STATES[DeviceStatus(status)], f"serial is {status}")
     if status == DeviceStatus.PREREGISTERED:
         raise ProvisioningDenied(
             RejectionReason.PREREGISTRATION_MISMATCH,
-            f"serial was pre-registered as {_string(item, Attr.DEVICE_TYPE)!r} by "
-            f"{_string(item, Attr.MANUFACTURER)!r}, the request says {request.device_type!r} by "
-            f"{request.manufacturer!r}",
+            f"serial was pre-registered as {_identity(item)}, the request says "
+            f"{request.device_type!r} by {request.manufacturer!r}",
         )
     raise ProvisioningDenied(
         RejectionReason.UNKNOWN_REGISTRY_STATE, f"registry status {status!r} is not known"
     )
+
+
+def _same_identity(item: dict[str, Any], request: DeviceRequest) -> bool:
+    return (_string(item, Attr.DEVICE_TYPE), _string(item, Attr.MANUFACTURER)) == (
+        request.device_type,
+        request.manufacturer,
+    )
+
+
+def _identity(item: dict[str, Any]) -> str:
+    return f"{_string(item, Attr.DEVICE_TYPE)!r} by {_string(item, Attr.MANUFACTURER)!r}"
 
 
 def _string(item: dict[str, Any], attribute: Attr) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -104,10 +105,30 @@ def test_retry_with_the_same_certificate_is_allowed_without_a_second_record(
     assert dynamodb.scan(TableName=TABLE_NAME)["Count"] == 1
 
 
+@pytest.mark.parametrize("change", [{"device_type": "gateway"}, {"manufacturer": "SensorWorks"}])
+def test_retry_with_the_same_certificate_but_another_identity_is_denied(
+    dynamodb: Any, registry: DeviceRegistry, change: dict[str, str]
+) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    before = stored(dynamodb)
+    with pytest.raises(ProvisioningDenied) as caught:
+        registry.approve(replace(REQUEST, **change), provenance(), require_preregistration=False)
+    assert caught.value.reason is RejectionReason.DUPLICATE_SERIAL
+    assert "a retry must repeat DeviceType and Manufacturer" in caught.value.detail
+    assert stored(dynamodb) == before
+
+
 def test_retry_of_an_active_device_with_its_certificate_is_allowed_and_stays_active(
     dynamodb: Any, registry: DeviceRegistry
 ) -> None:
-    put_device(dynamodb, DeviceStatus.ACTIVE, certificateId=certificate_id("device-1"), thingName="TS-000123")
+    put_device(
+        dynamodb,
+        DeviceStatus.ACTIVE,
+        certificateId=certificate_id("device-1"),
+        thingName="TS-000123",
+        deviceType="temperature-sensor",
+        manufacturer="AcmeIoT",
+    )
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     item = stored(dynamodb)
     assert item is not None and item["status"] == DeviceStatus.ACTIVE

@@ -1,0 +1,468 @@
+"""The Pulumi program under the mock engine: what it declares, checked property by property."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter
+from hook.rules import parse_rules
+from program.settings import SettingsError
+from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, deploy
+
+REGION = "us-east-1"
+BASE = "iot-provisioning-dev"
+TEMPLATE = f"{BASE}-fleet"
+TABLE = f"{BASE}-device-registry"
+IOT_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT_ID}"
+DEVICE_TYPE_RESOURCES = (
+    "aws:iot/policy:Policy",
+    "aws:iot/thingType:ThingType",
+    "aws:iot/thingGroup:ThingGroup",
+)
+TAGGABLE = {
+    "aws:dynamodb/table:Table",
+    "aws:iot/policy:Policy",
+    "aws:iot/thingType:ThingType",
+    "aws:iot/thingGroup:ThingGroup",
+    "aws:iot/provisioningTemplate:ProvisioningTemplate",
+    "aws:iam/role:Role",
+    "aws:lambda/function:Function",
+    "aws:cloudwatch/logGroup:LogGroup",
+}
+NOT_TAGGABLE = {
+    "aws:iot/certificate:Certificate",
+    "aws:iot/policyAttachment:PolicyAttachment",
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:lambda/permission:Permission",
+}
+"""Every resource type the program declares, split by whether AWS lets it carry tags."""
+
+
+@pytest.fixture(scope="module")
+def dev() -> Deployment:
+    return deploy({"aws:region": REGION, "tags": {"Owner": "IoT-Team"}})
+
+
+def policy_document(resource: Declared, key: str = "policy") -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(resource.inputs[key])
+    return document
+
+
+def named(deployment: Deployment, typ: str, name: str) -> Declared:
+    [resource] = [
+        resource for resource in deployment.mocks.of_type(typ) if resource.inputs.get("name") == name
+    ]
+    return resource
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {**statement, "Action": _list(statement["Action"]), "Resource": _list(statement["Resource"])}
+        for statement in document["Statement"]
+    ]
+
+
+def _list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+# --- claim certificate and its policy ------------------------------------------------------------------
+
+
+def test_claim_policy_allows_exactly_provisioning_through_this_template(dev: Deployment) -> None:
+    claim = statements(policy_document(named(dev, "aws:iot/policy:Policy", f"{BASE}-claim")))
+    topics = [
+        "$aws/certificates/create/json",
+        "$aws/certificates/create-from-csr/json",
+        f"$aws/provisioning-templates/{TEMPLATE}/provision/json",
+    ]
+    assert claim == [
+        {"Effect": "Allow", "Action": ["iot:Connect"], "Resource": [f"{IOT_ARN}:client/{BASE}-claim-*"]},
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": [f"{IOT_ARN}:topic/{topic}*" for topic in topics],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Subscribe"],
+            "Resource": [f"{IOT_ARN}:topicfilter/{topic}/*" for topic in topics],
+        },
+    ]
+
+
+def test_claim_policy_is_attached_to_the_active_claim_certificate(dev: Deployment) -> None:
+    certificate = dev.mocks.one("aws:iot/certificate:Certificate")
+    assert certificate.inputs["active"] is True
+    assert "csr" not in certificate.inputs
+    attachment = dev.mocks.one("aws:iot/policyAttachment:PolicyAttachment")
+    assert attachment.inputs["policy"] == f"{BASE}-claim"
+    assert attachment.inputs["target"].endswith("certificate/" + certificate.name)
+
+
+def test_claim_private_key_leaves_the_stack_only_as_a_secret(dev: Deployment) -> None:
+    assert "claimCertificatePrivateKey" in dev.secret_outputs
+    assert dev.outputs["claimCertificatePrivateKey"].startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert dev.secret_outputs == {"claimCertificatePrivateKey"}
+    assert all(
+        "PRIVATE KEY" not in str(value)
+        for name, value in dev.outputs.items()
+        if name not in dev.secret_outputs
+    )
+
+
+def test_claim_csr_keeps_the_private_key_out_of_the_stack() -> None:
+    csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
+    deployment = deploy({"aws:region": REGION, "claimCsr": csr})
+    assert deployment.mocks.one("aws:iot/certificate:Certificate").inputs["csr"] == csr
+    assert "claimCertificatePrivateKey" not in deployment.outputs
+    assert "private key stays with the factory" in deployment.outputs["deploymentInstructions"]
+
+
+# --- device types --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device_type", ["temperature-sensor", "gateway"])
+def test_device_policy_passes_the_overly_permissive_policy_check(dev: Deployment, device_type: str) -> None:
+    document = policy_document(named(dev, "aws:iot/policy:Policy", f"{BASE}-{device_type}"))
+    thing = "${iot:Connection.Thing.ThingName}"
+    own_topics = [
+        f"dt/{device_type}/{thing}/*",
+        f"$aws/things/{thing}/shadow/*",
+        f"$aws/things/{thing}/jobs/*",
+    ]
+    connect, publish, subscribe = statements(document)
+    assert connect == {
+        "Effect": "Allow",
+        "Action": ["iot:Connect"],
+        "Resource": [f"{IOT_ARN}:client/{thing}"],
+        "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+    }
+    assert publish["Action"] == ["iot:Publish", "iot:Receive"]
+    assert publish["Resource"] == [f"{IOT_ARN}:topic/{topic}" for topic in own_topics]
+    assert subscribe["Action"] == ["iot:Subscribe"]
+    assert subscribe["Resource"] == [f"{IOT_ARN}:topicfilter/{topic}" for topic in own_topics]
+    for statement in statements(document):
+        assert statement["Effect"] == "Allow"
+        assert not any(action in {"iot:*", "*"} or action.endswith("*") for action in statement["Action"])
+        assert not any(resource.endswith(":*") or resource == "*" for resource in statement["Resource"])
+
+
+def test_each_device_type_has_a_thing_type_and_a_group_under_the_fleet_group(dev: Deployment) -> None:
+    groups = {group.inputs["name"]: group for group in dev.mocks.of_type("aws:iot/thingGroup:ThingGroup")}
+    assert groups.pop(f"{BASE}-fleet").inputs.get("parentGroupName") is None
+    expected = {
+        f"{BASE}-{t}" for t in ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
+    }
+    assert set(groups) == expected
+    assert all(group.inputs["parentGroupName"] == f"{BASE}-fleet" for group in groups.values())
+    thing_types = {
+        thing_type.inputs["name"] for thing_type in dev.mocks.of_type("aws:iot/thingType:ThingType")
+    }
+    assert thing_types == expected
+
+
+def test_adding_or_removing_a_device_type_changes_exactly_its_resources() -> None:
+    three = deploy({"aws:region": REGION, "deviceTypes": ["gateway", "meter", "valve"]})
+    two = deploy({"aws:region": REGION, "deviceTypes": ["gateway", "meter"]})
+    names_three = {(r.type, r.name) for r in three.mocks.resources}
+    names_two = {(r.type, r.name) for r in two.mocks.resources}
+    assert names_two < names_three
+    assert names_three - names_two == {(typ, f"{BASE}-valve-{suffix}") for typ, suffix in _suffixes()}
+    unchanged = {(r.type, r.name): r.inputs for r in two.mocks.resources}
+    for resource in three.mocks.resources:
+        if (resource.type, resource.name) in unchanged and resource.type != "aws:lambda/function:Function":
+            assert resource.inputs == unchanged[(resource.type, resource.name)], resource.name
+
+
+def _suffixes() -> list[tuple[str, str]]:
+    return [
+        ("aws:iot/policy:Policy", "policy"),
+        ("aws:iot/thingType:ThingType", "thing-type"),
+        ("aws:iot/thingGroup:ThingGroup", "thing-group"),
+    ]
+
+
+# --- the provisioning template -------------------------------------------------------------------------
+
+
+def test_template_is_an_enabled_fleet_template_with_the_hook(dev: Deployment) -> None:
+    template = dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate")
+    hook = dev.mocks.one("aws:lambda/function:Function")
+    assert template.inputs["name"] == TEMPLATE
+    assert template.inputs["enabled"] is True
+    assert template.inputs["type"] == "FLEET_PROVISIONING"
+    assert template.inputs["preProvisioningHook"] == {
+        "targetArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function/{hook.inputs['name']}",
+        "payloadVersion": "2020-04-01",
+    }
+    assert template.inputs["provisioningRoleArn"].endswith(f"role/{BASE}-provisioning")
+
+
+def test_template_body_builds_the_thing_from_the_parameters(dev: Deployment) -> None:
+    body = json.loads(
+        dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
+    )
+    assert set(body["Parameters"]) == {parameter.value for parameter in Parameter}
+    per_type = {"Fn::Join": ["", [f"{BASE}-", {"Ref": "DeviceType"}]]}
+    thing = body["Resources"]["thing"]["Properties"]
+    assert thing["ThingName"] == {"Ref": "SerialNumber"}
+    assert thing["ThingTypeName"] == per_type
+    assert thing["ThingGroups"] == [per_type]
+    assert thing["AttributePayload"] == {
+        "serialNumber": {"Ref": "SerialNumber"},
+        "deviceType": {"Ref": "DeviceType"},
+        "manufacturer": {"Ref": "Manufacturer"},
+        "firmwareVersion": {"Ref": "FirmwareVersion"},
+        "location": {"Ref": "Location"},
+    }
+    assert body["Resources"]["certificate"]["Properties"] == {
+        "CertificateId": {"Ref": "AWS::IoT::Certificate::Id"},
+        "Status": "ACTIVE",
+    }
+    assert body["Resources"]["policy"]["Properties"] == {"PolicyName": per_type}
+
+
+def test_per_type_names_in_the_template_match_the_declared_resources(dev: Deployment) -> None:
+    # The template derives "<prefix>-<DeviceType>"; a device type outside the stack has no such
+    # policy, thing type or group, so provisioning it fails even if the hook were bypassed.
+    body = json.loads(
+        dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
+    )
+    prefix = body["Resources"]["policy"]["Properties"]["PolicyName"]["Fn::Join"][1][0]
+    for device_type in ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway"):
+        for typ in DEVICE_TYPE_RESOURCES:
+            assert named(dev, typ, prefix + device_type)
+
+
+def test_every_reference_in_the_template_resolves(dev: Deployment) -> None:
+    body = json.loads(
+        dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
+    )
+    refs, lookups = _references(body["Resources"])
+    assert refs
+    assert refs <= set(body["Parameters"]) | {"AWS::IoT::Certificate::Id"}
+    assert all(mapping in body.get("Mappings", {}) for mapping in lookups)
+
+
+def _references(node: Any) -> tuple[set[str], set[str]]:
+    refs: set[str] = set()
+    lookups: set[str] = set()
+    if isinstance(node, dict):
+        if "Ref" in node:
+            refs.add(node["Ref"])
+        if "Fn::FindInMap" in node:
+            lookups.add(node["Fn::FindInMap"][0])
+        children: list[Any] = list(node.values())
+    elif isinstance(node, list):
+        children = node
+    else:
+        children = []
+    for child in children:
+        child_refs, child_lookups = _references(child)
+        refs |= child_refs
+        lookups |= child_lookups
+    return refs, lookups
+
+
+def test_template_body_stays_small_with_200_device_types() -> None:
+    many = deploy({"aws:region": REGION, "deviceTypes": [f"type-{n:03d}" for n in range(200)]})
+    body = many.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
+    assert len(body.encode()) < 10 * 1024
+    assert Counter(r.type for r in many.mocks.resources)["aws:iot/policy:Policy"] == 201  # 200 types + claim
+
+
+# --- roles and the hook --------------------------------------------------------------------------------
+
+
+def test_provisioning_role_is_trusted_by_iot_for_this_account_only(dev: Deployment) -> None:
+    role = named(dev, "aws:iam/role:Role", f"{BASE}-provisioning")
+    assert policy_document(role, "assumeRolePolicy")["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "iot.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}},
+        }
+    ]
+
+
+def test_provisioning_role_is_limited_to_this_stacks_iot_resources(dev: Deployment) -> None:
+    policies = {p.inputs["role"]: p for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
+    [statement] = statements(policy_document(policies[f"{BASE}-provisioning-id"]))
+    assert all(action.startswith("iot:") and "*" not in action for action in statement["Action"])
+    assert {"iot:CreateThing", "iot:AttachPolicy", "iot:AttachThingPrincipal"} <= set(statement["Action"])
+    assert "iot:DeletePolicy" not in statement["Action"]
+    assert sorted(statement["Resource"]) == sorted(
+        [
+            f"{IOT_ARN}:thing/*",
+            f"{IOT_ARN}:cert/*",
+            f"{IOT_ARN}:policy/{BASE}-*",
+            f"{IOT_ARN}:thinggroup/{BASE}-*",
+            f"{IOT_ARN}:thingtype/{BASE}-*",
+        ]
+    )
+
+
+def test_hook_role_may_only_write_its_logs_and_update_the_registry(dev: Deployment) -> None:
+    policies = {p.inputs["role"]: p for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
+    log_group = dev.mocks.one("aws:cloudwatch/logGroup:LogGroup")
+    logs, registry = statements(policy_document(policies[f"{BASE}-hook-id"]))
+    assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert logs["Resource"] == [
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:loggroup/{log_group.inputs['name']}:*"
+    ]
+    assert registry["Action"] == ["dynamodb:UpdateItem"]
+    assert registry["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"]
+    hook_role = named(dev, "aws:iam/role:Role", f"{BASE}-hook")
+    assert policy_document(hook_role, "assumeRolePolicy")["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+
+
+def test_hook_function_configuration(dev: Deployment) -> None:
+    hook = dev.mocks.one("aws:lambda/function:Function")
+    log_group = dev.mocks.one("aws:cloudwatch/logGroup:LogGroup")
+    assert hook.inputs["runtime"] == "python3.13"
+    assert hook.inputs["architectures"] == ["arm64"]
+    assert hook.inputs["handler"] == "hook.handler.lambda_handler"
+    assert (hook.inputs["timeout"], hook.inputs["memorySize"]) == (5, 256)
+    assert hook.inputs["layers"] == [
+        f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
+    ]
+    assert hook.inputs["environment"]["variables"]["REGISTRY_TABLE_NAME"] == TABLE
+    assert hook.inputs["loggingConfig"] == {"logFormat": "JSON", "logGroup": log_group.inputs["name"]}
+    assert log_group.inputs["name"] == f"/aws/lambda/{hook.inputs['name']}"
+    assert log_group.inputs["retentionInDays"] == 30
+
+
+def test_hook_settings_come_from_config() -> None:
+    deployment = deploy(
+        {"aws:region": "eu-west-1", "lambdaTimeout": 3, "lambdaMemorySize": 512, "powertoolsLayerVersion": 30}
+    )
+    hook = deployment.mocks.one("aws:lambda/function:Function")
+    assert (hook.inputs["timeout"], hook.inputs["memorySize"]) == (3, 512)
+    assert hook.inputs["layers"][0].startswith("arn:aws:lambda:eu-west-1:017000801446:")
+    assert hook.inputs["layers"][0].endswith(":30")
+
+
+def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> None:
+    types = ["gateway", {"name": "meter", "serialPattern": "M-[0-9]{4}", "minFirmwareVersion": "v2.1.0"}]
+    deployment = deploy({"aws:region": REGION, "deviceTypes": types, "requirePreregistration": True})
+    assets = deployment.mocks.one("aws:lambda/function:Function").inputs["code"].assets
+    assert {"hook/handler.py", "hook/contract.py", "hook/rules.py", "hook/registry.py"} <= set(assets)
+    assert not any("__pycache__" in name or name.startswith("tests") for name in assets)
+    rules = json.loads(assets[f"hook/{RULES_FILE_NAME}"].text)
+    assert rules == {
+        "deviceTypes": {
+            "gateway": {"serialPattern": None, "manufacturers": None, "minFirmwareVersion": None},
+            "meter": {"serialPattern": "M-[0-9]{4}", "manufacturers": None, "minFirmwareVersion": "v2.1.0"},
+        },
+        "requirePreregistration": True,
+    }
+    assert set(parse_rules(rules).device_types) == {"gateway", "meter"}
+
+
+def test_iot_may_invoke_the_hook_only_for_this_template_and_account(dev: Deployment) -> None:
+    permission = dev.mocks.one("aws:lambda/permission:Permission")
+    assert permission.inputs["principal"] == "iot.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["sourceAccount"] == ACCOUNT_ID
+    assert permission.inputs["sourceArn"] == f"{IOT_ARN}:provisioningtemplate/{TEMPLATE}"
+    assert permission.inputs["function"] == dev.mocks.one("aws:lambda/function:Function").inputs["name"]
+
+
+# --- the registry ---------------------------------------------------------------------------------------
+
+
+def test_registry_table_is_keyed_and_indexed_from_the_hook_contract(dev: Deployment) -> None:
+    table = dev.mocks.one("aws:dynamodb/table:Table")
+    assert table.inputs["name"] == TABLE
+    assert table.inputs["hashKey"] == REGISTRY_PARTITION_KEY
+    assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
+    indexes = {
+        index["name"]: [(key["attributeName"], key["keyType"]) for key in index["keySchemas"]]
+        for index in table.inputs["globalSecondaryIndexes"]
+    }
+    assert indexes == {
+        name: [(hash_key, "HASH"), (range_key, "RANGE")]
+        for name, (hash_key, range_key) in REGISTRY_INDEXES.items()
+    }
+    assert table.inputs["pointInTimeRecovery"] == {"enabled": True}
+    assert table.inputs["serverSideEncryption"] == {"enabled": True}
+    assert table.inputs["deletionProtectionEnabled"] is False
+    assert table.protect is False
+
+
+def test_protected_data_cannot_be_deleted_by_accident() -> None:
+    deployment = deploy({"aws:region": REGION}, stack="prod")
+    table = deployment.mocks.one("aws:dynamodb/table:Table")
+    assert table.inputs["deletionProtectionEnabled"] is True
+    assert table.protect is True
+    assert [r.name for r in deployment.mocks.resources if r.protect] == [table.name]
+
+
+def test_provisioned_billing_sets_capacity_on_the_table_and_every_index() -> None:
+    deployment = deploy(
+        {
+            "aws:region": REGION,
+            "dynamodbBillingMode": "PROVISIONED",
+            "dynamodbReadCapacity": 7,
+            "dynamodbWriteCapacity": 3,
+        }
+    )
+    table = deployment.mocks.one("aws:dynamodb/table:Table")
+    assert (table.inputs["billingMode"], table.inputs["readCapacity"], table.inputs["writeCapacity"]) == (
+        "PROVISIONED",
+        7,
+        3,
+    )
+    assert all(
+        (i["readCapacity"], i["writeCapacity"]) == (7, 3) for i in table.inputs["globalSecondaryIndexes"]
+    )
+
+
+# --- tags, outputs, bad config -------------------------------------------------------------------------
+
+
+def test_every_taggable_resource_carries_environment_project_and_extra_tags(dev: Deployment) -> None:
+    declared_types = {r.type for r in dev.mocks.resources if not r.type.startswith("iot-fleet-provisioning:")}
+    assert declared_types <= TAGGABLE | NOT_TAGGABLE, "classify every new resource type"
+    expected = {
+        "Project": "iot-fleet-provisioning",
+        "Environment": "dev",
+        "ManagedBy": "pulumi",
+        "Owner": "IoT-Team",
+    }
+    for resource in dev.mocks.resources:
+        if resource.type in TAGGABLE:
+            assert resource.inputs.get("tags") == expected, resource.name
+
+
+def test_outputs(dev: Deployment) -> None:
+    outputs = dev.outputs
+    assert outputs["provisioningTemplateName"] == TEMPLATE
+    assert outputs["provisioningTemplateArn"].endswith(f"provisioningtemplate/{TEMPLATE}")
+    assert outputs["deviceRegistryTableName"] == TABLE
+    assert outputs["provisioningHookFunctionName"] == f"{BASE}-provisioning-hook"
+    assert outputs["iotEndpoint"] == f"abc123-ats.iot.{REGION}.amazonaws.com"
+    assert outputs["claimCertificateId"] == "0" * 63 + "1"  # the id AWS gave the claim certificate (mocked)
+    assert outputs["claimCertificatePem"].startswith("-----BEGIN CERTIFICATE-----")
+    instructions = outputs["deploymentInstructions"]
+    for name in (
+        TEMPLATE,
+        TABLE,
+        outputs["iotEndpoint"],
+        outputs["claimCertificateId"],
+        f'"{BASE}-claim-<serial>"',
+    ):
+        assert name in instructions
+
+
+def test_bad_config_fails_before_any_resource_is_declared() -> None:
+    with pytest.raises(SettingsError, match="lambdaTimeout = 90"):
+        deploy({"aws:region": REGION, "lambdaTimeout": 90})
