@@ -58,6 +58,7 @@ try:
 except ImportError as missing:  # moto's server needs Flask, which moto[dynamodb] does not bring
     raise SystemExit(f"{missing}: install moto's server, e.g. pip install flask flask-cors") from missing
 
+from components.hook_package import hook_sources, rules_json  # noqa: E402
 from hook import handler  # noqa: E402
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV, RULES_FILE_NAME, Attr, DeviceStatus  # noqa: E402
 from tests.support import (  # noqa: E402
@@ -469,16 +470,14 @@ def measure_requests(client: Any, approvals: int) -> list[Figure]:
 
 
 def function_package() -> tuple[bytes, int]:
-    """The function code as deployed: a deflated zip of ``hook/**/*.py`` and ``hook/rules.json``.
-
-    Returns the zip's bytes and the number of ``.py`` files in it.
-    """
+    """The function code as the Pulumi program deploys it (``hook/**/*.py`` and ``hook/rules.json``),
+    deflated. Returns the zip's bytes and the number of ``.py`` files in it."""
     buffer = io.BytesIO()
-    sources = sorted(path for path in (REPO_ROOT / "hook").rglob("*.py") if "__pycache__" not in path.parts)
+    sources = hook_sources()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sources:
-            archive.write(path, arcname=path.relative_to(REPO_ROOT).as_posix())
-        archive.writestr(f"hook/{RULES_FILE_NAME}", json.dumps(RULES))
+        for name, path in sources.items():
+            archive.write(path, arcname=name)
+        archive.writestr(f"hook/{RULES_FILE_NAME}", rules_json(RULES))
     return buffer.getvalue(), len(sources)
 
 
