@@ -65,6 +65,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "provisioningHookFunctionName": provisioning.hook_function_name,
         "iotEndpoint": iot_endpoint,
         "region": settings.region,
+        "hookRules": settings.hook_rules(),
         "deploymentInstructions": pulumi.Output.all(
             template=provisioning.template_name,
             claim_certificate_id=provisioning.claim_certificate_id,

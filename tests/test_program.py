@@ -452,6 +452,13 @@ def test_outputs(dev: Deployment) -> None:
     assert outputs["iotEndpoint"] == f"abc123-ats.iot.{REGION}.amazonaws.com"
     assert outputs["claimCertificateId"] == "0" * 63 + "1"  # the id AWS gave the claim certificate (mocked)
     assert outputs["claimCertificatePem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert outputs["region"] == REGION
+    assert parse_rules(outputs["hookRules"]).device_types.keys() == {
+        "temperature-sensor",
+        "humidity-sensor",
+        "pressure-sensor",
+        "gateway",
+    }
     instructions = outputs["deploymentInstructions"]
     for name in (
         TEMPLATE,
