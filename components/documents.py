@@ -129,8 +129,8 @@ def service_trust_policy(service: str, account_id: str | None = None) -> str:
 
 
 def provisioning_role_policy(scope: AccountScope, name_prefix: str) -> str:
-    """What the provisioning template may do: create things and attach this project's policies, thing
-    types and groups to them; never another project's policy or group."""
+    """What the provisioning template may do: create this stack's things and attach this stack's
+    policies, thing types and groups to them; nothing of another stack."""
     arn = scope.iot_arn
 
     return _dumps(
@@ -141,7 +141,7 @@ def provisioning_role_policy(scope: AccountScope, name_prefix: str) -> str:
                     "Effect": "Allow",
                     "Action": sorted(PROVISIONING_ACTIONS),
                     "Resource": [
-                        arn("thing/*"),
+                        arn(f"thing/{name_prefix}-*"),
                         arn("cert/*"),
                         arn(f"policy/{name_prefix}-*"),
                         arn(f"thinggroup/{name_prefix}-*"),
@@ -170,14 +170,19 @@ def hook_role_policy(log_group_arn: str, table_arn: str) -> str:
     )
 
 
+def _prefixed(name_prefix: str, parameter: Parameter) -> dict[str, Any]:
+    """Template expression for ``<name_prefix>-<value of parameter>``."""
+    return {"Fn::Join": ["", [f"{name_prefix}-", {"Ref": parameter.value}]]}
+
+
 def template_body(name_prefix: str) -> str:
-    """The fleet provisioning template: thing named by the serial, typed, grouped and attributed from the
-    parameters; the certificate activated; the device type's policy attached.
+    """The fleet provisioning template: the thing named ``<name_prefix>-<serial>``, typed, grouped and
+    attributed from the parameters; the certificate activated; the device type's policy attached.
 
     Per-type names are derived (``<name_prefix>-<DeviceType>``), not looked up in a table, so the body
     has the same size for 4 device types or 400. A type without resources fails provisioning.
     """
-    per_type = {"Fn::Join": ["", [f"{name_prefix}-", {"Ref": Parameter.DEVICE_TYPE.value}]]}
+    per_type = _prefixed(name_prefix, Parameter.DEVICE_TYPE)
     return _dumps(
         {
             "Parameters": {parameter.value: {"Type": "String"} for parameter in Parameter},
@@ -185,7 +190,9 @@ def template_body(name_prefix: str) -> str:
                 "thing": {
                     "Type": "AWS::IoT::Thing",
                     "Properties": {
-                        "ThingName": {"Ref": Parameter.SERIAL_NUMBER.value},
+                        "ThingName": {
+                            "Fn::Join": ["", [f"{name_prefix}-", {"Ref": Parameter.SERIAL_NUMBER.value}]]
+                        },
                         "ThingTypeName": per_type,
                         "ThingGroups": [per_type],
                         "AttributePayload": {

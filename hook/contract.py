@@ -78,8 +78,11 @@ PARAMETER_ATTRIBUTES: Final[dict[Parameter, Attr]] = {
 }
 """Where each provisioning parameter is stored in a registry item."""
 
+THING_NAME_MAX_LENGTH: Final = 128
+"""AWS IoT's limit on a thing name."""
+
 SERIAL_NUMBER_MAX_LENGTH: Final = 64
-"""Longest accepted serial number. It is the thing name, which AWS IoT caps at 128 characters."""
+"""Longest accepted serial number: with a thing-name prefix it must fit in a thing name."""
 
 NAME_CHARSET: Final = r"[A-Za-z0-9:_-]"
 """Characters allowed in thing, thing type and thing group names (one regex character class)."""
@@ -125,3 +128,14 @@ class ProvisioningDenied(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def thing_name(prefix: str, serial_number: str) -> str:
+    """The thing name the provisioning template gives a device: ``<prefix>-<serial>``."""
+    return f"{prefix}-{serial_number}"
+
+
+def serial_number_of(prefix: str, name: str) -> str | None:
+    """The serial number in a thing name made by :func:`thing_name`, or ``None`` for another stack's thing."""
+    head = f"{prefix}-"
+    return name[len(head) :] if name.startswith(head) and len(name) > len(head) else None

@@ -30,6 +30,8 @@ PROJECT: Final = "iot-fleet-provisioning"
 DEFAULT_DEVICE_TYPES: Final = ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
 IOT_HOOK_DEADLINE_SECONDS: Final = 5
 TEMPLATE_NAME_MAX_LENGTH: Final = 36
+"""AWS IoT's limit on a provisioning template name; it also keeps ``<base name>-<serial>`` within a thing
+name's 128 characters."""
 LOG_RETENTION_DAYS: Final = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )

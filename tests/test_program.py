@@ -210,7 +210,7 @@ def test_template_body_builds_the_thing_from_the_parameters(dev: Deployment) -> 
     assert set(body["Parameters"]) == {parameter.value for parameter in Parameter}
     per_type = {"Fn::Join": ["", [f"{BASE}-", {"Ref": "DeviceType"}]]}
     thing = body["Resources"]["thing"]["Properties"]
-    assert thing["ThingName"] == {"Ref": "SerialNumber"}
+    assert thing["ThingName"] == {"Fn::Join": ["", [f"{BASE}-", {"Ref": "SerialNumber"}]]}
     assert thing["ThingTypeName"] == per_type
     assert thing["ThingGroups"] == [per_type]
     assert thing["AttributePayload"] == {
@@ -299,7 +299,7 @@ def test_provisioning_role_is_limited_to_this_stacks_iot_resources(dev: Deployme
     assert "iot:DeletePolicy" not in statement["Action"]
     assert sorted(statement["Resource"]) == sorted(
         [
-            f"{IOT_ARN}:thing/*",
+            f"{IOT_ARN}:thing/{BASE}-*",
             f"{IOT_ARN}:cert/*",
             f"{IOT_ARN}:policy/{BASE}-*",
             f"{IOT_ARN}:thinggroup/{BASE}-*",

@@ -10,7 +10,15 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
-from program.settings import CONFIG_KEYS, DEFAULT_DEVICE_TYPES, Settings, SettingsError, parse_settings
+from hook.contract import SERIAL_NUMBER_MAX_LENGTH, THING_NAME_MAX_LENGTH, thing_name
+from program.settings import (
+    CONFIG_KEYS,
+    DEFAULT_DEVICE_TYPES,
+    TEMPLATE_NAME_MAX_LENGTH,
+    Settings,
+    SettingsError,
+    parse_settings,
+)
 from tests.pulumi_mocks import stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,3 +177,9 @@ def test_prod_stack_carries_the_recipes_production_values() -> None:
     assert settings.alert_email == "alerts@example.com"
     assert settings.tags == {"Owner": "IoT-Team", "CostCenter": "Engineering", "Compliance": "Required"}
     assert settings.protect_data is True
+
+
+def test_the_longest_accepted_names_leave_room_for_the_longest_serial_in_a_thing_name() -> None:
+    settings = parse(resourcePrefix="p" * 13, environment="e" * 16)  # the longest that passes validation
+    assert len(settings.template_name) == TEMPLATE_NAME_MAX_LENGTH
+    assert len(thing_name(settings.base_name, "S" * SERIAL_NUMBER_MAX_LENGTH)) <= THING_NAME_MAX_LENGTH
