@@ -88,7 +88,26 @@ NAME_CHARSET: Final = r"[A-Za-z0-9:_-]"
 """Characters allowed in thing, thing type and thing group names (one regex character class)."""
 
 METRICS_NAMESPACE: Final = "IoTFleetProvisioning"
-"""CloudWatch namespace of the hook's EMF metrics (``ProvisioningApproved``, ``ProvisioningRejected``)."""
+"""CloudWatch namespace of the functions' EMF metrics (:class:`Metric`)."""
+
+SERVICE_DIMENSION: Final = "service"
+"""Dimension Powertools adds to every metric: the function's service name."""
+
+REASON_DIMENSION: Final = "Reason"
+"""Dimension of ``ProvisioningRejected`` when counted per :class:`RejectionReason`."""
+
+STALE_APPROVAL_AFTER_SECONDS: Final = 3600
+"""A ``PENDING`` approval older than this will not become a thing: the device's certificate ownership
+token expired."""
+
+ACTIVATION_CONFIG_ENV: Final = "ACTIVATION_CONFIG_FILE"
+"""Environment variable with the path of the activation function's JSON configuration."""
+
+ACTIVATION_CONFIG_FILE_NAME: Final = "activation.json"
+"""Default activation configuration, packaged beside the handlers."""
+
+IOT_DATA_ENDPOINT_ENV: Final = "IOT_DATA_ENDPOINT"
+"""Environment variable with the account's ``https://`` data endpoint, for device shadows."""
 
 REGISTRY_TABLE_ENV: Final = "REGISTRY_TABLE_NAME"
 """Environment variable naming the registry table in the deployed functions."""
@@ -119,6 +138,28 @@ class RejectionReason(StrEnum):
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     RULES_UNAVAILABLE = "RulesUnavailable"
     INTERNAL_ERROR = "InternalError"
+
+
+class Service(StrEnum):
+    """Service names of the functions: the ``service`` dimension of their metrics."""
+
+    HOOK = "provisioning-hook"
+    ACTIVATION = "device-activation"
+    STALE_APPROVALS = "stale-approvals"
+
+
+class Metric(StrEnum):
+    """The functions' custom metrics, in :data:`METRICS_NAMESPACE`."""
+
+    PROVISIONING_APPROVED = "ProvisioningApproved"
+    PROVISIONING_REJECTED = "ProvisioningRejected"
+    """Counted once with only the service dimension, and once more with :data:`REASON_DIMENSION`."""
+    DEVICE_ACTIVATED = "DeviceActivated"
+    THING_WITHOUT_REGISTRY_ITEM = "ThingWithoutRegistryItem"
+    """A thing of this stack was created for a serial the registry does not know."""
+    UNEXPECTED_ACTIVATION = "UnexpectedActivation"
+    """A thing was created for a serial that is not ``PENDING`` (revoked, decommissioned, ...)."""
+    STALE_PENDING_APPROVALS = "StalePendingApprovals"
 
 
 class ProvisioningDenied(Exception):

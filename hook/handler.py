@@ -13,24 +13,26 @@ import re
 from pathlib import Path
 from typing import Any, Final
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from hook.contract import (
     METRICS_NAMESPACE,
-    REGISTRY_TABLE_ENV,
+    REASON_DIMENSION,
     RULES_FILE_ENV,
     RULES_FILE_NAME,
+    SERVICE_DIMENSION,
+    Metric,
     Parameter,
     ProvisioningDenied,
     RejectionReason,
+    Service,
 )
-from hook.registry import DeviceRegistry, Provenance
+from hook.registry import DeviceRegistry, Provenance, registry_from_environment
 from hook.rules import RulesError, RuleSet, load_rules, validate_request
 
-SERVICE: Final = "provisioning-hook"
+SERVICE: Final = Service.HOOK.value
 DYNAMODB_CONFIG: Final = Config(
     connect_timeout=0.5,
     read_timeout=1.0,
@@ -71,7 +73,7 @@ def _decorated_handler(event: Any, context: Any) -> dict[str, Any]:
         logger.exception("unexpected error while deciding")
         return _deny(RejectionReason.INTERNAL_ERROR, f"unexpected {type(error).__name__}")
     logger.info("provisioning approved", extra={"decision": "APPROVED"})
-    metrics.add_metric(name="ProvisioningApproved", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.PROVISIONING_APPROVED, unit=MetricUnit.Count, value=1)
     return _answer(allow=True, overrides=overrides)
 
 
@@ -95,8 +97,15 @@ def _deny(reason: RejectionReason, detail: str) -> dict[str, Any]:
     logger.warning(
         "provisioning denied", extra={"decision": "DENIED", "reason": reason.value, "detail": detail}
     )
-    metrics.add_dimension(name="Reason", value=reason.value)
-    metrics.add_metric(name="ProvisioningRejected", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.PROVISIONING_REJECTED, unit=MetricUnit.Count, value=1)
+    with single_metric(
+        name=Metric.PROVISIONING_REJECTED,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={SERVICE_DIMENSION: SERVICE},
+    ) as by_reason:
+        by_reason.add_dimension(name=REASON_DIMENSION, value=reason.value)
     return _answer(allow=False)
 
 
@@ -161,7 +170,4 @@ def _rules() -> RuleSet | RulesError:
 
 @functools.cache
 def _registry() -> DeviceRegistry:
-    table_name = os.environ.get(REGISTRY_TABLE_ENV)
-    if not table_name:
-        raise ProvisioningDenied(RejectionReason.INTERNAL_ERROR, f"{REGISTRY_TABLE_ENV} is not set")
-    return DeviceRegistry(boto3.client("dynamodb", config=DYNAMODB_CONFIG), table_name)
+    return registry_from_environment(DYNAMODB_CONFIG)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hook.contract import (
     PARAMETER_ATTRIBUTES,
+    REGISTRY_TABLE_ENV,
+    STATUS_INDEX,
     Attr,
     DeviceStatus,
     Parameter,
@@ -40,7 +45,7 @@ class Provenance:
 
 
 class DeviceRegistry:
-    """Records approvals in the registry table, deciding duplicates and lifecycle atomically."""
+    """The functions' access to the registry table: approvals, activations and stale approvals."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -54,9 +59,10 @@ class DeviceRegistry:
         One ``UpdateItem`` whose condition admits a new serial (unless pre-registration is required) or a
         ``PREREGISTERED`` one with the same type and manufacturer. When the condition fails, DynamoDB
         returns the stored item, and the decision is made from it without a second request: a retry
-        by the same certificate is allowed again, anything else is denied.
+        by the same certificate, for the same type and manufacturer, is allowed again; anything else
+        is denied.
         """
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = timestamp()
         values: dict[str, str] = {
             Attr.STATUS: DeviceStatus.PENDING,
             Attr.CERTIFICATE_ID: provenance.certificate_id,
@@ -99,6 +105,78 @@ class DeviceRegistry:
             _decide_from_stored(stored, request, provenance)
         except BotoCoreError as error:
             raise _unavailable(error) from error
+
+    def get(self, serial_number: str) -> dict[str, str] | None:
+        """The registry item of a serial (string attributes), read consistently; ``None`` if absent."""
+        item = self._client.get_item(
+            TableName=self._table_name,
+            Key={Attr.SERIAL_NUMBER: {"S": serial_number}},
+            ConsistentRead=True,
+        ).get("Item")
+        return None if item is None else _strings(item)
+
+    def activate(self, serial_number: str, thing_name: str) -> dict[str, str] | None:
+        """Move a ``PENDING`` serial to ``ACTIVE`` with its thing name; return ``None`` when done, or the
+        stored item when it was not ``PENDING`` (a redelivered event or an unexpected state)."""
+        now = timestamp()
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key={Attr.SERIAL_NUMBER: {"S": serial_number}},
+                UpdateExpression="SET #status = :active, #thing = :thing, #activated = :now, #updated = :now",
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={
+                    "#status": Attr.STATUS,
+                    "#thing": Attr.THING_NAME,
+                    "#activated": Attr.ACTIVATED_AT,
+                    "#updated": Attr.UPDATED_AT,
+                },
+                ExpressionAttributeValues={
+                    ":active": {"S": DeviceStatus.ACTIVE},
+                    ":pending": {"S": DeviceStatus.PENDING},
+                    ":thing": {"S": thing_name},
+                    ":now": {"S": now},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            stored: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
+            return _strings(stored)
+        return None
+
+    def count_pending_before(self, cutoff: str) -> int:
+        """How many ``PENDING`` items were last updated before ``cutoff`` (ISO 8601), by the status index."""
+        count = 0
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table_name,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression="#status = :pending AND #updated < :cutoff",
+            ExpressionAttributeNames={"#status": Attr.STATUS, "#updated": Attr.UPDATED_AT},
+            ExpressionAttributeValues={":pending": {"S": DeviceStatus.PENDING}, ":cutoff": {"S": cutoff}},
+            Select="COUNT",
+        ):
+            count += page["Count"]
+        return count
+
+
+def registry_from_environment(config: Config) -> DeviceRegistry:
+    """The registry named by ``REGISTRY_TABLE_NAME``, through a DynamoDB client built with ``config``."""
+    table_name = os.environ.get(REGISTRY_TABLE_ENV)
+    if not table_name:
+        raise RuntimeError(f"{REGISTRY_TABLE_ENV} is not set")
+    return DeviceRegistry(boto3.client("dynamodb", config=config), table_name)
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """A registry timestamp: ISO 8601 in UTC with milliseconds, which sorts as text."""
+    return (moment or datetime.now(UTC)).isoformat(timespec="milliseconds")
+
+
+def _strings(item: dict[str, Any]) -> dict[str, str]:
+    return {name: value["S"] for name, value in item.items() if "S" in value}
 
 
 def _decide_from_stored(item: dict[str, Any] | None, request: DeviceRequest, provenance: Provenance) -> None:

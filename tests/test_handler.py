@@ -23,18 +23,14 @@ def output_lines(captured: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 
 
 def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]:
-    """(metric name, dimensions) of every EMF document among the output lines."""
+    """(metric name, dimensions) of every EMF document among the output lines, in a stable order."""
     found: list[tuple[str, dict[str, str]]] = []
     for line in lines:
         for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
             assert directive["Namespace"] == METRICS_NAMESPACE
             dimensions = {name: line[name] for names in directive["Dimensions"] for name in names}
-            found.extend(
-                (metric["Name"], dimensions)
-                for metric in directive["Metrics"]
-                if line[metric["Name"]] == [1.0]
-            )
-    return found
+            found.extend((metric["Name"], dimensions) for metric in directive["Metrics"] if line[metric["Name"]] == [1.0])
+    return sorted(found, key=lambda metric: json.dumps(metric, sort_keys=True))
 
 
 def decision_logs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,7 +84,7 @@ def test_approval_logs_the_decision_and_emits_the_approved_metric(
     assert emf_metrics(lines) == [("ProvisioningApproved", {"service": "provisioning-hook"})]
 
 
-def test_denial_logs_the_reason_and_emits_the_rejected_metric_with_the_reason(
+def test_denial_logs_the_reason_and_counts_the_rejection_in_total_and_by_reason(
     invoke: Invoke, hook_output: pytest.CaptureFixture[str]
 ) -> None:
     hook_output.readouterr()
@@ -98,7 +94,8 @@ def test_denial_logs_the_reason_and_emits_the_rejected_metric_with_the_reason(
     assert (log["decision"], log["reason"], log["serialNumber"]) == ("DENIED", "FirmwareTooOld", "TS-000123")
     assert "older than the minimum 1.2.0" in log["detail"]
     assert emf_metrics(lines) == [
-        ("ProvisioningRejected", {"Reason": "FirmwareTooOld", "service": "provisioning-hook"})
+        ("ProvisioningRejected", {"Reason": "FirmwareTooOld", "service": "provisioning-hook"}),
+        ("ProvisioningRejected", {"service": "provisioning-hook"}),
     ]
 
 
@@ -275,7 +272,8 @@ def test_failure_outside_the_decision_still_answers_and_counts_the_rejection(
     lines = output_lines(hook_output)
     assert [log["reason"] for log in decision_logs(lines)] == ["InternalError"]
     assert emf_metrics(lines) == [
-        ("ProvisioningRejected", {"Reason": "InternalError", "service": "provisioning-hook"})
+        ("ProvisioningRejected", {"Reason": "InternalError", "service": "provisioning-hook"}),
+        ("ProvisioningRejected", {"service": "provisioning-hook"}),
     ]
     assert registry_count(dynamodb) == 0
 

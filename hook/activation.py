@@ -1,0 +1,132 @@
+"""Activation: once AWS IoT has created a device's thing, mark it ACTIVE and initialise its shadow.
+
+An IoT topic rule on ``$aws/events/thing/+/created`` invokes :func:`lambda_handler`. A provisioning
+template cannot create shadows, so this is where each device type's initial desired state is written.
+The shadow is written before the registry moves to ``ACTIVE``, so a redelivered event after a failure
+finishes the job, and one after success changes nothing. AWS errors are raised, so that Lambda retries
+the asynchronous invocation and the function's Errors alarm fires when retries run out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from hook.contract import (
+    ACTIVATION_CONFIG_ENV,
+    ACTIVATION_CONFIG_FILE_NAME,
+    IOT_DATA_ENDPOINT_ENV,
+    METRICS_NAMESPACE,
+    Attr,
+    DeviceStatus,
+    Metric,
+    Service,
+    serial_number_of,
+)
+from hook.registry import DeviceRegistry, registry_from_environment
+
+CLIENT_CONFIG: Final = Config(
+    connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 3, "mode": "standard"}
+)
+
+logger = Logger(service=Service.ACTIVATION.value)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=Service.ACTIVATION.value)
+
+
+@dataclass(frozen=True)
+class ActivationConfig:
+    """What the activation function needs to know about the stack."""
+
+    thing_name_prefix: str
+    """Things of this stack are named ``<thing_name_prefix>-<serial>``; others are ignored."""
+    initial_shadows: dict[str, dict[str, Any]]
+    """The desired state each device type's shadow starts with."""
+
+    @classmethod
+    def load(cls, path: Path) -> ActivationConfig:
+        """Read the configuration the Pulumi program packaged with the function."""
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return cls(thing_name_prefix=document["thingNamePrefix"], initial_shadows=document["initialShadows"])
+
+    def document(self) -> dict[str, Any]:
+        """This configuration as the JSON document :meth:`load` reads."""
+        return {"thingNamePrefix": self.thing_name_prefix, "initialShadows": self.initial_shadows}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    """Handle one ``$aws/events/thing/<name>/created`` registry event; returns what was done."""
+    thing_name = event.get("thingName")
+    if event.get("operation") != "CREATED" or not isinstance(thing_name, str):
+        logger.warning("not a thing-created event; ignored", extra={"eventType": event.get("eventType")})
+        return {"outcome": "ignored"}
+    outcome = activate(thing_name, _config(), _registry(), _shadows())
+    return {"outcome": outcome}
+
+
+def activate(thing_name: str, config: ActivationConfig, registry: DeviceRegistry, shadows: Any) -> str:
+    """Activate the device behind ``thing_name``; returns ``activated``, ``already-active``, ``ignored``,
+    ``no-registry-item`` or ``unexpected-state``."""
+    serial = serial_number_of(config.thing_name_prefix, thing_name)
+    if serial is None:
+        logger.info("thing of another stack; ignored", extra={"thingName": thing_name})
+        return "ignored"
+    logger.append_keys(serialNumber=serial, thingName=thing_name)
+    item = registry.get(serial)
+    if item is None:
+        logger.warning("thing created for a serial the registry does not know")
+        metrics.add_metric(name=Metric.THING_WITHOUT_REGISTRY_ITEM, unit=MetricUnit.Count, value=1)
+        return "no-registry-item"
+    if _is_active(item, thing_name):
+        logger.info("already active; redelivered event")
+        return "already-active"
+    if item.get(Attr.STATUS) != DeviceStatus.PENDING:
+        return _unexpected(item)
+
+    desired = config.initial_shadows.get(item.get(Attr.DEVICE_TYPE, ""), {})
+    shadows.update_thing_shadow(thingName=thing_name, payload=json.dumps({"state": {"desired": desired}}))
+    stored = registry.activate(serial, thing_name)
+    if stored is not None:
+        return "already-active" if _is_active(stored, thing_name) else _unexpected(stored)
+    logger.info("device activated", extra={"deviceType": item.get(Attr.DEVICE_TYPE)})
+    metrics.add_metric(name=Metric.DEVICE_ACTIVATED, unit=MetricUnit.Count, value=1)
+    return "activated"
+
+
+def _is_active(item: dict[str, str], thing_name: str) -> bool:
+    return item.get(Attr.STATUS) == DeviceStatus.ACTIVE and item.get(Attr.THING_NAME) == thing_name
+
+
+def _unexpected(item: dict[str, str]) -> str:
+    logger.warning("thing created for a serial that is not PENDING", extra={"status": item.get(Attr.STATUS)})
+    metrics.add_metric(name=Metric.UNEXPECTED_ACTIVATION, unit=MetricUnit.Count, value=1)
+    return "unexpected-state"
+
+
+@functools.cache
+def _config() -> ActivationConfig:
+    return ActivationConfig.load(
+        Path(os.environ.get(ACTIVATION_CONFIG_ENV) or Path(__file__).with_name(ACTIVATION_CONFIG_FILE_NAME))
+    )
+
+
+@functools.cache
+def _registry() -> DeviceRegistry:
+    return registry_from_environment(CLIENT_CONFIG)
+
+
+@functools.cache
+def _shadows() -> Any:
+    return boto3.client(
+        "iot-data", endpoint_url=os.environ.get(IOT_DATA_ENDPOINT_ENV) or None, config=CLIENT_CONFIG
+    )
