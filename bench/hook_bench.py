@@ -58,7 +58,7 @@ try:
 except ImportError as missing:  # moto's server needs Flask, which moto[dynamodb] does not bring
     raise SystemExit(f"{missing}: install moto's server, e.g. pip install flask flask-cors") from missing
 
-from components.hook_package import hook_sources, rules_json  # noqa: E402
+from components.hook_package import config_json, hook_sources  # noqa: E402
 from hook import handler  # noqa: E402
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV, RULES_FILE_NAME, Attr, DeviceStatus  # noqa: E402
 from tests.support import (  # noqa: E402
@@ -477,7 +477,7 @@ def function_package() -> tuple[bytes, int]:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, path in sources.items():
             archive.write(path, arcname=name)
-        archive.writestr(f"hook/{RULES_FILE_NAME}", rules_json(RULES))
+        archive.writestr(f"hook/{RULES_FILE_NAME}", config_json(RULES))
     return buffer.getvalue(), len(sources)
 
 

@@ -7,9 +7,10 @@ every document.
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
-from hook.contract import PARAMETER_ATTRIBUTES, Parameter
+from hook.contract import PARAMETER_ATTRIBUTES, STACK_NAME_SEPARATOR, Parameter
 
 IAM_VERSION = "2012-10-17"
 THING = "${iot:Connection.Thing.ThingName}"
@@ -27,6 +28,7 @@ PROVISIONING_ACTIONS = (
     "iot:ListAttachedPolicies",
     "iot:ListThingGroupsForThing",
     "iot:ListThingPrincipals",
+    "iot:RemoveThingFromThingGroup",
     "iot:CreateThing",
     "iot:UpdateCertificate",
     "iot:UpdateThing",
@@ -35,7 +37,8 @@ PROVISIONING_ACTIONS = (
 """What AWS IoT does with the provisioning role to run this project's template; nothing more."""
 
 
-class AccountScope(NamedTuple):
+@dataclass(frozen=True)
+class AccountScope:
     """Partition, region and account that ARNs in the documents refer to."""
 
     partition: str
@@ -141,11 +144,11 @@ def provisioning_role_policy(scope: AccountScope, name_prefix: str) -> str:
                     "Effect": "Allow",
                     "Action": sorted(PROVISIONING_ACTIONS),
                     "Resource": [
-                        arn(f"thing/{name_prefix}-*"),
+                        arn(f"thing/{name_prefix}{STACK_NAME_SEPARATOR}*"),
                         arn("cert/*"),
-                        arn(f"policy/{name_prefix}-*"),
-                        arn(f"thinggroup/{name_prefix}-*"),
-                        arn(f"thingtype/{name_prefix}-*"),
+                        arn(f"policy/{name_prefix}{STACK_NAME_SEPARATOR}*"),
+                        arn(f"thinggroup/{name_prefix}{STACK_NAME_SEPARATOR}*"),
+                        arn(f"thingtype/{name_prefix}{STACK_NAME_SEPARATOR}*"),
                     ],
                 }
             ],
@@ -153,36 +156,34 @@ def provisioning_role_policy(scope: AccountScope, name_prefix: str) -> str:
     )
 
 
-def hook_role_policy(log_group_arn: str, table_arn: str) -> str:
-    """What the hook may do: write its own log group and make conditional updates to the registry."""
-    return _dumps(
-        {
-            "Version": IAM_VERSION,
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": f"{log_group_arn}:*",
-                },
-                {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": table_arn},
-            ],
-        }
-    )
+def function_role_policy(log_group_arn: str, statements: list[dict[str, Any]]) -> str:
+    """A function's permissions: write its own log group, plus ``statements``."""
+    logs = {
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": f"{log_group_arn}:*",
+    }
+    return _dumps({"Version": IAM_VERSION, "Statement": [logs, *statements]})
 
 
-def _prefixed(name_prefix: str, parameter: Parameter) -> dict[str, Any]:
-    """Template expression for ``<name_prefix>-<value of parameter>``."""
-    return {"Fn::Join": ["", [f"{name_prefix}-", {"Ref": parameter.value}]]}
+def allow(actions: list[str], resources: list[str]) -> dict[str, Any]:
+    """One ``Allow`` statement."""
+    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def _joined(base_name: str, parameter: Parameter) -> dict[str, Any]:
+    """Template expression for ``<base_name>_<value of parameter>``, as :mod:`hook.contract` names things."""
+    return {"Fn::Join": [STACK_NAME_SEPARATOR, [base_name, {"Ref": parameter.value}]]}
 
 
 def template_body(name_prefix: str) -> str:
-    """The fleet provisioning template: the thing named ``<name_prefix>-<serial>``, typed, grouped and
+    """The fleet provisioning template: the thing named ``<name_prefix>_<serial>``, typed, grouped and
     attributed from the parameters; the certificate activated; the device type's policy attached.
 
-    Per-type names are derived (``<name_prefix>-<DeviceType>``), not looked up in a table, so the body
+    Per-type names are derived (``<name_prefix>_<DeviceType>``), not looked up in a table, so the body
     has the same size for 4 device types or 400. A type without resources fails provisioning.
     """
-    per_type = _prefixed(name_prefix, Parameter.DEVICE_TYPE)
+    per_type = _joined(name_prefix, Parameter.DEVICE_TYPE)
     return _dumps(
         {
             "Parameters": {parameter.value: {"Type": "String"} for parameter in Parameter},
@@ -190,9 +191,7 @@ def template_body(name_prefix: str) -> str:
                 "thing": {
                     "Type": "AWS::IoT::Thing",
                     "Properties": {
-                        "ThingName": {
-                            "Fn::Join": ["", [f"{name_prefix}-", {"Ref": Parameter.SERIAL_NUMBER.value}]]
-                        },
+                        "ThingName": _joined(name_prefix, Parameter.SERIAL_NUMBER),
                         "ThingTypeName": per_type,
                         "ThingGroups": [per_type],
                         "AttributePayload": {

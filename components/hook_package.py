@@ -8,12 +8,12 @@ from typing import Any, Final
 
 import pulumi
 
-from hook.contract import RULES_FILE_NAME
-
 HOOK_DIR: Final = Path(__file__).resolve().parent.parent / "hook"
 PACKAGE: Final = HOOK_DIR.name
-HANDLER: Final = f"{PACKAGE}.handler.lambda_handler"
-"""The Lambda handler, as the runtime imports it from the package root."""
+HOOK_HANDLER: Final = f"{PACKAGE}.handler.lambda_handler"
+ACTIVATION_HANDLER: Final = f"{PACKAGE}.activation.lambda_handler"
+STALE_APPROVALS_HANDLER: Final = f"{PACKAGE}.stale_approvals.lambda_handler"
+"""The Lambda handlers, as the runtime imports them from the package root."""
 
 
 def hook_sources() -> dict[str, Path]:
@@ -23,15 +23,17 @@ def hook_sources() -> dict[str, Path]:
     }
 
 
-def rules_json(rules: dict[str, Any]) -> str:
-    """The rules file's content: stable, sorted JSON."""
-    return json.dumps(rules, sort_keys=True, indent=2)
+def config_json(document: dict[str, Any]) -> str:
+    """A configuration file's content: stable, sorted JSON."""
+    return json.dumps(document, sort_keys=True, indent=2)
 
 
-def hook_archive(rules: dict[str, Any]) -> pulumi.AssetArchive:
-    """The function's code: the hook sources and ``hook/rules.json``. Powertools comes from its layer."""
+def hook_archive(config_files: dict[str, str]) -> pulumi.AssetArchive:
+    """The functions' code: the ``hook/`` sources and the given configuration files beside them.
+    Powertools comes from its layer."""
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {
         name: pulumi.FileAsset(str(path)) for name, path in hook_sources().items()
     }
-    assets[f"{PACKAGE}/{RULES_FILE_NAME}"] = pulumi.StringAsset(rules_json(rules))
+    for file_name, content in config_files.items():
+        assets[f"{PACKAGE}/{file_name}"] = pulumi.StringAsset(content)
     return pulumi.AssetArchive(assets)

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components import documents
 from components.documents import AccountScope
-from components.hook_package import HANDLER, hook_archive
-from hook.contract import REGISTRY_TABLE_ENV, Attr
+from components.function import FunctionArgs, create_function
+from components.hook_package import HOOK_HANDLER
+from hook.contract import REGISTRY_TABLE_ENV, Attr, device_type_resource_name
 
-HOOK_RUNTIME = "python3.13"
-HOOK_ARCHITECTURE = "arm64"
-POWERTOOLS_LAYER_ACCOUNT = "017000801446"
-"""AWS account that publishes the Powertools for AWS Lambda layers in the commercial regions."""
 SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
 """Thing attributes that fleet indexing and ListThings can filter on (AWS allows three per thing type)."""
 
@@ -26,31 +22,23 @@ class FleetProvisioningArgs:
     """Arguments of :class:`FleetProvisioning`."""
 
     name_prefix: str
-    """Start of every resource name; per-type resources are ``<name_prefix>-<type>``."""
+    """Start of every resource name; per-type resources are ``<name_prefix>_<type>``."""
     template_name: str
     """Name of the provisioning template (at most 36 characters)."""
     device_types: tuple[str, ...]
     """Device types that may provision."""
-    hook_rules: dict[str, Any]
-    """The hook's rules document (validated by the settings)."""
+    code: pulumi.Archive
+    """The packaged ``hook/`` code with its configuration files."""
+    layer_arn: pulumi.Input[str]
+    """The Powertools layer."""
     registry_table_name: pulumi.Input[str]
     registry_table_arn: pulumi.Input[str]
     hook_timeout: int = 5
     hook_memory_size: int = 256
     log_retention_days: int = 30
-    powertools_layer_version: int = 27
     claim_csr: str = ""
     """PEM CSR of the claim certificate; empty to let AWS generate the key pair."""
     tags: dict[str, str] = field(default_factory=dict)
-
-
-def powertools_layer_arn(region: str, version: int) -> str:
-    """ARN of the AWS-managed Powertools for AWS Lambda (Python) v3 layer for the hook's runtime."""
-    runtime = HOOK_RUNTIME.replace(".", "")
-    return (
-        f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
-        f"AWSLambdaPowertoolsPythonV3-{runtime}-{HOOK_ARCHITECTURE}:{version}"
-    )
 
 
 class FleetProvisioning(pulumi.ComponentResource):
@@ -108,7 +96,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             opts=self._child,
         )
         for device_type in args.device_types:
-            name = f"{args.name_prefix}-{device_type}"
+            name = device_type_resource_name(args.name_prefix, device_type)
             aws.iot.Policy(
                 f"{name}-policy",
                 name=name,
@@ -137,53 +125,26 @@ class FleetProvisioning(pulumi.ComponentResource):
         return self._scope.apply(lambda scope: documents.device_policy(scope, device_type))
 
     def _create_hook(self, name: str) -> aws.lambda_.Function:
-        """The pre-provisioning hook, its log group, and a role limited to that log group and the registry."""
+        """The pre-provisioning hook: may only write its logs and update the registry table."""
         args = self._args
-        function_name = f"{args.name_prefix}-provisioning-hook"
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-hook-logs",
-            name=f"/aws/lambda/{function_name}",
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
-            opts=self._child,
-        )
-        role = aws.iam.Role(
-            f"{name}-hook-role",
-            name=f"{args.name_prefix}-hook",
-            assume_role_policy=documents.service_trust_policy("lambda.amazonaws.com"),
-            tags=args.tags,
-            opts=self._child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-hook-policy",
-            role=role.id,
-            policy=pulumi.Output.all(log_group.arn, args.registry_table_arn).apply(
-                lambda arns: documents.hook_role_policy(arns[0], arns[1])
-            ),
-            opts=self._child,
-        )
-        return aws.lambda_.Function(
+        return create_function(
             f"{name}-hook",
-            name=function_name,
-            description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
-            runtime=HOOK_RUNTIME,
-            architectures=[HOOK_ARCHITECTURE],
-            handler=HANDLER,
-            code=hook_archive(args.hook_rules),
-            layers=[
-                self._scope.apply(
-                    lambda scope: powertools_layer_arn(scope.region, args.powertools_layer_version)
-                )
-            ],
-            role=role.arn,
-            timeout=args.hook_timeout,
-            memory_size=args.hook_memory_size,
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={REGISTRY_TABLE_ENV: args.registry_table_name, "POWERTOOLS_LOG_LEVEL": "INFO"}
+            FunctionArgs(
+                function_name=f"{args.name_prefix}-provisioning-hook",
+                handler=HOOK_HANDLER,
+                description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
+                code=args.code,
+                statements=pulumi.Output.from_input(args.registry_table_arn).apply(
+                    lambda table_arn: [documents.allow(["dynamodb:UpdateItem"], [table_arn])]
+                ),
+                environment={REGISTRY_TABLE_ENV: args.registry_table_name},
+                layer_arn=args.layer_arn,
+                timeout=args.hook_timeout,
+                memory_size=args.hook_memory_size,
+                log_retention_days=args.log_retention_days,
+                tags=args.tags,
             ),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]),
+            parent=self,
         )
 
     def _create_claim_certificate(self, name: str, template_name: str) -> None:

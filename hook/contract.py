@@ -171,12 +171,23 @@ class ProvisioningDenied(Exception):
         self.detail = detail
 
 
-def thing_name(prefix: str, serial_number: str) -> str:
-    """The thing name the provisioning template gives a device: ``<prefix>-<serial>``."""
-    return f"{prefix}-{serial_number}"
+STACK_NAME_SEPARATOR: Final = "_"
+"""Joins a stack's base name (``<resourcePrefix>-<environment>``, only ``a-z 0-9 -``) to a serial number
+or a device type. Base names never contain it, so no name of one stack falls under another stack's
+``<base>_*`` permissions, even when one environment's name starts with another's (``prod``, ``prod-eu``)."""
 
 
-def serial_number_of(prefix: str, name: str) -> str | None:
+def thing_name(base_name: str, serial_number: str) -> str:
+    """The thing name the provisioning template gives a device: ``<base>_<serial>``."""
+    return f"{base_name}{STACK_NAME_SEPARATOR}{serial_number}"
+
+
+def device_type_resource_name(base_name: str, device_type: str) -> str:
+    """Name of a device type's IoT policy, thing type and thing group: ``<base>_<type>``."""
+    return f"{base_name}{STACK_NAME_SEPARATOR}{device_type}"
+
+
+def serial_number_of(base_name: str, name: str) -> str | None:
     """The serial number in a thing name made by :func:`thing_name`, or ``None`` for another stack's thing."""
-    head = f"{prefix}-"
+    head = f"{base_name}{STACK_NAME_SEPARATOR}"
     return name[len(head) :] if name.startswith(head) and len(name) > len(head) else None

@@ -63,7 +63,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # the event carries the certificate PEM
 def _decorated_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         overrides = _decide(event)

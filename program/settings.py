@@ -43,6 +43,18 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
 _TAG_VALUE = re.compile(r"[\w .:/=+\-@]{0,256}")
 _RESERVED_TAG_KEYS: Final = frozenset({"Project", "Environment", "ManagedBy"})
+DEFAULT_INITIAL_SHADOW: Final = {"telemetryIntervalSeconds": 300}
+SHADOW_DOCUMENT_MAX_BYTES: Final = 4096
+"""Half of AWS IoT's 8 KB shadow document limit, leaving room for what devices report."""
+
+
+def _shadow_document(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value).encode())
+    if size > SHADOW_DOCUMENT_MAX_BYTES:
+        raise ValueError(
+            f"expected a desired-state object of at most {SHADOW_DOCUMENT_MAX_BYTES} bytes, got {size}"
+        )
+    return value
 
 
 class SettingsError(ValueError):
@@ -61,6 +73,13 @@ class DeviceTypeSettings(BaseModel):
     """Manufacturers allowed to make this type; ``None`` for any."""
     min_firmware_version: str | None = Field(default=None, alias="minFirmwareVersion")
     """Oldest firmware (``x.y.z``) allowed to provision; ``None`` for any."""
+    initial_shadow: dict[str, Any] | None = Field(default=None, alias="initialShadow")
+    """Desired state this type's shadow starts with; ``None`` for the stack's ``initialShadow``."""
+
+    @field_validator("initial_shadow")
+    @classmethod
+    def _initial_shadow(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _shadow_document(value)
 
     def rule(self) -> dict[str, Any]:
         """This type's entry in the hook's rules file."""
@@ -108,6 +127,12 @@ class Settings(BaseModel):
     """PEM CSR for the claim certificate, so its private key never enters Pulumi state; empty to let AWS
     generate the key pair (the private key is then a secret stack output)."""
     log_retention_days: int = 30
+    audit_log_retention_days: int = 365
+    """Retention of the audit log group (registry and lifecycle events)."""
+    initial_shadow: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_INITIAL_SHADOW))
+    """Desired state every new device's shadow starts with, unless its type sets ``initialShadow``."""
+    max_provisioning_per_hour: Annotated[int, Field(ge=1)] = 100
+    """Things registered through the claim certificate per hour above which claim abuse is alarmed."""
     powertools_layer_version: Annotated[int, Field(ge=1)] = 27
     """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer."""
 
@@ -128,6 +153,15 @@ class Settings(BaseModel):
         return {
             "deviceTypes": {device_type.name: device_type.rule() for device_type in self.device_types},
             "requirePreregistration": self.require_preregistration,
+        }
+
+    def initial_shadows(self) -> dict[str, dict[str, Any]]:
+        """The desired state each device type's shadow starts with."""
+        return {
+            device_type.name: device_type.initial_shadow
+            if device_type.initial_shadow is not None
+            else self.initial_shadow
+            for device_type in self.device_types
         }
 
     def tags_for_resources(self) -> dict[str, str]:
@@ -169,6 +203,9 @@ class Settings(BaseModel):
     @classmethod
     def _device_types(cls, value: tuple[DeviceTypeSettings, ...]) -> tuple[DeviceTypeSettings, ...]:
         names = [device_type.name for device_type in value]
+        with_colon = [name for name in names if ":" in name]
+        if with_colon:
+            raise ValueError(f"{', '.join(with_colon)}: ':' is not allowed in IoT policy names")
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"device type(s) listed twice: {', '.join(duplicates)}")
@@ -217,7 +254,12 @@ class Settings(BaseModel):
             raise ValueError("expected a PEM certificate signing request, or empty for an AWS-made key")
         return value
 
-    @field_validator("log_retention_days")
+    @field_validator("initial_shadow")
+    @classmethod
+    def _initial_shadow(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _shadow_document(value)
+
+    @field_validator("log_retention_days", "audit_log_retention_days")
     @classmethod
     def _log_retention_days(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:

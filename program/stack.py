@@ -11,9 +11,16 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.audit import AuditTrail, AuditTrailArgs
 from components.documents import AccountScope
+from components.function import powertools_layer_arn
+from components.hook_package import config_json, hook_archive
+from components.lifecycle import DeviceLifecycle, DeviceLifecycleArgs
+from components.monitoring import MonitoredNames, Monitoring, MonitoringArgs
 from components.provisioning import FleetProvisioning, FleetProvisioningArgs
 from components.registry import DeviceRegistry, DeviceRegistryArgs
+from hook.activation import ActivationConfig
+from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME
 from program.settings import Settings
 
 
@@ -35,25 +42,79 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             tags=tags,
         ),
     )
+    code = hook_archive(
+        {
+            RULES_FILE_NAME: config_json(settings.hook_rules()),
+            ACTIVATION_CONFIG_FILE_NAME: config_json(
+                ActivationConfig(settings.base_name, settings.initial_shadows()).document()
+            ),
+        }
+    )
+    layer_arn = powertools_layer_arn(settings.region, settings.powertools_layer_version)
+    iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address
     provisioning = FleetProvisioning(
         "provisioning",
         FleetProvisioningArgs(
             name_prefix=settings.base_name,
             template_name=settings.template_name,
             device_types=tuple(device_type.name for device_type in settings.device_types),
-            hook_rules=settings.hook_rules(),
+            code=code,
+            layer_arn=layer_arn,
             registry_table_name=registry.table_name,
             registry_table_arn=registry.table_arn,
             hook_timeout=settings.lambda_timeout,
             hook_memory_size=settings.lambda_memory_size,
             log_retention_days=settings.log_retention_days,
-            powertools_layer_version=settings.powertools_layer_version,
             claim_csr=settings.claim_csr,
             tags=tags,
         ),
         scope,
     )
-    iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address
+    lifecycle = DeviceLifecycle(
+        "lifecycle",
+        DeviceLifecycleArgs(
+            name_prefix=settings.base_name,
+            code=code,
+            layer_arn=layer_arn,
+            registry_table_name=registry.table_name,
+            registry_table_arn=registry.table_arn,
+            iot_endpoint=iot_endpoint,
+            log_retention_days=settings.log_retention_days,
+            tags=tags,
+        ),
+        scope,
+    )
+    if settings.enable_monitoring:
+        Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                name_prefix=settings.base_name,
+                names=MonitoredNames(
+                    hook_function=provisioning.hook_function_name,
+                    activation_function=lifecycle.activation_function_name,
+                    registry_table=registry.table_name,
+                    template=provisioning.template_name,
+                    thing_created_rule=lifecycle.thing_created_rule_name,
+                    claim_certificate_id=provisioning.claim_certificate_id,
+                ),
+                alarm_threshold=settings.alarm_threshold,
+                max_provisioning_per_hour=settings.max_provisioning_per_hour,
+                alert_email=settings.alert_email,
+                tags=tags,
+            ),
+            scope,
+        )
+    if settings.enable_audit_logging:
+        AuditTrail(
+            "audit",
+            AuditTrailArgs(
+                name_prefix=settings.base_name,
+                log_retention_days=settings.log_retention_days,
+                audit_log_retention_days=settings.audit_log_retention_days,
+                tags=tags,
+            ),
+            scope,
+        )
 
     outputs: dict[str, Any] = {
         "provisioningTemplateName": provisioning.template_name,

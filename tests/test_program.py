@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter
+from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter, thing_name
 from hook.rules import parse_rules
 from program.settings import SettingsError
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, deploy
@@ -23,8 +24,14 @@ DEVICE_TYPE_RESOURCES = (
     "aws:iot/thingType:ThingType",
     "aws:iot/thingGroup:ThingGroup",
 )
+HOOK = f"{BASE}-provisioning-hook"
 TAGGABLE = {
     "aws:dynamodb/table:Table",
+    "aws:cloudwatch/metricAlarm:MetricAlarm",
+    "aws:cloudwatch/eventRule:EventRule",
+    "aws:iot/topicRule:TopicRule",
+    "aws:kms/key:Key",
+    "aws:sns/topic:Topic",
     "aws:iot/policy:Policy",
     "aws:iot/thingType:ThingType",
     "aws:iot/thingGroup:ThingGroup",
@@ -38,6 +45,13 @@ NOT_TAGGABLE = {
     "aws:iot/policyAttachment:PolicyAttachment",
     "aws:iam/rolePolicy:RolePolicy",
     "aws:lambda/permission:Permission",
+    "aws:cloudwatch/dashboard:Dashboard",
+    "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:iot/eventConfigurations:EventConfigurations",
+    "aws:iot/loggingOptions:LoggingOptions",
+    "aws:kms/alias:Alias",
+    "aws:sns/topicPolicy:TopicPolicy",
+    "aws:sns/topicSubscription:TopicSubscription",
 }
 """Every resource type the program declares, split by whether AWS lets it carry tags."""
 
@@ -128,7 +142,7 @@ def test_claim_csr_keeps_the_private_key_out_of_the_stack() -> None:
 
 @pytest.mark.parametrize("device_type", ["temperature-sensor", "gateway"])
 def test_device_policy_passes_the_overly_permissive_policy_check(dev: Deployment, device_type: str) -> None:
-    document = policy_document(named(dev, "aws:iot/policy:Policy", f"{BASE}-{device_type}"))
+    document = policy_document(named(dev, "aws:iot/policy:Policy", f"{BASE}_{device_type}"))
     thing = "${iot:Connection.Thing.ThingName}"
     own_topics = [
         f"dt/{device_type}/{thing}/*",
@@ -156,7 +170,7 @@ def test_each_device_type_has_a_thing_type_and_a_group_under_the_fleet_group(dev
     groups = {group.inputs["name"]: group for group in dev.mocks.of_type("aws:iot/thingGroup:ThingGroup")}
     assert groups.pop(f"{BASE}-fleet").inputs.get("parentGroupName") is None
     expected = {
-        f"{BASE}-{t}" for t in ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
+        f"{BASE}_{t}" for t in ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
     }
     assert set(groups) == expected
     assert all(group.inputs["parentGroupName"] == f"{BASE}-fleet" for group in groups.values())
@@ -172,9 +186,10 @@ def test_adding_or_removing_a_device_type_changes_exactly_its_resources() -> Non
     names_three = {(r.type, r.name) for r in three.mocks.resources}
     names_two = {(r.type, r.name) for r in two.mocks.resources}
     assert names_two < names_three
-    assert names_three - names_two == {(typ, f"{BASE}-valve-{suffix}") for typ, suffix in _suffixes()}
+    assert names_three - names_two == {(typ, f"{BASE}_valve-{suffix}") for typ, suffix in _suffixes()}
     unchanged = {(r.type, r.name): r.inputs for r in two.mocks.resources}
     for resource in three.mocks.resources:
+        # The functions' code carries the rules; everything else of the other types is untouched.
         if (resource.type, resource.name) in unchanged and resource.type != "aws:lambda/function:Function":
             assert resource.inputs == unchanged[(resource.type, resource.name)], resource.name
 
@@ -192,7 +207,7 @@ def _suffixes() -> list[tuple[str, str]]:
 
 def test_template_is_an_enabled_fleet_template_with_the_hook(dev: Deployment) -> None:
     template = dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate")
-    hook = dev.mocks.one("aws:lambda/function:Function")
+    hook = named(dev, "aws:lambda/function:Function", HOOK)
     assert template.inputs["name"] == TEMPLATE
     assert template.inputs["enabled"] is True
     assert template.inputs["type"] == "FLEET_PROVISIONING"
@@ -208,9 +223,9 @@ def test_template_body_builds_the_thing_from_the_parameters(dev: Deployment) -> 
         dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
     )
     assert set(body["Parameters"]) == {parameter.value for parameter in Parameter}
-    per_type = {"Fn::Join": ["", [f"{BASE}-", {"Ref": "DeviceType"}]]}
+    per_type = {"Fn::Join": ["_", [BASE, {"Ref": "DeviceType"}]]}
     thing = body["Resources"]["thing"]["Properties"]
-    assert thing["ThingName"] == {"Fn::Join": ["", [f"{BASE}-", {"Ref": "SerialNumber"}]]}
+    assert thing["ThingName"] == {"Fn::Join": ["_", [BASE, {"Ref": "SerialNumber"}]]}
     assert thing["ThingTypeName"] == per_type
     assert thing["ThingGroups"] == [per_type]
     assert thing["AttributePayload"] == {
@@ -233,10 +248,10 @@ def test_per_type_names_in_the_template_match_the_declared_resources(dev: Deploy
     body = json.loads(
         dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
     )
-    prefix = body["Resources"]["policy"]["Properties"]["PolicyName"]["Fn::Join"][1][0]
+    separator, (base, _) = body["Resources"]["policy"]["Properties"]["PolicyName"]["Fn::Join"]
     for device_type in ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway"):
         for typ in DEVICE_TYPE_RESOURCES:
-            assert named(dev, typ, prefix + device_type)
+            assert named(dev, typ, base + separator + device_type)
 
 
 def test_every_reference_in_the_template_resolves(dev: Deployment) -> None:
@@ -299,34 +314,63 @@ def test_provisioning_role_is_limited_to_this_stacks_iot_resources(dev: Deployme
     assert "iot:DeletePolicy" not in statement["Action"]
     assert sorted(statement["Resource"]) == sorted(
         [
-            f"{IOT_ARN}:thing/{BASE}-*",
+            f"{IOT_ARN}:thing/{BASE}_*",
             f"{IOT_ARN}:cert/*",
-            f"{IOT_ARN}:policy/{BASE}-*",
-            f"{IOT_ARN}:thinggroup/{BASE}-*",
-            f"{IOT_ARN}:thingtype/{BASE}-*",
+            f"{IOT_ARN}:policy/{BASE}_*",
+            f"{IOT_ARN}:thinggroup/{BASE}_*",
+            f"{IOT_ARN}:thingtype/{BASE}_*",
         ]
     )
 
 
+def test_no_stack_can_touch_another_stacks_things_or_policies() -> None:
+    # "dev" is a prefix of "dev-eu": neither stack's role may reach the other's things, types, groups or
+    # policies, even for a serial or type chosen to collide ("eu-SN1" in dev vs "SN1" in dev-eu).
+    dev = deploy({"aws:region": REGION}, stack="dev")
+    dev_eu = deploy({"aws:region": REGION}, stack="dev-eu")
+    kinds = (
+        ("policy", "aws:iot/policy:Policy"),
+        ("thinggroup", "aws:iot/thingGroup:ThingGroup"),
+        ("thingtype", "aws:iot/thingType:ThingType"),
+    )
+    for mine, theirs in ((dev, dev_eu), (dev_eu, dev)):
+        [role_policy] = [
+            p
+            for p in mine.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+            if p.inputs["role"].endswith("-provisioning-id")
+        ]
+        allowed = statements(policy_document(role_policy))[0]["Resource"]
+        their_names = [
+            f"{IOT_ARN}:{kind}/{resource.inputs['name']}"
+            for kind, typ in kinds
+            for resource in theirs.mocks.of_type(typ)
+        ]
+        their_base = theirs.outputs["provisioningTemplateName"].removesuffix("-fleet")
+        their_names.append(f"{IOT_ARN}:thing/{thing_name(their_base, 'SN1')}")
+        for name in their_names:
+            assert not any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed), name
+    assert thing_name("iot-provisioning-dev", "eu-SN1") != thing_name("iot-provisioning-dev-eu", "SN1")
+
+
 def test_hook_role_may_only_write_its_logs_and_update_the_registry(dev: Deployment) -> None:
     policies = {p.inputs["role"]: p for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
-    log_group = dev.mocks.one("aws:cloudwatch/logGroup:LogGroup")
-    logs, registry = statements(policy_document(policies[f"{BASE}-hook-id"]))
+    log_group = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/lambda/{HOOK}")
+    logs, registry = statements(policy_document(policies[f"{HOOK}-id"]))
     assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert logs["Resource"] == [
         f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:loggroup/{log_group.inputs['name']}:*"
     ]
     assert registry["Action"] == ["dynamodb:UpdateItem"]
     assert registry["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"]
-    hook_role = named(dev, "aws:iam/role:Role", f"{BASE}-hook")
+    hook_role = named(dev, "aws:iam/role:Role", HOOK)
     assert policy_document(hook_role, "assumeRolePolicy")["Statement"][0]["Principal"] == {
         "Service": "lambda.amazonaws.com"
     }
 
 
 def test_hook_function_configuration(dev: Deployment) -> None:
-    hook = dev.mocks.one("aws:lambda/function:Function")
-    log_group = dev.mocks.one("aws:cloudwatch/logGroup:LogGroup")
+    hook = named(dev, "aws:lambda/function:Function", HOOK)
+    log_group = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/lambda/{HOOK}")
     assert hook.inputs["runtime"] == "python3.13"
     assert hook.inputs["architectures"] == ["arm64"]
     assert hook.inputs["handler"] == "hook.handler.lambda_handler"
@@ -344,7 +388,7 @@ def test_hook_settings_come_from_config() -> None:
     deployment = deploy(
         {"aws:region": "eu-west-1", "lambdaTimeout": 3, "lambdaMemorySize": 512, "powertoolsLayerVersion": 30}
     )
-    hook = deployment.mocks.one("aws:lambda/function:Function")
+    hook = named(deployment, "aws:lambda/function:Function", HOOK)
     assert (hook.inputs["timeout"], hook.inputs["memorySize"]) == (3, 512)
     assert hook.inputs["layers"][0].startswith("arn:aws:lambda:eu-west-1:017000801446:")
     assert hook.inputs["layers"][0].endswith(":30")
@@ -353,7 +397,7 @@ def test_hook_settings_come_from_config() -> None:
 def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> None:
     types = ["gateway", {"name": "meter", "serialPattern": "M-[0-9]{4}", "minFirmwareVersion": "v2.1.0"}]
     deployment = deploy({"aws:region": REGION, "deviceTypes": types, "requirePreregistration": True})
-    assets = deployment.mocks.one("aws:lambda/function:Function").inputs["code"].assets
+    assets = named(deployment, "aws:lambda/function:Function", HOOK).inputs["code"].assets
     assert {"hook/handler.py", "hook/contract.py", "hook/rules.py", "hook/registry.py"} <= set(assets)
     assert not any("__pycache__" in name or name.startswith("tests") for name in assets)
     rules = json.loads(assets[f"hook/{RULES_FILE_NAME}"].text)
@@ -368,12 +412,13 @@ def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> 
 
 
 def test_iot_may_invoke_the_hook_only_for_this_template_and_account(dev: Deployment) -> None:
-    permission = dev.mocks.one("aws:lambda/permission:Permission")
+    [permission] = [
+        p for p in dev.mocks.of_type("aws:lambda/permission:Permission") if p.inputs["function"] == HOOK
+    ]
     assert permission.inputs["principal"] == "iot.amazonaws.com"
     assert permission.inputs["action"] == "lambda:InvokeFunction"
     assert permission.inputs["sourceAccount"] == ACCOUNT_ID
     assert permission.inputs["sourceArn"] == f"{IOT_ARN}:provisioningtemplate/{TEMPLATE}"
-    assert permission.inputs["function"] == dev.mocks.one("aws:lambda/function:Function").inputs["name"]
 
 
 # --- the registry ---------------------------------------------------------------------------------------

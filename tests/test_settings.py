@@ -75,6 +75,9 @@ def test_environment_defaults_to_the_stack_and_prod_protects_data() -> None:
         ({"deviceTypes": "gateway"}, "deviceTypes = gateway: expected a non-empty list"),
         ({"deviceTypes": ["gateway", "gateway"]}, "device type(s) listed twice: gateway"),
         ({"deviceTypes": ["smart sensor"]}, "deviceTypes.smart sensor: a device type name must be"),
+        ({"deviceTypes": ["acme:meter"]}, "acme:meter: ':' is not allowed in IoT policy names"),
+        ({"initialShadow": {"blob": "x" * 5000}}, "initialShadow = "),
+        ({"deviceTypes": [{"name": "gw", "initialShadow": ["on"]}]}, "Input should be a valid dictionary"),
         ({"deviceTypes": [{"name": "gw", "serialPattern": "(a+)+"}]}, "could make matching slow"),
         (
             {"deviceTypes": [{"name": "gw", "minFirmwareVersion": "2"}]},

@@ -1,0 +1,202 @@
+"""DeviceLifecycle: after the hook approves: activation, shadow initialisation, stale approvals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components import documents
+from components.documents import AccountScope
+from components.function import FunctionArgs, create_function
+from components.hook_package import ACTIVATION_HANDLER, STALE_APPROVALS_HANDLER
+from components.rule_logs import create_rule_log_destination
+from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_TABLE_ENV, STATUS_INDEX, thing_name
+
+STALE_APPROVALS_SCHEDULE = "rate(15 minutes)"
+IOT_SQL_VERSION = "2016-03-23"
+
+
+@dataclass(frozen=True)
+class DeviceLifecycleArgs:
+    """Arguments of :class:`DeviceLifecycle`."""
+
+    name_prefix: str
+    """This stack's things are named ``<name_prefix>_<serial>``."""
+    code: pulumi.Archive
+    """The packaged ``hook/`` code; its ``activation.json`` holds the initial shadows."""
+    layer_arn: pulumi.Input[str]
+    registry_table_name: pulumi.Input[str]
+    registry_table_arn: pulumi.Input[str]
+    iot_endpoint: pulumi.Input[str]
+    """The account's ``iot:Data-ATS`` endpoint address, for the shadow API."""
+    log_retention_days: int = 30
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class DeviceLifecycle(pulumi.ComponentResource):
+    """Moves approved devices to ``ACTIVE`` when their thing exists, writes their initial shadow, and
+    counts approvals that never became things."""
+
+    activation_function_name: pulumi.Output[str]
+    stale_approvals_function_name: pulumi.Output[str]
+    thing_created_rule_name: pulumi.Output[str]
+    """The topic rule on ``$aws/events/thing/+/created`` that invokes the activation function."""
+
+    def __init__(
+        self,
+        name: str,
+        args: DeviceLifecycleArgs,
+        scope: pulumi.Output[AccountScope],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("iot-fleet-provisioning:index:DeviceLifecycle", name, None, opts)
+        self._args = args
+        self._scope = scope
+        # Registry events are off by default; without them no thing-created event is ever published.
+        # This setting is per account and region: other stacks there see thing events too.
+        aws.iot.EventConfigurations(
+            f"{name}-registry-events",
+            event_configurations={"THING": True},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        activation = self._create_activation(name)
+        rule = self._create_thing_created_rule(name, activation)
+        stale = self._create_stale_approvals(name)
+        self.activation_function_name = activation.name
+        self.stale_approvals_function_name = stale.name
+        self.thing_created_rule_name = rule.name
+        self.register_outputs(
+            {
+                "activation_function_name": self.activation_function_name,
+                "stale_approvals_function_name": self.stale_approvals_function_name,
+                "thing_created_rule_name": self.thing_created_rule_name,
+            }
+        )
+
+    def _create_activation(self, name: str) -> aws.lambda_.Function:
+        """Reads and activates registry items; writes the shadows of this stack's things only."""
+        args = self._args
+        statements = pulumi.Output.all(args.registry_table_arn, self._scope).apply(
+            lambda values: [
+                documents.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [values[0]]),
+                documents.allow(
+                    ["iot:UpdateThingShadow"],
+                    [values[1].iot_arn(f"thing/{thing_name(args.name_prefix, '*')}")],
+                ),
+            ]
+        )
+        return create_function(
+            f"{name}-activation",
+            FunctionArgs(
+                function_name=f"{args.name_prefix}-device-activation",
+                handler=ACTIVATION_HANDLER,
+                description="Marks provisioned devices ACTIVE and writes their initial shadow",
+                code=args.code,
+                statements=statements,
+                environment={
+                    REGISTRY_TABLE_ENV: args.registry_table_name,
+                    IOT_DATA_ENDPOINT_ENV: pulumi.Output.concat("https://", args.iot_endpoint),
+                },
+                layer_arn=args.layer_arn,
+                timeout=30,
+                memory_size=256,
+                log_retention_days=args.log_retention_days,
+                tags=args.tags,
+            ),
+            parent=self,
+        )
+
+    def _create_thing_created_rule(self, name: str, activation: aws.lambda_.Function) -> aws.iot.TopicRule:
+        """The rule that calls the activation function for this stack's new things; failures are logged."""
+        args = self._args
+        rule_name = f"{args.name_prefix.replace('-', '_')}_thing_created"
+        errors = create_rule_log_destination(
+            f"{name}-rule-errors",
+            log_group_name=f"/aws/iot/rules/{rule_name}/errors",
+            retention_days=args.log_retention_days,
+            scope=self._scope,
+            tags=args.tags,
+            parent=self,
+        )
+        rule_arn = self._scope.apply(lambda scope: scope.iot_arn(f"rule/{rule_name}"))
+        permission = aws.lambda_.Permission(
+            f"{name}-activation-invoke",
+            action="lambda:InvokeFunction",
+            function=activation.name,
+            principal="iot.amazonaws.com",
+            source_account=self._scope.account_id,
+            source_arn=rule_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return aws.iot.TopicRule(
+            f"{name}-thing-created",
+            name=rule_name,
+            description="New things of this stack: activate them in the registry and initialise their shadow",
+            enabled=True,
+            sql=thing_created_sql(args.name_prefix),
+            sql_version=IOT_SQL_VERSION,
+            lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=activation.arn)],
+            error_action=aws.iot.TopicRuleErrorActionArgs(
+                cloudwatch_logs=aws.iot.TopicRuleErrorActionCloudwatchLogsArgs(
+                    log_group_name=errors.log_group.name, role_arn=errors.role.arn
+                )
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+
+    def _create_stale_approvals(self, name: str) -> aws.lambda_.Function:
+        """A function on a schedule that counts PENDING approvals older than an hour, by the status index."""
+        args = self._args
+        function = create_function(
+            f"{name}-stale-approvals",
+            FunctionArgs(
+                function_name=f"{args.name_prefix}-stale-approvals",
+                handler=STALE_APPROVALS_HANDLER,
+                description="Publishes the number of PENDING approvals older than an hour",
+                code=args.code,
+                statements=pulumi.Output.from_input(args.registry_table_arn).apply(
+                    lambda table_arn: [
+                        documents.allow(["dynamodb:Query"], [f"{table_arn}/index/{STATUS_INDEX}"])
+                    ]
+                ),
+                environment={REGISTRY_TABLE_ENV: args.registry_table_name},
+                layer_arn=args.layer_arn,
+                timeout=60,
+                memory_size=256,
+                log_retention_days=args.log_retention_days,
+                tags=args.tags,
+            ),
+            parent=self,
+        )
+        schedule = aws.cloudwatch.EventRule(
+            f"{name}-stale-approvals-schedule",
+            name=f"{args.name_prefix}-stale-approvals",
+            schedule_expression=STALE_APPROVALS_SCHEDULE,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.lambda_.Permission(
+            f"{name}-stale-approvals-invoke",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="events.amazonaws.com",
+            source_arn=schedule.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-stale-approvals-target",
+            rule=schedule.name,
+            arn=function.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return function
+
+
+def thing_created_sql(name_prefix: str) -> str:
+    """Rule SQL selecting the thing-created registry events of this stack's things."""
+    # The prefix is validated to a-z 0-9 -, so it cannot break out of the string literal.
+    prefix = thing_name(name_prefix, "")
+    return f"SELECT * FROM '$aws/events/thing/+/created' WHERE startswith(thingName, '{prefix}')"  # noqa: S608
