@@ -136,3 +136,18 @@ def deploy(config: Mapping[str, Any], stack: str = "dev") -> Deployment:
 
     run()
     return deployment
+
+
+def comparable(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Inputs with asset archives replaced by their contents, so two runs can be compared with ``==``."""
+    return {key: _contents(value) for key, value in inputs.items()}
+
+
+def _contents(value: Any) -> Any:
+    if isinstance(value, pulumi.AssetArchive):
+        return {name: _contents(asset) for name, asset in value.assets.items()}
+    if isinstance(value, pulumi.StringAsset):
+        return value.text
+    if isinstance(value, pulumi.FileAsset):
+        return value.path
+    return value

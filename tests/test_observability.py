@@ -1,0 +1,327 @@
+"""Activation wiring, monitoring and the audit trail, as the program declares them (Pulumi mocks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
+
+REGION = "us-east-1"
+BASE = "iot-provisioning-dev"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:topic/{BASE}-alerts"
+CLAIM_ID = "0" * 63 + "1"
+TABLE = f"{BASE}-device-registry"
+
+
+@pytest.fixture(scope="module")
+def dev() -> Deployment:
+    return deploy({"aws:region": REGION, "alertEmail": "ops@example.com", "alarmThreshold": 7})
+
+
+def named(deployment: Deployment, typ: str, name: str) -> Declared:
+    [resource] = [r for r in deployment.mocks.of_type(typ) if r.inputs.get("name") == name]
+    return resource
+
+
+def alarms(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    return {
+        alarm.inputs["name"].removeprefix(f"{BASE}-"): alarm.inputs
+        for alarm in deployment.mocks.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+
+
+# --- activation wiring ---------------------------------------------------------------------------------
+
+
+def test_registry_events_for_things_are_enabled(dev: Deployment) -> None:
+    assert dev.mocks.one("aws:iot/eventConfigurations:EventConfigurations").inputs["eventConfigurations"] == {
+        "THING": True
+    }
+
+
+def test_thing_created_rule_invokes_the_activation_function_for_this_stacks_things(dev: Deployment) -> None:
+    rule = named(dev, "aws:iot/topicRule:TopicRule", "iot_provisioning_dev_thing_created")
+    expected = f"SELECT * FROM '$aws/events/thing/+/created' WHERE startswith(thingName, '{BASE}_')"  # noqa: S608
+    assert rule.inputs["sql"] == expected
+    assert rule.inputs["sqlVersion"] == "2016-03-23"
+    assert rule.inputs["lambdas"] == [
+        {"functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function/{BASE}-device-activation"}
+    ]
+    errors = rule.inputs["errorAction"]["cloudwatchLogs"]
+    assert errors["logGroupName"] == "/aws/iot/rules/iot_provisioning_dev_thing_created/errors"
+    [permission] = [
+        p
+        for p in dev.mocks.of_type("aws:lambda/permission:Permission")
+        if p.inputs["function"] == f"{BASE}-device-activation"
+    ]
+    assert permission.inputs["principal"] == "iot.amazonaws.com"
+    assert (
+        permission.inputs["sourceArn"]
+        == f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:rule/iot_provisioning_dev_thing_created"
+    )
+
+
+def role_statements(deployment: Deployment, role: str) -> list[dict[str, Any]]:
+    [policy] = [
+        p
+        for p in deployment.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs["role"] == f"{role}-id"
+    ]
+    statements: list[dict[str, Any]] = json.loads(policy.inputs["policy"])["Statement"]
+    return statements
+
+
+def test_activation_role_reads_and_activates_the_registry_and_writes_only_this_stacks_shadows(
+    dev: Deployment,
+) -> None:
+    logs, registry, shadow = role_statements(dev, f"{BASE}-device-activation")
+    assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert registry == {
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        "Resource": [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"],
+    }
+    assert shadow == {
+        "Effect": "Allow",
+        "Action": ["iot:UpdateThingShadow"],
+        "Resource": [f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:thing/{BASE}_*"],
+    }
+
+
+def test_stale_approvals_function_may_only_query_the_status_index_and_runs_on_a_schedule(
+    dev: Deployment,
+) -> None:
+    _, query = role_statements(dev, f"{BASE}-stale-approvals")
+    assert query["Action"] == ["dynamodb:Query"]
+    assert query["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}/index/byStatus"]
+    schedule = dev.mocks.one("aws:cloudwatch/eventRule:EventRule")
+    assert schedule.inputs["scheduleExpression"] == "rate(15 minutes)"
+    target = dev.mocks.one("aws:cloudwatch/eventTarget:EventTarget")
+    assert target.inputs["arn"].endswith(f"function/{BASE}-stale-approvals")
+
+
+def test_activation_package_carries_each_types_initial_shadow() -> None:
+    deployment = deploy(
+        {
+            "aws:region": REGION,
+            "initialShadow": {"telemetryIntervalSeconds": 120},
+            "deviceTypes": ["gateway", {"name": "meter", "initialShadow": {"valve": "closed"}}],
+        }
+    )
+    [activation] = [
+        f
+        for f in deployment.mocks.of_type("aws:lambda/function:Function")
+        if f.inputs["name"] == f"{BASE}-device-activation"
+    ]
+    assert activation.inputs["handler"] == "hook.activation.lambda_handler"
+    config = json.loads(activation.inputs["code"].assets["hook/activation.json"].text)
+    assert config == {
+        "thingNamePrefix": BASE,
+        "initialShadows": {"gateway": {"telemetryIntervalSeconds": 120}, "meter": {"valve": "closed"}},
+    }
+    assert (
+        activation.inputs["environment"]["variables"]["IOT_DATA_ENDPOINT"]
+        == f"https://abc123-ats.iot.{REGION}.amazonaws.com"
+    )
+
+
+# --- monitoring ----------------------------------------------------------------------------------------
+
+SINGLE_METRIC_ALARMS = {
+    # name: (namespace, metric, dimensions, statistic, threshold, period)
+    "hook-errors": ("AWS/Lambda", "Errors", {"FunctionName": f"{BASE}-provisioning-hook"}, "Sum", 7, 300),
+    "hook-throttles": (
+        "AWS/Lambda",
+        "Throttles",
+        {"FunctionName": f"{BASE}-provisioning-hook"},
+        "Sum",
+        1,
+        300,
+    ),
+    "hook-duration-p99": (
+        "AWS/Lambda",
+        "Duration",
+        {"FunctionName": f"{BASE}-provisioning-hook"},
+        "p99",
+        4000,
+        300,
+    ),
+    "provisioning-rejected": (
+        "IoTFleetProvisioning",
+        "ProvisioningRejected",
+        {"service": "provisioning-hook"},
+        "Sum",
+        7,
+        300,
+    ),
+    "register-thing-failed": (
+        "AWS/IoT",
+        "RegisterThingFailed",
+        {"TemplateName": f"{BASE}-fleet"},
+        "Sum",
+        7,
+        300,
+    ),
+    "claim-abuse": (
+        "AWS/IoT",
+        "ApproximateNumberOfThingsRegistered",
+        {"ClaimCertificateId": CLAIM_ID},
+        "Sum",
+        100,
+        3600,
+    ),
+    "activation-rule-failures": (
+        "AWS/IoT",
+        "Failure",
+        {"RuleName": "iot_provisioning_dev_thing_created", "ActionType": "Lambda"},
+        "Sum",
+        1,
+        300,
+    ),
+    "activation-errors": (
+        "AWS/Lambda",
+        "Errors",
+        {"FunctionName": f"{BASE}-device-activation"},
+        "Sum",
+        7,
+        300,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_METRIC_ALARMS))
+def test_alarm_watches_its_metric_and_notifies_the_alert_topic(dev: Deployment, name: str) -> None:
+    namespace, metric, dimensions, statistic, threshold, period = SINGLE_METRIC_ALARMS[name]
+    alarm = alarms(dev)[name]
+    assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (namespace, metric, dimensions)
+    assert alarm.get("extendedStatistic" if statistic.startswith("p") else "statistic") == statistic
+    assert (alarm["threshold"], alarm["period"], alarm["evaluationPeriods"]) == (threshold, period, 1)
+    assert alarm["alarmActions"] == alarm["okActions"] == [TOPIC]
+    assert alarm["treatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize(
+    ("name", "metrics"),
+    [
+        ("registry-throttles", [("ReadThrottleEvents", {}), ("WriteThrottleEvents", {})]),
+        (
+            "registry-system-errors",
+            [("SystemErrors", {"Operation": op}) for op in ("GetItem", "UpdateItem", "Query")],
+        ),
+    ],
+)
+def test_registry_alarms_sum_their_metrics(
+    dev: Deployment, name: str, metrics: list[tuple[str, dict[str, str]]]
+) -> None:
+    alarm = alarms(dev)[name]
+    *queries, total = alarm["metricQueries"]
+    assert [(q["metric"]["metricName"], q["metric"]["dimensions"]) for q in queries] == [
+        (metric, {"TableName": TABLE, **dimensions}) for metric, dimensions in metrics
+    ]
+    assert all(q["metric"]["namespace"] == "AWS/DynamoDB" and q["returnData"] is False for q in queries)
+    assert total == {
+        "id": "total",
+        "expression": " + ".join(q["id"] for q in queries),
+        "label": name,
+        "returnData": True,
+    }
+    assert (alarm["threshold"], alarm["alarmActions"], alarm["okActions"]) == (1, [TOPIC], [TOPIC])
+
+
+def test_there_are_exactly_the_documented_alarms(dev: Deployment) -> None:
+    assert set(alarms(dev)) == set(SINGLE_METRIC_ALARMS) | {"registry-throttles", "registry-system-errors"}
+
+
+def test_alert_topic_is_encrypted_with_a_key_cloudwatch_may_use(dev: Deployment) -> None:
+    key = dev.mocks.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    administer, alarms_use = json.loads(key.inputs["policy"])["Statement"]
+    assert administer["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}
+    assert alarms_use == {
+        "Sid": "CloudWatchAlarmsEncryptAlerts",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}},
+    }
+    topic = dev.mocks.one("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"].endswith(f"key/{key.name}")
+    assert "alias/aws/sns" not in json.dumps(topic.inputs)
+    [publish] = json.loads(dev.mocks.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
+    assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert publish["Action"] == "sns:Publish"
+    assert publish["Condition"]["ArnLike"] == {
+        "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:*"
+    }
+
+
+def test_alert_email_subscribes_only_when_set(dev: Deployment) -> None:
+    [subscription] = dev.mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription.inputs == {"topic": TOPIC, "protocol": "email", "endpoint": "ops@example.com"}
+    assert not deploy({"aws:region": REGION}).mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
+
+
+def test_dashboard_shows_decisions_reasons_latency_registrations_errors_and_stale_approvals(
+    dev: Deployment,
+) -> None:
+    body = json.loads(dev.mocks.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    widgets = {widget["properties"]["title"]: widget["properties"] for widget in body["widgets"]}
+    assert set(widgets) == {
+        "Approvals and rejections",
+        "Rejections by reason",
+        "Hook duration (ms)",
+        "Things registered and activated",
+        "Registry errors",
+        "Stale PENDING approvals (older than 1 hour)",
+    }
+    metrics = {title: json.dumps(properties["metrics"]) for title, properties in widgets.items()}
+    assert "ProvisioningApproved" in metrics["Approvals and rejections"]
+    assert "Reason" in metrics["Rejections by reason"] and "SEARCH(" in metrics["Rejections by reason"]
+    assert '"p50"' in metrics["Hook duration (ms)"] and '"p99"' in metrics["Hook duration (ms)"]
+    assert CLAIM_ID in metrics["Things registered and activated"]
+    assert "StalePendingApprovals" in metrics["Stale PENDING approvals (older than 1 hour)"]
+    assert all(properties["region"] == REGION for properties in widgets.values())
+
+
+# --- audit trail ---------------------------------------------------------------------------------------
+
+
+def test_audit_rule_copies_every_event_to_its_own_log_group(dev: Deployment) -> None:
+    rule = named(dev, "aws:iot/topicRule:TopicRule", "iot_provisioning_dev_audit")
+    assert rule.inputs["sql"] == "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
+    assert rule.inputs["cloudwatchLogs"][0]["logGroupName"] == f"/aws/iot/{BASE}/audit"
+    audit_logs = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/iot/{BASE}/audit")
+    assert audit_logs.inputs["retentionInDays"] == 365
+    logging = dev.mocks.one("aws:iot/loggingOptions:LoggingOptions")
+    assert logging.inputs["defaultLogLevel"] == "ERROR"
+    assert logging.inputs["roleArn"].endswith(f"role/{BASE}-iot-logging")
+
+
+def test_every_log_group_has_a_retention() -> None:
+    deployment = deploy({"aws:region": REGION, "logRetentionDays": 14, "auditLogRetentionDays": 731})
+    retention = {
+        g.inputs["name"]: g.inputs.get("retentionInDays")
+        for g in deployment.mocks.of_type("aws:cloudwatch/logGroup:LogGroup")
+    }
+    assert retention.pop(f"/aws/iot/{BASE}/audit") == 731
+    assert set(retention.values()) == {14}
+    assert len(retention) >= 6
+
+
+@pytest.mark.parametrize(
+    ("key", "component"), [("enableMonitoring", "monitoring"), ("enableAuditLogging", "audit")]
+)
+def test_turning_a_feature_off_removes_exactly_its_resources(key: str, component: str) -> None:
+    on = deploy({"aws:region": REGION})
+    off = deploy({"aws:region": REGION, key: False})
+    declared_on = {(r.type, r.name): comparable(r.inputs) for r in on.mocks.resources}
+    declared_off = {(r.type, r.name): comparable(r.inputs) for r in off.mocks.resources}
+    removed = set(declared_on) - set(declared_off)
+    assert set(declared_off) < set(declared_on)
+    assert removed
+    assert all(name == component or name.startswith(f"{component}-") for _, name in removed)
+    assert all(declared_off[key_] == declared_on[key_] for key_ in declared_off)
