@@ -62,24 +62,11 @@ def claim_policy(scope: AccountScope, template_name: str, client_id_prefix: str)
         "$aws/certificates/create-from-csr/json",
         f"$aws/provisioning-templates/{template_name}/provision/json",
     ]
-    arn = scope.iot_arn
-
+    connect = allow(["iot:Connect"], [scope.iot_arn(f"client/{client_id_prefix}*")])
     return _dumps(
         {
             "Version": IAM_VERSION,
-            "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": arn(f"client/{client_id_prefix}*")},
-                {
-                    "Effect": "Allow",
-                    "Action": ["iot:Publish", "iot:Receive"],
-                    "Resource": [arn(f"topic/{topic}*") for topic in provisioning_topics],
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Subscribe",
-                    "Resource": [arn(f"topicfilter/{topic}/*") for topic in provisioning_topics],
-                },
-            ],
+            "Statement": [connect, *_messaging(scope, provisioning_topics, topics="{}*", filters="{}/*")],
         }
     )
 
@@ -92,31 +79,25 @@ def device_policy(scope: AccountScope, device_type: str) -> str:
         f"$aws/things/{THING}/shadow/*",
         f"$aws/things/{THING}/jobs/*",
     ]
-    arn = scope.iot_arn
-
+    connect = allow(["iot:Connect"], [scope.iot_arn(f"client/{THING}")])
+    connect["Condition"] = {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}
     return _dumps(
         {
             "Version": IAM_VERSION,
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Connect",
-                    "Resource": arn(f"client/{THING}"),
-                    "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": ["iot:Publish", "iot:Receive"],
-                    "Resource": [arn(f"topic/{topic}") for topic in own_topics],
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Subscribe",
-                    "Resource": [arn(f"topicfilter/{topic}") for topic in own_topics],
-                },
-            ],
+            "Statement": [connect, *_messaging(scope, own_topics, topics="{}", filters="{}")],
         }
     )
+
+
+def _messaging(scope: AccountScope, names: list[str], *, topics: str, filters: str) -> list[dict[str, Any]]:
+    """Publish/Receive on the topics and Subscribe on the topic filters made from ``names`` by the
+    ``topics`` and ``filters`` format strings."""
+    return [
+        allow(
+            ["iot:Publish", "iot:Receive"], [scope.iot_arn("topic/" + topics.format(name)) for name in names]
+        ),
+        allow(["iot:Subscribe"], [scope.iot_arn("topicfilter/" + filters.format(name)) for name in names]),
+    ]
 
 
 def service_trust_policy(service: str, account_id: str | None = None) -> str:
@@ -135,7 +116,6 @@ def provisioning_role_policy(scope: AccountScope, name_prefix: str) -> str:
     """What the provisioning template may do: create this stack's things and attach this stack's
     policies, thing types and groups to them; nothing of another stack."""
     arn = scope.iot_arn
-
     return _dumps(
         {
             "Version": IAM_VERSION,
