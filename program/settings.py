@@ -29,6 +29,8 @@ from hook.rules import RulesError, parse_rules
 PROJECT: Final = "iot-fleet-provisioning"
 DEFAULT_DEVICE_TYPES: Final = ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
 IOT_HOOK_DEADLINE_SECONDS: Final = 5
+LOG_RETENTION_DAYS_DEFAULT: Final = 30
+PROD_LOG_RETENTION_DAYS: Final = 365
 TEMPLATE_NAME_MAX_LENGTH: Final = 36
 """AWS IoT's limit on a provisioning template name; it also keeps ``<base name>-<serial>`` within a thing
 name's 128 characters."""
@@ -126,7 +128,8 @@ class Settings(BaseModel):
     claim_csr: str = ""
     """PEM CSR for the claim certificate, so its private key never enters Pulumi state; empty to let AWS
     generate the key pair (the private key is then a secret stack output)."""
-    log_retention_days: int = 30
+    log_retention_days: int = Field(default="auto", validate_default=True)
+    """Retention of the log groups; ``auto`` means 365 days in ``prod``, 30 elsewhere."""
     audit_log_retention_days: int = 365
     """Retention of the audit log group (registry and lifecycle events)."""
     initial_shadow: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_INITIAL_SHADOW))
@@ -258,6 +261,15 @@ class Settings(BaseModel):
     @classmethod
     def _initial_shadow(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _shadow_document(value)
+
+    @field_validator("log_retention_days", mode="before")
+    @classmethod
+    def _log_retention_auto(cls, value: Any, info: ValidationInfo) -> Any:
+        if value != "auto":
+            return value
+        return (
+            PROD_LOG_RETENTION_DAYS if info.data.get("environment") == "prod" else LOG_RETENTION_DAYS_DEFAULT
+        )
 
     @field_validator("log_retention_days", "audit_log_retention_days")
     @classmethod

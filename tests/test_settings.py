@@ -49,7 +49,9 @@ def test_defaults() -> None:
     assert settings.require_preregistration is False
 
 
-def test_environment_defaults_to_the_stack_and_prod_protects_data() -> None:
+def test_environment_defaults_to_the_stack_and_prod_protects_data_and_keeps_logs_longer() -> None:
+    assert (parse(stack="prod").log_retention_days, parse(stack="dev").log_retention_days) == (365, 30)
+    assert parse(stack="prod", logRetentionDays=90).log_retention_days == 90
     assert parse(stack="prod").protect_data is True
     assert parse(stack="staging", environment="prod").protect_data is True
     assert parse(stack="prod", protectData=False).protect_data is False
