@@ -184,6 +184,7 @@ def configured(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.usefixtures("configured")
+@pytest.mark.filterwarnings("ignore:No application metrics")  # an ignored event has nothing to count
 def test_handler_activates_from_a_registry_event(dynamodb: Any, iot: Any, shadows: Any) -> None:
     put_device(dynamodb, "GW-7", DeviceStatus.PENDING)
     name = create_thing(iot, "GW-7")
