@@ -1,12 +1,12 @@
-# The README's two commands: `make test` (every check) and, later, `make demo`.
+# The README's two commands: `make demo` (the whole flow on the local emulator) and `make test` (every check).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test install lint typecheck unit bench clean
+.PHONY: test install lint typecheck unit e2e demo bench clean
 
-test: lint typecheck unit
+test: lint typecheck unit e2e
 
 install: $(STAMP)
 
@@ -24,11 +24,18 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not e2e"
+
+e2e: $(STAMP)
+	$(BIN)/pytest -m e2e tests/e2e
+
+demo: $(STAMP)
+	$(BIN)/python -m local.demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/hook_bench.py
 	$(BIN)/python bench/program_bench.py
+	$(BIN)/python bench/e2e_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache .hypothesis

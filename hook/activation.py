@@ -47,7 +47,7 @@ class ActivationConfig:
     """What the activation function needs to know about the stack."""
 
     thing_name_prefix: str
-    """Things of this stack are named ``<thing_name_prefix>-<serial>``; others are ignored."""
+    """Things of this stack are named ``<thing_name_prefix>_<serial>``; others are ignored."""
     initial_shadows: dict[str, dict[str, Any]]
     """The desired state each device type's shadow starts with."""
 

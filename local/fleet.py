@@ -1,0 +1,152 @@
+"""Provision a fleet from a manifest, a few devices at a time, and collect each device's outcome."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from local.device import (
+    Broker,
+    Credentials,
+    DeviceError,
+    ProvisionedDevice,
+    Rejected,
+    Session,
+    Timings,
+    provision,
+    telemetry_topic,
+)
+from local.hook_logs import hook_denials
+from local.manifest import ManifestDevice
+
+HOOK_DENIED: Final = "AccessDenied"
+"""The error code RegisterThing answers with when the pre-provisioning hook denied the device."""
+
+
+@dataclass(frozen=True)
+class FleetTarget:
+    """What devices need from the stack: the broker, the claim certificate, the template."""
+
+    broker: Broker
+    claim: Credentials
+    claim_client_id_prefix: str
+    template_name: str
+
+    @classmethod
+    def from_outputs(cls, broker: Broker, outputs: dict[str, Any]) -> FleetTarget:
+        """The target described by the stack outputs (the claim key is the ``claimCertificatePrivateKey``)."""
+        return cls(
+            broker=broker,
+            claim=Credentials(outputs["claimCertificatePem"], outputs["claimCertificatePrivateKey"]),
+            claim_client_id_prefix=outputs["claimClientIdPrefix"],
+            template_name=outputs["provisioningTemplateName"],
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one device fared: provisioned (with its thing), or not (with the error and the hook's reason)."""
+
+    device: ManifestDevice
+    seconds: float
+    timings: Timings = field(default_factory=Timings)
+    provisioned: ProvisionedDevice | None = None
+    error: str = ""
+    """What went wrong (``RegisterThing rejected: AccessDenied: ...``), when something did."""
+    error_code: str = ""
+    """AWS IoT's error code when it rejected a request: ``AccessDenied`` when the hook denied the device."""
+    rejected_certificate_id: str | None = None
+    """The certificate a rejected device was issued before RegisterThing was rejected."""
+    reason: str = ""
+    """The hook's rejection reason and detail, when the hook denied it."""
+
+    @property
+    def approved(self) -> bool:
+        """The device provisioned and published as its thing."""
+        return self.provisioned is not None and not self.error
+
+
+def run_device(target: FleetTarget, device: ManifestDevice) -> Outcome:
+    """Provision one device, then connect as its thing and publish its first telemetry."""
+    started = time.perf_counter()
+    identity = device.identity
+    try:
+        provisioned = provision(
+            target.broker,
+            target.claim,
+            f"{target.claim_client_id_prefix}{identity.serial_number}",
+            target.template_name,
+            identity,
+        )
+    except Rejected as rejection:
+        return Outcome(
+            device,
+            time.perf_counter() - started,
+            error=str(rejection),
+            error_code=rejection.error_code,
+            rejected_certificate_id=rejection.certificate_id,
+        )
+    except DeviceError as error:
+        return Outcome(device, time.perf_counter() - started, error=str(error))
+    timings = provisioned.timings
+    step = time.perf_counter()
+    try:
+        with Session(target.broker, provisioned.credentials, provisioned.thing_name) as session:
+            session.publish(
+                telemetry_topic(identity.device_type, provisioned.thing_name),
+                {"serialNumber": identity.serial_number, "temperature": 21.5, "at": time.time()},
+            )
+    except DeviceError as error:
+        return Outcome(device, time.perf_counter() - started, timings, provisioned, error=str(error))
+    timings.measure("first publish", step)
+    return Outcome(device, time.perf_counter() - started, timings, provisioned)
+
+
+def provision_fleet(
+    target: FleetTarget,
+    devices: Iterable[ManifestDevice],
+    *,
+    concurrency: int = 8,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Provision every device, ``concurrency`` at a time; a repeated serial waits until the device that
+    used it first has finished. Returns the outcomes in manifest order."""
+    devices = list(devices)
+    outcomes: dict[int, Outcome] = {}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="device") as pool:
+        for wave in _waves(devices):
+
+            def run(index: int) -> None:
+                outcomes[index] = run_device(target, devices[index])
+                on_outcome(outcomes[index])
+
+            list(pool.map(run, wave))
+    return [outcomes[index] for index in range(len(devices))]
+
+
+def with_hook_reasons(outcomes: list[Outcome], logs: Any, hook_function_name: str) -> list[Outcome]:
+    """The outcomes, with the reason the hook logged for each rejected device."""
+    denials = hook_denials(logs, hook_function_name)
+    return [
+        replace(outcome, reason=f"{denial.reason}: {denial.detail}")
+        if outcome.error_code == HOOK_DENIED
+        and (denial := denials.get(outcome.device.identity.serial_number))
+        else outcome
+        for outcome in outcomes
+    ]
+
+
+def _waves(devices: list[ManifestDevice]) -> list[list[int]]:
+    """Device indexes in waves: the n-th use of a serial goes in wave n."""
+    waves: list[list[int]] = []
+    uses: dict[str, int] = {}
+    for index, device in enumerate(devices):
+        wave = uses.get(device.identity.serial_number, 0)
+        uses[device.identity.serial_number] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+    return waves

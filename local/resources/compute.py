@@ -1,0 +1,158 @@
+"""IAM roles and policies, Lambda functions and permissions, EventBridge schedules."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import pulumi
+
+from local.resources.registry import (
+    Created,
+    Emulated,
+    UnsupportedResource,
+    auto_name,
+    creates,
+    number,
+    tag_list,
+)
+
+
+@creates("aws:iam/role:Role")
+def role(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """An IAM role with its trust policy (auto-named when the program gives no name)."""
+    role_name = auto_name(name, inputs)
+    request: dict[str, Any] = {
+        "RoleName": role_name,
+        "AssumeRolePolicyDocument": inputs["assumeRolePolicy"],
+        "Tags": tag_list(inputs),
+    }
+    if inputs.get("description"):
+        request["Description"] = inputs["description"]
+    created = emulated.client("iam").create_role(**request)["Role"]
+    return role_name, {**inputs, "name": role_name, "arn": created["Arn"], "uniqueId": created["RoleId"]}
+
+
+@creates("aws:iam/rolePolicy:RolePolicy")
+def role_policy(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """An inline policy of a role."""
+    policy_name = auto_name(name, inputs)
+    emulated.client("iam").put_role_policy(
+        RoleName=inputs["role"], PolicyName=policy_name, PolicyDocument=inputs["policy"]
+    )
+    return f"{inputs['role']}:{policy_name}", {**inputs, "name": policy_name}
+
+
+@creates("aws:lambda/function:Function")
+def function(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """A Lambda function from its asset archive, once it is ``Active``.
+
+    Layers are passed as declared: the emulator resolves an AWS-managed layer it does not hold to an
+    empty one, and its own interpreter provides Powertools instead.
+    """
+    client = emulated.client("lambda")
+    variables = {
+        key: emulated.function_environment_overrides.get(value, value)
+        for key, value in ((inputs.get("environment") or {}).get("variables") or {}).items()
+    }
+    request: dict[str, Any] = {
+        "FunctionName": inputs["name"],
+        "Runtime": inputs["runtime"],
+        "Role": inputs["role"],
+        "Handler": inputs["handler"],
+        "Code": {"ZipFile": zip_archive(inputs["code"])},
+        "Description": inputs.get("description", ""),
+        "Timeout": number(inputs, "timeout") or 3,
+        "MemorySize": number(inputs, "memorySize") or 128,
+        "Environment": {"Variables": variables},
+        "Layers": list(inputs.get("layers") or []),
+        "Architectures": list(inputs.get("architectures") or ["x86_64"]),
+        "Tags": inputs.get("tags") or {},
+    }
+    logging_config = inputs.get("loggingConfig")
+    if logging_config:
+        request["LoggingConfig"] = {
+            "LogFormat": logging_config.get("logFormat", "Text"),
+            **({"LogGroup": logging_config["logGroup"]} if logging_config.get("logGroup") else {}),
+        }
+    created = client.create_function(**request)
+    client.get_waiter("function_active_v2").wait(
+        FunctionName=inputs["name"], WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}
+    )
+    arn = created["FunctionArn"]
+    return inputs["name"], {
+        **inputs,
+        "arn": arn,
+        "qualifiedArn": f"{arn}:{created['Version']}",
+        "version": created["Version"],
+        "invokeArn": (
+            f"arn:aws:apigateway:{emulated.region}:lambda:path/2015-03-31/functions/{arn}/invocations"
+        ),
+    }
+
+
+def zip_archive(archive: pulumi.AssetArchive) -> bytes:
+    """The deployment package of an archive of file and text assets, as Pulumi would upload it."""
+    if not isinstance(archive, pulumi.AssetArchive):
+        raise UnsupportedResource(f"aws:lambda/function:Function code of type {type(archive).__name__}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+        for path, asset in sorted(archive.assets.items()):
+            if isinstance(asset, pulumi.FileAsset):
+                package.write(str(asset.path), path)
+            elif isinstance(asset, pulumi.StringAsset):
+                package.writestr(path, str(asset.text))
+            else:
+                raise UnsupportedResource(
+                    f"aws:lambda/function:Function code asset {path} ({type(asset).__name__})"
+                )
+    return buffer.getvalue()
+
+
+@creates("aws:lambda/permission:Permission")
+def permission(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """A statement of a function's resource policy."""
+    statement_id = auto_name(name, inputs, "statementId")
+    request: dict[str, Any] = {
+        "FunctionName": inputs["function"],
+        "StatementId": statement_id,
+        "Action": inputs["action"],
+        "Principal": inputs["principal"],
+    }
+    for key, api_key in (("sourceArn", "SourceArn"), ("sourceAccount", "SourceAccount")):
+        if inputs.get(key):
+            request[api_key] = inputs[key]
+    emulated.client("lambda").add_permission(**request)
+    return statement_id, {**inputs, "statementId": statement_id}
+
+
+@creates("aws:cloudwatch/eventRule:EventRule")
+def event_rule(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """An EventBridge rule on the default bus: a schedule or an event pattern."""
+    rule_name = auto_name(name, inputs)
+    request: dict[str, Any] = {
+        "Name": rule_name,
+        "State": inputs.get("state", "ENABLED"),
+        "Tags": tag_list(inputs),
+    }
+    for key, api_key in (
+        ("scheduleExpression", "ScheduleExpression"),
+        ("eventPattern", "EventPattern"),
+        ("description", "Description"),
+    ):
+        if inputs.get(key):
+            request[api_key] = inputs[key]
+    arn = emulated.client("events").put_rule(**request)["RuleArn"]
+    return rule_name, {**inputs, "name": rule_name, "arn": arn}
+
+
+@creates("aws:cloudwatch/eventTarget:EventTarget")
+def event_target(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """A target of an EventBridge rule."""
+    target_id = auto_name(name, inputs, "targetId")
+    target: dict[str, Any] = {"Id": target_id, "Arn": inputs["arn"]}
+    if inputs.get("input"):
+        target["Input"] = inputs["input"]
+    emulated.client("events").put_targets(Rule=inputs["rule"], Targets=[target])
+    return f"{inputs['rule']}-{target_id}", {**inputs, "targetId": target_id}

@@ -1,0 +1,77 @@
+"""The emulator and the local deployer themselves: loopback only, always stopped, faithful defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from local.deployer import EmulatorMocks
+from local.emulator import Emulator, EmulatorAddress, listening
+from local.resources import Emulated, UnsupportedResource
+from local.resources.iot import provisioning_template
+from local.sandbox import Sandbox
+
+pytestmark = pytest.mark.e2e
+
+_LISTEN = "0A"
+
+
+def _listeners(port: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp) of the sockets listening on ``port``."""
+    addresses = []
+    for line in Path("/proc/net/tcp").read_text(encoding="utf-8").splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == _LISTEN and int(hex_port, 16) == port:
+            addresses.append(address)
+    return addresses
+
+
+def test_the_emulator_listens_on_loopback_only(box: Sandbox) -> None:
+    address = box.emulator.address
+    for port in (address.gateway_port, address.mqtt_port):
+        assert _listeners(port) == ["0100007F"]  # 127.0.0.1
+
+
+def test_the_emulator_is_stopped_even_when_the_work_fails(tmp_path: Path) -> None:
+    address = EmulatorAddress(gateway_port=4576, mqtt_port=8893)
+    emulator = Emulator(address, log_path=tmp_path / "ministack.log")
+    with pytest.raises(RuntimeError, match="work failed"), emulator:
+        assert listening(address.gateway_port)
+        raise RuntimeError("work failed")
+    assert not listening(address.gateway_port)
+    assert not listening(address.mqtt_port)
+
+
+def test_an_unsupported_resource_type_fails_naming_it(box: Sandbox) -> None:
+    mocks = EmulatorMocks(Emulated(box.emulator.address.endpoint_url, "us-east-1"))
+    args = pulumi.runtime.MockResourceArgs(
+        typ="aws:s3/bucketV2:BucketV2", name="uploads", inputs={}, custom=True
+    )
+    with pytest.raises(UnsupportedResource, match="aws:s3/bucketV2:BucketV2"):
+        mocks.new_resource(args)
+    assert mocks.failures == [
+        "aws:s3/bucketV2:BucketV2 uploads: UnsupportedResource: "
+        "aws:s3/bucketV2:BucketV2 (resource uploads) is not supported by the local deployer"
+    ]
+
+
+def test_a_provisioning_template_without_enabled_is_disabled_as_the_provider_default(box: Sandbox) -> None:
+    iot = box.inspector.client("iot")
+    deployed = iot.describe_provisioning_template(templateName=box.target.template_name)
+    assert deployed["enabled"] is True  # the program sets it
+    emulated = Emulated(box.emulator.address.endpoint_url, "us-east-1")
+    _, outputs = provisioning_template(
+        emulated,
+        "default-template",
+        {
+            "name": "e2e-default-enabled",
+            "templateBody": deployed["templateBody"],
+            "provisioningRoleArn": deployed["provisioningRoleArn"],
+            "type": "FLEET_PROVISIONING",
+        },
+    )
+    assert outputs["enabled"] is False
+    assert iot.describe_provisioning_template(templateName="e2e-default-enabled")["enabled"] is False
