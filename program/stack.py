@@ -126,6 +126,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "provisioningHookFunctionName": provisioning.hook_function_name,
         "iotEndpoint": iot_endpoint,
         "region": settings.region,
+        "baseName": settings.base_name,
         "hookRules": settings.hook_rules(),
         "deploymentInstructions": pulumi.Output.all(
             template=provisioning.template_name,

@@ -498,6 +498,7 @@ def test_outputs(dev: Deployment) -> None:
     assert outputs["claimCertificateId"] == "0" * 63 + "1"  # the id AWS gave the claim certificate (mocked)
     assert outputs["claimCertificatePem"].startswith("-----BEGIN CERTIFICATE-----")
     assert outputs["region"] == REGION
+    assert outputs["baseName"] == BASE
     assert parse_rules(outputs["hookRules"]).device_types.keys() == {
         "temperature-sensor",
         "humidity-sensor",

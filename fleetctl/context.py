@@ -1,0 +1,152 @@
+"""Which stack ``fleetctl`` works on: names from ``pulumi stack output --json`` or from flags, and clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import boto3
+from botocore.config import Config
+
+from fleetctl.errors import UsageProblem
+from fleetctl.registry import Registry
+from hook.contract import thing_name
+from hook.rules import RulesError, RuleSet, load_rules, parse_rules
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot import IoTClient
+
+AWS_CONCURRENCY: Final = 16
+"""Requests in flight at once for bulk work; each client's connection pool is as large."""
+
+TABLE_OUTPUT: Final = "deviceRegistryTableName"
+TEMPLATE_OUTPUT: Final = "provisioningTemplateName"
+REGION_OUTPUT: Final = "region"
+RULES_OUTPUT: Final = "hookRules"
+CLAIM_CERTIFICATE_OUTPUT: Final = "claimCertificateId"
+BASE_NAME_OUTPUT: Final = "baseName"
+_FLAGS: Final = {
+    TABLE_OUTPUT: "--table NAME",
+    TEMPLATE_OUTPUT: "--template NAME",
+    REGION_OUTPUT: "--region NAME",
+}
+_TEMPLATE_SUFFIX: Final = "-fleet"
+_CLIENT_CONFIG: Final = Config(
+    retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=AWS_CONCURRENCY
+)
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """The stack outputs, with flags applied over them. Each name is demanded only by the commands that
+    need it, and a missing one is a :class:`UsageProblem` naming both ways to supply it."""
+
+    outputs: Mapping[str, object]
+    rules_file: Path | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        outputs_file: Path | None,
+        *,
+        table: str | None = None,
+        template: str | None = None,
+        region: str | None = None,
+        rules_file: Path | None = None,
+    ) -> StackContext:
+        """Read ``outputs_file`` (if given) and let the flags that were given override its values."""
+        outputs = dict(_read_outputs(outputs_file)) if outputs_file else {}
+        flags = {TABLE_OUTPUT: table, TEMPLATE_OUTPUT: template, REGION_OUTPUT: region}
+        outputs.update({name: value for name, value in flags.items() if value is not None})
+        return cls(outputs, rules_file)
+
+    @property
+    def table(self) -> str:
+        """The registry table's name."""
+        return self._required(TABLE_OUTPUT)
+
+    @property
+    def region(self) -> str:
+        """The stack's AWS region."""
+        return self._required(REGION_OUTPUT)
+
+    @property
+    def base_name(self) -> str:
+        """``<prefix>-<env>``: the ``baseName`` output, or derived from the template ``<prefix>-<env>-fleet``."""
+        base = self.outputs.get(BASE_NAME_OUTPUT)
+        if isinstance(base, str) and base:
+            return base
+        template = self._required(TEMPLATE_OUTPUT)
+        if not template.endswith(_TEMPLATE_SUFFIX) or template == _TEMPLATE_SUFFIX:
+            raise UsageProblem(
+                f"template name {template!r} is not of the form <prefix>-<env>{_TEMPLATE_SUFFIX}"
+            )
+        return template.removesuffix(_TEMPLATE_SUFFIX)
+
+    @property
+    def claim_policy(self) -> str:
+        """The IoT policy attached to the stack's claim certificate(s)."""
+        return f"{self.base_name}-claim"
+
+    @property
+    def claim_certificate_id(self) -> str | None:
+        """The stack's current claim certificate, when the outputs name one."""
+        value = self.outputs.get(CLAIM_CERTIFICATE_OUTPUT)
+        return value if isinstance(value, str) and value else None
+
+    def thing_name(self, serial: str) -> str:
+        """The name the provisioning template gives the thing of ``serial``."""
+        return thing_name(self.base_name, serial)
+
+    @cached_property
+    def rules(self) -> RuleSet:
+        """The hook's rules: ``--rules FILE``, else the ``hookRules`` output."""
+        try:
+            if self.rules_file is not None:
+                return load_rules(self.rules_file)
+            if RULES_OUTPUT not in self.outputs:
+                raise UsageProblem(
+                    f"no hook rules: pass --outputs FILE (with {RULES_OUTPUT}) or --rules FILE"
+                )
+            return parse_rules(self.outputs[RULES_OUTPUT])
+        except RulesError as error:
+            raise UsageProblem(f"hook rules: {error}") from error
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The registry table, through a DynamoDB client of the stack's region."""
+        table = self.table
+        client = boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG)
+        return Registry(client, table, concurrency=AWS_CONCURRENCY)
+
+    @cached_property
+    def iot(self) -> IoTClient:
+        """An AWS IoT client of the stack's region."""
+        return boto3.client("iot", region_name=self.region, config=_CLIENT_CONFIG)
+
+    def _required(self, output: str) -> str:
+        value = self.outputs.get(output)
+        if not isinstance(value, str) or not value:
+            raise UsageProblem(
+                f"no {output}: pass --outputs FILE (the JSON of `pulumi stack output --json`) "
+                f"or {_FLAGS[output]}"
+            )
+        return value
+
+
+def _read_outputs(path: Path) -> Mapping[str, object]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageProblem(f"cannot read stack outputs {path}: {error}") from error
+    except ValueError as error:
+        raise UsageProblem(
+            f"stack outputs {path} are not JSON ({error}); expected `pulumi stack output --json`"
+        ) from error
+    if not isinstance(document, dict):
+        raise UsageProblem(f"stack outputs {path}: expected a JSON object, got {type(document).__name__}")
+    return document

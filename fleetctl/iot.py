@@ -1,0 +1,91 @@
+"""AWS IoT reads ``fleetctl`` needs: paged, with a missing resource as ``None``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from botocore.exceptions import ClientError
+from cryptography import x509
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot import IoTClient
+
+_CERTIFICATE_ARN_MARKER: Final = ":cert/"
+_CERTIFICATES_PAGE_SIZE: Final = 250
+_T = TypeVar("_T")
+
+
+def describe_thing(iot: IoTClient, name: str) -> Mapping[str, Any] | None:
+    """The thing called ``name``, or ``None``."""
+    return _unless_missing(lambda: iot.describe_thing(thingName=name))
+
+
+def describe_certificate(iot: IoTClient, certificate_id: str) -> Mapping[str, Any] | None:
+    """The certificate's description (status, ARN, PEM, dates), or ``None``."""
+    response = _unless_missing(lambda: iot.describe_certificate(certificateId=certificate_id))
+    return None if response is None else response["certificateDescription"]
+
+
+def thing_certificate_arns(iot: IoTClient, thing_name: str) -> list[str]:
+    """The certificates attached to a thing (other principal kinds are left out)."""
+    principals = (
+        iot.get_paginator("list_thing_principals").paginate(thingName=thing_name).search("principals[]")
+    )
+    return [principal for principal in principals if _CERTIFICATE_ARN_MARKER in principal]
+
+
+def attached_policies(iot: IoTClient, target_arn: str) -> list[str]:
+    """Names of the policies attached to a certificate."""
+    pages = iot.get_paginator("list_attached_policies").paginate(target=target_arn)
+    return list(pages.search("policies[].policyName"))
+
+
+def thing_groups(iot: IoTClient, thing_name: str) -> list[str]:
+    """Names of the groups a thing belongs to."""
+    pages = iot.get_paginator("list_thing_groups_for_thing").paginate(thingName=thing_name)
+    return list(pages.search("thingGroups[].groupName"))
+
+
+def principal_things(iot: IoTClient, certificate_arn: str) -> list[str]:
+    """Names of the things a certificate is attached to."""
+    return list(
+        iot.get_paginator("list_principal_things").paginate(principal=certificate_arn).search("things[]")
+    )
+
+
+def policy_certificate_ids(iot: IoTClient, policy_name: str) -> list[str]:
+    """Ids of the certificates a policy is attached to."""
+    targets = (
+        iot.get_paginator("list_targets_for_policy").paginate(policyName=policy_name).search("targets[]")
+    )
+    return [certificate_id(target) for target in targets if _CERTIFICATE_ARN_MARKER in target]
+
+
+def certificates(iot: IoTClient) -> Iterator[Mapping[str, Any]]:
+    """Every certificate of the account and region (id, ARN, status), page by page."""
+    pages = iot.get_paginator("list_certificates").paginate(
+        PaginationConfig={"PageSize": _CERTIFICATES_PAGE_SIZE}
+    )
+    yield from pages.search("certificates[]")
+
+
+def certificate_id(arn: str) -> str:
+    """The id at the end of a certificate ARN."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def certificate_expiry(description: Mapping[str, Any]) -> datetime:
+    """When a described certificate expires, read from its PEM (``notAfter``, UTC)."""
+    pem: str = description["certificatePem"]
+    return x509.load_pem_x509_certificate(pem.encode("ascii")).not_valid_after_utc
+
+
+def _unless_missing(call: Callable[[], _T]) -> _T | None:
+    try:
+        return call()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
