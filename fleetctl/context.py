@@ -76,7 +76,7 @@ class StackContext:
 
     @property
     def base_name(self) -> str:
-        """``<prefix>-<env>``: the ``baseName`` output, or derived from the template ``<prefix>-<env>-fleet``."""
+        """``<prefix>-<env>``: the ``baseName`` output, else taken from the template name."""
         base = self.outputs.get(BASE_NAME_OUTPUT)
         if isinstance(base, str) and base:
             return base
