@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,8 @@ class MonitoredNames:
     registry_table: pulumi.Input[str]
     template: pulumi.Input[str]
     thing_created_rule: pulumi.Input[str]
-    claim_certificate_id: pulumi.Input[str]
+    claim_certificates: Mapping[str, pulumi.Input[str]]
+    """Claim certificate ids by generation: each has its own abuse alarm."""
 
 
 @dataclass(frozen=True)
@@ -112,19 +114,22 @@ def alarm_specs(
             (MetricRef("AWS/IoT", "RegisterThingFailed", {"TemplateName": names.template}),),
             alarm_threshold,
         ),
-        AlarmSpec(
-            "claim-abuse",
-            "More things registered through the claim certificate than the factory makes: is it leaked?",
-            (
-                MetricRef(
-                    "AWS/IoT",
-                    "ApproximateNumberOfThingsRegistered",
-                    {"ClaimCertificateId": names.claim_certificate_id},
+        *(
+            AlarmSpec(
+                f"claim-abuse-{generation}",
+                f"More things registered through claim certificate {generation} than factories make: leaked?",
+                (
+                    MetricRef(
+                        "AWS/IoT",
+                        "ApproximateNumberOfThingsRegistered",
+                        {"ClaimCertificateId": certificate_id},
+                    ),
                 ),
-            ),
-            max_provisioning_per_hour,
-            period=3600,
-            comparison="GreaterThanThreshold",
+                max_provisioning_per_hour,
+                period=3600,
+                comparison="GreaterThanThreshold",
+            )
+            for generation, certificate_id in names.claim_certificates.items()
         ),
         AlarmSpec(
             "registry-throttles",
@@ -257,12 +262,10 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
         widget(
             "Things registered and activated",
             [
-                [
-                    "AWS/IoT",
-                    "ApproximateNumberOfThingsRegistered",
-                    "ClaimCertificateId",
-                    names.claim_certificate_id,
-                ],
+                *(
+                    ["AWS/IoT", "ApproximateNumberOfThingsRegistered", "ClaimCertificateId", certificate_id]
+                    for certificate_id in names.claim_certificates.values()
+                ),
                 [
                     METRICS_NAMESPACE,
                     Metric.DEVICE_ACTIVATED.value,
@@ -375,7 +378,10 @@ class Monitoring(pulumi.ComponentResource):
                 tags=args.tags,
                 parent=self,
             )
-        resolved_names = pulumi.Output.all(**vars(args.names)).apply(lambda values: MonitoredNames(**values))
+        resolved_names = pulumi.Output.all(
+            claim_certificates=pulumi.Output.all(**args.names.claim_certificates),
+            **{key: value for key, value in vars(args.names).items() if key != "claim_certificates"},
+        ).apply(lambda values: MonitoredNames(**values))
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=f"{args.name_prefix}-provisioning",

@@ -36,8 +36,10 @@ class FleetProvisioningArgs:
     hook_timeout: int = 5
     hook_memory_size: int = 256
     log_retention_days: int = 30
+    claim_generations: tuple[str, ...] = ("1",)
+    """Claim certificate generations, oldest first; the last is the current one."""
     claim_csr: str = ""
-    """PEM CSR of the claim certificate; empty to let AWS generate the key pair."""
+    """PEM CSR of the claim certificates; empty to let AWS generate the key pairs."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -47,10 +49,13 @@ class FleetProvisioning(pulumi.ComponentResource):
     template_name: pulumi.Output[str]
     """Name of the fleet provisioning template devices call RegisterThing with."""
     template_arn: pulumi.Output[str]
+    claim_certificate_ids: dict[str, pulumi.Output[str]]
+    """Every claim certificate's id, by generation."""
     claim_certificate_id: pulumi.Output[str]
+    """The current claim certificate (the last generation)."""
     claim_certificate_pem: pulumi.Output[str]
     claim_private_key: pulumi.Output[str] | None
-    """The claim certificate's private key (a secret), or ``None`` when the factory supplied a CSR."""
+    """The current claim certificate's private key (a secret), or ``None`` when the factory supplied a CSR."""
     claim_client_id_prefix: str
     """Client ids devices use while provisioning: this prefix and something unique, such as the serial."""
     hook_function_name: pulumi.Output[str]
@@ -148,14 +153,8 @@ class FleetProvisioning(pulumi.ComponentResource):
         )
 
     def _create_claim_certificate(self, name: str, template_name: str) -> None:
-        """The claim certificate every device ships with, allowed to provision through this template only."""
+        """The claim certificates (one per generation), allowed to provision through this template only."""
         args = self._args
-        certificate = aws.iot.Certificate(
-            f"{name}-claim-certificate",
-            active=True,
-            csr=args.claim_csr or None,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["privateKey"]),
-        )
         prefix = self.claim_client_id_prefix
         policy = aws.iot.Policy(
             f"{name}-claim-policy",
@@ -164,12 +163,26 @@ class FleetProvisioning(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
-        aws.iot.PolicyAttachment(
-            f"{name}-claim-policy-attachment", policy=policy.name, target=certificate.arn, opts=self._child
-        )
-        self.claim_certificate_id = certificate.id
-        self.claim_certificate_pem = certificate.certificate_pem
-        self.claim_private_key = None if args.claim_csr else pulumi.Output.secret(certificate.private_key)
+        certificates = {}
+        for generation in args.claim_generations:
+            certificate = aws.iot.Certificate(
+                f"{name}-claim-certificate-{generation}",
+                active=True,
+                csr=args.claim_csr or None,
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["privateKey"]),
+            )
+            aws.iot.PolicyAttachment(
+                f"{name}-claim-policy-attachment-{generation}",
+                policy=policy.name,
+                target=certificate.arn,
+                opts=self._child,
+            )
+            certificates[generation] = certificate
+        current = certificates[args.claim_generations[-1]]
+        self.claim_certificate_ids = {generation: cert.id for generation, cert in certificates.items()}
+        self.claim_certificate_id = current.id
+        self.claim_certificate_pem = current.certificate_pem
+        self.claim_private_key = None if args.claim_csr else pulumi.Output.secret(current.private_key)
 
     def _create_template(
         self, name: str, template_name: str, hook: aws.lambda_.Function

@@ -125,6 +125,9 @@ class Settings(BaseModel):
     """Deny serials that no factory manifest pre-registered."""
     protect_data: bool = Field(default="auto", validate_default=True)
     """Deletion protection and Pulumi ``protect`` on stored data; ``auto`` means true in ``prod``."""
+    claim_certificates: tuple[str, ...] = ("1",)
+    """Generations of the claim certificate, oldest first; the last is the one to ship. Append one to
+    rotate; drop the old one once ``fleetctl claim deactivate`` has retired it."""
     claim_csr: str = ""
     """PEM CSR for the claim certificate, so its private key never enters Pulumi state; empty to let AWS
     generate the key pair (the private key is then a secret stack output)."""
@@ -249,6 +252,18 @@ class Settings(BaseModel):
     @classmethod
     def _protect_data(cls, value: Any, info: ValidationInfo) -> Any:
         return info.data.get("environment") == "prod" if value == "auto" else value
+
+    @field_validator("claim_certificates")
+    @classmethod
+    def _claim_certificates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError('expected at least one claim certificate generation, e.g. ["1"]')
+        for generation in value:
+            if not (_NAME_PART.fullmatch(generation) and len(generation) <= 16):
+                raise ValueError(f"generation {generation!r}: expected 1-16 characters of a-z 0-9 -")
+        if len(set(value)) != len(value):
+            raise ValueError("a generation is listed twice")
+        return value
 
     @field_validator("claim_csr")
     @classmethod

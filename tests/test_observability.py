@@ -165,7 +165,7 @@ SINGLE_METRIC_ALARMS = {
         7,
         300,
     ),
-    "claim-abuse": (
+    "claim-abuse-1": (
         "AWS/IoT",
         "ApproximateNumberOfThingsRegistered",
         {"ClaimCertificateId": CLAIM_ID},

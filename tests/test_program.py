@@ -129,6 +129,28 @@ def test_claim_private_key_leaves_the_stack_only_as_a_secret(dev: Deployment) ->
     )
 
 
+def test_rotation_keeps_every_claim_generation_attached_until_it_is_removed() -> None:
+    rotating = deploy({"aws:region": REGION, "claimCertificates": ["2026-a", "2026-b"]})
+    certificates = rotating.mocks.of_type("aws:iot/certificate:Certificate")
+    assert sorted(c.name for c in certificates) == [
+        "provisioning-claim-certificate-2026-a",
+        "provisioning-claim-certificate-2026-b",
+    ]
+    attachments = rotating.mocks.of_type("aws:iot/policyAttachment:PolicyAttachment")
+    assert sorted(a.inputs["target"].rsplit("/", 1)[1] for a in attachments) == sorted(
+        c.name for c in certificates
+    )
+    assert all(a.inputs["policy"] == f"{BASE}-claim" for a in attachments)
+    assert set(rotating.outputs["claimCertificateIds"]) == {"2026-a", "2026-b"}
+    assert rotating.outputs["claimCertificateId"] == rotating.outputs["claimCertificateIds"]["2026-b"]
+    alarms = {a.inputs["name"] for a in rotating.mocks.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert {f"{BASE}-claim-abuse-2026-a", f"{BASE}-claim-abuse-2026-b"} <= alarms
+    retired = deploy({"aws:region": REGION, "claimCertificates": ["2026-b"]})
+    assert [c.name for c in retired.mocks.of_type("aws:iot/certificate:Certificate")] == [
+        "provisioning-claim-certificate-2026-b"
+    ]
+
+
 def test_claim_csr_keeps_the_private_key_out_of_the_stack() -> None:
     csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
     deployment = deploy({"aws:region": REGION, "claimCsr": csr})
