@@ -1,0 +1,206 @@
+"""fleetctl against the deployed stack: a revoked device can no longer connect with its certificate, and a
+decommissioned serial can never provision again.
+
+Each test provisions a device of its own, so the shared sample fleet is left as the other tests expect it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from fleetctl.cli import app
+from hook.contract import DeviceStatus, RejectionReason, device_type_resource_name, thing_name
+from local.device import (
+    ConnectRefused,
+    Identity,
+    ProvisionedDevice,
+    Rejected,
+    Session,
+    provision,
+    telemetry_topic,
+)
+from local.emulator import ACCESS_KEY
+from local.fleet import HOOK_DENIED
+from local.hook_logs import Denial, hook_denials
+from local.sandbox import Sandbox
+from program.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+Fleetctl = Callable[..., dict[str, Any]]
+
+WAIT_SECONDS = 10.0
+"""How long to wait for what the emulator writes asynchronously: its own log, the hook's log group."""
+
+
+@pytest.fixture
+def fleetctl(box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fleetctl:
+    """Run ``fleetctl --outputs stack.json <args> --json`` as an operator would, against the emulator; returns
+    its JSON output. boto3 reaches the emulator through ``AWS_ENDPOINT_URL``, with its root credentials
+    (the suite's fake ``testing`` key is unknown to the emulator, which checks keys with ``AUTH=true``)."""
+    outputs = tmp_path / "stack.json"
+    outputs.write_text(json.dumps(box.stack.outputs), encoding="utf-8")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", box.emulator.address.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ACCESS_KEY)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # credentials resolved from the environment above
+
+    def run(*args: str) -> dict[str, Any]:
+        result = CliRunner().invoke(app, ["--outputs", str(outputs), *args, "--json"])
+        assert result.exit_code == 0, result.output
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    return run
+
+
+def _provision_and_connect(box: Sandbox, identity: Identity) -> ProvisionedDevice:
+    """Provision a fresh device by claim, wait until the registry has it ACTIVE, and show that it connects
+    as its thing with its certificate and publishes its telemetry."""
+    device = provision(
+        box.target.broker,
+        box.target.claim,
+        f"{box.target.claim_client_id_prefix}{identity.serial_number}",
+        box.target.template_name,
+        identity,
+    )
+    registry = box.wait_for_status([identity.serial_number], DeviceStatus.ACTIVE)
+    assert registry[identity.serial_number]["status"] == DeviceStatus.ACTIVE
+    with Session(box.target.broker, device.credentials, device.thing_name) as session:
+        session.publish(
+            telemetry_topic(identity.device_type, device.thing_name),
+            {"serialNumber": identity.serial_number, "temperature": 20.0, "at": time.time()},
+        )
+    return device
+
+
+def _assert_connect_refused_for_certificate_status(box: Sandbox, device: ProvisionedDevice) -> None:
+    """The device's MQTT connect fails, and the broker says why: its certificate is REVOKED.
+
+    With ``AUTH=true`` the emulator, as AWS IoT, closes the connection without a CONNACK for a certificate
+    that is not ACTIVE, so the reason is read from the emulator's log. That tells the certificate check
+    apart from a refusal by policy (CONNACK ``NOT_AUTHORIZED``), which revoking alone would also cause
+    since it detaches the policy."""
+    with (
+        pytest.raises(ConnectRefused) as refused,
+        Session(box.target.broker, device.credentials, device.thing_name),
+    ):
+        pass
+    # The broker hung up without a CONNACK: refused before any policy is evaluated.
+    assert "AWS_ERROR_MQTT_UNEXPECTED_HANGUP" in str(refused.value)
+    expected = f"refusing client certificate {device.certificate_id} (status 'REVOKED')"
+    deadline = time.monotonic() + WAIT_SECONDS
+    while expected not in box.emulator.log_path.read_text(encoding="utf-8", errors="replace"):
+        assert time.monotonic() < deadline, f"the emulator's log has no {expected!r}"
+        time.sleep(0.1)
+
+
+def _hook_denial(box: Sandbox, serial: str) -> Denial:
+    """The last denial the hook logged for ``serial``, waiting for its log group to have it."""
+    function_name = box.stack.outputs["provisioningHookFunctionName"]
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (denial := hook_denials(box.inspector.client("logs"), function_name).get(serial)) is None:
+        assert time.monotonic() < deadline, f"the hook logged no denial for {serial}"
+        time.sleep(0.2)
+    return denial
+
+
+def test_a_revoked_device_can_no_longer_connect(box: Sandbox, settings: Settings, fleetctl: Fleetctl) -> None:
+    identity = Identity("TS-910001", "temperature-sensor", "AcmeIoT", "1.4.2", "ops-lab/revoke")
+    device = _provision_and_connect(box, identity)
+    policy = device_type_resource_name(settings.base_name, identity.device_type)
+
+    result = fleetctl("revoke", identity.serial_number, "--reason", "key extracted in the field")
+
+    assert result == {
+        "serial": identity.serial_number,
+        "steps": [
+            {"action": "revoke-certificate", "target": device.certificate_id},
+            {"action": "detach-policy", "target": policy},
+            {"action": "detach-thing-principal", "target": device.thing_name},
+            {"action": "registry-revoked", "target": identity.serial_number},
+        ],
+    }
+    _assert_connect_refused_for_certificate_status(box, device)
+
+    item = box.inspector.registry(box.registry_table)[identity.serial_number]
+    assert item["status"] == DeviceStatus.REVOKED
+    assert item["revocationReason"] == "key extracted in the field"
+    assert item["revokedAt"]
+    assert item["certificateId"] == device.certificate_id
+    certificate = box.inspector.certificate(device.certificate_id)
+    assert certificate is not None
+    assert certificate.status == "REVOKED"
+    assert certificate.policies == []
+    assert certificate.things == []
+    thing = box.inspector.thing(device.thing_name)  # revoking keeps the thing, without its certificate
+    assert thing is not None
+    assert thing.principals == []
+
+
+def test_a_decommissioned_serial_cannot_provision_again(
+    box: Sandbox, settings: Settings, fleetctl: Fleetctl
+) -> None:
+    identity = Identity("PS-910002", "pressure-sensor", "AcmeIoT", "1.0.0", "ops-lab/decommission")
+    device = _provision_and_connect(box, identity)
+    assert device.thing_name == thing_name(settings.base_name, identity.serial_number)
+    policy = device_type_resource_name(settings.base_name, identity.device_type)
+
+    result = fleetctl("decommission", identity.serial_number)
+
+    assert result == {
+        "serial": identity.serial_number,
+        "steps": [
+            {"action": "revoke-certificate", "target": device.certificate_id},
+            {"action": "detach-policy", "target": policy},
+            {"action": "detach-thing-principal", "target": device.thing_name},
+            {"action": "registry-revoked", "target": identity.serial_number},
+            {"action": "delete-thing", "target": device.thing_name},
+            {"action": "registry-decommissioned", "target": identity.serial_number},
+        ],
+    }
+    item = box.inspector.registry(box.registry_table)[identity.serial_number]
+    assert item["status"] == DeviceStatus.DECOMMISSIONED
+    assert item["revocationReason"] == "decommissioned"
+    assert item["certificateId"] == device.certificate_id
+    assert box.inspector.thing(device.thing_name) is None
+    certificate = box.inspector.certificate(device.certificate_id)  # kept, revoked, for the record
+    assert certificate is not None
+    assert certificate.status == "REVOKED"
+    assert certificate.policies == []
+    _assert_connect_refused_for_certificate_status(box, device)
+
+    # The same serial comes back: a new device with the claim certificate and new keys.
+    with pytest.raises(Rejected) as rejected:
+        provision(
+            box.target.broker,
+            box.target.claim,
+            f"{box.target.claim_client_id_prefix}{identity.serial_number}",
+            box.target.template_name,
+            identity,
+        )
+    assert rejected.value.operation == "RegisterThing"
+    assert rejected.value.error_code == HOOK_DENIED
+    assert _hook_denial(box, identity.serial_number).reason == RejectionReason.DEVICE_DECOMMISSIONED
+
+    new_certificate_id = rejected.value.certificate_id
+    assert new_certificate_id is not None
+    assert new_certificate_id != device.certificate_id
+    new_certificate = box.inspector.certificate(new_certificate_id)
+    assert new_certificate is not None
+    assert new_certificate.status == "PENDING_ACTIVATION"
+    assert new_certificate.policies == []
+    assert new_certificate.things == []
+    assert box.inspector.thing(device.thing_name) is None
+    item = box.inspector.registry(box.registry_table)[identity.serial_number]
+    assert item["status"] == DeviceStatus.DECOMMISSIONED
+    assert item["certificateId"] == device.certificate_id
