@@ -18,7 +18,7 @@ from typing import Any, Final
 from awscrt import mqtt5, mqtt_request_response
 from awsiot import V2ServiceException, iotidentity, iotshadow, mqtt5_client_builder
 
-from hook.contract import Parameter
+from hook.rules import DeviceRequest
 
 TIMEOUT_SECONDS: Final = 10.0
 """How long any one MQTT step may take (the hook alone may take up to 5 seconds)."""
@@ -70,25 +70,8 @@ class Credentials:
     private_key: str
 
 
-@dataclass(frozen=True)
-class Identity:
-    """What a device says about itself in ``RegisterThing``."""
-
-    serial_number: str
-    device_type: str
-    manufacturer: str
-    firmware_version: str
-    location: str
-
-    def parameters(self) -> dict[str, str]:
-        """The template parameters of this device."""
-        return {
-            Parameter.SERIAL_NUMBER: self.serial_number,
-            Parameter.DEVICE_TYPE: self.device_type,
-            Parameter.MANUFACTURER: self.manufacturer,
-            Parameter.FIRMWARE_VERSION: self.firmware_version,
-            Parameter.LOCATION: self.location,
-        }
+Identity = DeviceRequest
+"""What a device says about itself in ``RegisterThing``: the five provisioning parameters."""
 
 
 @dataclass(frozen=True)
