@@ -3,8 +3,11 @@ failure finishes the job and a run after success changes nothing."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import ClientError
 
 from fleetctl.devices import Device, find_device
 from fleetctl.iot import attached_policies, describe_certificate
@@ -15,6 +18,9 @@ if TYPE_CHECKING:
     from fleetctl.context import StackContext
 
 REVOKED: Final = "REVOKED"
+DELETE_THING_ATTEMPTS: Final = 6
+DELETE_THING_BACKOFF_SECONDS: Final = 1.0
+"""AWS detaches principals from a thing asynchronously; deleting it may fail for a few seconds."""
 
 
 @dataclass(frozen=True)
@@ -26,8 +32,8 @@ class Step:
 
 
 def revoke(stack: StackContext, serial: str, reason: str) -> list[Step]:
-    """Revoke every certificate of the device, detach its policies and its thing, and mark the registry
-    ``REVOKED`` with ``reason`` (a ``DECOMMISSIONED`` item stays so); returns the steps taken."""
+    """Mark the registry ``REVOKED`` with ``reason`` (a ``DECOMMISSIONED`` item stays so), then revoke every
+    certificate of the device and detach its policies and its thing; returns the steps taken."""
     return _revoke(stack, find_device(stack, serial), reason)
 
 
@@ -36,25 +42,47 @@ def decommission(stack: StackContext, serial: str, reason: str, *, keep_thing: b
     device = find_device(stack, serial)
     steps = _revoke(stack, device, reason)
     if device.thing is not None and not keep_thing:
-        stack.iot.delete_thing(thingName=device.thing_name)
+        _delete_thing(stack, device.thing_name)
         steps.append(Step("delete-thing", device.thing_name))
     decommissioned = stack.registry.transition(
-        serial, DeviceStatus.DECOMMISSIONED, unless=[DeviceStatus.DECOMMISSIONED], extra={}
+        serial,
+        DeviceStatus.DECOMMISSIONED,
+        unless=[DeviceStatus.DECOMMISSIONED],
+        extra={Attr.DECOMMISSIONED_AT: timestamp()},
     )
-    return [*steps, Step("registry-decommissioned", serial)] if decommissioned else steps
+    return [*steps, Step("registry-decommissioned", serial)] if decommissioned is not None else steps
 
 
 def _revoke(stack: StackContext, device: Device, reason: str) -> list[Step]:
-    steps = []
-    for certificate_id in device.certificate_ids:
-        steps += _revoke_certificate(stack, device, certificate_id)
+    # The registry goes first: from then on the hook denies the serial, so no certificate can be approved
+    # behind our back; one approved just before is named by the item the write returns.
     revoked = stack.registry.transition(
         device.serial,
         DeviceStatus.REVOKED,
         unless=[DeviceStatus.REVOKED, DeviceStatus.DECOMMISSIONED],
         extra={Attr.REVOCATION_REASON: reason, Attr.REVOKED_AT: timestamp()},
     )
-    return [*steps, Step("registry-revoked", device.serial)] if revoked else steps
+    steps = [] if revoked is None else [Step("registry-revoked", device.serial)]
+    certificate_ids = list(device.certificate_ids)
+    approved = (revoked or {}).get(Attr.CERTIFICATE_ID)
+    if approved and approved not in certificate_ids:
+        certificate_ids.append(approved)
+    for certificate_id in certificate_ids:
+        steps += _revoke_certificate(stack, device, certificate_id)
+    return steps
+
+
+def _delete_thing(stack: StackContext, name: str) -> None:
+    """Delete the thing, waiting out AWS's asynchronous detaching of its certificates."""
+    for attempt in range(DELETE_THING_ATTEMPTS):
+        try:
+            stack.iot.delete_thing(thingName=name)
+            return
+        except ClientError as error:
+            still_attached = error.response.get("Error", {}).get("Code") == "InvalidRequestException"
+            if not still_attached or attempt == DELETE_THING_ATTEMPTS - 1:
+                raise
+            time.sleep(DELETE_THING_BACKOFF_SECONDS * (attempt + 1))
 
 
 def _revoke_certificate(stack: StackContext, device: Device, certificate_id: str) -> list[Step]:

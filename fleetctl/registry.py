@@ -114,15 +114,16 @@ class Registry:
         *,
         unless: Collection[DeviceStatus],
         extra: Mapping[str, str],
-    ) -> bool:
+    ) -> Item | None:
         """Move ``serial`` to ``status`` with ``extra`` attributes, creating the item if absent, unless it
-        already is in one of the ``unless`` states; returns whether anything changed."""
+        already is in one of the ``unless`` states; returns the item as written, or ``None`` if unchanged."""
         values: dict[str, str] = {Attr.STATUS: status, Attr.UPDATED_AT: timestamp(), **extra}
         excluded = {f":unless{index}": {"S": state.value} for index, state in enumerate(unless)}
         try:
-            self._client.update_item(
+            written = self._client.update_item(
                 TableName=self._table_name,
                 Key={Attr.SERIAL_NUMBER: {"S": serial}},
+                ReturnValues="ALL_NEW",
                 UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
                 ConditionExpression=f"attribute_not_exists(#{Attr.SERIAL_NUMBER}) "
                 f"OR NOT #{Attr.STATUS} IN ({', '.join(excluded)})",
@@ -134,9 +135,9 @@ class Registry:
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return _strings(written.get("Attributes", {}))
 
     def _put_new(self, request: DeviceRequest, now: str) -> ImportResult:
         values = _attributes(request)

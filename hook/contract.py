@@ -52,6 +52,7 @@ class Attr(StrEnum):
     ACTIVATED_AT = "activatedAt"
     REVOKED_AT = "revokedAt"
     REVOCATION_REASON = "revocationReason"
+    DECOMMISSIONED_AT = "decommissionedAt"
 
 
 REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER

@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner, Result
 
+from fleetctl import lifecycle
 from fleetctl.cli import app
+from fleetctl.devices import find_device
 from fleetctl.errors import ExitCode
 from fleetctl.manifest import HEADER
 from hook.contract import Attr, DeviceStatus, device_type_resource_name, thing_name
@@ -143,9 +145,9 @@ def aws_operations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return operations
 
 
-def fail_once(monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+def fail_once(monkeypatch: pytest.MonkeyPatch, operation: str, code: str = "ServiceUnavailable") -> None:
     """Make fleetctl's next call of ``operation`` fail as AWS would."""
-    failures = [ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, operation)]
+    failures = [ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)]
 
     def handler(model: Any, **_: Any) -> None:
         if model.name == operation and failures:
@@ -466,10 +468,10 @@ def test_revoke_revokes_the_certificate_detaches_everything_and_records_why(flee
     report = fleet.run_json("revoke", "TS-000001", "--reason", "key leaked")
 
     assert [step["action"] for step in report["steps"]] == [
+        "registry-revoked",
         "revoke-certificate",
         "detach-policy",
         "detach-thing-principal",
-        "registry-revoked",
     ]
     assert fleet.certificate(certificate_id)["status"] == "REVOKED"
     assert fleet.policies(certificate_id) == []
@@ -491,14 +493,59 @@ def test_revoke_after_a_partial_failure_finishes_and_then_changes_nothing(
     assert "DetachThingPrincipal" in failed.stderr
     assert fleet.certificate(certificate_id)["status"] == "REVOKED"
     assert fleet.thing_principals("TS-000001") != []
-    assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE
+    assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.REVOKED  # the hook denies it already
 
     finished = fleet.run_json("revoke", "TS-000001", "--reason", "stolen")
-    assert [step["action"] for step in finished["steps"]] == ["detach-thing-principal", "registry-revoked"]
+    assert [step["action"] for step in finished["steps"]] == ["detach-thing-principal"]
     assert fleet.thing_principals("TS-000001") == []
 
     assert fleet.run_json("revoke", "TS-000001", "--reason", "again")["steps"] == []
     assert fleet.item("TS-000001")[Attr.REVOCATION_REASON] == "stolen"
+
+
+def test_a_device_approved_while_it_is_being_revoked_loses_its_certificate_too(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The factory is still provisioning a recalled batch: the hook approves the serial after fleetctl
+    # has looked the device up, before it writes REVOKED. That certificate must not stay usable.
+    fleet.run_json("preregister", str(fleet.manifest(*rows("TS-000001"))))
+    approved: list[str] = []
+    look_up = find_device
+
+    def look_up_then_approve(stack: Any, serial: str) -> Any:
+        device = look_up(stack, serial)
+        approved.append(fleet.provision(serial))
+        return device
+
+    monkeypatch.setattr(lifecycle, "find_device", look_up_then_approve)
+    report = fleet.run_json("revoke", "TS-000001", "--reason", "batch recalled")
+
+    assert fleet.certificate(approved[0])["status"] == "REVOKED"
+    assert {"action": "revoke-certificate", "target": approved[0]} in report["steps"]
+    assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.REVOKED
+
+
+def test_decommission_records_when(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.run_json("decommission", "TS-000001")
+    item = fleet.item("TS-000001")
+    assert item[Attr.STATUS] == DeviceStatus.DECOMMISSIONED
+    assert item[Attr.DECOMMISSIONED_AT] >= item[Attr.REVOKED_AT]
+
+
+def test_decommission_waits_for_aws_to_finish_detaching_the_certificate(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.provision("TS-000001")
+    fail_once(monkeypatch, "DeleteThing", code="InvalidRequestException")
+    monkeypatch.setattr(lifecycle, "DELETE_THING_BACKOFF_SECONDS", 0)
+
+    report = fleet.run_json("decommission", "TS-000001")
+
+    assert {"action": "delete-thing", "target": thing_name(BASE, "TS-000001")} in report["steps"]
+    assert thing_name(BASE, "TS-000001") not in {
+        thing["thingName"] for thing in fleet.iot.list_things()["things"]
+    }
 
 
 def test_revoke_of_a_preregistered_serial_marks_it_revoked(fleet: Fleet) -> None:

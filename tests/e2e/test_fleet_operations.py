@@ -124,10 +124,10 @@ def test_a_revoked_device_can_no_longer_connect(box: Sandbox, settings: Settings
     assert result == {
         "serial": identity.serial_number,
         "steps": [
+            {"action": "registry-revoked", "target": identity.serial_number},
             {"action": "revoke-certificate", "target": device.certificate_id},
             {"action": "detach-policy", "target": policy},
             {"action": "detach-thing-principal", "target": device.thing_name},
-            {"action": "registry-revoked", "target": identity.serial_number},
         ],
     }
     _assert_connect_refused_for_certificate_status(box, device)
@@ -160,10 +160,10 @@ def test_a_decommissioned_serial_cannot_provision_again(
     assert result == {
         "serial": identity.serial_number,
         "steps": [
+            {"action": "registry-revoked", "target": identity.serial_number},
             {"action": "revoke-certificate", "target": device.certificate_id},
             {"action": "detach-policy", "target": policy},
             {"action": "detach-thing-principal", "target": device.thing_name},
-            {"action": "registry-revoked", "target": identity.serial_number},
             {"action": "delete-thing", "target": device.thing_name},
             {"action": "registry-decommissioned", "target": identity.serial_number},
         ],
