@@ -29,7 +29,8 @@ from fleetctl.errors import ExitCode, FleetctlError, UsageProblem
 from fleetctl.manifest import HEADER, Manifest, read_manifest
 from fleetctl.output import Columns, print_error, print_json, print_line, print_table
 from fleetctl.registry import ImportOutcome, ImportResult
-from hook.contract import Attr, DeviceStatus
+from hook.contract import SERIAL_NUMBER_MAX_LENGTH, Attr, DeviceStatus
+from hook.rules import is_valid_name
 
 
 class _ReportingGroup(TyperGroup):
@@ -44,6 +45,13 @@ class _ReportingGroup(TyperGroup):
         except (ClientError, BotoCoreError) as error:
             print_error("AWS error: " + " ".join(str(error).split()))
             raise typer.Exit(ExitCode.AWS) from None
+
+
+def _serial_number(value: str) -> str:
+    if not (is_valid_name(value) and len(value) <= SERIAL_NUMBER_MAX_LENGTH):
+        expected = f"1-{SERIAL_NUMBER_MAX_LENGTH} characters of A-Z a-z 0-9 : _ -"
+        raise typer.BadParameter(f"{value!r} is not a serial number: expected {expected}")
+    return value
 
 
 def _non_blank(value: str) -> str:
@@ -64,6 +72,7 @@ app.add_typer(certs_app, name="certs")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 ReasonOption = Annotated[str, typer.Option(callback=_non_blank, help="Why; stored as revocationReason.")]
+SerialArgument = Annotated[str, typer.Argument(callback=_serial_number, help="The device's serial number.")]
 
 _DEVICE_COLUMNS: Columns = [
     (Attr.SERIAL_NUMBER, "Serial"),
@@ -172,7 +181,7 @@ def list_devices(
 
 
 @app.command()
-def show(ctx: typer.Context, serial: str, json_output: JsonFlag = False) -> None:
+def show(ctx: typer.Context, serial: SerialArgument, json_output: JsonFlag = False) -> None:
     """Show a device: registry item, thing and groups, certificates and their policies."""
     device = describe_device(_stack(ctx), serial)
     if json_output:
@@ -194,7 +203,9 @@ def show(ctx: typer.Context, serial: str, json_output: JsonFlag = False) -> None
 
 
 @app.command()
-def revoke(ctx: typer.Context, serial: str, reason: ReasonOption, json_output: JsonFlag = False) -> None:
+def revoke(
+    ctx: typer.Context, serial: SerialArgument, reason: ReasonOption, json_output: JsonFlag = False
+) -> None:
     """Revoke a device: certificate REVOKED, policies and thing detached, registry REVOKED. Safe to re-run."""
     _print_steps(serial, lifecycle.revoke(_stack(ctx), serial, reason), json_output)
 
@@ -202,7 +213,7 @@ def revoke(ctx: typer.Context, serial: str, reason: ReasonOption, json_output: J
 @app.command()
 def decommission(
     ctx: typer.Context,
-    serial: str,
+    serial: SerialArgument,
     reason: ReasonOption = "decommissioned",
     keep_thing: Annotated[bool, typer.Option(help="Keep the thing in AWS IoT.")] = False,
     json_output: JsonFlag = False,

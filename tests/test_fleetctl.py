@@ -548,6 +548,15 @@ def test_decommission_waits_for_aws_to_finish_detaching_the_certificate(
     }
 
 
+@pytest.mark.parametrize("command", [["show"], ["revoke", "--reason", "x"], ["decommission"]])
+@pytest.mark.parametrize("serial", ["", "TS 1", "S" * 65])
+def test_a_malformed_serial_is_a_usage_error_naming_it(fleet: Fleet, command: list[str], serial: str) -> None:
+    result = fleet.run(command[0], serial, *command[1:])
+    assert result.exit_code == ExitCode.USAGE
+    message = " ".join(result.stderr.replace("│", " ").split())  # Rich wraps the error in a box
+    assert "is not a serial number: expected 1-64 characters" in message
+
+
 def test_revoke_of_a_preregistered_serial_marks_it_revoked(fleet: Fleet) -> None:
     fleet.run_json("preregister", str(fleet.manifest(*rows("TS-000001"))))
 
