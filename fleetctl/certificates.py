@@ -18,6 +18,7 @@ from fleetctl.iot import (
     policy_certificate_ids,
     principal_things,
 )
+from hook.contract import serial_number_of
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
@@ -85,8 +86,8 @@ def deactivate(stack: StackContext, description: Mapping[str, Any]) -> bool:
 
 
 def expiring_certificates(stack: StackContext, days: int) -> list[dict[str, Any]]:
-    """``ACTIVE`` device certificates (claim certificates left out) whose ``notAfter`` is at most ``days``
-    away, already expired ones included; soonest first, each with the things it is attached to."""
+    """``ACTIVE`` certificates of this stack's things whose ``notAfter`` is at most ``days`` away, already
+    expired ones included; soonest first, each with the things it is attached to."""
     now = datetime.now(UTC)
     horizon = now + timedelta(days=days)
     claim = set(_claim_certificate_ids(stack, include_all=True))
@@ -102,9 +103,15 @@ def expiring_certificates(stack: StackContext, days: int) -> list[dict[str, Any]
     expiring = sorted(
         (each for each in described if certificate_expiry(each) <= horizon), key=certificate_expiry
     )
-    return [
+    summaries = [
         {**certificate_summary(each, now), "things": principal_things(stack.iot, each["certificateArn"])}
         for each in expiring
+    ]
+    # The account may hold other stacks: keep the certificates of this stack's things.
+    return [
+        summary
+        for summary in summaries
+        if any(serial_number_of(stack.base_name, thing) for thing in summary["things"])
     ]
 
 

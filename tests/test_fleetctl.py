@@ -695,6 +695,12 @@ def test_certs_expiring_lists_active_device_certificates_in_the_window(fleet: Fl
     fleet.iot.register_certificate_without_ca(
         certificatePem=certificate_pem(timedelta(days=5)), status="INACTIVE"
     )
+    other_stacks_thing = thing_name(f"{BASE}-eu", "TS-000001")  # another stack in the same account
+    fleet.iot.create_thing(thingName=other_stacks_thing)
+    theirs = fleet.iot.register_certificate_without_ca(
+        certificatePem=certificate_pem(timedelta(days=3)), status="ACTIVE"
+    )
+    fleet.iot.attach_thing_principal(thingName=other_stacks_thing, principal=theirs["certificateArn"])
 
     within_30 = fleet.run_json("certs", "expiring", "--days", "30")
     within_400 = fleet.run_json("certs", "expiring", "--days", "400")
