@@ -20,7 +20,7 @@ from hook.contract import (
     DeviceStatus,
     Parameter,
 )
-from hook.registry import DeviceRegistry, timestamp
+from hook.registry import DeviceRegistry, string_attributes, timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -137,7 +137,7 @@ class Registry:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise
-        return _strings(written.get("Attributes", {}))
+        return string_attributes(written.get("Attributes", {}))
 
     def _put_new(self, request: DeviceRequest, now: str) -> ImportResult:
         values = _attributes(request)
@@ -156,7 +156,7 @@ class Registry:
             response: Mapping[str, object] = error.response
             stored = response.get("Item")
             return _compare(
-                request.serial_number, values, _strings(stored if isinstance(stored, dict) else {})
+                request.serial_number, values, string_attributes(stored if isinstance(stored, dict) else {})
             )
         return ImportResult(request.serial_number, ImportOutcome.CREATED)
 
@@ -185,7 +185,7 @@ class Registry:
         if projection:
             arguments["ProjectionExpression"] = ", ".join(f"#{name}" for name in projection)
         for page in self._client.get_paginator("query").paginate(**arguments):
-            yield from (_strings(item) for item in page.get("Items", []))
+            yield from (string_attributes(item) for item in page.get("Items", []))
 
 
 def _attributes(request: DeviceRequest) -> Item:
@@ -207,7 +207,3 @@ def _compare(serial: str, values: Item, stored: Item) -> ImportResult:
             serial, ImportOutcome.CONFLICT, "pre-registered with other values: " + "; ".join(differences)
         )
     return ImportResult(serial, ImportOutcome.UNCHANGED)
-
-
-def _strings(item: Mapping[str, Any]) -> Item:
-    return {name: value["S"] for name, value in item.items() if "S" in value}

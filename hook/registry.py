@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -113,7 +114,7 @@ class DeviceRegistry:
             Key={Attr.SERIAL_NUMBER: {"S": serial_number}},
             ConsistentRead=True,
         ).get("Item")
-        return None if item is None else _strings(item)
+        return None if item is None else string_attributes(item)
 
     def activate(self, serial_number: str, thing_name: str) -> dict[str, str] | None:
         """Move a ``PENDING`` serial to ``ACTIVE`` with its thing name; return ``None`` when done, or the
@@ -143,7 +144,7 @@ class DeviceRegistry:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             stored: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
-            return _strings(stored)
+            return string_attributes(stored)
         return None
 
     def count_pending_before(self, cutoff: str) -> int:
@@ -175,7 +176,8 @@ def timestamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).isoformat(timespec="milliseconds")
 
 
-def _strings(item: dict[str, Any]) -> dict[str, str]:
+def string_attributes(item: Mapping[str, Any]) -> dict[str, str]:
+    """A DynamoDB item's string attributes as plain values (every registry attribute is a string)."""
     return {name: value["S"] for name, value in item.items() if "S" in value}
 
 

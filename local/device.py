@@ -37,8 +37,6 @@ class PublishRefused(DeviceError):
 
     def __init__(self, topic: str, reason: str) -> None:
         super().__init__(f"publish to {topic} refused: {reason}")
-        self.topic = topic
-        self.reason = reason
 
 
 class Rejected(DeviceError):
@@ -48,7 +46,6 @@ class Rejected(DeviceError):
         super().__init__(f"{operation} rejected: {error_code}: {message}")
         self.operation = operation
         self.error_code = error_code
-        self.message = message
         self.certificate_id: str | None = None
         """The certificate the device got before ``RegisterThing`` was rejected, if it got one."""
 

@@ -125,10 +125,6 @@ class Emulator:
             self._log = None
         atexit.unregister(self.stop)
 
-    def reset(self) -> None:
-        """Wipe every resource in the emulator (``POST /_ministack/reset``)."""
-        self._request("POST", "/_ministack/reset")
-
     def ca_pem(self) -> str:
         """The certificate of the CA that signs the broker's and the devices' certificates."""
         return self._request("GET", "/_ministack/iot/ca.pem").decode()

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from hook.registry import string_attributes
 from local.resources import Emulated
 
 
@@ -50,7 +51,7 @@ class Inspector:
             self.client("dynamodb").get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True)
         ):
             for item in page["Items"]:
-                strings = {name: value["S"] for name, value in item.items() if "S" in value}
+                strings = string_attributes(item)
                 items[strings["serialNumber"]] = strings
         return items
 

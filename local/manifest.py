@@ -19,7 +19,6 @@ class ManifestDevice:
 
     identity: Identity
     expect: str
-    note: str = ""
 
 
 def load_manifest(path: Path = SAMPLE_MANIFEST) -> list[ManifestDevice]:
@@ -35,7 +34,6 @@ def load_manifest(path: Path = SAMPLE_MANIFEST) -> list[ManifestDevice]:
                 location=device["location"],
             ),
             expect=device["expect"],
-            note=device.get("note", ""),
         )
         for device in document["devices"]
     ]
