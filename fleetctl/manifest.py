@@ -132,12 +132,11 @@ def _check_header(path: Path, line: int, header: list[str]) -> None:
 
 
 def _problem(line: int, denial: ProvisioningDenied, values: Mapping[str, str], rules: RuleSet) -> RowProblem:
-    """The hook's denial, placed in its column (every detail starts with the parameter's name), with the
-    value and, where the detail does not say it, the expected form."""
-    parameter = next((each for each in Parameter if denial.detail.startswith(f"{each} ")), None)
-    if parameter is None:
+    """The hook's denial, placed in the column of the parameter at fault, with the value and, where the
+    detail does not say it, the expected form."""
+    if denial.parameter is None:
         return RowProblem(line, None, denial.detail)
-    column = _COLUMN_OF[parameter]
+    column = _COLUMN_OF[denial.parameter]
     message = denial.detail
     value = values[column].strip()
     if value and value not in message:

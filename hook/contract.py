@@ -164,12 +164,14 @@ class Metric(StrEnum):
 
 
 class ProvisioningDenied(Exception):
-    """A request the hook must deny, with a reason from the fixed set and a human-readable detail."""
+    """A request the hook must deny, with a reason from the fixed set, a human-readable detail and, when
+    one parameter is at fault, which."""
 
-    def __init__(self, reason: RejectionReason, detail: str) -> None:
+    def __init__(self, reason: RejectionReason, detail: str, parameter: Parameter | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.parameter = parameter
 
 
 STACK_NAME_SEPARATOR: Final = "_"

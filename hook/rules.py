@@ -224,7 +224,9 @@ def validate_request(parameters: object, rules: RuleSet) -> DeviceRequest:
     rule = rules.device_types.get(device_type)
     if rule is None:
         raise ProvisioningDenied(
-            RejectionReason.UNKNOWN_DEVICE_TYPE, f"DeviceType {device_type!r} is not a configured device type"
+            RejectionReason.UNKNOWN_DEVICE_TYPE,
+            f"DeviceType {device_type!r} is not a configured device type",
+            Parameter.DEVICE_TYPE,
         )
     for name in (Parameter.MANUFACTURER, Parameter.LOCATION):
         if not _ATTRIBUTE_VALUE.fullmatch(values[name]):
@@ -237,18 +239,21 @@ def validate_request(parameters: object, rules: RuleSet) -> DeviceRequest:
         raise ProvisioningDenied(
             RejectionReason.SERIAL_PATTERN_MISMATCH,
             f"SerialNumber does not match the pattern of device type {device_type!r}",
+            Parameter.SERIAL_NUMBER,
         )
     manufacturer = values[Parameter.MANUFACTURER]
     if rule.manufacturers is not None and manufacturer not in rule.manufacturers:
         raise ProvisioningDenied(
             RejectionReason.MANUFACTURER_NOT_ALLOWED,
             f"Manufacturer {manufacturer!r} is not allowed for device type {device_type!r}",
+            Parameter.MANUFACTURER,
         )
     if rule.min_firmware_version is not None and firmware < rule.min_firmware_version:
         raise ProvisioningDenied(
             RejectionReason.FIRMWARE_TOO_OLD,
             f"FirmwareVersion {format_firmware_version(firmware)} is older than the minimum "
             f"{format_firmware_version(rule.min_firmware_version)} for device type {device_type!r}",
+            Parameter.FIRMWARE_VERSION,
         )
     return DeviceRequest(
         serial_number=serial,
@@ -263,14 +268,14 @@ def _clean(parameters: dict[Any, Any], name: Parameter) -> str:
     """The parameter's trimmed value, refused when absent, not a string, empty or too long."""
     value = parameters.get(name)
     if value is None:
-        raise ProvisioningDenied(RejectionReason.MISSING_PARAMETER, f"{name} is missing")
+        raise ProvisioningDenied(RejectionReason.MISSING_PARAMETER, f"{name} is missing", name)
     if not isinstance(value, str):
         raise _invalid(name, f"must be a string, got {type(value).__name__}")
     if len(value) > RAW_VALUE_MAX_LENGTH:
         raise _invalid(name, f"is longer than {MAX_LENGTHS[name]} characters")
     value = value.strip()
     if not value:
-        raise ProvisioningDenied(RejectionReason.MISSING_PARAMETER, f"{name} is empty")
+        raise ProvisioningDenied(RejectionReason.MISSING_PARAMETER, f"{name} is empty", name)
     if len(value) > MAX_LENGTHS[name]:
         raise _invalid(name, f"is longer than {MAX_LENGTHS[name]} characters")
     return value
@@ -281,4 +286,4 @@ def _is_attribute_value(text: str, name: Parameter) -> bool:
 
 
 def _invalid(name: Parameter, problem: str) -> ProvisioningDenied:
-    return ProvisioningDenied(RejectionReason.INVALID_PARAMETER, f"{name} {problem}")
+    return ProvisioningDenied(RejectionReason.INVALID_PARAMETER, f"{name} {problem}", name)

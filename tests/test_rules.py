@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hook.contract import ProvisioningDenied, RejectionReason
+from hook.contract import Parameter, ProvisioningDenied, RejectionReason
 from hook.rules import (
     DeviceRequest,
     RulesError,
@@ -282,3 +282,22 @@ def test_load_rules_reports_missing_and_malformed_files(tmp_path: Path) -> None:
     good = tmp_path / "rules.json"
     good.write_text(json.dumps(RULES), encoding="utf-8")
     assert load_rules(good) == RULE_SET
+
+
+@pytest.mark.parametrize(
+    ("overrides", "parameter"),
+    [
+        ({"SerialNumber": None}, Parameter.SERIAL_NUMBER),
+        ({"SerialNumber": "TS-12"}, Parameter.SERIAL_NUMBER),
+        ({"DeviceType": "toaster"}, Parameter.DEVICE_TYPE),
+        ({"Manufacturer": "CheapClones"}, Parameter.MANUFACTURER),
+        ({"FirmwareVersion": "0.1.0"}, Parameter.FIRMWARE_VERSION),
+        ({"Location": "Floor A"}, Parameter.LOCATION),
+    ],
+)
+def test_denials_name_the_parameter_at_fault(overrides: dict[str, Any], parameter: Parameter) -> None:
+    assert rejection(valid_parameters(**overrides)).parameter is parameter
+
+
+def test_a_malformed_parameters_object_names_no_parameter() -> None:
+    assert rejection("not an object").parameter is None
