@@ -11,7 +11,12 @@ from components import documents
 from components.documents import AccountScope
 from components.function import FunctionArgs, create_function
 from components.hook_package import HOOK_HANDLER
-from hook.contract import REGISTRY_TABLE_ENV, Attr, device_type_resource_name
+from hook.contract import (
+    REGISTRY_TABLE_ENV,
+    Attr,
+    claim_policy_name,
+    device_type_resource_name,
+)
 
 SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
 """Thing attributes that fleet indexing and ListThings can filter on (AWS allows three per thing type)."""
@@ -158,7 +163,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         prefix = self.claim_client_id_prefix
         policy = aws.iot.Policy(
             f"{name}-claim-policy",
-            name=f"{args.name_prefix}-claim",
+            name=claim_policy_name(args.name_prefix),
             policy=self._scope.apply(lambda scope: documents.claim_policy(scope, template_name, prefix)),
             tags=args.tags,
             opts=self._child,

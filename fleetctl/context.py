@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from fleetctl.errors import UsageProblem
 from fleetctl.registry import Registry
-from hook.contract import thing_name
+from hook.contract import TEMPLATE_NAME_SUFFIX, claim_policy_name, thing_name
 from hook.rules import RulesError, RuleSet, load_rules, parse_rules
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ _FLAGS: Final = {
     TEMPLATE_OUTPUT: "--template NAME",
     REGION_OUTPUT: "--region NAME",
 }
-_TEMPLATE_SUFFIX: Final = "-fleet"
 _CLIENT_CONFIG: Final = Config(
     retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=AWS_CONCURRENCY
 )
@@ -81,16 +80,16 @@ class StackContext:
         if isinstance(base, str) and base:
             return base
         template = self._required(TEMPLATE_OUTPUT)
-        if not template.endswith(_TEMPLATE_SUFFIX) or template == _TEMPLATE_SUFFIX:
+        if not template.endswith(TEMPLATE_NAME_SUFFIX) or template == TEMPLATE_NAME_SUFFIX:
             raise UsageProblem(
-                f"template name {template!r} is not of the form <prefix>-<env>{_TEMPLATE_SUFFIX}"
+                f"template name {template!r} is not of the form <prefix>-<env>{TEMPLATE_NAME_SUFFIX}"
             )
-        return template.removesuffix(_TEMPLATE_SUFFIX)
+        return template.removesuffix(TEMPLATE_NAME_SUFFIX)
 
     @property
     def claim_policy(self) -> str:
         """The IoT policy attached to the stack's claim certificate(s)."""
-        return f"{self.base_name}-claim"
+        return claim_policy_name(self.base_name)
 
     @property
     def claim_certificate_id(self) -> str | None:

@@ -190,6 +190,20 @@ def device_type_resource_name(base_name: str, device_type: str) -> str:
     return f"{base_name}{STACK_NAME_SEPARATOR}{device_type}"
 
 
+TEMPLATE_NAME_SUFFIX: Final = "-fleet"
+"""The provisioning template of a stack is ``<base><suffix>``."""
+
+
+def template_name(base_name: str) -> str:
+    """The provisioning template of a stack."""
+    return f"{base_name}{TEMPLATE_NAME_SUFFIX}"
+
+
+def claim_policy_name(base_name: str) -> str:
+    """The IoT policy of a stack's claim certificates."""
+    return f"{base_name}-claim"
+
+
 def serial_number_of(base_name: str, name: str) -> str | None:
     """The serial number in a thing name made by :func:`thing_name`, or ``None`` for another stack's thing."""
     head = f"{base_name}{STACK_NAME_SEPARATOR}"

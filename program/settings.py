@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from hook.contract import template_name
 from hook.rules import RulesError, parse_rules
 
 PROJECT: Final = "iot-fleet-provisioning"
@@ -152,7 +153,7 @@ class Settings(BaseModel):
     @property
     def template_name(self) -> str:
         """Name of the fleet provisioning template."""
-        return f"{self.base_name}-fleet"
+        return template_name(self.base_name)
 
     def hook_rules(self) -> dict[str, Any]:
         """The hook's rules document for these settings."""
