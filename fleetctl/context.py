@@ -16,6 +16,7 @@ from fleetctl.errors import UsageProblem
 from fleetctl.registry import Registry
 from hook.contract import TEMPLATE_NAME_SUFFIX, claim_policy_name, thing_name
 from hook.rules import RulesError, RuleSet, load_rules, parse_rules
+from program.outputs import StackOutput
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -23,13 +24,13 @@ if TYPE_CHECKING:
 AWS_CONCURRENCY: Final = 16
 """Requests in flight at once for bulk work; each client's connection pool is as large."""
 
-TABLE_OUTPUT: Final = "deviceRegistryTableName"
-TEMPLATE_OUTPUT: Final = "provisioningTemplateName"
-REGION_OUTPUT: Final = "region"
-RULES_OUTPUT: Final = "hookRules"
-CLAIM_CERTIFICATE_OUTPUT: Final = "claimCertificateId"
-BASE_NAME_OUTPUT: Final = "baseName"
-_FLAGS: Final = {
+TABLE_OUTPUT: Final = StackOutput.REGISTRY_TABLE
+TEMPLATE_OUTPUT: Final = StackOutput.TEMPLATE_NAME
+REGION_OUTPUT: Final = StackOutput.REGION
+RULES_OUTPUT: Final = StackOutput.HOOK_RULES
+CLAIM_CERTIFICATE_OUTPUT: Final = StackOutput.CLAIM_CERTIFICATE_ID
+BASE_NAME_OUTPUT: Final = StackOutput.BASE_NAME
+_FLAGS: Final[dict[str, str]] = {
     TABLE_OUTPUT: "--table NAME",
     TEMPLATE_OUTPUT: "--template NAME",
     REGION_OUTPUT: "--region NAME",

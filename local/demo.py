@@ -18,6 +18,7 @@ from local.fleet import Outcome, provision_fleet, with_hook_reasons
 from local.manifest import APPROVED, SAMPLE_MANIFEST, load_manifest
 from local.report import outcome_result, outcomes_table, outputs_table, registry_table
 from local.sandbox import sandbox
+from program.outputs import StackOutput
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             box.target, devices, concurrency=arguments.concurrency, on_outcome=progress
         )
         outcomes = with_hook_reasons(
-            outcomes, box.inspector.client("logs"), box.stack.outputs["provisioningHookFunctionName"]
+            outcomes, box.inspector.client("logs"), box.stack.outputs[StackOutput.HOOK_FUNCTION]
         )
         approved = [outcome.device.identity.serial_number for outcome in outcomes if outcome.approved]
         registry = box.wait_for_status(approved, "ACTIVE")

@@ -21,6 +21,7 @@ from local.device import (
 )
 from local.hook_logs import hook_denials
 from local.manifest import ManifestDevice
+from program.outputs import StackOutput
 
 HOOK_DENIED: Final = "AccessDenied"
 """The error code RegisterThing answers with when the pre-provisioning hook denied the device."""
@@ -40,9 +41,11 @@ class FleetTarget:
         """The target described by the stack outputs (the claim key is the ``claimCertificatePrivateKey``)."""
         return cls(
             broker=broker,
-            claim=Credentials(outputs["claimCertificatePem"], outputs["claimCertificatePrivateKey"]),
-            claim_client_id_prefix=outputs["claimClientIdPrefix"],
-            template_name=outputs["provisioningTemplateName"],
+            claim=Credentials(
+                outputs[StackOutput.CLAIM_CERTIFICATE_PEM], outputs[StackOutput.CLAIM_PRIVATE_KEY]
+            ),
+            claim_client_id_prefix=outputs[StackOutput.CLAIM_CLIENT_ID_PREFIX],
+            template_name=outputs[StackOutput.TEMPLATE_NAME],
         )
 
 

@@ -7,8 +7,9 @@ from typing import Any, Final
 
 from local.fleet import Outcome
 from local.manifest import APPROVED
+from program.outputs import StackOutput
 
-SECRET_OUTPUTS: Final = frozenset({"claimCertificatePrivateKey"})
+SECRET_OUTPUTS: Final = frozenset({StackOutput.CLAIM_PRIVATE_KEY})
 _MAX_CELL: Final = 72
 
 

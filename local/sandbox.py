@@ -13,6 +13,7 @@ from local.device import Broker
 from local.emulator import Emulator
 from local.fleet import FleetTarget
 from local.inspection import Inspector
+from program.outputs import StackOutput
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Sandbox:
     @property
     def registry_table(self) -> str:
         """Name of the device registry table."""
-        return str(self.stack.outputs["deviceRegistryTableName"])
+        return str(self.stack.outputs[StackOutput.REGISTRY_TABLE])
 
     def wait_for_status(
         self, serials: Iterable[str], status: str, timeout: float = 15.0
@@ -57,5 +58,5 @@ def sandbox() -> Iterator[Sandbox]:
             emulator=emulator,
             stack=stack,
             target=FleetTarget.from_outputs(broker, stack.outputs),
-            inspector=Inspector(endpoint_url, str(stack.outputs["region"])),
+            inspector=Inspector(endpoint_url, str(stack.outputs[StackOutput.REGION])),
         )

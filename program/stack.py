@@ -21,6 +21,7 @@ from components.provisioning import FleetProvisioning, FleetProvisioningArgs
 from components.registry import DeviceRegistry, DeviceRegistryArgs
 from hook.activation import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME
+from program.outputs import StackOutput
 from program.settings import Settings
 
 
@@ -118,19 +119,19 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         )
 
     outputs: dict[str, Any] = {
-        "provisioningTemplateName": provisioning.template_name,
-        "provisioningTemplateArn": provisioning.template_arn,
-        "claimCertificateId": provisioning.claim_certificate_id,
-        "claimCertificateIds": provisioning.claim_certificate_ids,
-        "claimCertificatePem": provisioning.claim_certificate_pem,
-        "claimClientIdPrefix": provisioning.claim_client_id_prefix,
-        "deviceRegistryTableName": registry.table_name,
-        "provisioningHookFunctionName": provisioning.hook_function_name,
-        "iotEndpoint": iot_endpoint,
-        "region": settings.region,
-        "baseName": settings.base_name,
-        "hookRules": settings.hook_rules(),
-        "deploymentInstructions": pulumi.Output.all(
+        StackOutput.TEMPLATE_NAME: provisioning.template_name,
+        StackOutput.TEMPLATE_ARN: provisioning.template_arn,
+        StackOutput.CLAIM_CERTIFICATE_ID: provisioning.claim_certificate_id,
+        StackOutput.CLAIM_CERTIFICATE_IDS: provisioning.claim_certificate_ids,
+        StackOutput.CLAIM_CERTIFICATE_PEM: provisioning.claim_certificate_pem,
+        StackOutput.CLAIM_CLIENT_ID_PREFIX: provisioning.claim_client_id_prefix,
+        StackOutput.REGISTRY_TABLE: registry.table_name,
+        StackOutput.HOOK_FUNCTION: provisioning.hook_function_name,
+        StackOutput.IOT_ENDPOINT: iot_endpoint,
+        StackOutput.REGION: settings.region,
+        StackOutput.BASE_NAME: settings.base_name,
+        StackOutput.HOOK_RULES: settings.hook_rules(),
+        StackOutput.DEPLOYMENT_INSTRUCTIONS: pulumi.Output.all(
             template=provisioning.template_name,
             claim_certificate_id=provisioning.claim_certificate_id,
             endpoint=iot_endpoint,
@@ -142,7 +143,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         ),
     }
     if provisioning.claim_private_key is not None:
-        outputs["claimCertificatePrivateKey"] = provisioning.claim_private_key
+        outputs[StackOutput.CLAIM_PRIVATE_KEY] = provisioning.claim_private_key
     return outputs
 
 

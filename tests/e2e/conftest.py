@@ -11,6 +11,7 @@ from local.deployer import local_config
 from local.fleet import Outcome, provision_fleet, with_hook_reasons
 from local.manifest import load_manifest
 from local.sandbox import Sandbox, sandbox
+from program.outputs import StackOutput
 from program.settings import PROJECT, Settings, parse_settings
 
 FLEET_CONCURRENCY = 4
@@ -42,7 +43,7 @@ def fleet(box: Sandbox) -> list[Outcome]:
     """The sample manifest provisioned, with the hook's reasons for the rejected devices."""
     outcomes = provision_fleet(box.target, load_manifest(), concurrency=FLEET_CONCURRENCY)
     outcomes = with_hook_reasons(
-        outcomes, box.inspector.client("logs"), box.stack.outputs["provisioningHookFunctionName"]
+        outcomes, box.inspector.client("logs"), box.stack.outputs[StackOutput.HOOK_FUNCTION]
     )
     box.wait_for_status([o.device.identity.serial_number for o in outcomes if o.approved], "ACTIVE")
     return outcomes

@@ -31,6 +31,7 @@ from local.emulator import ACCESS_KEY
 from local.fleet import HOOK_DENIED
 from local.hook_logs import Denial, hook_denials
 from local.sandbox import Sandbox
+from program.outputs import StackOutput
 from program.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -106,7 +107,7 @@ def _assert_connect_refused_for_certificate_status(box: Sandbox, device: Provisi
 
 def _hook_denial(box: Sandbox, serial: str) -> Denial:
     """The last denial the hook logged for ``serial``, waiting for its log group to have it."""
-    function_name = box.stack.outputs["provisioningHookFunctionName"]
+    function_name = box.stack.outputs[StackOutput.HOOK_FUNCTION]
     deadline = time.monotonic() + WAIT_SECONDS
     while (denial := hook_denials(box.inspector.client("logs"), function_name).get(serial)) is None:
         assert time.monotonic() < deadline, f"the hook logged no denial for {serial}"
