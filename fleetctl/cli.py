@@ -211,6 +211,12 @@ def revoke(
 
 
 @app.command()
+def release(ctx: typer.Context, serial: SerialArgument, json_output: JsonFlag = False) -> None:
+    """Undo an approval that never became a thing (PENDING for over an hour), so the device can retry."""
+    _print_steps(serial, lifecycle.release(_stack(ctx), serial), json_output)
+
+
+@app.command()
 def decommission(
     ctx: typer.Context,
     serial: SerialArgument,

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
 from fleetctl.devices import Device, find_device
+from fleetctl.errors import UsageProblem
 from fleetctl.iot import attached_policies, describe_certificate
-from hook.contract import Attr, DeviceStatus
+from hook.contract import STALE_APPROVAL_AFTER_SECONDS, Attr, DeviceStatus
 from hook.registry import timestamp
 
 if TYPE_CHECKING:
@@ -51,6 +53,29 @@ def decommission(stack: StackContext, serial: str, reason: str, *, keep_thing: b
         extra={Attr.DECOMMISSIONED_AT: timestamp()},
     )
     return [*steps, Step("registry-decommissioned", serial)] if decommissioned is not None else steps
+
+
+def release(stack: StackContext, serial: str) -> list[Step]:
+    """Undo an approval that never became a thing, so the device can provision again with new keys.
+
+    Only a ``PENDING`` serial without a thing, approved more than an hour ago (the device's certificate
+    ownership token has expired, so that approval can no longer complete), is released; the certificate
+    it was approved for is revoked.
+    """
+    device = find_device(stack, serial)
+    record = device.record or {}
+    status = record.get(Attr.STATUS)
+    if device.thing is not None:
+        raise UsageProblem(
+            f"serial {serial!r} has thing {device.thing_name!r}: it was provisioned; use revoke"
+        )
+    if status != DeviceStatus.PENDING:
+        raise UsageProblem(f"serial {serial!r} is {status}; only a PENDING approval can be released")
+    cutoff = timestamp(datetime.now(UTC) - timedelta(seconds=STALE_APPROVAL_AFTER_SECONDS))
+    if record.get(Attr.APPROVED_AT, "") >= cutoff:
+        raise UsageProblem(f"serial {serial!r} was approved less than an hour ago and may still provision")
+    steps = [Step(f"registry-{stack.registry.release(record)}", serial)]
+    return [*steps, *_revoke_certificate(stack, device, record[Attr.CERTIFICATE_ID])]
 
 
 def _revoke(stack: StackContext, device: Device, reason: str) -> list[Step]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from fleetctl.errors import UsageProblem
 from hook.contract import (
     DEVICE_TYPE_INDEX,
     PARAMETER_ATTRIBUTES,
@@ -29,6 +30,15 @@ if TYPE_CHECKING:
 
 Item = dict[str, str]
 """A registry item's string attributes by name (every registry attribute is a string)."""
+
+_APPROVAL_ATTRIBUTES = (
+    Attr.CERTIFICATE_ID,
+    Attr.CLAIM_CERTIFICATE_ID,
+    Attr.TEMPLATE_ARN,
+    Attr.CLIENT_ID,
+    Attr.APPROVED_AT,
+)
+"""What the hook's approval adds to a pre-registered item."""
 
 
 class ImportOutcome(StrEnum):
@@ -138,6 +148,48 @@ class Registry:
                 return None
             raise
         return string_attributes(written.get("Attributes", {}))
+
+    def release(self, approval: Item) -> str:
+        """Undo a ``PENDING`` approval: back to ``PREREGISTERED`` when a manifest had pre-registered the
+        serial (its item was created before the approval), else delete the item. Conditional on the item
+        still being this approval; returns ``restored`` or ``deleted``."""
+        serial = approval[Attr.SERIAL_NUMBER]
+        key: dict[str, Any] = {Attr.SERIAL_NUMBER: {"S": serial}}
+        condition = "#status = :pending AND #approved = :approved"
+        names = {"#status": Attr.STATUS, "#approved": Attr.APPROVED_AT}
+        values: dict[str, Any] = {
+            ":pending": {"S": DeviceStatus.PENDING},
+            ":approved": {"S": approval[Attr.APPROVED_AT]},
+        }
+        preregistered = approval.get(Attr.CREATED_AT, "") < approval[Attr.APPROVED_AT]
+        try:
+            if not preregistered:
+                self._client.delete_item(
+                    TableName=self._table_name,
+                    Key=key,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+                return "deleted"
+            removed = {f"#{name}": name for name in _APPROVAL_ATTRIBUTES}
+            self._client.update_item(
+                TableName=self._table_name,
+                Key=key,
+                UpdateExpression=f"SET #status = :preregistered, #updated = :now REMOVE {', '.join(removed)}",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**names, **removed, "#updated": Attr.UPDATED_AT},
+                ExpressionAttributeValues={
+                    **values,
+                    ":preregistered": {"S": DeviceStatus.PREREGISTERED},
+                    ":now": {"S": timestamp()},
+                },
+            )
+            return "restored"
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise UsageProblem(f"serial {serial!r} changed while being released; look again") from error
+            raise
 
     def _put_new(self, request: DeviceRequest, now: str) -> ImportResult:
         values = _attributes(request)
