@@ -24,16 +24,10 @@ if TYPE_CHECKING:
 AWS_CONCURRENCY: Final = 16
 """Requests in flight at once for bulk work; each client's connection pool is as large."""
 
-TABLE_OUTPUT: Final = StackOutput.REGISTRY_TABLE
-TEMPLATE_OUTPUT: Final = StackOutput.TEMPLATE_NAME
-REGION_OUTPUT: Final = StackOutput.REGION
-RULES_OUTPUT: Final = StackOutput.HOOK_RULES
-CLAIM_CERTIFICATE_OUTPUT: Final = StackOutput.CLAIM_CERTIFICATE_ID
-BASE_NAME_OUTPUT: Final = StackOutput.BASE_NAME
-_FLAGS: Final[dict[str, str]] = {
-    TABLE_OUTPUT: "--table NAME",
-    TEMPLATE_OUTPUT: "--template NAME",
-    REGION_OUTPUT: "--region NAME",
+_FLAGS: Final[dict[StackOutput, str]] = {
+    StackOutput.REGISTRY_TABLE: "--table NAME",
+    StackOutput.TEMPLATE_NAME: "--template NAME",
+    StackOutput.REGION: "--region NAME",
 }
 _CLIENT_CONFIG: Final = Config(
     retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=AWS_CONCURRENCY
@@ -60,27 +54,31 @@ class StackContext:
     ) -> StackContext:
         """Read ``outputs_file`` (if given) and let the flags that were given override its values."""
         outputs = dict(_read_outputs(outputs_file)) if outputs_file else {}
-        flags = {TABLE_OUTPUT: table, TEMPLATE_OUTPUT: template, REGION_OUTPUT: region}
+        flags = {
+            StackOutput.REGISTRY_TABLE: table,
+            StackOutput.TEMPLATE_NAME: template,
+            StackOutput.REGION: region,
+        }
         outputs.update({name: value for name, value in flags.items() if value is not None})
         return cls(outputs, rules_file)
 
     @property
     def table(self) -> str:
         """The registry table's name."""
-        return self._required(TABLE_OUTPUT)
+        return self._required(StackOutput.REGISTRY_TABLE)
 
     @property
     def region(self) -> str:
         """The stack's AWS region."""
-        return self._required(REGION_OUTPUT)
+        return self._required(StackOutput.REGION)
 
     @property
     def base_name(self) -> str:
         """``<prefix>-<env>``: the ``baseName`` output, else taken from the template name."""
-        base = self.outputs.get(BASE_NAME_OUTPUT)
+        base = self.outputs.get(StackOutput.BASE_NAME)
         if isinstance(base, str) and base:
             return base
-        template = self._required(TEMPLATE_OUTPUT)
+        template = self._required(StackOutput.TEMPLATE_NAME)
         if not template.endswith(TEMPLATE_NAME_SUFFIX) or template == TEMPLATE_NAME_SUFFIX:
             raise UsageProblem(
                 f"template name {template!r} is not of the form <prefix>-<env>{TEMPLATE_NAME_SUFFIX}"
@@ -95,7 +93,7 @@ class StackContext:
     @property
     def claim_certificate_id(self) -> str | None:
         """The stack's current claim certificate, when the outputs name one."""
-        value = self.outputs.get(CLAIM_CERTIFICATE_OUTPUT)
+        value = self.outputs.get(StackOutput.CLAIM_CERTIFICATE_ID)
         return value if isinstance(value, str) and value else None
 
     def thing_name(self, serial: str) -> str:
@@ -108,11 +106,11 @@ class StackContext:
         try:
             if self.rules_file is not None:
                 return load_rules(self.rules_file)
-            if RULES_OUTPUT not in self.outputs:
+            if StackOutput.HOOK_RULES not in self.outputs:
                 raise UsageProblem(
-                    f"no hook rules: pass --outputs FILE (with {RULES_OUTPUT}) or --rules FILE"
+                    f"no hook rules: pass --outputs FILE (with {StackOutput.HOOK_RULES}) or --rules FILE"
                 )
-            return parse_rules(self.outputs[RULES_OUTPUT])
+            return parse_rules(self.outputs[StackOutput.HOOK_RULES])
         except RulesError as error:
             raise UsageProblem(f"hook rules: {error}") from error
 
@@ -128,7 +126,7 @@ class StackContext:
         """An AWS IoT client of the stack's region."""
         return boto3.client("iot", region_name=self.region, config=_CLIENT_CONFIG)
 
-    def _required(self, output: str) -> str:
+    def _required(self, output: StackOutput) -> str:
         value = self.outputs.get(output)
         if not isinstance(value, str) or not value:
             raise UsageProblem(

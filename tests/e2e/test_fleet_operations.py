@@ -115,6 +115,16 @@ def _hook_denial(box: Sandbox, serial: str) -> Denial:
     return denial
 
 
+def _revocation_steps(serial: str, device: ProvisionedDevice, policy: str) -> list[dict[str, str]]:
+    """What fleetctl reports when it revokes a provisioned device, in order."""
+    return [
+        {"action": "registry-revoked", "target": serial},
+        {"action": "revoke-certificate", "target": device.certificate_id},
+        {"action": "detach-policy", "target": policy},
+        {"action": "detach-thing-principal", "target": device.thing_name},
+    ]
+
+
 def test_a_revoked_device_can_no_longer_connect(box: Sandbox, settings: Settings, fleetctl: Fleetctl) -> None:
     identity = Identity("TS-910001", "temperature-sensor", "AcmeIoT", "1.4.2", "ops-lab/revoke")
     device = _provision_and_connect(box, identity)
@@ -124,12 +134,7 @@ def test_a_revoked_device_can_no_longer_connect(box: Sandbox, settings: Settings
 
     assert result == {
         "serial": identity.serial_number,
-        "steps": [
-            {"action": "registry-revoked", "target": identity.serial_number},
-            {"action": "revoke-certificate", "target": device.certificate_id},
-            {"action": "detach-policy", "target": policy},
-            {"action": "detach-thing-principal", "target": device.thing_name},
-        ],
+        "steps": _revocation_steps(identity.serial_number, device, policy),
     }
     _assert_connect_refused_for_certificate_status(box, device)
 
@@ -161,10 +166,7 @@ def test_a_decommissioned_serial_cannot_provision_again(
     assert result == {
         "serial": identity.serial_number,
         "steps": [
-            {"action": "registry-revoked", "target": identity.serial_number},
-            {"action": "revoke-certificate", "target": device.certificate_id},
-            {"action": "detach-policy", "target": policy},
-            {"action": "detach-thing-principal", "target": device.thing_name},
+            *_revocation_steps(identity.serial_number, device, policy),
             {"action": "delete-thing", "target": device.thing_name},
             {"action": "registry-decommissioned", "target": identity.serial_number},
         ],
