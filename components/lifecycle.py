@@ -54,13 +54,8 @@ class DeviceLifecycle(pulumi.ComponentResource):
         super().__init__("iot-fleet-provisioning:index:DeviceLifecycle", name, None, opts)
         self._args = args
         self._scope = scope
-        # Registry events are off by default; without them no thing-created event is ever published.
-        # This setting is per account and region: other stacks there see thing events too.
-        aws.iot.EventConfigurations(
-            f"{name}-registry-events",
-            event_configurations={"THING": True},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        # The rule needs the account's THING registry events, which components.account switches on (in
+        # one stack per account and region); the stale-approvals function reports when they are off.
         activation = self._create_activation(name)
         rule = self._create_thing_created_rule(name, activation)
         stale = self._create_stale_approvals(name)
@@ -148,7 +143,8 @@ class DeviceLifecycle(pulumi.ComponentResource):
         )
 
     def _create_stale_approvals(self, name: str) -> aws.lambda_.Function:
-        """A function on a schedule that counts PENDING approvals older than an hour, by the status index."""
+        """A function on a schedule that counts PENDING approvals older than an hour, by the status index,
+        and reports whether the account's THING registry events are on."""
         args = self._args
         function = create_function(
             f"{name}-stale-approvals",
@@ -159,7 +155,9 @@ class DeviceLifecycle(pulumi.ComponentResource):
                 code=args.code,
                 statements=pulumi.Output.from_input(args.registry_table_arn).apply(
                     lambda table_arn: [
-                        documents.allow(["dynamodb:Query"], [f"{table_arn}/index/{STATUS_INDEX}"])
+                        documents.allow(["dynamodb:Query"], [f"{table_arn}/index/{STATUS_INDEX}"]),
+                        # IAM lists no resource type for this action: it takes only "*".
+                        documents.allow(["iot:DescribeEventConfigurations"], ["*"]),
                     ]
                 ),
                 environment={REGISTRY_TABLE_ENV: args.registry_table_name},

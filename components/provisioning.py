@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -23,6 +24,16 @@ SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, A
 
 
 @dataclass(frozen=True)
+class ClaimGeneration:
+    """One claim certificate: its generation name, the factory's CSR (empty: AWS makes the key pair), and
+    whether it may connect."""
+
+    name: str
+    csr: str = ""
+    active: bool = True
+
+
+@dataclass(frozen=True)
 class FleetProvisioningArgs:
     """Arguments of :class:`FleetProvisioning`."""
 
@@ -31,7 +42,10 @@ class FleetProvisioningArgs:
     template_name: str
     """Name of the provisioning template (at most 36 characters)."""
     device_types: tuple[str, ...]
-    """Device types that may provision."""
+    """Device types with resources: those that may provision, and the retired ones."""
+    retired_device_types: frozenset[str]
+    """Device types whose existing devices keep working but that no new device may take: their thing
+    types are deprecated."""
     code: pulumi.Archive
     """The packaged ``hook/`` code with its configuration files."""
     layer_arn: pulumi.Input[str]
@@ -41,10 +55,10 @@ class FleetProvisioningArgs:
     hook_timeout: int = 5
     hook_memory_size: int = 256
     log_retention_days: int = 30
-    claim_generations: tuple[str, ...] = ("1",)
+    claim_generations: tuple[ClaimGeneration, ...] = (ClaimGeneration("1"),)
     """Claim certificate generations, oldest first; the last is the current one."""
-    claim_csr: str = ""
-    """PEM CSR of the claim certificates; empty to let AWS generate the key pairs."""
+    role_policy: Literal["managed", "scoped"] = "managed"
+    """The provisioning role's permissions: AWS's managed policy, or this stack's scoped derivation of it."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -101,7 +115,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         args = self._args
         fleet_group = aws.iot.ThingGroup(
             f"{args.name_prefix}-fleet-group",
-            name=f"{args.name_prefix}-fleet",
+            name=documents.fleet_group_name(args.name_prefix),
             tags=args.tags,
             opts=self._child,
         )
@@ -120,6 +134,10 @@ class FleetProvisioning(pulumi.ComponentResource):
                 properties=aws.iot.ThingTypePropertiesArgs(
                     description=f"{device_type} devices", searchable_attributes=list(SEARCHABLE_ATTRIBUTES)
                 ),
+                # A deprecated type takes no new things; AWS refuses to delete a type that is not
+                # deprecated or still has things (terraform-provider-aws iot/thing_type.go deprecates,
+                # waits 5 minutes, deletes).
+                deprecated=device_type in args.retired_device_types,
                 tags=args.tags,
                 opts=self._child,
             )
@@ -171,23 +189,28 @@ class FleetProvisioning(pulumi.ComponentResource):
         certificates = {}
         for generation in args.claim_generations:
             certificate = aws.iot.Certificate(
-                f"{name}-claim-certificate-{generation}",
-                active=True,
-                csr=args.claim_csr or None,
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["privateKey"]),
+                f"{name}-claim-certificate-{generation.name}",
+                active=generation.active,
+                csr=generation.csr or None,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    additional_secret_outputs=["privateKey"],
+                    ignore_changes=_claim_certificate_ignored(generation),
+                ),
             )
             aws.iot.PolicyAttachment(
-                f"{name}-claim-policy-attachment-{generation}",
+                f"{name}-claim-policy-attachment-{generation.name}",
                 policy=policy.name,
                 target=certificate.arn,
                 opts=self._child,
             )
-            certificates[generation] = certificate
-        current = certificates[args.claim_generations[-1]]
+            certificates[generation.name] = certificate
+        current_generation = args.claim_generations[-1]
+        current = certificates[current_generation.name]
         self.claim_certificate_ids = {generation: cert.id for generation, cert in certificates.items()}
         self.claim_certificate_id = current.id
         self.claim_certificate_pem = current.certificate_pem
-        self.claim_private_key = None if args.claim_csr else pulumi.Output.secret(current.private_key)
+        self.claim_private_key = None if current_generation.csr else pulumi.Output.secret(current.private_key)
 
     def _create_template(
         self, name: str, template_name: str, hook: aws.lambda_.Function
@@ -203,25 +226,36 @@ class FleetProvisioning(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-provisioning-policy",
-            role=role.id,
-            policy=self._scope.apply(
-                lambda scope: documents.provisioning_role_policy(scope, args.name_prefix)
-            ),
-            opts=self._child,
-        )
-        # The permission names the template's ARN before the template exists, so that the hook can be
-        # invoked from the template's very first request.
+        role_policy: pulumi.Resource
+        if args.role_policy == "managed":
+            # The policy AWS documents for a fleet provisioning template's role (AWS IoT developer guide,
+            # "Provisioning devices that don't have device certificates using fleet provisioning").
+            role_policy = aws.iam.RolePolicyAttachment(
+                f"{name}-provisioning-policy",
+                role=role.name,
+                policy_arn=self._scope.apply(
+                    lambda scope: f"arn:{scope.partition}:iam::aws:{documents.THINGS_REGISTRATION_POLICY}"
+                ),
+                opts=self._child,
+            )
+        else:
+            role_policy = aws.iam.RolePolicy(
+                f"{name}-provisioning-policy",
+                role=role.id,
+                policy=self._scope.apply(
+                    lambda scope: documents.provisioning_role_policy(scope, args.name_prefix)
+                ),
+                opts=self._child,
+            )
+        # AWS documents no SourceArn for the hook's invocation; its confused-deputy page requires
+        # "arn:aws:iot:region:account-id:*" for AWS IoT (cross-service-confused-deputy-prevention.html).
         permission = aws.lambda_.Permission(
             f"{name}-hook-invoke",
             action="lambda:InvokeFunction",
             function=hook.name,
             principal="iot.amazonaws.com",
             source_account=self._scope.account_id,
-            source_arn=self._scope.apply(
-                lambda scope: scope.iot_arn(f"provisioningtemplate/{template_name}")
-            ),
+            source_arn=self._scope.apply(lambda scope: scope.iot_arn("*")),
             opts=self._child,
         )
         return aws.iot.ProvisioningTemplate(
@@ -238,3 +272,15 @@ class FleetProvisioning(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, role_policy]),
         )
+
+
+def _claim_certificate_ignored(generation: ClaimGeneration) -> list[str]:
+    """Inputs the program never pushes to an existing claim certificate.
+
+    The CSR forces a replacement (terraform-provider-aws iot/certificate.go: ``csr`` is ForceNew), and a
+    replaced claim certificate breaks every factory image that carries it: a new CSR is a new generation.
+    While config says active, ``active`` is ignored too: the provider reads the status back on refresh and
+    would re-activate a certificate that ``fleetctl claim deactivate`` closed. Config can deactivate; nothing
+    in the program re-activates.
+    """
+    return ["csr", "active"] if generation.active else ["csr"]

@@ -44,7 +44,7 @@ def create_rule_log_destination(
     aws.iam.RolePolicy(
         f"{name}-policy",
         role=role.id,
-        policy=log_group.arn.apply(lambda arn: documents.function_role_policy(arn, [])),
+        policy=log_group.arn.apply(documents.rule_log_policy),
         opts=child,
     )
     return RuleLogDestination(log_group, role)

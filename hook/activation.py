@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +31,7 @@ from hook.contract import (
     Service,
     serial_number_of,
 )
+from hook.activation_config import ActivationConfig
 from hook.registry import DeviceRegistry, registry_from_environment
 
 CLIENT_CONFIG: Final = Config(
@@ -40,26 +40,6 @@ CLIENT_CONFIG: Final = Config(
 
 logger = Logger(service=Service.ACTIVATION.value)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=Service.ACTIVATION.value)
-
-
-@dataclass(frozen=True)
-class ActivationConfig:
-    """What the activation function needs to know about the stack."""
-
-    thing_name_prefix: str
-    """Things of this stack are named ``<thing_name_prefix>_<serial>``; others are ignored."""
-    initial_shadows: dict[str, dict[str, Any]]
-    """The desired state each device type's shadow starts with."""
-
-    @classmethod
-    def load(cls, path: Path) -> ActivationConfig:
-        """Read the configuration the Pulumi program packaged with the function."""
-        document = json.loads(path.read_text(encoding="utf-8"))
-        return cls(thing_name_prefix=document["thingNamePrefix"], initial_shadows=document["initialShadows"])
-
-    def document(self) -> dict[str, Any]:
-        """This configuration as the JSON document :meth:`load` reads."""
-        return {"thingNamePrefix": self.thing_name_prefix, "initialShadows": self.initial_shadows}
 
 
 @metrics.log_metrics

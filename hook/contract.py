@@ -97,6 +97,9 @@ SERVICE_DIMENSION: Final = "service"
 REASON_DIMENSION: Final = "Reason"
 """Dimension of ``ProvisioningRejected`` when counted per :class:`RejectionReason`."""
 
+CLAIM_CERTIFICATE_DIMENSION: Final = "ClaimCertificateId"
+"""Dimension of ``ProvisioningApproved`` when counted per claim certificate (the claim-abuse alarms)."""
+
 STALE_APPROVAL_AFTER_SECONDS: Final = 3600
 """A ``PENDING`` approval older than this will not become a thing: the device's certificate ownership
 token expired."""
@@ -127,6 +130,7 @@ class RejectionReason(StrEnum):
     MISSING_PARAMETER = "MissingParameter"
     INVALID_PARAMETER = "InvalidParameter"
     UNKNOWN_DEVICE_TYPE = "UnknownDeviceType"
+    DEVICE_TYPE_RETIRED = "DeviceTypeRetired"
     SERIAL_PATTERN_MISMATCH = "SerialPatternMismatch"
     MANUFACTURER_NOT_ALLOWED = "ManufacturerNotAllowed"
     FIRMWARE_TOO_OLD = "FirmwareTooOld"
@@ -161,6 +165,8 @@ class Metric(StrEnum):
     UNEXPECTED_ACTIVATION = "UnexpectedActivation"
     """A thing was created for a serial that is not ``PENDING`` (revoked, decommissioned, ...)."""
     STALE_PENDING_APPROVALS = "StalePendingApprovals"
+    THING_EVENTS_DISABLED = "ThingEventsDisabled"
+    """1 when the account's THING registry events are off in this region: no device can become ``ACTIVE``."""
 
 
 class ProvisioningDenied(Exception):

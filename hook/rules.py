@@ -53,6 +53,8 @@ class DeviceTypeRule:
     serial_pattern: re.Pattern[str] | None = None
     manufacturers: frozenset[str] | None = None
     min_firmware_version: FirmwareVersion | None = None
+    retired: bool = False
+    """No new device of this type may provision; its devices and resources stay."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def load_rules(path: Path) -> RuleSet:
 
 def parse_rules(document: object) -> RuleSet:
     """Validate a rules document of the form ``{"deviceTypes": {name: {serialPattern, manufacturers,
-    minFirmwareVersion}}, "requirePreregistration": bool}``; unknown keys are errors.
+    minFirmwareVersion, retired}}, "requirePreregistration": bool}``; unknown keys are errors.
     """
     root = _object(document, "rules", required={"deviceTypes"}, optional={"requirePreregistration"})
     device_types = _object(root["deviceTypes"], "deviceTypes")
@@ -141,11 +143,17 @@ def _device_type_rule(name: str, document: object) -> DeviceTypeRule:
             f"{where}: a device type name must be 1-{MAX_LENGTHS[Parameter.DEVICE_TYPE]} characters "
             f"of A-Z a-z 0-9 : _ -"
         )
-    rule = _object(document, where, optional={"serialPattern", "manufacturers", "minFirmwareVersion"})
+    rule = _object(
+        document, where, optional={"serialPattern", "manufacturers", "minFirmwareVersion", "retired"}
+    )
+    retired = rule.get("retired", False)
+    if not isinstance(retired, bool):
+        raise RulesError(f"{where}.retired: expected true or false, got {retired!r}")
     return DeviceTypeRule(
         serial_pattern=_serial_pattern(rule.get("serialPattern"), f"{where}.serialPattern"),
         manufacturers=_manufacturers(rule.get("manufacturers"), f"{where}.manufacturers"),
         min_firmware_version=_min_firmware(rule.get("minFirmwareVersion"), f"{where}.minFirmwareVersion"),
+        retired=retired,
     )
 
 
@@ -226,6 +234,12 @@ def validate_request(parameters: object, rules: RuleSet) -> DeviceRequest:
         raise ProvisioningDenied(
             RejectionReason.UNKNOWN_DEVICE_TYPE,
             f"DeviceType {device_type!r} is not a configured device type",
+            Parameter.DEVICE_TYPE,
+        )
+    if rule.retired:
+        raise ProvisioningDenied(
+            RejectionReason.DEVICE_TYPE_RETIRED,
+            f"DeviceType {device_type!r} is retired: no new device of it may provision",
             Parameter.DEVICE_TYPE,
         )
     for name in (Parameter.MANUFACTURER, Parameter.LOCATION):

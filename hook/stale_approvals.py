@@ -3,6 +3,10 @@
 A device has an hour between the hook's approval and the thing's creation: its certificate ownership
 token expires after that. An item still ``PENDING`` later than that points at a device that gave up,
 a template that fails after the hook, or an activation that never ran. Runs on a schedule.
+
+It also publishes ``ThingEventsDisabled``: activation runs on THING registry events, an account-wide
+switch owned by one stack per account and region. When they are off, no approved device of this stack
+can ever become ``ACTIVE``, and an alarm on this metric says so.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -24,15 +29,35 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=Service.STALE_APPROVALS.v
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def lambda_handler(event: Any, context: Any) -> dict[str, int]:
-    """Publish how many ``PENDING`` approvals are older than the ownership token's hour."""
+def lambda_handler(event: Any, context: Any) -> dict[str, int | bool]:
+    """Publish how many ``PENDING`` approvals are older than the ownership token's hour, and whether the
+    account's THING registry events are on."""
     cutoff = timestamp(datetime.now(UTC) - timedelta(seconds=STALE_APPROVAL_AFTER_SECONDS))
     stale = _registry().count_pending_before(cutoff)
     metrics.add_metric(name=Metric.STALE_PENDING_APPROVALS, unit=MetricUnit.Count, value=stale)
     logger.info("stale approvals counted", extra={"stale": stale, "cutoff": cutoff})
-    return {"stale": stale}
+    enabled = thing_events_enabled(_iot())
+    metrics.add_metric(name=Metric.THING_EVENTS_DISABLED, unit=MetricUnit.Count, value=0 if enabled else 1)
+    if not enabled:
+        logger.error(
+            "THING registry events are off in this account and region: approved devices cannot become "
+            "ACTIVE; the stack with accountSettings: true switches them on"
+        )
+    return {"stale": stale, "thingEventsEnabled": enabled}
+
+
+def thing_events_enabled(iot: Any) -> bool:
+    """Whether AWS IoT publishes THING registry events (``$aws/events/thing/...``) in this account and
+    region (API DescribeEventConfigurations)."""
+    configurations = iot.describe_event_configurations().get("eventConfigurations", {})
+    return bool(configurations.get("THING", {}).get("Enabled", False))
 
 
 @functools.cache
 def _registry() -> DeviceRegistry:
     return registry_from_environment(CLIENT_CONFIG)
+
+
+@functools.cache
+def _iot() -> Any:
+    return boto3.client("iot", config=CLIENT_CONFIG)

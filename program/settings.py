@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components.powertools import LayerUnavailable, powertools_layer_arn
 from hook.contract import template_name
 from hook.rules import RulesError, parse_rules
 
@@ -78,6 +79,9 @@ class DeviceTypeSettings(BaseModel):
     """Oldest firmware (``x.y.z``) allowed to provision; ``None`` for any."""
     initial_shadow: dict[str, Any] | None = Field(default=None, alias="initialShadow")
     """Desired state this type's shadow starts with; ``None`` for the stack's ``initialShadow``."""
+    retired: bool = False
+    """No new device of this type may provision; its policy, thing type and group stay for the devices
+    that have it. Remove the type from config once no device has it."""
 
     @field_validator("initial_shadow")
     @classmethod
@@ -90,7 +94,36 @@ class DeviceTypeSettings(BaseModel):
             "serialPattern": self.serial_pattern,
             "manufacturers": list(self.manufacturers) if self.manufacturers is not None else None,
             "minFirmwareVersion": self.min_firmware_version,
+            "retired": self.retired,
         }
+
+
+class ClaimGenerationSettings(BaseModel):
+    """One generation of the claim certificate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    """Names the generation's resources and alarm: 1-16 of a-z 0-9 -."""
+    csr: str = ""
+    """PEM CSR of this generation, so its private key never enters Pulumi state; empty to let AWS generate
+    the key pair (the private key of the current generation is then a secret stack output)."""
+    active: bool = True
+    """False deactivates the certificate. Nothing in the program ever re-activates one."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not (_NAME_PART.fullmatch(value) and len(value) <= 16):
+            raise ValueError(f"generation {value!r}: expected 1-16 characters of a-z 0-9 -")
+        return value
+
+    @field_validator("csr")
+    @classmethod
+    def _csr(cls, value: str) -> str:
+        if value and "-----BEGIN CERTIFICATE REQUEST-----" not in value:
+            raise ValueError("expected a PEM certificate signing request, or empty for an AWS-made key")
+        return value
 
 
 class Settings(BaseModel):
@@ -126,12 +159,9 @@ class Settings(BaseModel):
     """Deny serials that no factory manifest pre-registered."""
     protect_data: bool = Field(default="auto", validate_default=True)
     """Deletion protection and Pulumi ``protect`` on stored data; ``auto`` means true in ``prod``."""
-    claim_certificates: tuple[str, ...] = ("1",)
-    """Generations of the claim certificate, oldest first; the last is the one to ship. Append one to
-    rotate; drop the old one once ``fleetctl claim deactivate`` has retired it."""
-    claim_csr: str = ""
-    """PEM CSR for the claim certificate, so its private key never enters Pulumi state; empty to let AWS
-    generate the key pair (the private key is then a secret stack output)."""
+    claim_certificates: tuple[ClaimGenerationSettings, ...] = Field(default=("1",), validate_default=True)
+    """Generations of the claim certificate, oldest first; the last is the one to ship. Each is a name or
+    ``{name, csr, active}``. Append one to rotate; deactivate the old one, then drop it."""
     log_retention_days: int = Field(default="auto", validate_default=True)
     """Retention of the log groups; ``auto`` means 365 days in ``prod``, 30 elsewhere."""
     audit_log_retention_days: int = 365
@@ -142,6 +172,12 @@ class Settings(BaseModel):
     """Things registered through the claim certificate per hour above which claim abuse is alarmed."""
     powertools_layer_version: Annotated[int, Field(ge=1)] = 27
     """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer."""
+    account_settings: bool = True
+    """This stack owns the account-wide AWS IoT settings of its account and region (registry events,
+    logging, the audit rule). Exactly one stack per account and region may; the others set false."""
+    provisioning_role_policy: Literal["managed", "scoped"] = "managed"
+    """``managed``: the provisioning role gets AWS's ``AWSIoTThingsRegistration`` policy, as AWS documents;
+    ``scoped``: the same actions, limited to this stack's resources where IAM allows."""
 
     # --- derived names --------------------------------------------------------------------------------
 
@@ -177,11 +213,25 @@ class Settings(BaseModel):
 
     # --- validation -----------------------------------------------------------------------------------
 
+    @property
+    def layer_arn(self) -> str:
+        """The Powertools layer the functions use, in this stack's region and partition."""
+        return powertools_layer_arn(self.region, self.powertools_layer_version)
+
+    @property
+    def current_claim_generation(self) -> ClaimGenerationSettings:
+        """The generation factories ship: the last one."""
+        return self.claim_certificates[-1]
+
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
         if not _REGION.fullmatch(value):
             raise ValueError("expected an AWS region such as us-east-1")
+        try:
+            powertools_layer_arn(value, 1)
+        except LayerUnavailable as error:
+            raise ValueError(f"{error}; choose another region") from error
         return value
 
     @field_validator("environment")
@@ -254,23 +304,28 @@ class Settings(BaseModel):
     def _protect_data(cls, value: Any, info: ValidationInfo) -> Any:
         return info.data.get("environment") == "prod" if value == "auto" else value
 
+    @field_validator("claim_certificates", mode="before")
+    @classmethod
+    def _claim_generation_items(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple) or not value:
+            raise ValueError(
+                'expected a non-empty list of generation names or {name, csr, active}, e.g. ["1"]'
+            )
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+
     @field_validator("claim_certificates")
     @classmethod
-    def _claim_certificates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError('expected at least one claim certificate generation, e.g. ["1"]')
-        for generation in value:
-            if not (_NAME_PART.fullmatch(generation) and len(generation) <= 16):
-                raise ValueError(f"generation {generation!r}: expected 1-16 characters of a-z 0-9 -")
-        if len(set(value)) != len(value):
+    def _claim_certificates(
+        cls, value: tuple[ClaimGenerationSettings, ...]
+    ) -> tuple[ClaimGenerationSettings, ...]:
+        names = [generation.name for generation in value]
+        if len(set(names)) != len(names):
             raise ValueError("a generation is listed twice")
-        return value
-
-    @field_validator("claim_csr")
-    @classmethod
-    def _claim_csr(cls, value: str) -> str:
-        if value and "-----BEGIN CERTIFICATE REQUEST-----" not in value:
-            raise ValueError("expected a PEM certificate signing request, or empty for an AWS-made key")
+        if not value[-1].active:
+            raise ValueError(
+                f"the last generation ({value[-1].name}) is the one factories ship and must be active; "
+                "append a new generation before deactivating it"
+            )
         return value
 
     @field_validator("initial_shadow")
@@ -317,6 +372,12 @@ _TEXT_KEYS: Final = frozenset(
 """Keys whose values are used as text; the others are parsed as JSON, as Pulumi stores structured values."""
 
 
+_MOVED_KEYS: Final = {
+    "claimCsr": "moved: give each generation its own CSR, e.g. claimCertificates: [{name: '1', csr: ...}]"
+}
+"""Keys of earlier versions, with where their setting went."""
+
+
 def parse_settings(values: Mapping[str, str], stack: str) -> Settings:
     """Validate raw config values (``{"aws:region": ..., "<key>": ...}``, as Pulumi stores them: strings,
     structured values as JSON). Raises :class:`SettingsError` listing every problem."""
@@ -349,6 +410,8 @@ def _describe(problem: Any, values: Mapping[str, str]) -> str:
     message = str(problem["msg"]).removeprefix("Value error, ")
     if problem["type"] == "extra_forbidden":
         message = f"not a known setting (a typo?); known settings: {', '.join(CONFIG_KEYS)}"
+        if key in _MOVED_KEYS:
+            message = _MOVED_KEYS[key]
     return f"{where} = {values.get(key, '(unset)')}: {message}" if location else message
 
 

@@ -11,15 +11,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.audit import AuditTrail, AuditTrailArgs
+from components.account import AccountSettings, AccountSettingsArgs
 from components.documents import AccountScope
-from components.function import powertools_layer_arn
 from components.hook_package import config_json, hook_archive
 from components.lifecycle import DeviceLifecycle, DeviceLifecycleArgs
 from components.monitoring import MonitoredNames, Monitoring, MonitoringArgs
-from components.provisioning import FleetProvisioning, FleetProvisioningArgs
+from components.provisioning import ClaimGeneration, FleetProvisioning, FleetProvisioningArgs
 from components.registry import DeviceRegistry, DeviceRegistryArgs
-from hook.activation import ActivationConfig
+from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME
 from program.outputs import StackOutput
 from program.settings import Settings
@@ -51,7 +50,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             ),
         }
     )
-    layer_arn = powertools_layer_arn(settings.region, settings.powertools_layer_version)
+    layer_arn = settings.layer_arn
     iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address
     provisioning = FleetProvisioning(
         "provisioning",
@@ -59,6 +58,9 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             name_prefix=settings.base_name,
             template_name=settings.template_name,
             device_types=tuple(device_type.name for device_type in settings.device_types),
+            retired_device_types=frozenset(
+                device_type.name for device_type in settings.device_types if device_type.retired
+            ),
             code=code,
             layer_arn=layer_arn,
             registry_table_name=registry.table_name,
@@ -66,8 +68,11 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             hook_timeout=settings.lambda_timeout,
             hook_memory_size=settings.lambda_memory_size,
             log_retention_days=settings.log_retention_days,
-            claim_generations=settings.claim_certificates,
-            claim_csr=settings.claim_csr,
+            claim_generations=tuple(
+                ClaimGeneration(name=generation.name, csr=generation.csr, active=generation.active)
+                for generation in settings.claim_certificates
+            ),
+            role_policy=settings.provisioning_role_policy,
             tags=tags,
         ),
         scope,
@@ -106,11 +111,12 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             ),
             scope,
         )
-    if settings.enable_audit_logging:
-        AuditTrail(
-            "audit",
-            AuditTrailArgs(
+    if settings.account_settings:
+        AccountSettings(
+            "account",
+            AccountSettingsArgs(
                 name_prefix=settings.base_name,
+                audit_logging=settings.enable_audit_logging,
                 log_retention_days=settings.log_retention_days,
                 audit_log_retention_days=settings.audit_log_retention_days,
                 tags=tags,
@@ -159,7 +165,7 @@ def deployment_instructions(
     """The next steps for a factory engineer, with this stack's real names filled in."""
     key_step = (
         "   The private key stays with the factory: the certificate was issued for its CSR."
-        if settings.claim_csr
+        if settings.current_claim_generation.csr
         else "   pulumi stack output claimCertificatePrivateKey --show-secrets > claim.private.key\n"
         "   (keep it like any production secret: it lets anyone provision devices into this fleet)"
     )

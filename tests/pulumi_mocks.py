@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import yaml
 
+from components.powertools import partition_of
 from program.settings import PROJECT, load_settings
 from program.stack import build_stack
 
@@ -26,6 +27,8 @@ class Declared:
     name: str
     inputs: dict[str, Any]
     protect: bool
+    ignore_changes: tuple[str, ...] = ()
+    retain_on_delete: bool = False
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -34,17 +37,27 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
         self.resources: list[Declared] = []
-        self.protected: set[str] = set()
-        """Names of resources declared with ``protect``, seen by :meth:`record_options`."""
+        self.options: dict[str, pulumi.ResourceOptions] = {}
+        """Resource options by resource name, seen by :meth:`record_options`."""
 
     def record_options(self, args: pulumi.ResourceTransformationArgs) -> None:
         """A stack transformation that notes resource options the mock engine does not pass on."""
-        if args.opts is not None and args.opts.protect:
-            self.protected.add(args.name)
+        if args.opts is not None:
+            self.options[args.name] = args.opts
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
-        self.resources.append(Declared(args.typ, args.name, inputs, protect=args.name in self.protected))
+        options = self.options.get(args.name) or pulumi.ResourceOptions()
+        self.resources.append(
+            Declared(
+                args.typ,
+                args.name,
+                inputs,
+                protect=bool(options.protect),
+                ignore_changes=tuple(options.ignore_changes or ()),
+                retain_on_delete=bool(options.retain_on_delete),
+            )
+        )
         name = inputs.get("name", args.name)
         outputs = {**inputs, "arn": self._arn(args.typ, name)}
         if args.typ == "aws:iot/certificate:Certificate":
@@ -63,7 +76,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/test",
                 "userId": "AIDATEST",
             },
-            "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+            "aws:index/getPartition:getPartition": {
+                "partition": partition_of(self.region),
+                "dnsSuffix": "amazonaws.com",
+            },
             "aws:iot/getEndpoint:getEndpoint": {
                 "endpointAddress": f"abc123-ats.iot.{self.region}.amazonaws.com"
             },
@@ -74,9 +90,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def _arn(self, typ: str, name: str) -> str:
         service = typ.split(":")[1].split("/", maxsplit=1)[0]
-        return (
-            f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{typ.rsplit(':', maxsplit=1)[-1].lower()}/{name}"
-        )
+        return f"arn:{partition_of(self.region)}:{service}:{self.region}:{ACCOUNT_ID}:{typ.rsplit(':', maxsplit=1)[-1].lower()}/{name}"
 
     def of_type(self, typ: str) -> list[Declared]:
         """Declared resources of one Pulumi type token, e.g. ``aws:iot/policy:Policy``."""

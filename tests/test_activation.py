@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from hook import activation, stale_approvals
-from hook.activation import ActivationConfig, activate
+from hook.activation import activate
+from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_ENV, REGISTRY_TABLE_ENV, DeviceStatus, thing_name
 from hook.registry import DeviceRegistry
 from tests.support import TABLE_NAME, FakeLambdaContext
@@ -175,6 +178,7 @@ def configured(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         activation._registry,
         activation._shadows,
         stale_approvals._registry,
+        stale_approvals._iot,
     ]
     for cache in caches:
         cache.cache_clear()  # type: ignore[attr-defined]
@@ -222,6 +226,45 @@ def test_stale_approvals_counts_pending_items_older_than_an_hour(
         "before-call.dynamodb.*", lambda model, **_: sent.append(model.name)
     )
 
-    assert stale_approvals.lambda_handler({}, FakeLambdaContext()) == {"stale": 2}
-    assert '"StalePendingApprovals":[2.0]' in capsys.readouterr().out.replace(" ", "")
+    with account_event_configurations(thing_events=True):
+        assert stale_approvals.lambda_handler({}, FakeLambdaContext()) == {
+            "stale": 2,
+            "thingEventsEnabled": True,
+        }
+    output = capsys.readouterr().out.replace(" ", "")
+    assert '"StalePendingApprovals":[2.0]' in output
+    assert '"ThingEventsDisabled":[0.0]' in output
     assert set(sent) == {"Query"}
+
+
+@pytest.mark.usefixtures("configured")
+def test_thing_events_switched_off_in_the_account_are_reported(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another stack owns the account settings and never switched THING events on (or someone switched
+    # them off): this stack's devices can never become ACTIVE, and the metric behind the alarm says so.
+    with account_event_configurations(thing_events=False):
+        assert stale_approvals.lambda_handler({}, FakeLambdaContext())["thingEventsEnabled"] is False
+    assert '"ThingEventsDisabled":[1.0]' in capsys.readouterr().out.replace(" ", "")
+    assert any("THING registry events are off" in message for message in caplog.messages)
+
+
+@contextlib.contextmanager
+def account_event_configurations(*, thing_events: bool) -> Iterator[None]:
+    """AWS IoT's answer to DescribeEventConfigurations (moto does not implement it), as the API returns it:
+    every event type with its switch."""
+    client = stale_approvals._iot()
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "describe_event_configurations",
+            {
+                "eventConfigurations": {
+                    "THING": {"Enabled": thing_events},
+                    "THING_GROUP": {"Enabled": False},
+                    "JOB": {"Enabled": True},
+                }
+            },
+            {},
+        )
+        yield
+        stubber.assert_no_pending_responses()

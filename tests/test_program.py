@@ -12,6 +12,7 @@ import pytest
 from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter, thing_name
 from hook.rules import parse_rules
 from program.settings import SettingsError
+from components.documents import THINGS_REGISTRATION_ACTIONS
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
 
 REGION = "us-east-1"
@@ -44,6 +45,7 @@ NOT_TAGGABLE = {
     "aws:iot/certificate:Certificate",
     "aws:iot/policyAttachment:PolicyAttachment",
     "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:lambda/permission:Permission",
     "aws:cloudwatch/dashboard:Dashboard",
     "aws:cloudwatch/eventTarget:EventTarget",
@@ -151,12 +153,56 @@ def test_rotation_keeps_every_claim_generation_attached_until_it_is_removed() ->
     ]
 
 
+def csr(tag: str) -> str:
+    return f"-----BEGIN CERTIFICATE REQUEST-----\n{tag}\n-----END CERTIFICATE REQUEST-----\n"
+
+
 def test_claim_csr_keeps_the_private_key_out_of_the_stack() -> None:
-    csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
-    deployment = deploy({"aws:region": REGION, "claimCsr": csr})
-    assert deployment.mocks.one("aws:iot/certificate:Certificate").inputs["csr"] == csr
+    deployment = deploy({"aws:region": REGION, "claimCertificates": [{"name": "1", "csr": csr("A")}]})
+    assert deployment.mocks.one("aws:iot/certificate:Certificate").inputs["csr"] == csr("A")
     assert "claimCertificatePrivateKey" not in deployment.outputs
     assert "private key stays with the factory" in deployment.outputs["deploymentInstructions"]
+
+
+def test_each_claim_generation_is_issued_from_its_own_csr() -> None:
+    # Generation 1 shipped with factory key A; generation 2 gets a new key B. Generation 1's declaration is
+    # the same before and after, so appending 2 cannot replace the certificate in the factory images.
+    before = deploy({"aws:region": REGION, "claimCertificates": [{"name": "1", "csr": csr("A")}]})
+    after = deploy(
+        {
+            "aws:region": REGION,
+            "claimCertificates": [{"name": "1", "csr": csr("A")}, {"name": "2", "csr": csr("B")}],
+        }
+    )
+    certificates = {c.name: c for c in after.mocks.of_type("aws:iot/certificate:Certificate")}
+    assert certificates["provisioning-claim-certificate-1"].inputs["csr"] == csr("A")
+    assert certificates["provisioning-claim-certificate-2"].inputs["csr"] == csr("B")
+    [first] = before.mocks.of_type("aws:iot/certificate:Certificate")
+    assert comparable(first.inputs) == comparable(certificates[first.name].inputs)
+    assert "claimCertificatePrivateKey" not in after.outputs
+
+
+def test_a_new_csr_on_an_issued_generation_never_replaces_its_certificate(dev: Deployment) -> None:
+    # csr forces a replacement (terraform-provider-aws iot/certificate.go): the program ignores later
+    # changes to it, so a certificate in factory images is never replaced by an edit.
+    for certificate in dev.mocks.of_type("aws:iot/certificate:Certificate"):
+        assert "csr" in certificate.ignore_changes
+
+
+def test_a_deactivated_claim_generation_is_never_reactivated_by_the_program() -> None:
+    # Config may deactivate; while config says active, the program ignores the status it reads back on
+    # refresh, so it never re-opens a certificate that `fleetctl claim deactivate` closed.
+    deployment = deploy({"aws:region": REGION, "claimCertificates": [{"name": "1", "active": False}, "2"]})
+    certificates = {c.name: c for c in deployment.mocks.of_type("aws:iot/certificate:Certificate")}
+    old, current = (
+        certificates["provisioning-claim-certificate-1"],
+        certificates["provisioning-claim-certificate-2"],
+    )
+    assert old.inputs["active"] is False
+    assert "active" not in old.ignore_changes  # the deactivation is applied
+    assert current.inputs["active"] is True
+    assert "active" in current.ignore_changes  # a CLI deactivation is never undone
+    assert len(deployment.mocks.of_type("aws:iot/policyAttachment:PolicyAttachment")) == 2
 
 
 # --- device types --------------------------------------------------------------------------------------
@@ -328,40 +374,70 @@ def test_provisioning_role_is_trusted_by_iot_for_this_account_only(dev: Deployme
     ]
 
 
-def test_provisioning_role_is_limited_to_this_stacks_iot_resources(dev: Deployment) -> None:
-    policies = {p.inputs["role"]: p for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
-    [statement] = statements(policy_document(policies[f"{BASE}-provisioning-id"]))
-    assert all(action.startswith("iot:") and "*" not in action for action in statement["Action"])
-    assert {"iot:CreateThing", "iot:AttachPolicy", "iot:AttachThingPrincipal"} <= set(statement["Action"])
-    assert "iot:DeletePolicy" not in statement["Action"]
-    assert sorted(statement["Resource"]) == sorted(
-        [
-            f"{IOT_ARN}:thing/{BASE}_*",
-            f"{IOT_ARN}:cert/*",
-            f"{IOT_ARN}:policy/{BASE}_*",
-            f"{IOT_ARN}:thinggroup/{BASE}_*",
-            f"{IOT_ARN}:thingtype/{BASE}_*",
-        ]
-    )
+def test_provisioning_role_gets_the_policy_aws_documents_by_default(dev: Deployment) -> None:
+    attachment = dev.mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert attachment.inputs["role"] == f"{BASE}-provisioning"
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration"
+    roles_with_inline_policies = {
+        p.inputs["role"] for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+    }
+    assert f"{BASE}-provisioning-id" not in roles_with_inline_policies
+
+
+def scoped_role_statements(deployment: Deployment) -> list[dict[str, Any]]:
+    [role_policy] = [
+        p
+        for p in deployment.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs["role"].endswith("-provisioning-id")
+    ]
+    return statements(policy_document(role_policy))
+
+
+def test_scoped_provisioning_role_keeps_every_managed_action_within_this_stack() -> None:
+    scoped = deploy({"aws:region": REGION, "provisioningRolePolicy": "scoped"})
+    assert not scoped.mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    granted = scoped_role_statements(scoped)
+    actions = [action for statement in granted for action in statement["Action"]]
+    assert sorted(actions) == sorted(THINGS_REGISTRATION_ACTIONS)
+    by_action = {action: statement["Resource"] for statement in granted for action in statement["Action"]}
+    # Actions IAM lists no resource type for take only "*"; the rest name this stack's resources.
+    assert by_action["iot:ListAttachedPolicies"] == ["*"]
+    assert by_action["iot:RegisterThing"] == ["*"]
+    assert by_action["iot:CreateThing"] == [
+        f"{IOT_ARN}:billinggroup/{BASE}_*",
+        f"{IOT_ARN}:thing/{BASE}_*",
+    ]
+    assert by_action["iot:ListThingPrincipals"] == [f"{IOT_ARN}:thing/{BASE}_*"]
+    assert by_action["iot:AddThingToThingGroup"] == [
+        f"{IOT_ARN}:thing/{BASE}_*",
+        f"{IOT_ARN}:thinggroup/{BASE}-fleet",
+        f"{IOT_ARN}:thinggroup/{BASE}_*",
+    ]
+    assert by_action["iot:AttachPolicy"] == [
+        f"{IOT_ARN}:cert/*",
+        f"{IOT_ARN}:thinggroup/{BASE}-fleet",
+        f"{IOT_ARN}:thinggroup/{BASE}_*",
+    ]
+    assert "iot:DeletePolicy" not in by_action
 
 
 def test_no_stack_can_touch_another_stacks_things_or_policies() -> None:
     # "dev" is a prefix of "dev-eu": neither stack's role may reach the other's things, types, groups or
     # policies, even for a serial or type chosen to collide ("eu-SN1" in dev vs "SN1" in dev-eu).
-    dev = deploy({"aws:region": REGION}, stack="dev")
-    dev_eu = deploy({"aws:region": REGION}, stack="dev-eu")
+    dev = deploy({"aws:region": REGION, "provisioningRolePolicy": "scoped"}, stack="dev")
+    dev_eu = deploy({"aws:region": REGION, "provisioningRolePolicy": "scoped"}, stack="dev-eu")
     kinds = (
         ("policy", "aws:iot/policy:Policy"),
         ("thinggroup", "aws:iot/thingGroup:ThingGroup"),
         ("thingtype", "aws:iot/thingType:ThingType"),
     )
     for mine, theirs in ((dev, dev_eu), (dev_eu, dev)):
-        [role_policy] = [
-            p
-            for p in mine.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
-            if p.inputs["role"].endswith("-provisioning-id")
+        allowed = [
+            resource
+            for statement in scoped_role_statements(mine)
+            for resource in statement["Resource"]
+            if resource != "*"
         ]
-        allowed = statements(policy_document(role_policy))[0]["Resource"]
         their_names = [
             f"{IOT_ARN}:{kind}/{resource.inputs['name']}"
             for kind, typ in kinds
@@ -369,6 +445,7 @@ def test_no_stack_can_touch_another_stacks_things_or_policies() -> None:
         ]
         their_base = theirs.outputs["provisioningTemplateName"].removesuffix("-fleet")
         their_names.append(f"{IOT_ARN}:thing/{thing_name(their_base, 'SN1')}")
+        their_names.append(f"{IOT_ARN}:thinggroup/{their_base}-fleet")
         for name in their_names:
             assert not any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed), name
     assert thing_name("iot-provisioning-dev", "eu-SN1") != thing_name("iot-provisioning-dev-eu", "SN1")
@@ -417,7 +494,10 @@ def test_hook_settings_come_from_config() -> None:
 
 
 def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> None:
-    types = ["gateway", {"name": "meter", "serialPattern": "M-[0-9]{4}", "minFirmwareVersion": "v2.1.0"}]
+    types = [
+        "gateway",
+        {"name": "meter", "serialPattern": "M-[0-9]{4}", "minFirmwareVersion": "v2.1.0", "retired": False},
+    ]
     deployment = deploy({"aws:region": REGION, "deviceTypes": types, "requirePreregistration": True})
     assets = named(deployment, "aws:lambda/function:Function", HOOK).inputs["code"].assets
     assert {"hook/handler.py", "hook/contract.py", "hook/rules.py", "hook/registry.py"} <= set(assets)
@@ -425,22 +505,33 @@ def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> 
     rules = json.loads(assets[f"hook/{RULES_FILE_NAME}"].text)
     assert rules == {
         "deviceTypes": {
-            "gateway": {"serialPattern": None, "manufacturers": None, "minFirmwareVersion": None},
-            "meter": {"serialPattern": "M-[0-9]{4}", "manufacturers": None, "minFirmwareVersion": "v2.1.0"},
+            "gateway": {
+                "serialPattern": None,
+                "manufacturers": None,
+                "minFirmwareVersion": None,
+                "retired": False,
+            },
+            "meter": {
+                "serialPattern": "M-[0-9]{4}",
+                "manufacturers": None,
+                "minFirmwareVersion": "v2.1.0",
+                "retired": False,
+            },
         },
         "requirePreregistration": True,
     }
     assert set(parse_rules(rules).device_types) == {"gateway", "meter"}
 
 
-def test_iot_may_invoke_the_hook_only_for_this_template_and_account(dev: Deployment) -> None:
+def test_iot_may_invoke_the_hook_only_for_this_account(dev: Deployment) -> None:
     [permission] = [
         p for p in dev.mocks.of_type("aws:lambda/permission:Permission") if p.inputs["function"] == HOOK
     ]
     assert permission.inputs["principal"] == "iot.amazonaws.com"
     assert permission.inputs["action"] == "lambda:InvokeFunction"
     assert permission.inputs["sourceAccount"] == ACCOUNT_ID
-    assert permission.inputs["sourceArn"] == f"{IOT_ARN}:provisioningtemplate/{TEMPLATE}"
+    # AWS documents no SourceArn for hook invocations; its confused-deputy page gives this form for IoT.
+    assert permission.inputs["sourceArn"] == f"{IOT_ARN}:*"
 
 
 # --- the registry ---------------------------------------------------------------------------------------

@@ -112,6 +112,15 @@ def test_unknown_device_type_is_denied() -> None:
     assert rejection(valid_parameters(DeviceType="toaster")).reason is RejectionReason.UNKNOWN_DEVICE_TYPE
 
 
+def test_retired_device_type_is_denied_whatever_else_it_sends() -> None:
+    rules = parse_rules({"deviceTypes": {"gateway": {}, "meter": {"retired": True}}})
+    with pytest.raises(ProvisioningDenied) as caught:
+        validate_request(valid_parameters(DeviceType="meter", SerialNumber="M-1"), rules)
+    assert caught.value.reason is RejectionReason.DEVICE_TYPE_RETIRED
+    assert caught.value.parameter is Parameter.DEVICE_TYPE
+    assert validate_request(valid_parameters(DeviceType="gateway"), rules).device_type == "gateway"
+
+
 @pytest.mark.parametrize(
     "device_type", ["Temperature-Sensor", "temperature-s\u0435nsor", "temperature-sensor\u200b"]
 )
@@ -236,6 +245,7 @@ def test_rules_document_is_parsed() -> None:
             'deviceTypes.a.minFirmwareVersion: expected "x.y.z"',
         ),
         ({"deviceTypes": {"a": {"minFirmwareVersion": 1}}}, "deviceTypes.a.minFirmwareVersion"),
+        ({"deviceTypes": {"a": {"retired": "yes"}}}, "deviceTypes.a.retired: expected true or false"),
     ],
 )
 def test_invalid_rules_document_names_the_field(document: Any, message: str) -> None:

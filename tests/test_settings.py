@@ -94,8 +94,33 @@ def test_environment_defaults_to_the_stack_and_prod_protects_data_and_keeps_logs
         ({"tags": ["Owner"]}, 'tags = ["Owner"]: Input should be a valid dictionary'),
         ({"protectData": "maybe"}, "protectData = maybe: Input should be a valid boolean"),
         ({"logRetentionDays": 42}, "logRetentionDays = 42: expected one of CloudWatch's retention periods"),
-        ({"claimCsr": "not a csr"}, "claimCsr = not a csr: expected a PEM certificate signing request"),
-        ({"claimCertificates": []}, "expected at least one claim certificate generation"),
+        (
+            {"claimCertificates": [{"name": "1", "csr": "not a csr"}]},
+            "claimCertificates.0.csr = ",
+        ),
+        (
+            {"claimCertificates": [{"name": "1", "csr": "not a csr"}]},
+            "expected a PEM certificate signing request",
+        ),
+        ({"claimCsr": "-----BEGIN CERTIFICATE REQUEST-----"}, "claimCsr = -----BEGIN CERTIFICATE REQUEST"),
+        ({"claimCsr": "x"}, "moved: give each generation its own CSR"),
+        ({"claimCertificates": []}, "claimCertificates = []: expected a non-empty list of generation names"),
+        ({"claimCertificates": [{"name": "1", "status": "off"}]}, "claimCertificates.0.status = "),
+        (
+            {"claimCertificates": ["1", {"name": "2", "active": False}]},
+            "the last generation (2) is the one factories ship and must be active",
+        ),
+        ({"provisioningRolePolicy": "custom"}, "provisioningRolePolicy = custom: Input should be 'managed'"),
+        ({"accountSettings": "shared"}, "accountSettings = shared: Input should be a valid boolean"),
+        (
+            {"aws:region": "ca-west-1"},
+            "aws:region = ca-west-1: the Powertools layer is not published for arm64",
+        ),
+        (
+            {"aws:region": "cn-northwest-1"},
+            "aws:region = cn-northwest-1: the Powertools layer is not published",
+        ),
+        ({"aws:region": "us-iso-east-1"}, "the Powertools layer is not published in us-iso-east-1 (aws-iso)"),
         ({"claimCertificates": ["1", "1"]}, "a generation is listed twice"),
         ({"claimCertificates": ["Gen 2"]}, "generation 'Gen 2': expected 1-16 characters"),
         ({"alarmThreshold": 0}, "alarmThreshold = 0: Input should be greater than or equal to 1"),
@@ -135,8 +160,18 @@ def test_device_types_accept_names_and_objects_and_feed_the_hook_rules() -> None
     )
     assert settings.hook_rules() == {
         "deviceTypes": {
-            "gateway": {"serialPattern": None, "manufacturers": None, "minFirmwareVersion": None},
-            "meter": {"serialPattern": "M-[0-9]+", "manufacturers": ["Acme"], "minFirmwareVersion": None},
+            "gateway": {
+                "serialPattern": None,
+                "manufacturers": None,
+                "minFirmwareVersion": None,
+                "retired": False,
+            },
+            "meter": {
+                "serialPattern": "M-[0-9]+",
+                "manufacturers": ["Acme"],
+                "minFirmwareVersion": None,
+                "retired": False,
+            },
         },
         "requirePreregistration": True,
     }
@@ -164,7 +199,7 @@ def test_pulumi_yaml_declares_every_key_with_the_models_default() -> None:
         assert declaration["description"], key
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod", "local"])
 def test_every_stack_file_is_valid(stack: str) -> None:
     config = stack_config(stack)
     values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}

@@ -1,0 +1,171 @@
+"""AccountSettings: the AWS IoT settings that exist once per account and region, owned by one stack.
+
+AWS IoT keeps one set of registry-event switches (``UpdateEventConfigurations``), one v2 logging
+configuration (``SetV2LoggingOptions``) and one ``AWSIotLogsV2`` log group per account and region. Declared by
+several stacks they collide (the second stack cannot create the log group) and overwrite each other, and the
+provider's delete of either setting does nothing (terraform-provider-aws iot/logging_options.go and
+iot/event_configurations.go: ``DeleteWithoutTimeout: schema.NoopContext``). So exactly one stack per account
+and region declares them (``accountSettings: true``); the others declare none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import pulumi
+import pulumi_aws as aws
+
+from components import documents
+from components.documents import AccountScope
+from components.lifecycle import IOT_SQL_VERSION
+from components.rule_logs import create_rule_log_destination
+
+IOT_LOG_GROUP: Final = "AWSIotLogsV2"
+"""The log group AWS IoT v2 logging writes to (one per account and region)."""
+IOT_LOG_LEVEL: Final = "ERROR"
+"""Failures only: provisioning and policy errors with their reasons, without a line per MQTT message."""
+AUDIT_SQL: Final = "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
+EVENT_CONFIGURATIONS: Final = {
+    "CA_CERTIFICATE": False,
+    "CERTIFICATE": False,
+    "JOB": False,
+    "JOB_EXECUTION": False,
+    "POLICY": False,
+    "THING": True,
+    "THING_GROUP": False,
+    "THING_GROUP_HIERARCHY": False,
+    "THING_GROUP_MEMBERSHIP": False,
+    "THING_TYPE": False,
+    "THING_TYPE_ASSOCIATION": False,
+}
+"""Every registry event type AWS IoT has (API UpdateEventConfigurations), each declared: the provider reads
+all of them back, so an undeclared one shows as a change on every preview. THING events drive activation."""
+
+
+@dataclass(frozen=True)
+class AccountSettingsArgs:
+    """Arguments of :class:`AccountSettings`."""
+
+    name_prefix: str
+    audit_logging: bool
+    """AWS IoT v2 logging to ``AWSIotLogsV2`` and the audit rule over ``$aws/events/#``."""
+    log_retention_days: int
+    """Retention of AWS IoT's logs and of the audit rule's error log."""
+    audit_log_retention_days: int
+    """Retention of the audit log of registry and lifecycle events."""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class AccountSettings(pulumi.ComponentResource):
+    """Registry events on, and with ``audit_logging`` AWS IoT logging and the account's audit trail."""
+
+    audit_log_group_name: pulumi.Output[str] | None
+
+    def __init__(
+        self,
+        name: str,
+        args: AccountSettingsArgs,
+        scope: pulumi.Output[AccountScope],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("iot-fleet-provisioning:index:AccountSettings", name, None, opts)
+        self._args = args
+        self._scope = scope
+        # Registry events are off by default; without THING events no thing-created event is published
+        # and no device of any stack in the region becomes ACTIVE.
+        aws.iot.EventConfigurations(
+            f"{name}-registry-events",
+            event_configurations=EVENT_CONFIGURATIONS,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.audit_log_group_name = None
+        if args.audit_logging:
+            self._create_iot_logging(name)
+            self.audit_log_group_name = self._create_audit_rule(name)
+        self.register_outputs({"audit_log_group_name": self.audit_log_group_name})
+
+    def _create_iot_logging(self, name: str) -> None:
+        """AWS IoT v2 logging at ``ERROR`` into ``AWSIotLogsV2``, with a role that may write only there.
+
+        The group, the role and its policy are kept when the stack is destroyed (``retain_on_delete``):
+        the logging setting outlives the stack (its delete is a no-op), and must not point at a deleted
+        role. Another stack adopts the group with ``pulumi import`` (README, "Account-wide settings").
+        """
+        args = self._args
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+        iot_logs = aws.cloudwatch.LogGroup(
+            f"{name}-iot-logs",
+            name=IOT_LOG_GROUP,
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=kept,
+        )
+        logging_role = aws.iam.Role(
+            f"{name}-iot-logging-role",
+            name=f"{args.name_prefix}-iot-logging",
+            assume_role_policy=self._scope.apply(
+                lambda account: documents.service_trust_policy("iot.amazonaws.com", account.account_id)
+            ),
+            tags=args.tags,
+            opts=kept,
+        )
+        logging_policy = aws.iam.RolePolicy(
+            f"{name}-iot-logging-policy",
+            role=logging_role.id,
+            policy=iot_logs.arn.apply(documents.iot_logging_policy),
+            opts=kept,
+        )
+        aws.iot.LoggingOptions(
+            f"{name}-iot-logging",
+            default_log_level=IOT_LOG_LEVEL,
+            role_arn=logging_role.arn,
+            disable_all_logs=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logging_policy]),
+        )
+
+    def _create_audit_rule(self, name: str) -> pulumi.Output[str]:
+        """A rule copying every ``$aws/events/#`` event to an audit log group; returns the group's name.
+
+        ``$aws/events/#`` carries the events of the whole account and region, not of one stack: the rule
+        belongs with the other account-wide pieces, once per account and region.
+        """
+        args = self._args
+        rule_name = f"{args.name_prefix.replace('-', '_')}_audit"
+        audit = create_rule_log_destination(
+            f"{name}-audit",
+            log_group_name=f"/aws/iot/{args.name_prefix}/audit",
+            retention_days=args.audit_log_retention_days,
+            scope=self._scope,
+            tags=args.tags,
+            parent=self,
+        )
+        errors = create_rule_log_destination(
+            f"{name}-audit-errors",
+            log_group_name=f"/aws/iot/rules/{rule_name}/errors",
+            retention_days=args.log_retention_days,
+            scope=self._scope,
+            tags=args.tags,
+            parent=self,
+        )
+        aws.iot.TopicRule(
+            f"{name}-audit-rule",
+            name=rule_name,
+            description="Copies every registry and lifecycle event of the account and region to the audit log",
+            enabled=True,
+            sql=AUDIT_SQL,
+            sql_version=IOT_SQL_VERSION,
+            cloudwatch_logs=[
+                aws.iot.TopicRuleCloudwatchLogArgs(
+                    log_group_name=audit.log_group.name, role_arn=audit.role.arn
+                )
+            ],
+            error_action=aws.iot.TopicRuleErrorActionArgs(
+                cloudwatch_logs=aws.iot.TopicRuleErrorActionCloudwatchLogsArgs(
+                    log_group_name=errors.log_group.name, role_arn=errors.role.arn
+                )
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return audit.log_group.name

@@ -1,0 +1,188 @@
+"""Account-wide AWS IoT settings: one owner per account and region, and several stacks side by side."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from components.account import EVENT_CONFIGURATIONS
+from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, deploy, stack_config
+
+REGION = "us-east-1"
+BASE = "iot-provisioning-dev"
+ACCOUNT_WIDE = (
+    "aws:iot/eventConfigurations:EventConfigurations",
+    "aws:iot/loggingOptions:LoggingOptions",
+)
+"""Resource types that are one setting per account and region, whatever their name."""
+EVERY_EVENT_TYPE = {
+    "THING",
+    "THING_GROUP",
+    "THING_TYPE",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_GROUP_HIERARCHY",
+    "THING_TYPE_ASSOCIATION",
+    "JOB",
+    "JOB_EXECUTION",
+    "POLICY",
+    "CERTIFICATE",
+    "CA_CERTIFICATE",
+}
+"""Every event type of AWS IoT's UpdateEventConfigurations API."""
+
+
+@pytest.fixture(scope="module")
+def owner() -> Deployment:
+    return deploy({"aws:region": REGION})
+
+
+def named(deployment: Deployment, typ: str, name: str) -> Declared:
+    [resource] = [r for r in deployment.mocks.of_type(typ) if r.inputs.get("name") == name]
+    return resource
+
+
+def document(resource: Declared, key: str = "policy") -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(resource.inputs[key])
+    return parsed
+
+
+def test_owner_declares_every_event_type_with_thing_events_on(owner: Deployment) -> None:
+    # The provider reads every event type back (terraform-provider-aws iot/event_configurations.go), so an
+    # undeclared one would show as a change on every preview.
+    declared = owner.mocks.one("aws:iot/eventConfigurations:EventConfigurations").inputs[
+        "eventConfigurations"
+    ]
+    assert set(declared) == EVERY_EVENT_TYPE
+    assert declared["THING"] is True
+    assert declared == EVENT_CONFIGURATIONS
+
+
+def test_iot_logging_writes_to_the_account_group_with_a_role_that_outlives_the_stack(
+    owner: Deployment,
+) -> None:
+    group = named(owner, "aws:cloudwatch/logGroup:LogGroup", "AWSIotLogsV2")
+    role = named(owner, "aws:iam/role:Role", f"{BASE}-iot-logging")
+    logging = owner.mocks.one("aws:iot/loggingOptions:LoggingOptions")
+    assert logging.inputs["defaultLogLevel"] == "ERROR"
+    assert logging.inputs["disableAllLogs"] is False
+    assert logging.inputs["roleArn"].endswith(f"role/{BASE}-iot-logging")
+    # Deleting LoggingOptions does nothing on AWS: destroying the stack must not leave logging pointing at
+    # a deleted role, nor drop the logs.
+    [policy] = [
+        p
+        for p in owner.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs["role"] == f"{role.inputs['name']}-id"
+    ]
+    assert group.retain_on_delete and role.retain_on_delete and policy.retain_on_delete
+    [statement] = document(policy)["Statement"]
+    group_arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:loggroup/AWSIotLogsV2"
+    assert statement["Action"] == [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:DescribeLogStreams",
+        "logs:PutLogEvents",
+    ]
+    assert statement["Resource"] == [group_arn, f"{group_arn}:*"]
+
+
+def test_every_rule_log_destination_may_do_what_the_cloudwatch_logs_action_needs(owner: Deployment) -> None:
+    rules = owner.mocks.of_type("aws:iot/topicRule:TopicRule")
+    destinations = [
+        action
+        for rule in rules
+        for action in [*rule.inputs.get("cloudwatchLogs", []), rule.inputs["errorAction"]["cloudwatchLogs"]]
+    ]
+    assert len(destinations) == 3  # the audit log, and the error logs of the audit and thing-created rules
+    policies = {p.inputs["role"]: document(p) for p in owner.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
+    for destination in destinations:
+        role_name = destination["roleArn"].rsplit("/", 1)[1]
+        [statement] = policies[f"{role_name}-id"]["Statement"]
+        assert statement["Action"] == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+        assert statement["Resource"] == [
+            f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:loggroup/{destination['logGroupName']}:*"
+        ]
+
+
+def test_audit_rule_over_every_account_event_belongs_to_the_owner(owner: Deployment) -> None:
+    rule = named(owner, "aws:iot/topicRule:TopicRule", "iot_provisioning_dev_audit")
+    assert rule.inputs["sql"] == "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
+    assert rule.inputs["cloudwatchLogs"][0]["logGroupName"] == f"/aws/iot/{BASE}/audit"
+    assert (
+        named(owner, "aws:cloudwatch/logGroup:LogGroup", f"/aws/iot/{BASE}/audit").inputs["retentionInDays"]
+        == 365
+    )
+    non_owner = deploy({"aws:region": REGION, "accountSettings": False})
+    assert not [
+        r
+        for r in non_owner.mocks.of_type("aws:iot/topicRule:TopicRule")
+        if r.inputs["sql"].endswith("'$aws/events/#'")
+    ]
+
+
+def test_a_stack_without_account_settings_declares_nothing_account_wide_and_keeps_the_rest() -> None:
+    owner = deploy({"aws:region": REGION})
+    other = deploy({"aws:region": REGION, "accountSettings": False})
+    for typ in ACCOUNT_WIDE:
+        assert not other.mocks.of_type(typ)
+    assert not [
+        g
+        for g in other.mocks.of_type("aws:cloudwatch/logGroup:LogGroup")
+        if g.inputs["name"] == "AWSIotLogsV2"
+    ]
+    removed = {(r.type, r.name) for r in owner.mocks.resources} - {
+        (r.type, r.name) for r in other.mocks.resources
+    }
+    assert all(name == "account" or name.startswith("account-") for _, name in removed)
+    # Activation still depends on THING events, now switched on by another stack: the stale-approvals
+    # function reads the switch and its alarm fires when it is off.
+    policies = [document(p) for p in other.mocks.of_type("aws:iam/rolePolicy:RolePolicy")]
+    assert any(
+        statement["Action"] == ["iot:DescribeEventConfigurations"] and statement["Resource"] == ["*"]
+        for policy in policies
+        for statement in policy["Statement"]
+    )
+    alarms = {a.inputs["name"] for a in other.mocks.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert f"{BASE}-thing-events-disabled" in alarms
+
+
+def physical_names(deployment: Deployment) -> Counter[tuple[str, str]]:
+    """(type, name) of every resource whose name AWS makes unique in an account and region (or account)."""
+    names: Counter[tuple[str, str]] = Counter()
+    for resource in deployment.mocks.resources:
+        name = resource.inputs.get("name") or resource.inputs.get("dashboardName")
+        if resource.type in ACCOUNT_WIDE:
+            name = "(account setting)"
+        if isinstance(name, str) and not resource.type.startswith("iot-fleet-provisioning:"):
+            names[(resource.type, name)] += 1
+    return names
+
+
+def test_dev_staging_and_prod_fit_in_one_account_and_region() -> None:
+    # prod normally has an account of its own; sharing dev's region, it leaves the account settings to dev.
+    overrides = {"dev": {}, "staging": {}, "prod": {"accountSettings": False}}
+    stacks = {
+        stack: deploy({**stack_config(stack), "aws:region": REGION, **extra}, stack=stack)
+        for stack, extra in overrides.items()
+    }
+    seen: Counter[tuple[str, str]] = Counter()
+    for deployment in stacks.values():
+        names = physical_names(deployment)
+        assert max(names.values()) == 1, [name for name, count in names.items() if count > 1]
+        seen.update(names)
+    clashes = sorted(name for name, count in seen.items() if count > 1)
+    assert clashes == []
+    for typ in ACCOUNT_WIDE:
+        assert [stack for stack, d in stacks.items() if d.mocks.of_type(typ)] == ["dev"], typ
+    assert sum(1 for name in seen if name[1] == "AWSIotLogsV2") == 1
+
+
+def test_shipped_stack_files_name_one_owner_per_region() -> None:
+    owners: dict[str, list[str]] = {}
+    for stack in ("dev", "staging", "prod"):
+        config = stack_config(stack)
+        if config.get("accountSettings", True):
+            owners.setdefault(config["aws:region"], []).append(stack)
+    assert owners == {"us-east-1": ["dev"], "us-west-2": ["prod"]}
