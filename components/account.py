@@ -151,7 +151,9 @@ class AccountSettings(pulumi.ComponentResource):
         aws.iot.TopicRule(
             f"{name}-audit-rule",
             name=rule_name,
-            description="Copies every registry and lifecycle event of the account and region to the audit log",
+            description=(
+                "Copies every registry and lifecycle event of the account and region to the audit log"
+            ),
             enabled=True,
             sql=AUDIT_SQL,
             sql_version=IOT_SQL_VERSION,

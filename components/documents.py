@@ -17,7 +17,8 @@ THING = "${iot:Connection.Thing.ThingName}"
 """IoT policy variable: the name of the thing whose certificate made the connection."""
 
 THINGS_REGISTRATION_POLICY = "policy/service-role/AWSIoTThingsRegistration"
-"""AWS's managed policy for a fleet provisioning template's role (the ARN after ``arn:<partition>:iam::aws:``)."""
+"""AWS's managed policy for a fleet provisioning template's role; its ARN is ``arn:<partition>:iam::aws:`` and
+this."""
 
 THINGS_REGISTRATION_ACTIONS: dict[str, tuple[str, ...]] = {
     "iot:AddThingToBillingGroup": ("billinggroup", "thing"),

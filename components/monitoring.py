@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.documents import IAM_VERSION, AccountScope
-from hook.contract import METRICS_NAMESPACE, REASON_DIMENSION, SERVICE_DIMENSION, Metric, Service
+from hook.contract import (
+    CLAIM_CERTIFICATE_DIMENSION,
+    METRICS_NAMESPACE,
+    REASON_DIMENSION,
+    SERVICE_DIMENSION,
+    Metric,
+    Service,
+)
 
 PERIOD_SECONDS = 300
+CLAIM_ABUSE_PERIOD_SECONDS = 3600
+STALE_APPROVALS_PERIOD_SECONDS = 900
+"""The stale-approvals function runs every 15 minutes: each period holds one of its reports."""
 HOOK_DURATION_LIMIT_MS = 4000
 """Alarm when the hook's p99 nears AWS IoT's 5-second wait."""
 REGISTRY_OPERATIONS = ("GetItem", "UpdateItem", "Query")
@@ -42,7 +53,7 @@ class MonitoringArgs:
     alarm_threshold: int
     """Failures in five minutes that raise the failure alarms."""
     max_provisioning_per_hour: int
-    """Things registered through the claim certificate in an hour above which claim abuse is alarmed."""
+    """Approvals through one claim certificate in an hour above which claim abuse is alarmed."""
     alert_email: str = ""
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -54,11 +65,15 @@ class MetricRef:
     namespace: str
     name: str
     dimensions: dict[str, pulumi.Input[str]]
+    query_id: str = ""
+    """Its name in the alarm's ``expression``; ``m<index>`` when not given."""
 
 
 @dataclass(frozen=True)
 class AlarmSpec:
-    """An alarm: on one metric, or on the sum of several (``metrics`` longer than one)."""
+    """An alarm on one metric; on the sum of several (``metrics`` longer than one, no ``expression``); on a
+    metric math ``expression`` over ``metrics``; or on a Metrics Insights query (``expression``, no
+    ``metrics``)."""
 
     name: str
     description: str
@@ -68,6 +83,7 @@ class AlarmSpec:
     """``Sum``, ``Maximum``, ... or a percentile such as ``p99``."""
     period: int = PERIOD_SECONDS
     comparison: str = "GreaterThanOrEqualToThreshold"
+    expression: pulumi.Input[str] | None = None
 
 
 def alarm_specs(
@@ -80,6 +96,17 @@ def alarm_specs(
 
     def registry(metric: str, **dimensions: pulumi.Input[str]) -> MetricRef:
         return MetricRef("AWS/DynamoDB", metric, {"TableName": names.registry_table, **dimensions})
+
+    def approvals_through(claim_certificate_id: pulumi.Input[str]) -> MetricRef:
+        return MetricRef(
+            METRICS_NAMESPACE,
+            Metric.PROVISIONING_APPROVED,
+            {SERVICE_DIMENSION: Service.HOOK, CLAIM_CERTIFICATE_DIMENSION: claim_certificate_id},
+        )
+
+    hook_rejections = MetricRef(
+        METRICS_NAMESPACE, Metric.PROVISIONING_REJECTED, {SERVICE_DIMENSION: Service.HOOK}
+    )
 
     return [
         AlarmSpec(
@@ -104,29 +131,40 @@ def alarm_specs(
         ),
         AlarmSpec(
             "provisioning-rejected",
-            "The hook rejected provisioning requests (see the dashboard for the reasons)",
-            (MetricRef(METRICS_NAMESPACE, Metric.PROVISIONING_REJECTED, {SERVICE_DIMENSION: Service.HOOK}),),
+            "The hook denied provisioning requests: devices sent bad or unknown parameters, or the registry "
+            "or the rules were unavailable (see the dashboard for the reasons)",
+            (hook_rejections,),
             alarm_threshold,
         ),
+        # A RegisterThing the hook denies fails with ACCESS_DENIED and counts in RegisterThingFailed too, so
+        # that metric alone would fire with provisioning-rejected for the same denials. RegisterThingFailed
+        # is emitted with 1 on failure and 0 on success, so its Sum counts failures; taking away the hook's
+        # denials in the same period leaves the failures the hook did not cause. FILL(.., 0): a period with
+        # failures and no denial (or the reverse) has no datapoint for the other metric.
+        # https://docs.aws.amazon.com/iot/latest/developerguide/metrics_dimensions.html (RegisterThingFailed)
         AlarmSpec(
             "register-thing-failed",
-            "RegisterThing failed after the hook (template, role or policy problems)",
-            (MetricRef("AWS/IoT", "RegisterThingFailed", {"TemplateName": names.template}),),
+            "RegisterThing failed for reasons other than the hook's denials (which provisioning-rejected "
+            "counts): template, provisioning role or IoT policy problems, or the hook timing out",
+            (
+                MetricRef("AWS/IoT", "RegisterThingFailed", {"TemplateName": names.template}, "failed"),
+                replace(hook_rejections, query_id="rejected"),
+            ),
             alarm_threshold,
+            expression="FILL(failed, 0) - FILL(rejected, 0)",
         ),
+        # AWS/IoT ApproximateNumberOfThingsRegistered is a running total ("the count of things that have
+        # been registered"), so an hourly Sum of it passes any threshold for good once the fleet is large:
+        # the hook counts its approvals per claim certificate instead, and an hour's Sum is a rate.
+        # https://docs.aws.amazon.com/iot/latest/developerguide/metrics_dimensions.html (provisioning metrics)
         *(
             AlarmSpec(
                 f"claim-abuse-{generation}",
-                f"More things registered through claim certificate {generation} than factories make: leaked?",
-                (
-                    MetricRef(
-                        "AWS/IoT",
-                        "ApproximateNumberOfThingsRegistered",
-                        {"ClaimCertificateId": certificate_id},
-                    ),
-                ),
+                f"More than {max_provisioning_per_hour} approvals in an hour through claim certificate "
+                f"{generation}: more than the factories make, has it leaked?",
+                (approvals_through(certificate_id),),
                 max_provisioning_per_hour,
-                period=3600,
+                period=CLAIM_ABUSE_PERIOD_SECONDS,
                 comparison="GreaterThanThreshold",
             )
             for generation, certificate_id in names.claim_certificates.items()
@@ -143,15 +181,17 @@ def alarm_specs(
             tuple(registry("SystemErrors", Operation=operation) for operation in REGISTRY_OPERATIONS),
             1,
         ),
+        # AWS documents no list of ActionType values ("the action type specified by the rule that triggered
+        # the request"), so the alarm must not name one: a Metrics Insights query sums Failure over every
+        # dimension set that carries this rule's name (its one action invokes the activation function).
+        # Alarms on a Metrics Insights query that returns a single time series are supported:
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Create_Metrics_Insights_Alarm.html
         AlarmSpec(
             "activation-rule-failures",
             "The thing-created rule could not invoke the activation function",
-            (
-                MetricRef(
-                    "AWS/IoT", "Failure", {"RuleName": names.thing_created_rule, "ActionType": "Lambda"}
-                ),
-            ),
+            (),
             1,
+            expression=pulumi.Output.from_input(names.thing_created_rule).apply(rule_failures_query),
         ),
         AlarmSpec(
             "activation-errors",
@@ -159,7 +199,29 @@ def alarm_specs(
             (aws_lambda("Errors", names.activation_function),),
             alarm_threshold,
         ),
+        AlarmSpec(
+            "thing-events-disabled",
+            "Thing registry events are off in this account and region: approved devices can never become "
+            "ACTIVE (see accountSettings in the README)",
+            (
+                MetricRef(
+                    METRICS_NAMESPACE,
+                    Metric.THING_EVENTS_DISABLED,
+                    {SERVICE_DIMENSION: Service.STALE_APPROVALS},
+                ),
+            ),
+            1,
+            statistic="Maximum",
+            period=STALE_APPROVALS_PERIOD_SECONDS,
+        ),
     ]
+
+
+def rule_failures_query(rule_name: str) -> str:
+    """Metrics Insights query: ``AWS/IoT`` ``Failure`` of a rule's actions, whatever their ``ActionType``."""
+    if not re.fullmatch(r"\w+", rule_name):  # AWS IoT rule names are letters, digits and underscores
+        raise ValueError(f"not an AWS IoT rule name: {rule_name!r}")
+    return f"SELECT SUM(Failure) FROM \"AWS/IoT\" WHERE RuleName = '{rule_name}'"  # noqa: S608
 
 
 def alert_key_policy(account_id: str, partition: str) -> str:
@@ -215,8 +277,8 @@ def alert_topic_policy(topic_arn: str, scope: AccountScope) -> str:
 
 
 def dashboard_body(names: MonitoredNames, region: str) -> str:
-    """The provisioning dashboard: decisions, reasons, hook latency, things registered, registry errors,
-    stale approvals."""
+    """The provisioning dashboard: decisions, reasons, hook latency, approvals per claim certificate and
+    activations, registry errors, stale approvals."""
 
     def widget(
         title: str, metrics: list[list[Any]], stat: str = "Sum", y: int = 0, x: int = 0
@@ -260,11 +322,18 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
             y=6,
         ),
         widget(
-            "Things registered and activated",
+            "Approvals per claim certificate, and activations",
             [
                 *(
-                    ["AWS/IoT", "ApproximateNumberOfThingsRegistered", "ClaimCertificateId", certificate_id]
-                    for certificate_id in names.claim_certificates.values()
+                    [
+                        METRICS_NAMESPACE,
+                        Metric.PROVISIONING_APPROVED.value,
+                        *_flat(hook),
+                        CLAIM_CERTIFICATE_DIMENSION,
+                        certificate_id,
+                        {"label": f"Approved through claim certificate {generation}"},
+                    ]
+                    for generation, certificate_id in names.claim_certificates.items()
                 ),
                 [
                     METRICS_NAMESPACE,
@@ -420,7 +489,7 @@ def _create_alarm(
         "tags": tags,
         "opts": pulumi.ResourceOptions(parent=parent),
     }
-    if len(spec.metrics) == 1:
+    if len(spec.metrics) == 1 and spec.expression is None:
         [metric] = spec.metrics
         return aws.cloudwatch.MetricAlarm(
             resource_name,
@@ -432,9 +501,10 @@ def _create_alarm(
             extended_statistic=spec.statistic if percentile else None,
             **common,
         )
+    ids = [metric.query_id or f"m{index}" for index, metric in enumerate(spec.metrics)]
     queries = [
         aws.cloudwatch.MetricAlarmMetricQueryArgs(
-            id=f"m{index}",
+            id=query_id,
             return_data=False,
             metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
                 namespace=metric.namespace,
@@ -444,12 +514,24 @@ def _create_alarm(
                 stat=spec.statistic,
             ),
         )
-        for index, metric in enumerate(spec.metrics)
+        for query_id, metric in zip(ids, spec.metrics, strict=True)
     ]
-    total = " + ".join(f"m{index}" for index in range(len(queries)))
-    queries.append(
-        aws.cloudwatch.MetricAlarmMetricQueryArgs(
-            id="total", expression=total, label=spec.name, return_data=True
+    if spec.expression is None:
+        queries.append(
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="total", expression=" + ".join(ids), label=spec.name, return_data=True
+            )
         )
-    )
+    else:
+        # A Metrics Insights query has no metric queries to take a period from, so it carries its own
+        # (pulumi-aws MetricAlarmMetricQueryArgs.period); a math expression takes its metrics' period.
+        queries.append(
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="result",
+                expression=spec.expression,
+                label=spec.name,
+                period=None if spec.metrics else spec.period,
+                return_data=True,
+            )
+        )
     return aws.cloudwatch.MetricAlarm(resource_name, metric_queries=queries, **common)

@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
+from hook.activation_config import ActivationConfig
 from hook.contract import (
     ACTIVATION_CONFIG_ENV,
     ACTIVATION_CONFIG_FILE_NAME,
@@ -31,7 +32,6 @@ from hook.contract import (
     Service,
     serial_number_of,
 )
-from hook.activation_config import ActivationConfig
 from hook.registry import DeviceRegistry, registry_from_environment
 
 CLIENT_CONFIG: Final = Config(

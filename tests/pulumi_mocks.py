@@ -16,6 +16,14 @@ from program.settings import PROJECT, load_settings
 from program.stack import build_stack
 
 ACCOUNT_ID = "123456789012"
+_ARN_FORMATS = {
+    "aws:cloudwatch/logGroup:LogGroup": "arn:{partition}:logs:{scope}:log-group:{name}",
+    "aws:lambda/function:Function": "arn:{partition}:lambda:{scope}:function:{name}",
+    "aws:iam/role:Role": "arn:{partition}:iam::{account}:role/{name}",
+    "aws:sns/topic:Topic": "arn:{partition}:sns:{scope}:{name}",
+    "aws:cloudwatch/eventRule:EventRule": "arn:{partition}:events:{scope}:rule/{name}",
+}
+"""ARNs as AWS forms them, for the types whose ARN the program puts into policies."""
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,8 +97,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return results[args.token]
 
     def _arn(self, typ: str, name: str) -> str:
+        partition = partition_of(self.region)
+        scope = f"{self.region}:{ACCOUNT_ID}"
+        if typ in _ARN_FORMATS:
+            return _ARN_FORMATS[typ].format(partition=partition, scope=scope, account=ACCOUNT_ID, name=name)
         service = typ.split(":")[1].split("/", maxsplit=1)[0]
-        return f"arn:{partition_of(self.region)}:{service}:{self.region}:{ACCOUNT_ID}:{typ.rsplit(':', maxsplit=1)[-1].lower()}/{name}"
+        return f"arn:{partition}:{service}:{scope}:{typ.rsplit(':', maxsplit=1)[-1].lower()}/{name}"
 
     def of_type(self, typ: str) -> list[Declared]:
         """Declared resources of one Pulumi type token, e.g. ``aws:iot/policy:Policy``."""

@@ -78,7 +78,7 @@ def test_iot_logging_writes_to_the_account_group_with_a_role_that_outlives_the_s
     ]
     assert group.retain_on_delete and role.retain_on_delete and policy.retain_on_delete
     [statement] = document(policy)["Statement"]
-    group_arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:loggroup/AWSIotLogsV2"
+    group_arn = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:AWSIotLogsV2"
     assert statement["Action"] == [
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
@@ -102,7 +102,7 @@ def test_every_rule_log_destination_may_do_what_the_cloudwatch_logs_action_needs
         [statement] = policies[f"{role_name}-id"]["Statement"]
         assert statement["Action"] == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
         assert statement["Resource"] == [
-            f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:loggroup/{destination['logGroupName']}:*"
+            f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{destination['logGroupName']}:*"
         ]
 
 

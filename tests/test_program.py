@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from components.documents import THINGS_REGISTRATION_ACTIONS
 from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter, thing_name
 from hook.rules import parse_rules
 from program.settings import SettingsError
-from components.documents import THINGS_REGISTRATION_ACTIONS
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
 
 REGION = "us-east-1"
@@ -262,6 +262,54 @@ def test_adding_or_removing_a_device_type_changes_exactly_its_resources() -> Non
             assert comparable(resource.inputs) == unchanged[(resource.type, resource.name)], resource.name
 
 
+def test_a_retired_device_type_keeps_its_resources_and_takes_no_new_device() -> None:
+    # AWS refuses to delete a policy still attached to certificates, or a thing type that is not deprecated
+    # or still has things: retiring keeps all three, deprecates the type and makes the hook deny it.
+    serving = deploy({"aws:region": REGION, "deviceTypes": ["gateway", "meter"]})
+    retired = deploy({"aws:region": REGION, "deviceTypes": ["gateway", {"name": "meter", "retired": True}]})
+    assert {(r.type, r.name) for r in retired.mocks.resources} == {
+        (r.type, r.name) for r in serving.mocks.resources
+    }
+    thing_types = {t.inputs["name"]: t.inputs for t in retired.mocks.of_type("aws:iot/thingType:ThingType")}
+    assert thing_types[f"{BASE}_meter"]["deprecated"] is True
+    assert thing_types[f"{BASE}_gateway"]["deprecated"] is False
+    policy = named(retired, "aws:iot/policy:Policy", f"{BASE}_meter")
+    assert policy.inputs == named(serving, "aws:iot/policy:Policy", f"{BASE}_meter").inputs
+    rules = parse_rules(retired.outputs["hookRules"])
+    assert rules.device_types["meter"].retired is True
+    assert rules.device_types["gateway"].retired is False
+
+
+@pytest.mark.parametrize(
+    ("region", "partition", "layer_account"),
+    [
+        ("eu-west-1", "aws", "017000801446"),
+        ("cn-north-1", "aws-cn", "498634801083"),
+        ("us-gov-west-1", "aws-us-gov", "165093116878"),
+        ("us-gov-east-1", "aws-us-gov", "165087284144"),
+    ],
+)
+def test_every_accepted_region_gets_its_partitions_layer_and_managed_policy(
+    region: str, partition: str, layer_account: str
+) -> None:
+    deployment = deploy({"aws:region": region})
+    hook = named(deployment, "aws:lambda/function:Function", HOOK)
+    assert hook.inputs["layers"] == [
+        f"arn:{partition}:lambda:{region}:{layer_account}:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
+    ]
+    attachment = deployment.mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert (
+        attachment.inputs["policyArn"]
+        == f"arn:{partition}:iam::aws:policy/service-role/AWSIoTThingsRegistration"
+    )
+    claim = policy_document(named(deployment, "aws:iot/policy:Policy", f"{BASE}-claim"))
+    assert all(
+        resource.startswith(f"arn:{partition}:iot:{region}:")
+        for statement in statements(claim)
+        for resource in statement["Resource"]
+    )
+
+
 def _suffixes() -> list[tuple[str, str]]:
     return [
         ("aws:iot/policy:Policy", "policy"),
@@ -280,7 +328,7 @@ def test_template_is_an_enabled_fleet_template_with_the_hook(dev: Deployment) ->
     assert template.inputs["enabled"] is True
     assert template.inputs["type"] == "FLEET_PROVISIONING"
     assert template.inputs["preProvisioningHook"] == {
-        "targetArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function/{hook.inputs['name']}",
+        "targetArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{hook.inputs['name']}",
         "payloadVersion": "2020-04-01",
     }
     assert template.inputs["provisioningRoleArn"].endswith(f"role/{BASE}-provisioning")
@@ -456,9 +504,7 @@ def test_hook_role_may_only_write_its_logs_and_update_the_registry(dev: Deployme
     log_group = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/lambda/{HOOK}")
     logs, registry = statements(policy_document(policies[f"{HOOK}-id"]))
     assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    assert logs["Resource"] == [
-        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:loggroup/{log_group.inputs['name']}:*"
-    ]
+    assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{log_group.inputs['name']}:*"]
     assert registry["Action"] == ["dynamodb:UpdateItem"]
     assert registry["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"]
     hook_role = named(dev, "aws:iam/role:Role", HOOK)

@@ -44,6 +44,13 @@ def role_policy(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Create
     return f"{inputs['role']}:{policy_name}", {**inputs, "name": policy_name}
 
 
+@creates("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+def role_policy_attachment(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """A managed policy attached to a role."""
+    emulated.client("iam").attach_role_policy(RoleName=inputs["role"], PolicyArn=inputs["policyArn"])
+    return f"{inputs['role']}/{inputs['policyArn']}", inputs
+
+
 @creates("aws:lambda/function:Function")
 def function(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
     """A Lambda function from its asset archive, once it is ``Active``.
