@@ -274,6 +274,11 @@ def claim_deactivate(
             print_error(f"{certificate_id}: left {ACTIVE}")
             raise typer.Exit(ExitCode.ABORTED)
     changed = deactivate(stack, description)
+    if changed:
+        print_error(
+            f"{certificate_id}: record it in the stack config (its claimCertificates entry with "
+            "active: false); the program never re-activates a claim certificate"
+        )
     status = "INACTIVE" if changed else description["status"]
     if json_output:
         print_json({"certificateId": certificate_id, "status": status, "changed": changed})

@@ -640,6 +640,7 @@ def test_claim_deactivate_asks_first_and_then_sets_it_inactive_once(fleet: Fleet
     confirmed = fleet.run("claim", "deactivate", fleet.claim_certificate_id, input="y\n")
     assert confirmed.exit_code == ExitCode.OK, confirmed.output
     assert fleet.certificate(fleet.claim_certificate_id)["status"] == "INACTIVE"
+    assert "claimCertificates entry with active: false" in confirmed.stderr
 
     again = fleet.run_json("claim", "deactivate", fleet.claim_certificate_id)
     assert again == {"certificateId": fleet.claim_certificate_id, "status": "INACTIVE", "changed": False}
