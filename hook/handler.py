@@ -75,7 +75,7 @@ def _decorated_handler(event: Any, context: Any) -> dict[str, Any]:
         return _deny(RejectionReason.INTERNAL_ERROR, f"unexpected {type(error).__name__}")
     logger.info("provisioning approved", extra={"decision": "APPROVED"})
     metrics.add_metric(name=Metric.PROVISIONING_APPROVED, unit=MetricUnit.Count, value=1)
-    pass
+    _count_approval_by_claim_certificate(claim_certificate_id)
     return _answer(allow=True, overrides=overrides)
 
 

@@ -12,10 +12,23 @@ from botocore.stub import Stubber
 
 from hook import handler
 from hook.contract import METRICS_NAMESPACE, RULES_FILE_ENV
-from tests.support import RULES, TABLE_NAME, FakeLambdaContext, certificate_id, hook_event, valid_parameters
+from tests.support import (
+    CLAIM_CERTIFICATE_ID,
+    RULES,
+    TABLE_NAME,
+    FakeLambdaContext,
+    certificate_id,
+    hook_event,
+    valid_parameters,
+)
 
 Invoke = Callable[[Any], dict[str, Any]]
 DENIED = {"allowProvisioning": False, "parameterOverrides": {}}
+APPROVED_METRICS = [
+    ("ProvisioningApproved", {"ClaimCertificateId": CLAIM_CERTIFICATE_ID, "service": "provisioning-hook"}),
+    ("ProvisioningApproved", {"service": "provisioning-hook"}),
+]
+"""An approval counts once in total and once for the claim certificate it came through."""
 
 
 def output_lines(captured: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -85,7 +98,19 @@ def test_approval_logs_the_decision_and_emits_the_approved_metric(
         "temperature-sensor",
         "INFO",
     )
-    assert emf_metrics(lines) == [("ProvisioningApproved", {"service": "provisioning-hook"})]
+    assert emf_metrics(lines) == APPROVED_METRICS
+
+
+def test_approval_is_counted_per_claim_certificate_of_the_request(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    other_claim = certificate_id("claim-generation-2")
+    hook_output.readouterr()
+    invoke(hook_event() | {"claimCertificateId": other_claim})
+    assert emf_metrics(output_lines(hook_output)) == [
+        ("ProvisioningApproved", {"ClaimCertificateId": other_claim, "service": "provisioning-hook"}),
+        ("ProvisioningApproved", {"service": "provisioning-hook"}),
+    ]
 
 
 def test_denial_logs_the_reason_and_counts_the_rejection_in_total_and_by_reason(
@@ -109,9 +134,7 @@ def test_reason_dimension_does_not_leak_into_the_next_invocation(
     invoke(hook_event(valid_parameters(DeviceType="toaster")))
     hook_output.readouterr()
     invoke(hook_event())
-    assert emf_metrics(output_lines(hook_output)) == [
-        ("ProvisioningApproved", {"service": "provisioning-hook"})
-    ]
+    assert emf_metrics(output_lines(hook_output)) == APPROVED_METRICS
 
 
 @pytest.mark.parametrize("log_events", ["false", "true"])

@@ -1,4 +1,4 @@
-"""Activation wiring, monitoring and the audit trail, as the program declares them (Pulumi mocks)."""
+"""Activation wiring, monitoring and log retention, as the program declares them (Pulumi mocks)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from components.monitoring import rule_failures_query
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
 
 REGION = "us-east-1"
 BASE = "iot-provisioning-dev"
-TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:topic/{BASE}-alerts"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{BASE}-alerts"
 CLAIM_ID = "0" * 63 + "1"
 TABLE = f"{BASE}-device-registry"
 
@@ -36,19 +37,13 @@ def alarms(deployment: Deployment) -> dict[str, dict[str, Any]]:
 # --- activation wiring ---------------------------------------------------------------------------------
 
 
-def test_registry_events_for_things_are_enabled(dev: Deployment) -> None:
-    assert dev.mocks.one("aws:iot/eventConfigurations:EventConfigurations").inputs["eventConfigurations"] == {
-        "THING": True
-    }
-
-
 def test_thing_created_rule_invokes_the_activation_function_for_this_stacks_things(dev: Deployment) -> None:
     rule = named(dev, "aws:iot/topicRule:TopicRule", "iot_provisioning_dev_thing_created")
     expected = f"SELECT * FROM '$aws/events/thing/+/created' WHERE startswith(thingName, '{BASE}_')"  # noqa: S608
     assert rule.inputs["sql"] == expected
     assert rule.inputs["sqlVersion"] == "2016-03-23"
     assert rule.inputs["lambdas"] == [
-        {"functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function/{BASE}-device-activation"}
+        {"functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{BASE}-device-activation"}
     ]
     errors = rule.inputs["errorAction"]["cloudwatchLogs"]
     assert errors["logGroupName"] == "/aws/iot/rules/iot_provisioning_dev_thing_created/errors"
@@ -91,16 +86,17 @@ def test_activation_role_reads_and_activates_the_registry_and_writes_only_this_s
     }
 
 
-def test_stale_approvals_function_may_only_query_the_status_index_and_runs_on_a_schedule(
+def test_stale_approvals_function_may_only_query_the_status_index_and_read_event_switches(
     dev: Deployment,
 ) -> None:
-    _, query = role_statements(dev, f"{BASE}-stale-approvals")
+    _, query, events = role_statements(dev, f"{BASE}-stale-approvals")
     assert query["Action"] == ["dynamodb:Query"]
     assert query["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}/index/byStatus"]
+    assert events == {"Effect": "Allow", "Action": ["iot:DescribeEventConfigurations"], "Resource": ["*"]}
     schedule = dev.mocks.one("aws:cloudwatch/eventRule:EventRule")
     assert schedule.inputs["scheduleExpression"] == "rate(15 minutes)"
     target = dev.mocks.one("aws:cloudwatch/eventTarget:EventTarget")
-    assert target.inputs["arn"].endswith(f"function/{BASE}-stale-approvals")
+    assert target.inputs["arn"].endswith(f"function:{BASE}-stale-approvals")
 
 
 def test_activation_package_carries_each_types_initial_shadow() -> None:
@@ -130,9 +126,11 @@ def test_activation_package_carries_each_types_initial_shadow() -> None:
 
 # --- monitoring ----------------------------------------------------------------------------------------
 
+GE = "GreaterThanOrEqualToThreshold"
+GT = "GreaterThanThreshold"
 SINGLE_METRIC_ALARMS = {
-    # name: (namespace, metric, dimensions, statistic, threshold, period)
-    "hook-errors": ("AWS/Lambda", "Errors", {"FunctionName": f"{BASE}-provisioning-hook"}, "Sum", 7, 300),
+    # name: (namespace, metric, dimensions, statistic, threshold, period, comparison)
+    "hook-errors": ("AWS/Lambda", "Errors", {"FunctionName": f"{BASE}-provisioning-hook"}, "Sum", 7, 300, GE),
     "hook-throttles": (
         "AWS/Lambda",
         "Throttles",
@@ -140,6 +138,7 @@ SINGLE_METRIC_ALARMS = {
         "Sum",
         1,
         300,
+        GE,
     ),
     "hook-duration-p99": (
         "AWS/Lambda",
@@ -148,6 +147,7 @@ SINGLE_METRIC_ALARMS = {
         "p99",
         4000,
         300,
+        GT,
     ),
     "provisioning-rejected": (
         "IoTFleetProvisioning",
@@ -156,30 +156,16 @@ SINGLE_METRIC_ALARMS = {
         "Sum",
         7,
         300,
-    ),
-    "register-thing-failed": (
-        "AWS/IoT",
-        "RegisterThingFailed",
-        {"TemplateName": f"{BASE}-fleet"},
-        "Sum",
-        7,
-        300,
+        GE,
     ),
     "claim-abuse-1": (
-        "AWS/IoT",
-        "ApproximateNumberOfThingsRegistered",
-        {"ClaimCertificateId": CLAIM_ID},
+        "IoTFleetProvisioning",
+        "ProvisioningApproved",
+        {"service": "provisioning-hook", "ClaimCertificateId": CLAIM_ID},
         "Sum",
         100,
         3600,
-    ),
-    "activation-rule-failures": (
-        "AWS/IoT",
-        "Failure",
-        {"RuleName": "iot_provisioning_dev_thing_created", "ActionType": "Lambda"},
-        "Sum",
-        1,
-        300,
+        GT,
     ),
     "activation-errors": (
         "AWS/Lambda",
@@ -188,17 +174,34 @@ SINGLE_METRIC_ALARMS = {
         "Sum",
         7,
         300,
+        GE,
     ),
+    "thing-events-disabled": (
+        "IoTFleetProvisioning",
+        "ThingEventsDisabled",
+        {"service": "stale-approvals"},
+        "Maximum",
+        1,
+        900,
+        GE,
+    ),
+}
+QUERY_ALARMS = {
+    "registry-throttles",
+    "registry-system-errors",
+    "register-thing-failed",
+    "activation-rule-failures",
 }
 
 
 @pytest.mark.parametrize("name", sorted(SINGLE_METRIC_ALARMS))
 def test_alarm_watches_its_metric_and_notifies_the_alert_topic(dev: Deployment, name: str) -> None:
-    namespace, metric, dimensions, statistic, threshold, period = SINGLE_METRIC_ALARMS[name]
+    namespace, metric, dimensions, statistic, threshold, period, comparison = SINGLE_METRIC_ALARMS[name]
     alarm = alarms(dev)[name]
     assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (namespace, metric, dimensions)
     assert alarm.get("extendedStatistic" if statistic.startswith("p") else "statistic") == statistic
     assert (alarm["threshold"], alarm["period"], alarm["evaluationPeriods"]) == (threshold, period, 1)
+    assert alarm["comparisonOperator"] == comparison
     assert alarm["alarmActions"] == alarm["okActions"] == [TOPIC]
     assert alarm["treatMissingData"] == "notBreaching"
 
@@ -231,8 +234,83 @@ def test_registry_alarms_sum_their_metrics(
     assert (alarm["threshold"], alarm["alarmActions"], alarm["okActions"]) == (1, [TOPIC], [TOPIC])
 
 
+def test_register_thing_failed_counts_only_the_failures_the_hook_did_not_cause(dev: Deployment) -> None:
+    alarm = alarms(dev)["register-thing-failed"]
+    assert alarm["metricQueries"] == [
+        {
+            "id": "failed",
+            "returnData": False,
+            "metric": {
+                "namespace": "AWS/IoT",
+                "metricName": "RegisterThingFailed",
+                "dimensions": {"TemplateName": f"{BASE}-fleet"},
+                "period": 300,
+                "stat": "Sum",
+            },
+        },
+        {
+            "id": "rejected",
+            "returnData": False,
+            "metric": {
+                "namespace": "IoTFleetProvisioning",
+                "metricName": "ProvisioningRejected",
+                "dimensions": {"service": "provisioning-hook"},
+                "period": 300,
+                "stat": "Sum",
+            },
+        },
+        {
+            "id": "result",
+            "expression": "FILL(failed, 0) - FILL(rejected, 0)",
+            "label": "register-thing-failed",
+            "returnData": True,
+        },
+    ]
+    assert (alarm["threshold"], alarm["comparisonOperator"], alarm["evaluationPeriods"]) == (7, GE, 1)
+    assert (alarm["alarmActions"], alarm["okActions"], alarm["treatMissingData"]) == (
+        [TOPIC],
+        [TOPIC],
+        "notBreaching",
+    )
+    assert "other than the hook's denials" in alarm["alarmDescription"]
+    assert "provisioning-rejected" in alarm["alarmDescription"]
+
+
+def test_activation_rule_failures_are_counted_by_rule_whatever_the_action_type(dev: Deployment) -> None:
+    alarm = alarms(dev)["activation-rule-failures"]
+    assert alarm["metricQueries"] == [
+        {
+            "id": "result",
+            "expression": "SELECT SUM(Failure) FROM \"AWS/IoT\" WHERE RuleName = 'iot_provisioning_dev_thing_created'",
+            "period": 300,
+            "label": "activation-rule-failures",
+            "returnData": True,
+        }
+    ]
+    assert "ActionType" not in json.dumps(alarm)
+    assert (alarm["threshold"], alarm["comparisonOperator"], alarm["evaluationPeriods"]) == (1, GE, 1)
+    assert (alarm["alarmActions"], alarm["okActions"], alarm["treatMissingData"]) == (
+        [TOPIC],
+        [TOPIC],
+        "notBreaching",
+    )
+
+
+@pytest.mark.parametrize("name", ["", "rule' OR RuleName != '", "my-rule", 'a"b'])
+def test_rule_failures_query_refuses_what_is_not_a_rule_name(name: str) -> None:
+    with pytest.raises(ValueError, match="not an AWS IoT rule name"):
+        rule_failures_query(name)
+
+
+def test_thing_events_disabled_alarm_says_what_it_means(dev: Deployment) -> None:
+    assert alarms(dev)["thing-events-disabled"]["alarmDescription"] == (
+        "Thing registry events are off in this account and region: approved devices can never become "
+        "ACTIVE (see accountSettings in the README)"
+    )
+
+
 def test_there_are_exactly_the_documented_alarms(dev: Deployment) -> None:
-    assert set(alarms(dev)) == set(SINGLE_METRIC_ALARMS) | {"registry-throttles", "registry-system-errors"}
+    assert set(alarms(dev)) == set(SINGLE_METRIC_ALARMS) | QUERY_ALARMS
 
 
 def test_alert_topic_is_encrypted_with_a_key_cloudwatch_may_use(dev: Deployment) -> None:
@@ -274,7 +352,7 @@ def test_dashboard_shows_decisions_reasons_latency_registrations_errors_and_stal
         "Approvals and rejections",
         "Rejections by reason",
         "Hook duration (ms)",
-        "Things registered and activated",
+        "Approvals per claim certificate, and activations",
         "Registry errors",
         "Stale PENDING approvals (older than 1 hour)",
     }
@@ -282,23 +360,21 @@ def test_dashboard_shows_decisions_reasons_latency_registrations_errors_and_stal
     assert "ProvisioningApproved" in metrics["Approvals and rejections"]
     assert "Reason" in metrics["Rejections by reason"] and "SEARCH(" in metrics["Rejections by reason"]
     assert '"p50"' in metrics["Hook duration (ms)"] and '"p99"' in metrics["Hook duration (ms)"]
-    assert CLAIM_ID in metrics["Things registered and activated"]
+    assert widgets["Approvals per claim certificate, and activations"]["metrics"][0] == [
+        "IoTFleetProvisioning",
+        "ProvisioningApproved",
+        "service",
+        "provisioning-hook",
+        "ClaimCertificateId",
+        CLAIM_ID,
+        {"label": "Approved through claim certificate 1"},
+    ]
+    assert "ApproximateNumberOfThingsRegistered" not in json.dumps(body)
     assert "StalePendingApprovals" in metrics["Stale PENDING approvals (older than 1 hour)"]
     assert all(properties["region"] == REGION for properties in widgets.values())
 
 
-# --- audit trail ---------------------------------------------------------------------------------------
-
-
-def test_audit_rule_copies_every_event_to_its_own_log_group(dev: Deployment) -> None:
-    rule = named(dev, "aws:iot/topicRule:TopicRule", "iot_provisioning_dev_audit")
-    assert rule.inputs["sql"] == "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
-    assert rule.inputs["cloudwatchLogs"][0]["logGroupName"] == f"/aws/iot/{BASE}/audit"
-    audit_logs = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/iot/{BASE}/audit")
-    assert audit_logs.inputs["retentionInDays"] == 365
-    logging = dev.mocks.one("aws:iot/loggingOptions:LoggingOptions")
-    assert logging.inputs["defaultLogLevel"] == "ERROR"
-    assert logging.inputs["roleArn"].endswith(f"role/{BASE}-iot-logging")
+# --- log retention and optional features ---------------------------------------------------------------
 
 
 def test_every_log_group_has_a_retention() -> None:
@@ -313,7 +389,7 @@ def test_every_log_group_has_a_retention() -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "component"), [("enableMonitoring", "monitoring"), ("enableAuditLogging", "audit")]
+    ("key", "component"), [("enableMonitoring", "monitoring"), ("enableAuditLogging", "account")]
 )
 def test_turning_a_feature_off_removes_exactly_its_resources(key: str, component: str) -> None:
     on = deploy({"aws:region": REGION})
