@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from components import documents
 from components.powertools import ARCHITECTURE, RUNTIME
+from hook.contract import METRICS_NAMESPACE_ENV
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class FunctionArgs:
     statements: pulumi.Input[list[dict[str, Any]]]
     """IAM statements the function needs besides writing its own log group."""
     environment: dict[str, pulumi.Input[str]]
+    metrics_namespace: str
+    """The stack's CloudWatch namespace for the function's metrics."""
     layer_arn: pulumi.Input[str]
     timeout: int
     memory_size: int
@@ -68,7 +71,11 @@ def create_function(name: str, args: FunctionArgs, parent: pulumi.Resource) -> a
         timeout=args.timeout,
         memory_size=args.memory_size,
         environment=aws.lambda_.FunctionEnvironmentArgs(
-            variables={**args.environment, "POWERTOOLS_LOG_LEVEL": "INFO"}
+            variables={
+                **args.environment,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                METRICS_NAMESPACE_ENV: args.metrics_namespace,
+            }
         ),
         logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
         tags=args.tags,

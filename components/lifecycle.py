@@ -12,7 +12,13 @@ from components.documents import AccountScope
 from components.function import FunctionArgs, create_function
 from components.hook_package import ACTIVATION_HANDLER, STALE_APPROVALS_HANDLER
 from components.rule_logs import create_rule_log_destination
-from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_TABLE_ENV, STATUS_INDEX, thing_name
+from hook.contract import (
+    IOT_DATA_ENDPOINT_ENV,
+    REGISTRY_TABLE_ENV,
+    STATUS_INDEX,
+    metrics_namespace,
+    thing_name,
+)
 
 STALE_APPROVALS_SCHEDULE = "rate(15 minutes)"
 IOT_SQL_VERSION = "2016-03-23"
@@ -94,6 +100,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
                     REGISTRY_TABLE_ENV: args.registry_table_name,
                     IOT_DATA_ENDPOINT_ENV: pulumi.Output.concat("https://", args.iot_endpoint),
                 },
+                metrics_namespace=metrics_namespace(args.name_prefix),
                 layer_arn=args.layer_arn,
                 timeout=30,
                 memory_size=256,
@@ -161,6 +168,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
                     ]
                 ),
                 environment={REGISTRY_TABLE_ENV: args.registry_table_name},
+                metrics_namespace=metrics_namespace(args.name_prefix),
                 layer_arn=args.layer_arn,
                 timeout=60,
                 memory_size=256,

@@ -14,7 +14,6 @@ import pulumi_aws as aws
 from components.documents import IAM_VERSION, AccountScope
 from hook.contract import (
     CLAIM_CERTIFICATE_DIMENSION,
-    METRICS_NAMESPACE,
     REASON_DIMENSION,
     SERVICE_DIMENSION,
     Metric,
@@ -42,6 +41,8 @@ class MonitoredNames:
     thing_created_rule: pulumi.Input[str]
     claim_certificates: Mapping[str, pulumi.Input[str]]
     """Claim certificate ids by generation: each has its own abuse alarm."""
+    metrics_namespace: str
+    """The stack's namespace of the functions' metrics (:func:`hook.contract.metrics_namespace`)."""
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,13 @@ def alarm_specs(
 
     def approvals_through(claim_certificate_id: pulumi.Input[str]) -> MetricRef:
         return MetricRef(
-            METRICS_NAMESPACE,
+            names.metrics_namespace,
             Metric.PROVISIONING_APPROVED,
             {SERVICE_DIMENSION: Service.HOOK, CLAIM_CERTIFICATE_DIMENSION: claim_certificate_id},
         )
 
     hook_rejections = MetricRef(
-        METRICS_NAMESPACE, Metric.PROVISIONING_REJECTED, {SERVICE_DIMENSION: Service.HOOK}
+        names.metrics_namespace, Metric.PROVISIONING_REJECTED, {SERVICE_DIMENSION: Service.HOOK}
     )
 
     return [
@@ -205,7 +206,7 @@ def alarm_specs(
             "ACTIVE (see accountSettings in the README)",
             (
                 MetricRef(
-                    METRICS_NAMESPACE,
+                    names.metrics_namespace,
                     Metric.THING_EVENTS_DISABLED,
                     {SERVICE_DIMENSION: Service.STALE_APPROVALS},
                 ),
@@ -303,15 +304,15 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
 
     hook = {SERVICE_DIMENSION: Service.HOOK.value}
     by_reason = (
-        f"SEARCH('{{{METRICS_NAMESPACE},{REASON_DIMENSION},{SERVICE_DIMENSION}}} "
+        f"SEARCH('{{\"{names.metrics_namespace}\",{REASON_DIMENSION},{SERVICE_DIMENSION}}} "
         f"MetricName=\"{Metric.PROVISIONING_REJECTED}\"', 'Sum', {PERIOD_SECONDS})"
     )
     widgets = [
         widget(
             "Approvals and rejections",
             [
-                [METRICS_NAMESPACE, Metric.PROVISIONING_APPROVED.value, *_flat(hook)],
-                [METRICS_NAMESPACE, Metric.PROVISIONING_REJECTED.value, *_flat(hook)],
+                [names.metrics_namespace, Metric.PROVISIONING_APPROVED.value, *_flat(hook)],
+                [names.metrics_namespace, Metric.PROVISIONING_REJECTED.value, *_flat(hook)],
             ],
         ),
         widget("Rejections by reason", [[{"expression": by_reason, "id": "reasons", "label": ""}]], x=12),
@@ -329,7 +330,7 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
             [
                 *(
                     [
-                        METRICS_NAMESPACE,
+                        names.metrics_namespace,
                         Metric.PROVISIONING_APPROVED.value,
                         *_flat(hook),
                         CLAIM_CERTIFICATE_DIMENSION,
@@ -339,7 +340,7 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
                     for generation, certificate_id in names.claim_certificates.items()
                 ),
                 [
-                    METRICS_NAMESPACE,
+                    names.metrics_namespace,
                     Metric.DEVICE_ACTIVATED.value,
                     SERVICE_DIMENSION,
                     Service.ACTIVATION.value,
@@ -371,7 +372,7 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
             "Stale PENDING approvals (older than 1 hour)",
             [
                 [
-                    METRICS_NAMESPACE,
+                    names.metrics_namespace,
                     Metric.STALE_PENDING_APPROVALS.value,
                     SERVICE_DIMENSION,
                     Service.STALE_APPROVALS.value,

@@ -17,6 +17,7 @@ from hook.contract import (
     Attr,
     claim_policy_name,
     device_type_resource_name,
+    metrics_namespace,
 )
 
 SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
@@ -166,6 +167,7 @@ class FleetProvisioning(pulumi.ComponentResource):
                     lambda table_arn: [documents.allow(["dynamodb:UpdateItem"], [table_arn])]
                 ),
                 environment={REGISTRY_TABLE_ENV: args.registry_table_name},
+                metrics_namespace=metrics_namespace(args.name_prefix),
                 layer_arn=args.layer_arn,
                 timeout=args.hook_timeout,
                 memory_size=args.hook_memory_size,

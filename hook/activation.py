@@ -25,11 +25,11 @@ from hook.contract import (
     ACTIVATION_CONFIG_ENV,
     ACTIVATION_CONFIG_FILE_NAME,
     IOT_DATA_ENDPOINT_ENV,
-    METRICS_NAMESPACE,
     Attr,
     DeviceStatus,
     Metric,
     Service,
+    metrics_namespace_from_environment,
     serial_number_of,
 )
 from hook.registry import DeviceRegistry, registry_from_environment
@@ -39,7 +39,7 @@ CLIENT_CONFIG: Final = Config(
 )
 
 logger = Logger(service=Service.ACTIVATION.value)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=Service.ACTIVATION.value)
+metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Service.ACTIVATION.value)
 
 
 @metrics.log_metrics

@@ -3,6 +3,7 @@
 Every name that more than one of them must agree on is defined here, once.
 """
 
+import os
 from enum import StrEnum
 from typing import Final
 
@@ -89,7 +90,22 @@ NAME_CHARSET: Final = r"[A-Za-z0-9:_-]"
 """Characters allowed in thing, thing type and thing group names (one regex character class)."""
 
 METRICS_NAMESPACE: Final = "IoTFleetProvisioning"
-"""CloudWatch namespace of the functions' EMF metrics (:class:`Metric`)."""
+"""Root of the CloudWatch namespaces of the functions' EMF metrics (:class:`Metric`)."""
+
+METRICS_NAMESPACE_ENV: Final = "POWERTOOLS_METRICS_NAMESPACE"
+"""Environment variable with the stack's metrics namespace (the one Powertools reads)."""
+
+
+def metrics_namespace(base_name: str) -> str:
+    """A stack's CloudWatch namespace, ``IoTFleetProvisioning/<base>``: stacks that share an account and
+    region never count each other's approvals, rejections or activations."""
+    return f"{METRICS_NAMESPACE}/{base_name}"
+
+
+def metrics_namespace_from_environment() -> str:
+    """The namespace a function was deployed with; the root namespace outside a deployment."""
+    return os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE
+
 
 SERVICE_DIMENSION: Final = "service"
 """Dimension Powertools adds to every metric: the function's service name."""

@@ -19,7 +19,6 @@ from botocore.config import Config
 
 from hook.contract import (
     CLAIM_CERTIFICATE_DIMENSION,
-    METRICS_NAMESPACE,
     REASON_DIMENSION,
     RULES_FILE_ENV,
     RULES_FILE_NAME,
@@ -29,6 +28,7 @@ from hook.contract import (
     ProvisioningDenied,
     RejectionReason,
     Service,
+    metrics_namespace_from_environment,
 )
 from hook.registry import DeviceRegistry, Provenance, registry_from_environment
 from hook.rules import RulesError, RuleSet, load_rules, validate_request
@@ -47,7 +47,7 @@ _ARN_MAX_LENGTH: Final = 2048
 _LOGGED_VALUE_MAX_LENGTH: Final = 64
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=metrics_namespace_from_environment(), service=SERVICE)
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def _count_approval_by_claim_certificate(claim_certificate_id: str) -> None:
         name=Metric.PROVISIONING_APPROVED,
         unit=MetricUnit.Count,
         value=1,
-        namespace=METRICS_NAMESPACE,
+        namespace=metrics.namespace,
         default_dimensions={SERVICE_DIMENSION: SERVICE},
     ) as by_claim:
         by_claim.add_dimension(name=CLAIM_CERTIFICATE_DIMENSION, value=claim_certificate_id)
@@ -122,7 +122,7 @@ def _deny(reason: RejectionReason, detail: str) -> dict[str, Any]:
         name=Metric.PROVISIONING_REJECTED,
         unit=MetricUnit.Count,
         value=1,
-        namespace=METRICS_NAMESPACE,
+        namespace=metrics.namespace,
         default_dimensions={SERVICE_DIMENSION: SERVICE},
     ) as by_reason:
         by_reason.add_dimension(name=REASON_DIMENSION, value=reason.value)

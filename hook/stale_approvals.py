@@ -20,11 +20,16 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from hook.activation import CLIENT_CONFIG
-from hook.contract import METRICS_NAMESPACE, STALE_APPROVAL_AFTER_SECONDS, Metric, Service
+from hook.contract import (
+    STALE_APPROVAL_AFTER_SECONDS,
+    Metric,
+    Service,
+    metrics_namespace_from_environment,
+)
 from hook.registry import DeviceRegistry, registry_from_environment, timestamp
 
 logger = Logger(service=Service.STALE_APPROVALS.value)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=Service.STALE_APPROVALS.value)
+metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Service.STALE_APPROVALS.value)
 
 
 @metrics.log_metrics

@@ -19,7 +19,7 @@ from components.monitoring import MonitoredNames, Monitoring, MonitoringArgs
 from components.provisioning import ClaimGeneration, FleetProvisioning, FleetProvisioningArgs
 from components.registry import DeviceRegistry, DeviceRegistryArgs
 from hook.activation_config import ActivationConfig
-from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME
+from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME, metrics_namespace
 from program.outputs import StackOutput
 from program.settings import Settings
 
@@ -103,6 +103,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                     template=provisioning.template_name,
                     thing_created_rule=lifecycle.thing_created_rule_name,
                     claim_certificates=provisioning.claim_certificate_ids,
+                    metrics_namespace=metrics_namespace(settings.base_name),
                 ),
                 alarm_threshold=settings.alarm_threshold,
                 max_provisioning_per_hour=settings.max_provisioning_per_hour,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from components.account import EVENT_CONFIGURATIONS
+from hook.contract import METRICS_NAMESPACE_ENV, metrics_namespace, metrics_namespace_from_environment
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, deploy, stack_config
 
 REGION = "us-east-1"
@@ -186,3 +187,37 @@ def test_shipped_stack_files_name_one_owner_per_region() -> None:
         if config.get("accountSettings", True):
             owners.setdefault(config["aws:region"], []).append(stack)
     assert owners == {"us-east-1": ["dev"], "us-west-2": ["prod"]}
+
+
+def custom_metric_namespaces(deployment: Deployment) -> set[str]:
+    """Namespaces of the project's own metrics that the stack's alarms watch or its functions write."""
+    watched = {
+        metric["namespace"]
+        for alarm in deployment.mocks.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        for metric in [
+            alarm.inputs,
+            *(query.get("metric", {}) for query in alarm.inputs.get("metricQueries", [])),
+        ]
+        if str(metric.get("namespace", "")).startswith("IoTFleetProvisioning")
+    }
+    written = {
+        function.inputs["environment"]["variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+        for function in deployment.mocks.of_type("aws:lambda/function:Function")
+    }
+    return watched | written
+
+
+def test_stacks_sharing_a_region_never_count_each_others_metrics() -> None:
+    dev = deploy({"aws:region": REGION}, stack="dev")
+    staging = deploy({"aws:region": REGION, "accountSettings": False}, stack="staging")
+    assert custom_metric_namespaces(dev) == {"IoTFleetProvisioning/iot-provisioning-dev"}
+    assert custom_metric_namespaces(staging) == {"IoTFleetProvisioning/iot-provisioning-staging"}
+
+
+def test_functions_read_their_namespace_from_the_deployed_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(METRICS_NAMESPACE_ENV, raising=False)
+    assert metrics_namespace_from_environment() == "IoTFleetProvisioning"
+    monkeypatch.setenv(METRICS_NAMESPACE_ENV, metrics_namespace("iot-provisioning-dev"))
+    assert metrics_namespace_from_environment() == "IoTFleetProvisioning/iot-provisioning-dev"

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from hook import handler
+from hook.contract import METRICS_NAMESPACE_ENV
 from tests.pulumi_mocks import Deployment, deploy
 from tests.support import FakeLambdaContext, certificate_id, hook_event, valid_parameters
 
@@ -229,10 +230,25 @@ def evaluate(alarm: dict[str, Any], data: list[Datum], until: int) -> tuple[list
 
 
 @pytest.fixture(scope="module")
-def declared() -> dict[str, dict[str, Any]]:
-    deployment: Deployment = deploy(
+def deployment() -> Deployment:
+    return deploy(
         {"aws:region": "us-east-1", "maxProvisioningPerHour": MAX_PER_HOUR, "alarmThreshold": ALARM_THRESHOLD}
     )
+
+
+@pytest.fixture(scope="module")
+def namespace(deployment: Deployment) -> str:
+    """The metrics namespace the program deploys the functions with (all of them share it)."""
+    namespaces = {
+        function.inputs["environment"]["variables"][METRICS_NAMESPACE_ENV]
+        for function in deployment.mocks.of_type("aws:lambda/function:Function")
+    }
+    [only] = namespaces
+    return str(only)
+
+
+@pytest.fixture(scope="module")
+def declared(deployment: Deployment) -> dict[str, dict[str, Any]]:
     return {
         alarm.inputs["name"].removeprefix("iot-provisioning-dev-"): alarm.inputs
         for alarm in deployment.mocks.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
@@ -269,7 +285,14 @@ class Hook:
 
 
 @pytest.fixture
-def hook(configure_hook: Any, hook_output: pytest.CaptureFixture[str]) -> Hook:
+def hook(
+    configure_hook: Any,
+    hook_output: pytest.CaptureFixture[str],
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Hook:
+    # A cold start with the deployed environment: the hook reads its namespace from it once.
+    monkeypatch.setattr(handler.metrics, "namespace", namespace)
     return Hook(lambda event: handler.lambda_handler(event, FakeLambdaContext()), hook_output)
 
 
@@ -387,13 +410,13 @@ def test_activation_rule_failures_count_whatever_the_action_type_is_called(
     )
 
 
-def test_thing_events_disabled_raises_while_a_report_says_so(declared: dict[str, dict[str, Any]]) -> None:
+def test_thing_events_disabled_raises_while_a_report_says_so(
+    declared: dict[str, dict[str, Any]], namespace: str
+) -> None:
     alarm = declared["thing-events-disabled"]
 
     def report(value: float, at: int) -> list[Datum]:
-        return published(
-            "IoTFleetProvisioning", "ThingEventsDisabled", {"service": "stale-approvals"}, [value], at
-        )
+        return published(namespace, "ThingEventsDisabled", {"service": "stale-approvals"}, [value], at)
 
     # The stale-approvals function reports every 15 minutes.
     data = [*report(0, 60), *report(1, 960), *report(1, 1860), *report(0, 2760)]

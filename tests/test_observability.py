@@ -15,6 +15,8 @@ BASE = "iot-provisioning-dev"
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{BASE}-alerts"
 CLAIM_ID = "0" * 63 + "1"
 TABLE = f"{BASE}-device-registry"
+NAMESPACE = f"IoTFleetProvisioning/{BASE}"
+"""The stack's own metrics namespace: another stack's hook in the account never counts here."""
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +152,7 @@ SINGLE_METRIC_ALARMS = {
         GT,
     ),
     "provisioning-rejected": (
-        "IoTFleetProvisioning",
+        NAMESPACE,
         "ProvisioningRejected",
         {"service": "provisioning-hook"},
         "Sum",
@@ -159,7 +161,7 @@ SINGLE_METRIC_ALARMS = {
         GE,
     ),
     "claim-abuse-1": (
-        "IoTFleetProvisioning",
+        NAMESPACE,
         "ProvisioningApproved",
         {"service": "provisioning-hook", "ClaimCertificateId": CLAIM_ID},
         "Sum",
@@ -177,7 +179,7 @@ SINGLE_METRIC_ALARMS = {
         GE,
     ),
     "thing-events-disabled": (
-        "IoTFleetProvisioning",
+        NAMESPACE,
         "ThingEventsDisabled",
         {"service": "stale-approvals"},
         "Maximum",
@@ -252,7 +254,7 @@ def test_register_thing_failed_counts_only_the_failures_the_hook_did_not_cause(d
             "id": "rejected",
             "returnData": False,
             "metric": {
-                "namespace": "IoTFleetProvisioning",
+                "namespace": NAMESPACE,
                 "metricName": "ProvisioningRejected",
                 "dimensions": {"service": "provisioning-hook"},
                 "period": 300,
@@ -359,9 +361,10 @@ def test_dashboard_shows_decisions_reasons_latency_registrations_errors_and_stal
     metrics = {title: json.dumps(properties["metrics"]) for title, properties in widgets.items()}
     assert "ProvisioningApproved" in metrics["Approvals and rejections"]
     assert "Reason" in metrics["Rejections by reason"] and "SEARCH(" in metrics["Rejections by reason"]
+    assert f'\\"{NAMESPACE}\\"' in metrics["Rejections by reason"]
     assert '"p50"' in metrics["Hook duration (ms)"] and '"p99"' in metrics["Hook duration (ms)"]
     assert widgets["Approvals per claim certificate, and activations"]["metrics"][0] == [
-        "IoTFleetProvisioning",
+        NAMESPACE,
         "ProvisioningApproved",
         "service",
         "provisioning-hook",
