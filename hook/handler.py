@@ -85,14 +85,19 @@ def _count_approval_by_claim_certificate(claim_certificate_id: str) -> None:
     The id is the one AWS IoT puts in the event, validated as 64 hex digits by :func:`_provenance` before
     any approval: the dimension's values are certificate ids, never device input.
     """
+    _count_by(Metric.PROVISIONING_APPROVED, CLAIM_CERTIFICATE_DIMENSION, claim_certificate_id)
+
+
+def _count_by(metric: Metric, dimension: str, value: str) -> None:
+    """One more ``metric`` under the dimension set {service, ``dimension``}, beside its service-wide count."""
     with single_metric(
-        name=Metric.PROVISIONING_APPROVED,
+        name=metric,
         unit=MetricUnit.Count,
         value=1,
         namespace=metrics.namespace,
         default_dimensions={SERVICE_DIMENSION: SERVICE},
-    ) as by_claim:
-        by_claim.add_dimension(name=CLAIM_CERTIFICATE_DIMENSION, value=claim_certificate_id)
+    ) as counted:
+        counted.add_dimension(name=dimension, value=value)
 
 
 def _decide(event: Any) -> tuple[dict[str, str], str]:
@@ -118,14 +123,7 @@ def _deny(reason: RejectionReason, detail: str) -> dict[str, Any]:
         "provisioning denied", extra={"decision": "DENIED", "reason": reason.value, "detail": detail}
     )
     metrics.add_metric(name=Metric.PROVISIONING_REJECTED, unit=MetricUnit.Count, value=1)
-    with single_metric(
-        name=Metric.PROVISIONING_REJECTED,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=metrics.namespace,
-        default_dimensions={SERVICE_DIMENSION: SERVICE},
-    ) as by_reason:
-        by_reason.add_dimension(name=REASON_DIMENSION, value=reason.value)
+    _count_by(Metric.PROVISIONING_REJECTED, REASON_DIMENSION, reason.value)
     return _answer(allow=False)
 
 
