@@ -57,6 +57,7 @@ class DeviceRegistry(pulumi.ComponentResource):
             global_secondary_indexes=[
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
                     name=index,
+                    # key_schemas needs pulumi-aws 7.17 or later (the pyproject floor).
                     key_schemas=[
                         aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
                             attribute_name=hash_key, key_type="HASH"
