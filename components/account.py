@@ -26,21 +26,27 @@ IOT_LOG_GROUP: Final = "AWSIotLogsV2"
 IOT_LOG_LEVEL: Final = "ERROR"
 """Failures only: provisioning and policy errors with their reasons, without a line per MQTT message."""
 AUDIT_SQL: Final = "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
-EVENT_CONFIGURATIONS: Final = {
-    "CA_CERTIFICATE": False,
-    "CERTIFICATE": False,
-    "JOB": False,
-    "JOB_EXECUTION": False,
-    "POLICY": False,
-    "THING": True,
-    "THING_GROUP": False,
-    "THING_GROUP_HIERARCHY": False,
-    "THING_GROUP_MEMBERSHIP": False,
-    "THING_TYPE": False,
-    "THING_TYPE_ASSOCIATION": False,
-}
-"""Every registry event type AWS IoT has (API UpdateEventConfigurations), each declared: the provider reads
-all of them back, so an undeclared one shows as a change on every preview. THING events drive activation."""
+EVENT_TYPES: Final = (
+    "CA_CERTIFICATE",
+    "CERTIFICATE",
+    "JOB",
+    "JOB_EXECUTION",
+    "POLICY",
+    "THING",
+    "THING_GROUP",
+    "THING_GROUP_HIERARCHY",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_TYPE",
+    "THING_TYPE_ASSOCIATION",
+)
+"""Every registry event type AWS IoT has (API UpdateEventConfigurations)."""
+
+
+def event_configurations(enabled: frozenset[str]) -> dict[str, bool]:
+    """Every event type with its switch. All are declared: the provider reads all of them back
+    (terraform-provider-aws iot/event_configurations.go), so an undeclared one would show as a change on
+    every preview, and the owner sets each one explicitly."""
+    return {event_type: event_type in enabled for event_type in EVENT_TYPES}
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class AccountSettingsArgs:
     """Arguments of :class:`AccountSettings`."""
 
     name_prefix: str
+    event_types: frozenset[str]
+    """Registry event types to switch on (THING at least: activation runs on it); the others are off."""
     audit_logging: bool
     """AWS IoT v2 logging to ``AWSIotLogsV2`` and the audit rule over ``$aws/events/#``."""
     log_retention_days: int
@@ -76,7 +84,7 @@ class AccountSettings(pulumi.ComponentResource):
         # and no device of any stack in the region becomes ACTIVE.
         aws.iot.EventConfigurations(
             f"{name}-registry-events",
-            event_configurations=EVENT_CONFIGURATIONS,
+            event_configurations=event_configurations(args.event_types),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.audit_log_group_name = None

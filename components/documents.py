@@ -181,9 +181,11 @@ def rule_log_policy(log_group_arn: str) -> str:
 
 
 def iot_logging_policy(log_group_arn: str) -> str:
-    """The AWS IoT logging role's permissions on ``AWSIotLogsV2``: AWS's example logging role policy
-    (developer guide, "Configure the logging role") limited to that group. ``logs:PutRetentionPolicy``
-    and ``logs:PutMetricFilter`` are left out: the stack owns the group's retention and adds no filters."""
+    """The AWS IoT logging role's permissions, on ``AWSIotLogsV2`` only: from AWS's example logging role
+    policy (developer guide, "Configure the logging role"), ``logs:CreateLogGroup``, ``CreateLogStream``
+    and ``PutLogEvents``, plus ``DescribeLogStreams`` that AWS lists for its CloudWatch Logs rule action.
+    ``logs:PutRetentionPolicy`` and ``logs:PutMetricFilter`` are left out: the stack owns the group's
+    retention and adds no filters."""
     actions = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
     return _dumps(
         {"Version": IAM_VERSION, "Statement": [allow(actions, [log_group_arn, f"{log_group_arn}:*"])]}

@@ -304,7 +304,7 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
 
     hook = {SERVICE_DIMENSION: Service.HOOK.value}
     by_reason = (
-        f"SEARCH('{{\"{names.metrics_namespace}\",{REASON_DIMENSION},{SERVICE_DIMENSION}}} "
+        f'SEARCH(\'{{"{names.metrics_namespace}",{REASON_DIMENSION},{SERVICE_DIMENSION}}} '
         f"MetricName=\"{Metric.PROVISIONING_REJECTED}\"', 'Sum', {PERIOD_SECONDS})"
     )
     widgets = [

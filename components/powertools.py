@@ -13,6 +13,43 @@ ARCHITECTURE: Final = "arm64"
 
 COMMERCIAL_LAYER_ACCOUNT: Final = "017000801446"
 """The publisher in every commercial region (Powertools docs, "Install": Lambda layer)."""
+COMMERCIAL_ARM64_REGIONS: Final = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-central-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+    }
+)
+"""Commercial regions where the arm64 layer is published (Powertools docs, the arm64 layer table; not
+ca-west-1, which has no arm64 layers). A region added later joins this list once the table lists it."""
 OTHER_PARTITION_LAYER_ACCOUNTS: Final = {
     "cn-north-1": "498634801083",
     "us-gov-east-1": "165087284144",
@@ -20,8 +57,6 @@ OTHER_PARTITION_LAYER_ACCOUNTS: Final = {
 }
 """The publishers outside the commercial partition, one per region (Powertools docs, "Install": China and
 GovCloud rows). cn-northwest-1 has no layer."""
-REGIONS_WITHOUT_ARM64_LAYER: Final = frozenset({"ca-west-1"})
-"""Commercial regions where the arm64 layer is not published (Lambda has no arm64 layers there)."""
 
 
 class LayerUnavailable(ValueError):
@@ -44,7 +79,7 @@ def powertools_layer_arn(region: str, version: int) -> str:
     raises :class:`LayerUnavailable` where AWS does not publish it."""
     partition = partition_of(region)
     if partition == "aws":
-        if region in REGIONS_WITHOUT_ARM64_LAYER:
+        if region not in COMMERCIAL_ARM64_REGIONS:
             raise LayerUnavailable(f"the Powertools layer is not published for {ARCHITECTURE} in {region}")
         account = COMMERCIAL_LAYER_ACCOUNT
     else:

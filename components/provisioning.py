@@ -249,15 +249,15 @@ class FleetProvisioning(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
-        # AWS documents no SourceArn for the hook's invocation; its confused-deputy page requires
-        # "arn:aws:iot:region:account-id:*" for AWS IoT (cross-service-confused-deputy-prevention.html).
+        # The pre-provisioning hook page asks for "source-arn or source-account"; AWS documents no SourceArn
+        # for a hook's invocation and public deployments set none, so a SourceArn condition could refuse
+        # every RegisterThing: the account is the confused-deputy protection.
         permission = aws.lambda_.Permission(
             f"{name}-hook-invoke",
             action="lambda:InvokeFunction",
             function=hook.name,
             principal="iot.amazonaws.com",
             source_account=self._scope.account_id,
-            source_arn=self._scope.apply(lambda scope: scope.iot_arn("*")),
             opts=self._child,
         )
         return aws.iot.ProvisioningTemplate(

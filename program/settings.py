@@ -61,6 +61,22 @@ def _shadow_document(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+EventType = Literal[
+    "CA_CERTIFICATE",
+    "CERTIFICATE",
+    "JOB",
+    "JOB_EXECUTION",
+    "POLICY",
+    "THING",
+    "THING_GROUP",
+    "THING_GROUP_HIERARCHY",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_TYPE",
+    "THING_TYPE_ASSOCIATION",
+]
+"""AWS IoT's registry event types (API UpdateEventConfigurations)."""
+
+
 class SettingsError(ValueError):
     """Stack config is invalid; the message lists every problem, one per line."""
 
@@ -172,6 +188,8 @@ class Settings(BaseModel):
     """Things registered through the claim certificate per hour above which claim abuse is alarmed."""
     powertools_layer_version: Annotated[int, Field(ge=1)] = 27
     """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer."""
+    account_event_types: tuple[EventType, ...] = ("THING",)
+    """Registry event types the account-settings owner switches on; the others it switches off."""
     account_settings: bool = True
     """This stack owns the account-wide AWS IoT settings of its account and region (registry events,
     logging, the audit rule). Exactly one stack per account and region may; the others set false."""
@@ -271,6 +289,15 @@ class Settings(BaseModel):
         except RulesError as error:
             raise ValueError(str(error)) from error
         return value
+
+    @field_validator("account_event_types")
+    @classmethod
+    def _account_event_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "THING" not in value:
+            raise ValueError(
+                "THING events must stay on: activation of every stack in the region runs on them"
+            )
+        return tuple(sorted(set(value)))
 
     @field_validator("lambda_timeout")
     @classmethod

@@ -117,12 +117,18 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             "account",
             AccountSettingsArgs(
                 name_prefix=settings.base_name,
+                event_types=frozenset(settings.account_event_types),
                 audit_logging=settings.enable_audit_logging,
                 log_retention_days=settings.log_retention_days,
                 audit_log_retention_days=settings.audit_log_retention_days,
                 tags=tags,
             ),
             scope,
+            # Its resources were the AuditTrail component's ("audit-..."): the alias keeps them, instead
+            # of creating them again beside the old ones (whose names AWS holds) and then deleting those.
+            opts=pulumi.ResourceOptions(
+                aliases=[pulumi.Alias(name="audit", type_="iot-fleet-provisioning:index:AuditTrail")]
+            ),
         )
 
     outputs: dict[str, Any] = {

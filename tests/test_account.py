@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from components.account import EVENT_CONFIGURATIONS
 from hook.contract import METRICS_NAMESPACE_ENV, metrics_namespace, metrics_namespace_from_environment
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, deploy, stack_config
 
@@ -53,12 +52,36 @@ def document(resource: Declared, key: str = "policy") -> dict[str, Any]:
 def test_owner_declares_every_event_type_with_thing_events_on(owner: Deployment) -> None:
     # The provider reads every event type back (terraform-provider-aws iot/event_configurations.go), so an
     # undeclared one would show as a change on every preview.
-    declared = owner.mocks.one("aws:iot/eventConfigurations:EventConfigurations").inputs[
-        "eventConfigurations"
-    ]
+    declared = event_switches(owner)
+    assert declared == {event_type: event_type == "THING" for event_type in EVERY_EVENT_TYPE}
+
+
+def event_switches(deployment: Deployment) -> dict[str, bool]:
+    switches: dict[str, bool] = deployment.mocks.one(
+        "aws:iot/eventConfigurations:EventConfigurations"
+    ).inputs["eventConfigurations"]
+    return switches
+
+
+def test_owner_switches_on_the_event_types_config_names_and_off_the_others() -> None:
+    # The owner sets all eleven switches of the account and region: other workloads' event types are on
+    # only when config says so.
+    deployment = deploy({"aws:region": REGION, "accountEventTypes": ["JOB", "THING", "JOB_EXECUTION"]})
+    declared = event_switches(deployment)
+    assert {kind for kind, enabled in declared.items() if enabled} == {"JOB", "JOB_EXECUTION", "THING"}
     assert set(declared) == EVERY_EVENT_TYPE
-    assert declared["THING"] is True
-    assert declared == EVENT_CONFIGURATIONS
+
+
+def test_the_account_settings_keep_the_resources_the_audit_trail_component_created(owner: Deployment) -> None:
+    # Renamed from AuditTrail("audit"): without the alias, `pulumi up` on an existing stack would create
+    # AWSIotLogsV2, the logging role and the audit rule again beside the old ones and fail on their names.
+    [component] = [
+        r for r in owner.mocks.resources if r.type == "iot-fleet-provisioning:index:AccountSettings"
+    ]
+    aliases = owner.mocks.options[component.name].aliases or []
+    assert [(alias.name, alias.type_) for alias in aliases] == [  # type: ignore[union-attr]
+        ("audit", "iot-fleet-provisioning:index:AuditTrail")
+    ]
 
 
 def test_iot_logging_writes_to_the_account_group_with_a_role_that_outlives_the_stack(

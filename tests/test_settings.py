@@ -117,6 +117,12 @@ def test_environment_defaults_to_the_stack_and_prod_protects_data_and_keeps_logs
             "aws:region = ca-west-1: the Powertools layer is not published for arm64",
         ),
         (
+            {"aws:region": "ap-east-2"},
+            "aws:region = ap-east-2: the Powertools layer is not published for arm64",
+        ),
+        ({"accountEventTypes": ["JOB"]}, 'accountEventTypes = ["JOB"]: THING events must stay on'),
+        ({"accountEventTypes": ["THING", "THINGS"]}, "accountEventTypes.1 = "),
+        (
             {"aws:region": "cn-northwest-1"},
             "aws:region = cn-northwest-1: the Powertools layer is not published",
         ),
