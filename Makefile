@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test install lint typecheck unit e2e demo bench clean
+.PHONY: test install lint typecheck unit e2e demo bench clean aws-acceptance
 
 test: lint typecheck unit e2e
 
@@ -31,6 +31,12 @@ e2e: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m local.demo
+
+# Not part of `make test`: deploys a throwaway stack on AWS (needs the Pulumi CLI and AWS credentials), runs
+# the e2e scenario against it and destroys it. README.md, "Acceptance run on AWS".
+aws-acceptance: $(STAMP)
+	@test -n "$(STACK)" || { echo "usage: make aws-acceptance STACK=<new stack name> [ARGS='--region eu-west-1 ...']"; exit 2; }
+	$(BIN)/python -m local.acceptance --stack "$(STACK)" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/hook_bench.py

@@ -3,48 +3,25 @@ start from."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from local.deployer import LocalStack, deploy
+from local.deployer import LOCAL_STACK, LocalStack, deploy, local_config
 from local.device import Broker
 from local.emulator import Emulator
 from local.fleet import FleetTarget
 from local.inspection import Inspector
+from local.scenario import EMULATOR_PATIENCE, Deployment, stack_settings
 from program.outputs import StackOutput
 
 
-@dataclass
-class Sandbox:
-    """The emulator, the deployed stack, what devices need to reach it, and a read-only view of it."""
+@dataclass(kw_only=True)
+class Sandbox(Deployment):
+    """The emulator and the local stack deployed in it, as a :class:`Deployment` of the scenario."""
 
     emulator: Emulator
     stack: LocalStack
-    target: FleetTarget
-    inspector: Inspector
-
-    @property
-    def registry_table(self) -> str:
-        """Name of the device registry table."""
-        return str(self.stack.outputs[StackOutput.REGISTRY_TABLE])
-
-    def wait_for_status(
-        self, serials: Iterable[str], status: str, timeout: float = 15.0
-    ) -> dict[str, dict[str, str]]:
-        """Poll the registry until every serial has ``status`` (activation runs asynchronously, from a topic
-        rule); returns the registry, whether or not they all got there in time."""
-        wanted = set(serials)
-        deadline = time.monotonic() + timeout
-        while True:
-            items = self.inspector.registry(self.registry_table)
-            if (
-                all(items.get(serial, {}).get("status") == status for serial in wanted)
-                or time.monotonic() > deadline
-            ):
-                return items
-            time.sleep(0.2)
 
 
 @contextmanager
@@ -59,4 +36,7 @@ def sandbox() -> Iterator[Sandbox]:
             stack=stack,
             target=FleetTarget.from_outputs(broker, stack.outputs),
             inspector=Inspector(endpoint_url, str(stack.outputs[StackOutput.REGION])),
+            outputs=stack.outputs,
+            settings=stack_settings(local_config(), LOCAL_STACK),
+            patience=EMULATOR_PATIENCE,
         )

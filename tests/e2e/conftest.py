@@ -7,17 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.deployer import local_config
-from local.fleet import Outcome, provision_fleet, with_hook_reasons
+from local.fleet import Outcome
 from local.manifest import load_manifest
 from local.sandbox import Sandbox, sandbox
-from program.outputs import StackOutput
-from program.settings import PROJECT, Settings, parse_settings
-
-FLEET_CONCURRENCY = 4
-"""Devices provisioning at once. Each concurrent hook invocation may start a new Lambda worker in the
-emulator (a Python process importing Powertools and boto3); 4 keeps that burst well inside the emulator's
-6-second hook deadline on a 2-core runner. The benchmark measures 8 at a time."""
+from local.scenario import FLEET_CONCURRENCY, Fleet, provision_devices
+from program.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -28,34 +22,18 @@ def box() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
+def settings(box: Sandbox) -> Settings:
     """The local stack's settings, as the program validated them."""
-    values = {
-        key.removeprefix(f"{PROJECT}:"): value
-        for key, value in local_config().items()
-        if key.startswith(f"{PROJECT}:") or key == "aws:region"
-    }
-    return parse_settings(values, "local")
+    return box.settings
 
 
 @pytest.fixture(scope="session")
-def fleet(box: Sandbox) -> list[Outcome]:
+def fleet(box: Sandbox) -> Fleet:
     """The sample manifest provisioned, with the hook's reasons for the rejected devices."""
-    outcomes = provision_fleet(box.target, load_manifest(), concurrency=FLEET_CONCURRENCY)
-    outcomes = with_hook_reasons(
-        outcomes, box.inspector.client("logs"), box.stack.outputs[StackOutput.HOOK_FUNCTION]
-    )
-    box.wait_for_status([o.device.identity.serial_number for o in outcomes if o.approved], "ACTIVE")
-    return outcomes
+    return provision_devices(box, load_manifest(), concurrency=FLEET_CONCURRENCY)
 
 
 @pytest.fixture(scope="session")
-def approved(fleet: list[Outcome]) -> list[Outcome]:
+def approved(fleet: Fleet) -> list[Outcome]:
     """The devices of the sample fleet that provisioned."""
-    return [outcome for outcome in fleet if outcome.approved]
-
-
-@pytest.fixture(scope="session")
-def rejected(fleet: list[Outcome]) -> list[Outcome]:
-    """The devices of the sample fleet that the hook denied."""
-    return [outcome for outcome in fleet if not outcome.approved]
+    return fleet.approved

@@ -18,19 +18,16 @@ from typer.testing import CliRunner
 
 from fleetctl.cli import app
 from hook.contract import DeviceStatus, RejectionReason, device_type_resource_name, thing_name
-from local.device import (
-    ConnectRefused,
-    Identity,
-    ProvisionedDevice,
-    Rejected,
-    Session,
-    provision,
-    telemetry_topic,
-)
+from local.device import ConnectRefused, Identity, ProvisionedDevice, Rejected, provision
 from local.emulator import ACCESS_KEY
 from local.fleet import HOOK_DENIED
 from local.hook_logs import Denial, hook_denials
 from local.sandbox import Sandbox
+from local.scenario import (
+    a_revoked_device_cannot_connect,
+    expect_new_connection_refused,
+    provision_and_connect,
+)
 from program.outputs import StackOutput
 from program.settings import Settings
 
@@ -64,40 +61,18 @@ def fleetctl(box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> F
     return run
 
 
-def _provision_and_connect(box: Sandbox, identity: Identity) -> ProvisionedDevice:
-    """Provision a fresh device by claim, wait until the registry has it ACTIVE, and show that it connects
-    as its thing with its certificate and publishes its telemetry."""
-    device = provision(
-        box.target.broker,
-        box.target.claim,
-        f"{box.target.claim_client_id_prefix}{identity.serial_number}",
-        box.target.template_name,
-        identity,
-    )
-    registry = box.wait_for_status([identity.serial_number], DeviceStatus.ACTIVE)
-    assert registry[identity.serial_number]["status"] == DeviceStatus.ACTIVE
-    with Session(box.target.broker, device.credentials, device.thing_name) as session:
-        session.publish(
-            telemetry_topic(identity.device_type, device.thing_name),
-            {"serialNumber": identity.serial_number, "temperature": 20.0, "at": time.time()},
-        )
-    return device
-
-
-def _assert_connect_refused_for_certificate_status(box: Sandbox, device: ProvisionedDevice) -> None:
-    """The device's MQTT connect fails, and the broker says why: its certificate is REVOKED.
+def _assert_refused_for_certificate_status(
+    box: Sandbox, device: ProvisionedDevice, refused: ConnectRefused
+) -> None:
+    """The device's new MQTT connection was refused (``refused``, the scenario's check), and the broker
+    says why: its certificate is REVOKED.
 
     With ``AUTH=true`` the emulator, as AWS IoT, closes the connection without a CONNACK for a certificate
     that is not ACTIVE, so the reason is read from the emulator's log. That tells the certificate check
     apart from a refusal by policy (CONNACK ``NOT_AUTHORIZED``), which revoking alone would also cause
     since it detaches the policy."""
-    with (
-        pytest.raises(ConnectRefused) as refused,
-        Session(box.target.broker, device.credentials, device.thing_name),
-    ):
-        pass
     # The broker hung up without a CONNACK: refused before any policy is evaluated.
-    assert "AWS_ERROR_MQTT_UNEXPECTED_HANGUP" in str(refused.value)
+    assert "AWS_ERROR_MQTT_UNEXPECTED_HANGUP" in str(refused)
     expected = f"refusing client certificate {device.certificate_id} (status 'REVOKED')"
     deadline = time.monotonic() + WAIT_SECONDS
     while expected not in box.emulator.log_path.read_text(encoding="utf-8", errors="replace"):
@@ -126,38 +101,25 @@ def _revocation_steps(serial: str, device: ProvisionedDevice, policy: str) -> li
 
 
 def test_a_revoked_device_can_no_longer_connect(box: Sandbox, settings: Settings, fleetctl: Fleetctl) -> None:
-    identity = Identity("TS-910001", "temperature-sensor", "AcmeIoT", "1.4.2", "ops-lab/revoke")
-    device = _provision_and_connect(box, identity)
+    revocation = a_revoked_device_cannot_connect(
+        box, lambda serial, reason: fleetctl("revoke", serial, "--reason", reason)
+    )
+
+    device = revocation.device
+    identity = device.identity
     policy = device_type_resource_name(settings.base_name, identity.device_type)
-
-    result = fleetctl("revoke", identity.serial_number, "--reason", "key extracted in the field")
-
-    assert result == {
+    assert revocation.result == {
         "serial": identity.serial_number,
         "steps": _revocation_steps(identity.serial_number, device, policy),
     }
-    _assert_connect_refused_for_certificate_status(box, device)
-
-    item = box.inspector.registry(box.registry_table)[identity.serial_number]
-    assert item["status"] == DeviceStatus.REVOKED
-    assert item["revocationReason"] == "key extracted in the field"
-    assert item["revokedAt"]
-    assert item["certificateId"] == device.certificate_id
-    certificate = box.inspector.certificate(device.certificate_id)
-    assert certificate is not None
-    assert certificate.status == "REVOKED"
-    assert certificate.policies == []
-    assert certificate.things == []
-    thing = box.inspector.thing(device.thing_name)  # revoking keeps the thing, without its certificate
-    assert thing is not None
-    assert thing.principals == []
+    _assert_refused_for_certificate_status(box, device, revocation.refusal)
 
 
 def test_a_decommissioned_serial_cannot_provision_again(
     box: Sandbox, settings: Settings, fleetctl: Fleetctl
 ) -> None:
     identity = Identity("PS-910002", "pressure-sensor", "AcmeIoT", "1.0.0", "ops-lab/decommission")
-    device = _provision_and_connect(box, identity)
+    device = provision_and_connect(box, identity)
     assert device.thing_name == thing_name(settings.base_name, identity.serial_number)
     policy = device_type_resource_name(settings.base_name, identity.device_type)
 
@@ -180,7 +142,7 @@ def test_a_decommissioned_serial_cannot_provision_again(
     assert certificate is not None
     assert certificate.status == "REVOKED"
     assert certificate.policies == []
-    _assert_connect_refused_for_certificate_status(box, device)
+    _assert_refused_for_certificate_status(box, device, expect_new_connection_refused(box, device))
 
     # The same serial comes back: a new device with the claim certificate and new keys.
     with pytest.raises(Rejected) as rejected:
