@@ -80,25 +80,28 @@ class AccountSettings(pulumi.ComponentResource):
         super().__init__("iot-fleet-provisioning:index:AccountSettings", name, None, opts)
         self._args = args
         self._scope = scope
+        self.audit_log_group_name = None
+        claimed: list[pulumi.Resource] = []
+        if args.audit_logging:
+            claimed.append(self._create_iot_logging(name))
+            self.audit_log_group_name = self._create_audit_rule(name)
         # Registry events are off by default; without THING events no thing-created event is published
-        # and no device of any stack in the region becomes ACTIVE.
+        # and no device of any stack in the region becomes ACTIVE. Set only once this stack holds
+        # AWSIotLogsV2: a second stack left at accountSettings true stops there, before changing a switch.
         aws.iot.EventConfigurations(
             f"{name}-registry-events",
             event_configurations=event_configurations(args.event_types),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=claimed),
         )
-        self.audit_log_group_name = None
-        if args.audit_logging:
-            self._create_iot_logging(name)
-            self.audit_log_group_name = self._create_audit_rule(name)
         self.register_outputs({"audit_log_group_name": self.audit_log_group_name})
 
-    def _create_iot_logging(self, name: str) -> None:
+    def _create_iot_logging(self, name: str) -> aws.cloudwatch.LogGroup:
         """AWS IoT v2 logging at ``ERROR`` into ``AWSIotLogsV2``, with a role that may write only there.
 
         The group, the role and its policy are kept when the stack is destroyed (``retain_on_delete``):
         the logging setting outlives the stack (its delete is a no-op), and must not point at a deleted
         role. Another stack adopts the group with ``pulumi import`` (README, "Account-wide settings").
+        Returns the group, which only one stack per account and region can create.
         """
         args = self._args
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
@@ -131,6 +134,7 @@ class AccountSettings(pulumi.ComponentResource):
             disable_all_logs=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logging_policy]),
         )
+        return iot_logs
 
     def _create_audit_rule(self, name: str) -> pulumi.Output[str]:
         """A rule copying every ``$aws/events/#`` event to an audit log group; returns the group's name.
