@@ -10,285 +10,41 @@ Needs the Pulumi CLI and AWS credentials; nothing in ``make test`` runs it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import secrets
 import shutil
 import signal
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol
 
 import boto3
 import pulumi.automation as auto
-from botocore.exceptions import BotoCoreError, ClientError
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
-from fleetctl.context import StackContext
-from fleetctl.devices import find_device
-from fleetctl.errors import FleetctlError
-from fleetctl.iot import attached_policies, describe_certificate, principal_things
-from fleetctl.lifecycle import decommission, revoke
-from hook.contract import Attr, template_name
-from local import scenario
-from local.device import Broker
-from local.fleet import FleetTarget
-from local.inspection import Inspector
-from local.report import outcomes_table
-from local.scenario import AWS_PATIENCE, Deployment, ScenarioResult, scenario_config, stack_settings
-from program.outputs import StackOutput
-from program.settings import PROJECT, TEMPLATE_NAME_MAX_LENGTH, Settings
+from local.acceptance_plan import (
+    AMAZON_ROOT_CA_NAME,
+    MARKER_KEY,
+    MAX_STACK_NAME,
+    Plan,
+    Refused,
+    amazon_root_ca,
+    fetch_url,
+    make_plan,
+    require_thing_events,
+)
+from local.acceptance_report import Exit, Report
+from local.acceptance_scenario import AwsScenario
+from local.deployer import ROOT
+from local.scenario import ScenarioResult
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-MARKER_KEY: Final = "acceptance:runId"
-"""Stack config the runner writes when it creates the stack; it deploys and destroys only while it holds
-this run's value."""
-AMAZON_ROOT_CA_URL: Final = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
-AMAZON_ROOT_CA_NAME: Final = "Amazon Root CA 1"
-MQTT_PORT: Final = 8883
 DESTROY_ATTEMPTS: Final = 3
 LOCK_WAIT_SECONDS: Final = 900.0
 """How long the teardown waits for another update of the stack to finish: a ``pulumi up`` the runner was
 interrupted in goes on until it has cancelled (Ctrl-C) or finished (SIGTERM, which it does not get)."""
 LOCK_POLL_SECONDS = 15.0
-DELETE_ATTEMPTS: Final = 6
-"""AWS IoT detaches policies and things asynchronously: deleting a certificate may fail for a few seconds."""
-CLEAN_UP_REASON: Final = "acceptance run clean-up"
-_RESOURCE_PREFIX: Final[str] = Settings.model_fields["resource_prefix"].default
-MAX_STACK_NAME: Final = TEMPLATE_NAME_MAX_LENGTH - len(template_name(f"{_RESOURCE_PREFIX}-"))
-"""The stack name is the environment: it must keep ``<prefix>-<env>-fleet`` within AWS IoT's limit."""
-_STACK_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-
-class Exit(IntEnum):
-    """Exit statuses of the runner."""
-
-    PASSED = 0
-    FAILED = 1
-    REFUSED = 2
-    LEFT_BEHIND = 3
-    """The stack could not be destroyed or removed: resources may remain."""
-    INTERRUPTED = 130
-
-
-class Refused(Exception):
-    """The run was refused before anything was deployed; the message says why and what to do."""
-
-
-# --- what to deploy, and checks before deploying ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The throwaway stack: its name (also its environment), region, and who owns the account settings."""
-
-    stack: str
-    region: str
-    own_account_settings: bool
-    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
-
-    def config(self) -> dict[str, str]:
-        """The stack config, as Pulumi stores it; the device types are the scenario's. No audit logging:
-        what it creates in the account-settings owner outlives the stack."""
-        return {
-            "aws:region": self.region,
-            f"{PROJECT}:environment": self.stack,
-            f"{PROJECT}:protectData": "false",
-            f"{PROJECT}:logRetentionDays": "1",
-            f"{PROJECT}:enableMonitoring": "false",
-            f"{PROJECT}:accountSettings": json.dumps(self.own_account_settings),
-            # An owner's AWS IoT logging keeps AWSIotLogsV2, its role and policy when destroyed.
-            f"{PROJECT}:enableAuditLogging": "false",
-            **scenario_config(),
-            MARKER_KEY: self.run_id,
-        }
-
-
-def make_plan(stack: str, region: str, own_account_settings: bool) -> Plan:
-    """The plan, or :class:`Refused` when the stack name cannot be an environment or no region is given."""
-    if not region:
-        raise Refused("no AWS region: pass --region or set AWS_REGION")
-    if not (_STACK_NAME.fullmatch(stack) and len(stack) <= MAX_STACK_NAME):
-        raise Refused(
-            f"stack name {stack!r}: it is also the stack's environment, so 1-{MAX_STACK_NAME} characters "
-            "of a-z 0-9 -, starting with a letter or digit"
-        )
-    return Plan(stack, region, own_account_settings)
-
-
-def require_thing_events(iot: Any, own_account_settings: bool) -> None:
-    """Refuse unless the account's THING registry events are on, or this stack is to own that setting:
-    without them no thing-created event fires, and no approved device could become ``ACTIVE``."""
-    if own_account_settings:
-        return
-    try:
-        configurations = iot.describe_event_configurations().get("eventConfigurations", {})
-    except (BotoCoreError, ClientError) as error:
-        raise Refused(f"cannot read the account's AWS IoT event configurations: {error}") from error
-    if not configurations.get("THING", {}).get("Enabled"):
-        raise Refused(
-            "AWS IoT THING registry events are off in this account and region, so no approved device could "
-            "become ACTIVE. Turn them on in the stack that owns the account settings, or pass "
-            "--own-account-settings to let this throwaway stack own them (logging options, the "
-            "AWSIotLogsV2 log group, event configurations) for the run."
-        )
-
-
-def amazon_root_ca(ca_file: Path | None, fetch: Callable[[str], bytes]) -> str:
-    """Amazon Root CA 1 (PEM), the CA of AWS IoT's ATS endpoint: read from ``ca_file``, else fetched from
-    :data:`AMAZON_ROOT_CA_URL`; :class:`Refused` unless it is that certificate."""
-    source = str(ca_file) if ca_file is not None else AMAZON_ROOT_CA_URL
-    try:
-        pem = ca_file.read_bytes() if ca_file is not None else fetch(AMAZON_ROOT_CA_URL)
-        names = x509.load_pem_x509_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    except (OSError, ValueError) as error:
-        raise Refused(f"Amazon Root CA 1 from {source}: {error}") from error
-    if [name.value for name in names] != [AMAZON_ROOT_CA_NAME]:
-        raise Refused(f"{source} is not {AMAZON_ROOT_CA_NAME}")
-    return pem.decode("ascii")
-
-
-def fetch_url(url: str) -> bytes:
-    """The body of an HTTPS GET."""
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (only AMAZON_ROOT_CA_URL)
-        body: bytes = response.read()
-    return body
-
-
-# --- the scenario on AWS ----------------------------------------------------------------------------
-
-
-class AwsInspector(Inspector):
-    """The scenario's read-only view on AWS, with the default credentials; shadows through the stack's
-    ``iotEndpoint``."""
-
-    def __init__(self, region: str, data_endpoint: str) -> None:  # no emulator: Inspector's init is not used
-        session = boto3.session.Session(region_name=region)
-        self._clients: dict[str, Any] = {
-            "dynamodb": session.client("dynamodb"),
-            "iot": session.client("iot"),
-            "logs": session.client("logs"),
-            "iot-data": session.client("iot-data", endpoint_url=f"https://{data_endpoint}"),
-        }
-
-    def client(self, service: str) -> Any:
-        """A boto3 client of AWS in the stack's region."""
-        return self._clients[service]
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What :func:`remove_devices` removed, and what it could not."""
-
-    devices: int
-    certificates: int
-    problems: list[str]
-
-    def __str__(self) -> str:
-        removed = f"{self.devices} devices decommissioned, {self.certificates} certificates deleted"
-        return removed + "".join(f"\n  could not: {problem}" for problem in self.problems)
-
-
-def remove_devices(stack: StackContext, inspector: Inspector, certificate_ids: Iterable[str]) -> Removal:
-    """Remove what devices created and the stack does not own, so that destroying it can succeed: every
-    registry device is decommissioned with fleetctl (certificates revoked and detached, thing deleted)
-    and its shadow deleted; then every certificate of those devices and ``certificate_ids`` is deleted."""
-    certificates = set(certificate_ids)
-    problems: list[str] = []
-    registry = inspector.registry(stack.table)
-    for serial, item in sorted(registry.items()):
-        try:
-            certificates.update(find_device(stack, serial).certificate_ids)
-            _delete_shadow(
-                inspector.client("iot-data"), item.get(Attr.THING_NAME) or stack.thing_name(serial)
-            )
-            decommission(stack, serial, CLEAN_UP_REASON, keep_thing=False)
-        except (BotoCoreError, ClientError, FleetctlError) as error:
-            problems.append(f"decommission {serial}: {error}")
-    deleted = 0
-    for certificate_id in sorted(certificates):
-        try:
-            deleted += _delete_certificate(stack.iot, certificate_id)
-        except (BotoCoreError, ClientError) as error:
-            problems.append(f"delete certificate {certificate_id}: {error}")
-    return Removal(len(registry), deleted, problems)
-
-
-def _delete_shadow(iot_data: Any, thing_name: str) -> None:
-    try:
-        iot_data.delete_thing_shadow(thingName=thing_name)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
-
-
-def _delete_certificate(iot: Any, certificate_id: str) -> bool:
-    """Detach the certificate's policies and things, deactivate and delete it; ``False`` if it is gone."""
-    description = describe_certificate(iot, certificate_id)
-    if description is None:
-        return False
-    arn = description["certificateArn"]
-    for policy in attached_policies(iot, arn):
-        iot.detach_policy(policyName=policy, target=arn)
-    for thing in principal_things(iot, arn):
-        iot.detach_thing_principal(thingName=thing, principal=arn)
-    if description["status"] == "ACTIVE":
-        iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
-    for attempt in range(1, DELETE_ATTEMPTS):
-        try:
-            iot.delete_certificate(certificateId=certificate_id)
-            return True
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "DeleteConflictException":
-                raise
-        time.sleep(attempt)
-    iot.delete_certificate(certificateId=certificate_id)  # the last attempt: its error is the one reported
-    return True
-
-
-class AwsScenario:
-    """The shared scenario against the deployed stack on AWS, and the removal of what its devices left."""
-
-    def __init__(self, plan: Plan, ca_pem: str) -> None:
-        self._plan = plan
-        self._ca_pem = ca_pem
-        self.certificates: set[str] = set()
-        """Every certificate a device of the scenario was issued."""
-
-    def deployment(self, outputs: Mapping[str, Any]) -> Deployment:
-        """The stack as the scenario sees it, reached at its ``iotEndpoint`` with Amazon Root CA 1."""
-        endpoint = str(outputs[StackOutput.IOT_ENDPOINT])
-        return Deployment(
-            target=FleetTarget.from_outputs(Broker(endpoint, MQTT_PORT, self._ca_pem), dict(outputs)),
-            inspector=AwsInspector(self._plan.region, endpoint),
-            outputs=outputs,
-            settings=stack_settings(self._plan.config(), self._plan.stack),
-            patience=AWS_PATIENCE,
-        )
-
-    def run(self, outputs: Mapping[str, Any]) -> ScenarioResult:
-        """Run the scenario; devices are revoked with fleetctl, as an operator would."""
-        context = StackContext(outputs)
-        return scenario.run(
-            self.deployment(outputs),
-            lambda serial, reason: revoke(context, serial, reason),
-            on_certificate=self.certificates.add,
-        )
-
-    def clean_up(self, outputs: Mapping[str, Any]) -> str:
-        """Remove the scenario's devices and certificates; says what was removed."""
-        endpoint = str(outputs[StackOutput.IOT_ENDPOINT])
-        inspector = AwsInspector(self._plan.region, endpoint)
-        return str(remove_devices(StackContext(outputs), inspector, self.certificates))
 
 
 # --- the Automation API, as the runner uses it ---------------------------------------------------------
@@ -336,90 +92,6 @@ def create_local_stack(name: str) -> PulumiStack:
 
 
 # --- the run -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Report:
-    """What happened, for the summary the runner prints and its exit status."""
-
-    plan: Plan
-    scenario: ScenarioResult | None = None
-    error: str = ""
-    interrupted: bool = False
-    clean_up: str = ""
-    destroy_errors: list[str] = field(default_factory=list)
-    destroyed: bool = False
-    removed: bool = False
-    not_ours: bool = False
-    """The stack's config lacked this run's marker: it was neither deployed nor destroyed."""
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def timed(self, step: str) -> Iterator[None]:
-        """Add the time the block takes to ``step``."""
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.seconds[step] = self.seconds.get(step, 0.0) + time.monotonic() - started
-
-    @property
-    def exit_code(self) -> Exit:
-        """``LEFT_BEHIND`` unless the stack is gone, then ``INTERRUPTED``, ``FAILED`` or ``PASSED``."""
-        if not self.removed:
-            return Exit.LEFT_BEHIND
-        if self.interrupted:
-            return Exit.INTERRUPTED
-        if self.error or self.scenario is None or not self.scenario.passed:
-            return Exit.FAILED
-        return Exit.PASSED
-
-    def render(self) -> str:
-        """The report as text."""
-        plan = self.plan
-        lines = [f"Acceptance run on AWS: stack {plan.stack}, region {plan.region}, run {plan.run_id}", ""]
-        if self.scenario is not None:
-            lines += ["Checks", ""]
-            for check in self.scenario.checks:
-                lines.append(f"  {'PASS' if check.passed else 'FAIL'}  {check.name}")
-                lines += [f"          {line}" for line in check.detail.splitlines()]
-            lines += ["", "Devices", "", outcomes_table(self.scenario.outcomes), ""]
-        if self.interrupted:
-            lines += ["Interrupted (Ctrl-C or SIGTERM).", ""]
-        if self.error:
-            lines += ["Error:", *(f"  {line}" for line in self.error.splitlines()), ""]
-        lines += ["Teardown", "", f"  devices: {self.clean_up or 'none provisioned'}"]
-        lines += [f"  destroy {error}" for error in self.destroy_errors]
-        lines += [
-            f"  stack destroyed: {'yes' if self.destroyed else 'NO'}",
-            f"  stack removed from the workspace: {'yes' if self.removed else 'NO'}",
-            "",
-            "Time: " + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in self.seconds.items()),
-            f"Result: {self._verdict()}",
-        ]
-        return "\n".join(lines)
-
-    def _verdict(self) -> str:
-        stack, cwd = self.plan.stack, ROOT
-        if self.not_ours:
-            return (
-                f"REFUSED: the config of stack {stack} lacks this run's {MARKER_KEY}; it was neither "
-                f"deployed nor destroyed. Check it, then `pulumi stack rm {stack} --cwd {cwd}`."
-            )
-        if not self.destroyed:
-            return (
-                f"RESOURCES MAY REMAIN: run `pulumi destroy --stack {stack} --cwd {cwd}`, then "
-                f"`pulumi stack rm {stack} --cwd {cwd}`."
-            )
-        if not self.removed:
-            return f"DESTROYED, NOT REMOVED: run `pulumi stack rm {stack} --cwd {cwd}`."
-        if self.interrupted:
-            return "INTERRUPTED; the stack was destroyed and removed."
-        checks = self.scenario.checks if self.scenario is not None else []
-        failed = sum(not check.passed for check in checks)
-        if self.error or self.scenario is None or failed:
-            return f"FAILED ({failed} of {len(checks)} checks failed); the stack was destroyed and removed."
-        return f"PASSED ({len(checks)} checks); the stack was destroyed and removed."
 
 
 def run(

@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from local.deployer import LOCAL_STACK, LocalStack, deploy, local_config
+from local.deployment import EMULATOR_PATIENCE, Deployment, stack_settings
 from local.device import Broker
 from local.emulator import Emulator
 from local.fleet import FleetTarget
 from local.inspection import Inspector
-from local.scenario import EMULATOR_PATIENCE, Deployment, stack_settings
 from program.outputs import StackOutput
 
 

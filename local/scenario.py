@@ -1,4 +1,5 @@
-"""The scenario the e2e suite checks on the emulator and ``local/acceptance.py`` checks on AWS.
+"""The scenario the e2e suite checks on the emulator and ``local/acceptance.py`` checks on AWS, each a
+:class:`~local.deployment.Deployment`.
 
 The sample fleet provisions as its manifest expects: approved devices are ``ACTIVE`` with their thing,
 certificate and shadow; rejected devices, a clone among them, leave nothing behind; a revoked device
@@ -9,10 +10,10 @@ was found and what was expected.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from hook.contract import (
     PARAMETER_ATTRIBUTES,
@@ -23,14 +24,14 @@ from hook.contract import (
     thing_name,
 )
 from local.deployer import local_config
+from local.deployment import Deployment, eventually
 from local.device import ConnectRefused, Identity, ProvisionedDevice, Session, get_shadow, telemetry_topic
 from local.device import provision as provision_device
-from local.fleet import HOOK_DENIED, FleetTarget, Outcome, provision_fleet, with_hook_reasons
-from local.inspection import Inspector
+from local.fleet import HOOK_DENIED, Outcome, provision_fleet, with_hook_reasons
 from local.manifest import APPROVED, ManifestDevice, load_manifest
 from local.report import outcome_result
 from program.outputs import StackOutput
-from program.settings import PROJECT, Settings, parse_settings
+from program.settings import PROJECT
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -67,77 +68,11 @@ def present(value: T | None, what: str) -> T:
     return value
 
 
-def eventually(probe: Callable[[], T], done: Callable[[T], bool], seconds: float, interval: float) -> T:
-    """Call ``probe`` until ``done`` holds for its result or ``seconds`` have passed; the last result."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = probe()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-@dataclass(frozen=True)
-class Patience:
-    """Seconds to wait for what a deployment does asynchronously."""
-
-    activation: float
-    """Registry ``PENDING`` -> ``ACTIVE``: a topic rule invokes the activation function."""
-    logs: float
-    """The hook's log lines becoming readable."""
-    revocation: float
-    """A revoked certificate being refused on new connections; 0 for a single attempt."""
-    interval: float = 0.2
-
-
-EMULATOR_PATIENCE: Final = Patience(activation=15.0, logs=10.0, revocation=0.0)
-AWS_PATIENCE: Final = Patience(activation=60.0, logs=60.0, revocation=60.0, interval=2.0)
-
-
-@dataclass(kw_only=True)
-class Deployment:
-    """A deployed stack as the scenario sees it: how devices reach it, and a read-only view of it."""
-
-    target: FleetTarget
-    inspector: Inspector
-    outputs: Mapping[str, Any]
-    settings: Settings
-    patience: Patience
-
-    @property
-    def registry_table(self) -> str:
-        """Name of the device registry table."""
-        return str(self.outputs[StackOutput.REGISTRY_TABLE])
-
-    def wait_for_status(
-        self, serials: Iterable[str], status: str, timeout: float | None = None
-    ) -> dict[str, dict[str, str]]:
-        """Poll the registry until every serial has ``status`` (activation runs asynchronously, from a topic
-        rule); returns the registry, whether or not they all got there in time."""
-        wanted = set(serials)
-        return eventually(
-            lambda: self.inspector.registry(self.registry_table),
-            lambda items: all(items.get(serial, {}).get("status") == status for serial in wanted),
-            self.patience.activation if timeout is None else timeout,
-            self.patience.interval,
-        )
-
-
 def scenario_config() -> dict[str, str]:
     """The stack config the scenario's expectations rest on: the local stack's device types and their
     rules, which the sample manifest's rejections depend on."""
     key = f"{PROJECT}:deviceTypes"
     return {key: local_config()[key]}
-
-
-def stack_settings(config: Mapping[str, str], stack: str) -> Settings:
-    """The settings the program derives from a stack's config (full keys, values as Pulumi stores them)."""
-    values = {
-        key.removeprefix(f"{PROJECT}:"): value
-        for key, value in config.items()
-        if key.startswith(f"{PROJECT}:") or key == "aws:region"
-    }
-    return parse_settings(values, stack)
 
 
 @dataclass(frozen=True)
