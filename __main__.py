@@ -2,7 +2,7 @@
 
 import pulumi
 
-from program.settings import load_settings
+from program.config import load_settings
 from program.stack import build_stack
 
 for name, value in build_stack(load_settings()).items():

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from local.device import Identity
 from local.fleet import Outcome, provision_fleet
-from local.manifest import APPROVED, ManifestDevice
+from local.sample_fleet import APPROVED, FleetDevice
 from local.sandbox import sandbox
 
 STEPS = ("connect", "create keys", "register", "first publish")
@@ -31,11 +31,11 @@ SERIALS = {
 }
 
 
-def bench_devices(count: int) -> list[ManifestDevice]:
+def bench_devices(count: int) -> list[FleetDevice]:
     """``count`` valid devices, spread over every device type of the local stack."""
     types = list(SERIALS)
     return [
-        ManifestDevice(
+        FleetDevice(
             Identity(
                 SERIALS[types[n % len(types)]].format(n), types[n % len(types)], "AcmeIoT", "2.5.0", "bench"
             ),
@@ -45,21 +45,14 @@ def bench_devices(count: int) -> list[ManifestDevice]:
     ]
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of ``values``."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
 def report(outcomes: list[Outcome], elapsed: float) -> None:
     """Print the latency distribution, the throughput and the share of each step."""
     seconds = [outcome.seconds for outcome in outcomes]
     failed = [outcome for outcome in outcomes if not outcome.approved]
     print(f"devices: {len(outcomes)} ({len(failed)} failed) in {elapsed:.2f} s")
-    print(
-        f"per device: p50 {percentile(seconds, 0.5):.3f} s, p99 {percentile(seconds, 0.99):.3f} s, "
-        f"mean {statistics.fmean(seconds):.3f} s"
-    )
+    # Percentiles interpolated between the samples; quantiles() needs two, one device is its own percentile.
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive") if len(seconds) > 1 else seconds * 99
+    print(f"per device: p50 {cuts[49]:.3f} s, p99 {cuts[98]:.3f} s, mean {statistics.fmean(seconds):.3f} s")
     print(f"throughput: {len(outcomes) / elapsed:.2f} devices/s")
     totals = {step: sum(outcome.timings.steps.get(step, 0.0) for outcome in outcomes) for step in STEPS}
     overall = sum(totals.values()) or 1.0

@@ -18,7 +18,9 @@ figure needs moto's server (``pip install flask flask-cors``, or ``moto[server]`
    moto charges for the write. The measurements alternate in blocks so that machine noise hits all.
 3. DynamoDB requests per approval (botocore ``before-send`` events on the hook's client), and per
    retried approval (same serial, same certificate; informational).
-4. Size of the zipped function code: ``hook/**/*.py`` plus a ``rules.json``, deflated, in memory.
+4. Size of the zipped function code: the archive the program declares for a stack of default settings
+   (``hook/**/*.py``, ``rules.json``, ``activation.json``), deflated as the local deployer uploads it. The
+   cold start runs in this very package.
 
 The script is informational and exits 0; with ``--strict`` it exits 1 when a target is missed.
 """
@@ -32,7 +34,6 @@ import http.client
 import io
 import json
 import logging
-import math
 import os
 import statistics
 import subprocess
@@ -43,7 +44,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,9 +59,11 @@ try:
 except ImportError as missing:  # moto's server needs Flask, which moto[dynamodb] does not bring
     raise SystemExit(f"{missing}: install moto's server, e.g. pip install flask flask-cors") from missing
 
-from components.hook_package import config_json, hook_sources  # noqa: E402
+from components.hook_package import HOOK_HANDLER  # noqa: E402
 from hook import handler  # noqa: E402
-from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV, RULES_FILE_NAME, Attr, DeviceStatus  # noqa: E402
+from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV, Attr, DeviceStatus  # noqa: E402
+from local.resources.compute import zip_archive  # noqa: E402
+from tests.pulumi_mocks import deploy  # noqa: E402
 from tests.support import (  # noqa: E402
     CLAIM_CERTIFICATE_ID,
     RULES,
@@ -203,14 +206,14 @@ def _run_cold(body: str, event: dict[str, Any], env: dict[str, str], task_dir: P
     return result
 
 
-def measure_cold_start(runs: int, work_dir: Path) -> list[Figure]:
+def measure_cold_start(runs: int, work_dir: Path, package: bytes) -> list[Figure]:
     """Median hook cold start over median ``import boto3`` + client, one untimed warm-up of each first.
 
     Both interpreters start in a directory holding the unpacked function package (as Lambda's code
     directory does), so ``hook`` is imported from there, with no ``__pycache__`` of the work tree.
     """
     task_dir = work_dir / "task"
-    with zipfile.ZipFile(io.BytesIO(function_package()[0])) as archive:
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
         archive.extractall(task_dir)
     rules_file = write_rules(work_dir / "rules.json", RULES)
     hook_seconds: list[float] = []
@@ -346,12 +349,6 @@ def _timed_put(client: Any, key: str) -> float:
     return time.perf_counter() - start
 
 
-def _percentile(samples: list[float], percent: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
-
-
 def _alternating_blocks(count: int, block: int, measures: list[Callable[[int], float]]) -> list[list[float]]:
     """Call each measure on 0..count-1 in blocks, rotating which goes first from block to block."""
     samples: list[list[float]] = [[] for _ in measures]
@@ -390,8 +387,8 @@ def _warm_figure(
     name: str, percent: int, hook: list[float], base: list[float], base_name: str, *, target: bool
 ) -> Figure:
     """Compare the ``percent`` percentiles of two samples; the ratio has a target only when ``target``."""
-    hook_ms = _percentile(hook, percent) * 1000
-    base_ms = _percentile(base, percent) * 1000
+    hook_ms = statistics.quantiles(hook, n=100, method="inclusive")[percent - 1] * 1000
+    base_ms = statistics.quantiles(base, n=100, method="inclusive")[percent - 1] * 1000
     ratio = hook_ms / base_ms
     return Figure(
         name,
@@ -469,27 +466,26 @@ def measure_requests(client: Any, approvals: int) -> list[Figure]:
 # --- 4. package size -----------------------------------------------------------------------------------
 
 
-def function_package() -> tuple[bytes, int]:
-    """The function code as the Pulumi program deploys it (``hook/**/*.py`` and ``hook/rules.json``),
-    deflated. Returns the zip's bytes and the number of ``.py`` files in it."""
-    buffer = io.BytesIO()
-    sources = hook_sources()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, path in sources.items():
-            archive.write(path, arcname=name)
-        archive.writestr(f"hook/{RULES_FILE_NAME}", config_json(RULES))
-    return buffer.getvalue(), len(sources)
+def function_package() -> bytes:
+    """The functions' code exactly as the program declares it (``hook/**/*.py`` with the ``rules.json`` and
+    ``activation.json`` of a stack of default settings, run under Pulumi's mock engine), zipped as the local
+    deployer uploads it."""
+    functions = deploy({"aws:region": REGION}).mocks.of_type("aws:lambda/function:Function")
+    [hook] = [function for function in functions if function.inputs["handler"] == HOOK_HANDLER]
+    return zip_archive(hook.inputs["code"])
 
 
-def measure_zip_size() -> list[Figure]:
+def measure_zip_size(package: bytes) -> list[Figure]:
     """Bytes of the zipped function code."""
-    package, source_count = function_package()
     size = len(package)
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
+        names = [PurePosixPath(name).name for name in archive.namelist()]
+    configs = sorted(name for name in names if not name.endswith(".py"))
     return [
         Figure(
             "zipped function code",
             f"{size:,}",
-            f"(bytes, {source_count} .py files + {RULES_FILE_NAME})",
+            f"(bytes, {len(names) - len(configs)} .py files + {', '.join(configs)})",
             f"< {ZIP_SIZE_LIMIT:,}",
             size < ZIP_SIZE_LIMIT,
         )
@@ -507,15 +503,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counted-approvals", type=int, default=50, help="approvals counted (default 50)")
     args = parser.parse_args(argv)
 
+    package = function_package()
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="hook-bench-") as work:
         work_dir = Path(work)
-        figures += measure_cold_start(args.cold_runs, work_dir)
+        figures += measure_cold_start(args.cold_runs, work_dir, package)
         with _hook_on_moto(work_dir) as client:
             warm = measure_warm(client, args.warm_approvals)
             requests = measure_requests(client, args.counted_approvals)
         figures += warm + requests
-    figures += measure_zip_size()
+    figures += measure_zip_size(package)
 
     for figure in figures:
         print(figure.line())

@@ -18,14 +18,12 @@ import pulumi_aws as aws
 
 from components import documents
 from components.documents import AccountScope
-from components.lifecycle import IOT_SQL_VERSION
 from components.rule_logs import create_rule_log_destination
 
 IOT_LOG_GROUP: Final = "AWSIotLogsV2"
 """The log group AWS IoT v2 logging writes to (one per account and region)."""
 IOT_LOG_LEVEL: Final = "ERROR"
 """Failures only: provisioning and policy errors with their reasons, without a line per MQTT message."""
-AUDIT_SQL: Final = "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
 EVENT_TYPES: Final = (
     "CA_CERTIFICATE",
     "CERTIFICATE",
@@ -143,7 +141,7 @@ class AccountSettings(pulumi.ComponentResource):
         belongs with the other account-wide pieces, once per account and region.
         """
         args = self._args
-        rule_name = f"{args.name_prefix.replace('-', '_')}_audit"
+        rule_name = documents.audit_rule_name(args.name_prefix)
         audit = create_rule_log_destination(
             f"{name}-audit",
             log_group_name=f"/aws/iot/{args.name_prefix}/audit",
@@ -154,7 +152,7 @@ class AccountSettings(pulumi.ComponentResource):
         )
         errors = create_rule_log_destination(
             f"{name}-audit-errors",
-            log_group_name=f"/aws/iot/rules/{rule_name}/errors",
+            log_group_name=documents.rule_errors_log_group_name(rule_name),
             retention_days=args.log_retention_days,
             scope=self._scope,
             tags=args.tags,
@@ -167,18 +165,14 @@ class AccountSettings(pulumi.ComponentResource):
                 "Copies every registry and lifecycle event of the account and region to the audit log"
             ),
             enabled=True,
-            sql=AUDIT_SQL,
-            sql_version=IOT_SQL_VERSION,
+            sql=documents.AUDIT_SQL,
+            sql_version=documents.IOT_SQL_VERSION,
             cloudwatch_logs=[
                 aws.iot.TopicRuleCloudwatchLogArgs(
                     log_group_name=audit.log_group.name, role_arn=audit.role.arn
                 )
             ],
-            error_action=aws.iot.TopicRuleErrorActionArgs(
-                cloudwatch_logs=aws.iot.TopicRuleErrorActionCloudwatchLogsArgs(
-                    log_group_name=errors.log_group.name, role_arn=errors.role.arn
-                )
-            ),
+            error_action=errors.error_action(),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,4 +1,5 @@
-"""Policy documents and the provisioning template body, as pure functions returning sorted JSON.
+"""Policy documents, the provisioning template body and the topic rules' names and SQL, as pure functions
+returning sorted JSON (or the plain strings AWS takes).
 
 Sorted, stable JSON keeps ``pulumi preview`` free of spurious diffs and lets the tests parse and check
 every document.
@@ -7,12 +8,22 @@ every document.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hook.contract import PARAMETER_ATTRIBUTES, STACK_NAME_SEPARATOR, Parameter
+from hook.contract import PARAMETER_ATTRIBUTES, STACK_NAME_SEPARATOR, Parameter, thing_name
 
 IAM_VERSION = "2012-10-17"
+IOT_SQL_VERSION = "2016-03-23"
+"""The AWS IoT SQL version of every topic rule of the stack."""
+AUDIT_SQL = "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
+"""The audit rule's SQL: every registry and lifecycle event of the account and region, with its topic."""
+FUNCTION_LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+"""What a Lambda function needs on its own log group (the runtime creates streams and writes them)."""
+RULE_LOG_ACTIONS = ("logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents")
+"""What an IoT rule's CloudWatch Logs action (or error action) needs on its log group: the three operations
+AWS lists (AWS IoT developer guide, "CloudWatch Logs" rule action)."""
 THING = "${iot:Connection.Thing.ThingName}"
 """IoT policy variable: the name of the thing whose certificate made the connection."""
 
@@ -167,17 +178,13 @@ def fleet_group_name(name_prefix: str) -> str:
     return f"{name_prefix}-fleet"
 
 
-def function_role_policy(log_group_arn: str, statements: list[dict[str, Any]]) -> str:
-    """A function's permissions: write its own log group, plus ``statements``."""
-    logs = allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"])
+def log_writer_policy(
+    log_group_arn: str, actions: Sequence[str], statements: Sequence[dict[str, Any]] = ()
+) -> str:
+    """A role's permissions to write one log group's streams with ``actions`` (a function's
+    :data:`FUNCTION_LOG_ACTIONS`, an IoT rule's :data:`RULE_LOG_ACTIONS`), plus ``statements``."""
+    logs = allow(list(actions), [f"{log_group_arn}:*"])
     return _dumps({"Version": IAM_VERSION, "Statement": [logs, *statements]})
-
-
-def rule_log_policy(log_group_arn: str) -> str:
-    """What an IoT rule's CloudWatch Logs action (or error action) needs on its log group: the three
-    operations AWS lists (AWS IoT developer guide, "CloudWatch Logs" rule action)."""
-    actions = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
-    return _dumps({"Version": IAM_VERSION, "Statement": [allow(actions, [f"{log_group_arn}:*"])]})
 
 
 def iot_logging_policy(log_group_arn: str) -> str:
@@ -189,6 +196,59 @@ def iot_logging_policy(log_group_arn: str) -> str:
     actions = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
     return _dumps(
         {"Version": IAM_VERSION, "Statement": [allow(actions, [log_group_arn, f"{log_group_arn}:*"])]}
+    )
+
+
+def alert_key_policy(scope: AccountScope) -> str:
+    """Key policy of the alert topic's key: the account administers it; CloudWatch alarms of this account
+    may encrypt messages with it (they cannot publish to a topic under ``alias/aws/sns``).
+
+    ``"Resource": "*"`` is how a key policy names the key it is attached to (AWS KMS developer guide,
+    "Key policies in AWS KMS"): it reaches no other key, whatever a linter says of ``kms:*``."""
+    return _dumps(
+        {
+            "Version": IAM_VERSION,
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersTheKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:{scope.partition}:iam::{scope.account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchAlarmsEncryptAlerts",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": scope.account_id}},
+                },
+            ],
+        }
+    )
+
+
+def alert_topic_policy(scope: AccountScope, topic_arn: str) -> str:
+    """Topic policy: only this account's CloudWatch alarms may publish."""
+    alarms = f"arn:{scope.partition}:cloudwatch:{scope.region}:{scope.account_id}:alarm:*"
+    return _dumps(
+        {
+            "Version": IAM_VERSION,
+            "Statement": [
+                {
+                    "Sid": "CloudWatchAlarmsPublish",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": "sns:Publish",
+                    "Resource": topic_arn,
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": scope.account_id},
+                        "ArnLike": {"aws:SourceArn": alarms},
+                    },
+                }
+            ],
+        }
     )
 
 
@@ -239,3 +299,31 @@ def template_body(name_prefix: str) -> str:
             },
         }
     )
+
+
+def rule_name(name_prefix: str, purpose: str) -> str:
+    """A topic rule's name, ``<name_prefix with _>_<purpose>``: rule names take only letters, digits and
+    underscores."""
+    return f"{name_prefix.replace('-', '_')}_{purpose}"
+
+
+def thing_created_rule_name(name_prefix: str) -> str:
+    """The rule that activates this stack's new things: ``<prefix>_thing_created``."""
+    return rule_name(name_prefix, "thing_created")
+
+
+def audit_rule_name(name_prefix: str) -> str:
+    """The account's audit rule, declared by the stack that owns the account settings: ``<prefix>_audit``."""
+    return rule_name(name_prefix, "audit")
+
+
+def rule_errors_log_group_name(rule: str) -> str:
+    """The log group a rule's error action writes to: ``/aws/iot/rules/<rule>/errors``."""
+    return f"/aws/iot/rules/{rule}/errors"
+
+
+def thing_created_sql(name_prefix: str) -> str:
+    """Rule SQL selecting the thing-created registry events of this stack's things."""
+    # The prefix is validated to a-z 0-9 -, so it cannot break out of the string literal.
+    prefix = thing_name(name_prefix, "")
+    return f"SELECT * FROM '$aws/events/thing/+/created' WHERE startswith(thingName, '{prefix}')"  # noqa: S608

@@ -14,47 +14,58 @@ from hook.contract import METRICS_NAMESPACE_ENV
 
 
 @dataclass(frozen=True)
+class FunctionDefaults:
+    """What every function of the stack shares. The components that declare functions retain and tag their
+    other resources the same way."""
+
+    code: pulumi.Archive
+    """The packaged ``hook/`` code with its configuration files (the rules, the initial shadows)."""
+    layer_arn: pulumi.Input[str]
+    """The Powertools layer."""
+    log_retention_days: int
+    metrics_namespace: str
+    """The stack's namespace of the functions' metrics (:func:`hook.contract.metrics_namespace`)."""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FunctionArgs:
     """What differs between the project's functions."""
 
     function_name: str
     handler: str
     description: str
-    code: pulumi.Archive
     statements: pulumi.Input[list[dict[str, Any]]]
     """IAM statements the function needs besides writing its own log group."""
     environment: dict[str, pulumi.Input[str]]
-    metrics_namespace: str
-    """The stack's CloudWatch namespace for the function's metrics."""
-    layer_arn: pulumi.Input[str]
     timeout: int
     memory_size: int
-    log_retention_days: int
-    tags: dict[str, str] = field(default_factory=dict)
 
 
-def create_function(name: str, args: FunctionArgs, parent: pulumi.Resource) -> aws.lambda_.Function:
+def create_function(
+    name: str, args: FunctionArgs, defaults: FunctionDefaults, parent: pulumi.Resource
+) -> aws.lambda_.Function:
     """Declare the function, its log group (``/aws/lambda/<name>``, with retention) and its role."""
     child = pulumi.ResourceOptions(parent=parent)
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-logs",
         name=f"/aws/lambda/{args.function_name}",
-        retention_in_days=args.log_retention_days,
-        tags=args.tags,
+        retention_in_days=defaults.log_retention_days,
+        tags=defaults.tags,
         opts=child,
     )
     role = aws.iam.Role(
         f"{name}-role",
         name=args.function_name,
         assume_role_policy=documents.service_trust_policy("lambda.amazonaws.com"),
-        tags=args.tags,
+        tags=defaults.tags,
         opts=child,
     )
     role_policy = aws.iam.RolePolicy(
         f"{name}-policy",
         role=role.id,
         policy=pulumi.Output.all(log_group.arn, args.statements).apply(
-            lambda values: documents.function_role_policy(values[0], values[1])
+            lambda values: documents.log_writer_policy(values[0], documents.FUNCTION_LOG_ACTIONS, values[1])
         ),
         opts=child,
     )
@@ -65,8 +76,8 @@ def create_function(name: str, args: FunctionArgs, parent: pulumi.Resource) -> a
         runtime=RUNTIME,
         architectures=[ARCHITECTURE],
         handler=args.handler,
-        code=args.code,
-        layers=[args.layer_arn],
+        code=defaults.code,
+        layers=[defaults.layer_arn],
         role=role.arn,
         timeout=args.timeout,
         memory_size=args.memory_size,
@@ -74,10 +85,10 @@ def create_function(name: str, args: FunctionArgs, parent: pulumi.Resource) -> a
             variables={
                 **args.environment,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
-                METRICS_NAMESPACE_ENV: args.metrics_namespace,
+                METRICS_NAMESPACE_ENV: defaults.metrics_namespace,
             }
         ),
         logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
-        tags=args.tags,
+        tags=defaults.tags,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[log_group, role_policy]),
     )

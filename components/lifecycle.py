@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components import documents
 from components.documents import AccountScope
-from components.function import FunctionArgs, create_function
+from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.hook_package import ACTIVATION_HANDLER, STALE_APPROVALS_HANDLER
+from components.registry import RegistryReference
 from components.rule_logs import create_rule_log_destination
-from hook.contract import (
-    IOT_DATA_ENDPOINT_ENV,
-    REGISTRY_TABLE_ENV,
-    STATUS_INDEX,
-    metrics_namespace,
-    thing_name,
-)
+from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_TABLE_ENV, STATUS_INDEX, thing_name
 
 STALE_APPROVALS_SCHEDULE = "rate(15 minutes)"
-IOT_SQL_VERSION = "2016-03-23"
 
 
 @dataclass(frozen=True)
@@ -30,15 +24,13 @@ class DeviceLifecycleArgs:
 
     name_prefix: str
     """This stack's things are named ``<name_prefix>_<serial>``."""
-    code: pulumi.Archive
-    """The packaged ``hook/`` code; its ``activation.json`` holds the initial shadows."""
-    layer_arn: pulumi.Input[str]
-    registry_table_name: pulumi.Input[str]
-    registry_table_arn: pulumi.Input[str]
+    registry: RegistryReference
+    """The table whose approvals become ``ACTIVE``."""
     iot_endpoint: pulumi.Input[str]
     """The account's ``iot:Data-ATS`` endpoint address, for the shadow API."""
-    log_retention_days: int = 30
-    tags: dict[str, str] = field(default_factory=dict)
+    defaults: FunctionDefaults
+    """The functions' code (its ``activation.json`` holds the initial shadows), layer, log retention and
+    metrics namespace; the retention of the rule's error log and the tags of every resource."""
 
 
 class DeviceLifecycle(pulumi.ComponentResource):
@@ -79,7 +71,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
     def _create_activation(self, name: str) -> aws.lambda_.Function:
         """Reads and activates registry items; writes the shadows of this stack's things only."""
         args = self._args
-        statements = pulumi.Output.all(args.registry_table_arn, self._scope).apply(
+        statements = pulumi.Output.all(args.registry.table_arn, self._scope).apply(
             lambda values: [
                 documents.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [values[0]]),
                 documents.allow(
@@ -94,32 +86,28 @@ class DeviceLifecycle(pulumi.ComponentResource):
                 function_name=f"{args.name_prefix}-device-activation",
                 handler=ACTIVATION_HANDLER,
                 description="Marks provisioned devices ACTIVE and writes their initial shadow",
-                code=args.code,
                 statements=statements,
                 environment={
-                    REGISTRY_TABLE_ENV: args.registry_table_name,
+                    REGISTRY_TABLE_ENV: args.registry.table_name,
                     IOT_DATA_ENDPOINT_ENV: pulumi.Output.concat("https://", args.iot_endpoint),
                 },
-                metrics_namespace=metrics_namespace(args.name_prefix),
-                layer_arn=args.layer_arn,
                 timeout=30,
                 memory_size=256,
-                log_retention_days=args.log_retention_days,
-                tags=args.tags,
             ),
+            args.defaults,
             parent=self,
         )
 
     def _create_thing_created_rule(self, name: str, activation: aws.lambda_.Function) -> aws.iot.TopicRule:
         """The rule that calls the activation function for this stack's new things; failures are logged."""
         args = self._args
-        rule_name = f"{args.name_prefix.replace('-', '_')}_thing_created"
+        rule_name = documents.thing_created_rule_name(args.name_prefix)
         errors = create_rule_log_destination(
             f"{name}-rule-errors",
-            log_group_name=f"/aws/iot/rules/{rule_name}/errors",
-            retention_days=args.log_retention_days,
+            log_group_name=documents.rule_errors_log_group_name(rule_name),
+            retention_days=args.defaults.log_retention_days,
             scope=self._scope,
-            tags=args.tags,
+            tags=args.defaults.tags,
             parent=self,
         )
         rule_arn = self._scope.apply(lambda scope: scope.iot_arn(f"rule/{rule_name}"))
@@ -137,15 +125,11 @@ class DeviceLifecycle(pulumi.ComponentResource):
             name=rule_name,
             description="New things of this stack: activate them in the registry and initialise their shadow",
             enabled=True,
-            sql=thing_created_sql(args.name_prefix),
-            sql_version=IOT_SQL_VERSION,
+            sql=documents.thing_created_sql(args.name_prefix),
+            sql_version=documents.IOT_SQL_VERSION,
             lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=activation.arn)],
-            error_action=aws.iot.TopicRuleErrorActionArgs(
-                cloudwatch_logs=aws.iot.TopicRuleErrorActionCloudwatchLogsArgs(
-                    log_group_name=errors.log_group.name, role_arn=errors.role.arn
-                )
-            ),
-            tags=args.tags,
+            error_action=errors.error_action(),
+            tags=args.defaults.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
         )
 
@@ -159,29 +143,25 @@ class DeviceLifecycle(pulumi.ComponentResource):
                 function_name=f"{args.name_prefix}-stale-approvals",
                 handler=STALE_APPROVALS_HANDLER,
                 description="Publishes the number of PENDING approvals older than an hour",
-                code=args.code,
-                statements=pulumi.Output.from_input(args.registry_table_arn).apply(
+                statements=args.registry.table_arn.apply(
                     lambda table_arn: [
                         documents.allow(["dynamodb:Query"], [f"{table_arn}/index/{STATUS_INDEX}"]),
                         # IAM lists no resource type for this action: it takes only "*".
                         documents.allow(["iot:DescribeEventConfigurations"], ["*"]),
                     ]
                 ),
-                environment={REGISTRY_TABLE_ENV: args.registry_table_name},
-                metrics_namespace=metrics_namespace(args.name_prefix),
-                layer_arn=args.layer_arn,
+                environment={REGISTRY_TABLE_ENV: args.registry.table_name},
                 timeout=60,
                 memory_size=256,
-                log_retention_days=args.log_retention_days,
-                tags=args.tags,
             ),
+            args.defaults,
             parent=self,
         )
         schedule = aws.cloudwatch.EventRule(
             f"{name}-stale-approvals-schedule",
             name=f"{args.name_prefix}-stale-approvals",
             schedule_expression=STALE_APPROVALS_SCHEDULE,
-            tags=args.tags,
+            tags=args.defaults.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.lambda_.Permission(
@@ -199,10 +179,3 @@ class DeviceLifecycle(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return function
-
-
-def thing_created_sql(name_prefix: str) -> str:
-    """Rule SQL selecting the thing-created registry events of this stack's things."""
-    # The prefix is validated to a-z 0-9 -, so it cannot break out of the string literal.
-    prefix = thing_name(name_prefix, "")
-    return f"SELECT * FROM '$aws/events/thing/+/created' WHERE startswith(thingName, '{prefix}')"  # noqa: S608

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -11,7 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.documents import IAM_VERSION, AccountScope
+from components import documents
+from components.documents import AccountScope
 from hook.contract import (
     CLAIM_CERTIFICATE_DIMENSION,
     REASON_DIMENSION,
@@ -225,64 +225,9 @@ def rule_failures_query(rule_name: str) -> str:
     return f"SELECT SUM(Failure) FROM \"AWS/IoT\" WHERE RuleName = '{rule_name}'"  # noqa: S608
 
 
-def alert_key_policy(account_id: str, partition: str) -> str:
-    """Key policy of the alert topic's key: the account administers it; CloudWatch alarms of this account
-    may encrypt messages with it (they cannot publish to a topic under ``alias/aws/sns``).
-
-    ``"Resource": "*"`` is how a key policy names the key it is attached to (AWS KMS developer guide,
-    "Key policies in AWS KMS"): it reaches no other key, whatever a linter says of ``kms:*``."""
-    return json.dumps(
-        {
-            "Version": IAM_VERSION,
-            "Statement": [
-                {
-                    "Sid": "AccountAdministersTheKey",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "CloudWatchAlarmsEncryptAlerts",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                },
-            ],
-        },
-        sort_keys=True,
-    )
-
-
-def alert_topic_policy(topic_arn: str, scope: AccountScope) -> str:
-    """Topic policy: only this account's CloudWatch alarms may publish."""
-    alarms = f"arn:{scope.partition}:cloudwatch:{scope.region}:{scope.account_id}:alarm:*"
-    return json.dumps(
-        {
-            "Version": IAM_VERSION,
-            "Statement": [
-                {
-                    "Sid": "CloudWatchAlarmsPublish",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                    "Action": "sns:Publish",
-                    "Resource": topic_arn,
-                    "Condition": {
-                        "StringEquals": {"aws:SourceAccount": scope.account_id},
-                        "ArnLike": {"aws:SourceArn": alarms},
-                    },
-                }
-            ],
-        },
-        sort_keys=True,
-    )
-
-
-def dashboard_body(names: MonitoredNames, region: str) -> str:
+def dashboard_body(names: MonitoredNames, region: pulumi.Input[str]) -> pulumi.Output[str]:
     """The provisioning dashboard: decisions, reasons, hook latency, approvals per claim certificate and
-    activations, registry errors, stale approvals."""
+    activations, registry errors, stale approvals. Sorted JSON, once the names it shows are known."""
 
     def widget(
         title: str, metrics: list[list[Any]], stat: str = "Sum", y: int = 0, x: int = 0
@@ -383,7 +328,7 @@ def dashboard_body(names: MonitoredNames, region: str) -> str:
             x=12,
         ),
     ]
-    return json.dumps({"widgets": widgets}, sort_keys=True)
+    return pulumi.Output.json_dumps({"widgets": widgets}, sort_keys=True)
 
 
 def _flat(dimensions: dict[str, str]) -> list[str]:
@@ -409,7 +354,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-alerts-key",
             description=f"Encrypts the {args.name_prefix} provisioning alerts topic",
             enable_key_rotation=True,
-            policy=scope.apply(lambda s: alert_key_policy(s.account_id, s.partition)),
+            policy=scope.apply(documents.alert_key_policy),
             tags=args.tags,
             opts=child,
         )
@@ -429,8 +374,8 @@ class Monitoring(pulumi.ComponentResource):
         aws.sns.TopicPolicy(
             f"{name}-alerts-policy",
             arn=topic.arn,
-            policy=pulumi.Output.all(topic.arn, scope).apply(
-                lambda values: alert_topic_policy(values[0], values[1])
+            policy=pulumi.Output.all(scope, topic.arn).apply(
+                lambda values: documents.alert_topic_policy(values[0], values[1])
             ),
             opts=child,
         )
@@ -451,16 +396,10 @@ class Monitoring(pulumi.ComponentResource):
                 tags=args.tags,
                 parent=self,
             )
-        resolved_names = pulumi.Output.all(
-            claim_certificates=pulumi.Output.all(**args.names.claim_certificates),
-            **{key: value for key, value in vars(args.names).items() if key != "claim_certificates"},
-        ).apply(lambda values: MonitoredNames(**values))
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=f"{args.name_prefix}-provisioning",
-            dashboard_body=pulumi.Output.all(resolved_names, scope).apply(
-                lambda values: dashboard_body(values[0], values[1].region)
-            ),
+            dashboard_body=dashboard_body(args.names, scope.apply(lambda account: account.region)),
             opts=child,
         )
         self.alert_topic_arn = topic.arn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
@@ -10,15 +10,10 @@ import pulumi_aws as aws
 
 from components import documents
 from components.documents import AccountScope
-from components.function import FunctionArgs, create_function
+from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.hook_package import HOOK_HANDLER
-from hook.contract import (
-    REGISTRY_TABLE_ENV,
-    Attr,
-    claim_policy_name,
-    device_type_resource_name,
-    metrics_namespace,
-)
+from components.registry import RegistryReference
+from hook.contract import REGISTRY_TABLE_ENV, Attr, claim_policy_name, device_type_resource_name
 
 SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
 """Thing attributes that fleet indexing and ListThings can filter on (AWS allows three per thing type)."""
@@ -47,20 +42,16 @@ class FleetProvisioningArgs:
     retired_device_types: frozenset[str]
     """Device types whose existing devices keep working but that no new device may take: their thing
     types are deprecated."""
-    code: pulumi.Archive
-    """The packaged ``hook/`` code with its configuration files."""
-    layer_arn: pulumi.Input[str]
-    """The Powertools layer."""
-    registry_table_name: pulumi.Input[str]
-    registry_table_arn: pulumi.Input[str]
+    registry: RegistryReference
+    """The table the hook records its approvals in."""
+    defaults: FunctionDefaults
+    """The hook's code, layer, log retention and metrics namespace; the tags of every resource."""
     hook_timeout: int = 5
     hook_memory_size: int = 256
-    log_retention_days: int = 30
     claim_generations: tuple[ClaimGeneration, ...] = (ClaimGeneration("1"),)
     """Claim certificate generations, oldest first; the last is the current one."""
     role_policy: Literal["managed", "scoped"] = "managed"
     """The provisioning role's permissions: AWS's managed policy, or this stack's scoped derivation of it."""
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 class FleetProvisioning(pulumi.ComponentResource):
@@ -90,6 +81,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         super().__init__("iot-fleet-provisioning:index:FleetProvisioning", name, None, opts)
         self._args = args
         self._scope = scope
+        self._tags = args.defaults.tags
         self._child = pulumi.ResourceOptions(parent=self)
         template_name = args.template_name
         self.claim_client_id_prefix = f"{args.name_prefix}-claim-"
@@ -117,7 +109,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         fleet_group = aws.iot.ThingGroup(
             f"{args.name_prefix}-fleet-group",
             name=documents.fleet_group_name(args.name_prefix),
-            tags=args.tags,
+            tags=self._tags,
             opts=self._child,
         )
         for device_type in args.device_types:
@@ -126,7 +118,7 @@ class FleetProvisioning(pulumi.ComponentResource):
                 f"{name}-policy",
                 name=name,
                 policy=self._device_policy(device_type),
-                tags=args.tags,
+                tags=self._tags,
                 opts=self._child,
             )
             aws.iot.ThingType(
@@ -139,14 +131,14 @@ class FleetProvisioning(pulumi.ComponentResource):
                 # deprecated or still has things (terraform-provider-aws iot/thing_type.go deprecates,
                 # waits 5 minutes, deletes).
                 deprecated=device_type in args.retired_device_types,
-                tags=args.tags,
+                tags=self._tags,
                 opts=self._child,
             )
             aws.iot.ThingGroup(
                 f"{name}-thing-group",
                 name=name,
                 parent_group_name=fleet_group.name,
-                tags=args.tags,
+                tags=self._tags,
                 opts=self._child,
             )
 
@@ -162,18 +154,14 @@ class FleetProvisioning(pulumi.ComponentResource):
                 function_name=f"{args.name_prefix}-provisioning-hook",
                 handler=HOOK_HANDLER,
                 description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
-                code=args.code,
-                statements=pulumi.Output.from_input(args.registry_table_arn).apply(
+                statements=args.registry.table_arn.apply(
                     lambda table_arn: [documents.allow(["dynamodb:UpdateItem"], [table_arn])]
                 ),
-                environment={REGISTRY_TABLE_ENV: args.registry_table_name},
-                metrics_namespace=metrics_namespace(args.name_prefix),
-                layer_arn=args.layer_arn,
+                environment={REGISTRY_TABLE_ENV: args.registry.table_name},
                 timeout=args.hook_timeout,
                 memory_size=args.hook_memory_size,
-                log_retention_days=args.log_retention_days,
-                tags=args.tags,
             ),
+            args.defaults,
             parent=self,
         )
 
@@ -185,7 +173,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             f"{name}-claim-policy",
             name=claim_policy_name(args.name_prefix),
             policy=self._scope.apply(lambda scope: documents.claim_policy(scope, template_name, prefix)),
-            tags=args.tags,
+            tags=self._tags,
             opts=self._child,
         )
         certificates = {}
@@ -225,7 +213,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             assume_role_policy=self._scope.apply(
                 lambda scope: documents.service_trust_policy("iot.amazonaws.com", scope.account_id)
             ),
-            tags=args.tags,
+            tags=self._tags,
             opts=self._child,
         )
         role_policy: pulumi.Resource
@@ -271,7 +259,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             pre_provisioning_hook=aws.iot.ProvisioningTemplatePreProvisioningHookArgs(
                 target_arn=hook.arn, payload_version="2020-04-01"
             ),
-            tags=args.tags,
+            tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, role_policy]),
         )
 

@@ -27,6 +27,14 @@ class DeviceRegistryArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RegistryReference:
+    """The registry table as the functions that read and write it need it."""
+
+    table_name: pulumi.Output[str]
+    table_arn: pulumi.Output[str]
+
+
 class DeviceRegistry(pulumi.ComponentResource):
     """Registry table keyed by serial number, with indexes to list devices by status and by type without a
     Scan, point-in-time recovery and server-side encryption."""
@@ -35,6 +43,8 @@ class DeviceRegistry(pulumi.ComponentResource):
     """Name of the registry table."""
     table_arn: pulumi.Output[str]
     """ARN of the registry table."""
+    reference: RegistryReference
+    """Name and ARN together, for the components whose functions use the table."""
 
     def __init__(
         self, name: str, args: DeviceRegistryArgs, opts: pulumi.ResourceOptions | None = None
@@ -82,4 +92,5 @@ class DeviceRegistry(pulumi.ComponentResource):
         )
         self.table_name = table.name
         self.table_arn = table.arn
+        self.reference = RegistryReference(table_name=table.name, table_arn=table.arn)
         self.register_outputs({"table_name": self.table_name, "table_arn": self.table_arn})

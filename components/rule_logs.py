@@ -1,4 +1,4 @@
-"""A CloudWatch log group that AWS IoT rules write to, and the role they write with."""
+"""CloudWatch log groups that AWS IoT rules write to, and the roles they write with."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ class RuleLogDestination:
 
     log_group: aws.cloudwatch.LogGroup
     role: aws.iam.Role
+
+    def error_action(self) -> aws.iot.TopicRuleErrorActionArgs:
+        """A rule's error action writing here."""
+        return aws.iot.TopicRuleErrorActionArgs(
+            cloudwatch_logs=aws.iot.TopicRuleErrorActionCloudwatchLogsArgs(
+                log_group_name=self.log_group.name, role_arn=self.role.arn
+            )
+        )
 
 
 def create_rule_log_destination(
@@ -44,7 +52,7 @@ def create_rule_log_destination(
     aws.iam.RolePolicy(
         f"{name}-policy",
         role=role.id,
-        policy=log_group.arn.apply(documents.rule_log_policy),
+        policy=log_group.arn.apply(lambda arn: documents.log_writer_policy(arn, documents.RULE_LOG_ACTIONS)),
         opts=child,
     )
     return RuleLogDestination(log_group, role)

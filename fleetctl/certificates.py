@@ -18,6 +18,7 @@ from fleetctl.iot import (
     policy_certificate_ids,
     principal_things,
 )
+from fleetctl.registry import count_by_claim_certificate
 from hook.contract import serial_number_of
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def claim_status(stack: StackContext, *, include_all: bool) -> list[dict[str, An
             "no claim certificate: pass --outputs FILE (with claimCertificateId), "
             "or --all with --template NAME"
         )
-    counts = stack.registry.count_by_claim_certificate()
+    counts = count_by_claim_certificate(stack.records)
     now = datetime.now(UTC)
     rows = []
     for certificate_id in ids:

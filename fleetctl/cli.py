@@ -23,12 +23,13 @@ from fleetctl.certificates import (
     deactivate,
     expiring_certificates,
 )
-from fleetctl.context import StackContext
+from fleetctl.context import AWS_CONCURRENCY, StackContext
 from fleetctl.devices import describe_device
 from fleetctl.errors import ExitCode, FleetctlError, UsageProblem
 from fleetctl.manifest import HEADER, Manifest, read_manifest
 from fleetctl.output import Columns, print_error, print_json, print_line, print_table
 from fleetctl.registry import ImportOutcome, ImportResult
+from fleetctl.registry import preregister as preregister_rows
 from hook.contract import SERIAL_NUMBER_MAX_LENGTH, Attr, DeviceStatus
 from hook.rules import is_valid_name
 
@@ -150,7 +151,9 @@ def preregister(
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("pre-registering", total=len(requests))
-        results = stack.registry.preregister(requests, lambda: progress.advance(task))
+        results = preregister_rows(
+            stack.records, requests, lambda: progress.advance(task), concurrency=AWS_CONCURRENCY
+        )
     report = _import_report(parsed, results)
     if json_output:
         print_json(report)
@@ -173,7 +176,7 @@ def list_devices(
     json_output: JsonFlag = False,
 ) -> None:
     """List devices through the registry's indexes (never a table scan), page by page."""
-    devices = list(islice(_stack(ctx).registry.devices(status, device_type), limit))
+    devices = list(islice(_stack(ctx).records.devices(status, device_type), limit))
     if json_output:
         print_json(devices)
     else:

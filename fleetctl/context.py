@@ -13,8 +13,8 @@ import boto3
 from botocore.config import Config
 
 from fleetctl.errors import UsageProblem
-from fleetctl.registry import Registry
 from hook.contract import TEMPLATE_NAME_SUFFIX, claim_policy_name, thing_name
+from hook.registry import DeviceRecords
 from hook.rules import RulesError, RuleSet, load_rules, parse_rules
 from program.outputs import StackOutput
 
@@ -115,11 +115,10 @@ class StackContext:
             raise UsageProblem(f"hook rules: {error}") from error
 
     @cached_property
-    def registry(self) -> Registry:
-        """The registry table, through a DynamoDB client of the stack's region."""
+    def records(self) -> DeviceRecords:
+        """The devices' records in the registry table, through a DynamoDB client of the stack's region."""
         table = self.table
-        client = boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG)
-        return Registry(client, table, concurrency=AWS_CONCURRENCY)
+        return DeviceRecords(boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG), table)
 
     @cached_property
     def iot(self) -> IoTClient:

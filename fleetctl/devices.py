@@ -21,7 +21,7 @@ from hook.contract import Attr
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
-    from fleetctl.registry import Item
+    from hook.registry import Item
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Device:
 
 def find_device(stack: StackContext, serial: str) -> Device:
     """The device of ``serial``; :class:`NotFound` when neither the registry nor AWS IoT knows it."""
-    record = stack.registry.get(serial)
+    record = stack.records.get(serial)
     name = (record or {}).get(Attr.THING_NAME) or stack.thing_name(serial)
     thing = describe_thing(stack.iot, name)
     if record is None and thing is None:

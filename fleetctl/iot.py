@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from botocore.exceptions import ClientError
 from cryptography import x509
 
 if TYPE_CHECKING:
@@ -19,12 +18,12 @@ _T = TypeVar("_T")
 
 def describe_thing(iot: IoTClient, name: str) -> Mapping[str, Any] | None:
     """The thing called ``name``, or ``None``."""
-    return _unless_missing(lambda: iot.describe_thing(thingName=name))
+    return _unless_missing(iot, lambda: iot.describe_thing(thingName=name))
 
 
 def describe_certificate(iot: IoTClient, certificate_id: str) -> Mapping[str, Any] | None:
     """The certificate's description (status, ARN, PEM, dates), or ``None``."""
-    response = _unless_missing(lambda: iot.describe_certificate(certificateId=certificate_id))
+    response = _unless_missing(iot, lambda: iot.describe_certificate(certificateId=certificate_id))
     return None if response is None else response["certificateDescription"]
 
 
@@ -82,10 +81,8 @@ def certificate_expiry(description: Mapping[str, Any]) -> datetime:
     return x509.load_pem_x509_certificate(pem.encode("ascii")).not_valid_after_utc
 
 
-def _unless_missing(call: Callable[[], _T]) -> _T | None:
+def _unless_missing(iot: IoTClient, call: Callable[[], _T]) -> _T | None:
     try:
         return call()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return None
-        raise
+    except iot.exceptions.ResourceNotFoundException:
+        return None

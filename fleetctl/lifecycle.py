@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import ClientError
-
 from fleetctl.devices import Device, find_device
 from fleetctl.errors import UsageProblem
 from fleetctl.iot import attached_policies, describe_certificate
@@ -46,12 +44,7 @@ def decommission(stack: StackContext, serial: str, reason: str, *, keep_thing: b
     if device.thing is not None and not keep_thing:
         _delete_thing(stack, device.thing_name)
         steps.append(Step("delete-thing", device.thing_name))
-    decommissioned = stack.registry.transition(
-        serial,
-        DeviceStatus.DECOMMISSIONED,
-        unless=[DeviceStatus.DECOMMISSIONED],
-        extra={Attr.DECOMMISSIONED_AT: timestamp()},
-    )
+    decommissioned = stack.records.decommission(serial)
     return [*steps, Step("registry-decommissioned", serial)] if decommissioned is not None else steps
 
 
@@ -74,19 +67,17 @@ def release(stack: StackContext, serial: str) -> list[Step]:
     cutoff = timestamp(datetime.now(UTC) - timedelta(seconds=STALE_APPROVAL_AFTER_SECONDS))
     if record.get(Attr.APPROVED_AT, "") >= cutoff:
         raise UsageProblem(f"serial {serial!r} was approved less than an hour ago and may still provision")
-    steps = [Step(f"registry-{stack.registry.release(record)}", serial)]
+    released = stack.records.release(record)
+    if released is None:
+        raise UsageProblem(f"serial {serial!r} changed while being released; look again")
+    steps = [Step(f"registry-{released}", serial)]
     return [*steps, *_revoke_certificate(stack, device, record[Attr.CERTIFICATE_ID])]
 
 
 def _revoke(stack: StackContext, device: Device, reason: str) -> list[Step]:
     # The registry goes first: from then on the hook denies the serial, so no certificate can be approved
     # behind our back; one approved just before is named by the item the write returns.
-    revoked = stack.registry.transition(
-        device.serial,
-        DeviceStatus.REVOKED,
-        unless=[DeviceStatus.REVOKED, DeviceStatus.DECOMMISSIONED],
-        extra={Attr.REVOCATION_REASON: reason, Attr.REVOKED_AT: timestamp()},
-    )
+    revoked = stack.records.revoke(device.serial, reason)
     steps = [] if revoked is None else [Step("registry-revoked", device.serial)]
     certificate_ids = list(device.certificate_ids)
     approved = (revoked or {}).get(Attr.CERTIFICATE_ID)
@@ -103,9 +94,8 @@ def _delete_thing(stack: StackContext, name: str) -> None:
         try:
             stack.iot.delete_thing(thingName=name)
             return
-        except ClientError as error:
-            still_attached = error.response.get("Error", {}).get("Code") == "InvalidRequestException"
-            if not still_attached or attempt == DELETE_THING_ATTEMPTS - 1:
+        except stack.iot.exceptions.InvalidRequestException:  # still attached
+            if attempt == DELETE_THING_ATTEMPTS - 1:
                 raise
             time.sleep(DELETE_THING_BACKOFF_SECONDS * (attempt + 1))
 

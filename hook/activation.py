@@ -18,6 +18,8 @@ from typing import Any, Final
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.iot_registry_event import IoTCoreThingEvent
 from botocore.config import Config
 
 from hook.activation_config import ActivationConfig
@@ -32,7 +34,7 @@ from hook.contract import (
     metrics_namespace_from_environment,
     serial_number_of,
 )
-from hook.registry import DeviceRegistry, registry_from_environment
+from hook.registry import DeviceRecords, Item, registry_from_environment
 
 CLIENT_CONFIG: Final = Config(
     connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 3, "mode": "standard"}
@@ -44,17 +46,23 @@ metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Servic
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+@event_source(data_class=IoTCoreThingEvent)
+def lambda_handler(event: IoTCoreThingEvent, context: Any) -> dict[str, str]:
     """Handle one ``$aws/events/thing/<name>/created`` registry event; returns what was done."""
-    thing_name = event.get("thingName")
-    if event.get("operation") != "CREATED" or not isinstance(thing_name, str):
+    if not _is_thing_created(event):
         logger.warning("not a thing-created event; ignored", extra={"eventType": event.get("eventType")})
         return {"outcome": "ignored"}
-    outcome = activate(thing_name, _config(), _registry(), _shadows())
+    outcome = activate(event.thing_name, _config(), _registry(), _shadows())
     return {"outcome": outcome}
 
 
-def activate(thing_name: str, config: ActivationConfig, registry: DeviceRegistry, shadows: Any) -> str:
+def _is_thing_created(event: IoTCoreThingEvent) -> bool:
+    """The rule's topic only carries thing-created events; anything else (a test event, another
+    operation) is ignored rather than failed, so Lambda does not retry it."""
+    return event.get("operation") == "CREATED" and isinstance(event.get("thingName"), str)
+
+
+def activate(thing_name: str, config: ActivationConfig, registry: DeviceRecords, shadows: Any) -> str:
     """Activate the device behind ``thing_name``; returns ``activated``, ``already-active``, ``ignored``,
     ``no-registry-item`` or ``unexpected-state``."""
     serial = serial_number_of(config.thing_name_prefix, thing_name)
@@ -83,11 +91,11 @@ def activate(thing_name: str, config: ActivationConfig, registry: DeviceRegistry
     return "activated"
 
 
-def _is_active(item: dict[str, str], thing_name: str) -> bool:
+def _is_active(item: Item, thing_name: str) -> bool:
     return item.get(Attr.STATUS) == DeviceStatus.ACTIVE and item.get(Attr.THING_NAME) == thing_name
 
 
-def _unexpected(item: dict[str, str]) -> str:
+def _unexpected(item: Item) -> str:
     logger.warning("thing created for a serial that is not PENDING", extra={"status": item.get(Attr.STATUS)})
     metrics.add_metric(name=Metric.UNEXPECTED_ACTIVATION, unit=MetricUnit.Count, value=1)
     return "unexpected-state"
@@ -101,7 +109,7 @@ def _config() -> ActivationConfig:
 
 
 @functools.cache
-def _registry() -> DeviceRegistry:
+def _registry() -> DeviceRecords:
     return registry_from_environment(CLIENT_CONFIG)
 
 

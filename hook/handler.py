@@ -30,7 +30,7 @@ from hook.contract import (
     Service,
     metrics_namespace_from_environment,
 )
-from hook.registry import DeviceRegistry, Provenance, registry_from_environment
+from hook.registry import DeviceRecords, Provenance, registry_from_environment
 from hook.rules import RulesError, RuleSet, load_rules, validate_request
 
 SERVICE: Final = Service.HOOK.value
@@ -187,5 +187,5 @@ def _rules() -> RuleSet | RulesError:
 
 
 @functools.cache
-def _registry() -> DeviceRegistry:
+def _registry() -> DeviceRecords:
     return registry_from_environment(DYNAMODB_CONFIG)

@@ -1,19 +1,40 @@
-"""The device registry as the hook sees it: one conditional write per decision."""
+"""The registry table's items and the lifecycle rules: which state a device may move to, from which.
+
+Every read and write of the table, by the functions and by ``fleetctl``, goes through
+:class:`DeviceRecords`, so a state transition is written down once:
+
+- ``approve``: a new serial (unless pre-registration is required) or a ``PREREGISTERED`` one of the same
+  type and manufacturer becomes ``PENDING``; a retry by the certificate on record is allowed again.
+- ``activate``: ``PENDING`` becomes ``ACTIVE``.
+- ``preregister``: an unknown serial becomes ``PREREGISTERED``.
+- ``revoke``: anything but ``REVOKED`` and ``DECOMMISSIONED`` (or an unknown serial) becomes ``REVOKED``.
+- ``decommission``: anything but ``DECOMMISSIONED`` (or an unknown serial) becomes ``DECOMMISSIONED``.
+- ``release``: a ``PENDING`` approval goes back to ``PREREGISTERED``, or away when nothing was before it.
+
+It stays on the low-level DynamoDB client (the ``Table`` resource costs the hook's cold start more):
+conditions are built by boto3's expression builder, the one behind ``Table``, and values pass through
+boto3's ``TypeSerializer`` and ``TypeDeserializer``.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import boto3
+from boto3.dynamodb.conditions import Attr as Attribute
+from boto3.dynamodb.conditions import ConditionBase, ConditionExpressionBuilder, Key
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hook.contract import (
+    DEVICE_TYPE_INDEX,
     PARAMETER_ATTRIBUTES,
+    REGISTRY_PARTITION_KEY,
     REGISTRY_TABLE_ENV,
     STATUS_INDEX,
     Attr,
@@ -28,11 +49,25 @@ if TYPE_CHECKING:
 
     from hook.rules import DeviceRequest
 
+Item = dict[str, str]
+"""A registry item's string attributes by name (every registry attribute is a string)."""
+
 _DENIED_STATES = {
     DeviceStatus.REVOKED: RejectionReason.DEVICE_REVOKED,
     DeviceStatus.DECOMMISSIONED: RejectionReason.DEVICE_DECOMMISSIONED,
 }
 _PROVISIONED_STATES = {DeviceStatus.PENDING, DeviceStatus.ACTIVE}
+_APPROVAL_ATTRIBUTES = (
+    Attr.CERTIFICATE_ID,
+    Attr.CLAIM_CERTIFICATE_ID,
+    Attr.TEMPLATE_ARN,
+    Attr.CLIENT_ID,
+    Attr.APPROVED_AT,
+)
+"""What the hook's approval adds to a pre-registered item."""
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
 
 
 @dataclass(frozen=True)
@@ -45,8 +80,12 @@ class Provenance:
     client_id: str
 
 
-class DeviceRegistry:
-    """The functions' access to the registry table: approvals, activations and stale approvals."""
+class DeviceRecords:
+    """The devices' records in the registry table: reads through the key and the indexes (never a scan)
+    and every lifecycle transition, each one conditional request.
+
+    Not ``DeviceRegistry``: that is the Pulumi component that creates the table.
+    """
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -73,102 +112,188 @@ class DeviceRegistry:
             Attr.UPDATED_AT: now,
             Attr.APPROVED_AT: now,
         }
-        for parameter, value in request.parameters().items():
-            attribute = PARAMETER_ATTRIBUTES[Parameter(parameter)]
-            if attribute is not Attr.SERIAL_NUMBER:
-                values[attribute] = value
-        attribute_values: dict[str, Any] = {f":{attr}": {"S": value} for attr, value in values.items()}
-        attribute_values[":preregistered"] = {"S": DeviceStatus.PREREGISTERED}
-        assignments = [f"#{attr} = :{attr}" for attr in values]
-        assignments.append(f"#{Attr.CREATED_AT} = if_not_exists(#{Attr.CREATED_AT}, :{Attr.UPDATED_AT})")
-        condition = (
-            f"#{Attr.STATUS} = :preregistered AND #{Attr.DEVICE_TYPE} = :{Attr.DEVICE_TYPE} "
-            f"AND #{Attr.MANUFACTURER} = :{Attr.MANUFACTURER}"
+        values.update(request_attributes(request))
+        del values[Attr.SERIAL_NUMBER]
+        preregistered = (
+            Attribute(Attr.STATUS).eq(DeviceStatus.PREREGISTERED)
+            & Attribute(Attr.DEVICE_TYPE).eq(request.device_type)
+            & Attribute(Attr.MANUFACTURER).eq(request.manufacturer)
         )
-        named = [*values, Attr.CREATED_AT]
-        if not require_preregistration:
-            condition = f"attribute_not_exists(#{Attr.SERIAL_NUMBER}) OR ({condition})"
-            named.append(Attr.SERIAL_NUMBER)
+        condition = preregistered if require_preregistration else _absent() | preregistered
         try:
             self._client.update_item(
                 TableName=self._table_name,
-                Key={Attr.SERIAL_NUMBER: {"S": request.serial_number}},
-                UpdateExpression="SET " + ", ".join(assignments),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={f"#{attr}": attr for attr in named},
-                ExpressionAttributeValues=attribute_values,
+                Key=_key(request.serial_number),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **_expressions(condition, assign=values, assign_if_absent={Attr.CREATED_AT: now}),
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _unavailable(error) from error
-            stored: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
-            _decide_from_stored(stored, request, provenance)
-        except BotoCoreError as error:
+        except self._client.exceptions.ConditionalCheckFailedException as refused:
+            _decide_from_stored(_refused_item(refused), request, provenance)
+        except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
 
-    def get(self, serial_number: str) -> dict[str, str] | None:
-        """The registry item of a serial (string attributes), read consistently; ``None`` if absent."""
+    def get(self, serial_number: str) -> Item | None:
+        """The registry item of a serial, read consistently; ``None`` if absent."""
         item = self._client.get_item(
-            TableName=self._table_name,
-            Key={Attr.SERIAL_NUMBER: {"S": serial_number}},
-            ConsistentRead=True,
+            TableName=self._table_name, Key=_key(serial_number), ConsistentRead=True
         ).get("Item")
         return None if item is None else string_attributes(item)
 
-    def activate(self, serial_number: str, thing_name: str) -> dict[str, str] | None:
+    def activate(self, serial_number: str, thing_name: str) -> Item | None:
         """Move a ``PENDING`` serial to ``ACTIVE`` with its thing name; return ``None`` when done, or the
         stored item when it was not ``PENDING`` (a redelivered event or an unexpected state)."""
         now = timestamp()
+        assign: Item = {
+            Attr.STATUS: DeviceStatus.ACTIVE,
+            Attr.THING_NAME: thing_name,
+            Attr.ACTIVATED_AT: now,
+            Attr.UPDATED_AT: now,
+        }
         try:
             self._client.update_item(
                 TableName=self._table_name,
-                Key={Attr.SERIAL_NUMBER: {"S": serial_number}},
-                UpdateExpression="SET #status = :active, #thing = :thing, #activated = :now, #updated = :now",
-                ConditionExpression="#status = :pending",
-                ExpressionAttributeNames={
-                    "#status": Attr.STATUS,
-                    "#thing": Attr.THING_NAME,
-                    "#activated": Attr.ACTIVATED_AT,
-                    "#updated": Attr.UPDATED_AT,
-                },
-                ExpressionAttributeValues={
-                    ":active": {"S": DeviceStatus.ACTIVE},
-                    ":pending": {"S": DeviceStatus.PENDING},
-                    ":thing": {"S": thing_name},
-                    ":now": {"S": now},
-                },
+                Key=_key(serial_number),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **_expressions(Attribute(Attr.STATUS).eq(DeviceStatus.PENDING), assign=assign),
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            stored: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
-            return string_attributes(stored)
+        except self._client.exceptions.ConditionalCheckFailedException as refused:
+            return _refused_item(refused) or {}
         return None
+
+    def preregister(self, request: DeviceRequest, now: str) -> Item | None:
+        """Store the request as ``PREREGISTERED`` unless its serial exists; ``None`` when stored, else the
+        item already there (returned by the refused write, without another read)."""
+        item = {
+            **request_attributes(request),
+            Attr.STATUS: DeviceStatus.PREREGISTERED,
+            Attr.CREATED_AT: now,
+            Attr.UPDATED_AT: now,
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table_name,
+                Item={name: _SERIALIZER.serialize(value) for name, value in item.items()},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **_expressions(_absent()),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as refused:
+            return _refused_item(refused) or {}
+        return None
+
+    def revoke(self, serial_number: str, reason: str) -> Item | None:
+        """Mark the serial ``REVOKED`` with ``reason``, creating the item if absent, unless it is already
+        ``REVOKED`` or ``DECOMMISSIONED``; returns the item as written, or ``None`` if unchanged."""
+        return self._enter(
+            serial_number,
+            DeviceStatus.REVOKED,
+            unless=[DeviceStatus.REVOKED, DeviceStatus.DECOMMISSIONED],
+            extra={Attr.REVOCATION_REASON: reason, Attr.REVOKED_AT: timestamp()},
+        )
+
+    def decommission(self, serial_number: str) -> Item | None:
+        """Mark the serial ``DECOMMISSIONED`` for good, creating the item if absent, unless it already is;
+        returns the item as written, or ``None`` if unchanged."""
+        return self._enter(
+            serial_number,
+            DeviceStatus.DECOMMISSIONED,
+            unless=[DeviceStatus.DECOMMISSIONED],
+            extra={Attr.DECOMMISSIONED_AT: timestamp()},
+        )
+
+    def release(self, approval: Item) -> Literal["restored", "deleted"] | None:
+        """Undo a ``PENDING`` approval: back to ``PREREGISTERED`` when a manifest had pre-registered the
+        serial (its item was created before the approval), else delete the item. Conditional on the item
+        still being this approval: ``None`` when it changed meanwhile."""
+        key = _key(approval[Attr.SERIAL_NUMBER])
+        pending = Attribute(Attr.STATUS).eq(DeviceStatus.PENDING)
+        still_this_approval = pending & Attribute(Attr.APPROVED_AT).eq(approval[Attr.APPROVED_AT])
+        preregistered = approval.get(Attr.CREATED_AT, "") < approval[Attr.APPROVED_AT]
+        try:
+            if not preregistered:
+                self._client.delete_item(
+                    TableName=self._table_name, Key=key, **_expressions(still_this_approval)
+                )
+                return "deleted"
+            restored: Item = {Attr.STATUS: DeviceStatus.PREREGISTERED, Attr.UPDATED_AT: timestamp()}
+            self._client.update_item(
+                TableName=self._table_name,
+                Key=key,
+                **_expressions(still_this_approval, assign=restored, remove=_APPROVAL_ATTRIBUTES),
+            )
+            return "restored"
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+
+    def devices(
+        self,
+        status: DeviceStatus | None = None,
+        device_type: str | None = None,
+        *,
+        attributes: Collection[Attr] = (),
+    ) -> Iterator[Item]:
+        """Devices in ``status`` and/or of ``device_type`` (all devices when neither), fetched page by page
+        from the ``byStatus`` index (by last update) or, for a type alone, ``byDeviceType`` (by serial);
+        only ``attributes`` of each when given."""
+        queries: list[tuple[str, ConditionBase, ConditionBase | None]]
+        if status is None and device_type is not None:
+            queries = [(DEVICE_TYPE_INDEX, Key(Attr.DEVICE_TYPE).eq(device_type), None)]
+        else:
+            of_type = None if device_type is None else Attribute(Attr.DEVICE_TYPE).eq(device_type)
+            states = DeviceStatus if status is None else [status]
+            queries = [(STATUS_INDEX, Key(Attr.STATUS).eq(each), of_type) for each in states]
+        for index, key, filter_by in queries:
+            for page in self._pages(index, key, filter_by, attributes=attributes):
+                yield from (string_attributes(item) for item in page.get("Items", []))
 
     def count_pending_before(self, cutoff: str) -> int:
         """How many ``PENDING`` items were last updated before ``cutoff`` (ISO 8601), by the status index."""
-        count = 0
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
+        key = Key(Attr.STATUS).eq(DeviceStatus.PENDING) & Key(Attr.UPDATED_AT).lt(cutoff)
+        return sum(page["Count"] for page in self._pages(STATUS_INDEX, key, Select="COUNT"))
+
+    def _enter(
+        self, serial_number: str, status: DeviceStatus, *, unless: Collection[DeviceStatus], extra: Item
+    ) -> Item | None:
+        """Move ``serial_number`` to ``status`` with ``extra`` attributes, creating the item if absent,
+        unless it already is in one of the ``unless`` states."""
+        condition = _absent() | ~Attribute(Attr.STATUS).is_in(list(unless))
+        assign: Item = {Attr.STATUS: status, Attr.UPDATED_AT: timestamp(), **extra}
+        try:
+            written = self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(serial_number),
+                ReturnValues="ALL_NEW",
+                **_expressions(condition, assign=assign),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        return string_attributes(written.get("Attributes", {}))
+
+    def _pages(
+        self,
+        index: str,
+        key: ConditionBase,
+        filter_by: ConditionBase | None = None,
+        *,
+        attributes: Collection[Attr] = (),
+        **arguments: Any,
+    ) -> Iterator[Mapping[str, Any]]:
+        """The query's pages: the items of ``index`` that match ``key`` and ``filter_by``."""
+        pages = self._client.get_paginator("query").paginate(
             TableName=self._table_name,
-            IndexName=STATUS_INDEX,
-            KeyConditionExpression="#status = :pending AND #updated < :cutoff",
-            ExpressionAttributeNames={"#status": Attr.STATUS, "#updated": Attr.UPDATED_AT},
-            ExpressionAttributeValues={":pending": {"S": DeviceStatus.PENDING}, ":cutoff": {"S": cutoff}},
-            Select="COUNT",
-        ):
-            count += page["Count"]
-        return count
+            IndexName=index,
+            **_expressions(key=key, filter_by=filter_by, projection=attributes),
+            **arguments,
+        )
+        yield from pages
 
 
-def registry_from_environment(config: Config) -> DeviceRegistry:
-    """The registry named by ``REGISTRY_TABLE_NAME``, through a DynamoDB client built with ``config``."""
+def registry_from_environment(config: Config) -> DeviceRecords:
+    """The records of the table named by ``REGISTRY_TABLE_NAME``, through a DynamoDB client built with
+    ``config``."""
     table_name = os.environ.get(REGISTRY_TABLE_ENV)
     if not table_name:
         raise RuntimeError(f"{REGISTRY_TABLE_ENV} is not set")
-    return DeviceRegistry(boto3.client("dynamodb", config=config), table_name)
+    return DeviceRecords(boto3.client("dynamodb", config=config), table_name)
 
 
 def timestamp(moment: datetime | None = None) -> str:
@@ -176,23 +301,101 @@ def timestamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).isoformat(timespec="milliseconds")
 
 
-def string_attributes(item: Mapping[str, Any]) -> dict[str, str]:
+def request_attributes(request: DeviceRequest) -> Item:
+    """The request's normalised values under their registry attribute names."""
+    return {PARAMETER_ATTRIBUTES[Parameter(name)]: value for name, value in request.parameters().items()}
+
+
+def string_attributes(item: Mapping[str, Any]) -> Item:
     """A DynamoDB item's string attributes as plain values (every registry attribute is a string)."""
-    return {name: value["S"] for name, value in item.items() if "S" in value}
+    plain = {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+    return {name: value for name, value in plain.items() if isinstance(value, str)}
 
 
-def _decide_from_stored(item: dict[str, Any] | None, request: DeviceRequest, provenance: Provenance) -> None:
+def _key(serial_number: str) -> dict[str, Any]:
+    return {REGISTRY_PARTITION_KEY: _SERIALIZER.serialize(serial_number)}
+
+
+def _absent() -> ConditionBase:
+    """The item does not exist yet."""
+    return Attribute(REGISTRY_PARTITION_KEY).not_exists()
+
+
+def _expressions(
+    condition: ConditionBase | None = None,
+    *,
+    key: ConditionBase | None = None,
+    filter_by: ConditionBase | None = None,
+    assign: Mapping[str, str] | None = None,
+    assign_if_absent: Mapping[str, str] | None = None,
+    remove: Collection[str] = (),
+    projection: Collection[str] = (),
+) -> dict[str, Any]:
+    """The expression arguments of one request. Conditions are built by boto3's builder (placeholders
+    ``#n0``, ``:v0``...); boto3 has no builder for updates and projections, so their placeholders are
+    numbered here (``#u0``, ``:u0``, ``#r0``, ``#p0``...). Every value goes through ``TypeSerializer``."""
+    builder = ConditionExpressionBuilder()
+    arguments: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for argument, built_from, is_key in (
+        ("ConditionExpression", condition, False),
+        ("KeyConditionExpression", key, True),
+        ("FilterExpression", filter_by, False),
+    ):
+        if built_from is not None:
+            built = builder.build_expression(built_from, is_key_condition=is_key)
+            arguments[argument] = built.condition_expression
+            names.update(built.attribute_name_placeholders)
+            values.update(built.attribute_value_placeholders)
+    keep = assign_if_absent or {}
+    assignments = []
+    for number, (name, value) in enumerate({**(assign or {}), **keep}.items()):
+        target, names[f"#u{number}"], values[f":u{number}"] = f"#u{number}", name, value
+        assignments.append(
+            f"{target} = if_not_exists({target}, :u{number})" if name in keep else f"{target} = :u{number}"
+        )
+    removed = {f"#r{number}": name for number, name in enumerate(remove)}
+    shown = {f"#p{number}": name for number, name in enumerate(projection)}
+    names.update(removed | shown)
+    update = ([f"SET {', '.join(assignments)}"] if assignments else []) + (
+        [f"REMOVE {', '.join(removed)}"] if removed else []
+    )
+    if update:
+        arguments["UpdateExpression"] = " ".join(update)
+    if shown:
+        arguments["ProjectionExpression"] = ", ".join(shown)
+    if names:
+        arguments["ExpressionAttributeNames"] = names
+    if values:
+        arguments["ExpressionAttributeValues"] = {
+            placeholder: _SERIALIZER.serialize(value) for placeholder, value in values.items()
+        }
+    return arguments
+
+
+def _refused_item(refused: ClientError) -> Item | None:
+    """The stored item a refused conditional write returns (ReturnValuesOnConditionCheckFailure=ALL_OLD);
+    ``None`` when there was none. botocore's error type does not declare the ``Item`` key."""
+    item = cast(Mapping[str, Any], refused.response).get("Item")
+    return None if item is None else string_attributes(item)
+
+
+def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: Provenance) -> None:
     """Allow a retry by the certificate already on record; deny everything else the condition refused."""
     if item is None:
         raise ProvisioningDenied(RejectionReason.NOT_PREREGISTERED, "serial is not pre-registered")
-    status = _string(item, Attr.STATUS)
+    status = item.get(Attr.STATUS)
     if status in _PROVISIONED_STATES:
-        if _string(item, Attr.CERTIFICATE_ID) != provenance.certificate_id:
+        if item.get(Attr.CERTIFICATE_ID) != provenance.certificate_id:
             raise ProvisioningDenied(
                 RejectionReason.DUPLICATE_SERIAL,
                 f"serial is already {status} with another certificate (a cloned or replayed serial)",
             )
-        if not _same_identity(item, request):
+        if (item.get(Attr.DEVICE_TYPE), item.get(Attr.MANUFACTURER)) != (
+            request.device_type,
+            request.manufacturer,
+        ):
             raise ProvisioningDenied(
                 RejectionReason.DUPLICATE_SERIAL,
                 f"serial is already {status} as {_identity(item)}; "
@@ -212,26 +415,10 @@ def _decide_from_stored(item: dict[str, Any] | None, request: DeviceRequest, pro
     )
 
 
-def _same_identity(item: dict[str, Any], request: DeviceRequest) -> bool:
-    return (_string(item, Attr.DEVICE_TYPE), _string(item, Attr.MANUFACTURER)) == (
-        request.device_type,
-        request.manufacturer,
-    )
+def _identity(item: Item) -> str:
+    return f"{item.get(Attr.DEVICE_TYPE)!r} by {item.get(Attr.MANUFACTURER)!r}"
 
 
-def _identity(item: dict[str, Any]) -> str:
-    return f"{_string(item, Attr.DEVICE_TYPE)!r} by {_string(item, Attr.MANUFACTURER)!r}"
-
-
-def _string(item: dict[str, Any], attribute: Attr) -> str | None:
-    value = item.get(attribute, {}).get("S")
-    return value if isinstance(value, str) else None
-
-
-def _unavailable(error: Exception) -> ProvisioningDenied:
-    code = (
-        error.response.get("Error", {}).get("Code")
-        if isinstance(error, ClientError)
-        else type(error).__name__
-    )
+def _unavailable(error: ClientError | BotoCoreError) -> ProvisioningDenied:
+    code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
     return ProvisioningDenied(RejectionReason.REGISTRY_UNAVAILABLE, f"registry request failed: {code}")

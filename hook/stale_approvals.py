@@ -26,7 +26,7 @@ from hook.contract import (
     Service,
     metrics_namespace_from_environment,
 )
-from hook.registry import DeviceRegistry, registry_from_environment, timestamp
+from hook.registry import DeviceRecords, registry_from_environment, timestamp
 
 logger = Logger(service=Service.STALE_APPROVALS.value)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Service.STALE_APPROVALS.value)
@@ -59,7 +59,7 @@ def thing_events_enabled(iot: Any) -> bool:
 
 
 @functools.cache
-def _registry() -> DeviceRegistry:
+def _registry() -> DeviceRecords:
     return registry_from_environment(CLIENT_CONFIG)
 
 

@@ -2,8 +2,8 @@
 
 Starts the emulator, deploys the local stack, provisions the sample fleet (valid devices of every type,
 and devices the hook must deny), prints what happened to each device, the registry and the stack
-outputs, and stops the emulator. Exits non-zero when a device's outcome is not the one its manifest
-entry expects.
+outputs, and stops the emulator. Exits non-zero when a device's outcome is not the one its entry in
+the fleet file expects.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from hook.contract import Attr, DeviceStatus
 from local.fleet import Outcome, provision_fleet, with_hook_reasons
-from local.manifest import APPROVED, SAMPLE_MANIFEST, load_manifest
 from local.report import outcome_result, outcomes_table, outputs_table, registry_table
+from local.sample_fleet import APPROVED, SAMPLE_FLEET, load_fleet
 from local.sandbox import sandbox
 from program.outputs import StackOutput
 
@@ -24,12 +25,14 @@ from program.outputs import StackOutput
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--manifest", type=Path, default=SAMPLE_MANIFEST, help="factory manifest (JSON)")
+    parser.add_argument(
+        "--fleet", "--manifest", type=Path, default=SAMPLE_FLEET, help="devices to provision (JSON)"
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="devices provisioning at once")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()
-    devices = load_manifest(arguments.manifest)
+    devices = load_fleet(arguments.fleet)
 
     def step(message: str) -> None:
         print(f"[{time.monotonic() - started:5.1f}s] {message}", flush=True)
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         for note in box.stack.notes:
             step(f"  note: {note}")
         step(
-            f"provisioning {len(devices)} devices from {arguments.manifest.name}, "
+            f"provisioning {len(devices)} devices from {arguments.fleet.name}, "
             f"{arguments.concurrency} at a time"
         )
         done = 0
@@ -60,14 +63,16 @@ def main(argv: list[str] | None = None) -> int:
             outcomes, box.inspector.client("logs"), box.stack.outputs[StackOutput.HOOK_FUNCTION]
         )
         approved = [outcome.device.identity.serial_number for outcome in outcomes if outcome.approved]
-        registry = box.wait_for_status(approved, "ACTIVE")
+        registry = box.wait_for_status(approved, DeviceStatus.ACTIVE)
         print(f"\nDevices\n\n{outcomes_table(outcomes)}\n")
         print(f"Registry ({box.registry_table})\n\n{registry_table(registry)}\n")
         print(f"Stack outputs\n\n{outputs_table(box.stack.outputs)}\n")
-        print(box.stack.outputs["deploymentInstructions"])
+        print(box.stack.outputs[StackOutput.DEPLOYMENT_INSTRUCTIONS])
         step("stopping the emulator")
     unexpected = [outcome for outcome in outcomes if outcome_result(outcome) != outcome.device.expect]
-    not_active = [serial for serial in approved if registry.get(serial, {}).get("status") != "ACTIVE"]
+    not_active = [
+        serial for serial in approved if registry.get(serial, {}).get(Attr.STATUS) != DeviceStatus.ACTIVE
+    ]
     step(
         f"done: {sum(outcome_result(o) == APPROVED for o in outcomes)} provisioned, "
         f"{sum(outcome_result(o) != APPROVED for o in outcomes)} rejected, "

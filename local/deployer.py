@@ -8,7 +8,6 @@ back. There is no state, no update and no delete: deploy into a fresh (or reset)
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -16,10 +15,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import pulumi
-import yaml
 
 from local.resources import CREATORS, Emulated, UnsupportedResource
-from program.settings import PROJECT, load_settings
+from program.config import load_settings, read_stack_file
+from program.settings import PROJECT
 from program.stack import build_stack
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -106,11 +105,7 @@ class LocalStack:
 
 def local_config(stack: str = LOCAL_STACK) -> dict[str, str]:
     """The config of ``Pulumi.<stack>.yaml`` as Pulumi stores it: full keys, structured values as JSON."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
-    return {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in document["config"].items()
-    }
+    return read_stack_file(stack)
 
 
 def deploy(endpoint_url: str, stack: str = LOCAL_STACK) -> LocalStack:

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from hook.contract import Attr, DeviceStatus
 from local.fleet import FleetTarget
 from local.inspection import Inspector
+from program.config import settings_from_config
 from program.outputs import StackOutput
-from program.settings import PROJECT, Settings, parse_settings
+from program.settings import Settings
 
 T = TypeVar("T")
 
@@ -60,14 +62,14 @@ class Deployment:
         return str(self.outputs[StackOutput.REGISTRY_TABLE])
 
     def wait_for_status(
-        self, serials: Iterable[str], status: str, timeout: float | None = None
+        self, serials: Iterable[str], status: DeviceStatus, timeout: float | None = None
     ) -> dict[str, dict[str, str]]:
         """Poll the registry until every serial has ``status`` (activation runs asynchronously, from a topic
         rule); returns the registry, whether or not they all got there in time."""
         wanted = set(serials)
         return eventually(
             lambda: self.inspector.registry(self.registry_table),
-            lambda items: all(items.get(serial, {}).get("status") == status for serial in wanted),
+            lambda items: all(items.get(serial, {}).get(Attr.STATUS) == status for serial in wanted),
             self.patience.activation if timeout is None else timeout,
             self.patience.interval,
         )
@@ -75,9 +77,4 @@ class Deployment:
 
 def stack_settings(config: Mapping[str, str], stack: str) -> Settings:
     """The settings the program derives from a stack's config (full keys, values as Pulumi stores them)."""
-    values = {
-        key.removeprefix(f"{PROJECT}:"): value
-        for key, value in config.items()
-        if key.startswith(f"{PROJECT}:") or key == "aws:region"
-    }
-    return parse_settings(values, stack)
+    return settings_from_config(config, stack)

@@ -3,6 +3,7 @@ the devices decommissioned with fleetctl, their shadows and certificates deleted
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,11 +63,8 @@ def remove_devices(stack: StackContext, inspector: Inspector, certificate_ids: I
 
 
 def _delete_shadow(iot_data: Any, thing_name: str) -> None:
-    try:
+    with contextlib.suppress(iot_data.exceptions.ResourceNotFoundException):
         iot_data.delete_thing_shadow(thingName=thing_name)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
 
 
 def _delete_certificate(iot: Any, certificate_id: str) -> bool:
@@ -85,9 +83,7 @@ def _delete_certificate(iot: Any, certificate_id: str) -> bool:
         try:
             iot.delete_certificate(certificateId=certificate_id)
             return True
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "DeleteConflictException":
-                raise
-        time.sleep(attempt)
+        except iot.exceptions.DeleteConflictException:
+            time.sleep(attempt)
     iot.delete_certificate(certificateId=certificate_id)  # the last attempt: its error is the one reported
     return True

@@ -1,4 +1,4 @@
-"""Provision a fleet from a manifest, a few devices at a time, and collect each device's outcome."""
+"""Provision a fleet (``local/sample_fleet.py``) a few devices at a time; collect each device's outcome."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from local.device import (
     telemetry_topic,
 )
 from local.hook_logs import hook_denials
-from local.manifest import ManifestDevice
+from local.sample_fleet import FleetDevice
 from program.outputs import StackOutput
 
 HOOK_DENIED: Final = "AccessDenied"
@@ -53,7 +53,7 @@ class FleetTarget:
 class Outcome:
     """How one device fared: provisioned (with its thing), or not (with the error and the hook's reason)."""
 
-    device: ManifestDevice
+    device: FleetDevice
     seconds: float
     timings: Timings = field(default_factory=Timings)
     provisioned: ProvisionedDevice | None = None
@@ -72,7 +72,7 @@ class Outcome:
         return self.provisioned is not None and not self.error
 
 
-def run_device(target: FleetTarget, device: ManifestDevice) -> Outcome:
+def run_device(target: FleetTarget, device: FleetDevice) -> Outcome:
     """Provision one device, then connect as its thing and publish its first telemetry."""
     started = time.perf_counter()
     identity = device.identity
@@ -110,13 +110,13 @@ def run_device(target: FleetTarget, device: ManifestDevice) -> Outcome:
 
 def provision_fleet(
     target: FleetTarget,
-    devices: Iterable[ManifestDevice],
+    devices: Iterable[FleetDevice],
     *,
     concurrency: int = 8,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> list[Outcome]:
     """Provision every device, ``concurrency`` at a time; a repeated serial waits until the device that
-    used it first has finished. Returns the outcomes in manifest order."""
+    used it first has finished. Returns the outcomes in the fleet's order."""
     devices = list(devices)
     outcomes: dict[int, Outcome] = {}
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="device") as pool:
@@ -142,7 +142,7 @@ def with_hook_reasons(outcomes: list[Outcome], logs: Any, hook_function_name: st
     ]
 
 
-def _waves(devices: list[ManifestDevice]) -> list[list[int]]:
+def _waves(devices: list[FleetDevice]) -> list[list[int]]:
     """Device indexes in waves: the n-th use of a serial goes in wave n."""
     waves: list[list[int]] = []
     uses: dict[str, int] = {}

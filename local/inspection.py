@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from hook.contract import Attr
 from hook.registry import string_attributes
 from local.resources import Emulated
 
@@ -52,7 +53,7 @@ class Inspector:
         ):
             for item in page["Items"]:
                 strings = string_attributes(item)
-                items[strings["serialNumber"]] = strings
+                items[strings[Attr.SERIAL_NUMBER]] = strings
         return items
 
     def thing(self, name: str) -> Thing | None:

@@ -1,28 +1,41 @@
-"""Plain-text tables for the demo: device outcomes, registry states, stack outputs."""
+"""The demo's tables, laid out by Rich as plain text: device outcomes, registry states, stack outputs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Final
 
+from rich import box
+from rich.console import Console
+from rich.table import Column, Table
+from rich.text import Text
+
+from hook.contract import Attr
 from local.fleet import Outcome
-from local.manifest import APPROVED
+from local.sample_fleet import APPROVED
 from program.outputs import StackOutput
 
 SECRET_OUTPUTS: Final = frozenset({StackOutput.CLAIM_PRIVATE_KEY})
 _MAX_CELL: Final = 72
+_WIDTH: Final = 1000
+"""Of the console the tables are laid out on: wider than any of them (a cell is at most ``_MAX_CELL``), so
+Rich never narrows a column or wraps a line; the terminal shows them as they are."""
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A left-aligned text table with a header rule."""
-    cells = [[_cell(value) for value in row] for row in [headers, *rows]]
-    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
-    lines = [
-        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    """A left-aligned text table with a header rule; each cell on one line, long ones cut with ``…``."""
+    grid = Table(
+        *(Column(header, max_width=_MAX_CELL, no_wrap=True, overflow="ellipsis") for header in headers),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    for row in rows:
+        grid.add_row(*(Text(" ".join(str(value).split())) for value in row))  # Text: never read as markup
+    console = Console(width=_WIDTH, color_system=None, highlight=False)
+    with console.capture() as captured:
+        console.print(grid)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
 
 
 def outcome_result(outcome: Outcome) -> str:
@@ -65,10 +78,10 @@ def registry_table(items: dict[str, dict[str, str]]) -> str:
     rows = [
         [
             serial,
-            item.get("status", ""),
-            item.get("deviceType", ""),
-            item.get("thingName", ""),
-            item.get("certificateId", "")[:12],
+            item.get(Attr.STATUS, ""),
+            item.get(Attr.DEVICE_TYPE, ""),
+            item.get(Attr.THING_NAME, ""),
+            item.get(Attr.CERTIFICATE_ID, "")[:12],
         ]
         for serial, item in sorted(items.items())
     ]
@@ -86,15 +99,10 @@ def outputs_table(outputs: dict[str, Any]) -> str:
         elif isinstance(value, str) and "\n" in value:
             shown = (
                 f"({value.count(chr(10)) + 1} lines; see below)"
-                if name == "deploymentInstructions"
+                if name == StackOutput.DEPLOYMENT_INSTRUCTIONS
                 else value
             )
         else:
             shown = str(value)
         rows.append([name, shown])
     return table(["output", "value"], rows)
-
-
-def _cell(value: str) -> str:
-    value = " ".join(str(value).split())
-    return value if len(value) <= _MAX_CELL else value[: _MAX_CELL - 1] + "…"

@@ -1,7 +1,7 @@
 """The scenario the e2e suite checks on the emulator and ``local/acceptance.py`` checks on AWS, each a
 :class:`~local.deployment.Deployment`.
 
-The sample fleet provisions as its manifest expects: approved devices are ``ACTIVE`` with their thing,
+The sample fleet provisions as its entries expect: approved devices are ``ACTIVE`` with their thing,
 certificate and shadow; rejected devices, a clone among them, leave nothing behind; a revoked device
 cannot open a new connection. Checks raise :class:`ScenarioFailure` (an ``AssertionError``) saying what
 was found and what was expected.
@@ -17,6 +17,7 @@ from typing import Final, Generic, TypeVar
 
 from hook.contract import (
     PARAMETER_ATTRIBUTES,
+    Attr,
     DeviceStatus,
     Parameter,
     RejectionReason,
@@ -28,8 +29,8 @@ from local.deployment import Deployment, eventually
 from local.device import ConnectRefused, Identity, ProvisionedDevice, Session, get_shadow, telemetry_topic
 from local.device import provision as provision_device
 from local.fleet import HOOK_DENIED, Outcome, provision_fleet, with_hook_reasons
-from local.manifest import APPROVED, ManifestDevice, load_manifest
 from local.report import outcome_result
+from local.sample_fleet import APPROVED, FleetDevice, load_fleet
 from program.outputs import StackOutput
 from program.settings import PROJECT
 
@@ -70,14 +71,14 @@ def present(value: T | None, what: str) -> T:
 
 def scenario_config() -> dict[str, str]:
     """The stack config the scenario's expectations rest on: the local stack's device types and their
-    rules, which the sample manifest's rejections depend on."""
+    rules, which the sample fleet's rejections depend on."""
     key = f"{PROJECT}:deviceTypes"
     return {key: local_config()[key]}
 
 
 @dataclass(frozen=True)
 class Fleet:
-    """The outcomes of a provisioned manifest, with the hook's reasons for the rejected devices."""
+    """The outcomes of a provisioned fleet, with the hook's reasons for the rejected devices."""
 
     outcomes: list[Outcome]
 
@@ -94,7 +95,7 @@ class Fleet:
 
 def provision_devices(
     deployment: Deployment,
-    devices: Iterable[ManifestDevice],
+    devices: Iterable[FleetDevice],
     *,
     concurrency: int = FLEET_CONCURRENCY,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
@@ -117,8 +118,8 @@ def provision_devices(
 # --- checks of a provisioned fleet ---------------------------------------------------------------------
 
 
-def every_device_gets_the_outcome_its_manifest_entry_expects(deployment: Deployment, fleet: Fleet) -> None:
-    """Each device's outcome is its manifest entry's ``expect``, and every device type provisions."""
+def every_device_gets_the_outcome_its_fleet_entry_expects(deployment: Deployment, fleet: Fleet) -> None:
+    """Each device's outcome is its fleet entry's ``expect``, and every device type provisions."""
     expect_equal(
         [(o.device.identity.serial_number, outcome_result(o)) for o in fleet.outcomes],
         [(o.device.identity.serial_number, o.device.expect) for o in fleet.outcomes],
@@ -152,16 +153,16 @@ def approved_devices_are_active_in_the_registry(deployment: Deployment, fleet: F
         identity = outcome.device.identity
         serial = identity.serial_number
         item = present(registry.get(serial), f"registry item {serial}")
-        expect_equal(item["status"], DeviceStatus.ACTIVE, f"{serial} status")
-        expect_equal(item["thingName"], device.thing_name, f"{serial} thingName")
-        expect_equal(item["certificateId"], device.certificate_id, f"{serial} certificateId")
+        expect_equal(item[Attr.STATUS], DeviceStatus.ACTIVE, f"{serial} status")
+        expect_equal(item[Attr.THING_NAME], device.thing_name, f"{serial} thingName")
+        expect_equal(item[Attr.CERTIFICATE_ID], device.certificate_id, f"{serial} certificateId")
         expect_equal(
-            item["clientId"],
+            item[Attr.CLIENT_ID],
             f"{deployment.outputs[StackOutput.CLAIM_CLIENT_ID_PREFIX]}{serial}",
             f"{serial} clientId",
         )
         expect_equal(
-            item["claimCertificateId"],
+            item[Attr.CLAIM_CERTIFICATE_ID],
             deployment.outputs[StackOutput.CLAIM_CERTIFICATE_ID],
             f"{serial} claimCertificateId",
         )
@@ -268,7 +269,7 @@ def rejected_devices_leave_no_thing_attached_certificate_or_registry_record(
                 certificate.arn not in original.principals, f"{serial}: the clone's certificate is attached"
             )
             expect(
-                registry[serial]["certificateId"] != certificate_id,
+                registry[serial][Attr.CERTIFICATE_ID] != certificate_id,
                 f"{serial}: the registry names the clone's certificate",
             )
         else:
@@ -293,7 +294,7 @@ def the_reason_the_hook_logged_is_shown_for_each_rejected_device(
 
 FleetCheck = Callable[[Deployment, Fleet], None]
 FLEET_CHECKS: Final[tuple[FleetCheck, ...]] = (
-    every_device_gets_the_outcome_its_manifest_entry_expects,
+    every_device_gets_the_outcome_its_fleet_entry_expects,
     a_clone_of_a_provisioned_device_is_denied,
     approved_devices_are_active_in_the_registry,
     approved_devices_have_things_with_their_type_groups_and_attributes,
@@ -322,7 +323,7 @@ def provision_and_connect(deployment: Deployment, identity: Identity) -> Provisi
     )
     registry = deployment.wait_for_status([identity.serial_number], DeviceStatus.ACTIVE)
     item = present(registry.get(identity.serial_number), f"registry item {identity.serial_number}")
-    expect_equal(item["status"], DeviceStatus.ACTIVE, f"{identity.serial_number} status")
+    expect_equal(item[Attr.STATUS], DeviceStatus.ACTIVE, f"{identity.serial_number} status")
     with Session(target.broker, device.credentials, device.thing_name) as session:
         session.publish(
             telemetry_topic(identity.device_type, device.thing_name),
@@ -356,10 +357,10 @@ def expect_revoked(deployment: Deployment, device: ProvisionedDevice, reason: st
     serial = device.identity.serial_number
     inspector = deployment.inspector
     item = present(inspector.registry(deployment.registry_table).get(serial), f"registry item {serial}")
-    expect_equal(item["status"], DeviceStatus.REVOKED, f"{serial} status")
-    expect_equal(item.get("revocationReason"), reason, f"{serial} revocationReason")
-    expect(item.get("revokedAt"), f"{serial}: no revokedAt")
-    expect_equal(item["certificateId"], device.certificate_id, f"{serial} certificateId")
+    expect_equal(item[Attr.STATUS], DeviceStatus.REVOKED, f"{serial} status")
+    expect_equal(item.get(Attr.REVOCATION_REASON), reason, f"{serial} revocationReason")
+    expect(item.get(Attr.REVOKED_AT), f"{serial}: no revokedAt")
+    expect_equal(item[Attr.CERTIFICATE_ID], device.certificate_id, f"{serial} certificateId")
     certificate = present(
         inspector.certificate(device.certificate_id), f"certificate {device.certificate_id}"
     )
@@ -442,7 +443,7 @@ def run(
         if issued:
             on_certificate(issued)
 
-    fleet = provision_devices(deployment, load_manifest(), on_outcome=record)
+    fleet = provision_devices(deployment, load_fleet(), on_outcome=record)
     results = [run_check(_name(check), partial(check, deployment, fleet)) for check in checks]
     results.append(
         run_check(

@@ -1,6 +1,16 @@
-"""The stack outputs' names: what ``pulumi stack output --json`` holds, for the tools that read it."""
+"""The stack outputs: their names (what ``pulumi stack output --json`` holds, for the tools that read it)
+and the deployment instructions.
+
+Imports nothing of Pulumi or the settings at run time: fleetctl and the local tools read the names.
+"""
+
+from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from program.settings import Settings
 
 
 class StackOutput(StrEnum):
@@ -22,3 +32,41 @@ class StackOutput(StrEnum):
     HOOK_RULES = "hookRules"
     BASE_NAME = "baseName"
     DEPLOYMENT_INSTRUCTIONS = "deploymentInstructions"
+
+
+def deployment_instructions(
+    settings: Settings,
+    *,
+    client_id_prefix: str,
+    template: str,
+    claim_certificate_id: str,
+    endpoint: str,
+    table: str,
+) -> str:
+    """The next steps for a factory engineer, with this stack's real names filled in."""
+    key_step = (
+        "   The private key stays with the factory: the certificate was issued for its CSR."
+        if settings.current_claim_generation.csr
+        else "   pulumi stack output claimCertificatePrivateKey --show-secrets > claim.private.key\n"
+        "   (keep it like any production secret: it lets anyone provision devices into this fleet)"
+    )
+    preregistration_step = (
+        "5. Import every factory manifest first: serials that were not pre-registered are denied.\n"
+        if settings.require_preregistration
+        else ""
+    )
+    types = ", ".join(device_type.name for device_type in settings.device_types)
+    return (
+        f"Fleet provisioning for {settings.base_name} is deployed.\n\n"
+        "1. Export the claim certificate for the factory image:\n"
+        "   pulumi stack output claimCertificatePem > claim.cert.pem\n"
+        f"{key_step}\n"
+        "2. Put on every device: the claim certificate and key, the Amazon Root CA 1 certificate,\n"
+        f"   the endpoint {endpoint} (port 8883) and the template name {template}.\n"
+        f'3. On first boot the device connects with client id "{client_id_prefix}<serial>", calls\n'
+        f"   CreateKeysAndCertificate, then RegisterThing on template {template} with the parameters\n"
+        f"   SerialNumber, DeviceType ({types}), Manufacturer, FirmwareVersion and Location.\n"
+        f"4. Watch decisions in registry table {table} (PENDING, then ACTIVE) and in the hook's logs.\n"
+        f"{preregistration_step}"
+        f"\nClaim certificate id: {claim_certificate_id}\n"
+    )

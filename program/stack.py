@@ -13,6 +13,7 @@ import pulumi_aws as aws
 
 from components.account import AccountSettings, AccountSettingsArgs
 from components.documents import AccountScope
+from components.function import FunctionDefaults
 from components.hook_package import config_json, hook_archive
 from components.lifecycle import DeviceLifecycle, DeviceLifecycleArgs
 from components.monitoring import MonitoredNames, Monitoring, MonitoringArgs
@@ -20,7 +21,7 @@ from components.provisioning import ClaimGeneration, FleetProvisioning, FleetPro
 from components.registry import DeviceRegistry, DeviceRegistryArgs
 from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME, metrics_namespace
-from program.outputs import StackOutput
+from program.outputs import StackOutput, deployment_instructions
 from program.settings import Settings
 
 
@@ -42,15 +43,20 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             tags=tags,
         ),
     )
-    code = hook_archive(
-        {
-            RULES_FILE_NAME: config_json(settings.hook_rules()),
-            ACTIVATION_CONFIG_FILE_NAME: config_json(
-                ActivationConfig(settings.base_name, settings.initial_shadows()).document()
-            ),
-        }
+    functions = FunctionDefaults(
+        code=hook_archive(
+            {
+                RULES_FILE_NAME: config_json(settings.hook_rules()),
+                ACTIVATION_CONFIG_FILE_NAME: config_json(
+                    ActivationConfig(settings.base_name, settings.initial_shadows()).document()
+                ),
+            }
+        ),
+        layer_arn=settings.layer_arn,
+        log_retention_days=settings.log_retention_days,
+        metrics_namespace=metrics_namespace(settings.base_name),
+        tags=tags,
     )
-    layer_arn = settings.layer_arn
     iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address
     provisioning = FleetProvisioning(
         "provisioning",
@@ -61,19 +67,15 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             retired_device_types=frozenset(
                 device_type.name for device_type in settings.device_types if device_type.retired
             ),
-            code=code,
-            layer_arn=layer_arn,
-            registry_table_name=registry.table_name,
-            registry_table_arn=registry.table_arn,
+            registry=registry.reference,
+            defaults=functions,
             hook_timeout=settings.lambda_timeout,
             hook_memory_size=settings.lambda_memory_size,
-            log_retention_days=settings.log_retention_days,
             claim_generations=tuple(
                 ClaimGeneration(name=generation.name, csr=generation.csr, active=generation.active)
                 for generation in settings.claim_certificates
             ),
             role_policy=settings.provisioning_role_policy,
-            tags=tags,
         ),
         scope,
     )
@@ -81,13 +83,9 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "lifecycle",
         DeviceLifecycleArgs(
             name_prefix=settings.base_name,
-            code=code,
-            layer_arn=layer_arn,
-            registry_table_name=registry.table_name,
-            registry_table_arn=registry.table_arn,
+            registry=registry.reference,
             iot_endpoint=iot_endpoint,
-            log_retention_days=settings.log_retention_days,
-            tags=tags,
+            defaults=functions,
         ),
         scope,
     )
@@ -103,7 +101,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                     template=provisioning.template_name,
                     thing_created_rule=lifecycle.thing_created_rule_name,
                     claim_certificates=provisioning.claim_certificate_ids,
-                    metrics_namespace=metrics_namespace(settings.base_name),
+                    metrics_namespace=functions.metrics_namespace,
                 ),
                 alarm_threshold=settings.alarm_threshold,
                 max_provisioning_per_hour=settings.max_provisioning_per_hour,
@@ -158,41 +156,3 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     if provisioning.claim_private_key is not None:
         outputs[StackOutput.CLAIM_PRIVATE_KEY] = provisioning.claim_private_key
     return outputs
-
-
-def deployment_instructions(
-    settings: Settings,
-    *,
-    client_id_prefix: str,
-    template: str,
-    claim_certificate_id: str,
-    endpoint: str,
-    table: str,
-) -> str:
-    """The next steps for a factory engineer, with this stack's real names filled in."""
-    key_step = (
-        "   The private key stays with the factory: the certificate was issued for its CSR."
-        if settings.current_claim_generation.csr
-        else "   pulumi stack output claimCertificatePrivateKey --show-secrets > claim.private.key\n"
-        "   (keep it like any production secret: it lets anyone provision devices into this fleet)"
-    )
-    preregistration_step = (
-        "5. Import every factory manifest first: serials that were not pre-registered are denied.\n"
-        if settings.require_preregistration
-        else ""
-    )
-    types = ", ".join(device_type.name for device_type in settings.device_types)
-    return (
-        f"Fleet provisioning for {settings.base_name} is deployed.\n\n"
-        "1. Export the claim certificate for the factory image:\n"
-        "   pulumi stack output claimCertificatePem > claim.cert.pem\n"
-        f"{key_step}\n"
-        "2. Put on every device: the claim certificate and key, the Amazon Root CA 1 certificate,\n"
-        f"   the endpoint {endpoint} (port 8883) and the template name {template}.\n"
-        f'3. On first boot the device connects with client id "{client_id_prefix}<serial>", calls\n'
-        f"   CreateKeysAndCertificate, then RegisterThing on template {template} with the parameters\n"
-        f"   SerialNumber, DeviceType ({types}), Manufacturer, FirmwareVersion and Location.\n"
-        f"4. Watch decisions in registry table {table} (PENDING, then ACTIVE) and in the hook's logs.\n"
-        f"{preregistration_step}"
-        f"\nClaim certificate id: {claim_certificate_id}\n"
-    )

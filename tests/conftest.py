@@ -1,7 +1,8 @@
-"""Fixtures: fake AWS credentials, a moto registry table and a configured hook."""
+"""Fixtures: fake AWS credentials, a moto registry table, a configured hook and a stack for fleetctl."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -14,7 +15,19 @@ from moto import mock_aws
 
 from hook import handler
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
-from tests.support import RULES, TABLE_NAME, FakeLambdaContext, create_registry_table, write_rules
+from tests.support import (
+    BASE,
+    CLAIM_POLICY,
+    REGION,
+    RULES,
+    TABLE_NAME,
+    TEMPLATE_ARN,
+    FakeLambdaContext,
+    Fleet,
+    before_every_call,
+    create_registry_table,
+    write_rules,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +100,37 @@ class _CurrentStdout:
 
     def flush(self) -> None:
         sys.stdout.flush()
+
+
+@pytest.fixture
+def no_outputs_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fleetctl reads no stack outputs from the environment: each test names them, or not."""
+    monkeypatch.delenv("FLEETCTL_OUTPUTS", raising=False)
+
+
+@pytest.fixture
+def fleet(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fleet:
+    """The stack on moto, in the registry table of the ``dynamodb`` fixture (which the hook fixtures use)."""
+    iot = boto3.client("iot", region_name=REGION)
+    claim = iot.create_keys_and_certificate(setAsActive=True)
+    iot.create_policy(policyName=CLAIM_POLICY, policyDocument="{}")
+    iot.attach_policy(policyName=CLAIM_POLICY, target=claim["certificateArn"])
+    outputs = tmp_path / "outputs.json"
+    stack_outputs = {
+        "deviceRegistryTableName": TABLE_NAME,
+        "provisioningTemplateName": f"{BASE}-fleet",
+        "provisioningTemplateArn": TEMPLATE_ARN,
+        "claimCertificateId": claim["certificateId"],
+        "region": REGION,
+        "hookRules": RULES,
+    }
+    outputs.write_text(json.dumps(stack_outputs), encoding="utf-8")
+    return Fleet(dynamodb, iot, claim["certificateId"], outputs, tmp_path)
+
+
+@pytest.fixture
+def aws_operations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the AWS operations fleetctl calls."""
+    operations: list[str] = []
+    before_every_call(monkeypatch, lambda model, **_: operations.append(model.name))
+    return operations

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
 from components.powertools import partition_of
-from program.settings import PROJECT, load_settings
+from program.config import decode, load_settings, program_values, read_stack_file
+from program.settings import PROJECT
 from program.stack import build_stack
 
 ACCOUNT_ID = "123456789012"
@@ -124,9 +124,8 @@ class Deployment:
 
 
 def stack_config(stack: str) -> dict[str, Any]:
-    """The config of ``Pulumi.<stack>.yaml`` with the keys as the program sees them."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
-    return {key.removeprefix(f"{PROJECT}:"): value for key, value in document["config"].items()}
+    """The config of ``Pulumi.<stack>.yaml`` with the keys and values as the program sees them."""
+    return decode(program_values(read_stack_file(stack)))
 
 
 def deploy(config: Mapping[str, Any], stack: str = "dev") -> Deployment:

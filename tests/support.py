@@ -1,18 +1,40 @@
-"""Helpers shared by the tests and the benchmarks: the registry table and well-formed hook events."""
+"""Helpers shared by the tests and the benchmarks: the registry table, well-formed hook events, the hook's
+output lines, and a stack on moto for fleetctl."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, Parameter
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from typer.testing import CliRunner, Result
+
+from fleetctl.cli import app
+from fleetctl.errors import ExitCode
+from fleetctl.manifest import HEADER
+from hook.contract import (
+    REGISTRY_INDEXES,
+    REGISTRY_PARTITION_KEY,
+    Parameter,
+    device_type_resource_name,
+    thing_name,
+)
+from hook.registry import DeviceRecords, Provenance
+from hook.rules import parse_rules, validate_request
 
 TABLE_NAME = "test-device-registry"
 TEMPLATE_ARN = "arn:aws:iot:us-east-1:123456789012:provisioningtemplate/test-fleet"
 CLAIM_CERTIFICATE_ID = hashlib.sha256(b"claim").hexdigest()
+REGION = "us-east-1"
+BASE = "fleet-test"
+"""The base name (``<prefix>-<env>``) of the fleetctl tests' stack."""
+CLAIM_POLICY = f"{BASE}-claim"
 
 RULES: dict[str, Any] = {
     "deviceTypes": {
@@ -102,3 +124,113 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:provisioning-hook"
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+
+def output_lines(captured: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in captured.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def decision_logs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if "decision" in line]
+
+
+# --- a stack on moto for fleetctl ----------------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """A deployed stack on moto: the registry, the claim certificate and policy, and its outputs file."""
+
+    dynamodb: Any
+    iot: Any
+    claim_certificate_id: str
+    outputs: Path
+    tmp_path: Path
+
+    def run(self, *args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(app, ["--outputs", str(self.outputs), *args], input=input)
+
+    def run_json(self, *args: str) -> Any:
+        result = self.run(*args, "--json")
+        assert result.exit_code == ExitCode.OK, result.output
+        return json.loads(result.stdout)
+
+    def find_item(self, serial: str) -> dict[str, str] | None:
+        return DeviceRecords(self.dynamodb, TABLE_NAME).get(serial)
+
+    def item(self, serial: str) -> dict[str, str]:
+        item = self.find_item(serial)
+        assert item is not None, f"no registry item for {serial}"
+        return item
+
+    def item_count(self) -> int:
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=TABLE_NAME, Select="COUNT")
+        return sum(page["Count"] for page in pages)
+
+    def manifest(self, *lines: str, header: str = HEADER) -> Path:
+        path = self.tmp_path / "manifest.csv"
+        path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+        return path
+
+    def provision(
+        self, serial: str, device_type: str = "temperature-sensor", claim: str | None = None
+    ) -> str:
+        """What the hook, the template and the activation function do for a device; returns its certificate id."""
+        parameters = valid_parameters(SerialNumber=serial, DeviceType=device_type, FirmwareVersion="2.1.0")
+        request = validate_request(parameters, parse_rules(RULES))
+        certificate = self.iot.create_keys_and_certificate(setAsActive=True)
+        registry = DeviceRecords(self.dynamodb, TABLE_NAME)
+        provenance = Provenance(
+            certificate["certificateId"], claim or self.claim_certificate_id, TEMPLATE_ARN, serial
+        )
+        registry.approve(request, provenance, require_preregistration=False)
+        name = thing_name(BASE, serial)
+        self.iot.create_thing(thingName=name, attributePayload={"attributes": {"DeviceType": device_type}})
+        self.iot.attach_thing_principal(thingName=name, principal=certificate["certificateArn"])
+        policy = device_type_resource_name(BASE, device_type)
+        if policy not in {each["policyName"] for each in self.iot.list_policies()["policies"]}:
+            self.iot.create_policy(policyName=policy, policyDocument="{}")
+            self.iot.create_thing_group(thingGroupName=policy)
+        self.iot.attach_policy(policyName=policy, target=certificate["certificateArn"])
+        self.iot.add_thing_to_thing_group(thingGroupName=policy, thingName=name)
+        assert registry.activate(serial, name) is None
+        return str(certificate["certificateId"])
+
+    def certificate(self, certificate_id: str) -> dict[str, Any]:
+        return dict(self.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"])
+
+    def policies(self, certificate_id: str) -> list[str]:
+        arn = self.certificate(certificate_id)["certificateArn"]
+        return [each["policyName"] for each in self.iot.list_attached_policies(target=arn)["policies"]]
+
+    def thing_principals(self, serial: str) -> list[str]:
+        return list(self.iot.list_thing_principals(thingName=thing_name(BASE, serial))["principals"])
+
+
+def before_every_call(monkeypatch: pytest.MonkeyPatch, handler: Callable[..., Any]) -> None:
+    """Run ``handler(model=<operation model>, ...)`` before each AWS request of the clients created from
+    now on: fleetctl makes its clients from boto3's default session, the test's own clients are older."""
+    session = boto3.Session()
+    session.events.register("before-call", handler)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+
+
+def fail_once(monkeypatch: pytest.MonkeyPatch, operation: str, code: str = "ServiceUnavailable") -> None:
+    """Make fleetctl's next call of ``operation`` fail as AWS would: an HTTP 400 error response, which the
+    client raises as its modelled exception for ``code`` (``client.exceptions.<code>``) when it has one."""
+    failures = [{"Error": {"Code": code, "Message": "injected"}}]
+
+    def handler(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if model.name == operation and failures:
+            return AWSResponse(f"https://injected/{operation}", 400, HTTPHeaders(), None), failures.pop()
+        return None
+
+    before_every_call(monkeypatch, handler)
+
+
+def serials(count: int, start: int = 1) -> list[str]:
+    return [f"TS-{number:06d}" for number in range(start, start + count)]
+
+
+def rows(*serial_numbers: str, location: str = "Line-1") -> list[str]:
+    return [f"{serial},temperature-sensor,AcmeIoT,v1.4.2,{location}" for serial in serial_numbers]

@@ -56,7 +56,7 @@ class ShadowRecordingInspector(AwsInspector):
             self.deleted_shadows.append(thingName)
             return client.delete_thing_shadow(thingName=thingName)
 
-        return SimpleNamespace(delete_thing_shadow=delete_thing_shadow)
+        return SimpleNamespace(delete_thing_shadow=delete_thing_shadow, exceptions=client.exceptions)
 
 
 def test_remove_devices_leaves_nothing_the_stack_does_not_own() -> None:

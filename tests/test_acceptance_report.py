@@ -6,7 +6,7 @@ from local.acceptance_plan import Plan
 from local.acceptance_report import Exit, Report
 from local.device import Credentials, Identity, ProvisionedDevice, Timings
 from local.fleet import Outcome
-from local.manifest import ManifestDevice
+from local.sample_fleet import FleetDevice
 from local.scenario import CheckResult, ScenarioResult
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
@@ -17,14 +17,14 @@ def _outcomes() -> list[Outcome]:
     old = Identity("GW-0000CAFE", "gateway", "AcmeIoT", "1.9.9", "plant-b")
     return [
         Outcome(
-            ManifestDevice(approved, "APPROVED"),
+            FleetDevice(approved, "APPROVED"),
             1.5,
             provisioned=ProvisionedDevice(
                 approved, "iot-provisioning-acc1_TS-100001", "c1", Credentials("", ""), Timings()
             ),
         ),
         Outcome(
-            ManifestDevice(old, "FirmwareTooOld"),
+            FleetDevice(old, "FirmwareTooOld"),
             0.8,
             error="RegisterThing rejected: AccessDenied: denied",
             error_code="AccessDenied",

@@ -17,7 +17,7 @@ from hook import activation, stale_approvals
 from hook.activation import activate
 from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_ENV, REGISTRY_TABLE_ENV, DeviceStatus, thing_name
-from hook.registry import DeviceRegistry
+from hook.registry import DeviceRecords
 from tests.support import TABLE_NAME, FakeLambdaContext
 
 BASE = "iot-provisioning-dev"
@@ -42,8 +42,8 @@ def shadows(dynamodb: Any) -> Any:
 
 
 @pytest.fixture
-def registry(dynamodb: Any) -> DeviceRegistry:
-    return DeviceRegistry(dynamodb, TABLE_NAME)
+def registry(dynamodb: Any) -> DeviceRecords:
+    return DeviceRecords(dynamodb, TABLE_NAME)
 
 
 def put_device(dynamodb: Any, serial: str, status: DeviceStatus, device_type: str = "gateway") -> None:
@@ -76,7 +76,7 @@ def shadow(shadows: Any, name: str) -> dict[str, Any]:
 
 
 def test_pending_device_becomes_active_with_its_types_initial_shadow(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRegistry
+    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING, "gateway")
     put_device(dynamodb, "M-1", DeviceStatus.PENDING, "meter")
@@ -93,7 +93,7 @@ def test_pending_device_becomes_active_with_its_types_initial_shadow(
 
 
 def test_redelivered_event_changes_nothing(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRegistry
+    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     name = create_thing(iot, "GW-1")
@@ -106,7 +106,7 @@ def test_redelivered_event_changes_nothing(
 
 
 def test_redelivery_after_a_failed_registry_update_finishes_the_activation(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRegistry, monkeypatch: pytest.MonkeyPatch
+    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     name = create_thing(iot, "GW-1")
@@ -126,7 +126,7 @@ def test_redelivery_after_a_failed_registry_update_finishes_the_activation(
 
 
 def test_thing_without_registry_item_is_counted_not_ignored(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRegistry, capsys: pytest.CaptureFixture[str]
+    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = create_thing(iot, "GHOST-1")
     assert activate(name, CONFIG, registry, shadows) == "no-registry-item"
@@ -143,7 +143,7 @@ def test_thing_for_a_serial_that_is_not_pending_is_flagged_and_left_alone(
     dynamodb: Any,
     iot: Any,
     shadows: Any,
-    registry: DeviceRegistry,
+    registry: DeviceRecords,
     capsys: pytest.CaptureFixture[str],
     status: DeviceStatus,
 ) -> None:
@@ -157,7 +157,7 @@ def test_thing_for_a_serial_that_is_not_pending_is_flagged_and_left_alone(
 
 
 def test_things_of_another_stack_are_ignored(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRegistry
+    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     other = thing_name(f"{BASE}-eu", "GW-1")

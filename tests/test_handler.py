@@ -18,7 +18,9 @@ from tests.support import (
     TABLE_NAME,
     FakeLambdaContext,
     certificate_id,
+    decision_logs,
     hook_event,
+    output_lines,
     valid_parameters,
 )
 
@@ -29,10 +31,6 @@ APPROVED_METRICS = [
     ("ProvisioningApproved", {"service": "provisioning-hook"}),
 ]
 """An approval counts once in total and once for the claim certificate it came through."""
-
-
-def output_lines(captured: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in captured.readouterr().out.splitlines() if line.startswith("{")]
 
 
 def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]:
@@ -48,10 +46,6 @@ def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]
                 if line[metric["Name"]] == [1.0]
             )
     return sorted(found, key=lambda metric: json.dumps(metric, sort_keys=True))
-
-
-def decision_logs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [line for line in lines if "decision" in line]
 
 
 def registry_count(dynamodb: Any) -> int:

@@ -513,7 +513,7 @@ def test_hook_role_may_only_write_its_logs_and_update_the_registry(dev: Deployme
     }
 
 
-def test_hook_function_configuration(dev: Deployment) -> None:
+def test_hook_runs_on_arm64_python_313_with_the_layer_json_logs_and_retention(dev: Deployment) -> None:
     hook = named(dev, "aws:lambda/function:Function", HOOK)
     log_group = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/lambda/{HOOK}")
     assert hook.inputs["runtime"] == "python3.13"
@@ -647,7 +647,7 @@ def test_every_taggable_resource_carries_environment_project_and_extra_tags(dev:
             assert resource.inputs.get("tags") == expected, resource.name
 
 
-def test_outputs(dev: Deployment) -> None:
+def test_outputs_name_the_deployed_resources_and_the_instructions_use_them(dev: Deployment) -> None:
     outputs = dev.outputs
     assert outputs["provisioningTemplateName"] == TEMPLATE
     assert outputs["provisioningTemplateArn"].endswith(f"provisioningtemplate/{TEMPLATE}")

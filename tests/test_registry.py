@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from moto.dynamodb.models import DynamoDBBackend
 
 from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
-from hook.registry import DeviceRegistry, Provenance
+from hook.registry import DeviceRecords, Provenance
 from hook.rules import DeviceRequest
 from tests.support import CLAIM_CERTIFICATE_ID, TABLE_NAME, TEMPLATE_ARN, certificate_id
 
@@ -55,7 +55,7 @@ def count_requests(client: Any) -> list[str]:
     return sent
 
 
-def deny_reason(registry: DeviceRegistry, certificate: str = "device-1", **kwargs: Any) -> RejectionReason:
+def deny_reason(registry: DeviceRecords, certificate: str = "device-1", **kwargs: Any) -> RejectionReason:
     with pytest.raises(ProvisioningDenied) as caught:
         registry.approve(
             REQUEST, provenance(certificate), require_preregistration=kwargs.get("prereg", False)
@@ -64,11 +64,11 @@ def deny_reason(registry: DeviceRegistry, certificate: str = "device-1", **kwarg
 
 
 @pytest.fixture
-def registry(dynamodb: Any) -> DeviceRegistry:
-    return DeviceRegistry(dynamodb, TABLE_NAME)
+def registry(dynamodb: Any) -> DeviceRecords:
+    return DeviceRecords(dynamodb, TABLE_NAME)
 
 
-def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry: DeviceRegistry) -> None:
+def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry: DeviceRecords) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     item = stored(dynamodb)
     assert item is not None
@@ -87,14 +87,14 @@ def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry:
     assert item["createdAt"].endswith("+00:00")
 
 
-def test_approval_costs_exactly_one_request(dynamodb: Any, registry: DeviceRegistry) -> None:
+def test_approval_costs_exactly_one_request(dynamodb: Any, registry: DeviceRecords) -> None:
     sent = count_requests(dynamodb)
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     assert len(sent) == 1
 
 
 def test_retry_with_the_same_certificate_is_allowed_without_a_second_record(
-    dynamodb: Any, registry: DeviceRegistry
+    dynamodb: Any, registry: DeviceRecords
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     first = stored(dynamodb)
@@ -107,7 +107,7 @@ def test_retry_with_the_same_certificate_is_allowed_without_a_second_record(
 
 @pytest.mark.parametrize("change", [{"device_type": "gateway"}, {"manufacturer": "SensorWorks"}])
 def test_retry_with_the_same_certificate_but_another_identity_is_denied(
-    dynamodb: Any, registry: DeviceRegistry, change: dict[str, str]
+    dynamodb: Any, registry: DeviceRecords, change: dict[str, str]
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     before = stored(dynamodb)
@@ -119,7 +119,7 @@ def test_retry_with_the_same_certificate_but_another_identity_is_denied(
 
 
 def test_retry_of_an_active_device_with_its_certificate_is_allowed_and_stays_active(
-    dynamodb: Any, registry: DeviceRegistry
+    dynamodb: Any, registry: DeviceRecords
 ) -> None:
     put_device(
         dynamodb,
@@ -136,7 +136,7 @@ def test_retry_of_an_active_device_with_its_certificate_is_allowed_and_stays_act
 
 @pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
 def test_same_serial_with_another_certificate_is_a_duplicate(
-    dynamodb: Any, registry: DeviceRegistry, status: DeviceStatus
+    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus
 ) -> None:
     put_device(dynamodb, status, certificateId=certificate_id("device-1"))
     before = stored(dynamodb)
@@ -153,7 +153,7 @@ def test_same_serial_with_another_certificate_is_a_duplicate(
 )
 @pytest.mark.parametrize("certificate", ["device-1", "new-one"])
 def test_revoked_and_decommissioned_serials_are_denied(
-    dynamodb: Any, registry: DeviceRegistry, status: DeviceStatus, reason: RejectionReason, certificate: str
+    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus, reason: RejectionReason, certificate: str
 ) -> None:
     put_device(dynamodb, status, certificateId=certificate_id("device-1"))
     before = stored(dynamodb)
@@ -163,7 +163,7 @@ def test_revoked_and_decommissioned_serials_are_denied(
 
 @pytest.mark.parametrize("require_preregistration", [False, True])
 def test_preregistered_serial_moves_to_pending(
-    dynamodb: Any, registry: DeviceRegistry, require_preregistration: bool
+    dynamodb: Any, registry: DeviceRecords, require_preregistration: bool
 ) -> None:
     put_device(
         dynamodb,
@@ -181,7 +181,7 @@ def test_preregistered_serial_moves_to_pending(
 
 
 def test_preregistered_serial_claimed_as_another_type_is_denied(
-    dynamodb: Any, registry: DeviceRegistry
+    dynamodb: Any, registry: DeviceRecords
 ) -> None:
     put_device(dynamodb, DeviceStatus.PREREGISTERED, deviceType="gateway", manufacturer="AcmeIoT")
     before = stored(dynamodb)
@@ -190,13 +190,13 @@ def test_preregistered_serial_claimed_as_another_type_is_denied(
 
 
 def test_unknown_serial_is_denied_when_preregistration_is_required(
-    dynamodb: Any, registry: DeviceRegistry
+    dynamodb: Any, registry: DeviceRecords
 ) -> None:
     assert deny_reason(registry, prereg=True) is RejectionReason.NOT_PREREGISTERED
     assert stored(dynamodb) is None
 
 
-def test_unknown_status_fails_closed(dynamodb: Any, registry: DeviceRegistry) -> None:
+def test_unknown_status_fails_closed(dynamodb: Any, registry: DeviceRecords) -> None:
     put_device(dynamodb, "QUARANTINED", certificateId=certificate_id("device-1"))  # type: ignore[arg-type]
     assert deny_reason(registry) is RejectionReason.UNKNOWN_REGISTRY_STATE
 
@@ -226,7 +226,7 @@ def race(serial: str, clones: int) -> list[str]:
     outcomes: list[str] = []
 
     def provision(clone: int) -> None:
-        registry = DeviceRegistry(boto3.client("dynamodb", region_name="us-east-1"), TABLE_NAME)
+        registry = DeviceRecords(boto3.client("dynamodb", region_name="us-east-1"), TABLE_NAME)
         barrier.wait()
         try:
             registry.approve(request, provenance(f"clone-{clone}"), require_preregistration=False)
@@ -269,7 +269,7 @@ def test_dynamodb_errors_deny_as_registry_unavailable(code: str) -> None:
     with Stubber(client) as stubber:
         stubber.add_client_error("update_item", service_error_code=code, http_status_code=400)
         with pytest.raises(ProvisioningDenied) as caught:
-            DeviceRegistry(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+            DeviceRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
     assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
     assert code in caught.value.detail
 
@@ -282,6 +282,6 @@ def test_unreachable_registry_denies() -> None:
         config=Config(connect_timeout=0.2, retries={"total_max_attempts": 1}),
     )
     with pytest.raises(ProvisioningDenied) as caught:
-        DeviceRegistry(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+        DeviceRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
     assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
     assert caught.value.detail.endswith(("EndpointConnectionError", ConnectTimeoutError.__name__))

@@ -28,7 +28,7 @@ def rejection(parameters: Any) -> ProvisioningDenied:
     return caught.value
 
 
-def test_valid_request_is_normalised() -> None:
+def test_a_valid_request_is_trimmed_and_its_firmware_version_normalised() -> None:
     request = validate_request(
         valid_parameters(SerialNumber="  TS-000123 ", FirmwareVersion="v01.4.2", Location="Line-3\t"),
         RULE_SET,
@@ -160,7 +160,7 @@ def test_location_must_be_a_valid_thing_attribute(location: str) -> None:
 @pytest.mark.parametrize(
     ("firmware", "allowed"), [("1.2.0", True), ("v1.2.0", True), ("1.1.99", False), ("0.9.0", False)]
 )
-def test_minimum_firmware_is_enforced(firmware: str, allowed: bool) -> None:
+def test_firmware_below_the_type_minimum_is_denied(firmware: str, allowed: bool) -> None:
     parameters = valid_parameters(FirmwareVersion=firmware)
     if allowed:
         assert validate_request(parameters, RULE_SET).firmware_version == firmware.removeprefix("v")
@@ -183,7 +183,7 @@ def test_malformed_firmware_is_invalid(firmware: str) -> None:
     assert "FirmwareVersion" in denial.detail
 
 
-def test_firmware_parsing() -> None:
+def test_firmware_versions_parse_as_numbers_with_an_optional_lowercase_v() -> None:
     assert parse_firmware_version("v10.0.1") == (10, 0, 1)
     assert parse_firmware_version("1.10.0") > parse_firmware_version("1.9.0")  # type: ignore[operator]
     assert parse_firmware_version("V1.0.0") is None
@@ -201,7 +201,7 @@ def test_parameters_not_an_object_are_malformed() -> None:
 # --- the rules document --------------------------------------------------------------------------------
 
 
-def test_rules_document_is_parsed() -> None:
+def test_the_rules_document_gives_each_type_its_manufacturers_firmware_and_pattern() -> None:
     rule = RULE_SET.device_types["temperature-sensor"]
     assert rule.manufacturers == frozenset({"AcmeIoT", "SensorWorks"})
     assert rule.min_firmware_version == (1, 2, 0)

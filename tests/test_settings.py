@@ -11,15 +11,9 @@ import yaml
 from pydantic_core import PydanticUndefined
 
 from hook.contract import SERIAL_NUMBER_MAX_LENGTH, THING_NAME_MAX_LENGTH, thing_name
-from program.settings import (
-    CONFIG_KEYS,
-    DEFAULT_DEVICE_TYPES,
-    TEMPLATE_NAME_MAX_LENGTH,
-    Settings,
-    SettingsError,
-    parse_settings,
-)
-from tests.pulumi_mocks import stack_config
+from program.config import CONFIG_KEYS, parse_settings, read_stack_file, settings_from_config
+from program.device_types import DEFAULT_DEVICE_TYPES
+from program.settings import TEMPLATE_NAME_MAX_LENGTH, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +31,7 @@ def problem(**values: Any) -> str:
     return str(caught.value)
 
 
-def test_defaults() -> None:
+def test_a_stack_with_only_a_region_gets_the_documented_defaults() -> None:
     settings = parse()
     assert settings.environment == "dev"
     assert settings.base_name == "iot-provisioning-dev"
@@ -207,18 +201,24 @@ def test_pulumi_yaml_declares_every_key_with_the_models_default() -> None:
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod", "local"])
 def test_every_stack_file_is_valid(stack: str) -> None:
-    config = stack_config(stack)
-    values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
-    project_values = {
-        key: value for key, value in values.items() if not key.startswith("aws:") or key == "aws:region"
+    config = read_stack_file(stack)
+    assert settings_from_config(config, stack).region == config["aws:region"]
+
+
+def test_a_stack_file_is_read_as_pulumi_stores_it_full_keys_and_json_values() -> None:
+    config = read_stack_file("local")
+    assert config["aws:region"] == "us-east-1"
+    assert config["aws:skipCredentialsValidation"] == "true"
+    assert config["iot-fleet-provisioning:protectData"] == "false"
+    assert config["iot-fleet-provisioning:logRetentionDays"] == "1"
+    assert json.loads(config["iot-fleet-provisioning:deviceTypes"])[1] == {
+        "name": "humidity-sensor",
+        "serialPattern": "HS-[0-9]{6}",
     }
-    assert parse_settings(project_values, stack).region == config["aws:region"]
 
 
 def test_prod_stack_carries_the_recipes_production_values() -> None:
-    config = stack_config("prod")
-    values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
-    settings = parse_settings(values, "prod")
+    settings = settings_from_config(read_stack_file("prod"), "prod")
     assert settings.region == "us-west-2"
     assert [device_type.name for device_type in settings.device_types][-1] == "actuator"
     assert len(settings.device_types) == 5

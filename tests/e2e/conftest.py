@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from local.fleet import Outcome
-from local.manifest import load_manifest
+from local.sample_fleet import load_fleet
 from local.sandbox import Sandbox, sandbox
 from local.scenario import FLEET_CONCURRENCY, Fleet, provision_devices
 from program.settings import Settings
@@ -29,8 +29,8 @@ def settings(box: Sandbox) -> Settings:
 
 @pytest.fixture(scope="session")
 def fleet(box: Sandbox) -> Fleet:
-    """The sample manifest provisioned, with the hook's reasons for the rejected devices."""
-    return provision_devices(box, load_manifest(), concurrency=FLEET_CONCURRENCY)
+    """The sample fleet provisioned, with the hook's reasons for the rejected devices."""
+    return provision_devices(box, load_fleet(), concurrency=FLEET_CONCURRENCY)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fleetctl.cli import app
-from hook.contract import DeviceStatus, RejectionReason, device_type_resource_name, thing_name
+from hook.contract import Attr, DeviceStatus, RejectionReason, device_type_resource_name, thing_name
 from local.device import ConnectRefused, Identity, ProvisionedDevice, Rejected, provision
 from local.emulator import ACCESS_KEY
 from local.fleet import HOOK_DENIED
@@ -134,9 +134,9 @@ def test_a_decommissioned_serial_cannot_provision_again(
         ],
     }
     item = box.inspector.registry(box.registry_table)[identity.serial_number]
-    assert item["status"] == DeviceStatus.DECOMMISSIONED
-    assert item["revocationReason"] == "decommissioned"
-    assert item["certificateId"] == device.certificate_id
+    assert item[Attr.STATUS] == DeviceStatus.DECOMMISSIONED
+    assert item[Attr.REVOCATION_REASON] == "decommissioned"
+    assert item[Attr.CERTIFICATE_ID] == device.certificate_id
     assert box.inspector.thing(device.thing_name) is None
     certificate = box.inspector.certificate(device.certificate_id)  # kept, revoked, for the record
     assert certificate is not None
@@ -167,5 +167,5 @@ def test_a_decommissioned_serial_cannot_provision_again(
     assert new_certificate.things == []
     assert box.inspector.thing(device.thing_name) is None
     item = box.inspector.registry(box.registry_table)[identity.serial_number]
-    assert item["status"] == DeviceStatus.DECOMMISSIONED
-    assert item["certificateId"] == device.certificate_id
+    assert item[Attr.STATUS] == DeviceStatus.DECOMMISSIONED
+    assert item[Attr.CERTIFICATE_ID] == device.certificate_id

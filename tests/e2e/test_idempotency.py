@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hook.contract import DeviceStatus
+from hook.contract import Attr, DeviceStatus
 from local.device import Identity, Provisioning, Session
 from local.sandbox import Sandbox
 
@@ -27,9 +27,9 @@ def test_register_thing_retried_with_the_same_certificate_succeeds_once(box: San
 
     registry = box.wait_for_status([identity.serial_number], DeviceStatus.ACTIVE)
     item = registry[identity.serial_number]
-    assert item["status"] == DeviceStatus.ACTIVE
-    assert item["certificateId"] == issued.certificate_id
-    assert item["thingName"] == first
+    assert item[Attr.STATUS] == DeviceStatus.ACTIVE
+    assert item[Attr.CERTIFICATE_ID] == issued.certificate_id
+    assert item[Attr.THING_NAME] == first
     certificate = box.inspector.certificate(issued.certificate_id)
     assert certificate is not None
     assert certificate.status == "ACTIVE"

@@ -13,5 +13,5 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("check", FLEET_CHECKS, ids=lambda check: check.__name__)
-def test_the_sample_fleet(box: Sandbox, fleet: Fleet, check: FleetCheck) -> None:
+def test_the_sample_fleet_passes_the_scenario_check(box: Sandbox, fleet: Fleet, check: FleetCheck) -> None:
     check(box, fleet)

@@ -1,4 +1,5 @@
-"""Factory manifests for the local fleet: the devices to provision and the outcome each should get."""
+"""The local flow's sample fleet (``local/sample_fleet.json``): the devices to provision and the outcome each
+should get. Not a factory manifest (``fleetctl/manifest.py``): it also holds devices the hook must deny."""
 
 from __future__ import annotations
 
@@ -9,23 +10,23 @@ from typing import Final
 
 from local.device import Identity
 
-SAMPLE_MANIFEST: Final = Path(__file__).with_name("sample_fleet.json")
+SAMPLE_FLEET: Final = Path(__file__).with_name("sample_fleet.json")
 APPROVED: Final = "APPROVED"
 
 
 @dataclass(frozen=True)
-class ManifestDevice:
-    """One device of a manifest: what it claims, and ``APPROVED`` or the rejection reason expected."""
+class FleetDevice:
+    """One device of a fleet file: what it claims, and ``APPROVED`` or the rejection reason expected."""
 
     identity: Identity
     expect: str
 
 
-def load_manifest(path: Path = SAMPLE_MANIFEST) -> list[ManifestDevice]:
-    """The devices of a manifest file, in order."""
+def load_fleet(path: Path = SAMPLE_FLEET) -> list[FleetDevice]:
+    """The devices of a fleet file, in order."""
     document = json.loads(path.read_text(encoding="utf-8"))
     return [
-        ManifestDevice(
+        FleetDevice(
             identity=Identity(
                 serial_number=device["serialNumber"],
                 device_type=device["deviceType"],

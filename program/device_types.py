@@ -1,0 +1,60 @@
+"""Device types in stack config: a name, or an object with the hook's rules for that type and the state its
+devices' shadows start with."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Final
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_DEVICE_TYPES: Final = ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
+DEFAULT_INITIAL_SHADOW: Final = {"telemetryIntervalSeconds": 300}
+SHADOW_DOCUMENT_MAX_BYTES: Final = 4096
+"""Half of AWS IoT's 8 KB shadow document limit, leaving room for what devices report."""
+
+
+def _fits_a_shadow(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value).encode())
+    if size > SHADOW_DOCUMENT_MAX_BYTES:
+        raise ValueError(
+            f"expected a desired-state object of at most {SHADOW_DOCUMENT_MAX_BYTES} bytes, got {size}"
+        )
+    return value
+
+
+ShadowDocument = Annotated[dict[str, Any], AfterValidator(_fits_a_shadow)]
+"""The desired state a new device's shadow starts with."""
+
+
+class DeviceTypeSettings(BaseModel):
+    """One device type and the hook rules for it; a bare name is a type without rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    name: str
+    serial_pattern: str | None = Field(default=None, alias="serialPattern")
+    """Regular expression the whole serial number must match; ``None`` for any serial."""
+    manufacturers: tuple[str, ...] | None = None
+    """Manufacturers allowed to make this type; ``None`` for any."""
+    min_firmware_version: str | None = Field(default=None, alias="minFirmwareVersion")
+    """Oldest firmware (``x.y.z``) allowed to provision; ``None`` for any."""
+    initial_shadow: ShadowDocument | None = Field(default=None, alias="initialShadow")
+    """Desired state this type's shadow starts with; ``None`` for the stack's ``initialShadow``."""
+    retired: bool = False
+    """No new device of this type may provision; its policy, thing type and group stay for the devices
+    that have it. Remove the type from config once no device has it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    def rule(self) -> dict[str, Any]:
+        """This type's entry in the hook's rules file."""
+        return {
+            "serialPattern": self.serial_pattern,
+            "manufacturers": list(self.manufacturers) if self.manufacturers is not None else None,
+            "minFirmwareVersion": self.min_firmware_version,
+            "retired": self.retired,
+        }

@@ -1,0 +1,78 @@
+"""fleetctl release on moto: undoing an approval that never became a thing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fleetctl.errors import ExitCode
+from hook.contract import Attr, DeviceStatus
+from hook.registry import DeviceRecords, Provenance, timestamp
+from hook.rules import parse_rules, validate_request
+from tests.support import RULES, TABLE_NAME, TEMPLATE_ARN, Fleet, rows, valid_parameters
+
+pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
+
+
+def approve_only(fleet: Fleet, serial: str, *, approved_hours_ago: float) -> str:
+    """What the hook does for a device that then never finishes provisioning; returns its certificate."""
+    request = validate_request(
+        valid_parameters(SerialNumber=serial, FirmwareVersion="2.1.0"), parse_rules(RULES)
+    )
+    certificate = fleet.iot.create_keys_and_certificate(setAsActive=False)
+    provenance = Provenance(certificate["certificateId"], fleet.claim_certificate_id, TEMPLATE_ARN, serial)
+    DeviceRecords(fleet.dynamodb, TABLE_NAME).approve(request, provenance, require_preregistration=False)
+    approved = timestamp(datetime.now(UTC) - timedelta(hours=approved_hours_ago))
+    fleet.dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"serialNumber": {"S": serial}},
+        UpdateExpression="SET approvedAt = :approved, updatedAt = :approved",
+        ExpressionAttributeValues={":approved": {"S": approved}},
+    )
+    return str(certificate["certificateId"])
+
+
+def test_release_deletes_a_stale_approval_so_the_device_can_provision_again(fleet: Fleet) -> None:
+    stale_certificate = approve_only(fleet, "TS-000001", approved_hours_ago=2)
+
+    report = fleet.run_json("release", "TS-000001")
+
+    assert report["steps"][0] == {"action": "registry-deleted", "target": "TS-000001"}
+    assert fleet.item_count() == 0
+    assert fleet.certificate(stale_certificate)["status"] == "REVOKED"
+    fleet.provision("TS-000001")  # a new certificate is approved again
+    assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE
+
+
+def test_release_returns_a_preregistered_serial_to_its_manifest_state(fleet: Fleet) -> None:
+    fleet.run_json("preregister", str(fleet.manifest(*rows("TS-000001"))))
+    fleet.dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"serialNumber": {"S": "TS-000001"}},
+        UpdateExpression="SET createdAt = :imported",
+        ExpressionAttributeValues={":imported": {"S": timestamp(datetime.now(UTC) - timedelta(hours=3))}},
+    )
+    approve_only(fleet, "TS-000001", approved_hours_ago=2)
+
+    report = fleet.run_json("release", "TS-000001")
+
+    assert report["steps"][0] == {"action": "registry-restored", "target": "TS-000001"}
+    item = fleet.item("TS-000001")
+    assert item[Attr.STATUS] == DeviceStatus.PREREGISTERED
+    assert not {Attr.CERTIFICATE_ID, Attr.APPROVED_AT, Attr.CLIENT_ID} & set(item)
+    assert item[Attr.DEVICE_TYPE] == "temperature-sensor"
+
+
+def test_release_refuses_an_approval_that_may_still_complete_or_already_did(fleet: Fleet) -> None:
+    approve_only(fleet, "TS-000001", approved_hours_ago=0.5)
+    before = fleet.item("TS-000001")
+    recent = fleet.run("release", "TS-000001")
+    assert recent.exit_code == ExitCode.USAGE
+    assert "approved less than an hour ago" in recent.stderr
+    assert fleet.item("TS-000001") == before
+
+    fleet.provision("TS-000002")
+    provisioned = fleet.run("release", "TS-000002")
+    assert provisioned.exit_code == ExitCode.USAGE
+    assert "use revoke" in provisioned.stderr
