@@ -11,7 +11,7 @@ and region declares them (``accountSettings: true``); the others declare none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal, get_args
 
 import pulumi
 import pulumi_aws as aws
@@ -24,7 +24,7 @@ IOT_LOG_GROUP: Final = "AWSIotLogsV2"
 """The log group AWS IoT v2 logging writes to (one per account and region)."""
 IOT_LOG_LEVEL: Final = "ERROR"
 """Failures only: provisioning and policy errors with their reasons, without a line per MQTT message."""
-EVENT_TYPES: Final = (
+EventType = Literal[
     "CA_CERTIFICATE",
     "CERTIFICATE",
     "JOB",
@@ -36,8 +36,10 @@ EVENT_TYPES: Final = (
     "THING_GROUP_MEMBERSHIP",
     "THING_TYPE",
     "THING_TYPE_ASSOCIATION",
-)
-"""Every registry event type AWS IoT has (API UpdateEventConfigurations)."""
+]
+"""A registry event type of AWS IoT (API UpdateEventConfigurations)."""
+EVENT_TYPES: Final = get_args(EventType)
+"""Every registry event type AWS IoT has."""
 
 
 def event_configurations(enabled: frozenset[str]) -> dict[str, bool]:

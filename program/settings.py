@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components.account import EventType
 from components.powertools import LayerUnavailable, powertools_layer_arn
 from hook.contract import template_name
 from hook.rules import RulesError, parse_rules
@@ -48,21 +49,6 @@ RetentionPeriod = Literal[
 ]
 """The retention periods CloudWatch Logs accepts."""
 LOG_RETENTION_DAYS: Final = frozenset(get_args(RetentionPeriod))
-
-EventType = Literal[
-    "CA_CERTIFICATE",
-    "CERTIFICATE",
-    "JOB",
-    "JOB_EXECUTION",
-    "POLICY",
-    "THING",
-    "THING_GROUP",
-    "THING_GROUP_HIERARCHY",
-    "THING_GROUP_MEMBERSHIP",
-    "THING_TYPE",
-    "THING_TYPE_ASSOCIATION",
-]
-"""AWS IoT's registry event types (API UpdateEventConfigurations)."""
 
 Region = Annotated[
     str,

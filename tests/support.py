@@ -234,3 +234,13 @@ def serials(count: int, start: int = 1) -> list[str]:
 
 def rows(*serial_numbers: str, location: str = "Line-1") -> list[str]:
     return [f"{serial},temperature-sensor,AcmeIoT,v1.4.2,{location}" for serial in serial_numbers]
+
+
+def rules_entry(**restrictions: Any) -> dict[str, Any]:
+    """A device type's entry in the hook's rules file: no restriction but those given."""
+    return {
+        "serialPattern": None,
+        "manufacturers": None,
+        "minFirmwareVersion": None,
+        "retired": False,
+    } | restrictions

@@ -14,6 +14,7 @@ from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_N
 from hook.rules import parse_rules
 from program.settings import SettingsError
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
+from tests.support import rules_entry
 
 REGION = "us-east-1"
 BASE = "iot-provisioning-dev"
@@ -551,18 +552,8 @@ def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> 
     rules = json.loads(assets[f"hook/{RULES_FILE_NAME}"].text)
     assert rules == {
         "deviceTypes": {
-            "gateway": {
-                "serialPattern": None,
-                "manufacturers": None,
-                "minFirmwareVersion": None,
-                "retired": False,
-            },
-            "meter": {
-                "serialPattern": "M-[0-9]{4}",
-                "manufacturers": None,
-                "minFirmwareVersion": "v2.1.0",
-                "retired": False,
-            },
+            "gateway": rules_entry(),
+            "meter": rules_entry(serialPattern="M-[0-9]{4}", minFirmwareVersion="v2.1.0"),
         },
         "requirePreregistration": True,
     }

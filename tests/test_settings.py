@@ -14,6 +14,7 @@ from hook.contract import SERIAL_NUMBER_MAX_LENGTH, THING_NAME_MAX_LENGTH, thing
 from program.config import CONFIG_KEYS, parse_settings, read_stack_file, settings_from_config
 from program.device_types import DEFAULT_DEVICE_TYPES
 from program.settings import TEMPLATE_NAME_MAX_LENGTH, Settings, SettingsError
+from tests.support import rules_entry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,18 +161,8 @@ def test_device_types_accept_names_and_objects_and_feed_the_hook_rules() -> None
     )
     assert settings.hook_rules() == {
         "deviceTypes": {
-            "gateway": {
-                "serialPattern": None,
-                "manufacturers": None,
-                "minFirmwareVersion": None,
-                "retired": False,
-            },
-            "meter": {
-                "serialPattern": "M-[0-9]+",
-                "manufacturers": ["Acme"],
-                "minFirmwareVersion": None,
-                "retired": False,
-            },
+            "gateway": rules_entry(),
+            "meter": rules_entry(serialPattern="M-[0-9]+", manufacturers=["Acme"]),
         },
         "requirePreregistration": True,
     }
