@@ -10,6 +10,7 @@ Needs the Pulumi CLI and AWS credentials; nothing in ``make test`` runs it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import signal
@@ -30,10 +31,10 @@ from local.acceptance_plan import (
     MAX_STACK_NAME,
     Plan,
     Refused,
+    account_event_types,
     amazon_root_ca,
     fetch_url,
     make_plan,
-    require_thing_events,
 )
 from local.acceptance_report import Exit, Report
 from local.acceptance_scenario import AwsScenario
@@ -257,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(arguments.stack, arguments.region, arguments.own_account_settings)
         if shutil.which("pulumi") is None:
             raise Refused("the Pulumi CLI is not on PATH: https://www.pulumi.com/docs/install/")
-        require_thing_events(boto3.client("iot", region_name=plan.region), plan.own_account_settings)
+        event_types = account_event_types(
+            boto3.client("iot", region_name=plan.region), plan.own_account_settings
+        )
+        plan = dataclasses.replace(plan, account_event_types=event_types)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
         report = run(plan, create_local_stack, AwsScenario(plan, ca_pem), log=print)
     except Refused as refused:

@@ -43,6 +43,8 @@ class Plan:
     region: str
     own_account_settings: bool
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    account_event_types: tuple[str, ...] = ("THING",)
+    """With ``own_account_settings``: the registry event types the stack keeps on (the owner sets all)."""
 
     def config(self) -> dict[str, str]:
         """The stack config, as Pulumi stores it; the device types are the scenario's. No audit logging:
@@ -54,6 +56,11 @@ class Plan:
             f"{PROJECT}:logRetentionDays": "1",
             f"{PROJECT}:enableMonitoring": "false",
             f"{PROJECT}:accountSettings": json.dumps(self.own_account_settings),
+            **(
+                {f"{PROJECT}:accountEventTypes": json.dumps(list(self.account_event_types))}
+                if self.own_account_settings
+                else {}
+            ),
             # An owner's AWS IoT logging keeps AWSIotLogsV2, its role and policy when destroyed.
             f"{PROJECT}:enableAuditLogging": "false",
             **scenario_config(),
@@ -73,22 +80,24 @@ def make_plan(stack: str, region: str, own_account_settings: bool) -> Plan:
     return Plan(stack, region, own_account_settings)
 
 
-def require_thing_events(iot: Any, own_account_settings: bool) -> None:
-    """Refuse unless the account's THING registry events are on, or this stack is to own that setting:
-    without them no thing-created event fires, and no approved device could become ``ACTIVE``."""
-    if own_account_settings:
-        return
+def account_event_types(iot: Any, own_account_settings: bool) -> tuple[str, ...]:
+    """The registry event types an owning stack must keep on: those on now, and THING. Refuse unless THING
+    events are on, or this stack is to own the setting: without them no thing-created event fires, and no
+    approved device could become ``ACTIVE``. An owner sets every event type, and deleting the setting
+    does nothing on AWS, so it must not switch off what other workloads of the account use."""
     try:
         configurations = iot.describe_event_configurations().get("eventConfigurations", {})
     except (BotoCoreError, ClientError) as error:
         raise Refused(f"cannot read the account's AWS IoT event configurations: {error}") from error
-    if not configurations.get("THING", {}).get("Enabled"):
+    enabled = {kind for kind, switch in configurations.items() if switch.get("Enabled")}
+    if not own_account_settings and "THING" not in enabled:
         raise Refused(
             "AWS IoT THING registry events are off in this account and region, so no approved device could "
             "become ACTIVE. Turn them on in the stack that owns the account settings, or pass "
             "--own-account-settings to let this throwaway stack own them (logging options, the "
             "AWSIotLogsV2 log group, event configurations) for the run."
         )
+    return tuple(sorted(enabled | {"THING"}))
 
 
 def amazon_root_ca(ca_file: Path | None, fetch: Callable[[str], bytes]) -> str:

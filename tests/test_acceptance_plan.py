@@ -3,6 +3,7 @@ stack name, THING registry events, Amazon Root CA 1."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ from local.acceptance_plan import (
     MAX_STACK_NAME,
     Plan,
     Refused,
+    account_event_types,
     amazon_root_ca,
     make_plan,
-    require_thing_events,
 )
 from local.deployer import local_config
 from local.deployment import stack_settings
@@ -71,21 +72,26 @@ class FakeIot:
 
 def test_thing_events_must_be_on_unless_the_stack_owns_the_account_settings() -> None:
     on = FakeIot({"eventConfigurations": {"THING": {"Enabled": True}, "JOB": {"Enabled": False}}})
-    require_thing_events(on, own_account_settings=False)
+    assert account_event_types(on, own_account_settings=False) == ("THING",)
     assert on.calls == 1
 
-    off = FakeIot({"eventConfigurations": {"THING": {"Enabled": False}}})
+    off = FakeIot({"eventConfigurations": {"THING": {"Enabled": False}, "JOB": {"Enabled": True}}})
     with pytest.raises(Refused, match=r"THING registry events are off.*--own-account-settings"):
-        require_thing_events(off, own_account_settings=False)
+        account_event_types(off, own_account_settings=False)
 
-    require_thing_events(off, own_account_settings=True)
-    assert off.calls == 1  # not asked: the stack turns them on
+    # An owner sets every switch, and AWS keeps them after destroy: it keeps on what other workloads use.
+    assert account_event_types(off, own_account_settings=True) == ("JOB", "THING")
+    owner = dataclasses.replace(
+        Plan("acc1", "eu-west-1", own_account_settings=True), account_event_types=("JOB", "THING")
+    )
+    assert owner.config()["iot-fleet-provisioning:accountEventTypes"] == '["JOB", "THING"]'
+    assert stack_settings(owner.config(), "acc1").account_event_types == ("JOB", "THING")
 
     denied = ClientError(
         {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeEventConfigurations"
     )
     with pytest.raises(Refused, match="cannot read the account's AWS IoT event configurations"):
-        require_thing_events(FakeIot(denied), own_account_settings=False)
+        account_event_types(FakeIot(denied), own_account_settings=False)
 
 
 def _self_signed(common_name: str) -> bytes:
