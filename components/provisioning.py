@@ -114,6 +114,9 @@ class FleetProvisioning(pulumi.ComponentResource):
         )
         for device_type in args.device_types:
             name = device_type_resource_name(args.name_prefix, device_type)
+            # An edited document becomes the policy's new default version, in place; at AWS IoT's limit of
+            # five versions the provider deletes the oldest non-default one (terraform-provider-aws
+            # iot/policy.go), so certificates keep their attachment.
             aws.iot.Policy(
                 f"{name}-policy",
                 name=name,
@@ -248,6 +251,8 @@ class FleetProvisioning(pulumi.ComponentResource):
             source_account=self._scope.account_id,
             opts=self._child,
         )
+        # The provider retries InvalidRequestException for 2 minutes while a new role propagates through
+        # IAM (terraform-provider-aws iot/provisioning_template.go); changing the name replaces the template.
         return aws.iot.ProvisioningTemplate(
             f"{name}-template",
             name=template_name,
