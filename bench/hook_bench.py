@@ -15,8 +15,10 @@ figure needs moto's server (``pip install flask flask-cors``, or ``moto[server]`
 2. Warm invocation p50 and p99 against in-process moto, as ratios to a conditional ``put_item`` of an
    item of the same shape (new key each time) on the very client the hook uses. For information, also
    as ratios to the hook's own ``transact_write_items`` (the serial's item and the certificate's binding)
-   sent alone, which separates what the hook adds from what moto charges for the write. The
-   measurements alternate in blocks so that machine noise hits all.
+   sent alone, which separates what the hook adds from what moto charges for the write (moto deep-copies
+   the whole table for each transaction member, so its transactions slow down as the table fills: the
+   ratios to ``put_item`` measure moto there, not DynamoDB). The measurements alternate in blocks so that
+   machine noise hits all.
 3. DynamoDB requests per approval (botocore ``before-send`` events on the hook's client), and per
    retried approval (same serial, same certificate; informational).
 4. Size of the zipped function code: the archive the program declares for a stack of default settings
