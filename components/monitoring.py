@@ -26,7 +26,7 @@ STALE_APPROVALS_PERIOD_SECONDS = 900
 """The stale-approvals function runs every 15 minutes: each period holds one of its reports."""
 HOOK_DURATION_LIMIT_MS = 4000
 """Alarm when the hook's p99 nears AWS IoT's 5-second wait."""
-REGISTRY_OPERATIONS = ("GetItem", "UpdateItem", "Query")
+REGISTRY_OPERATIONS = ("GetItem", "UpdateItem", "TransactWriteItems", "Query")
 """The registry operations the functions make; DynamoDB reports SystemErrors per operation."""
 
 

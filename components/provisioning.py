@@ -149,7 +149,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         return self._scope.apply(lambda scope: documents.device_policy(scope, device_type))
 
     def _create_hook(self, name: str) -> aws.lambda_.Function:
-        """The pre-provisioning hook: may only write its logs and update the registry table."""
+        """The pre-provisioning hook: may only write its logs and update items of the registry table."""
         args = self._args
         return create_function(
             f"{name}-hook",
@@ -157,6 +157,12 @@ class FleetProvisioning(pulumi.ComponentResource):
                 function_name=f"{args.name_prefix}-provisioning-hook",
                 handler=HOOK_HANDLER,
                 description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
+                # The hook's one request is a TransactWriteItems of two Update members (the serial's item
+                # and the certificate's binding, both in this table). TransactWriteItems is no IAM action:
+                # "Permissions for Put, Update, Delete, and Get actions are governed by the permissions
+                # used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem operations"
+                # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html),
+                # so UpdateItem on the table is all it needs.
                 statements=args.registry.table_arn.apply(
                     lambda table_arn: [documents.allow(["dynamodb:UpdateItem"], [table_arn])]
                 ),

@@ -54,10 +54,32 @@ class Attr(StrEnum):
     REVOKED_AT = "revokedAt"
     REVOCATION_REASON = "revocationReason"
     DECOMMISSIONED_AT = "decommissionedAt"
+    DEVICE_SERIAL_NUMBER = "deviceSerialNumber"
+    """On a certificate binding item (:func:`certificate_binding_key`): the serial the certificate is for."""
 
 
 REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER
-"""The registry table's only key: one item per device serial number."""
+"""The registry table's only key: one item per device serial number, and one per approved certificate
+(:func:`certificate_binding_key`)."""
+
+CERTIFICATE_BINDING_PREFIX: Final = "certificate#"
+"""Starts the key of a certificate binding item. ``#`` is not in :data:`NAME_CHARSET`, so such a key is
+never a serial number."""
+
+
+def certificate_binding_key(certificate_id: str) -> str:
+    """The registry key of the item binding a certificate to the one serial it was approved for.
+
+    The item holds ``certificateId``, ``deviceSerialNumber`` and ``createdAt``, and no ``status`` or
+    ``deviceType``: the registry's indexes are sparse, so lists and counts never see it.
+    """
+    return f"{CERTIFICATE_BINDING_PREFIX}{certificate_id}"
+
+
+def is_certificate_binding_key(key: str) -> bool:
+    """Whether a registry key is a certificate binding's rather than a device's."""
+    return key.startswith(CERTIFICATE_BINDING_PREFIX)
+
 
 STATUS_INDEX: Final = "byStatus"
 """Global secondary index listing devices by lifecycle state."""
@@ -153,6 +175,8 @@ class RejectionReason(StrEnum):
     NOT_PREREGISTERED = "NotPreregistered"
     PREREGISTRATION_MISMATCH = "PreregistrationMismatch"
     DUPLICATE_SERIAL = "DuplicateSerial"
+    CERTIFICATE_IN_USE = "CertificateInUse"
+    """The certificate was already approved for another serial: one certificate, one device."""
     DEVICE_REVOKED = "DeviceRevoked"
     DEVICE_DECOMMISSIONED = "DeviceDecommissioned"
     UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"

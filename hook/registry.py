@@ -4,12 +4,21 @@ Every read and write of the table, by the functions and by ``fleetctl``, goes th
 :class:`DeviceRecords`, so a state transition is written down once:
 
 - ``approve``: a new serial (unless pre-registration is required) or a ``PREREGISTERED`` one of the same
-  type and manufacturer becomes ``PENDING``; a retry by the certificate on record is allowed again.
+  type and manufacturer becomes ``PENDING``; a retry by the certificate on record is allowed again. In
+  the same transaction the certificate is bound to the serial (an item keyed
+  ``certificate#<certificateId>``); a certificate already bound to another serial is denied
+  (``CertificateInUse``), whatever that serial's state: one certificate, one device, for good.
 - ``activate``: ``PENDING`` becomes ``ACTIVE``.
 - ``preregister``: an unknown serial becomes ``PREREGISTERED``.
 - ``revoke``: anything but ``REVOKED`` and ``DECOMMISSIONED`` (or an unknown serial) becomes ``REVOKED``.
 - ``decommission``: anything but ``DECOMMISSIONED`` (or an unknown serial) becomes ``DECOMMISSIONED``.
 - ``release``: a ``PENDING`` approval goes back to ``PREREGISTERED``, or away when nothing was before it.
+
+No transition removes a certificate binding. Revoking or decommissioning a serial keeps it, so the revoked
+certificate can never be approved for another serial. Releasing keeps it too: ``fleetctl release`` revokes
+the released certificate, and its ownership token has expired anyway; should that revocation fail, the
+certificate may still only be approved again for the serial it was bound to, never for another. A
+released serial provisions again with a new certificate, which gets its own binding.
 
 It stays on the low-level DynamoDB client (the ``Table`` resource costs the hook's cold start more):
 conditions are built by boto3's expression builder, the one behind ``Table``, and values pass through
@@ -19,10 +28,10 @@ boto3's ``TypeSerializer`` and ``TypeDeserializer``.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import boto3
 from boto3.dynamodb.conditions import Attr as Attribute
@@ -42,10 +51,13 @@ from hook.contract import (
     Parameter,
     ProvisioningDenied,
     RejectionReason,
+    certificate_binding_key,
+    is_certificate_binding_key,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
     from hook.rules import DeviceRequest
 
@@ -65,6 +77,10 @@ _APPROVAL_ATTRIBUTES = (
     Attr.APPROVED_AT,
 )
 """What the hook's approval adds to a pre-registered item."""
+
+_PASSED: Final = "None"
+"""A transaction member's cancellation reason code when its own condition held."""
+_CONDITION_FAILED: Final = "ConditionalCheckFailed"
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -94,13 +110,16 @@ class DeviceRecords:
     def approve(
         self, request: DeviceRequest, provenance: Provenance, *, require_preregistration: bool
     ) -> None:
-        """Mark the serial ``PENDING`` for this certificate, or raise :class:`ProvisioningDenied`.
+        """Mark the serial ``PENDING`` for this certificate and bind the certificate to the serial, or raise
+        :class:`ProvisioningDenied`.
 
-        One ``UpdateItem`` whose condition admits a new serial (unless pre-registration is required) or a
-        ``PREREGISTERED`` one with the same type and manufacturer. When the condition fails, DynamoDB
-        returns the stored item, and the decision is made from it without a second request: a retry
-        by the same certificate, for the same type and manufacturer, is allowed again; anything else
-        is denied.
+        One ``TransactWriteItems`` of two conditional updates: the serial's item, whose condition admits a
+        new serial (unless pre-registration is required) or a ``PREREGISTERED`` one with the same type and
+        manufacturer, and the certificate's binding, whose condition admits a certificate not yet bound
+        or bound to this serial. When a condition fails, DynamoDB cancels both and returns the stored
+        items with the reasons, and the decision is made from them without a second request: a retry by
+        the same certificate, for the same type and manufacturer, is allowed again; anything else is
+        denied.
         """
         now = timestamp()
         values: dict[str, str] = {
@@ -120,17 +139,49 @@ class DeviceRecords:
             & Attribute(Attr.MANUFACTURER).eq(request.manufacturer)
         )
         condition = preregistered if require_preregistration else _absent() | preregistered
+        binding: Item = {
+            Attr.CERTIFICATE_ID: provenance.certificate_id,
+            Attr.DEVICE_SERIAL_NUMBER: request.serial_number,
+        }
+        unbound_or_ours = _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(request.serial_number)
         try:
-            self._client.update_item(
-                TableName=self._table_name,
-                Key=_key(request.serial_number),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **_expressions(condition, assign=values, assign_if_absent={Attr.CREATED_AT: now}),
+            self._client.transact_write_items(
+                TransactItems=[
+                    self._update(
+                        _key(request.serial_number),
+                        condition,
+                        assign=values,
+                        assign_if_absent={Attr.CREATED_AT: now},
+                    ),
+                    self._update(
+                        _binding_key(provenance.certificate_id),
+                        unbound_or_ours,
+                        assign=binding,
+                        assign_if_absent={Attr.CREATED_AT: now},
+                    ),
+                ]
             )
-        except self._client.exceptions.ConditionalCheckFailedException as refused:
-            _decide_from_stored(_refused_item(refused), request, provenance)
+        except self._client.exceptions.TransactionCanceledException as cancelled:
+            _decide_from_cancellation(cancelled, request, provenance)
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
+
+    def _update(
+        self,
+        key: dict[str, Any],
+        condition: ConditionBase,
+        *,
+        assign: Mapping[str, str],
+        assign_if_absent: Mapping[str, str],
+    ) -> TransactWriteItemTypeDef:
+        """A conditional update as a transaction member that returns the stored item when refused."""
+        update = {
+            "TableName": self._table_name,
+            "Key": key,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **_expressions(condition, assign=assign, assign_if_absent=assign_if_absent),
+        }
+        return cast("TransactWriteItemTypeDef", {"Update": update})
 
     def get(self, serial_number: str) -> Item | None:
         """The registry item of a serial, read consistently; ``None`` if absent."""
@@ -312,8 +363,31 @@ def string_attributes(item: Mapping[str, Any]) -> Item:
     return {name: value for name, value in plain.items() if isinstance(value, str)}
 
 
+def devices_and_bindings(
+    items: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, Item], dict[str, str]]:
+    """Raw registry items (a scan's) split into the devices' items by serial number and the certificate
+    bindings as certificate id -> serial number."""
+    devices: dict[str, Item] = {}
+    bindings: dict[str, str] = {}
+    for raw in items:
+        item = string_attributes(raw)
+        if is_certificate_binding_key(item[REGISTRY_PARTITION_KEY]):
+            bindings[item[Attr.CERTIFICATE_ID]] = item[Attr.DEVICE_SERIAL_NUMBER]
+        else:
+            devices[item[REGISTRY_PARTITION_KEY]] = item
+    return devices, bindings
+
+
 def _key(serial_number: str) -> dict[str, Any]:
+    """A device's key. A certificate binding's key is refused: no device operation may touch a binding."""
+    if is_certificate_binding_key(serial_number):
+        raise ValueError(f"{serial_number!r} is a certificate binding's key, not a serial number")
     return {REGISTRY_PARTITION_KEY: _SERIALIZER.serialize(serial_number)}
+
+
+def _binding_key(certificate_id: str) -> dict[str, Any]:
+    return {REGISTRY_PARTITION_KEY: _SERIALIZER.serialize(certificate_binding_key(certificate_id))}
 
 
 def _absent() -> ConditionBase:
@@ -378,6 +452,39 @@ def _refused_item(refused: ClientError) -> Item | None:
     """The stored item a refused conditional write returns (ReturnValuesOnConditionCheckFailure=ALL_OLD);
     ``None`` when there was none. botocore's error type does not declare the ``Item`` key."""
     item = cast(Mapping[str, Any], refused.response).get("Item")
+    return None if item is None else string_attributes(item)
+
+
+def _decide_from_cancellation(cancelled: ClientError, request: DeviceRequest, provenance: Provenance) -> None:
+    """Decide from a cancelled approval transaction's reasons, one per member (the serial's item, then the
+    certificate's binding), each with the stored item when its condition failed. Allow only a retry by
+    the certificate on record that is bound to this serial; anything unexpected denies."""
+    reasons = cast(Mapping[str, Any], cancelled.response).get("CancellationReasons")
+    if not (isinstance(reasons, list) and len(reasons) == 2 and all(isinstance(r, dict) for r in reasons)):
+        raise ProvisioningDenied(
+            RejectionReason.REGISTRY_UNAVAILABLE, "registry transaction cancelled without its two reasons"
+        )
+    codes = [reason.get("Code") for reason in reasons]
+    unexpected = [str(code) for code in codes if code not in (_PASSED, _CONDITION_FAILED)]
+    if unexpected or codes == [_PASSED, _PASSED]:
+        raise ProvisioningDenied(
+            RejectionReason.REGISTRY_UNAVAILABLE,
+            f"registry transaction cancelled: {', '.join(unexpected) or 'no reason given'}",
+        )
+    device, binding = reasons
+    if device["Code"] == _CONDITION_FAILED:
+        _decide_from_stored(_stored(device), request, provenance)  # returns only for a retry
+    if binding["Code"] == _CONDITION_FAILED:
+        bound_to = (_stored(binding) or {}).get(Attr.DEVICE_SERIAL_NUMBER)
+        raise ProvisioningDenied(
+            RejectionReason.CERTIFICATE_IN_USE,
+            f"certificate is already approved for serial {bound_to!r}",
+        )
+
+
+def _stored(reason: Mapping[str, Any]) -> Item | None:
+    """The stored item a cancellation reason carries (``ReturnValuesOnConditionCheckFailure=ALL_OLD``)."""
+    item = reason.get("Item")
     return None if item is None else string_attributes(item)
 
 

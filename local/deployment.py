@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 
 from hook.contract import Attr, DeviceStatus
 from local.fleet import FleetTarget
+from local.hook_logs import Denial, hook_denials
 from local.inspection import Inspector
 from program.config import settings_from_config
 from program.outputs import StackOutput
@@ -60,6 +61,17 @@ class Deployment:
     def registry_table(self) -> str:
         """Name of the device registry table."""
         return str(self.outputs[StackOutput.REGISTRY_TABLE])
+
+    def hook_denial(self, serial: str) -> Denial | None:
+        """The last denial the hook logged for ``serial``, waiting for its log group to have one; ``None``
+        when none came in time."""
+        function_name = str(self.outputs[StackOutput.HOOK_FUNCTION])
+        return eventually(
+            lambda: hook_denials(self.inspector.client("logs"), function_name).get(serial),
+            lambda denial: denial is not None,
+            self.patience.logs,
+            self.patience.interval,
+        )
 
     def wait_for_status(
         self, serials: Iterable[str], status: DeviceStatus, timeout: float | None = None

@@ -48,6 +48,10 @@ class FleetTarget:
             template_name=outputs[StackOutput.TEMPLATE_NAME],
         )
 
+    def claim_session(self, serial_number: str) -> Session:
+        """A connection with the claim certificate, as the device of ``serial_number`` makes it."""
+        return Session(self.broker, self.claim, f"{self.claim_client_id_prefix}{serial_number}")
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -8,8 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hook.contract import Attr
-from hook.registry import string_attributes
+from hook.registry import devices_and_bindings
 from local.resources import Emulated
 
 
@@ -46,15 +45,18 @@ class Inspector:
         return self._emulated.client(service)
 
     def registry(self, table_name: str) -> dict[str, dict[str, str]]:
-        """Every registry item (string attributes), by serial number."""
-        items: dict[str, dict[str, str]] = {}
-        for page in (
-            self.client("dynamodb").get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True)
-        ):
-            for item in page["Items"]:
-                strings = string_attributes(item)
-                items[strings[Attr.SERIAL_NUMBER]] = strings
-        return items
+        """Every device's registry item (string attributes), by serial number."""
+        return self.registry_contents(table_name)[0]
+
+    def certificate_bindings(self, table_name: str) -> dict[str, str]:
+        """The registry's certificate bindings: the serial number each approved certificate is bound to."""
+        return self.registry_contents(table_name)[1]
+
+    def registry_contents(self, table_name: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """The devices' items by serial number and the certificate bindings, read by a consistent scan."""
+        scan = self.client("dynamodb").get_paginator("scan")
+        pages = scan.paginate(TableName=table_name, ConsistentRead=True)
+        return devices_and_bindings(item for page in pages for item in page["Items"])
 
     def thing(self, name: str) -> Thing | None:
         """A thing, or ``None`` when it does not exist."""

@@ -25,7 +25,7 @@ from hook.contract import (
     device_type_resource_name,
     thing_name,
 )
-from hook.registry import DeviceRecords, Provenance
+from hook.registry import DeviceRecords, Provenance, devices_and_bindings
 from hook.rules import parse_rules, validate_request
 
 TABLE_NAME = "test-device-registry"
@@ -76,6 +76,12 @@ def create_registry_table(client: Any, table_name: str = TABLE_NAME) -> None:
             for index, (hash_key, range_key) in REGISTRY_INDEXES.items()
         ],
     )
+
+
+def registry_contents(client: Any) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """The registry table's device items by serial and its certificate bindings (certificate -> serial)."""
+    pages = client.get_paginator("scan").paginate(TableName=TABLE_NAME, ConsistentRead=True)
+    return devices_and_bindings(item for page in pages for item in page["Items"])
 
 
 def write_rules(path: Path, rules: dict[str, Any] = RULES) -> Path:
@@ -162,6 +168,10 @@ class Fleet:
         item = self.find_item(serial)
         assert item is not None, f"no registry item for {serial}"
         return item
+
+    def registry(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Device items by serial and certificate bindings (certificate -> serial)."""
+        return registry_contents(self.dynamodb)
 
     def item_count(self) -> int:
         pages = self.dynamodb.get_paginator("scan").paginate(TableName=TABLE_NAME, Select="COUNT")

@@ -12,7 +12,16 @@ from fleetctl import lifecycle
 from fleetctl.devices import find_device
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, DeviceStatus, thing_name
-from tests.support import BASE, Fleet, decision_logs, fail_once, hook_event, output_lines, rows
+from tests.support import (
+    BASE,
+    Fleet,
+    decision_logs,
+    fail_once,
+    hook_event,
+    output_lines,
+    rows,
+    valid_parameters,
+)
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
@@ -169,3 +178,25 @@ def test_the_hook_denies_a_serial_fleetctl_revoked_or_decommissioned(
     assert invoke(hook_event(certificate="replacement"))["allowProvisioning"] is False
     [decision] = decision_logs(output_lines(hook_output))
     assert decision["reason"] == reason
+
+
+@pytest.mark.parametrize(
+    "command", [["revoke", "TS-000001", "--reason", "stolen"], ["decommission", "TS-000001"]]
+)
+def test_a_revoked_or_decommissioned_certificate_stays_bound_to_its_serial(
+    fleet: Fleet,
+    invoke: Callable[[Any], dict[str, Any]],
+    hook_output: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    certificate_id = fleet.provision("TS-000001")
+    fleet.run_json(*command)
+    hook_output.readouterr()
+
+    event = hook_event(valid_parameters(SerialNumber="TS-000002")) | {"certificateId": certificate_id}
+    assert invoke(event)["allowProvisioning"] is False
+    [decision] = decision_logs(output_lines(hook_output))
+    assert decision["reason"] == "CertificateInUse"
+    devices, bindings = fleet.registry()
+    assert set(devices) == {"TS-000001"}
+    assert bindings == {certificate_id: "TS-000001"}

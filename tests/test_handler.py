@@ -21,6 +21,7 @@ from tests.support import (
     decision_logs,
     hook_event,
     output_lines,
+    registry_contents,
     valid_parameters,
 )
 
@@ -159,7 +160,24 @@ def test_register_thing_retry_with_the_same_certificate_is_approved_again(
     first = invoke(hook_event())
     assert invoke(hook_event()) == first
     assert first["allowProvisioning"] is True
-    assert registry_count(dynamodb) == 1
+    devices, bindings = registry_contents(dynamodb)
+    assert list(devices) == ["TS-000123"]
+    assert bindings == {certificate_id("device-1"): "TS-000123"}
+
+
+def test_a_certificate_registering_a_second_serial_is_denied_as_in_use(
+    invoke: Invoke, dynamodb: Any, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    assert invoke(hook_event())["allowProvisioning"] is True
+    before = registry_contents(dynamodb)
+    hook_output.readouterr()
+    assert invoke(hook_event(valid_parameters(SerialNumber="TS-000456"))) == DENIED
+    lines = output_lines(hook_output)
+    assert [log["reason"] for log in decision_logs(lines)] == ["CertificateInUse"]
+    assert ("ProvisioningRejected", {"Reason": "CertificateInUse", "service": "provisioning-hook"}) in (
+        emf_metrics(lines)
+    )
+    assert registry_contents(dynamodb) == before
 
 
 def test_preregistration_requirement_comes_from_the_rules(
@@ -271,7 +289,7 @@ def test_registry_failure_denies(
     monkeypatch.setattr(handler._registry(), "_client", client)
     hook_output.readouterr()
     with Stubber(client) as stubber:
-        stubber.add_client_error("update_item", service_error_code=code)
+        stubber.add_client_error("transact_write_items", service_error_code=code)
         assert invoke(hook_event()) == DENIED
     [log] = decision_logs(output_lines(hook_output))
     assert (log["reason"], log["detail"]) == ("RegistryUnavailable", f"registry request failed: {code}")

@@ -1,4 +1,5 @@
-"""Property test: whatever AWS IoT (or an attacker) sends, the hook answers well-formed and fails closed."""
+"""Property test: whatever AWS IoT (or an attacker) sends, the hook answers well-formed and fails closed, and
+no certificate is ever approved for two serials."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from hook import handler
 from hook.contract import Parameter
+from hook.registry import devices_and_bindings
 from tests.support import TABLE_NAME, FakeLambdaContext, hook_event, valid_parameters
 
 PARAMETER_NAMES = [parameter.value for parameter in Parameter]
@@ -68,6 +70,10 @@ def test_every_answer_is_well_formed_and_denials_write_nothing(
     assert all(isinstance(value, str) for value in overrides.values())
     assert set(overrides) <= set(PARAMETER_NAMES)
     after = registry_snapshot["items"] = dynamodb.scan(TableName=TABLE_NAME)["Items"]
+    devices, bindings = devices_and_bindings(after)
+    certificates = [item["certificateId"] for item in devices.values() if "certificateId" in item]
+    assert len(certificates) == len(set(certificates))  # no certificate belongs to two serials
+    assert bindings == {item["certificateId"]: serial for serial, item in devices.items()}
     label("approved" if answer["allowProvisioning"] else "denied")
     if answer["allowProvisioning"]:
         assert set(overrides) == set(PARAMETER_NAMES)

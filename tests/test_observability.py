@@ -214,7 +214,10 @@ def test_alarm_watches_its_metric_and_notifies_the_alert_topic(dev: Deployment, 
         ("registry-throttles", [("ReadThrottleEvents", {}), ("WriteThrottleEvents", {})]),
         (
             "registry-system-errors",
-            [("SystemErrors", {"Operation": op}) for op in ("GetItem", "UpdateItem", "Query")],
+            [
+                ("SystemErrors", {"Operation": op})
+                for op in ("GetItem", "UpdateItem", "TransactWriteItems", "Query")
+            ],
         ),
     ],
 )

@@ -1,4 +1,5 @@
-"""The registry adapter: one conditional write per decision, through every lifecycle state."""
+"""The registry adapter: one conditional write per decision, through every lifecycle state, and one
+certificate for one device."""
 
 from __future__ import annotations
 
@@ -13,10 +14,22 @@ from botocore.exceptions import ConnectTimeoutError
 from botocore.stub import Stubber
 from moto.dynamodb.models import DynamoDBBackend
 
-from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
+from hook.contract import (
+    Attr,
+    DeviceStatus,
+    ProvisioningDenied,
+    RejectionReason,
+    certificate_binding_key,
+)
 from hook.registry import DeviceRecords, Provenance
 from hook.rules import DeviceRequest
-from tests.support import CLAIM_CERTIFICATE_ID, TABLE_NAME, TEMPLATE_ARN, certificate_id
+from tests.support import (
+    CLAIM_CERTIFICATE_ID,
+    TABLE_NAME,
+    TEMPLATE_ARN,
+    certificate_id,
+    registry_contents,
+)
 
 REQUEST = DeviceRequest(
     serial_number="TS-000123",
@@ -102,7 +115,10 @@ def test_retry_with_the_same_certificate_is_allowed_without_a_second_record(
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     assert len(sent) == 1
     assert stored(dynamodb) == first
-    assert dynamodb.scan(TableName=TABLE_NAME)["Count"] == 1
+    assert registry_contents(dynamodb) == (
+        {REQUEST.serial_number: first},
+        {certificate_id("device-1"): REQUEST.serial_number},
+    )
 
 
 @pytest.mark.parametrize("change", [{"device_type": "gateway"}, {"manufacturer": "SensorWorks"}])
@@ -201,6 +217,169 @@ def test_unknown_status_fails_closed(dynamodb: Any, registry: DeviceRecords) -> 
     assert deny_reason(registry) is RejectionReason.UNKNOWN_REGISTRY_STATE
 
 
+# --- one certificate, one device -----------------------------------------------------------------------
+
+OTHER = replace(REQUEST, serial_number="TS-000456")
+
+
+def test_approval_binds_the_certificate_in_an_item_the_indexes_never_see(
+    dynamodb: Any, registry: DeviceRecords
+) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    binding = stored(dynamodb, certificate_binding_key(certificate_id("device-1")))
+    assert binding is not None
+    assert binding == {
+        "serialNumber": f"certificate#{certificate_id('device-1')}",
+        "certificateId": certificate_id("device-1"),
+        "deviceSerialNumber": REQUEST.serial_number,
+        "createdAt": binding["createdAt"],
+    }
+    assert [item[Attr.SERIAL_NUMBER] for item in registry.devices()] == [REQUEST.serial_number]
+    assert [item[Attr.SERIAL_NUMBER] for item in registry.devices(device_type="temperature-sensor")] == [
+        REQUEST.serial_number
+    ]
+    assert registry.count_pending_before("9999") == 1
+
+
+@pytest.mark.parametrize("status", [None, DeviceStatus.ACTIVE, DeviceStatus.REVOKED])
+def test_a_certificate_approved_for_one_serial_is_denied_for_another_in_one_request(
+    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus | None
+) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    if status is DeviceStatus.ACTIVE:
+        assert registry.activate(REQUEST.serial_number, "TS-000123") is None
+    elif status is DeviceStatus.REVOKED:
+        assert registry.revoke(REQUEST.serial_number, "stolen") is not None
+    before = registry_contents(dynamodb)
+    sent = count_requests(dynamodb)
+    with pytest.raises(ProvisioningDenied) as caught:
+        registry.approve(OTHER, provenance(), require_preregistration=False)
+    assert len(sent) == 1
+    assert caught.value.reason is RejectionReason.CERTIFICATE_IN_USE
+    assert "TS-000123" in caught.value.detail
+    assert registry_contents(dynamodb) == before
+    assert stored(dynamodb, OTHER.serial_number) is None
+
+
+def test_a_certificate_bound_to_another_serial_is_denied_for_a_preregistered_one(
+    dynamodb: Any, registry: DeviceRecords
+) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    registry.preregister(OTHER, "2026-01-01T00:00:00.000+00:00")
+    before = registry_contents(dynamodb)
+    with pytest.raises(ProvisioningDenied) as caught:
+        registry.approve(OTHER, provenance(), require_preregistration=True)
+    assert caught.value.reason is RejectionReason.CERTIFICATE_IN_USE
+    assert registry_contents(dynamodb) == before
+
+
+def test_the_serials_own_denial_comes_before_the_certificates(dynamodb: Any, registry: DeviceRecords) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    registry.approve(OTHER, provenance("device-2"), require_preregistration=False)
+    with pytest.raises(ProvisioningDenied) as caught:
+        registry.approve(OTHER, provenance(), require_preregistration=False)
+    assert caught.value.reason is RejectionReason.DUPLICATE_SERIAL
+
+
+def test_a_retry_whose_certificate_is_bound_to_another_serial_is_denied(
+    dynamodb: Any, registry: DeviceRecords
+) -> None:
+    # Not reachable through the adapter; a registry edited by hand must still fail closed.
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"serialNumber": {"S": certificate_binding_key(certificate_id("device-1"))}},
+        UpdateExpression="SET deviceSerialNumber = :other",
+        ExpressionAttributeValues={":other": {"S": OTHER.serial_number}},
+    )
+    assert deny_reason(registry) is RejectionReason.CERTIFICATE_IN_USE
+
+
+@pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
+def test_retries_stay_approved_in_one_request_and_change_nothing(
+    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus
+) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    if status is DeviceStatus.ACTIVE:
+        registry.activate(REQUEST.serial_number, "TS-000123")
+    before = registry_contents(dynamodb)
+    sent = count_requests(dynamodb)
+    for _ in range(3):
+        registry.approve(REQUEST, provenance(), require_preregistration=False)
+    assert len(sent) == 3
+    assert registry_contents(dynamodb) == before
+
+
+@pytest.mark.parametrize("preregistered", [False, True])
+def test_release_keeps_the_binding_so_the_certificate_serves_only_its_serial(
+    dynamodb: Any, registry: DeviceRecords, preregistered: bool
+) -> None:
+    if preregistered:
+        registry.preregister(REQUEST, "2026-01-01T00:00:00.000+00:00")
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    approval = registry.get(REQUEST.serial_number)
+    assert approval is not None
+    assert registry.release(approval) == ("restored" if preregistered else "deleted")
+    assert registry_contents(dynamodb)[1] == {certificate_id("device-1"): REQUEST.serial_number}
+
+    with pytest.raises(ProvisioningDenied) as caught:
+        registry.approve(OTHER, provenance(), require_preregistration=False)
+    assert caught.value.reason is RejectionReason.CERTIFICATE_IN_USE
+    registry.approve(REQUEST, provenance("device-2"), require_preregistration=False)  # new keys
+    assert registry_contents(dynamodb)[1] == {
+        certificate_id("device-1"): REQUEST.serial_number,
+        certificate_id("device-2"): REQUEST.serial_number,
+    }
+
+
+def test_decommission_keeps_the_binding(dynamodb: Any, registry: DeviceRecords) -> None:
+    registry.approve(REQUEST, provenance(), require_preregistration=False)
+    registry.decommission(REQUEST.serial_number)
+    assert deny_reason(registry) is RejectionReason.DEVICE_DECOMMISSIONED
+    with pytest.raises(ProvisioningDenied) as caught:
+        registry.approve(OTHER, provenance(), require_preregistration=False)
+    assert caught.value.reason is RejectionReason.CERTIFICATE_IN_USE
+    assert registry_contents(dynamodb)[1] == {certificate_id("device-1"): REQUEST.serial_number}
+
+
+def test_no_device_operation_accepts_a_bindings_key(registry: DeviceRecords) -> None:
+    key = certificate_binding_key(certificate_id("device-1"))
+    for operation in (registry.get, registry.decommission, lambda key: registry.revoke(key, "x")):
+        with pytest.raises(ValueError, match="certificate binding"):
+            operation(key)
+
+
+def cancelled(*reasons: dict[str, Any]) -> dict[str, Any]:
+    return {"CancellationReasons": list(reasons)}
+
+
+@pytest.mark.parametrize(
+    ("fields", "detail"),
+    [
+        (cancelled({"Code": "None"}, {"Code": "TransactionConflict"}), "TransactionConflict"),
+        (cancelled({"Code": "ThrottlingError"}, {"Code": "None"}), "ThrottlingError"),
+        (cancelled({"Code": "None"}, {"Code": "None"}), "no reason given"),
+        (cancelled({"Code": "ConditionalCheckFailed"}), "without its two reasons"),
+        ({}, "without its two reasons"),
+    ],
+)
+def test_a_transaction_cancelled_for_anything_but_the_conditions_denies(
+    fields: dict[str, Any], detail: str
+) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            "transact_write_items",
+            service_error_code="TransactionCanceledException",
+            http_status_code=400,
+            modeled_fields=fields,
+        )
+        with pytest.raises(ProvisioningDenied) as caught:
+            DeviceRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+    assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
+    assert detail in caught.value.detail
+
+
 @pytest.fixture
 def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto's writes atomic, as DynamoDB's are: moto serialises nothing between threads.
@@ -208,8 +387,8 @@ def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     Only each single request is made atomic, so an adapter that read first and wrote second would still
     race and approve both clones.
     """
-    lock = threading.Lock()
-    for operation in ("update_item", "put_item", "get_item"):
+    lock = threading.RLock()  # moto's transact_write_items calls its own get_item
+    for operation in ("update_item", "put_item", "get_item", "transact_write_items"):
         original = getattr(DynamoDBBackend, operation)
 
         def atomic(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
@@ -219,22 +398,24 @@ def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(DynamoDBBackend, operation, atomic)
 
 
-def race(serial: str, clones: int) -> list[str]:
-    """Let ``clones`` hook instances, each with its own client, ask for ``serial`` at the same moment."""
-    request = DeviceRequest(serial, "temperature-sensor", "AcmeIoT", "1.4.2", "Factory-Floor-A")
-    barrier = threading.Barrier(clones)
-    outcomes: list[str] = []
+def race(asks: list[tuple[str, str]]) -> list[str]:
+    """Let one hook instance per (serial, certificate seed), each with its own client, ask at the same
+    moment; the outcomes in the order of ``asks``."""
+    barrier = threading.Barrier(len(asks))
+    outcomes: list[str] = [""] * len(asks)
 
-    def provision(clone: int) -> None:
+    def provision(number: int) -> None:
+        serial, certificate = asks[number]
+        request = DeviceRequest(serial, "temperature-sensor", "AcmeIoT", "1.4.2", "Factory-Floor-A")
         registry = DeviceRecords(boto3.client("dynamodb", region_name="us-east-1"), TABLE_NAME)
         barrier.wait()
         try:
-            registry.approve(request, provenance(f"clone-{clone}"), require_preregistration=False)
-            outcomes.append("approved")
+            registry.approve(request, provenance(certificate), require_preregistration=False)
+            outcomes[number] = "approved"
         except ProvisioningDenied as denial:
-            outcomes.append(denial.reason)
+            outcomes[number] = denial.reason
 
-    threads = [threading.Thread(target=provision, args=(clone,)) for clone in range(clones)]
+    threads = [threading.Thread(target=provision, args=(number,)) for number in range(len(asks))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -247,12 +428,32 @@ def test_two_clones_racing_for_one_serial_get_exactly_one_approval(dynamodb: Any
     rounds = 20
     for round_number in range(rounds):
         serial = f"TS-{round_number:06d}"
-        outcomes = race(serial, clones=2)
+        clones = [f"clone-{round_number}-0", f"clone-{round_number}-1"]
+        outcomes = race([(serial, clone) for clone in clones])
         assert sorted(outcomes) == sorted(["approved", RejectionReason.DUPLICATE_SERIAL])
         item = stored(dynamodb, serial)
         assert item is not None
-        assert item[Attr.CERTIFICATE_ID] in {certificate_id("clone-0"), certificate_id("clone-1")}
-    assert dynamodb.scan(TableName=TABLE_NAME)["Count"] == rounds
+        assert item[Attr.CERTIFICATE_ID] == certificate_id(clones[outcomes.index("approved")])
+    devices, bindings = registry_contents(dynamodb)
+    assert len(devices) == rounds
+    assert bindings == {item[Attr.CERTIFICATE_ID]: serial for serial, item in devices.items()}
+
+
+@pytest.mark.usefixtures("atomic_moto_writes")
+def test_two_serials_racing_with_one_certificate_get_exactly_one_approval(dynamodb: Any) -> None:
+    rounds = 20
+    for round_number in range(rounds):
+        serials = [f"TS-{round_number:03d}001", f"TS-{round_number:03d}002"]
+        certificate = f"shared-{round_number}"
+        outcomes = race([(serial, certificate) for serial in serials])
+        assert sorted(outcomes) == sorted(["approved", RejectionReason.CERTIFICATE_IN_USE])
+        winner, loser = serials if outcomes[0] == "approved" else serials[::-1]
+        assert stored(dynamodb, loser) is None
+        devices, bindings = registry_contents(dynamodb)
+        assert devices[winner][Attr.CERTIFICATE_ID] == certificate_id(certificate)
+        assert bindings[certificate_id(certificate)] == winner
+    devices, bindings = registry_contents(dynamodb)
+    assert len(devices) == len(bindings) == rounds
 
 
 @pytest.mark.parametrize(
@@ -267,7 +468,7 @@ def test_two_clones_racing_for_one_serial_get_exactly_one_approval(dynamodb: Any
 def test_dynamodb_errors_deny_as_registry_unavailable(code: str) -> None:
     client = boto3.client("dynamodb", region_name="us-east-1")
     with Stubber(client) as stubber:
-        stubber.add_client_error("update_item", service_error_code=code, http_status_code=400)
+        stubber.add_client_error("transact_write_items", service_error_code=code, http_status_code=400)
         with pytest.raises(ProvisioningDenied) as caught:
             DeviceRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
     assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE

@@ -21,14 +21,13 @@ from hook.contract import Attr, DeviceStatus, RejectionReason, device_type_resou
 from local.device import ConnectRefused, Identity, ProvisionedDevice, Rejected, provision
 from local.emulator import ACCESS_KEY
 from local.fleet import HOOK_DENIED
-from local.hook_logs import Denial, hook_denials
+from local.hook_logs import Denial
 from local.sandbox import Sandbox
 from local.scenario import (
     a_revoked_device_cannot_connect,
     expect_new_connection_refused,
     provision_and_connect,
 )
-from program.outputs import StackOutput
 from program.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -82,11 +81,8 @@ def _assert_refused_for_certificate_status(
 
 def _hook_denial(box: Sandbox, serial: str) -> Denial:
     """The last denial the hook logged for ``serial``, waiting for its log group to have it."""
-    function_name = box.stack.outputs[StackOutput.HOOK_FUNCTION]
-    deadline = time.monotonic() + WAIT_SECONDS
-    while (denial := hook_denials(box.inspector.client("logs"), function_name).get(serial)) is None:
-        assert time.monotonic() < deadline, f"the hook logged no denial for {serial}"
-        time.sleep(0.2)
+    denial = box.hook_denial(serial)
+    assert denial is not None, f"the hook logged no denial for {serial}"
     return denial
 
 

@@ -13,8 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def test_register_thing_retried_with_the_same_certificate_succeeds_once(box: Sandbox) -> None:
     identity = Identity("HS-900001", "humidity-sensor", "AcmeIoT", "1.0.0", "retry-lab")
-    client_id = f"{box.target.claim_client_id_prefix}{identity.serial_number}"
-    with Session(box.target.broker, box.target.claim, client_id) as session:
+    with box.target.claim_session(identity.serial_number) as session:
         provisioning = Provisioning(session)
         issued = provisioning.create_keys_and_certificate()
         first = provisioning.register_thing(
