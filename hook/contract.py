@@ -56,6 +56,21 @@ class Attr(StrEnum):
     DECOMMISSIONED_AT = "decommissionedAt"
     DEVICE_SERIAL_NUMBER = "deviceSerialNumber"
     """On a certificate binding item (:func:`certificate_binding_key`): the serial the certificate is for."""
+    PENDING_CERTIFICATE_ID = "pendingCertificateId"
+    """A rotation in progress: the new certificate, issued and attached, not yet confirmed by the device."""
+    ROTATION_JOB_ID = "rotationJobId"
+    ROTATION_REQUESTED_AT = "rotationRequestedAt"
+    ROTATED_AT = "rotatedAt"
+    ROTATION_FAILED_AT = "rotationFailedAt"
+    ROTATION_FAILURE_REASON = "rotationFailureReason"
+    REPLACED_CERTIFICATE_IDS = "replacedCertificateIds"
+    """The certificates this serial had before its current one, newest first, separated by spaces."""
+    REPROVISION_ALLOWED_UNTIL = "reprovisionAllowedUntil"
+    """An operator's grant: one next provisioning with a new certificate is allowed until then."""
+    REPROVISION_GRANTED_BY = "reprovisionGrantedBy"
+    REPROVISION_GRANTED_AT = "reprovisionGrantedAt"
+    REPROVISION_REASON = "reprovisionReason"
+    REPROVISIONED_AT = "reprovisionedAt"
 
 
 REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER
@@ -179,6 +194,8 @@ class RejectionReason(StrEnum):
     """The certificate was already approved for another serial: one certificate, one device."""
     DEVICE_REVOKED = "DeviceRevoked"
     DEVICE_DECOMMISSIONED = "DeviceDecommissioned"
+    REPROVISION_GRANT_USED = "ReprovisionGrantUsed"
+    """Two requests raced for one re-provisioning grant: only the first gets it."""
     UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     RULES_UNAVAILABLE = "RulesUnavailable"
@@ -191,6 +208,8 @@ class Service(StrEnum):
     HOOK = "provisioning-hook"
     ACTIVATION = "device-activation"
     STALE_APPROVALS = "stale-approvals"
+    CERTIFICATE_ROTATION = "certificate-rotation"
+    CERTIFICATE_RETIREMENT = "certificate-retirement"
 
 
 class Metric(StrEnum):
@@ -207,6 +226,11 @@ class Metric(StrEnum):
     STALE_PENDING_APPROVALS = "StalePendingApprovals"
     THING_EVENTS_DISABLED = "ThingEventsDisabled"
     """1 when the account's THING registry events are off in this region: no device can become ``ACTIVE``."""
+    CERTIFICATE_ROTATED = "CertificateRotated"
+    CERTIFICATE_ROTATION_FAILED = "CertificateRotationFailed"
+    """A rotation step refused or reported failed by the device; also counted per :data:`REASON_DIMENSION`."""
+    CERTIFICATE_RETIRED = "CertificateRetired"
+    """A certificate the registry no longer holds was revoked and detached."""
 
 
 class ProvisioningDenied(Exception):
@@ -254,3 +278,46 @@ def serial_number_of(base_name: str, name: str) -> str | None:
     """The serial number in a thing name made by :func:`thing_name`, or ``None`` for another stack's thing."""
     head = f"{base_name}{STACK_NAME_SEPARATOR}"
     return name[len(head) :] if name.startswith(head) and len(name) > len(head) else None
+
+
+ROTATION_TOPIC_ROOT: Final = "rotation"
+"""Certificate rotation topics are ``rotation/<thing>/<step>``: the device publishes :class:`RotationStep`
+``csr`` and ``result``; the rotation function answers on ``certificate`` or ``rejected``. Each device's
+policy grants it only its own thing's topics."""
+
+
+class RotationStep(StrEnum):
+    """The last level of a rotation topic (:func:`rotation_topic`)."""
+
+    CSR = "csr"
+    """Device to cloud: ``{"csr": "<PEM>", "jobId": "..."}``, published with the current certificate."""
+    RESULT = "result"
+    """Device to cloud: ``{"jobId": "...", "status": "SUCCEEDED" | "FAILED", "reason": "..."}``; SUCCEEDED
+    is published with the new certificate, after the job execution was reported SUCCEEDED."""
+    CERTIFICATE = "certificate"
+    """Cloud to device: ``{"certificateId": "...", "certificatePem": "..."}``, the new certificate."""
+    REJECTED = "rejected"
+    """Cloud to device: ``{"reason": "<RotationRejection>", "message": "..."}``."""
+
+
+def rotation_topic(thing: str, step: RotationStep) -> str:
+    """The topic of one rotation step of one thing."""
+    return f"{ROTATION_TOPIC_ROOT}/{thing}/{step.value}"
+
+
+ROTATION_JOB_OPERATION: Final = "rotate-certificate"
+"""The ``operation`` of a rotation job's document: ``{"operation": "rotate-certificate",
+"keyAlgorithm": "EC-P256" | "RSA-2048"}``."""
+
+
+class RotationRejection(StrEnum):
+    """Why the rotation function refused a step: the ``Reason`` dimension of ``CertificateRotationFailed``."""
+
+    MALFORMED_REQUEST = "MalformedRequest"
+    NOT_CURRENT_CERTIFICATE = "NotCurrentCertificate"
+    """The request was not published with the serial's current (``csr``) or pending (``result``)
+    certificate."""
+    NOT_ACTIVE = "NotActive"
+    INVALID_CSR = "InvalidCsr"
+    DEVICE_REPORTED_FAILURE = "DeviceReportedFailure"
+    INTERNAL_ERROR = "InternalError"

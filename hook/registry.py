@@ -13,6 +13,15 @@ Every read and write of the table, by the functions and by ``fleetctl``, goes th
 - ``revoke``: anything but ``REVOKED`` and ``DECOMMISSIONED`` (or an unknown serial) becomes ``REVOKED``.
 - ``decommission``: anything but ``DECOMMISSIONED`` (or an unknown serial) becomes ``DECOMMISSIONED``.
 - ``release``: a ``PENDING`` approval goes back to ``PREREGISTERED``, or away when nothing was before it.
+- ``begin_rotation``: an ``ACTIVE`` serial, asked by its current certificate, gets a pending certificate
+  (bound to it like an approved one); ``complete_rotation`` makes the pending certificate current and
+  records the one it replaced; ``abandon_rotation`` drops the pending certificate with the reason.
+- ``grant_reprovision``: an ``ACTIVE`` serial may provision once more, with a new certificate, until a
+  deadline; ``approve`` consumes the grant and records the certificate it replaced.
+
+Certificates leave a serial only through these transitions, and the registry table's stream carries each
+change to :mod:`hook.certificate_retirement`, which revokes and detaches every certificate that stopped
+being the serial's current or pending one. The registry is the record; the retirement follows it.
 
 No transition removes a certificate binding. Revoking or decommissioning a serial keeps it, so the revoked
 certificate can never be approved for another serial. Releasing keeps it too: ``fleetctl release`` revokes
@@ -84,6 +93,15 @@ _CONDITION_FAILED: Final = "ConditionalCheckFailed"
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
+
+
+class TransitionRefused(Exception):
+    """The registry refused a transition: the serial is absent or in a state that does not allow it."""
+
+    def __init__(self, serial_number: str, stored: Item | None) -> None:
+        status = (stored or {}).get(Attr.STATUS, "not in the registry")
+        super().__init__(f"serial {serial_number!r} is {status}")
+        self.stored = stored
 
 
 @dataclass(frozen=True)
@@ -162,9 +180,189 @@ class DeviceRecords:
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
-            _decide_from_cancellation(cancelled, request, provenance)
+            granted = _decide_from_cancellation(cancelled, request, provenance)
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
+        if granted is not None:
+            self._reprovision(granted, request, provenance)
+
+    def _reprovision(self, granted: Item, request: DeviceRequest, provenance: Provenance) -> None:
+        """Consume an operator's re-provisioning grant: the serial stays ``ACTIVE`` with the new certificate,
+        and the old one joins the replaced certificates. A second request, made only when the approval's
+        own transaction found the grant; conditional on the grant and the old certificate being the ones
+        read, so one grant admits one certificate."""
+        now = timestamp()
+        old_certificate = granted.get(Attr.CERTIFICATE_ID, "")
+        values: Item = {
+            **request_attributes(request),
+            Attr.CERTIFICATE_ID: provenance.certificate_id,
+            Attr.CLAIM_CERTIFICATE_ID: provenance.claim_certificate_id,
+            Attr.TEMPLATE_ARN: provenance.template_arn,
+            Attr.CLIENT_ID: provenance.client_id,
+            Attr.REPROVISIONED_AT: now,
+            Attr.UPDATED_AT: now,
+            Attr.REPLACED_CERTIFICATE_IDS: _replaced(granted, old_certificate),
+        }
+        del values[Attr.SERIAL_NUMBER]
+        still_granted = (
+            Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE)
+            & Attribute(Attr.CERTIFICATE_ID).eq(old_certificate)
+            & Attribute(Attr.REPROVISION_ALLOWED_UNTIL).eq(granted[Attr.REPROVISION_ALLOWED_UNTIL])
+        )
+        binding: Item = {
+            Attr.CERTIFICATE_ID: provenance.certificate_id,
+            Attr.DEVICE_SERIAL_NUMBER: request.serial_number,
+        }
+        unbound_or_ours = _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(request.serial_number)
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    self._update(
+                        _key(request.serial_number),
+                        still_granted,
+                        assign=values,
+                        remove=(Attr.REPROVISION_ALLOWED_UNTIL, Attr.PENDING_CERTIFICATE_ID),
+                    ),
+                    self._update(
+                        _binding_key(provenance.certificate_id),
+                        unbound_or_ours,
+                        assign=binding,
+                        assign_if_absent={Attr.CREATED_AT: now},
+                    ),
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as cancelled:
+            reasons = cast(Mapping[str, Any], cancelled.response).get("CancellationReasons") or []
+            codes = [reason.get("Code") for reason in reasons if isinstance(reason, dict)]
+            if codes[1:2] == [_CONDITION_FAILED]:
+                raise ProvisioningDenied(
+                    RejectionReason.CERTIFICATE_IN_USE, "certificate is already approved for another serial"
+                ) from cancelled
+            raise ProvisioningDenied(
+                RejectionReason.REPROVISION_GRANT_USED,
+                "the re-provisioning grant was used by another request meanwhile",
+            ) from cancelled
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+
+    def begin_rotation(self, item: Item, new_certificate_id: str, job_id: str | None) -> bool:
+        """Give the ``ACTIVE`` serial of ``item`` a pending certificate, bound to the serial; ``False`` when
+        the serial changed since ``item`` was read (another certificate, another state).
+
+        One transaction: the serial's item, conditional on it still having the certificate of ``item``,
+        and the new certificate's binding. A pending certificate of an earlier attempt is replaced (and so
+        retired)."""
+        serial = item[Attr.SERIAL_NUMBER]
+        now = timestamp()
+        pending: Item = {
+            Attr.PENDING_CERTIFICATE_ID: new_certificate_id,
+            Attr.ROTATION_REQUESTED_AT: now,
+            Attr.UPDATED_AT: now,
+            **({Attr.ROTATION_JOB_ID: job_id} if job_id else {}),
+        }
+        unchanged = Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE) & Attribute(Attr.CERTIFICATE_ID).eq(
+            item.get(Attr.CERTIFICATE_ID, "")
+        )
+        binding: Item = {Attr.CERTIFICATE_ID: new_certificate_id, Attr.DEVICE_SERIAL_NUMBER: serial}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    self._update(
+                        _key(serial),
+                        unchanged,
+                        assign=pending,
+                        remove=(Attr.ROTATION_FAILED_AT, Attr.ROTATION_FAILURE_REASON),
+                    ),
+                    self._update(
+                        _binding_key(new_certificate_id),
+                        _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(serial),
+                        assign=binding,
+                        assign_if_absent={Attr.CREATED_AT: now},
+                    ),
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def complete_rotation(self, item: Item) -> Item | None:
+        """Make the pending certificate of ``item`` current and record the one it replaces, with
+        ``rotatedAt``; the item as written, or ``None`` when the serial changed since ``item`` was read."""
+        pending = item.get(Attr.PENDING_CERTIFICATE_ID)
+        if not pending:
+            return None
+        current = item.get(Attr.CERTIFICATE_ID, "")
+        now = timestamp()
+        assign: Item = {
+            Attr.CERTIFICATE_ID: pending,
+            Attr.REPLACED_CERTIFICATE_IDS: _replaced(item, current),
+            Attr.ROTATED_AT: now,
+            Attr.UPDATED_AT: now,
+        }
+        unchanged = (
+            Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE)
+            & Attribute(Attr.CERTIFICATE_ID).eq(current)
+            & Attribute(Attr.PENDING_CERTIFICATE_ID).eq(pending)
+        )
+        return self._conditional_update(item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID,))
+
+    def abandon_rotation(self, item: Item, reason: str) -> Item | None:
+        """Drop the pending certificate of ``item`` (which retires it) and record why the rotation failed;
+        the device keeps its current certificate. The item as written, or ``None`` when the serial changed
+        since ``item`` was read."""
+        now = timestamp()
+        assign: Item = {
+            Attr.ROTATION_FAILED_AT: now,
+            Attr.ROTATION_FAILURE_REASON: reason,
+            Attr.UPDATED_AT: now,
+        }
+        pending = item.get(Attr.PENDING_CERTIFICATE_ID)
+        unchanged = (
+            Attribute(Attr.PENDING_CERTIFICATE_ID).eq(pending)
+            if pending
+            else Attribute(Attr.PENDING_CERTIFICATE_ID).not_exists()
+            & Attribute(Attr.CERTIFICATE_ID).eq(item.get(Attr.CERTIFICATE_ID, ""))
+        )
+        return self._conditional_update(item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID,))
+
+    def grant_reprovision(self, serial_number: str, reason: str, granted_by: str, until: str) -> Item:
+        """Allow the ``ACTIVE`` serial one next provisioning with a new certificate until ``until`` (ISO
+        8601), recording who allowed it and why; returns the item as written. Raises
+        :class:`TransitionRefused` with the stored item when the serial is absent or not ``ACTIVE``."""
+        now = timestamp()
+        grant: Item = {
+            Attr.REPROVISION_ALLOWED_UNTIL: until,
+            Attr.REPROVISION_GRANTED_BY: granted_by,
+            Attr.REPROVISION_GRANTED_AT: now,
+            Attr.REPROVISION_REASON: reason,
+            Attr.UPDATED_AT: now,
+        }
+        try:
+            written = self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(serial_number),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **_expressions(Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE), assign=grant),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as refused:
+            raise TransitionRefused(serial_number, _refused_item(refused)) from refused
+        return string_attributes(written.get("Attributes", {}))
+
+    def _conditional_update(
+        self, item: Item, condition: ConditionBase, assign: Item, *, remove: Collection[str] = ()
+    ) -> Item | None:
+        """Update the serial of ``item`` if ``condition`` holds: the item as written, else ``None``."""
+        try:
+            written = self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(item[Attr.SERIAL_NUMBER]),
+                ReturnValues="ALL_NEW",
+                **_expressions(condition, assign=assign, remove=remove),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        return string_attributes(written.get("Attributes", {}))
 
     def _update(
         self,
@@ -172,14 +370,15 @@ class DeviceRecords:
         condition: ConditionBase,
         *,
         assign: Mapping[str, str],
-        assign_if_absent: Mapping[str, str],
+        assign_if_absent: Mapping[str, str] | None = None,
+        remove: Collection[str] = (),
     ) -> TransactWriteItemTypeDef:
         """A conditional update as a transaction member that returns the stored item when refused."""
         update = {
             "TableName": self._table_name,
             "Key": key,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            **_expressions(condition, assign=assign, assign_if_absent=assign_if_absent),
+            **_expressions(condition, assign=assign, assign_if_absent=assign_if_absent, remove=remove),
         }
         return cast("TransactWriteItemTypeDef", {"Update": update})
 
@@ -455,10 +654,13 @@ def _refused_item(refused: ClientError) -> Item | None:
     return None if item is None else string_attributes(item)
 
 
-def _decide_from_cancellation(cancelled: ClientError, request: DeviceRequest, provenance: Provenance) -> None:
+def _decide_from_cancellation(
+    cancelled: ClientError, request: DeviceRequest, provenance: Provenance
+) -> Item | None:
     """Decide from a cancelled approval transaction's reasons, one per member (the serial's item, then the
-    certificate's binding), each with the stored item when its condition failed. Allow only a retry by
-    the certificate on record that is bound to this serial; anything unexpected denies."""
+    certificate's binding), each with the stored item when its condition failed. Allow a retry by the
+    certificate on record that is bound to this serial (``None``), and return the stored item when an
+    operator's re-provisioning grant admits a new certificate; anything unexpected denies."""
     reasons = cast(Mapping[str, Any], cancelled.response).get("CancellationReasons")
     if not (isinstance(reasons, list) and len(reasons) == 2 and all(isinstance(r, dict) for r in reasons)):
         raise ProvisioningDenied(
@@ -472,14 +674,16 @@ def _decide_from_cancellation(cancelled: ClientError, request: DeviceRequest, pr
             f"registry transaction cancelled: {', '.join(unexpected) or 'no reason given'}",
         )
     device, binding = reasons
+    granted = None
     if device["Code"] == _CONDITION_FAILED:
-        _decide_from_stored(_stored(device), request, provenance)  # returns only for a retry
+        granted = _decide_from_stored(_stored(device), request, provenance)  # returns for a retry or grant
     if binding["Code"] == _CONDITION_FAILED:
         bound_to = (_stored(binding) or {}).get(Attr.DEVICE_SERIAL_NUMBER)
         raise ProvisioningDenied(
             RejectionReason.CERTIFICATE_IN_USE,
             f"certificate is already approved for serial {bound_to!r}",
         )
+    return granted
 
 
 def _stored(reason: Mapping[str, Any]) -> Item | None:
@@ -488,13 +692,17 @@ def _stored(reason: Mapping[str, Any]) -> Item | None:
     return None if item is None else string_attributes(item)
 
 
-def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: Provenance) -> None:
-    """Allow a retry by the certificate already on record; deny everything else the condition refused."""
+def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: Provenance) -> Item | None:
+    """Allow a retry by the certificate already on record (``None``) or, with an operator's unexpired
+    re-provisioning grant, a new certificate (the stored item); deny everything else the condition
+    refused."""
     if item is None:
         raise ProvisioningDenied(RejectionReason.NOT_PREREGISTERED, "serial is not pre-registered")
     status = item.get(Attr.STATUS)
     if status in _PROVISIONED_STATES:
         if item.get(Attr.CERTIFICATE_ID) != provenance.certificate_id:
+            if _reprovision_granted(item, request):
+                return item
             raise ProvisioningDenied(
                 RejectionReason.DUPLICATE_SERIAL,
                 f"serial is already {status} with another certificate (a cloned or replayed serial)",
@@ -508,7 +716,7 @@ def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: P
                 f"serial is already {status} as {_identity(item)}; "
                 "a retry must repeat DeviceType and Manufacturer",
             )
-        return
+        return None
     if status in _DENIED_STATES:
         raise ProvisioningDenied(_DENIED_STATES[DeviceStatus(status)], f"serial is {status}")
     if status == DeviceStatus.PREREGISTERED:
@@ -520,6 +728,21 @@ def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: P
     raise ProvisioningDenied(
         RejectionReason.UNKNOWN_REGISTRY_STATE, f"registry status {status!r} is not known"
     )
+
+
+def _reprovision_granted(item: Item, request: DeviceRequest) -> bool:
+    """Whether an ``ACTIVE`` serial holds an unexpired grant for a request of its own type and maker."""
+    return (
+        item.get(Attr.STATUS) == DeviceStatus.ACTIVE
+        and item.get(Attr.REPROVISION_ALLOWED_UNTIL, "") > timestamp()
+        and (item.get(Attr.DEVICE_TYPE), item.get(Attr.MANUFACTURER))
+        == (request.device_type, request.manufacturer)
+    )
+
+
+def _replaced(item: Item, certificate_id: str) -> str:
+    """The replaced certificates of ``item`` with ``certificate_id`` added in front."""
+    return " ".join([certificate_id, *item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split()]).strip()
 
 
 def _identity(item: Item) -> str:
