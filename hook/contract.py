@@ -166,6 +166,10 @@ ACTIVATION_CONFIG_FILE_NAME: Final = "activation.json"
 IOT_DATA_ENDPOINT_ENV: Final = "IOT_DATA_ENDPOINT"
 """Environment variable with the account's ``https://`` data endpoint, for device shadows."""
 
+STACK_BASE_NAME_ENV: Final = "STACK_BASE_NAME"
+"""Environment variable with the stack's base name (``<resourcePrefix>-<environment>``): things are
+``<base>_<serial>`` and device policies ``<base>_<type>``."""
+
 REGISTRY_TABLE_ENV: Final = "REGISTRY_TABLE_NAME"
 """Environment variable naming the registry table in the deployed functions."""
 
