@@ -1,7 +1,8 @@
 """End-to-end benchmark: provision 50 devices, 8 at a time, against the local emulator.
 
-Each device connects with the claim certificate, calls CreateKeysAndCertificate and RegisterThing
-(through the pre-provisioning hook), then reconnects as its thing and publishes its first telemetry.
+Each device connects with the claim certificate, calls CreateKeysAndCertificate (``FleetDevice``'s default:
+AWS IoT makes the key) and RegisterThing (through the pre-provisioning hook), then reconnects as its thing
+and publishes its first telemetry.
 Prints p50/p99 seconds per device, devices per second, and the share of each step.
 
     .venv/bin/python bench/e2e_bench.py [--devices 50] [--concurrency 8]
@@ -22,7 +23,7 @@ from local.fleet import Outcome, provision_fleet
 from local.sample_fleet import APPROVED, FleetDevice
 from local.sandbox import sandbox
 
-STEPS = ("connect", "create keys", "register", "first publish")
+STEPS = ("connect", "create certificate", "register", "first publish")
 SERIALS = {
     "temperature-sensor": "TS-7{:05d}",
     "humidity-sensor": "HS-7{:05d}",

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hook.contract import PARAMETER_ATTRIBUTES, STACK_NAME_SEPARATOR, Parameter, thing_name
+from hook.contract import (
+    PARAMETER_ATTRIBUTES,
+    ROTATION_TOPIC_ROOT,
+    STACK_NAME_SEPARATOR,
+    Parameter,
+    RotationStep,
+    rotation_topic,
+    thing_name,
+)
 
 IAM_VERSION = "2012-10-17"
 IOT_SQL_VERSION = "2016-03-23"
@@ -86,13 +94,27 @@ def _dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True)
 
 
-def claim_policy(scope: AccountScope, template_name: str, client_id_prefix: str) -> str:
+def claim_policy(
+    scope: AccountScope,
+    template_name: str,
+    client_id_prefix: str,
+    *,
+    aws_keys: bool = True,
+    payload_formats: Sequence[str] = ("json",),
+) -> str:
     """IoT policy of the claim certificate: connect under a client-id prefix and run fleet provisioning
-    through this template's MQTT topics. Nothing else."""
+    through this template's MQTT topics, in each of ``payload_formats`` (``json``, ``cbor``). Nothing else.
+
+    Without ``aws_keys`` the ``CreateKeysAndCertificate`` topics (``$aws/certificates/create/<format>``)
+    are left out: devices can only send a CSR of a key they made (``create-from-csr``), so a leaked claim
+    certificate cannot have AWS IoT make key pairs and send them back."""
+    operations = [
+        *(["$aws/certificates/create"] if aws_keys else []),
+        "$aws/certificates/create-from-csr",
+        f"$aws/provisioning-templates/{template_name}/provision",
+    ]
     provisioning_topics = [
-        "$aws/certificates/create/json",
-        "$aws/certificates/create-from-csr/json",
-        f"$aws/provisioning-templates/{template_name}/provision/json",
+        f"{operation}/{payload_format}" for operation in operations for payload_format in payload_formats
     ]
     connect = allow(["iot:Connect"], [scope.iot_arn(f"client/{client_id_prefix}*")])
     return _dumps(
@@ -105,7 +127,8 @@ def claim_policy(scope: AccountScope, template_name: str, client_id_prefix: str)
 
 def device_policy(scope: AccountScope, device_type: str) -> str:
     """IoT policy of one device type's things: each device connects as itself and uses only its own
-    telemetry, shadow and jobs topics (passes Device Defender's overly-permissive-policy check)."""
+    telemetry, shadow, jobs and certificate rotation topics (passes Device Defender's
+    overly-permissive-policy check)."""
     own_topics = [
         f"dt/{device_type}/{THING}/*",
         f"$aws/things/{THING}/shadow/*",
@@ -116,9 +139,26 @@ def device_policy(scope: AccountScope, device_type: str) -> str:
     return _dumps(
         {
             "Version": IAM_VERSION,
-            "Statement": [connect, *_messaging(scope, own_topics, topics="{}", filters="{}")],
+            "Statement": [
+                connect,
+                *_messaging(scope, own_topics, topics="{}", filters="{}"),
+                *_rotation_messaging(scope),
+            ],
         }
     )
+
+
+def _rotation_messaging(scope: AccountScope) -> list[dict[str, Any]]:
+    """A device's own certificate rotation topics (:func:`hook.contract.rotation_topic`): it publishes its
+    CSR and its result; it subscribes to and receives its new certificate or the refusal. Publishing is
+    the rotation function's alone on the last two, and the device may not receive what it publishes."""
+    sent = [rotation_topic(THING, RotationStep.CSR), rotation_topic(THING, RotationStep.RESULT)]
+    answers = [rotation_topic(THING, RotationStep.CERTIFICATE), rotation_topic(THING, RotationStep.REJECTED)]
+    return [
+        allow(["iot:Publish"], [scope.iot_arn(f"topic/{topic}") for topic in sent]),
+        allow(["iot:Receive"], [scope.iot_arn(f"topic/{topic}") for topic in answers]),
+        allow(["iot:Subscribe"], [scope.iot_arn(f"topicfilter/{topic}") for topic in answers]),
+    ]
 
 
 def _messaging(scope: AccountScope, names: list[str], *, topics: str, filters: str) -> list[dict[str, Any]]:
@@ -327,3 +367,34 @@ def thing_created_sql(name_prefix: str) -> str:
     # The prefix is validated to a-z 0-9 -, so it cannot break out of the string literal.
     prefix = thing_name(name_prefix, "")
     return f"SELECT * FROM '$aws/events/thing/+/created' WHERE startswith(thingName, '{prefix}')"  # noqa: S608
+
+
+def rotation_rule_name(name_prefix: str) -> str:
+    """The rule that hands this stack's devices' rotation requests to the rotation function:
+    ``<prefix>_certificate_rotation``."""
+    return rule_name(name_prefix, "certificate_rotation")
+
+
+ROTATION_REQUEST_FIELDS = ("csr", "jobId", "status", "reason")
+"""The payload fields of the device's rotation steps (:class:`hook.contract.RotationStep` ``csr`` and
+``result``) that the rotation rule passes on; a field the payload lacks is left out (AWS IoT SQL
+"Undefined", developer guide "Data types")."""
+
+
+def rotation_sql(name_prefix: str) -> str:
+    """Rule SQL selecting the rotation requests (``csr``, ``result``) of this stack's things, with the
+    certificate that published each (``principal()``: a certificate-authenticated client's certificate id)
+    and the thing and step from the topic.
+
+    The payload's fields are named rather than taken with ``*``: with ``SELECT *, principal() AS
+    callerCertificateId`` a device could put its own ``callerCertificateId`` in the payload, and AWS
+    documents no precedence between the two. The steps are named too: ``rotation/+/+`` also matches the
+    ``certificate`` and ``rejected`` answers the rotation function publishes."""
+    # The prefix is validated to a-z 0-9 -, so it cannot break out of the string literal.
+    prefix = thing_name(name_prefix, "")
+    fields = ", ".join(ROTATION_REQUEST_FIELDS)
+    steps = " OR ".join(f"topic(3) = '{step.value}'" for step in (RotationStep.CSR, RotationStep.RESULT))
+    return (
+        f"SELECT {fields}, principal() AS callerCertificateId, topic(2) AS thingName, topic(3) AS step "  # noqa: S608
+        f"FROM '{ROTATION_TOPIC_ROOT}/+/+' WHERE startswith(topic(2), '{prefix}') AND ({steps})"
+    )

@@ -13,6 +13,8 @@ PACKAGE: Final = HOOK_DIR.name
 HOOK_HANDLER: Final = f"{PACKAGE}.handler.lambda_handler"
 ACTIVATION_HANDLER: Final = f"{PACKAGE}.activation.lambda_handler"
 STALE_APPROVALS_HANDLER: Final = f"{PACKAGE}.stale_approvals.lambda_handler"
+ROTATION_HANDLER: Final = f"{PACKAGE}.rotation.lambda_handler"
+CERTIFICATE_RETIREMENT_HANDLER: Final = f"{PACKAGE}.certificate_retirement.lambda_handler"
 """The Lambda handlers, as the runtime imports them from the package root."""
 
 

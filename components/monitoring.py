@@ -24,6 +24,8 @@ PERIOD_SECONDS = 300
 CLAIM_ABUSE_PERIOD_SECONDS = 3600
 STALE_APPROVALS_PERIOD_SECONDS = 900
 """The stale-approvals function runs every 15 minutes: each period holds one of its reports."""
+ROTATION_FAILED_PERIOD_SECONDS = 3600
+"""Rotations are rare (a job at a time): one failure in an hour is worth a look."""
 HOOK_DURATION_LIMIT_MS = 4000
 """Alarm when the hook's p99 nears AWS IoT's 5-second wait."""
 REGISTRY_OPERATIONS = ("GetItem", "UpdateItem", "TransactWriteItems", "Query")
@@ -214,6 +216,23 @@ def alarm_specs(
             1,
             statistic="Maximum",
             period=STALE_APPROVALS_PERIOD_SECONDS,
+        ),
+        # The rotation function counts each refused or failed step once with its service dimension alone
+        # (and once more per Reason, which the dashboard can break down), as the hook counts rejections.
+        AlarmSpec(
+            "rotation-failed",
+            "A certificate rotation step failed: the rotation function refused a device's request (bad CSR, "
+            "not its current certificate, not ACTIVE) or a device reported that its new certificate did not "
+            "work; the device keeps its current certificate",
+            (
+                MetricRef(
+                    names.metrics_namespace,
+                    Metric.CERTIFICATE_ROTATION_FAILED,
+                    {SERVICE_DIMENSION: Service.CERTIFICATE_ROTATION},
+                ),
+            ),
+            1,
+            period=ROTATION_FAILED_PERIOD_SECONDS,
         ),
     ]
 

@@ -52,6 +52,11 @@ class FleetProvisioningArgs:
     """Claim certificate generations, oldest first; the last is the current one."""
     role_policy: Literal["managed", "scoped"] = "managed"
     """The provisioning role's permissions: AWS's managed policy, or this stack's scoped derivation of it."""
+    aws_keys: bool = True
+    """The claim certificate may ask AWS IoT to make key pairs (``CreateKeysAndCertificate``); without it,
+    only ``CreateCertificateFromCsr``."""
+    payload_formats: tuple[str, ...] = ("json",)
+    """Payload formats of the provisioning topics the claim certificate may use (``json``, ``cbor``)."""
 
 
 class FleetProvisioning(pulumi.ComponentResource):
@@ -181,7 +186,15 @@ class FleetProvisioning(pulumi.ComponentResource):
         policy = aws.iot.Policy(
             f"{name}-claim-policy",
             name=claim_policy_name(args.name_prefix),
-            policy=self._scope.apply(lambda scope: documents.claim_policy(scope, template_name, prefix)),
+            policy=self._scope.apply(
+                lambda scope: documents.claim_policy(
+                    scope,
+                    template_name,
+                    prefix,
+                    aws_keys=args.aws_keys,
+                    payload_formats=args.payload_formats,
+                )
+            ),
             tags=self._tags,
             opts=self._child,
         )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 import pulumi
 import pulumi_aws as aws
 
 from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY
+
+STREAM_VIEW_TYPE: Final = "NEW_AND_OLD_IMAGES"
+"""The table's stream carries each change's item before and after: the certificate-retirement function
+compares the certificates an item held with those it holds now."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class RegistryReference:
 
     table_name: pulumi.Output[str]
     table_arn: pulumi.Output[str]
+    stream_arn: pulumi.Output[str]
+    """The table's stream (:data:`STREAM_VIEW_TYPE`), for the functions that follow its changes."""
 
 
 class DeviceRegistry(pulumi.ComponentResource):
@@ -43,8 +49,10 @@ class DeviceRegistry(pulumi.ComponentResource):
     """Name of the registry table."""
     table_arn: pulumi.Output[str]
     """ARN of the registry table."""
+    stream_arn: pulumi.Output[str]
+    """ARN of the table's stream."""
     reference: RegistryReference
-    """Name and ARN together, for the components whose functions use the table."""
+    """Name, ARN and stream together, for the components whose functions use the table."""
 
     def __init__(
         self, name: str, args: DeviceRegistryArgs, opts: pulumi.ResourceOptions | None = None
@@ -82,6 +90,12 @@ class DeviceRegistry(pulumi.ComponentResource):
                 )
                 for index, (hash_key, range_key) in REGISTRY_INDEXES.items()
             ],
+            # Switching the stream on is an UpdateTable of an existing table, not a replacement:
+            # stream_enabled and stream_view_type are not ForceNew (terraform-provider-aws
+            # internal/service/dynamodb/table.go, resourceTableUpdate; a new view type cycles the stream off
+            # and on, which gives it a new ARN).
+            stream_enabled=True,
+            stream_view_type=STREAM_VIEW_TYPE,
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
             deletion_protection_enabled=args.protect,
@@ -92,5 +106,10 @@ class DeviceRegistry(pulumi.ComponentResource):
         )
         self.table_name = table.name
         self.table_arn = table.arn
-        self.reference = RegistryReference(table_name=table.name, table_arn=table.arn)
-        self.register_outputs({"table_name": self.table_name, "table_arn": self.table_arn})
+        self.stream_arn = table.stream_arn
+        self.reference = RegistryReference(
+            table_name=table.name, table_arn=table.arn, stream_arn=table.stream_arn
+        )
+        self.register_outputs(
+            {"table_name": self.table_name, "table_arn": self.table_arn, "stream_arn": self.stream_arn}
+        )

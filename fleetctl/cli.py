@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict
+from datetime import UTC, datetime
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.core import TyperGroup
 
-from fleetctl import lifecycle
+from fleetctl import lifecycle, reprovision, rotation
 from fleetctl.certificates import (
     ACTIVE,
     claim_certificate,
@@ -24,14 +25,13 @@ from fleetctl.certificates import (
     expiring_certificates,
 )
 from fleetctl.context import AWS_CONCURRENCY, StackContext
-from fleetctl.devices import describe_device
+from fleetctl.devices import SERIAL_NUMBER_FORM, describe_device, is_serial_number
 from fleetctl.errors import ExitCode, FleetctlError, UsageProblem
 from fleetctl.manifest import HEADER, Manifest, read_manifest
 from fleetctl.output import Columns, print_error, print_json, print_line, print_table
 from fleetctl.registry import ImportOutcome, ImportResult
 from fleetctl.registry import preregister as preregister_rows
-from hook.contract import SERIAL_NUMBER_MAX_LENGTH, Attr, DeviceStatus
-from hook.rules import is_valid_name
+from hook.contract import Attr, DeviceStatus, RotationKeyAlgorithm
 
 
 class _ReportingGroup(TyperGroup):
@@ -49,16 +49,37 @@ class _ReportingGroup(TyperGroup):
 
 
 def _serial_number(value: str) -> str:
-    if not (is_valid_name(value) and len(value) <= SERIAL_NUMBER_MAX_LENGTH):
-        expected = f"1-{SERIAL_NUMBER_MAX_LENGTH} characters of A-Z a-z 0-9 : _ -"
-        raise typer.BadParameter(f"{value!r} is not a serial number: expected {expected}")
+    if not is_serial_number(value):
+        raise typer.BadParameter(f"{value!r} is not a serial number: expected {SERIAL_NUMBER_FORM}")
     return value
+
+
+def _optional_serial_number(value: str | None) -> str | None:
+    return None if value is None else _serial_number(value)
 
 
 def _non_blank(value: str) -> str:
     if not value.strip():
         raise typer.BadParameter("must not be blank")
     return value.strip()
+
+
+def _grant_reason(value: str) -> str:
+    reason = _non_blank(value)
+    if len(reason) > reprovision.REASON_MAX_LENGTH:
+        raise typer.BadParameter(
+            f"{len(reason)} characters; expected at most {reprovision.REASON_MAX_LENGTH}"
+        )
+    return reason
+
+
+def _job_id(value: str | None) -> str | None:
+    if value is not None and not rotation.is_job_id(value):
+        raise typer.BadParameter(
+            f"{value!r} is not an AWS IoT job id: expected 1-{rotation.JOB_ID_MAX_LENGTH} characters "
+            "of a-z A-Z 0-9 _ -"
+        )
+    return value
 
 
 app = typer.Typer(
@@ -233,6 +254,148 @@ def decommission(
     )
 
 
+@app.command()
+def rotate(
+    ctx: typer.Context,
+    *,
+    serial: Annotated[
+        str | None, typer.Argument(callback=_optional_serial_number, help="One device's serial number.")
+    ] = None,
+    device_type: Annotated[str | None, typer.Option("--type", help="Devices of this type.")] = None,
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="DAYS",
+            help="Devices whose certificate is older than this: since the latest of rotatedAt, "
+            "reprovisionedAt, approvedAt.",
+        ),
+    ] = None,
+    serials_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", exists=True, dir_okay=False, help="Devices listed in this file, a serial a line."
+        ),
+    ] = None,
+    key_algorithm: Annotated[
+        RotationKeyAlgorithm | None,
+        typer.Option(help="The key pair the device makes for its new certificate (default EC-P256)."),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            metavar="JOB_ID",
+            callback=_job_id,
+            help="A new job for this rotation job's devices that failed, timed out or were removed.",
+        ),
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            metavar="JOB_ID", callback=_job_id, help="How this rotation job is doing; changes nothing."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; create no job.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Ask ACTIVE devices to rotate their certificate, with AWS IoT jobs (at most 100 devices a job).
+    Selectors combine: a device must match each one given."""
+    stack = _stack(ctx)
+    selectors = {
+        "SERIAL": serial,
+        "--type": device_type,
+        "--older-than": older_than,
+        "--file": serials_file,
+        "--key-algorithm": key_algorithm,
+    }
+    given = [name for name, value in selectors.items() if value is not None]
+    if resume is not None and status is not None:
+        raise UsageProblem("--resume and --status: give one")
+    if status is not None:
+        if given or dry_run or yes:
+            raise UsageProblem(f"--status JOB_ID takes no {', '.join([*given, *_flags(dry_run, yes)])}")
+        _print_job_status(rotation.job_status(stack, status), json_output)
+        return
+    now = datetime.now(UTC)
+    if resume is not None:
+        if given:
+            raise UsageProblem(
+                f"--resume JOB_ID reuses the job's devices and document; it takes no {', '.join(given)}"
+            )
+        plan = rotation.plan_resume(stack, resume, now)
+    else:
+        selection = rotation.Selection(serial, device_type, older_than, serials_file)
+        plan = rotation.plan_rotation(stack, selection, key_algorithm or RotationKeyAlgorithm.EC_P256, now)
+    _carry_out(stack, plan, dry_run=dry_run, yes=yes, json_output=json_output)
+
+
+def _carry_out(
+    stack: StackContext, plan: rotation.Plan, *, dry_run: bool, yes: bool, json_output: bool
+) -> None:
+    """Show the plan, then (unless a dry run, or declined) create its jobs and show them."""
+    if not json_output:
+        _print_plan(plan)
+    if not plan.targets or dry_run:
+        if json_output:
+            print_json(plan.report(created=False))
+        elif plan.targets:
+            print_line(f"dry run: {len(plan.jobs)} job(s) for {len(plan.targets)} device(s) were not created")
+        else:
+            print_line("no device to rotate; no job created")
+        return
+    question = (
+        f"Create {len(plan.jobs)} job(s) asking {len(plan.targets)} device(s) to rotate their certificate "
+        f"({plan.document.get('keyAlgorithm')})?"
+    )
+    if not yes and not typer.confirm(question, err=True):
+        print_error("no job created")
+        raise typer.Exit(ExitCode.ABORTED)
+    done = rotation.create_jobs(stack, plan)
+    if json_output:
+        print_json(done.report(created=True))
+        return
+    jobs = [{"jobId": job.job_id, "devices": len(job.targets), "jobArn": job.arn} for job in done.jobs]
+    print_table("Jobs created", [("jobId", "Job"), ("devices", "Devices"), ("jobArn", "ARN")], jobs)
+    print_line(f"follow with: fleetctl rotate --status {done.jobs[0].job_id}")
+
+
+@app.command("reprovision")
+def reprovision_command(
+    ctx: typer.Context,
+    *,
+    serial: SerialArgument,
+    reason: Annotated[
+        str,
+        typer.Option(
+            callback=_grant_reason, help="Why; stored as reprovisionReason (at most 256 characters)."
+        ),
+    ],
+    window: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=reprovision.WINDOW_HOURS_MAX,
+            metavar="HOURS",
+            help="How long the grant lasts.",
+        ),
+    ] = reprovision.WINDOW_HOURS_DEFAULT,
+    json_output: JsonFlag = False,
+) -> None:
+    """Allow an ACTIVE device to provision once more with a new certificate (lost or wiped key), for a
+    while; it keeps its thing and its old certificate is retired."""
+    granted = reprovision.grant(_stack(ctx), serial, reason, window)
+    if json_output:
+        print_json(granted)
+        return
+    print_line(
+        f"{serial} may provision once more, with a new certificate and the same type and manufacturer, "
+        f"until {granted['allowedUntil']} ({window} h). It stays ACTIVE on thing {granted['thingName']}; "
+        f"certificate {granted['certificateId']} is then replaced and revoked."
+    )
+    print_line(f"granted by {granted['grantedBy']}: {granted['reason']}")
+
+
 @claim_app.command("status")
 def claim_status_command(
     ctx: typer.Context,
@@ -333,6 +496,44 @@ def _print_section(title: str, columns: Columns, rows: list[dict[str, Any]]) -> 
         print_table(title, columns, rows)
     else:
         print_line(f"{title}: none")
+
+
+def _flags(*flags: bool) -> list[str]:
+    return [name for name, given in zip(("--dry-run", "--yes"), flags, strict=True) if given]
+
+
+def _print_plan(plan: rotation.Plan) -> None:
+    targets = plan.report(created=False)["targets"]
+    title = f"Devices to rotate ({plan.document.get('keyAlgorithm')})" + (
+        f", resuming {plan.resumed_from}" if plan.resumed_from else ""
+    )
+    columns = [
+        ("serial", "Serial"),
+        ("deviceType", "Type"),
+        ("thingName", "Thing"),
+        ("certificateSince", "Certificate since"),
+        ("certificateAgeDays", "Age (days)"),
+    ]
+    _print_section(title, columns, targets)
+    skipped = [{"serial": each.serial, "reason": each.reason} for each in plan.skipped]
+    if skipped:
+        print_table("Skipped", [("serial", "Serial"), ("reason", "Why")], skipped)
+
+
+def _print_job_status(report: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        print_json(report)
+        return
+    print_line(f"{report['jobId']}: {report['jobStatus']}, created {report['createdAt']}")
+    counts = [{"status": name, "count": count} for name, count in report["executions"].items() if count]
+    _print_section("Executions", [("status", "Status"), ("count", "Devices")], counts)
+    failed_columns = [
+        ("serial", "Serial"),
+        ("thingName", "Thing"),
+        ("status", "Status"),
+        ("reason", "Reason"),
+    ]
+    _print_section("Not rotated", failed_columns, report["failed"])
 
 
 def _print_steps(serial: str, steps: list[lifecycle.Step], json_output: bool) -> None:

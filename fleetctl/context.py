@@ -35,6 +35,20 @@ _CLIENT_CONFIG: Final = Config(
 
 
 @dataclass(frozen=True)
+class CallerIdentity:
+    """The AWS account and principal of the credentials fleetctl runs with."""
+
+    account: str
+    arn: str
+    """The caller's ARN, ``arn:<partition>:sts::<account>:assumed-role/<role>/<session>`` or similar."""
+
+    @property
+    def partition(self) -> str:
+        """``aws``, ``aws-cn``, ``aws-us-gov``...: the second field of the caller's ARN."""
+        return self.arn.split(":")[1]
+
+
+@dataclass(frozen=True)
 class StackContext:
     """The stack outputs, with flags applied over them. Each name is demanded only by the commands that
     need it, and a missing one is a :class:`UsageProblem` naming both ways to supply it."""
@@ -124,6 +138,17 @@ class StackContext:
     def iot(self) -> IoTClient:
         """An AWS IoT client of the stack's region."""
         return boto3.client("iot", region_name=self.region, config=_CLIENT_CONFIG)
+
+    @cached_property
+    def caller(self) -> CallerIdentity:
+        """Who runs fleetctl: the identity of the credentials in use (``sts:GetCallerIdentity``)."""
+        identity = boto3.client("sts", region_name=self.region, config=_CLIENT_CONFIG).get_caller_identity()
+        return CallerIdentity(account=str(identity["Account"]), arn=str(identity["Arn"]))
+
+    def thing_arn(self, name: str) -> str:
+        """The ARN of a thing of the stack's account and region, built without a request
+        (``arn:<partition>:iot:<region>:<account>:thing/<name>``, "AWS IoT Core action resources")."""
+        return f"arn:{self.caller.partition}:iot:{self.region}:{self.caller.account}:thing/{name}"
 
     def _required(self, output: StackOutput) -> str:
         value = self.outputs.get(output)

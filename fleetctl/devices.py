@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fleetctl.certificates import certificate_summary
 from fleetctl.errors import NotFound
@@ -17,11 +17,19 @@ from fleetctl.iot import (
     thing_certificate_arns,
     thing_groups,
 )
-from hook.contract import Attr
+from hook.contract import SERIAL_NUMBER_MAX_LENGTH, Attr
+from hook.rules import is_valid_name
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
     from hook.registry import Item
+
+SERIAL_NUMBER_FORM: Final = f"1-{SERIAL_NUMBER_MAX_LENGTH} characters of A-Z a-z 0-9 : _ -"
+
+
+def is_serial_number(value: str) -> bool:
+    """Whether ``value`` can be a serial number (:data:`SERIAL_NUMBER_FORM`)."""
+    return is_valid_name(value) and len(value) <= SERIAL_NUMBER_MAX_LENGTH
 
 
 @dataclass(frozen=True)
@@ -36,10 +44,12 @@ class Device:
 
     @property
     def certificate_ids(self) -> list[str]:
-        """The certificates attached to the thing, then the registry's certificate if it is another."""
+        """The certificates attached to the thing, then the registry's current and pending (a rotation in
+        progress) certificates that are not among them."""
         ids = [certificate_id(arn) for arn in self.thing_certificate_arns]
-        recorded = (self.record or {}).get(Attr.CERTIFICATE_ID)
-        return ids if recorded is None or recorded in ids else [*ids, recorded]
+        record = self.record or {}
+        recorded = [record.get(Attr.CERTIFICATE_ID), record.get(Attr.PENDING_CERTIFICATE_ID)]
+        return ids + [each for each in recorded if each and each not in ids]
 
 
 def find_device(stack: StackContext, serial: str) -> Device:

@@ -33,3 +33,9 @@ class NotFound(FleetctlError):
     """What the command names does not exist."""
 
     exit_code = ExitCode.NOT_FOUND
+
+
+class AwsProblem(FleetctlError):
+    """An AWS request failed after others had already changed something; the message says what."""
+
+    exit_code = ExitCode.AWS

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 _CERTIFICATE_ARN_MARKER: Final = ":cert/"
 _CERTIFICATES_PAGE_SIZE: Final = 250
+_JOB_EXECUTIONS_PAGE_SIZE: Final = 250
+"""The most ListJobExecutionsForJob returns at once (its maxResults)."""
 _T = TypeVar("_T")
 
 
@@ -68,6 +70,34 @@ def certificates(iot: IoTClient) -> Iterator[Mapping[str, Any]]:
         PaginationConfig={"PageSize": _CERTIFICATES_PAGE_SIZE}
     )
     yield from pages.search("certificates[]")
+
+
+def describe_job(iot: IoTClient, job_id: str) -> Mapping[str, Any] | None:
+    """The job (status, targets, creation date...), or ``None``."""
+    response = _unless_missing(iot, lambda: iot.describe_job(jobId=job_id))
+    return None if response is None else response["job"]
+
+
+def job_executions(iot: IoTClient, job_id: str) -> Iterator[tuple[str, str]]:
+    """``(thing name, execution status)`` of each of the job's executions, page by page."""
+    pages = iot.get_paginator("list_job_executions_for_job").paginate(
+        jobId=job_id, PaginationConfig={"PageSize": _JOB_EXECUTIONS_PAGE_SIZE}
+    )
+    for summary in pages.search("executionSummaries[]"):
+        yield thing_name_of(summary["thingArn"]), summary["jobExecutionSummary"]["status"]
+
+
+def job_execution_details(iot: IoTClient, job_id: str, thing_name: str) -> Mapping[str, str]:
+    """The ``statusDetails`` a device reported with its job execution (empty when none, or gone)."""
+    response = _unless_missing(iot, lambda: iot.describe_job_execution(jobId=job_id, thingName=thing_name))
+    if response is None:
+        return {}
+    return response["execution"].get("statusDetails", {}).get("detailsMap", {})
+
+
+def thing_name_of(arn: str) -> str:
+    """The thing name at the end of a thing ARN (``...:thing/<name>``)."""
+    return arn.rsplit("/", 1)[-1]
 
 
 def certificate_id(arn: str) -> str:

@@ -309,6 +309,13 @@ def rotation_topic(thing: str, step: RotationStep) -> str:
     return f"{ROTATION_TOPIC_ROOT}/{thing}/{step.value}"
 
 
+class RotationKeyAlgorithm(StrEnum):
+    """The key pair the device makes for its new certificate: a rotation job document's ``keyAlgorithm``."""
+
+    EC_P256 = "EC-P256"
+    RSA_2048 = "RSA-2048"
+
+
 ROTATION_JOB_OPERATION: Final = "rotate-certificate"
 """The ``operation`` of a rotation job's document: ``{"operation": "rotate-certificate",
 "keyAlgorithm": "EC-P256" | "RSA-2048"}``."""

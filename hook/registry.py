@@ -162,6 +162,7 @@ class DeviceRecords:
             Attr.DEVICE_SERIAL_NUMBER: request.serial_number,
         }
         unbound_or_ours = _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(request.serial_number)
+        granted: Item | None = None
         try:
             self._client.transact_write_items(
                 TransactItems=[
@@ -251,7 +252,8 @@ class DeviceRecords:
 
         One transaction: the serial's item, conditional on it still having the certificate of ``item``,
         and the new certificate's binding. A pending certificate of an earlier attempt is replaced (and so
-        retired)."""
+        retired). A transaction cancelled for another reason than a condition (a conflicting write,
+        throttling) is raised: it says nothing about the serial, and a retry may succeed."""
         serial = item[Attr.SERIAL_NUMBER]
         now = timestamp()
         pending: Item = {
@@ -281,8 +283,10 @@ class DeviceRecords:
                     ),
                 ]
             )
-        except self._client.exceptions.TransactionCanceledException:
-            return False
+        except self._client.exceptions.TransactionCanceledException as cancelled:
+            if _cancelled_by_conditions(cancelled):
+                return False
+            raise
         return True
 
     def complete_rotation(self, item: Item) -> Item | None:
@@ -684,6 +688,13 @@ def _decide_from_cancellation(
             f"certificate is already approved for serial {bound_to!r}",
         )
     return granted
+
+
+def _cancelled_by_conditions(cancelled: ClientError) -> bool:
+    """Whether a transaction was cancelled only because a member's condition did not hold."""
+    reasons = cast(Mapping[str, Any], cancelled.response).get("CancellationReasons")
+    codes = {r.get("Code") for r in reasons if isinstance(r, dict)} if isinstance(reasons, list) else set()
+    return _CONDITION_FAILED in codes and codes <= {_PASSED, _CONDITION_FAILED}
 
 
 def _stored(reason: Mapping[str, Any]) -> Item | None:

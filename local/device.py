@@ -1,5 +1,6 @@
 """A device, as firmware built on the AWS IoT Device SDK v2 would behave: provision by claim over MQTT
-(``CreateKeysAndCertificate``, ``RegisterThing``), then work as its thing (telemetry, shadow).
+(``CreateCertificateFromCsr`` with a key made on the device, or ``CreateKeysAndCertificate`` with a key made
+by AWS IoT; then ``RegisterThing``), then work as its thing (telemetry, shadow).
 
 Nothing here is specific to the emulator: :class:`Broker` holds the endpoint, port and CA, so the same
 code provisions against AWS IoT with the stack's ``iotEndpoint``, port 8883 and Amazon Root CA 1.
@@ -9,19 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from awscrt import mqtt5, mqtt_request_response
 from awsiot import V2ServiceException, iotidentity, iotshadow, mqtt5_client_builder
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 from hook.rules import DeviceRequest
 
 TIMEOUT_SECONDS: Final = 10.0
 """How long any one MQTT step may take (the hook alone may take up to 5 seconds)."""
+X509_COMMON_NAME_MAX_LENGTH: Final = 64
 
 
 class DeviceError(RuntimeError):
@@ -37,6 +45,13 @@ class PublishRefused(DeviceError):
 
     def __init__(self, topic: str, reason: str) -> None:
         super().__init__(f"publish to {topic} refused: {reason}")
+
+
+class SubscribeRefused(DeviceError):
+    """The broker refused a subscription (``NOT_AUTHORIZED``, ...)."""
+
+    def __init__(self, topic_filter: str, reason: str) -> None:
+        super().__init__(f"subscribe to {topic_filter} refused: {reason}")
 
 
 class Rejected(DeviceError):
@@ -73,11 +88,94 @@ Identity = DeviceRequest
 
 @dataclass(frozen=True)
 class IssuedCertificate:
-    """The answer to ``CreateKeysAndCertificate``."""
+    """A ``PENDING_ACTIVATION`` certificate with its private key, and the token ``RegisterThing`` takes."""
 
     certificate_id: str
     credentials: Credentials
     ownership_token: str
+
+
+class KeyAlgorithm(StrEnum):
+    """Key pairs a device makes for ``CreateCertificateFromCsr`` (AWS IoT also takes P-384, P-521 and
+    larger RSA keys)."""
+
+    EC_P256 = "ec-p256"
+    RSA_2048 = "rsa-2048"
+
+
+@dataclass(frozen=True)
+class DeviceKeys:
+    """The device makes its key pair and sends only a CSR (``CreateCertificateFromCsr``): the private key
+    never leaves it."""
+
+    algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256
+
+    @property
+    def label(self) -> str:
+        """``device ec-p256``: who made the key, and what key."""
+        return f"device {self.algorithm}"
+
+
+@dataclass(frozen=True)
+class AwsKeys:
+    """AWS IoT makes the key pair and sends the private key to the device (``CreateKeysAndCertificate``)."""
+
+    @property
+    def label(self) -> str:
+        """``aws``: who made the key."""
+        return "aws"
+
+
+KeySource = DeviceKeys | AwsKeys
+"""Who makes a device's key pair, and so which request gets its certificate."""
+
+
+class KeyAndCsr(NamedTuple):
+    """A private key made on the device and a certificate signing request for it, both PEM."""
+
+    private_key_pem: str
+    csr_pem: str
+
+
+def new_key_and_csr(algorithm: KeyAlgorithm, common_name: str) -> KeyAndCsr:
+    """A new key pair of ``algorithm`` and a CSR for it with subject ``CN=<common_name>`` (1-64
+    characters), signed with SHA-256: ``(private_key_pem, csr_pem)``, the key as unencrypted PKCS #8.
+
+    Only the CSR is meant to leave the device (``CreateCertificateFromCsr``, or a certificate rotation);
+    the key stays with it. AWS IoT issues the certificate for the CSR's public key whatever the subject
+    says."""
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        ec.generate_private_key(ec.SECP256R1())
+        if algorithm is KeyAlgorithm.EC_P256
+        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, hashes.SHA256())
+    )
+    private_key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return KeyAndCsr(private_key_pem, csr.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def certificate_matches_key(certificate_pem: str, private_key_pem: str) -> bool:
+    """Whether the certificate is for the public key of ``private_key_pem``."""
+    certificate_key = x509.load_pem_x509_certificate(certificate_pem.encode()).public_key()
+    own_key = serialization.load_pem_private_key(private_key_pem.encode(), password=None).public_key()
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return certificate_key.public_bytes(*spki) == own_key.public_bytes(*spki)
+
+
+def key_algorithm(private_key_pem: str) -> KeyAlgorithm | None:
+    """The :class:`KeyAlgorithm` of a PEM private key, ``None`` for any other kind of key."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return KeyAlgorithm.EC_P256
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048:
+        return KeyAlgorithm.RSA_2048
+    return None
 
 
 class Session:
@@ -88,21 +186,30 @@ class Session:
         self._connected: Future[None] = Future()
         self._disconnected: Future[str] = Future()
         self._stopped: Future[None] = Future()
-        self._client = mqtt5_client_builder.mtls_from_bytes(
-            endpoint=broker.host,
-            port=broker.port,
-            cert_bytes=credentials.certificate_pem.encode(),
-            pri_key_bytes=credentials.private_key.encode(),
-            ca_bytes=broker.ca_pem.encode(),
-            client_id=client_id,
-            session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
-            connack_timeout_ms=int(TIMEOUT_SECONDS * 1000),
-            ack_timeout_sec=int(TIMEOUT_SECONDS),
-            on_lifecycle_connection_success=lambda _: _settle(self._connected, None),
-            on_lifecycle_connection_failure=self._on_connection_failure,
-            on_lifecycle_disconnection=self._on_disconnection,
-            on_lifecycle_stopped=lambda _: _settle(self._stopped, None),
-        )
+        self._awaited: dict[str, Future[tuple[str, bytes]]] = {}
+        """Reply topics a :meth:`request` waits on, each with the future its first reply settles."""
+        self._awaited_lock = threading.Lock()
+        try:
+            self._client = mqtt5_client_builder.mtls_from_bytes(
+                endpoint=broker.host,
+                port=broker.port,
+                cert_bytes=credentials.certificate_pem.encode(),
+                pri_key_bytes=credentials.private_key.encode(),
+                ca_bytes=broker.ca_pem.encode(),
+                client_id=client_id,
+                session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
+                connack_timeout_ms=int(TIMEOUT_SECONDS * 1000),
+                ack_timeout_sec=int(TIMEOUT_SECONDS),
+                on_lifecycle_connection_success=lambda _: _settle(self._connected, None),
+                on_lifecycle_connection_failure=self._on_connection_failure,
+                on_lifecycle_disconnection=self._on_disconnection,
+                on_lifecycle_stopped=lambda _: _settle(self._stopped, None),
+                on_publish_received=self._on_publish_received,
+            )
+        except (
+            RuntimeError
+        ) as error:  # awscrt could not make a TLS context of them (a key not the certificate's)
+            raise DeviceError(f"connect as {client_id}: unusable certificate or key: {error}") from error
 
     @property
     def client(self) -> mqtt5.Client:
@@ -147,6 +254,57 @@ class Session:
         reason = self._disconnected.result() if self._disconnected.done() else str(published.exception())
         raise DeviceError(f"publish to {topic}: the connection was lost ({reason})")
 
+    def subscribe(self, *topic_filters: str) -> None:
+        """Subscribe at QoS 1 and wait for the broker's acknowledgement; raises :class:`SubscribeRefused`
+        naming the first filter the broker refused."""
+        subscribed = self._client.subscribe(
+            mqtt5.SubscribePacket(
+                subscriptions=[
+                    mqtt5.Subscription(topic_filter=topic_filter, qos=mqtt5.QoS.AT_LEAST_ONCE)
+                    for topic_filter in topic_filters
+                ]
+            )
+        )
+        try:
+            suback = subscribed.result(TIMEOUT_SECONDS)
+        except Exception as error:
+            raise DeviceError(f"subscribe to {', '.join(topic_filters)} failed: {error}") from error
+        for topic_filter, code in zip(topic_filters, suback.reason_codes, strict=False):
+            if code.value >= mqtt5.SubackReasonCode.UNSPECIFIED_ERROR.value:
+                raise SubscribeRefused(topic_filter, code.name)
+
+    def request(
+        self, topic: str, payload: dict[str, Any], timeout: float = TIMEOUT_SECONDS
+    ) -> tuple[str, dict[str, Any]] | None:
+        """One request of an AWS IoT MQTT API, without the SDK's service client: subscribe to
+        ``<topic>/accepted`` and ``<topic>/rejected``, publish ``payload`` on ``topic`` and return the
+        first answer as ``("accepted" or "rejected", document)``, every field as sent; ``None`` when
+        nothing answers within ``timeout`` seconds. The subscriptions stay until the session ends."""
+        answer: Future[tuple[str, bytes]] = Future()
+        replies = [f"{topic}/accepted", f"{topic}/rejected"]
+        with self._awaited_lock:
+            self._awaited.update(dict.fromkeys(replies, answer))
+        try:
+            self.subscribe(*replies)
+            self.publish(topic, payload)
+            try:
+                reply_topic, body = answer.result(timeout)
+            except TimeoutError:
+                return None
+        finally:
+            with self._awaited_lock:
+                for reply in replies:
+                    self._awaited.pop(reply, None)
+        document: dict[str, Any] = json.loads(body)
+        return reply_topic.rsplit("/", 1)[-1], document
+
+    def _on_publish_received(self, data: mqtt5.PublishReceivedData) -> None:
+        packet = data.publish_packet
+        with self._awaited_lock:
+            answer = self._awaited.get(packet.topic)
+        if answer is not None:
+            _settle(answer, (packet.topic, bytes(packet.payload or b"")))
+
     def _on_connection_failure(self, data: mqtt5.LifecycleConnectFailureData) -> None:
         connack = data.connack_packet
         reason = connack.reason_code.name if connack is not None else str(data.exception)
@@ -182,9 +340,37 @@ class Provisioning:
             ),
         )
 
+    def create_certificate(self, keys: KeySource, common_name: str) -> IssuedCertificate:
+        """A ``PENDING_ACTIVATION`` certificate and its private key, made as ``keys`` says: on the device
+        (the CSR's subject is ``CN=<common_name>``, cut to the 64 characters X.509 allows) or by AWS IoT."""
+        if isinstance(keys, DeviceKeys):
+            subject = common_name[:X509_COMMON_NAME_MAX_LENGTH] or "device"
+            return self.create_certificate_from_csr(new_key_and_csr(keys.algorithm, subject))
+        return self.create_keys_and_certificate()
+
+    def create_certificate_from_csr(self, key: KeyAndCsr) -> IssuedCertificate:
+        """A ``PENDING_ACTIVATION`` certificate for the CSR of a key made on this device
+        (:func:`new_key_and_csr`). Only the CSR is sent; the key is returned with the certificate. Raises
+        :class:`DeviceError` when the certificate is not for that key."""
+        response = await_result(
+            "CreateCertificateFromCsr",
+            self._identity.create_certificate_from_csr(
+                iotidentity.CreateCertificateFromCsrRequest(certificate_signing_request=key.csr_pem)
+            ),
+        )
+        if not certificate_matches_key(response.certificate_pem, key.private_key_pem):
+            raise DeviceError(
+                f"CreateCertificateFromCsr: certificate {response.certificate_id} is for another key"
+            )
+        return IssuedCertificate(
+            certificate_id=response.certificate_id,
+            credentials=Credentials(response.certificate_pem, key.private_key_pem),
+            ownership_token=response.certificate_ownership_token,
+        )
+
     def create_keys_and_certificate(self) -> IssuedCertificate:
-        """A new key pair and a ``PENDING_ACTIVATION`` certificate for it."""
-        response = _result(
+        """A new key pair made by AWS IoT, and a ``PENDING_ACTIVATION`` certificate for it."""
+        response = await_result(
             "CreateKeysAndCertificate",
             self._identity.create_keys_and_certificate(iotidentity.CreateKeysAndCertificateRequest()),
         )
@@ -196,7 +382,7 @@ class Provisioning:
 
     def register_thing(self, template_name: str, ownership_token: str, parameters: dict[str, str]) -> str:
         """Run the template (and its pre-provisioning hook); returns the thing name."""
-        response = _result(
+        response = await_result(
             "RegisterThing",
             self._identity.register_thing(
                 iotidentity.RegisterThingRequest(
@@ -218,20 +404,32 @@ class ProvisionedDevice:
     certificate_id: str
     credentials: Credentials
     timings: Timings
+    keys: KeySource = AwsKeys()
+    """Who made the device's key pair."""
 
 
 def provision(
-    broker: Broker, claim: Credentials, claim_client_id: str, template_name: str, identity: Identity
+    broker: Broker,
+    claim: Credentials,
+    claim_client_id: str,
+    template_name: str,
+    identity: Identity,
+    *,
+    keys: KeySource = AwsKeys(),
 ) -> ProvisionedDevice:
-    """Provision by claim: connect with the claim certificate, get a certificate, register the thing."""
+    """Provision by claim: connect with the claim certificate, get a certificate, register the thing.
+
+    ``keys`` chooses the request: :class:`DeviceKeys` makes the key pair here and sends a CSR whose
+    subject is the serial number (``CreateCertificateFromCsr``); :class:`AwsKeys` has AWS IoT make it
+    (``CreateKeysAndCertificate``). Step ``create certificate`` of the timings includes making the key."""
     timings = Timings()
     started = time.perf_counter()
     with Session(broker, claim, claim_client_id) as session:
         timings.measure("connect", started)
         provisioning = Provisioning(session)
         started = time.perf_counter()
-        issued = provisioning.create_keys_and_certificate()
-        timings.measure("create keys", started)
+        issued = provisioning.create_certificate(keys, identity.serial_number)
+        timings.measure("create certificate", started)
         started = time.perf_counter()
         try:
             thing_name = provisioning.register_thing(
@@ -241,7 +439,7 @@ def provision(
             rejection.certificate_id = issued.certificate_id
             raise
         timings.measure("register", started)
-    return ProvisionedDevice(identity, thing_name, issued.certificate_id, issued.credentials, timings)
+    return ProvisionedDevice(identity, thing_name, issued.certificate_id, issued.credentials, timings, keys)
 
 
 def telemetry_topic(device_type: str, thing_name: str) -> str:
@@ -259,14 +457,20 @@ def get_shadow(session: Session, thing_name: str) -> dict[str, Any]:
             operation_timeout_in_seconds=int(TIMEOUT_SECONDS),
         ),
     )
-    response = _result("GetShadow", shadows.get_shadow(iotshadow.GetShadowRequest(thing_name=thing_name)))
+    response = await_result(
+        "GetShadow", shadows.get_shadow(iotshadow.GetShadowRequest(thing_name=thing_name))
+    )
     state = response.state
     return {"desired": state.desired or {}, "reported": state.reported or {}} if state is not None else {}
 
 
-def _result(operation: str, future: Future[Any]) -> Any:
+def await_result(operation: str, future: Future[Any]) -> Any:
+    """The result of an SDK request future; :class:`Rejected` when AWS IoT rejected ``operation`` with an
+    error code, :class:`DeviceError` when it failed or timed out otherwise."""
     try:
         return future.result(TIMEOUT_SECONDS + 1)
+    except TimeoutError as error:
+        raise DeviceError(f"{operation}: no answer within {TIMEOUT_SECONDS + 1:.0f} s") from error
     except V2ServiceException as error:
         modeled = error.modeled_error
         if modeled is not None:

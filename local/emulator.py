@@ -22,6 +22,9 @@ HOST: Final = "127.0.0.1"
 BOOTSTRAP: Final = Path(__file__).with_name("ministack_boot.py")
 READY_TIMEOUT_SECONDS: Final = 30.0
 STOP_TIMEOUT_SECONDS: Final = 10.0
+CSR_SHIM_VARIABLE: Final = "MINISTACK_CSR_SHIM"
+"""``0`` starts ministack without ``local/ministack_csr_shim.py`` (which runs in the emulator's interpreter
+and cannot be imported here)."""
 ACCESS_KEY: Final = "test"
 """ministack's root credentials: with ``AUTH=true`` every other principal is held to its IAM policies."""
 
@@ -52,7 +55,9 @@ class Emulator:
     """ministack as a context manager: started on enter, always stopped on exit (and at interpreter exit).
 
     Runs with ``AUTH=true`` so that IAM and IoT policies are enforced, and ``LAMBDA_EXECUTOR=local`` so that
-    functions run with the emulator's interpreter (its venv stands in for the Powertools layer).
+    functions run with the emulator's interpreter (its venv stands in for the Powertools layer). With
+    ``csr_shim`` (the default) it answers ``CreateCertificateFromCsr`` over MQTT, which ministack does not
+    (``local/ministack_csr_shim.py``); ``csr_shim=False`` runs ministack as released.
     """
 
     def __init__(
@@ -61,8 +66,10 @@ class Emulator:
         *,
         venv: Path = DEFAULT_VENV,
         log_path: Path | None = None,
+        csr_shim: bool = True,
     ) -> None:
         self.address = address or EmulatorAddress()
+        self.csr_shim = csr_shim
         self._venv = venv
         self.log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / "ministack.log"  # noqa: S108
         self._process: subprocess.Popen[bytes] | None = None
@@ -96,6 +103,7 @@ class Emulator:
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
             "SFTP_ENABLED": "0",
+            CSR_SHIM_VARIABLE: "1" if self.csr_shim else "0",
         }
         self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(  # noqa: S603

@@ -87,6 +87,7 @@ def run_device(target: FleetTarget, device: FleetDevice) -> Outcome:
             f"{target.claim_client_id_prefix}{identity.serial_number}",
             target.template_name,
             identity,
+            keys=device.keys,
         )
     except Rejected as rejection:
         return Outcome(

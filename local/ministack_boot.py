@@ -4,6 +4,9 @@ Run by the emulator's own interpreter (``.venv-ministack/bin/python``), never im
 ministack binds its HTTP gateway to ``BIND_HOST``, but its IoT mTLS broker (and a few optional
 listeners) hard-code ``0.0.0.0``. Wrapping :meth:`asyncio.BaseEventLoop.create_server` before ministack
 is imported forces every asyncio listener, ``asyncio.start_server`` included, onto the loopback address.
+
+It also applies ``local/ministack_csr_shim.py`` (``CreateCertificateFromCsr`` over MQTT, which ministack
+does not answer) unless ``MINISTACK_CSR_SHIM=0``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ asyncio.BaseEventLoop.create_server = _loopback_only(  # type: ignore[method-ass
 )
 
 if __name__ == "__main__":
+    import ministack_csr_shim  # beside this file: the script's directory is first on sys.path
+
+    if ministack_csr_shim.enabled():
+        from ministack.services import iot
+
+        ministack_csr_shim.install(iot)
+
     from ministack.app import main
 
     main()

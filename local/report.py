@@ -46,7 +46,8 @@ def outcome_result(outcome: Outcome) -> str:
 
 
 def outcomes_table(outcomes: Sequence[Outcome]) -> str:
-    """One row per device: what it claimed, what was expected, what happened and why."""
+    """One row per device: what it claimed, who made its key pair (``device ec-p256``: the device sent a CSR;
+    ``aws``: CreateKeysAndCertificate), what was expected, what happened and why."""
     rows = []
     for outcome in outcomes:
         identity = outcome.device.identity
@@ -63,6 +64,7 @@ def outcomes_table(outcomes: Sequence[Outcome]) -> str:
                 identity.serial_number,
                 identity.device_type,
                 identity.firmware_version,
+                outcome.device.keys.label,
                 outcome.device.expect,
                 result,
                 "ok" if result == outcome.device.expect else "UNEXPECTED",
@@ -70,7 +72,9 @@ def outcomes_table(outcomes: Sequence[Outcome]) -> str:
                 detail,
             ]
         )
-    return table(["serial", "type", "firmware", "expected", "outcome", "check", "s", "thing / reason"], rows)
+    return table(
+        ["serial", "type", "firmware", "keys", "expected", "outcome", "check", "s", "thing / reason"], rows
+    )
 
 
 def registry_table(items: dict[str, dict[str, str]]) -> str:

@@ -4,14 +4,26 @@ should get. Not a factory manifest (``fleetctl/manifest.py``): it also holds dev
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from local.device import Identity
+from local.device import AwsKeys, DeviceKeys, Identity, KeyAlgorithm, KeySource
 
 SAMPLE_FLEET: Final = Path(__file__).with_name("sample_fleet.json")
 APPROVED: Final = "APPROVED"
+KEYS: Final[dict[str, KeySource]] = {
+    "device": DeviceKeys(KeyAlgorithm.EC_P256),
+    "device-rsa": DeviceKeys(KeyAlgorithm.RSA_2048),
+    "aws": AwsKeys(),
+}
+"""A fleet entry's ``keys``: the device makes an EC P-256 or RSA 2048 key and sends a CSR, or AWS IoT makes
+the key pair."""
+DEFAULT_KEYS: Final = "aws"
+
+
+class FleetFileError(ValueError):
+    """A fleet file entry is malformed."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +32,8 @@ class FleetDevice:
 
     identity: Identity
     expect: str
+    keys: KeySource = field(default_factory=AwsKeys)
+    """Who makes the device's key pair, and so how it gets its certificate."""
 
 
 def load_fleet(path: Path = SAMPLE_FLEET) -> list[FleetDevice]:
@@ -35,6 +49,13 @@ def load_fleet(path: Path = SAMPLE_FLEET) -> list[FleetDevice]:
                 location=device["location"],
             ),
             expect=device["expect"],
+            keys=_keys(device.get("keys", DEFAULT_KEYS), device["serialNumber"]),
         )
         for device in document["devices"]
     ]
+
+
+def _keys(name: str, serial_number: str) -> KeySource:
+    if name not in KEYS:
+        raise FleetFileError(f"{serial_number}: keys {name!r}: expected one of {', '.join(KEYS)}")
+    return KEYS[name]

@@ -26,7 +26,18 @@ from hook.contract import (
 )
 from local.deployer import local_config
 from local.deployment import Deployment, eventually
-from local.device import ConnectRefused, Identity, ProvisionedDevice, Session, get_shadow, telemetry_topic
+from local.device import (
+    AwsKeys,
+    ConnectRefused,
+    DeviceKeys,
+    Identity,
+    ProvisionedDevice,
+    Session,
+    certificate_matches_key,
+    get_shadow,
+    key_algorithm,
+    telemetry_topic,
+)
 from local.device import provision as provision_device
 from local.fleet import HOOK_DENIED, Outcome, provision_fleet, with_hook_reasons
 from local.report import outcome_result
@@ -219,6 +230,32 @@ def approved_certificates_are_active_with_only_their_type_policy(
         expect_equal(certificate.things, [device.thing_name], f"{what}: things")
 
 
+def devices_of_every_key_flow_provision_with_keys_of_their_own(deployment: Deployment, fleet: Fleet) -> None:
+    """Devices that made their key pair and sent only a CSR (``CreateCertificateFromCsr``) and devices whose
+    key pair AWS IoT made (``CreateKeysAndCertificate``) all provision; each certificate is for the key the
+    device holds, and a CSR device's key is of the algorithm it chose."""
+    flows = {outcome.device.keys for outcome in fleet.outcomes if outcome.device.expect == APPROVED}
+    expect(
+        any(isinstance(keys, DeviceKeys) for keys in flows) and AwsKeys() in flows,
+        f"the fleet's valid devices do not use both key flows: {sorted(keys.label for keys in flows)}",
+    )
+    expect_equal(
+        sorted(outcome.device.keys.label for outcome in fleet.approved),
+        sorted(outcome.device.keys.label for outcome in fleet.outcomes if outcome.device.expect == APPROVED),
+        "key flows of the devices that provisioned",
+    )
+    for outcome in fleet.approved:
+        device = present(outcome.provisioned, "the provisioned device")
+        what = f"{device.thing_name} ({device.keys.label})"
+        expect_equal(device.keys, outcome.device.keys, f"{what}: key flow")
+        expect(
+            certificate_matches_key(device.credentials.certificate_pem, device.credentials.private_key),
+            f"{what}: the certificate is not for the device's key",
+        )
+        if isinstance(device.keys, DeviceKeys):
+            expect_equal(key_algorithm(device.credentials.private_key), device.keys.algorithm, f"{what}: key")
+
+
 def approved_devices_have_their_initial_shadow(deployment: Deployment, fleet: Fleet) -> None:
     """Each approved device's shadow holds its type's initial desired state."""
     initial = deployment.settings.initial_shadows()
@@ -299,6 +336,7 @@ FLEET_CHECKS: Final[tuple[FleetCheck, ...]] = (
     approved_devices_are_active_in_the_registry,
     approved_devices_have_things_with_their_type_groups_and_attributes,
     approved_certificates_are_active_with_only_their_type_policy,
+    devices_of_every_key_flow_provision_with_keys_of_their_own,
     approved_devices_have_their_initial_shadow,
     a_device_reads_its_own_shadow_over_mqtt,
     rejected_devices_leave_no_thing_attached_certificate_or_registry_record,

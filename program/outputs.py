@@ -56,6 +56,11 @@ def deployment_instructions(
         else ""
     )
     types = ", ".join(device_type.name for device_type in settings.device_types)
+    certificate_request = (
+        "CreateCertificateFromCsr with a CSR of a key it made (the claim policy allows nothing else)"
+        if settings.device_keys == "device"
+        else "CreateCertificateFromCsr with a CSR of a key it made (or CreateKeysAndCertificate)"
+    )
     return (
         f"Fleet provisioning for {settings.base_name} is deployed.\n\n"
         "1. Export the claim certificate for the factory image:\n"
@@ -64,7 +69,8 @@ def deployment_instructions(
         "2. Put on every device: the claim certificate and key, the Amazon Root CA 1 certificate,\n"
         f"   the endpoint {endpoint} (port 8883) and the template name {template}.\n"
         f'3. On first boot the device connects with client id "{client_id_prefix}<serial>", calls\n'
-        f"   CreateKeysAndCertificate, then RegisterThing on template {template} with the parameters\n"
+        f"   {certificate_request},\n"
+        f"   then RegisterThing on template {template} with the parameters\n"
         f"   SerialNumber, DeviceType ({types}), Manufacturer, FirmwareVersion and Location.\n"
         f"4. Watch decisions in registry table {table} (PENDING, then ACTIVE) and in the hook's logs.\n"
         f"{preregistration_step}"

@@ -92,6 +92,20 @@ DeviceTypes = Annotated[
     Field(min_length=1),
     expected("expected a non-empty list of names or {name, serialPattern, ...} objects"),
 ]
+DeviceKeys = Annotated[
+    Literal["device-or-aws", "device"],
+    expected(
+        'expected "device" (devices make their key pair and send a CSR: CreateCertificateFromCsr only) or '
+        '"device-or-aws" (CreateKeysAndCertificate too)'
+    ),
+]
+PayloadFormat = Literal["json", "cbor"]
+PAYLOAD_FORMATS: Final[tuple[PayloadFormat, ...]] = get_args(PayloadFormat)
+PayloadFormats = Annotated[
+    tuple[PayloadFormat, ...],
+    Field(min_length=1),
+    expected('expected a non-empty list of "json" and "cbor", e.g. ["json"] or ["json", "cbor"]'),
+]
 ClaimGenerations = Annotated[
     tuple[ClaimGenerationSettings, ...],
     Field(min_length=1),
@@ -157,6 +171,13 @@ class Settings(BaseModel):
     provisioning_role_policy: Literal["managed", "scoped"] = "managed"
     """``managed``: the provisioning role gets AWS's ``AWSIoTThingsRegistration`` policy, as AWS documents;
     ``scoped``: the same actions, limited to this stack's resources where IAM allows."""
+    device_keys: DeviceKeys = "device-or-aws"
+    """Who may make a device's key pair: ``device`` lets the claim certificate ask only for
+    ``CreateCertificateFromCsr`` (a leaked claim certificate cannot have AWS IoT make keys and send them
+    back); ``device-or-aws`` also allows ``CreateKeysAndCertificate``."""
+    provisioning_payload_formats: PayloadFormats = ("json",)
+    """Payload formats of the fleet provisioning topics the claim certificate may use: ``json``, and
+    ``cbor`` for constrained devices."""
 
     # --- derived values -------------------------------------------------------------------------------
 
@@ -240,6 +261,11 @@ class Settings(BaseModel):
                 "THING events must stay on: activation of every stack in the region runs on them"
             )
         return tuple(sorted(set(value)))
+
+    @field_validator("provisioning_payload_formats")
+    @classmethod
+    def _payload_formats(cls, value: tuple[PayloadFormat, ...]) -> tuple[PayloadFormat, ...]:
+        return tuple(payload_format for payload_format in PAYLOAD_FORMATS if payload_format in value)
 
     @field_validator("tags")
     @classmethod

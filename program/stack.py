@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AccountSettings, AccountSettingsArgs
+from components.certificates import CertificateLifecycle, CertificateLifecycleArgs
 from components.documents import AccountScope
 from components.function import FunctionDefaults
 from components.hook_package import config_json, hook_archive
@@ -76,12 +77,24 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 for generation in settings.claim_certificates
             ),
             role_policy=settings.provisioning_role_policy,
+            aws_keys=settings.device_keys == "device-or-aws",
+            payload_formats=settings.provisioning_payload_formats,
         ),
         scope,
     )
     lifecycle = DeviceLifecycle(
         "lifecycle",
         DeviceLifecycleArgs(
+            name_prefix=settings.base_name,
+            registry=registry.reference,
+            iot_endpoint=iot_endpoint,
+            defaults=functions,
+        ),
+        scope,
+    )
+    CertificateLifecycle(
+        "certificates",
+        CertificateLifecycleArgs(
             name_prefix=settings.base_name,
             registry=registry.reference,
             iot_endpoint=iot_endpoint,

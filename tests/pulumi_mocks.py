@@ -16,6 +16,8 @@ from program.settings import PROJECT
 from program.stack import build_stack
 
 ACCOUNT_ID = "123456789012"
+STREAM_LABEL = "2026-01-01T00:00:00.000"
+"""The label AWS gives a table's stream (its creation time), as a table with a stream reports it."""
 _ARN_FORMATS = {
     "aws:cloudwatch/logGroup:LogGroup": "arn:{partition}:logs:{scope}:log-group:{name}",
     "aws:lambda/function:Function": "arn:{partition}:lambda:{scope}:function:{name}",
@@ -75,6 +77,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "-----BEGIN RSA PRIVATE KEY-----\nMOCK\n-----END RSA PRIVATE KEY-----\n"
                 )
             return "0" * 63 + "1", outputs
+        if args.typ == "aws:dynamodb/table:Table" and inputs.get("streamEnabled"):
+            outputs["streamLabel"] = STREAM_LABEL
+            outputs["streamArn"] = f"{outputs['arn']}/stream/{STREAM_LABEL}"
         return f"{name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]

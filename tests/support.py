@@ -13,14 +13,22 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner, Result
 
 from fleetctl.cli import app
 from fleetctl.errors import ExitCode
 from fleetctl.manifest import HEADER
+from hook import certificate_retirement, rotation
 from hook.contract import (
+    IOT_DATA_ENDPOINT_ENV,
     REGISTRY_INDEXES,
     REGISTRY_PARTITION_KEY,
+    REGISTRY_TABLE_ENV,
+    STACK_BASE_NAME_ENV,
     Parameter,
     device_type_resource_name,
     thing_name,
@@ -225,10 +233,13 @@ def before_every_call(monkeypatch: pytest.MonkeyPatch, handler: Callable[..., An
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
 
 
-def fail_once(monkeypatch: pytest.MonkeyPatch, operation: str, code: str = "ServiceUnavailable") -> None:
+def fail_once(
+    monkeypatch: pytest.MonkeyPatch, operation: str, code: str = "ServiceUnavailable", *, times: int = 1
+) -> None:
     """Make fleetctl's next call of ``operation`` fail as AWS would: an HTTP 400 error response, which the
-    client raises as its modelled exception for ``code`` (``client.exceptions.<code>``) when it has one."""
-    failures = [{"Error": {"Code": code, "Message": "injected"}}]
+    client raises as its modelled exception for ``code`` (``client.exceptions.<code>``) when it has one.
+    With ``times``, that many attempts fail (a client retries a throttled call by itself)."""
+    failures = [{"Error": {"Code": code, "Message": "injected"}} for _ in range(times)]
 
     def handler(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         if model.name == operation and failures:
@@ -254,3 +265,84 @@ def rules_entry(**restrictions: Any) -> dict[str, Any]:
         "minFirmwareVersion": None,
         "retired": False,
     } | restrictions
+
+
+# --- certificates over a device's life: the rotation and retirement functions ------------------------------
+
+
+def certificate_signing_request(common_name: str = "device") -> str:
+    """A PEM CSR of a new P-256 key, as a device makes one to rotate its certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def configure_certificate_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rotation and retirement functions' environment for the stack of :class:`Fleet`, and a cold
+    start of both (:func:`clear_certificate_function_caches`)."""
+    monkeypatch.setenv(REGISTRY_TABLE_ENV, TABLE_NAME)
+    monkeypatch.setenv(STACK_BASE_NAME_ENV, BASE)
+    monkeypatch.delenv(IOT_DATA_ENDPOINT_ENV, raising=False)
+    clear_certificate_function_caches()
+
+
+def clear_certificate_function_caches() -> None:
+    """Drop the rotation and retirement functions' cached clients: the next call makes new ones."""
+    for cache in (rotation._registry, rotation._iot, rotation._data, certificate_retirement._iot):
+        cache.cache_clear()
+
+
+class RegistryStream:
+    """The registry table's stream (``NEW_AND_OLD_IMAGES``) on moto, read as Lambda delivers it to the
+    retirement function: ``event()`` is the batch of every change since the previous call."""
+
+    def __init__(self, dynamodb: Any) -> None:
+        described = dynamodb.update_table(
+            TableName=TABLE_NAME,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        self.arn = described["TableDescription"]["LatestStreamArn"]
+        # botocore addresses DynamoDB Streams by account (<account>.streams-ddb.<region>); moto serves the
+        # regional endpoint only.
+        self._streams = boto3.client(
+            "dynamodbstreams",
+            region_name=REGION,
+            endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com",
+        )
+        self._last: str | None = None
+
+    def event(self) -> dict[str, Any]:
+        """A DynamoDB event source mapping's event: the records after the last one read, with
+        ``eventSourceARN`` and the creation time in epoch seconds (``GetRecords`` gives a timestamp).
+
+        Each read takes a new iterator: moto rolls a cancelled transaction back by restoring a copy of
+        the table, stream included, which an older iterator no longer sees."""
+        [shard] = self._streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        position = (
+            {"ShardIteratorType": "TRIM_HORIZON"}
+            if self._last is None
+            else {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self._last}
+        )
+        iterator = self._streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard["ShardId"], **position)
+        page = self._streams.get_records(ShardIterator=iterator["ShardIterator"])
+        records = []
+        for record in page["Records"]:
+            change = dict(record["dynamodb"])
+            change["ApproximateCreationDateTime"] = int(change["ApproximateCreationDateTime"].timestamp())
+            records.append({**record, "dynamodb": change, "eventSourceARN": self.arn})
+            self._last = change["SequenceNumber"]
+        return {"Records": records}
+
+
+def metric_counts(lines: list[dict[str, Any]], metric: str) -> list[tuple[dict[str, str], float]]:
+    """Every EMF document among ``lines`` (:func:`output_lines`) that counts ``metric``: its dimensions
+    (names and values) and the total it counts."""
+    counted = []
+    for line in lines:
+        for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
+            if metric in {each["Name"] for each in directive["Metrics"]}:
+                [names] = directive["Dimensions"]
+                values = line[metric] if isinstance(line[metric], list) else [line[metric]]
+                counted.append(({name: line[name] for name in names}, float(sum(values))))
+    return counted

@@ -119,7 +119,8 @@ def test_every_rule_log_destination_may_do_what_the_cloudwatch_logs_action_needs
         for rule in rules
         for action in [*rule.inputs.get("cloudwatchLogs", []), rule.inputs["errorAction"]["cloudwatchLogs"]]
     ]
-    assert len(destinations) == 3  # the audit log, and the error logs of the audit and thing-created rules
+    # The audit log, and the error logs of the audit, thing-created and certificate rotation rules.
+    assert len(destinations) == 4
     policies = {p.inputs["role"]: document(p) for p in owner.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
     for destination in destinations:
         role_name = destination["roleArn"].rsplit("/", 1)[1]

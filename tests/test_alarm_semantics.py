@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
-from hook import handler
-from hook.contract import METRICS_NAMESPACE_ENV
+from hook import handler, rotation
+from hook.contract import IOT_DATA_ENDPOINT_ENV, METRICS_NAMESPACE_ENV, STACK_BASE_NAME_ENV
 from tests.pulumi_mocks import Deployment, deploy
 from tests.support import FakeLambdaContext, certificate_id, hook_event, valid_parameters
 
@@ -421,3 +422,39 @@ def test_thing_events_disabled_raises_while_a_report_says_so(
     # The stale-approvals function reports every 15 minutes.
     data = [*report(0, 60), *report(1, 960), *report(1, 1860), *report(0, 2760)]
     assert evaluate(alarm, data, until=3600) == ([0, 1, 1, 0], ["OK", "ALARM", "ALARM", "OK"])
+
+
+# --- certificate rotation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # the ignored answer counts nothing
+def test_a_refused_rotation_step_raises_rotation_failed_once_in_its_hour(
+    declared: dict[str, dict[str, Any]],
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alarm = declared["rotation-failed"]
+    monkeypatch.setenv(STACK_BASE_NAME_ENV, "iot-provisioning-dev")
+    monkeypatch.delenv(IOT_DATA_ENDPOINT_ENV, raising=False)
+    monkeypatch.setattr(rotation.metrics, "namespace", namespace)
+    rotation._data.cache_clear()
+    thing = "iot-provisioning-dev_TS-000001"
+    # As the rotation rule hands them over: the function's own answer, then a request it must refuse.
+    own_answer = {"thingName": thing, "step": "certificate", "callerCertificateId": "ab" * 32}
+    refused = {
+        "jobId": "not a job id",
+        "csr": "",
+        "callerCertificateId": "ab" * 32,
+        "thingName": thing,
+        "step": "csr",
+    }
+    with mock_aws():
+        capsys.readouterr()
+        assert rotation.lambda_handler(own_answer, FakeLambdaContext()) == {"outcome": "ignored"}
+        quiet = emf_data(capsys.readouterr().out, at=60)
+        assert rotation.lambda_handler(refused, FakeLambdaContext())["outcome"] == "rejected"
+        failed = emf_data(capsys.readouterr().out, at=HOUR + 60)
+    rotation._data.cache_clear()
+    # Counted once with the service alone and once more per Reason: the alarm sees the first only.
+    assert evaluate(alarm, [*quiet, *failed], until=2 * HOUR) == ([None, 1], ["OK", "ALARM"])

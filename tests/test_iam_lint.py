@@ -32,6 +32,7 @@ CONFIGURATIONS = {
     "scoped provisioning role": {"provisioningRolePolicy": "scoped"},
     "another stack owns the account settings": {"accountSettings": False},
     "China partition": {"aws:region": "cn-north-1", "provisioningRolePolicy": "scoped"},
+    "CSR-only claim, JSON and CBOR": {"deviceKeys": "device", "provisioningPayloadFormats": ["json", "cbor"]},
 }
 
 

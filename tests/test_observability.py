@@ -187,6 +187,15 @@ SINGLE_METRIC_ALARMS = {
         900,
         GE,
     ),
+    "rotation-failed": (
+        NAMESPACE,
+        "CertificateRotationFailed",
+        {"service": "certificate-rotation"},
+        "Sum",
+        1,
+        3600,
+        GE,
+    ),
 }
 QUERY_ALARMS = {
     "registry-throttles",

@@ -40,6 +40,7 @@ TAGGABLE = {
     "aws:iot/provisioningTemplate:ProvisioningTemplate",
     "aws:iam/role:Role",
     "aws:lambda/function:Function",
+    "aws:lambda/eventSourceMapping:EventSourceMapping",
     "aws:cloudwatch/logGroup:LogGroup",
 }
 NOT_TAGGABLE = {
@@ -110,6 +111,60 @@ def test_claim_policy_allows_exactly_provisioning_through_this_template(dev: Dep
             "Resource": [f"{IOT_ARN}:topicfilter/{topic}/*" for topic in topics],
         },
     ]
+
+
+CREATE = "$aws/certificates/create"
+FROM_CSR = "$aws/certificates/create-from-csr"
+PROVISION = f"$aws/provisioning-templates/{TEMPLATE}/provision"
+
+
+@pytest.mark.parametrize(
+    ("config", "topics"),
+    [
+        ({}, {f"{CREATE}/json", f"{FROM_CSR}/json", f"{PROVISION}/json"}),
+        ({"deviceKeys": "device"}, {f"{FROM_CSR}/json", f"{PROVISION}/json"}),
+        (
+            {"provisioningPayloadFormats": ["json", "cbor"]},
+            {
+                f"{CREATE}/json",
+                f"{CREATE}/cbor",
+                f"{FROM_CSR}/json",
+                f"{FROM_CSR}/cbor",
+                f"{PROVISION}/json",
+                f"{PROVISION}/cbor",
+            },
+        ),
+        (
+            {"deviceKeys": "device", "provisioningPayloadFormats": ["cbor"]},
+            {f"{FROM_CSR}/cbor", f"{PROVISION}/cbor"},
+        ),
+    ],
+    ids=["defaults", "csr only", "json and cbor", "csr only, cbor only"],
+)
+def test_claim_policy_topics_follow_device_keys_and_payload_formats(
+    config: dict[str, Any], topics: set[str]
+) -> None:
+    deployment = deploy({"aws:region": REGION, **config})
+    claim = statements(policy_document(named(deployment, "aws:iot/policy:Policy", f"{BASE}-claim")))
+    [connect, messaging, subscribe] = claim
+    assert connect["Resource"] == [f"{IOT_ARN}:client/{BASE}-claim-*"]
+    assert messaging["Action"] == ["iot:Publish", "iot:Receive"]
+    assert set(messaging["Resource"]) == {f"{IOT_ARN}:topic/{topic}*" for topic in topics}
+    assert subscribe["Action"] == ["iot:Subscribe"]
+    assert set(subscribe["Resource"]) == {f"{IOT_ARN}:topicfilter/{topic}/*" for topic in topics}
+    # Whatever the wildcards, a topic left out is matched by no resource (fnmatch's * also spans /).
+    every_topic = {
+        f"{operation}/{fmt}" for operation in (CREATE, FROM_CSR, PROVISION) for fmt in ("json", "cbor")
+    }
+    for left_out in every_topic - topics:
+        for topic in (left_out, f"{left_out}/accepted", f"{left_out}/rejected"):
+            assert not any(fnmatch.fnmatchcase(f"{IOT_ARN}:topic/{topic}", r) for r in messaging["Resource"])
+            assert not any(
+                fnmatch.fnmatchcase(f"{IOT_ARN}:topicfilter/{topic}", r) for r in subscribe["Resource"]
+            )
+    instructions = deployment.outputs["deploymentInstructions"]
+    assert "CreateCertificateFromCsr" in instructions
+    assert ("CreateKeysAndCertificate" in instructions) == (f"{CREATE}/json" in topics)
 
 
 def test_claim_policy_is_attached_to_the_active_claim_certificate(dev: Deployment) -> None:
@@ -218,7 +273,7 @@ def test_device_policy_passes_the_overly_permissive_policy_check(dev: Deployment
         f"$aws/things/{thing}/shadow/*",
         f"$aws/things/{thing}/jobs/*",
     ]
-    connect, publish, subscribe = statements(document)
+    connect, publish, subscribe, *rotation = statements(document)
     assert connect == {
         "Effect": "Allow",
         "Action": ["iot:Connect"],
@@ -229,6 +284,26 @@ def test_device_policy_passes_the_overly_permissive_policy_check(dev: Deployment
     assert publish["Resource"] == [f"{IOT_ARN}:topic/{topic}" for topic in own_topics]
     assert subscribe["Action"] == ["iot:Subscribe"]
     assert subscribe["Resource"] == [f"{IOT_ARN}:topicfilter/{topic}" for topic in own_topics]
+    # Rotation: the device sends its CSR and its result, and may only hear its own answers.
+    assert rotation == [
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish"],
+            "Resource": [f"{IOT_ARN}:topic/rotation/{thing}/{step}" for step in ("csr", "result")],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Receive"],
+            "Resource": [f"{IOT_ARN}:topic/rotation/{thing}/{step}" for step in ("certificate", "rejected")],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Subscribe"],
+            "Resource": [
+                f"{IOT_ARN}:topicfilter/rotation/{thing}/{step}" for step in ("certificate", "rejected")
+            ],
+        },
+    ]
     for statement in statements(document):
         assert statement["Effect"] == "Allow"
         assert not any(action in {"iot:*", "*"} or action.endswith("*") for action in statement["Action"])

@@ -106,6 +106,20 @@ def test_environment_defaults_to_the_stack_and_prod_protects_data_and_keeps_logs
             "the last generation (2) is the one factories ship and must be active",
         ),
         ({"provisioningRolePolicy": "custom"}, "provisioningRolePolicy = custom: Input should be 'managed'"),
+        ({"deviceKeys": "csr"}, 'deviceKeys = csr: expected "device" (devices make their key pair'),
+        ({"deviceKeys": "aws"}, 'deviceKeys = aws: expected "device" (devices make'),
+        (
+            {"provisioningPayloadFormats": []},
+            'provisioningPayloadFormats = []: expected a non-empty list of "json" and "cbor"',
+        ),
+        (
+            {"provisioningPayloadFormats": "cbor"},
+            "provisioningPayloadFormats = cbor: expected a non-empty list",
+        ),
+        (
+            {"provisioningPayloadFormats": ["json", "xml"]},
+            "provisioningPayloadFormats.1 = [\"json\", \"xml\"]: Input should be 'json' or 'cbor'",
+        ),
         ({"accountSettings": "shared"}, "accountSettings = shared: Input should be a valid boolean"),
         (
             {"aws:region": "ca-west-1"},
@@ -140,6 +154,13 @@ def test_bad_value_is_reported_with_key_value_and_expected_form(
     message = problem(**values)
     assert message.startswith("invalid stack config:")
     assert expected in message
+
+
+def test_claim_key_and_payload_settings_default_to_any_key_maker_and_json_only() -> None:
+    settings = parse()
+    assert (settings.device_keys, settings.provisioning_payload_formats) == ("device-or-aws", ("json",))
+    settings = parse(deviceKeys="device", provisioningPayloadFormats=["cbor", "json", "cbor"])
+    assert (settings.device_keys, settings.provisioning_payload_formats) == ("device", ("json", "cbor"))
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
-from typing import Any
+from typing import Any, Final
 
 import pulumi
 
@@ -36,12 +37,74 @@ def role(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
 
 @creates("aws:iam/rolePolicy:RolePolicy")
 def role_policy(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
-    """An inline policy of a role."""
+    """An inline policy of a role, in the emulator's terms where it authorises an action on another resource
+    than AWS does (:func:`emulated_policy`)."""
     policy_name = auto_name(name, inputs)
+    document = json.loads(inputs["policy"])
+    emulated_document = emulated_policy(document)
+    if emulated_document != document:
+        moved = sorted(
+            {
+                action
+                for statement in emulated_document["Statement"]
+                for action in _as_list(statement.get("Action", []))
+                if action in _TARGET_POLICY_ACTIONS | _THING_PRINCIPAL_ACTIONS
+            }
+        )
+        emulated.note(
+            f"role {inputs['role']}: {', '.join(moved)} granted on the resources the emulator checks "
+            "(target policies on *, thing principals on the iot:thingArn pattern)"
+        )
     emulated.client("iam").put_role_policy(
-        RoleName=inputs["role"], PolicyName=policy_name, PolicyDocument=inputs["policy"]
+        RoleName=inputs["role"], PolicyName=policy_name, PolicyDocument=json.dumps(emulated_document)
     )
     return f"{inputs['role']}:{policy_name}", {**inputs, "name": policy_name}
+
+
+_TARGET_POLICY_ACTIONS: Final = frozenset({"iot:AttachPolicy", "iot:DetachPolicy"})
+"""Authorised by AWS on the target (the certificate); by the emulator on ``*``."""
+_THING_PRINCIPAL_ACTIONS: Final = frozenset({"iot:AttachThingPrincipal", "iot:DetachThingPrincipal"})
+"""Authorised by AWS on the certificate, with the thing in the ``iot:thingArn`` condition key; by the emulator
+on the thing, with no such key."""
+_THING_ARN_CONDITION: Final = "iot:thingArn"
+
+
+def emulated_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """An identity policy as the emulator must see it to allow what AWS allows.
+
+    AWS authorises ``iot:AttachPolicy`` and ``iot:DetachPolicy`` on the target certificate, and
+    ``iot:AttachThingPrincipal`` and ``iot:DetachThingPrincipal`` on the certificate with the thing in
+    ``iot:thingArn`` (Service Authorization Reference for AWS IoT). The emulator checks the first two on
+    ``*`` and the other two on the thing's ARN, and has no ``iot:thingArn``. So a statement granting the
+    thing-principal actions under an ``ArnLike iot:thingArn`` condition becomes one granting them on those
+    thing ARNs (the same things), and the target-policy actions are granted on ``*`` (wider than on AWS:
+    the emulator cannot tell certificates apart there). Every other statement is kept as it is."""
+    statements = document["Statement"]
+    emulated: list[dict[str, Any]] = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = _as_list(statement.get("Action", []))
+        condition = statement.get("Condition") or {}
+        things = (condition.get("ArnLike") or {}).get(_THING_ARN_CONDITION)
+        if (
+            things is not None
+            and set(actions) <= _THING_PRINCIPAL_ACTIONS
+            and condition == {"ArnLike": {_THING_ARN_CONDITION: things}}
+        ):
+            emulated.append({"Effect": statement["Effect"], "Action": actions, "Resource": _as_list(things)})
+            continue
+        moved = [action for action in actions if action in _TARGET_POLICY_ACTIONS]
+        if not moved or "Condition" in statement or statement.get("Effect") != "Allow":
+            emulated.append(statement)
+            continue
+        emulated.append({"Effect": "Allow", "Action": moved, "Resource": ["*"]})
+        kept = [action for action in actions if action not in _TARGET_POLICY_ACTIONS]
+        if kept:
+            emulated.append({**statement, "Action": kept})
+    return {**document, "Statement": emulated}
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 @creates("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
@@ -163,3 +226,51 @@ def event_target(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Creat
         target["Input"] = inputs["input"]
     emulated.client("events").put_targets(Rule=inputs["rule"], Targets=[target])
     return f"{inputs['rule']}-{target_id}", {**inputs, "targetId": target_id}
+
+
+_MAPPING_SETTINGS: Final = {
+    "startingPosition": "StartingPosition",
+    "batchSize": "BatchSize",
+    "maximumBatchingWindowInSeconds": "MaximumBatchingWindowInSeconds",
+    "bisectBatchOnFunctionError": "BisectBatchOnFunctionError",
+    "maximumRetryAttempts": "MaximumRetryAttempts",
+    "maximumRecordAgeInSeconds": "MaximumRecordAgeInSeconds",
+    "functionResponseTypes": "FunctionResponseTypes",
+}
+"""EventSourceMapping inputs passed as they are (numbers made integers), and their API names."""
+_MAPPING_INPUTS: Final = frozenset(
+    {*_MAPPING_SETTINGS, "functionName", "eventSourceArn", "enabled", "filterCriteria", "tags", "tagsAll"}
+)
+
+
+@creates("aws:lambda/eventSourceMapping:EventSourceMapping")
+def event_source_mapping(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """A function's mapping on a stream or queue, with its batching, retries, response types and filters."""
+    unsupported = sorted(
+        key for key, value in inputs.items() if value is not None and key not in _MAPPING_INPUTS
+    )
+    if unsupported:
+        raise UnsupportedResource(
+            f"aws:lambda/eventSourceMapping:EventSourceMapping with {', '.join(unsupported)}"
+        )
+    request: dict[str, Any] = {
+        "FunctionName": inputs["functionName"],
+        "EventSourceArn": inputs["eventSourceArn"],
+        "Enabled": bool(inputs.get("enabled", True)),
+        "Tags": inputs.get("tags") or {},
+    }
+    for key, api_key in _MAPPING_SETTINGS.items():
+        value = inputs.get(key)
+        if value is not None:
+            request[api_key] = int(value) if isinstance(value, float) else value
+    filters = (inputs.get("filterCriteria") or {}).get("filters") or []
+    if filters:
+        request["FilterCriteria"] = {"Filters": [{"Pattern": each["pattern"]} for each in filters]}
+    created = emulated.client("lambda").create_event_source_mapping(**request)
+    return created["UUID"], {
+        **inputs,
+        "uuid": created["UUID"],
+        "arn": created.get("EventSourceMappingArn", ""),
+        "functionArn": created["FunctionArn"],
+        "state": created["State"],
+    }

@@ -31,7 +31,7 @@ def _throughput(settings: dict[str, Any]) -> dict[str, int]:
 
 @creates("aws:dynamodb/table:Table")
 def table(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
-    """A table with its indexes, encryption, deletion protection and point-in-time recovery."""
+    """A table with its indexes, stream, encryption, deletion protection and point-in-time recovery."""
     client = emulated.client("dynamodb")
     provisioned = inputs.get("billingMode", "PROVISIONED") == "PROVISIONED"
     request: dict[str, Any] = {
@@ -63,6 +63,8 @@ def table(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
         indexes.append(declared)
     if indexes:
         request["GlobalSecondaryIndexes"] = indexes
+    if inputs.get("streamEnabled"):
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": inputs["streamViewType"]}
     created = client.create_table(**request)["TableDescription"]
     client.get_waiter("table_exists").wait(
         TableName=inputs["name"], WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}
@@ -71,4 +73,7 @@ def table(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
         client.update_continuous_backups(
             TableName=inputs["name"], PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
         )
-    return inputs["name"], {**inputs, "arn": created["TableArn"]}
+    outputs = {**inputs, "arn": created["TableArn"]}
+    if "LatestStreamArn" in created:
+        outputs.update(streamArn=created["LatestStreamArn"], streamLabel=created["LatestStreamLabel"])
+    return inputs["name"], outputs

@@ -17,8 +17,9 @@ from local.resources.registry import (
 
 _RULE_ACTION_LISTS: Final = {"lambdas": "lambda", "cloudwatchLogs": "cloudwatchLogs"}
 """TopicRule inputs holding actions, and the action's key in the IoT API (the ones the program uses)."""
-_STARTSWITH: Final = re.compile(r"startswith\((\w+),\s*'([^'\\]*)'\)")
-"""``startswith(<attribute>, '<literal>')`` in rule SQL, which the emulator does not implement."""
+_STARTSWITH: Final = re.compile(r"startswith\((\w+(?:\(\d*\))?),\s*'([^'\\]*)'\)")
+"""``startswith(<operand>, '<literal>')`` in rule SQL, which the emulator does not implement; the operand an
+attribute (``thingName``) or a call without arguments or with a number (``topic(2)``)."""
 _RULE_SCALARS: Final = frozenset(
     {"name", "description", "enabled", "sql", "sqlVersion", "errorAction", "tags", "tagsAll", "arn"}
 )

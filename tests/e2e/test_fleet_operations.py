@@ -6,20 +6,12 @@ Each test provisions a device of its own, so the shared sample fleet is left as 
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from typer.testing import CliRunner
 
-from fleetctl.cli import app
 from hook.contract import Attr, DeviceStatus, RejectionReason, device_type_resource_name, thing_name
 from local.device import ConnectRefused, Identity, ProvisionedDevice, Rejected, provision
-from local.emulator import ACCESS_KEY
 from local.fleet import HOOK_DENIED
 from local.hook_logs import Denial
 from local.sandbox import Sandbox
@@ -29,35 +21,12 @@ from local.scenario import (
     provision_and_connect,
 )
 from program.settings import Settings
+from tests.e2e.conftest import Fleetctl
 
 pytestmark = pytest.mark.e2e
 
-Fleetctl = Callable[..., dict[str, Any]]
-
 WAIT_SECONDS = 10.0
 """How long to wait for what the emulator writes asynchronously: its own log, the hook's log group."""
-
-
-@pytest.fixture
-def fleetctl(box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fleetctl:
-    """Run ``fleetctl --outputs stack.json <args> --json`` as an operator would, against the emulator; returns
-    its JSON output. boto3 reaches the emulator through ``AWS_ENDPOINT_URL``, with its root credentials
-    (the suite's fake ``testing`` key is unknown to the emulator, which checks keys with ``AUTH=true``)."""
-    outputs = tmp_path / "stack.json"
-    outputs.write_text(json.dumps(box.stack.outputs), encoding="utf-8")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", box.emulator.address.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ACCESS_KEY)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # credentials resolved from the environment above
-
-    def run(*args: str) -> dict[str, Any]:
-        result = CliRunner().invoke(app, ["--outputs", str(outputs), *args, "--json"])
-        assert result.exit_code == 0, result.output
-        document: dict[str, Any] = json.loads(result.stdout)
-        return document
-
-    return run
 
 
 def _assert_refused_for_certificate_status(

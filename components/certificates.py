@@ -1,0 +1,263 @@
+"""CertificateLifecycle: device certificates after provisioning: rotation by the device's own CSR, and
+retirement of every certificate the registry stops holding."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pulumi
+import pulumi_aws as aws
+
+from components import documents
+from components.documents import AccountScope
+from components.function import FunctionArgs, FunctionDefaults, create_function
+from components.hook_package import CERTIFICATE_RETIREMENT_HANDLER, ROTATION_HANDLER
+from components.registry import RegistryReference
+from components.rule_logs import create_rule_log_destination
+from hook.contract import (
+    IOT_DATA_ENDPOINT_ENV,
+    REGISTRY_TABLE_ENV,
+    STACK_BASE_NAME_ENV,
+    Attr,
+    RotationStep,
+    rotation_topic,
+    thing_name,
+)
+
+ROTATION_TIMEOUT_SECONDS: Final = 30
+RETIREMENT_TIMEOUT_SECONDS: Final = 60
+RETIREMENT_BATCH_SIZE: Final = 25
+"""Stream records per invocation; each retirement is a few AWS IoT calls."""
+RETIREMENT_MAXIMUM_RETRY_ATTEMPTS: Final = 5
+"""Retries of a failing batch (from the first record the function reports failed, or halved when the
+function itself fails) before Lambda moves past it: the default, retrying until the record expires
+(24 hours), would hold every later change of its shard back."""
+RETIRED_CERTIFICATE_ATTRIBUTES: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID)
+"""The attributes of a registry item naming a certificate the serial holds: current and pending."""
+
+
+def retirement_filter_patterns() -> list[str]:
+    """The stream records the retirement function is given: those whose item held a certificate before the
+    change (``OldImage``). That is every ``MODIFY`` and ``REMOVE`` that can drop one, and no ``INSERT``
+    (which has no ``OldImage``).
+
+    The filter is on the ``dynamodb`` key, not on ``eventName``: "DynamoDB event source mappings only
+    support filtering on the dynamodb key" (AWS Lambda developer guide, "Using event filtering with a
+    DynamoDB event source"), which also documents ``OldImage`` patterns and the ``exists`` operator (on
+    leaf nodes only: the attribute's ``S``). Patterns are ORed."""
+    return [
+        json.dumps({"dynamodb": {"OldImage": {attribute.value: {"S": [{"exists": True}]}}}}, sort_keys=True)
+        for attribute in RETIRED_CERTIFICATE_ATTRIBUTES
+    ]
+
+
+def on_own_things(actions: list[str], scope: AccountScope, name_prefix: str) -> dict[str, Any]:
+    """Actions on a thing's certificates (``AttachThingPrincipal``, ``DetachThingPrincipal``) for this
+    stack's things only. Their one resource type is ``cert``; the thing is named by the ``iot:thingArn``
+    condition key (Service Authorization Reference, "Actions, resources, and condition keys for AWS IoT")."""
+    statement = documents.allow(actions, [scope.iot_arn("cert/*")])
+    statement["Condition"] = {
+        "ArnLike": {"iot:thingArn": scope.iot_arn(f"thing/{thing_name(name_prefix, '*')}")}
+    }
+    return statement
+
+
+def rotation_statements(scope: AccountScope, name_prefix: str, table_arn: str) -> list[dict[str, Any]]:
+    """What the rotation function needs: read and update registry items (its two-update transaction is
+    authorised as UpdateItem per member, AWS's "Using IAM with DynamoDB transactions"), have AWS IoT sign a
+    CSR, attach the new certificate to the device type's policy and to this stack's thing, activate or
+    revoke it, and answer on this stack's things' ``certificate`` and ``rejected`` topics only."""
+    answers = [
+        scope.iot_arn(f"topic/{rotation_topic(thing_name(name_prefix, '*'), step)}")
+        for step in (RotationStep.CERTIFICATE, RotationStep.REJECTED)
+    ]
+    return [
+        documents.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        # IAM lists no resource type for CreateCertificateFromCsr: it takes only "*".
+        documents.allow(["iot:CreateCertificateFromCsr"], ["*"]),
+        # AttachPolicy's resource is the target (cert or thinggroup), never the policy: IAM cannot limit
+        # which policy is attached. The certificate is new, so its id cannot be named either.
+        documents.allow(["iot:AttachPolicy", "iot:UpdateCertificate"], [scope.iot_arn("cert/*")]),
+        on_own_things(["iot:AttachThingPrincipal"], scope, name_prefix),
+        documents.allow(["iot:Publish"], answers),
+    ]
+
+
+def retirement_statements(scope: AccountScope, name_prefix: str, stream_arn: str) -> list[dict[str, Any]]:
+    """What the retirement function needs: its event source mapping reads the table's stream (AWS's
+    example policy for a Lambda function on a DynamoDB stream: DescribeStream, GetRecords, GetShardIterator
+    and ListStreams, DynamoDB developer guide); it reads a certificate's ARN and status, revokes it and
+    detaches it from the device type's policy and from this stack's things."""
+    return [
+        documents.allow(
+            ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], [stream_arn]
+        ),
+        # ListStreams takes only "*" (it lists stream ARNs, no data). Lambda refuses a mapping whose role
+        # lacks it: "Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream,
+        # and ListStreams Actions on your stream".
+        documents.allow(["dynamodb:ListStreams"], ["*"]),
+        documents.allow(
+            ["iot:DescribeCertificate", "iot:DetachPolicy", "iot:UpdateCertificate"],
+            [scope.iot_arn("cert/*")],
+        ),
+        on_own_things(["iot:DetachThingPrincipal"], scope, name_prefix),
+    ]
+
+
+@dataclass(frozen=True)
+class CertificateLifecycleArgs:
+    """Arguments of :class:`CertificateLifecycle`."""
+
+    name_prefix: str
+    """This stack's things are ``<name_prefix>_<serial>``, its device policies ``<name_prefix>_<type>``."""
+    registry: RegistryReference
+    """The table whose items hold each serial's certificates, and its stream."""
+    iot_endpoint: pulumi.Input[str]
+    """The account's ``iot:Data-ATS`` endpoint address: the rotation function publishes its answers there."""
+    defaults: FunctionDefaults
+    """The functions' code, layer, log retention and metrics namespace; the retention of the rule's error
+    log and the tags of every resource."""
+
+
+class CertificateLifecycle(pulumi.ComponentResource):
+    """Rotates a device's certificate when the device asks with a CSR (a topic rule and a function), and
+    revokes and detaches every certificate that stops being a serial's current or pending one (a function
+    on the registry table's stream)."""
+
+    rotation_function_name: pulumi.Output[str]
+    retirement_function_name: pulumi.Output[str]
+    rotation_rule_name: pulumi.Output[str]
+    """The topic rule on ``rotation/+/+`` that invokes the rotation function for this stack's things."""
+
+    def __init__(
+        self,
+        name: str,
+        args: CertificateLifecycleArgs,
+        scope: pulumi.Output[AccountScope],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("iot-fleet-provisioning:index:CertificateLifecycle", name, None, opts)
+        self._args = args
+        self._scope = scope
+        rotation = self._create_rotation(name)
+        rule = self._create_rotation_rule(name, rotation)
+        retirement = self._create_retirement(name)
+        self.rotation_function_name = rotation.name
+        self.retirement_function_name = retirement.name
+        self.rotation_rule_name = rule.name
+        self.register_outputs(
+            {
+                "rotation_function_name": self.rotation_function_name,
+                "retirement_function_name": self.retirement_function_name,
+                "rotation_rule_name": self.rotation_rule_name,
+            }
+        )
+
+    def _environment(self) -> dict[str, pulumi.Input[str]]:
+        return {
+            REGISTRY_TABLE_ENV: self._args.registry.table_name,
+            STACK_BASE_NAME_ENV: self._args.name_prefix,
+        }
+
+    def _create_rotation(self, name: str) -> aws.lambda_.Function:
+        args = self._args
+        return create_function(
+            f"{name}-rotation",
+            FunctionArgs(
+                function_name=f"{args.name_prefix}-certificate-rotation",
+                handler=ROTATION_HANDLER,
+                description="Signs a device's CSR for its new certificate and records the rotation",
+                statements=pulumi.Output.all(self._scope, args.registry.table_arn).apply(
+                    lambda values: rotation_statements(values[0], args.name_prefix, values[1])
+                ),
+                environment={
+                    **self._environment(),
+                    IOT_DATA_ENDPOINT_ENV: pulumi.Output.concat("https://", args.iot_endpoint),
+                },
+                timeout=ROTATION_TIMEOUT_SECONDS,
+                memory_size=256,
+            ),
+            args.defaults,
+            parent=self,
+        )
+
+    def _create_rotation_rule(self, name: str, rotation: aws.lambda_.Function) -> aws.iot.TopicRule:
+        """The rule that calls the rotation function for this stack's things' requests; failures are
+        logged."""
+        args = self._args
+        rule_name = documents.rotation_rule_name(args.name_prefix)
+        errors = create_rule_log_destination(
+            f"{name}-rule-errors",
+            log_group_name=documents.rule_errors_log_group_name(rule_name),
+            retention_days=args.defaults.log_retention_days,
+            scope=self._scope,
+            tags=args.defaults.tags,
+            parent=self,
+        )
+        permission = aws.lambda_.Permission(
+            f"{name}-rotation-invoke",
+            action="lambda:InvokeFunction",
+            function=rotation.name,
+            principal="iot.amazonaws.com",
+            source_account=self._scope.account_id,
+            source_arn=self._scope.apply(lambda scope: scope.iot_arn(f"rule/{rule_name}")),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return aws.iot.TopicRule(
+            f"{name}-rotation-rule",
+            name=rule_name,
+            description="Certificate rotation requests of this stack's devices: sign the CSR, record results",
+            enabled=True,
+            sql=documents.rotation_sql(args.name_prefix),
+            sql_version=documents.IOT_SQL_VERSION,
+            lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=rotation.arn)],
+            error_action=errors.error_action(),
+            tags=args.defaults.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+
+    def _create_retirement(self, name: str) -> aws.lambda_.Function:
+        """The retirement function and its mapping on the registry's stream: changes are delivered in
+        order per item, failed records are reported one by one and retried a few times."""
+        args = self._args
+        function = create_function(
+            f"{name}-retirement",
+            FunctionArgs(
+                function_name=f"{args.name_prefix}-certificate-retirement",
+                handler=CERTIFICATE_RETIREMENT_HANDLER,
+                description="Revokes and detaches the certificates the device registry no longer holds",
+                statements=pulumi.Output.all(self._scope, args.registry.stream_arn).apply(
+                    lambda values: retirement_statements(values[0], args.name_prefix, values[1])
+                ),
+                environment=self._environment(),
+                timeout=RETIREMENT_TIMEOUT_SECONDS,
+                memory_size=256,
+            ),
+            args.defaults,
+            parent=self,
+        )
+        # The function's role policy exists before the mapping (the function depends on it), so Lambda's
+        # check that the role may read the stream passes at creation.
+        aws.lambda_.EventSourceMapping(
+            f"{name}-retirement-stream",
+            event_source_arn=args.registry.stream_arn,
+            function_name=function.arn,
+            # Only changes made from now on: certificates replaced before the mapping existed are not
+            # retired by it.
+            starting_position="LATEST",
+            batch_size=RETIREMENT_BATCH_SIZE,
+            function_response_types=["ReportBatchItemFailures"],
+            bisect_batch_on_function_error=True,
+            maximum_retry_attempts=RETIREMENT_MAXIMUM_RETRY_ATTEMPTS,
+            filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(
+                filters=[
+                    aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(pattern=pattern)
+                    for pattern in retirement_filter_patterns()
+                ]
+            ),
+            tags=args.defaults.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return function

@@ -1,0 +1,60 @@
+"""Re-provisioning grants: an operator allows an ``ACTIVE`` device to provision once more, with a new
+certificate, for a while (a device whose key was lost or wiped, or that was restored from a factory image).
+
+The hook approves the device's next ``RegisterThing`` with a new certificate while the grant lasts; the
+device stays ``ACTIVE`` on the same thing, and the certificate it replaces is retired
+(``hook/certificate_retirement.py``). The grant is written through :class:`~hook.registry.DeviceRecords`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from fleetctl.errors import NotFound, UsageProblem
+from hook.contract import Attr, DeviceStatus
+from hook.registry import TransitionRefused, timestamp
+
+if TYPE_CHECKING:
+    from fleetctl.context import StackContext
+
+WINDOW_HOURS_DEFAULT: Final = 24
+WINDOW_HOURS_MAX: Final = 168
+"""A week: a grant is for a device an operator is working on now, not a standing permission."""
+REASON_MAX_LENGTH: Final = 256
+
+_WHY_REFUSED: Final[dict[str, str]] = {
+    DeviceStatus.PREREGISTERED: "it has never provisioned, so it needs no grant",
+    DeviceStatus.PENDING: "its provisioning has not finished; `fleetctl release` frees a stale approval",
+    DeviceStatus.REVOKED: "a revoked serial never provisions again",
+    DeviceStatus.DECOMMISSIONED: "a decommissioned serial never provisions again",
+}
+
+
+def grant(stack: StackContext, serial: str, reason: str, window_hours: int) -> dict[str, Any]:
+    """Allow ``serial`` one provisioning with a new certificate for ``window_hours``, recorded with the
+    caller's identity and ``reason``; what the grant allows, as JSON-ready data. A serial that is not in
+    the registry is :class:`NotFound`; one that is not ``ACTIVE``, a :class:`UsageProblem` naming its
+    state."""
+    until = timestamp(datetime.now(UTC) + timedelta(hours=window_hours))
+    try:
+        item = stack.records.grant_reprovision(serial, reason, stack.caller.arn, until)
+    except TransitionRefused as refused:
+        if refused.stored is None:
+            raise NotFound(f"serial {serial!r}: no item in registry {stack.table}") from refused
+        status = refused.stored.get(Attr.STATUS, "without a status")
+        why = _WHY_REFUSED.get(status, "")
+        raise UsageProblem(
+            f"serial {serial!r} is {status}; only an ACTIVE device can be allowed to re-provision"
+            + (f" ({why})" if why else "")
+        ) from refused
+    return {
+        "serial": serial,
+        "status": item.get(Attr.STATUS),
+        "thingName": item.get(Attr.THING_NAME),
+        "certificateId": item.get(Attr.CERTIFICATE_ID),
+        "allowedUntil": item.get(Attr.REPROVISION_ALLOWED_UNTIL),
+        "grantedBy": item.get(Attr.REPROVISION_GRANTED_BY),
+        "grantedAt": item.get(Attr.REPROVISION_GRANTED_AT),
+        "reason": item.get(Attr.REPROVISION_REASON),
+    }

@@ -1,0 +1,150 @@
+"""Certificate retirement: revoke and detach every certificate the registry stopped holding for a device.
+
+The registry table's stream (``NEW_AND_OLD_IMAGES``) invokes :func:`lambda_handler` with batches of
+changes. For each change of a device's item, the certificates that were the serial's current or pending
+one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are neither after
+(``NewImage``; absent when the item was removed) are retired:
+
+1. ``UpdateCertificate`` to ``REVOKED``: AWS IoT disconnects whoever still uses it and refuses it from
+   then on (skipped when it already is).
+2. ``DetachThingPrincipal`` from the device's thing (``thingName``, else ``<base>_<serial>``).
+3. ``DetachPolicy`` of the device type's policy (``<base>_<type>``).
+
+That covers a completed rotation (the old current certificate), an abandoned or replaced one (the
+pending certificate), a re-provisioning (the certificate the grant replaced) and a released approval.
+Certificate binding items (``certificate#<id>``) are never retired from: a binding outlives its
+certificate.
+
+Each step is idempotent, and ``ResourceNotFoundException`` (no such certificate, thing or policy, or no
+such attachment) counts as done. Any other error fails that record only: Powertools' batch processor
+reports it in ``batchItemFailures`` (the event source mapping needs ``ReportBatchItemFailures``) and
+Lambda retries from it.
+
+The certificate's ARN is read with ``DescribeCertificate`` rather than built from the function's own
+ARN: AWS says what the ARN is (partition, region, account and format are not assumed, also on an
+emulator), and a certificate already deleted is known before any change. It costs one read per retired
+certificate, which happens once per rotation.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from botocore.exceptions import ClientError
+
+from hook.activation import CLIENT_CONFIG
+from hook.contract import (
+    REGISTRY_PARTITION_KEY,
+    STACK_BASE_NAME_ENV,
+    Attr,
+    Metric,
+    Service,
+    device_type_resource_name,
+    is_certificate_binding_key,
+    metrics_namespace_from_environment,
+    thing_name,
+)
+
+SERVICE: Final = Service.CERTIFICATE_RETIREMENT.value
+HELD: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID)
+"""The attributes of a device's item that hold its certificates."""
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=metrics_namespace_from_environment(), service=SERVICE)
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    """Retire the certificates of every record of the batch; report the records that failed."""
+    return process_partial_response(
+        event=event, record_handler=retire_record, processor=processor, context=context
+    )
+
+
+def retire_record(record: DynamoDBRecord) -> list[str]:
+    """Retire the certificates one registry change dropped; returns their ids. Raises on an AWS error."""
+    change = record.dynamodb
+    if change is None:
+        return []
+    key = change.keys.get(REGISTRY_PARTITION_KEY)
+    if not isinstance(key, str) or is_certificate_binding_key(key):
+        return []
+    old = change.old_image
+    dropped = dropped_certificates(old, change.new_image)
+    if not dropped:
+        return []
+    thing = _text(old, Attr.THING_NAME) or thing_name(_base_name(), key)
+    device_type = _text(old, Attr.DEVICE_TYPE)
+    policy = device_type_resource_name(_base_name(), device_type) if device_type else None
+    logger.append_keys(serialNumber=key, thingName=thing)
+    for certificate_id in dropped:
+        retire(_iot(), certificate_id, thing, policy)
+    return dropped
+
+
+def dropped_certificates(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The certificates ``old`` held (current or pending) that ``new`` holds in neither role, sorted."""
+    kept = {_text(new, attribute) for attribute in HELD}
+    return sorted({_text(old, attribute) for attribute in HELD} - kept - {""})
+
+
+def retire(iot: Any, certificate_id: str, thing: str, policy: str | None) -> None:
+    """Revoke the certificate, detach it from ``thing`` and from ``policy``; anything already gone is done."""
+    try:
+        description = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
+    except ClientError as error:
+        if _not_found(error):
+            logger.info("certificate already deleted", extra={"certificateId": certificate_id})
+            return
+        raise
+    arn = description["certificateArn"]
+    if description.get("status") != "REVOKED":
+        _done_if_absent(iot.update_certificate, certificateId=certificate_id, newStatus="REVOKED")
+    _done_if_absent(iot.detach_thing_principal, thingName=thing, principal=arn)
+    if policy is None:
+        logger.warning("no device type on record: the certificate's policy is left attached")
+    else:
+        _done_if_absent(iot.detach_policy, policyName=policy, target=arn)
+    logger.info("certificate retired", extra={"certificateId": certificate_id, "policy": policy})
+    metrics.add_metric(name=Metric.CERTIFICATE_RETIRED, unit=MetricUnit.Count, value=1)
+
+
+def _done_if_absent(call: Callable[..., Any], **arguments: str) -> None:
+    """Make the call; a missing certificate, thing, policy or attachment means there is nothing to do."""
+    try:
+        call(**arguments)
+    except ClientError as error:
+        if not _not_found(error):
+            raise
+
+
+def _not_found(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+
+
+def _text(image: Mapping[str, Any], attribute: str) -> str:
+    value = image.get(attribute)
+    return value if isinstance(value, str) else ""
+
+
+def _base_name() -> str:
+    base = os.environ.get(STACK_BASE_NAME_ENV)
+    if not base:
+        raise RuntimeError(f"{STACK_BASE_NAME_ENV} is not set")
+    return base
+
+
+@functools.cache
+def _iot() -> Any:
+    return boto3.client("iot", config=CLIENT_CONFIG)

@@ -1,0 +1,252 @@
+"""The retirement function on the registry table's stream (moto's own records): every certificate a device's
+item stops holding is revoked and detached from the thing and the policy, and nothing else is touched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hook import certificate_retirement
+from hook.contract import Attr, Service, certificate_binding_key, thing_name
+from hook.registry import DeviceRecords, Provenance, timestamp
+from hook.rules import DeviceRequest
+from tests.support import (
+    BASE,
+    CLAIM_CERTIFICATE_ID,
+    TABLE_NAME,
+    TEMPLATE_ARN,
+    FakeLambdaContext,
+    Fleet,
+    RegistryStream,
+    clear_certificate_function_caches,
+    configure_certificate_functions,
+    fail_once,
+    hook_event,
+    metric_counts,
+    output_lines,
+    valid_parameters,
+)
+
+SERIAL = "TS-000001"
+THING = thing_name(BASE, SERIAL)
+POLICY = f"{BASE}_temperature-sensor"
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # batches that retire nothing
+
+
+@pytest.fixture
+def stream(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Any:
+    configure_certificate_functions(monkeypatch)
+    yield RegistryStream(fleet.dynamodb)
+    clear_certificate_function_caches()
+
+
+@pytest.fixture
+def registry(fleet: Fleet) -> DeviceRecords:
+    return DeviceRecords(fleet.dynamodb, TABLE_NAME)
+
+
+@pytest.fixture
+def original(fleet: Fleet, stream: RegistryStream) -> str:
+    """An ACTIVE device's certificate; the stream's records of its provisioning are delivered already."""
+    certificate = fleet.provision(SERIAL)
+    assert retire(stream) == {"batchItemFailures": []}
+    assert attachments(fleet, certificate) == ("ACTIVE", [THING], [POLICY])
+    return certificate
+
+
+def retire(stream: RegistryStream) -> dict[str, Any]:
+    """Deliver the stream's new records to the retirement function, as Lambda does."""
+    return dict(certificate_retirement.lambda_handler(stream.event(), FakeLambdaContext()))
+
+
+def attachments(fleet: Fleet, certificate_id: str) -> tuple[str, list[str], list[str]]:
+    """The certificate's status, the things it is attached to and its policies."""
+    arn = fleet.certificate(certificate_id)["certificateArn"]
+    things = fleet.iot.list_principal_things(principal=arn)["things"]
+    return fleet.certificate(certificate_id)["status"], things, fleet.policies(certificate_id)
+
+
+def issue(fleet: Fleet, serial: str = SERIAL) -> str:
+    """A certificate attached to the device's thing and policy, as the rotation function issues one."""
+    created = fleet.iot.create_keys_and_certificate(setAsActive=True)
+    fleet.iot.attach_policy(policyName=POLICY, target=created["certificateArn"])
+    fleet.iot.attach_thing_principal(thingName=thing_name(BASE, serial), principal=created["certificateArn"])
+    return str(created["certificateId"])
+
+
+def item(registry: DeviceRecords, serial: str = SERIAL) -> dict[str, str]:
+    found = registry.get(serial)
+    assert found is not None
+    return found
+
+
+def rotate(fleet: Fleet, registry: DeviceRecords, serial: str = SERIAL) -> str:
+    """A whole rotation in the registry to a new certificate; returns it."""
+    new = issue(fleet, serial)
+    assert registry.begin_rotation(item(registry, serial), new, "job-1")
+    assert registry.complete_rotation(item(registry, serial)) is not None
+    return new
+
+
+RETIRED: tuple[str, list[str], list[str]] = ("REVOKED", [], [])
+
+
+def test_a_completed_rotation_retires_the_old_certificate_only(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+) -> None:
+    new = issue(fleet)
+    assert registry.begin_rotation(item(registry), new, "job-1")
+    assert retire(stream) == {"batchItemFailures": []}
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])  # pending: nothing retired yet
+    capsys.readouterr()
+
+    registry.complete_rotation(item(registry))
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, new) == ("ACTIVE", [THING], [POLICY])
+    [(dimensions, total)] = metric_counts(output_lines(capsys), "CertificateRetired")
+    assert (dimensions, total) == ({"service": Service.CERTIFICATE_RETIREMENT.value}, 1.0)
+
+
+def test_an_abandoned_rotation_retires_the_pending_certificate(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+) -> None:
+    pending = issue(fleet)
+    registry.begin_rotation(item(registry), pending, "job-1")
+    registry.abandon_rotation(item(registry), "the new certificate did not connect")
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, pending) == RETIRED
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+
+
+def test_a_retried_rotation_retires_the_pending_certificate_it_replaces(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+) -> None:
+    first, second = issue(fleet), issue(fleet)
+    registry.begin_rotation(item(registry), first, "job-1")
+    registry.begin_rotation(item(registry), second, "job-2")
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, first) == RETIRED
+    assert attachments(fleet, second) == ("ACTIVE", [THING], [POLICY])
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+
+
+def test_a_reprovisioning_grant_used_by_the_hook_retires_the_replaced_certificate(
+    fleet: Fleet,
+    registry: DeviceRecords,
+    stream: RegistryStream,
+    original: str,
+    invoke: Any,
+) -> None:
+    until = timestamp(datetime.now(UTC) + timedelta(hours=1))
+    registry.grant_reprovision(SERIAL, "main board replaced", "alice", until)
+    replacement = fleet.iot.create_keys_and_certificate(setAsActive=True)
+    event = hook_event(valid_parameters(SerialNumber=SERIAL, FirmwareVersion="2.1.0"))
+    event["certificateId"] = replacement["certificateId"]
+
+    assert invoke(event)["allowProvisioning"] is True
+    # the template attaches the new certificate to the same thing and the type's policy
+    fleet.iot.attach_thing_principal(thingName=THING, principal=replacement["certificateArn"])
+    fleet.iot.attach_policy(policyName=POLICY, target=replacement["certificateArn"])
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert item(registry)[Attr.CERTIFICATE_ID] == replacement["certificateId"]
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, replacement["certificateId"]) == ("ACTIVE", [THING], [POLICY])
+
+
+def test_a_released_approval_retires_its_certificate_without_a_thing(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream
+) -> None:
+    """A ``PENDING`` approval never became a thing; releasing it deletes its item (a REMOVE record)."""
+    created = fleet.iot.create_keys_and_certificate(setAsActive=True)
+    request = DeviceRequest("TS-000777", "temperature-sensor", "AcmeIoT", "2.1.0", "Line-1")
+    provenance = Provenance(created["certificateId"], CLAIM_CERTIFICATE_ID, TEMPLATE_ARN, "TS-000777")
+    registry.approve(request, provenance, require_preregistration=False)
+    approval = registry.get("TS-000777")
+    assert approval is not None
+    assert registry.release(approval) == "deleted"
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, created["certificateId"]) == RETIRED
+
+
+def test_certificate_bindings_are_never_retired_from(
+    fleet: Fleet, stream: RegistryStream, original: str
+) -> None:
+    """A binding item holds a certificate id too; removing one (an operator's clean-up) retires nothing."""
+    fleet.dynamodb.delete_item(
+        TableName=TABLE_NAME, Key={"serialNumber": {"S": certificate_binding_key(original)}}
+    )
+    event = stream.event()
+    [removed] = [record for record in event["Records"] if record["eventName"] == "REMOVE"]
+    assert removed["dynamodb"]["OldImage"]["certificateId"] == {"S": original}
+
+    result = certificate_retirement.lambda_handler(event, FakeLambdaContext())
+
+    assert result == {"batchItemFailures": []}
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+
+
+def test_a_redelivered_batch_is_retired_again_without_failing(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+) -> None:
+    rotate(fleet, registry)
+    event = stream.event()
+
+    for _ in range(2):
+        assert certificate_retirement.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert attachments(fleet, original) == RETIRED
+
+
+def test_a_certificate_already_deleted_counts_as_retired(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+) -> None:
+    rotate(fleet, registry)
+    arn = fleet.certificate(original)["certificateArn"]
+    fleet.iot.detach_thing_principal(thingName=THING, principal=arn)
+    fleet.iot.detach_policy(policyName=POLICY, target=arn)
+    fleet.iot.update_certificate(certificateId=original, newStatus="INACTIVE")
+    fleet.iot.delete_certificate(certificateId=original)
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+
+def test_a_failed_record_is_reported_and_the_others_are_retired(
+    fleet: Fleet,
+    registry: DeviceRecords,
+    stream: RegistryStream,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other_original = fleet.provision("TS-000002")
+    retire(stream)
+    for serial in (SERIAL, "TS-000002"):
+        rotate(fleet, registry, serial)
+    event = stream.event()
+    fail_once(monkeypatch, "UpdateCertificate", "UnauthorizedException")  # not retried by the client
+    clear_certificate_function_caches()  # the function's next client is made with the failure injected
+
+    result = certificate_retirement.lambda_handler(event, FakeLambdaContext())
+
+    [failure] = result["batchItemFailures"]
+    sequence_numbers = [record["dynamodb"]["SequenceNumber"] for record in event["Records"]]
+    failed = event["Records"][sequence_numbers.index(failure["itemIdentifier"])]
+    assert failed["dynamodb"]["Keys"]["serialNumber"] == {"S": SERIAL}
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+    assert attachments(fleet, other_original) == RETIRED
+
+    # Lambda delivers the batch again from the failed record
+    retried = {"Records": event["Records"][event["Records"].index(failed) :]}
+    assert certificate_retirement.lambda_handler(retried, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, other_original) == RETIRED

@@ -1,0 +1,467 @@
+"""fleetctl rotate on moto: choosing devices, the jobs that ask them to rotate, resuming a job's failures
+and a job's status.
+
+moto creates a job's executions (QUEUED) but has no jobs data plane for devices to report on, so a device's
+outcome is written into moto's job execution directly (:func:`report`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.iot.models import iot_backends
+
+from fleetctl import rotation
+from fleetctl.errors import ExitCode
+from hook.contract import Attr, DeviceStatus, thing_name
+from hook.registry import DeviceRecords, Provenance, timestamp
+from hook.rules import parse_rules, validate_request
+from tests.support import (
+    BASE,
+    REGION,
+    RULES,
+    TABLE_NAME,
+    TEMPLATE_ARN,
+    Fleet,
+    before_every_call,
+    certificate_id,
+    rows,
+    valid_parameters,
+)
+
+pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
+
+JOB_ID = re.compile(rf"{BASE}-rotate-\d{{14}}")
+
+
+def thing_arn(serial: str) -> str:
+    return f"arn:aws:iot:{REGION}:{DEFAULT_ACCOUNT_ID}:thing/{thing_name(BASE, serial)}"
+
+
+def set_times(fleet: Fleet, serial: str, **days_ago: float) -> None:
+    """Set the item's timestamps (approvedAt=40 means approved 40 days ago)."""
+    now = datetime.now(UTC)
+    names = {name: f"#{name}" for name in days_ago}
+    fleet.dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"serialNumber": {"S": serial}},
+        UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in days_ago),
+        ExpressionAttributeNames={value: name for name, value in names.items()},
+        ExpressionAttributeValues={
+            f":{name}": {"S": timestamp(now - timedelta(days=days))} for name, days in days_ago.items()
+        },
+    )
+
+
+def jobs(fleet: Fleet) -> list[str]:
+    return [job["jobId"] for job in fleet.iot.list_jobs()["jobs"]]
+
+
+def report(job_id: str, serial: str, status: str, **details: str) -> None:
+    """What the device reports through the jobs data plane (UpdateJobExecution), which moto lacks."""
+    execution = iot_backends[DEFAULT_ACCOUNT_ID][REGION].job_executions[(job_id, thing_name(BASE, serial))]
+    execution.status = status
+    execution.status_details_map = details
+
+
+def rotation_job(fleet: Fleet, job_id: str, *serials: str, key: str = "RSA-2048") -> None:
+    """A rotation job as an earlier ``fleetctl rotate`` created it."""
+    document = {"operation": "rotate-certificate", "keyAlgorithm": key}
+    fleet.iot.create_job(
+        jobId=job_id,
+        targets=[thing_arn(serial) for serial in serials],
+        document=json.dumps(document),
+        targetSelection="SNAPSHOT",
+    )
+
+
+def selected(fleet: Fleet, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The serials a dry run would target, and the skipped ones with why."""
+    plan = fleet.run_json("rotate", *args, "--dry-run")
+    assert plan["created"] is False
+    return [row["serial"] for row in plan["targets"]], {
+        row["serial"]: row["reason"] for row in plan["skipped"]
+    }
+
+
+def serials_file(fleet: Fleet, *lines: str) -> Path:
+    path = fleet.tmp_path / "serials.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- selection -------------------------------------------------------------------------------------------
+
+
+def test_a_dry_run_shows_the_plan_and_creates_no_job(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.provision("TS-000002")
+
+    plan = fleet.run_json("rotate", "TS-000001", "--dry-run")
+
+    assert [row["serial"] for row in plan["targets"]] == ["TS-000001"]
+    assert plan["targets"][0]["thingName"] == thing_name(BASE, "TS-000001")
+    [job] = plan["jobs"]
+    assert JOB_ID.fullmatch(job["jobId"])
+    assert (job["jobArn"], job["serials"]) == (None, ["TS-000001"])
+    assert plan["document"] == {"operation": "rotate-certificate", "keyAlgorithm": "EC-P256"}
+    assert jobs(fleet) == []
+
+    table = fleet.run("rotate", "TS-000001", "--dry-run")
+    assert table.exit_code == ExitCode.OK
+    assert "TS-000001" in table.stdout
+    assert "dry run" in table.stdout
+    assert jobs(fleet) == []
+
+
+def test_type_selects_the_active_devices_of_that_type(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.provision("GW-ABCD", device_type="gateway")
+    fleet.provision("GW-EFGH", device_type="gateway")
+    fleet.run_json("revoke", "GW-EFGH", "--reason", "stolen")
+
+    assert selected(fleet, "--type", "gateway") == (["GW-ABCD"], {})
+
+
+def test_older_than_measures_from_the_latest_of_rotation_reprovisioning_and_approval(fleet: Fleet) -> None:
+    for serial in ("TS-000001", "TS-000002", "TS-000003", "TS-000004"):
+        fleet.provision(serial)
+    set_times(fleet, "TS-000001", approvedAt=40)
+    set_times(fleet, "TS-000002", approvedAt=400, rotatedAt=10)
+    set_times(fleet, "TS-000003", approvedAt=400, reprovisionedAt=5)
+    set_times(fleet, "TS-000004", approvedAt=400, rotatedAt=35, reprovisionedAt=31)
+
+    plan = fleet.run_json("rotate", "--older-than", "30", "--dry-run")
+
+    ages = {row["serial"]: row["certificateAgeDays"] for row in plan["targets"]}
+    assert ages == {"TS-000001": 40, "TS-000004": 31}
+    assert plan["skipped"] == []
+    assert selected(fleet, "--older-than", "0")[0] == ["TS-000001", "TS-000002", "TS-000003", "TS-000004"]
+
+
+def test_a_file_names_devices_and_those_that_cannot_rotate_are_skipped_with_why(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.provision("TS-000003")
+    fleet.run_json("revoke", "TS-000003", "--reason", "stolen")
+    fleet.run_json("preregister", str(fleet.manifest(*rows("TS-000002"))))
+    path = serials_file(fleet, "TS-000001", "", "  TS-000002  ", "TS-000003", "TS-000009", "TS-000001")
+
+    targets, skipped = selected(fleet, "--file", str(path))
+
+    assert targets == ["TS-000001"]
+    assert skipped == {
+        "TS-000002": "PREREGISTERED; only ACTIVE devices rotate",
+        "TS-000003": "REVOKED; only ACTIVE devices rotate",
+        "TS-000009": "not in the registry",
+    }
+    table = fleet.run("rotate", "--file", str(path), "--dry-run")
+    assert "Skipped" in table.stdout
+    assert "not in the registry" in table.stdout
+
+
+def test_selectors_combine_as_an_intersection(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.provision("TS-000002")
+    fleet.provision("GW-ABCD", device_type="gateway")
+    fleet.provision("GW-EFGH", device_type="gateway")
+    for serial in ("TS-000001", "GW-ABCD"):
+        set_times(fleet, serial, approvedAt=100)
+    path = serials_file(fleet, "TS-000001", "TS-000002", "GW-ABCD")
+
+    targets, skipped = selected(fleet, "--file", str(path), "--type", "gateway", "--older-than", "90")
+
+    assert targets == ["GW-ABCD"]  # GW-EFGH is not in the file
+    assert skipped == {
+        "TS-000001": "type temperature-sensor, not gateway",
+        "TS-000002": "type temperature-sensor, not gateway",
+    }
+    assert selected(fleet, "--type", "temperature-sensor", "--older-than", "90") == (["TS-000001"], {})
+    assert selected(fleet, "TS-000002", "--file", str(path), "--older-than", "90") == (
+        [],
+        {"TS-000002": "certificate 0 day(s) old, not older than 90"},
+    )
+
+
+def test_a_device_whose_thing_is_not_recorded_is_skipped(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.dynamodb.update_item(
+        TableName=TABLE_NAME, Key={"serialNumber": {"S": "TS-000001"}}, UpdateExpression="REMOVE thingName"
+    )
+
+    assert selected(fleet, "--type", "temperature-sensor") == (
+        [],
+        {"TS-000001": "no thingName in the registry item"},
+    )
+
+
+# --- creating jobs -------------------------------------------------------------------------------------
+
+
+def test_yes_creates_a_snapshot_job_for_the_devices_things_with_the_rotation_document(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.provision("TS-000002")
+
+    done = fleet.run_json("rotate", "--type", "temperature-sensor", "--key-algorithm", "RSA-2048", "--yes")
+
+    assert done["created"] is True
+    [created] = done["jobs"]
+    assert jobs(fleet) == [created["jobId"]]
+    job = fleet.iot.describe_job(jobId=created["jobId"])["job"]
+    assert job["jobArn"] == created["jobArn"]
+    assert job["targetSelection"] == "SNAPSHOT"
+    assert sorted(job["targets"]) == [thing_arn("TS-000001"), thing_arn("TS-000002")]
+    document = json.loads(fleet.iot.get_job_document(jobId=created["jobId"])["document"])
+    assert document == {"operation": "rotate-certificate", "keyAlgorithm": "RSA-2048"}
+
+
+def test_the_operator_is_asked_and_no_means_no_job(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+
+    declined = fleet.run("rotate", "TS-000001", input="n\n")
+
+    assert declined.exit_code == ExitCode.ABORTED
+    assert "rotate their certificate" in declined.stderr
+    assert "no job created" in declined.stderr
+    assert jobs(fleet) == []
+
+    accepted = fleet.run("rotate", "TS-000001", input="y\n")
+    assert accepted.exit_code == ExitCode.OK, accepted.output
+    [job_id] = jobs(fleet)
+    assert job_id in accepted.stdout
+    assert f"fleetctl rotate --status {job_id}" in accepted.stdout
+
+
+def test_more_devices_than_a_job_takes_make_several_jobs(fleet: Fleet) -> None:
+    serials = [f"TS-{number:06d}" for number in range(1, rotation.JOB_TARGETS_MAX + 2)]
+    records = DeviceRecords(fleet.dynamodb, TABLE_NAME)
+    rules = parse_rules(RULES)
+    for serial in serials:  # registry only: the things are not needed to create jobs
+        request = validate_request(valid_parameters(SerialNumber=serial, FirmwareVersion="2.1.0"), rules)
+        provenance = Provenance(certificate_id(serial), fleet.claim_certificate_id, TEMPLATE_ARN, serial)
+        records.approve(request, provenance, require_preregistration=False)
+        assert records.activate(serial, thing_name(BASE, serial)) is None
+
+    done = fleet.run_json("rotate", "--type", "temperature-sensor", "--yes")
+
+    first, second = done["jobs"]
+    assert first["jobId"].endswith("-1")
+    assert second["jobId"] == first["jobId"][:-1] + "2"
+    assert (len(first["serials"]), second["serials"]) == (100, [serials[-1]])
+    for job in done["jobs"]:
+        assert JOB_ID.fullmatch(job["jobId"].rsplit("-", 1)[0])
+        described = fleet.iot.describe_job(jobId=job["jobId"])["job"]
+        assert sorted(described["targets"]) == sorted(thing_arn(serial) for serial in job["serials"])
+        assert "part" in described["description"]
+
+
+def test_a_failure_after_some_jobs_were_created_names_them(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.provision("TS-000001")
+    fleet.provision("TS-000002")
+    monkeypatch.setattr(rotation, "JOB_TARGETS_MAX", 1)
+    calls: list[str] = []
+
+    def second_create_job_fails(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if model.name == "CreateJob":
+            calls.append(model.name)
+            if len(calls) == 2:
+                error = {"Error": {"Code": "LimitExceededException", "Message": "too many active jobs"}}
+                return AWSResponse("https://injected/CreateJob", 400, HTTPHeaders(), None), error
+        return None
+
+    before_every_call(monkeypatch, second_create_job_fails)
+
+    result = fleet.run("rotate", "--type", "temperature-sensor", "--yes")
+
+    assert result.exit_code == ExitCode.AWS
+    [created] = jobs(fleet)
+    assert created.endswith("-1")
+    assert f"created before it: {created}; 1 device(s)" in result.stderr
+    assert "LimitExceededException" in result.stderr
+
+
+def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.run_json("revoke", "TS-000001", "--reason", "stolen")
+
+    result = fleet.run("rotate", "TS-000001")
+
+    assert result.exit_code == ExitCode.OK
+    assert "no device to rotate" in result.stdout
+    assert jobs(fleet) == []
+
+
+# --- bad input -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--older-than", "-1"], "--older-than"),
+        (["--older-than", "soon"], "--older-than"),
+        (["TS 1"], "SERIAL"),
+        (["--type", "gateway", "--key-algorithm", "DSA"], "--key-algorithm"),
+        (["--resume", "not a job"], "--resume"),
+        (["--status", "x" * 65], "--status"),
+        ([], "SERIAL, --type TYPE, --older-than DAYS and/or --file PATH"),
+        (["--status", "job-1", "--type", "gateway"], "--status JOB_ID takes no --type"),
+        (["--resume", "job-1", "--key-algorithm", "RSA-2048"], "it takes no --key-algorithm"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_that_name_the_argument(
+    fleet: Fleet, args: list[str], named: str
+) -> None:
+    result = fleet.run("rotate", *args, "--yes")
+
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert named.lower() in result.stderr.lower()
+    assert jobs(fleet) == []
+
+
+def test_bad_lines_of_the_file_are_reported_by_number_and_nothing_is_done(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    path = serials_file(fleet, "TS-000001", "TS 000002", "", "TS-000003;rm")
+
+    result = fleet.run("rotate", "--file", str(path), "--yes")
+
+    assert result.exit_code == ExitCode.USAGE
+    assert f"--file {path} line 2: 'TS 000002' is not a serial number" in result.stderr
+    assert f"--file {path} line 4: 'TS-000003;rm'" in result.stderr
+    assert "line 1" not in result.stderr
+    assert jobs(fleet) == []
+
+
+def test_an_unknown_serial_is_not_found(fleet: Fleet) -> None:
+    result = fleet.run("rotate", "TS-999999", "--yes")
+
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert "TS-999999" in result.stderr
+    assert jobs(fleet) == []
+
+
+# --- resume and status ---------------------------------------------------------------------------------
+
+
+def test_resume_targets_only_the_failed_devices_still_active_and_not_rotated_since(fleet: Fleet) -> None:
+    serials = ["TS-000001", "TS-000002", "TS-000003", "TS-000004", "TS-000005", "TS-000006"]
+    for serial in serials:
+        fleet.provision(serial)
+    rotation_job(fleet, f"{BASE}-rotate-20250101000000", *serials)
+    report(f"{BASE}-rotate-20250101000000", "TS-000001", "FAILED", reason="new key lost")
+    report(f"{BASE}-rotate-20250101000000", "TS-000002", "SUCCEEDED")
+    report(f"{BASE}-rotate-20250101000000", "TS-000003", "TIMED_OUT")
+    report(f"{BASE}-rotate-20250101000000", "TS-000004", "FAILED")
+    fleet.run_json("revoke", "TS-000004", "--reason", "stolen")
+    report(f"{BASE}-rotate-20250101000000", "TS-000005", "REJECTED")
+    set_times(fleet, "TS-000005", rotatedAt=-0.01)  # rotated by another job after this one was created
+    # TS-000006 is still QUEUED: its device has not taken the job yet.
+
+    plan = fleet.run_json("rotate", "--resume", f"{BASE}-rotate-20250101000000", "--dry-run")
+
+    assert plan["resumedFrom"] == f"{BASE}-rotate-20250101000000"
+    assert [row["serial"] for row in plan["targets"]] == ["TS-000001", "TS-000003"]
+    skipped = {row["serial"]: row["reason"] for row in plan["skipped"]}
+    assert skipped["TS-000004"] == "REVOKED; only ACTIVE devices rotate"
+    assert skipped["TS-000005"].startswith("rotated since the job was created")
+    assert set(skipped) == {"TS-000004", "TS-000005"}
+
+    done = fleet.run_json("rotate", "--resume", f"{BASE}-rotate-20250101000000", "--yes")
+    [resumed] = done["jobs"]
+    assert resumed["jobId"] != f"{BASE}-rotate-20250101000000"
+    job = fleet.iot.describe_job(jobId=resumed["jobId"])["job"]
+    assert sorted(job["targets"]) == [thing_arn("TS-000001"), thing_arn("TS-000003")]
+    document = json.loads(fleet.iot.get_job_document(jobId=resumed["jobId"])["document"])
+    assert document == {"operation": "rotate-certificate", "keyAlgorithm": "RSA-2048"}
+
+
+def test_resume_refuses_a_job_that_is_not_a_rotation_and_a_job_that_does_not_exist(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.iot.create_job(
+        jobId="firmware-update-7",
+        targets=[thing_arn("TS-000001")],
+        document=json.dumps({"operation": "install", "url": "https://example.com/fw.bin"}),
+    )
+
+    other = fleet.run("rotate", "--resume", "firmware-update-7", "--yes")
+    assert other.exit_code == ExitCode.USAGE
+    assert "'firmware-update-7' is not a certificate rotation job" in other.stderr
+
+    missing = fleet.run("rotate", "--resume", "no-such-job", "--yes")
+    assert missing.exit_code == ExitCode.NOT_FOUND
+    assert "no-such-job" in missing.stderr
+    assert jobs(fleet) == ["firmware-update-7"]
+
+
+def test_status_counts_executions_and_lists_the_failed_devices_with_their_reason(fleet: Fleet) -> None:
+    for serial in ("TS-000001", "TS-000002", "TS-000003", "TS-000004"):
+        fleet.provision(serial)
+    job_id = f"{BASE}-rotate-20250101000000"
+    rotation_job(fleet, job_id, "TS-000001", "TS-000002", "TS-000003", "TS-000004")
+    report(job_id, "TS-000001", "FAILED", reason="new key lost")
+    report(job_id, "TS-000002", "SUCCEEDED")
+    report(job_id, "TS-000003", "TIMED_OUT")
+
+    status = fleet.run_json("rotate", "--status", job_id)
+
+    assert {name: count for name, count in status["executions"].items() if count} == {
+        "QUEUED": 1,
+        "SUCCEEDED": 1,
+        "FAILED": 1,
+        "TIMED_OUT": 1,
+    }
+    assert status["failed"] == [
+        {
+            "serial": "TS-000001",
+            "thingName": thing_name(BASE, "TS-000001"),
+            "status": "FAILED",
+            "reason": "new key lost",
+        },
+        {
+            "serial": "TS-000003",
+            "thingName": thing_name(BASE, "TS-000003"),
+            "status": "TIMED_OUT",
+            "reason": "",
+        },
+    ]
+    table = fleet.run("rotate", "--status", job_id)
+    assert table.exit_code == ExitCode.OK
+    assert "new key lost" in table.stdout
+    assert jobs(fleet) == [job_id]
+
+
+# --- what other commands see of a rotation -------------------------------------------------------------
+
+
+def test_revoke_during_a_rotation_revokes_the_pending_certificate_too(fleet: Fleet) -> None:
+    current = fleet.provision("TS-000001")
+    pending = fleet.iot.create_keys_and_certificate(setAsActive=True)["certificateId"]
+    records = DeviceRecords(fleet.dynamodb, TABLE_NAME)
+    assert records.begin_rotation(fleet.item("TS-000001"), pending, "job-1")  # not attached to the thing yet
+
+    steps = fleet.run_json("revoke", "TS-000001", "--reason", "stolen")["steps"]
+
+    assert {"action": "revoke-certificate", "target": pending} in steps
+    assert fleet.certificate(pending)["status"] == "REVOKED"
+    assert fleet.certificate(current)["status"] == "REVOKED"
+
+
+def test_show_prints_the_rotation_facts_of_the_registry_item(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    pending = fleet.iot.create_keys_and_certificate(setAsActive=False)["certificateId"]
+    records = DeviceRecords(fleet.dynamodb, TABLE_NAME)
+    assert records.begin_rotation(fleet.item("TS-000001"), pending, "job-1")
+    assert records.abandon_rotation(fleet.item("TS-000001"), "device lost its new key") is not None
+
+    shown = fleet.run("show", "TS-000001")
+
+    assert shown.exit_code == ExitCode.OK
+    for fact in (Attr.ROTATION_FAILURE_REASON, Attr.ROTATION_JOB_ID, "device lost its new key"):
+        assert fact in shown.stdout
+    assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE

@@ -1,0 +1,247 @@
+"""Property test of the whole certificate lifecycle against moto: random sequences of provisioning (clones
+included), activation, rotation (started, completed, failed), re-provisioning grants and their use,
+revocation and decommissioning, each through the code that does it in the stack (the registry adapter, the
+rotation and retirement functions, fleetctl), with the registry's stream delivered to the retirement
+function after every step. After each step:
+
+- an ``ACTIVE`` serial has exactly one active certificate, its current one (besides the pending one of a
+  rotation in progress, which must be active for the device to connect with it);
+- every certificate the registry has replaced is revoked;
+- no certificate belongs to two serials (bindings, items and things agree).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from fleetctl.cli import app
+from hook import certificate_retirement, rotation
+from hook.contract import Attr, DeviceStatus, ProvisioningDenied, device_type_resource_name, thing_name
+from hook.registry import DeviceRecords, Item, Provenance, timestamp
+from hook.rules import parse_rules, validate_request
+from tests.support import (
+    BASE,
+    CLAIM_POLICY,
+    REGION,
+    RULES,
+    TABLE_NAME,
+    TEMPLATE_ARN,
+    FakeLambdaContext,
+    RegistryStream,
+    certificate_signing_request,
+    clear_certificate_function_caches,
+    create_registry_table,
+    registry_contents,
+    valid_parameters,
+)
+
+SERIALS = ("TS-000001", "TS-000002", "TS-000003")
+DEVICE_TYPE = "temperature-sensor"
+POLICY = device_type_resource_name(BASE, DEVICE_TYPE)
+JOB_ID = "rotate-1"
+
+serials = st.sampled_from(SERIALS)
+
+
+@pytest.fixture(autouse=True)
+def certificate_functions_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("REGISTRY_TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("STACK_BASE_NAME", BASE)
+    monkeypatch.delenv("IOT_DATA_ENDPOINT", raising=False)
+    LifecycleMachine.outputs_dir = tmp_path
+    yield
+    clear_certificate_function_caches()
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """The stack on moto, driven one lifecycle operation at a time."""
+
+    outputs_dir: Path
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mock = mock_aws()
+        self._mock.start()
+        clear_certificate_function_caches()
+        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_registry_table(self.dynamodb)
+        self.stream = RegistryStream(self.dynamodb)
+        self.iot = boto3.client("iot", region_name=REGION)
+        self.iot.create_policy(policyName=POLICY, policyDocument="{}")
+        claim = self.iot.create_keys_and_certificate(setAsActive=True)
+        self.iot.create_policy(policyName=CLAIM_POLICY, policyDocument="{}")
+        self.claim_certificate_id = claim["certificateId"]
+        self.records = DeviceRecords(self.dynamodb, TABLE_NAME)
+        self.outputs = self.outputs_dir / "outputs.json"
+        self.outputs.write_text(
+            json.dumps(
+                {
+                    "deviceRegistryTableName": TABLE_NAME,
+                    "provisioningTemplateName": f"{BASE}-fleet",
+                    "provisioningTemplateArn": TEMPLATE_ARN,
+                    "claimCertificateId": claim["certificateId"],
+                    "region": REGION,
+                    "hookRules": RULES,
+                }
+            ),
+            encoding="utf-8",
+        )
+        self.issued: set[str] = set()
+
+    def teardown(self) -> None:
+        self._mock.stop()
+
+    # --- operations --------------------------------------------------------------------------------
+
+    @rule(serial=serials)
+    def provision(self, serial: str) -> None:
+        """A device (genuine, re-provisioned or a clone) asks with a new certificate; on approval the
+        template attaches and activates it, and the activation function runs."""
+        certificate = self.iot.create_keys_and_certificate(setAsActive=False)
+        self.issued.add(certificate["certificateId"])
+        parameters = valid_parameters(SerialNumber=serial, DeviceType=DEVICE_TYPE, FirmwareVersion="2.1.0")
+        request = validate_request(parameters, parse_rules(RULES))
+        provenance = Provenance(certificate["certificateId"], self.claim_certificate_id, TEMPLATE_ARN, serial)
+        try:
+            self.records.approve(request, provenance, require_preregistration=False)
+        except ProvisioningDenied:
+            return self._deliver_stream()
+        name = thing_name(BASE, serial)
+        things = {each["thingName"] for each in self.iot.list_things()["things"]}
+        if name not in things:
+            self.iot.create_thing(thingName=name)
+        self.iot.attach_thing_principal(thingName=name, principal=certificate["certificateArn"])
+        self.iot.attach_policy(policyName=POLICY, target=certificate["certificateArn"])
+        self.iot.update_certificate(certificateId=certificate["certificateId"], newStatus="ACTIVE")
+        self.records.activate(serial, name)
+        return self._deliver_stream()
+
+    @rule(serial=serials)
+    def start_rotation(self, serial: str) -> None:
+        """The device sends a CSR with its current certificate."""
+        item = self.records.get(serial) or {}
+        self._rotation_step(
+            serial, "csr", item.get(Attr.CERTIFICATE_ID, "0" * 64), {"csr": certificate_signing_request()}
+        )
+
+    @rule(serial=serials)
+    def complete_rotation(self, serial: str) -> None:
+        """The device reports success with its new certificate."""
+        item = self.records.get(serial) or {}
+        caller = item.get(Attr.PENDING_CERTIFICATE_ID, "0" * 64)
+        self._rotation_step(serial, "result", caller, {"status": "SUCCEEDED"})
+
+    @rule(serial=serials)
+    def fail_rotation(self, serial: str) -> None:
+        """The device reports failure with its current certificate."""
+        item = self.records.get(serial) or {}
+        caller = item.get(Attr.CERTIFICATE_ID, "0" * 64)
+        self._rotation_step(serial, "result", caller, {"status": "FAILED", "reason": "connect failed"})
+
+    @rule(serial=serials)
+    def grant_reprovision(self, serial: str) -> None:
+        """An operator allows one re-provisioning, for an hour; only an ``ACTIVE`` serial can have it."""
+        active = (self.records.get(serial) or {}).get(Attr.STATUS) == DeviceStatus.ACTIVE
+        result = self._fleetctl("reprovision", serial, "--reason", "RMA", "--window", "1")
+        assert (result.exit_code == 0) == active, result.output
+        if active:
+            until = (self.records.get(serial) or {})[Attr.REPROVISION_ALLOWED_UNTIL]
+            assert timestamp() < until <= timestamp(datetime.now(UTC) + timedelta(hours=1))
+        self._deliver_stream()
+
+    @rule(serial=serials)
+    def revoke(self, serial: str) -> None:
+        self._fleetctl("revoke", serial, "--reason", "stolen")
+        self._deliver_stream()
+
+    @rule(serial=serials)
+    def decommission(self, serial: str) -> None:
+        self._fleetctl("decommission", serial)
+        self._deliver_stream()
+
+    # --- invariants --------------------------------------------------------------------------------
+
+    @invariant()
+    def an_active_serial_has_exactly_one_active_certificate(self) -> None:
+        devices, bindings = registry_contents(self.dynamodb)
+        for serial, item in devices.items():
+            if item.get(Attr.STATUS) != DeviceStatus.ACTIVE:
+                continue
+            bound = {certificate for certificate, owner in bindings.items() if owner == serial}
+            active = {certificate for certificate in bound if self._status(certificate) == "ACTIVE"}
+            assert active - {item.get(Attr.PENDING_CERTIFICATE_ID)} == {item[Attr.CERTIFICATE_ID]}, item
+
+    @invariant()
+    def every_replaced_certificate_is_revoked(self) -> None:
+        devices, _ = registry_contents(self.dynamodb)
+        for item in devices.values():
+            for certificate in item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split():
+                assert self._status(certificate) == "REVOKED", (certificate, item)
+                assert not self._things_of(certificate), (certificate, item)
+
+    @invariant()
+    def no_certificate_belongs_to_two_serials(self) -> None:
+        devices, bindings = registry_contents(self.dynamodb)
+        for serial, item in devices.items():
+            for attribute in (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID):
+                if attribute in item:
+                    assert bindings.get(item[attribute]) == serial, (attribute, item)
+        for certificate in self.issued:
+            assert len(self._things_of(certificate)) <= 1, certificate
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _rotation_step(self, serial: str, step: str, caller: str, payload: dict[str, str]) -> None:
+        event = {
+            **payload,
+            "jobId": JOB_ID,
+            "callerCertificateId": caller,
+            "thingName": thing_name(BASE, serial),
+            "step": step,
+        }
+        rotation.lambda_handler(event, FakeLambdaContext())
+        item: Item = self.records.get(serial) or {}
+        if Attr.PENDING_CERTIFICATE_ID in item:
+            self.issued.add(item[Attr.PENDING_CERTIFICATE_ID])
+        self._deliver_stream()
+
+    def _deliver_stream(self) -> None:
+        """The registry's changes since the last step, delivered to the retirement function."""
+        event = self.stream.event()
+        if event["Records"]:
+            response = certificate_retirement.lambda_handler(event, FakeLambdaContext())
+            assert response["batchItemFailures"] == [], response
+
+    def _fleetctl(self, *args: str) -> Any:
+        return CliRunner().invoke(app, ["--outputs", str(self.outputs), *args, "--json"])
+
+    def _status(self, certificate_id: str) -> str:
+        described = self.iot.describe_certificate(certificateId=certificate_id)
+        return str(described["certificateDescription"]["status"])
+
+    def _things_of(self, certificate_id: str) -> list[str]:
+        arn = self.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"][
+            "certificateArn"
+        ]
+        return list(self.iot.list_principal_things(principal=arn)["things"])
+
+
+LifecycleMachine.TestCase.settings = settings(
+    max_examples=12,
+    stateful_step_count=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+test_lifecycle_invariants_hold_after_every_operation = LifecycleMachine.TestCase

@@ -1,0 +1,487 @@
+"""The rotation function against moto, driven by the topic rule's events: the device's CSR signed and the
+new certificate sent back, made current only by a success reported with it, and every doubtful step
+refused with an answer on ``rejected`` and a counted reason. The registry stream's records then go to the
+retirement function, as in a deployment."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ClientError
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.iotdata.models import iotdata_backends
+
+from hook import certificate_retirement, rotation
+from hook.contract import Attr, RotationStep, Service, thing_name
+from hook.registry import DeviceRecords
+from tests.support import (
+    BASE,
+    REGION,
+    TABLE_NAME,
+    FakeLambdaContext,
+    Fleet,
+    RegistryStream,
+    before_every_call,
+    certificate_id,
+    certificate_signing_request,
+    clear_certificate_function_caches,
+    configure_certificate_functions,
+    fail_once,
+    metric_counts,
+    output_lines,
+)
+
+SERIAL = "TS-000001"
+THING = thing_name(BASE, SERIAL)
+POLICY = f"{BASE}_temperature-sensor"
+SERVICE = Service.CERTIFICATE_ROTATION.value
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # ignored steps count nothing
+
+
+@pytest.fixture
+def stream(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Any:
+    configure_certificate_functions(monkeypatch)
+    yield RegistryStream(fleet.dynamodb)
+    clear_certificate_function_caches()
+
+
+@pytest.fixture
+def registry(fleet: Fleet) -> DeviceRecords:
+    return DeviceRecords(fleet.dynamodb, TABLE_NAME)
+
+
+@pytest.fixture
+def original(fleet: Fleet, stream: RegistryStream) -> str:
+    """An ACTIVE device's certificate; its provisioning's stream records are delivered already."""
+    certificate = fleet.provision(SERIAL)
+    retire(stream)
+    return certificate
+
+
+def rule_event(step: str, caller: str, thing: str = THING, **payload: Any) -> dict[str, Any]:
+    """What the topic rule sends: the device's payload, ``principal()``, ``topic(2)`` and ``topic(3)``."""
+    return {**payload, "callerCertificateId": caller, "thingName": thing, "step": step}
+
+
+def csr_event(caller: str, job_id: str = "rotate-1", csr: str | None = None) -> dict[str, Any]:
+    return rule_event(
+        "csr", caller, csr=certificate_signing_request(THING) if csr is None else csr, jobId=job_id
+    )
+
+
+def result_event(caller: str, status: str, job_id: str = "rotate-1", **extra: Any) -> dict[str, Any]:
+    return rule_event("result", caller, jobId=job_id, status=status, **extra)
+
+
+def invoke(event: Any) -> dict[str, str]:
+    answer: dict[str, str] = rotation.lambda_handler(event, FakeLambdaContext())
+    return answer
+
+
+def retire(stream: RegistryStream) -> None:
+    result = certificate_retirement.lambda_handler(stream.event(), FakeLambdaContext())
+    assert result == {"batchItemFailures": []}
+
+
+def published(thing: str = THING) -> list[tuple[str, dict[str, Any]]]:
+    """The (step, document) of every message the function published to the thing's rotation topics."""
+    prefix = f"rotation/{thing}/"
+    messages = iotdata_backends[DEFAULT_ACCOUNT_ID][REGION].published_payloads
+    return [
+        (topic[len(prefix) :], json.loads(payload)) for topic, payload in messages if topic.startswith(prefix)
+    ]
+
+
+def item(registry: DeviceRecords) -> dict[str, str]:
+    found = registry.get(SERIAL)
+    assert found is not None
+    return found
+
+
+def attachments(fleet: Fleet, certificate: str) -> tuple[str, list[str], list[str]]:
+    """The certificate's status, its things and its policies."""
+    arn = fleet.certificate(certificate)["certificateArn"]
+    things = fleet.iot.list_principal_things(principal=arn)["things"]
+    return fleet.certificate(certificate)["status"], things, fleet.policies(certificate)
+
+
+def certificates(fleet: Fleet) -> set[str]:
+    return {each["certificateId"] for each in fleet.iot.list_certificates()["certificates"]}
+
+
+def failures(capsys: Any) -> list[tuple[dict[str, str], float]]:
+    return metric_counts(output_lines(capsys), "CertificateRotationFailed")
+
+
+def refused_once(capsys: Any, reason: str) -> None:
+    """``CertificateRotationFailed`` counted once plainly and once under its ``Reason``."""
+    assert sorted(failures(capsys), key=lambda counted: len(counted[0])) == [
+        ({"service": SERVICE}, 1.0),
+        ({"service": SERVICE, "Reason": reason}, 1.0),
+    ]
+
+
+IN_USE: tuple[str, list[str], list[str]] = ("ACTIVE", [THING], [POLICY])
+RETIRED: tuple[str, list[str], list[str]] = ("REVOKED", [], [])
+
+
+def test_a_rotation_from_csr_to_retirement(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+) -> None:
+    assert invoke(csr_event(original)) == {"outcome": "certificate-issued"}
+
+    [(step, answer)] = published()
+    assert step == RotationStep.CERTIFICATE
+    new = answer["certificateId"]
+    assert answer["certificatePem"] == fleet.certificate(new)["certificatePem"]
+    assert attachments(fleet, new) == IN_USE
+    pending = item(registry)
+    assert (pending[Attr.CERTIFICATE_ID], pending[Attr.PENDING_CERTIFICATE_ID]) == (original, new)
+    assert pending[Attr.ROTATION_JOB_ID] == "rotate-1"
+    retire(stream)
+    assert attachments(fleet, original) == IN_USE  # both work until the device proves the new one
+
+    assert invoke(result_event(new, "SUCCEEDED")) == {"outcome": "rotated"}
+
+    rotated = item(registry)
+    assert rotated[Attr.CERTIFICATE_ID] == new
+    assert rotated[Attr.REPLACED_CERTIFICATE_IDS] == original
+    assert Attr.PENDING_CERTIFICATE_ID not in rotated
+    retire(stream)
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, new) == IN_USE
+    assert metric_counts(output_lines(capsys), "CertificateRotated") == [({"service": SERVICE}, 1.0)]
+    assert failures(capsys) == []
+    assert len(published()) == 1  # the success is not answered
+
+
+def test_a_csr_from_a_certificate_that_is_not_current_is_refused(
+    fleet: Fleet, registry: DeviceRecords, original: str, capsys: Any
+) -> None:
+    other_device = fleet.provision("TS-000002")
+    before, known = item(registry), certificates(fleet)
+    capsys.readouterr()
+
+    assert invoke(csr_event(other_device)) == {"outcome": "rejected", "reason": "NotCurrentCertificate"}
+
+    [(step, answer)] = published()
+    assert (step, answer["reason"]) == (RotationStep.REJECTED, "NotCurrentCertificate")
+    assert certificates(fleet) == known  # nothing issued
+    assert item(registry) == before
+    refused_once(capsys, "NotCurrentCertificate")
+
+
+def test_success_reported_with_the_old_certificate_completes_nothing(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+) -> None:
+    invoke(csr_event(original))
+    pending = item(registry)
+    capsys.readouterr()
+
+    assert invoke(result_event(original, "SUCCEEDED")) == {
+        "outcome": "rejected",
+        "reason": "NotCurrentCertificate",
+    }
+
+    assert item(registry) == pending
+    assert published()[-1] == (
+        RotationStep.REJECTED,
+        {
+            "reason": "NotCurrentCertificate",
+            "message": "success must be reported with the new certificate of the rotation in progress",
+        },
+    )
+    retire(stream)
+    assert attachments(fleet, original) == IN_USE
+    refused_once(capsys, "NotCurrentCertificate")
+
+
+@pytest.mark.parametrize(
+    ("csr", "reason"),
+    [
+        ("not a certificate request", "InvalidCsr"),
+        ("-----BEGIN CERTIFICATE REQUEST-----\n%%%%\n-----END CERTIFICATE REQUEST-----\n", "InvalidCsr"),
+        (certificate_signing_request().replace("REQUEST", "KEY"), "InvalidCsr"),
+        (
+            "-----BEGIN CERTIFICATE REQUEST-----\n" + "A" * 4096 + "\n-----END CERTIFICATE REQUEST-----\n",
+            "MalformedRequest",
+        ),
+    ],
+)
+def test_a_bad_csr_is_refused_before_anything_is_issued(
+    fleet: Fleet, registry: DeviceRecords, original: str, capsys: Any, csr: str, reason: str
+) -> None:
+    before, known = item(registry), certificates(fleet)
+    capsys.readouterr()
+
+    assert invoke(csr_event(original, csr=csr)) == {"outcome": "rejected", "reason": reason}
+
+    assert [step for step, _ in published()] == [RotationStep.REJECTED]
+    assert certificates(fleet) == known
+    assert item(registry) == before
+    refused_once(capsys, reason)
+
+
+def test_a_csr_aws_iot_refuses_is_an_invalid_csr(
+    fleet: Fleet, registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """AWS IoT checks the key (RSA of 2048 bits or more, or a NIST curve) and the signature; moto does not,
+    so its refusal is injected as AWS answers it."""
+    fail_once(monkeypatch, "CreateCertificateFromCsr", "InvalidRequestException")
+    clear_certificate_function_caches()
+    before = item(registry)
+    capsys.readouterr()
+
+    assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "InvalidCsr"}
+    assert item(registry) == before
+    refused_once(capsys, "InvalidCsr")
+
+
+def test_a_failure_reported_by_the_device_abandons_and_retires_the_new_certificate(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+) -> None:
+    invoke(csr_event(original))
+    new = item(registry)[Attr.PENDING_CERTIFICATE_ID]
+    capsys.readouterr()
+
+    reason = "the new certificate did not connect: timeout"
+    assert invoke(result_event(original, "FAILED", reason=reason)) == {"outcome": "abandoned"}
+
+    abandoned = item(registry)
+    assert abandoned[Attr.CERTIFICATE_ID] == original
+    assert Attr.PENDING_CERTIFICATE_ID not in abandoned
+    assert abandoned[Attr.ROTATION_FAILURE_REASON] == reason
+    assert [step for step, _ in published()] == [RotationStep.CERTIFICATE]  # the device knows; no answer
+    refused_once(capsys, "DeviceReportedFailure")
+    retire(stream)
+    assert attachments(fleet, new) == RETIRED
+    assert attachments(fleet, original) == IN_USE
+
+
+def test_a_failure_about_another_job_leaves_the_rotation_in_progress(
+    registry: DeviceRecords, original: str
+) -> None:
+    invoke(csr_event(original, job_id="rotate-2"))
+    pending = item(registry)
+
+    refused = invoke(result_event(original, "FAILED", job_id="rotate-1", reason="old news"))
+
+    assert refused == {"outcome": "rejected", "reason": "MalformedRequest"}
+    assert item(registry) == pending
+
+
+def test_a_retried_csr_replaces_the_pending_certificate_which_is_retired(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+) -> None:
+    invoke(csr_event(original, job_id="rotate-1"))
+    first = item(registry)[Attr.PENDING_CERTIFICATE_ID]
+
+    assert invoke(csr_event(original, job_id="rotate-2")) == {"outcome": "certificate-issued"}
+
+    second = item(registry)[Attr.PENDING_CERTIFICATE_ID]
+    assert second != first
+    assert item(registry)[Attr.ROTATION_JOB_ID] == "rotate-2"
+    retire(stream)
+    assert attachments(fleet, first) == RETIRED
+    assert attachments(fleet, second) == IN_USE
+    assert attachments(fleet, original) == IN_USE
+    assert invoke(result_event(second, "SUCCEEDED", job_id="rotate-2")) == {"outcome": "rotated"}
+
+
+def test_a_repeated_success_is_not_refused(registry: DeviceRecords, original: str, capsys: Any) -> None:
+    invoke(csr_event(original))
+    new = item(registry)[Attr.PENDING_CERTIFICATE_ID]
+    invoke(result_event(new, "SUCCEEDED"))
+    rotated = item(registry)
+    capsys.readouterr()
+
+    assert invoke(result_event(new, "SUCCEEDED")) == {"outcome": "already-rotated"}
+    assert item(registry) == rotated
+    assert failures(capsys) == []
+
+
+def test_a_device_that_is_not_active_gets_no_certificate(
+    fleet: Fleet, registry: DeviceRecords, original: str, capsys: Any
+) -> None:
+    registry.revoke(SERIAL, "stolen")
+    known = certificates(fleet)
+    capsys.readouterr()
+
+    assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "NotActive"}
+    assert certificates(fleet) == known
+    refused_once(capsys, "NotActive")
+
+
+def test_a_registry_change_while_issuing_revokes_the_issued_certificate(
+    fleet: Fleet, registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device is revoked between the function's read and its write: the certificate AWS IoT issued
+    meanwhile is revoked, since no registry record will ever retire it."""
+    get = DeviceRecords.get
+
+    def read_then_revoked(self: DeviceRecords, serial: str) -> Any:
+        found = get(self, serial)
+        registry.revoke(serial, "stolen")
+        return found
+
+    known = certificates(fleet)
+    with monkeypatch.context() as patch:
+        patch.setattr(DeviceRecords, "get", read_then_revoked)
+        assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "NotCurrentCertificate"}
+
+    [issued] = certificates(fleet) - known
+    assert attachments(fleet, issued) == RETIRED
+    assert Attr.PENDING_CERTIFICATE_ID not in item(registry)
+
+
+def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certificate(
+    fleet: Fleet,
+    registry: DeviceRecords,
+    stream: RegistryStream,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    event = csr_event(original)
+    known = certificates(fleet)
+    fail_once(monkeypatch, "AttachThingPrincipal", "ThrottlingException", times=3)  # every attempt
+    clear_certificate_function_caches()
+    capsys.readouterr()
+
+    with pytest.raises(ClientError) as raised:
+        invoke(event)
+
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+    assert published() == []  # the device hears nothing until Lambda retries the event
+    assert failures(capsys) == []
+    dropped = item(registry)
+    assert Attr.PENDING_CERTIFICATE_ID not in dropped
+    assert "ThrottlingException" in dropped[Attr.ROTATION_FAILURE_REASON]
+    [first] = certificates(fleet) - known
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # AWS answers again
+    clear_certificate_function_caches()
+    assert invoke(event) == {"outcome": "certificate-issued"}  # Lambda's retry of the same event
+    retire(stream)
+    assert attachments(fleet, first) == RETIRED
+    assert attachments(fleet, item(registry)[Attr.PENDING_CERTIFICATE_ID]) == IN_USE
+
+
+def test_an_aws_error_a_retry_cannot_fix_is_refused_as_internal(
+    registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    fail_once(monkeypatch, "AttachPolicy", "UnauthorizedException")
+    clear_certificate_function_caches()
+    capsys.readouterr()
+
+    assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "InternalError"}
+
+    assert Attr.PENDING_CERTIFICATE_ID not in item(registry)
+    assert published()[-1][1]["reason"] == "InternalError"
+    refused_once(capsys, "InternalError")
+
+
+def test_the_functions_own_messages_are_ignored_without_an_answer(original: str, capsys: Any) -> None:
+    """The rule's ``rotation/+/+`` matches the function's own ``certificate`` and ``rejected``: answering
+    them would loop."""
+    for step in ("certificate", "rejected"):
+        event = rule_event(step, "arn:aws:sts::123456789012:assumed-role/x/y", reason="whatever")
+        assert invoke(event) == {"outcome": "ignored"}
+    assert published() == []
+    assert failures(capsys) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "not an object",
+        rule_event("csr", certificate_id("x"), thing="other-stack_TS-000001", csr="x", jobId="j"),
+        rule_event("csr", certificate_id("x"), thing="fleet-test_TS/000001", csr="x", jobId="j"),
+        rule_event("telemetry", certificate_id("x"), csr="x", jobId="j"),
+    ],
+    ids=["not-an-object", "another-stack", "not-a-thing-name", "not-a-device-step"],
+)
+def test_events_for_no_device_of_this_stack_are_refused_without_an_answer(
+    original: str, capsys: Any, event: Any
+) -> None:
+    assert invoke(event) == {"outcome": "rejected", "reason": "MalformedRequest"}
+    assert iotdata_backends[DEFAULT_ACCOUNT_ID][REGION].published_payloads == []
+    refused_once(capsys, "MalformedRequest")
+
+
+def _without(event: dict[str, Any], field: str) -> dict[str, Any]:
+    return {name: value for name, value in event.items() if name != field}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda event: {**event, "jobId": "job/1"},
+        lambda event: {**event, "jobId": "j" * 65},
+        lambda event: _without(event, "jobId"),
+        lambda event: {**event, "csr": ["-----BEGIN CERTIFICATE REQUEST-----"]},
+        lambda event: {**event, "callerCertificateId": "AROAEXAMPLE:session"},
+        lambda event: {**event, "thingName": THING, "certificateId": "a" * 64},
+        lambda event: {**event, "step": "result", "status": "DONE"},
+        lambda event: {**event, "step": "result", "status": "FAILED", "reason": {"why": 1}},
+    ],
+    ids=[
+        "job-id-charset",
+        "job-id-length",
+        "no-job-id",
+        "csr-not-a-string",
+        "not-a-certificate",
+        "unexpected-field",
+        "unknown-status",
+        "reason-not-a-string",
+    ],
+)
+def test_malformed_device_messages_are_refused_with_an_answer(
+    registry: DeviceRecords, original: str, capsys: Any, change: Any
+) -> None:
+    event = change(csr_event(original))
+    if event["step"] == "result":
+        event = _without(event, "csr")
+    before = item(registry)
+    capsys.readouterr()
+
+    assert invoke(event) == {"outcome": "rejected", "reason": "MalformedRequest"}
+
+    [(step, answer)] = published()
+    assert (step, answer["reason"]) == (RotationStep.REJECTED, "MalformedRequest")
+    assert item(registry) == before
+    refused_once(capsys, "MalformedRequest")
+
+
+def test_a_conflicting_registry_write_is_raised_for_a_retry_and_revokes_the_issued_certificate(
+    fleet: Fleet, registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB cancels the rotation's transaction for a concurrent write on the item, not for a condition."""
+    conflict = [
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "injected"},
+            "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+        }
+    ]
+
+    def cancel_once(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if model.name == "TransactWriteItems" and conflict:
+            return AWSResponse("https://injected/", 400, HTTPHeaders(), None), conflict.pop()
+        return None
+
+    before_every_call(monkeypatch, cancel_once)
+    clear_certificate_function_caches()
+    known = certificates(fleet)
+
+    with pytest.raises(ClientError):
+        invoke(csr_event(original))
+
+    [issued] = certificates(fleet) - known
+    assert attachments(fleet, issued) == RETIRED
+    assert published() == []
+    assert invoke(csr_event(original)) == {"outcome": "certificate-issued"}
