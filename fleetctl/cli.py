@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
-from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -32,6 +31,7 @@ from fleetctl.output import Columns, print_error, print_json, print_line, print_
 from fleetctl.registry import ImportOutcome, ImportResult
 from fleetctl.registry import preregister as preregister_rows
 from hook.contract import Attr, DeviceStatus, RotationKeyAlgorithm
+from hook.registry import SCAN_SEGMENTS
 
 
 class _ReportingGroup(TyperGroup):
@@ -89,8 +89,10 @@ app = typer.Typer(
 )
 claim_app = typer.Typer(no_args_is_help=True, help="The stack's claim certificate(s).")
 certs_app = typer.Typer(no_args_is_help=True, help="Device certificates.")
+registry_app = typer.Typer(no_args_is_help=True, help="The registry table itself.")
 app.add_typer(claim_app, name="claim")
 app.add_typer(certs_app, name="certs")
+app.add_typer(registry_app, name="registry")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 ReasonOption = Annotated[str, typer.Option(callback=_non_blank, help="Why; stored as revocationReason.")]
@@ -196,8 +198,9 @@ def list_devices(
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many devices.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """List devices through the registry's indexes (never a table scan), page by page."""
-    devices = list(islice(_stack(ctx).records.devices(status, device_type), limit))
+    """List devices, page by page: by status or type through the registry's sharded indexes; with neither,
+    the whole registry by a parallel scan."""
+    devices = list(_stack(ctx).records.devices(status, device_type, limit=limit))
     if json_output:
         print_json(devices)
     else:
@@ -465,6 +468,29 @@ def certs_expiring(
     else:
         columns = [*_CERTIFICATE_COLUMNS, ("things", "Things")]
         _print_section(f"Certificates expiring within {days} days", columns, rows)
+
+
+@registry_app.command("backfill")
+def registry_backfill(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """Write the sharded index keys (statusShard, typeShard) on every device item that lacks them or has
+    stale ones: a registry created before the indexes were sharded. Safe to re-run; a second run writes
+    nothing."""
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("reading the registry", total=None)
+        # The client pools AWS_CONCURRENCY connections: the scan's segment readers and the writers share them.
+        report = _stack(ctx).records.backfill_shards(
+            segments=SCAN_SEGMENTS,
+            concurrency=AWS_CONCURRENCY - SCAN_SEGMENTS,
+            on_item=lambda: progress.advance(task),
+        )
+    if json_output:
+        print_json(asdict(report))
+    else:
+        print_line(
+            f"{report.scanned} device item(s) read, {report.updated} updated, "
+            f"{report.skipped} changed meanwhile (their own transition wrote the keys)"
+        )
 
 
 def _stack(ctx: typer.Context) -> StackContext:

@@ -3,6 +3,7 @@
 Every name that more than one of them must agree on is defined here, once.
 """
 
+import hashlib
 import os
 from enum import StrEnum
 from typing import Final
@@ -71,6 +72,12 @@ class Attr(StrEnum):
     REPROVISION_GRANTED_AT = "reprovisionGrantedAt"
     REPROVISION_REASON = "reprovisionReason"
     REPROVISIONED_AT = "reprovisionedAt"
+    STATUS_SHARD = "statusShard"
+    """``<status>#<shard>`` (:func:`shard_key`): the partition key of :data:`STATUS_INDEX`. Only on device
+    items, rewritten by every transition of the status."""
+    TYPE_SHARD = "typeShard"
+    """``<deviceType>#<shard>``: the partition key of :data:`DEVICE_TYPE_INDEX`. Only on device items that
+    have a type."""
 
 
 REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER
@@ -85,8 +92,9 @@ never a serial number."""
 def certificate_binding_key(certificate_id: str) -> str:
     """The registry key of the item binding a certificate to the one serial it was approved for.
 
-    The item holds ``certificateId``, ``deviceSerialNumber`` and ``createdAt``, and no ``status`` or
-    ``deviceType``: the registry's indexes are sparse, so lists and counts never see it.
+    The item holds ``certificateId``, ``deviceSerialNumber`` and ``createdAt``, and no ``statusShard`` or
+    ``typeShard`` (nor ``status`` or ``deviceType``): the registry's indexes are sparse, so lists and counts
+    never see it, and the whole-registry scan leaves it out.
     """
     return f"{CERTIFICATE_BINDING_PREFIX}{certificate_id}"
 
@@ -96,17 +104,46 @@ def is_certificate_binding_key(key: str) -> bool:
     return key.startswith(CERTIFICATE_BINDING_PREFIX)
 
 
-STATUS_INDEX: Final = "byStatus"
-"""Global secondary index listing devices by lifecycle state."""
+REGISTRY_SHARDS: Final = 16
+"""How many partition key values each index spreads one status or one device type over. Writers put a
+device in shard :func:`shard_of` its serial; readers query every shard and merge. Part of the data: it may
+grow (readers then also query the new shards, and ``fleetctl registry backfill`` moves items to them),
+never shrink without a backfill first. Why 16: ``components/registry.py``."""
 
-DEVICE_TYPE_INDEX: Final = "byDeviceType"
-"""Global secondary index listing devices by type."""
+SHARD_SEPARATOR: Final = "#"
+"""Joins a status or a type to a shard number. Not in :data:`NAME_CHARSET`, so never part of a type."""
+
+
+def shard_of(serial_number: str) -> int:
+    """The shard of a serial: a hash of it (stable across processes and versions, unlike ``hash()``)
+    modulo :data:`REGISTRY_SHARDS`, so consecutive factory serials spread evenly."""
+    digest = hashlib.blake2b(serial_number.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % REGISTRY_SHARDS
+
+
+def shard_key(value: str, shard: int) -> str:
+    """An index partition key value: ``<status or type>#<shard>``."""
+    return f"{value}{SHARD_SEPARATOR}{shard}"
+
+
+def shard_keys(value: str) -> list[str]:
+    """Every partition key value of one status or one type, shard 0 first."""
+    return [shard_key(value, shard) for shard in range(REGISTRY_SHARDS)]
+
+
+STATUS_INDEX: Final = "byStatusShard"
+"""Global secondary index of devices by lifecycle state: partition key ``statusShard``, sort key
+``updatedAt``."""
+
+DEVICE_TYPE_INDEX: Final = "byTypeShard"
+"""Global secondary index of devices by type: partition key ``typeShard``, sort key ``serialNumber``."""
 
 REGISTRY_INDEXES: Final[dict[str, tuple[Attr, Attr]]] = {
-    STATUS_INDEX: (Attr.STATUS, Attr.UPDATED_AT),
-    DEVICE_TYPE_INDEX: (Attr.DEVICE_TYPE, Attr.SERIAL_NUMBER),
+    STATUS_INDEX: (Attr.STATUS_SHARD, Attr.UPDATED_AT),
+    DEVICE_TYPE_INDEX: (Attr.TYPE_SHARD, Attr.SERIAL_NUMBER),
 }
-"""Each global secondary index of the registry: (hash key, range key), all string attributes."""
+"""Each global secondary index of the registry: (hash key, range key), all string attributes, every
+attribute projected."""
 
 PARAMETER_ATTRIBUTES: Final[dict[Parameter, Attr]] = {
     Parameter.SERIAL_NUMBER: Attr.SERIAL_NUMBER,

@@ -29,6 +29,13 @@ the released certificate, and its ownership token has expired anyway; should tha
 certificate may still only be approved again for the serial it was bound to, never for another. A
 released serial provisions again with a new certificate, which gets its own binding.
 
+Every transition writes the index keys of the status it leaves the item in, and of the type when it writes
+one (``statusShard``, ``typeShard``: :func:`shard_attributes`), in its own request, so the sharded indexes
+follow the items (``components/registry.py`` explains the indexes); those that keep a serial ``ACTIVE``
+(rotation, re-provisioning grant) rewrite ``ACTIVE``'s key too, so an item that missed it gets it with its
+next change. ``abandon_rotation``, conditional on a certificate rather than a state, writes none.
+Certificate binding items never get them.
+
 It stays on the low-level DynamoDB client (the ``Table`` resource costs the hook's cold start more):
 conditions are built by boto3's expression builder, the one behind ``Table``, and values pass through
 boto3's ``TypeSerializer`` and ``TypeDeserializer``.
@@ -36,10 +43,16 @@ boto3's ``TypeSerializer`` and ``TypeDeserializer``.
 
 from __future__ import annotations
 
+import heapq
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import boto3
@@ -62,6 +75,9 @@ from hook.contract import (
     RejectionReason,
     certificate_binding_key,
     is_certificate_binding_key,
+    shard_key,
+    shard_keys,
+    shard_of,
 )
 
 if TYPE_CHECKING:
@@ -94,6 +110,17 @@ _CONDITION_FAILED: Final = "ConditionalCheckFailed"
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
+SCAN_SEGMENTS: Final = 8
+"""Segments (and threads) of a parallel Scan of the whole registry."""
+
+_BULK_STATES: Final = frozenset({DeviceStatus.PREREGISTERED, DeviceStatus.ACTIVE})
+"""The states most of a fleet is in. A list of one type in one of these reads that type's items (the type
+index, the state as a filter) rather than every device in the state; in the rare states it is the other way
+round."""
+
+_SCAN_DONE: Final = object()
+"""What a parallel scan's segment reader puts on the queue when its segment is read."""
+
 
 class TransitionRefused(Exception):
     """The registry refused a transition: the serial is absent or in a state that does not allow it."""
@@ -102,6 +129,18 @@ class TransitionRefused(Exception):
         status = (stored or {}).get(Attr.STATUS, "not in the registry")
         super().__init__(f"serial {serial_number!r} is {status}")
         self.stored = stored
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    """What :meth:`DeviceRecords.backfill_shards` did."""
+
+    scanned: int
+    """Device items read."""
+    updated: int
+    """Items given the index keys of their status and type (missing or stale before)."""
+    skipped: int
+    """Items a transition changed between the read and the write: that transition wrote its own keys."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +154,9 @@ class Provenance:
 
 
 class DeviceRecords:
-    """The devices' records in the registry table: reads through the key and the indexes (never a scan)
-    and every lifecycle transition, each one conditional request.
+    """The devices' records in the registry table: reads through the key, the sharded indexes, or a parallel
+    Scan where the whole registry is read anyway, and every lifecycle transition, each one conditional
+    request.
 
     Not ``DeviceRegistry``: that is the Pulumi component that creates the table.
     """
@@ -151,6 +191,11 @@ class DeviceRecords:
         }
         values.update(request_attributes(request))
         del values[Attr.SERIAL_NUMBER]
+        values.update(
+            shard_attributes(
+                request.serial_number, status=DeviceStatus.PENDING, device_type=request.device_type
+            )
+        )
         preregistered = (
             Attribute(Attr.STATUS).eq(DeviceStatus.PREREGISTERED)
             & Attribute(Attr.DEVICE_TYPE).eq(request.device_type)
@@ -203,6 +248,9 @@ class DeviceRecords:
             Attr.REPROVISIONED_AT: now,
             Attr.UPDATED_AT: now,
             Attr.REPLACED_CERTIFICATE_IDS: _replaced(granted, old_certificate),
+            **shard_attributes(
+                request.serial_number, status=DeviceStatus.ACTIVE, device_type=request.device_type
+            ),
         }
         del values[Attr.SERIAL_NUMBER]
         still_granted = (
@@ -261,6 +309,7 @@ class DeviceRecords:
             Attr.ROTATION_REQUESTED_AT: now,
             Attr.UPDATED_AT: now,
             **({Attr.ROTATION_JOB_ID: job_id} if job_id else {}),
+            **shard_attributes(serial, status=DeviceStatus.ACTIVE),
         }
         unchanged = Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE) & Attribute(Attr.CERTIFICATE_ID).eq(
             item.get(Attr.CERTIFICATE_ID, "")
@@ -302,6 +351,7 @@ class DeviceRecords:
             Attr.REPLACED_CERTIFICATE_IDS: _replaced(item, current),
             Attr.ROTATED_AT: now,
             Attr.UPDATED_AT: now,
+            **shard_attributes(item[Attr.SERIAL_NUMBER], status=DeviceStatus.ACTIVE),
         }
         unchanged = (
             Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE)
@@ -340,6 +390,7 @@ class DeviceRecords:
             Attr.REPROVISION_GRANTED_AT: now,
             Attr.REPROVISION_REASON: reason,
             Attr.UPDATED_AT: now,
+            **shard_attributes(serial_number, status=DeviceStatus.ACTIVE),
         }
         try:
             written = self._client.update_item(
@@ -402,6 +453,7 @@ class DeviceRecords:
             Attr.THING_NAME: thing_name,
             Attr.ACTIVATED_AT: now,
             Attr.UPDATED_AT: now,
+            **shard_attributes(serial_number, status=DeviceStatus.ACTIVE),
         }
         try:
             self._client.update_item(
@@ -422,6 +474,9 @@ class DeviceRecords:
             Attr.STATUS: DeviceStatus.PREREGISTERED,
             Attr.CREATED_AT: now,
             Attr.UPDATED_AT: now,
+            **shard_attributes(
+                request.serial_number, status=DeviceStatus.PREREGISTERED, device_type=request.device_type
+            ),
         }
         try:
             self._client.put_item(
@@ -468,7 +523,11 @@ class DeviceRecords:
                     TableName=self._table_name, Key=key, **_expressions(still_this_approval)
                 )
                 return "deleted"
-            restored: Item = {Attr.STATUS: DeviceStatus.PREREGISTERED, Attr.UPDATED_AT: timestamp()}
+            restored: Item = {
+                Attr.STATUS: DeviceStatus.PREREGISTERED,
+                Attr.UPDATED_AT: timestamp(),
+                **shard_attributes(approval[Attr.SERIAL_NUMBER], status=DeviceStatus.PREREGISTERED),
+            }
             self._client.update_item(
                 TableName=self._table_name,
                 Key=key,
@@ -484,25 +543,207 @@ class DeviceRecords:
         device_type: str | None = None,
         *,
         attributes: Collection[Attr] = (),
+        limit: int | None = None,
     ) -> Iterator[Item]:
-        """Devices in ``status`` and/or of ``device_type`` (all devices when neither), fetched page by page
-        from the ``byStatus`` index (by last update) or, for a type alone, ``byDeviceType`` (by serial);
-        only ``attributes`` of each when given."""
-        queries: list[tuple[str, ConditionBase, ConditionBase | None]]
-        if status is None and device_type is not None:
-            queries = [(DEVICE_TYPE_INDEX, Key(Attr.DEVICE_TYPE).eq(device_type), None)]
+        """Devices in ``status`` and/or of ``device_type``, page by page, at most ``limit``; only
+        ``attributes`` of each when given (with the serial and the attribute they are ordered by).
+
+        - a status alone, or a rare status (``PENDING``, ``REVOKED``, ``DECOMMISSIONED``) with a type: the
+          status index, ordered by ``updatedAt`` (the type a filter);
+        - a type alone, or a type with ``PREREGISTERED`` or ``ACTIVE``: the type index, ordered by serial
+          (the status a filter), so a bulk selection reads that type's items rather than the whole state;
+        - neither: :meth:`scan_devices` (a parallel Scan), in no particular order.
+
+        An index is read shard by shard (:data:`~hook.contract.REGISTRY_SHARDS` queries) and the shards are
+        merged in order; with ``limit`` no shard is read further than ``limit`` items."""
+        if status is None and device_type is None:
+            yield from self.scan_devices(attributes=attributes, limit=limit)
+            return
+        if status is None or (device_type is not None and status in _BULK_STATES):
+            index, by, value, order_by = DEVICE_TYPE_INDEX, Attr.TYPE_SHARD, device_type, Attr.SERIAL_NUMBER
+            filter_by = None if status is None else Attribute(Attr.STATUS).eq(status)
         else:
-            of_type = None if device_type is None else Attribute(Attr.DEVICE_TYPE).eq(device_type)
-            states = DeviceStatus if status is None else [status]
-            queries = [(STATUS_INDEX, Key(Attr.STATUS).eq(each), of_type) for each in states]
-        for index, key, filter_by in queries:
-            for page in self._pages(index, key, filter_by, attributes=attributes):
-                yield from (string_attributes(item) for item in page.get("Items", []))
+            index, by, value, order_by = STATUS_INDEX, Attr.STATUS_SHARD, status, Attr.UPDATED_AT
+            filter_by = None if device_type is None else Attribute(Attr.DEVICE_TYPE).eq(device_type)
+        found = self._merged(
+            index,
+            by,
+            cast(str, value),  # not None: a status or a type was given
+            order_by=order_by,
+            filter_by=filter_by,
+            attributes=attributes,
+            page_size=limit,
+        )
+        yield from islice(found, limit)
 
     def count_pending_before(self, cutoff: str) -> int:
-        """How many ``PENDING`` items were last updated before ``cutoff`` (ISO 8601), by the status index."""
-        key = Key(Attr.STATUS).eq(DeviceStatus.PENDING) & Key(Attr.UPDATED_AT).lt(cutoff)
-        return sum(page["Count"] for page in self._pages(STATUS_INDEX, key, Select="COUNT"))
+        """How many ``PENDING`` items were last updated before ``cutoff`` (ISO 8601): a ``Select=COUNT``
+        query of each ``PENDING`` shard of the status index, its sort key below ``cutoff``, so only stale
+        approvals are read."""
+        return sum(
+            page["Count"]
+            for key in shard_keys(DeviceStatus.PENDING)
+            for page in self._pages(
+                STATUS_INDEX,
+                Key(Attr.STATUS_SHARD).eq(key) & Key(Attr.UPDATED_AT).lt(cutoff),
+                Select="COUNT",
+            )
+        )
+
+    def scan_devices(
+        self,
+        *,
+        attributes: Collection[str] = (),
+        having: Collection[str] = (),
+        segments: int = SCAN_SEGMENTS,
+        limit: int | None = None,
+    ) -> Generator[Item, None, None]:
+        """Every device item, for reports that read the whole registry anyway: a parallel Scan of
+        ``segments`` segments, one thread each, pages handed over as they arrive (so memory stays at a few
+        pages however large the table). Certificate bindings are left out (they have no ``status``), and so
+        are items without every attribute in ``having``; only ``attributes`` (and the serial) of each when
+        given. In no particular order; at most ``limit`` items, and with ``limit`` no segment reads pages of
+        more than ``limit`` items. Closing the iterator early stops the readers."""
+        present: ConditionBase = Attribute(Attr.STATUS).exists()
+        for name in having:
+            present = present & Attribute(name).exists()
+        shown = list(dict.fromkeys([REGISTRY_PARTITION_KEY, *attributes])) if attributes else []
+        arguments: dict[str, Any] = {
+            "TableName": self._table_name,
+            **_expressions(filter_by=present, projection=shown),
+        }
+        if limit is not None:
+            arguments["PaginationConfig"] = {"PageSize": limit}
+        pages = self._scanned_pages(arguments, segments)
+        items = (string_attributes(raw) for page in pages for raw in page)
+        yield from islice(
+            (item for item in items if not is_certificate_binding_key(item[REGISTRY_PARTITION_KEY])), limit
+        )
+
+    def backfill_shards(
+        self,
+        *,
+        segments: int = SCAN_SEGMENTS,
+        concurrency: int = SCAN_SEGMENTS,
+        on_item: Callable[[], None] | None = None,
+    ) -> BackfillReport:
+        """Give every device item the index keys of its status and type (:func:`shard_attributes`) where
+        they are missing or stale: items written before the indexes were sharded, or moved by a version
+        that did not write the keys. Reads the registry with :meth:`scan_devices`; writes only the items
+        that need it, one conditional ``UpdateItem`` each (``concurrency`` at a time), conditional on the
+        status and type being the ones read: an item a transition changed meanwhile is skipped, that
+        transition wrote its own keys. ``updatedAt`` is left alone (this is not a transition). Safe to
+        interrupt and re-run; a second run writes nothing. ``on_item`` is called per item read."""
+        read = [Attr.STATUS, Attr.DEVICE_TYPE, Attr.STATUS_SHARD, Attr.TYPE_SHARD]
+        scanned = updated = skipped = 0
+
+        def tally(written: Future[bool]) -> None:
+            nonlocal updated, skipped
+            if written.result():
+                updated += 1
+            else:
+                skipped += 1
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            in_flight: deque[Future[bool]] = deque()
+            for item in self.scan_devices(attributes=read, segments=segments):
+                scanned += 1
+                if on_item is not None:
+                    on_item()
+                keys = _stale_shard_attributes(item)
+                if keys:
+                    in_flight.append(pool.submit(self._write_shard_attributes, item, keys))
+                while len(in_flight) > 4 * concurrency or (in_flight and in_flight[0].done()):
+                    tally(in_flight.popleft())
+            while in_flight:
+                tally(in_flight.popleft())
+        return BackfillReport(scanned=scanned, updated=updated, skipped=skipped)
+
+    def _write_shard_attributes(self, item: Item, keys: Item) -> bool:
+        """Set ``keys`` on the serial of ``item`` if its status and type are still the ones read."""
+        device_type = item.get(Attr.DEVICE_TYPE)
+        unchanged = Attribute(Attr.STATUS).eq(item[Attr.STATUS]) & (
+            Attribute(Attr.DEVICE_TYPE).not_exists()
+            if device_type is None
+            else Attribute(Attr.DEVICE_TYPE).eq(device_type)
+        )
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(item[Attr.SERIAL_NUMBER]),
+                **_expressions(unchanged, assign=keys),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _merged(
+        self,
+        index: str,
+        hash_key: Attr,
+        value: str,
+        *,
+        order_by: Attr,
+        filter_by: ConditionBase | None,
+        attributes: Collection[Attr],
+        page_size: int | None,
+    ) -> Iterator[Item]:
+        """The items of every shard of ``value`` in ``index``, merged in ``order_by`` order, then by serial
+        (each shard's query returns its items in that order: ``order_by`` is the index's sort key)."""
+        shown = list(dict.fromkeys([*attributes, order_by, REGISTRY_PARTITION_KEY])) if attributes else []
+        paging = {} if page_size is None else {"PaginationConfig": {"PageSize": page_size}}
+        shards = [
+            (
+                string_attributes(raw)
+                for page in self._pages(index, Key(hash_key).eq(key), filter_by, attributes=shown, **paging)
+                for raw in page.get("Items", [])
+            )
+            for key in shard_keys(value)
+        ]
+        return heapq.merge(*shards, key=lambda item: (item[order_by], item[REGISTRY_PARTITION_KEY]))
+
+    def _scanned_pages(self, arguments: Mapping[str, Any], segments: int) -> Iterator[list[dict[str, Any]]]:
+        """The pages of a Scan in ``segments`` parallel segments, each read by its own thread and handed over
+        through a queue of a few pages; closing the iterator (or an error in a segment) stops them all."""
+        handed: queue.Queue[object] = queue.Queue(maxsize=2 * segments)
+        stop = threading.Event()
+
+        def hand_over(what: object) -> bool:
+            while not stop.is_set():
+                try:
+                    handed.put(what, timeout=0.1)
+                except queue.Full:
+                    continue
+                return True
+            return False
+
+        def read(segment: int) -> None:
+            try:
+                paginator = self._client.get_paginator("scan")
+                for page in paginator.paginate(**arguments, Segment=segment, TotalSegments=segments):
+                    if not hand_over(page.get("Items", [])):
+                        return
+            except Exception as error:  # handed to the reader, which raises it
+                hand_over(error)
+            hand_over(_SCAN_DONE)
+
+        readers = [threading.Thread(target=read, args=(segment,), daemon=True) for segment in range(segments)]
+        for reader in readers:
+            reader.start()
+        try:
+            done = 0
+            while done < segments:
+                got = handed.get()
+                if got is _SCAN_DONE:
+                    done += 1
+                elif isinstance(got, Exception):
+                    raise got
+                else:
+                    yield cast("list[dict[str, Any]]", got)
+        finally:
+            stop.set()
+            for reader in readers:
+                reader.join()
 
     def _enter(
         self, serial_number: str, status: DeviceStatus, *, unless: Collection[DeviceStatus], extra: Item
@@ -510,7 +751,12 @@ class DeviceRecords:
         """Move ``serial_number`` to ``status`` with ``extra`` attributes, creating the item if absent,
         unless it already is in one of the ``unless`` states."""
         condition = _absent() | ~Attribute(Attr.STATUS).is_in(list(unless))
-        assign: Item = {Attr.STATUS: status, Attr.UPDATED_AT: timestamp(), **extra}
+        assign: Item = {
+            Attr.STATUS: status,
+            Attr.UPDATED_AT: timestamp(),
+            **shard_attributes(serial_number, status=status),
+            **extra,
+        }
         try:
             written = self._client.update_item(
                 TableName=self._table_name,
@@ -553,6 +799,29 @@ def registry_from_environment(config: Config) -> DeviceRecords:
 def timestamp(moment: datetime | None = None) -> str:
     """A registry timestamp: ISO 8601 in UTC with milliseconds, which sorts as text."""
     return (moment or datetime.now(UTC)).isoformat(timespec="milliseconds")
+
+
+def shard_attributes(
+    serial_number: str, *, status: str | None = None, device_type: str | None = None
+) -> Item:
+    """The index keys of a device item in ``status`` and/or of ``device_type``: ``statusShard`` and
+    ``typeShard``, both in the serial's shard (:func:`~hook.contract.shard_of`). Every write of a status or
+    a type writes these with it; a certificate binding never has them."""
+    shard = shard_of(serial_number)
+    keys: Item = {}
+    if status is not None:
+        keys[Attr.STATUS_SHARD] = shard_key(status, shard)
+    if device_type is not None:
+        keys[Attr.TYPE_SHARD] = shard_key(device_type, shard)
+    return keys
+
+
+def _stale_shard_attributes(item: Item) -> Item:
+    """The index keys ``item`` lacks or has wrong for its status and type (empty when it is right)."""
+    expected = shard_attributes(
+        item[Attr.SERIAL_NUMBER], status=item.get(Attr.STATUS), device_type=item.get(Attr.DEVICE_TYPE)
+    )
+    return {name: value for name, value in expected.items() if item.get(name) != value}
 
 
 def request_attributes(request: DeviceRequest) -> Item:

@@ -16,8 +16,8 @@ from botocore.stub import Stubber
 from hook import activation, stale_approvals
 from hook.activation import activate
 from hook.activation_config import ActivationConfig
-from hook.contract import ACTIVATION_CONFIG_ENV, REGISTRY_TABLE_ENV, DeviceStatus, thing_name
-from hook.registry import DeviceRecords
+from hook.contract import ACTIVATION_CONFIG_ENV, REGISTRY_TABLE_ENV, Attr, DeviceStatus, thing_name
+from hook.registry import DeviceRecords, shard_attributes
 from tests.support import TABLE_NAME, FakeLambdaContext
 
 BASE = "iot-provisioning-dev"
@@ -53,6 +53,7 @@ def put_device(dynamodb: Any, serial: str, status: DeviceStatus, device_type: st
         "deviceType": device_type,
         "certificateId": "c" * 64,
         "updatedAt": "2026-11-26T10:00:00.000+00:00",
+        **shard_attributes(serial, status=status, device_type=device_type),
     }
     dynamodb.put_item(TableName=TABLE_NAME, Item={name: {"S": value} for name, value in item.items()})
 
@@ -220,6 +221,9 @@ def test_stale_approvals_counts_pending_items_older_than_an_hour(
     put_device(dynamodb, "DONE-1", DeviceStatus.ACTIVE)
     recent = {"serialNumber": {"S": "NEW-1"}, "status": {"S": "PENDING"}, "deviceType": {"S": "gateway"}}
     recent["updatedAt"] = {"S": "2999-01-01T00:00:00.000+00:00"}
+    recent[Attr.STATUS_SHARD] = {
+        "S": shard_attributes("NEW-1", status=DeviceStatus.PENDING)[Attr.STATUS_SHARD]
+    }
     dynamodb.put_item(TableName=TABLE_NAME, Item=recent)
     sent: list[str] = []
     stale_approvals._registry()._client.meta.events.register(

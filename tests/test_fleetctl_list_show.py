@@ -1,4 +1,5 @@
-"""fleetctl list and show on moto: through the indexes only, tables and JSON."""
+"""fleetctl list and show on moto: through the sharded indexes (a scan for the whole registry), tables and
+JSON."""
 
 from __future__ import annotations
 
@@ -11,21 +12,27 @@ from tests.support import BASE, Fleet, rows
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
 
-def test_list_filters_through_the_indexes_and_never_scans(fleet: Fleet, aws_operations: list[str]) -> None:
+def test_list_filters_through_the_sharded_indexes_and_scans_only_for_the_whole_registry(
+    fleet: Fleet, aws_operations: list[str]
+) -> None:
     fleet.run_json("preregister", str(fleet.manifest(*rows("TS-000001", "TS-000002"))))
     fleet.provision("TS-000003")
     fleet.provision("GW-ABCD", device_type="gateway")
-    aws_operations.clear()
 
-    def listed(*args: str) -> list[str]:
-        return [item[Attr.SERIAL_NUMBER] for item in fleet.run_json("list", *args)]
+    def listed(*args: str) -> tuple[list[str], set[str]]:
+        aws_operations.clear()
+        serials = [item[Attr.SERIAL_NUMBER] for item in fleet.run_json("list", *args)]
+        return serials, set(aws_operations)
 
-    assert sorted(listed()) == ["GW-ABCD", "TS-000001", "TS-000002", "TS-000003"]
-    assert sorted(listed("--status", "PREREGISTERED")) == ["TS-000001", "TS-000002"]
-    assert listed("--type", "gateway") == ["GW-ABCD"]
-    assert listed("--status", "ACTIVE", "--type", "temperature-sensor") == ["TS-000003"]
-    assert len(listed("--limit", "3")) == 3
-    assert set(aws_operations) == {"Query"}
+    everything, operations = listed()
+    assert sorted(everything) == ["GW-ABCD", "TS-000001", "TS-000002", "TS-000003"]
+    assert operations == {"Scan"}  # the whole registry: a parallel scan, bindings left out
+    assert listed("--status", "PREREGISTERED") == (["TS-000001", "TS-000002"], {"Query"})
+    assert listed("--type", "gateway") == (["GW-ABCD"], {"Query"})
+    assert listed("--status", "ACTIVE", "--type", "temperature-sensor") == (["TS-000003"], {"Query"})
+    assert listed("--status", "PENDING", "--type", "temperature-sensor") == ([], {"Query"})
+    assert len(listed("--limit", "3")[0]) == 3
+    assert len(listed("--type", "temperature-sensor", "--limit", "2")[0]) == 2
 
 
 def test_list_rejects_an_unknown_status(fleet: Fleet) -> None:

@@ -7,7 +7,8 @@ function after every step. After each step:
 - an ``ACTIVE`` serial has exactly one active certificate, its current one (besides the pending one of a
   rotation in progress, which must be active for the device to connect with it);
 - every certificate the registry has replaced is revoked;
-- no certificate belongs to two serials (bindings, items and things agree).
+- no certificate belongs to two serials (bindings, items and things agree);
+- every item carries the index keys of its status and type (the sharded indexes follow every transition).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typer.testing import CliRunner
 from fleetctl.cli import app
 from hook import certificate_retirement, rotation
 from hook.contract import Attr, DeviceStatus, ProvisioningDenied, device_type_resource_name, thing_name
-from hook.registry import DeviceRecords, Item, Provenance, timestamp
+from hook.registry import DeviceRecords, Item, Provenance, shard_attributes, timestamp
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,
@@ -200,6 +201,16 @@ class LifecycleMachine(RuleBasedStateMachine):
                     assert bindings.get(item[attribute]) == serial, (attribute, item)
         for certificate in self.issued:
             assert len(self._things_of(certificate)) <= 1, certificate
+
+    @invariant()
+    def every_item_is_in_the_index_shards_of_its_status_and_type(self) -> None:
+        devices, _ = registry_contents(self.dynamodb)
+        for serial, item in devices.items():
+            keys = {key: item[key] for key in (Attr.STATUS_SHARD, Attr.TYPE_SHARD) if key in item}
+            expected = shard_attributes(
+                serial, status=item[Attr.STATUS], device_type=item.get(Attr.DEVICE_TYPE)
+            )
+            assert keys == expected, item
 
     # --- helpers -----------------------------------------------------------------------------------
 

@@ -93,7 +93,7 @@ def test_stale_approvals_function_may_only_query_the_status_index_and_read_event
 ) -> None:
     _, query, events = role_statements(dev, f"{BASE}-stale-approvals")
     assert query["Action"] == ["dynamodb:Query"]
-    assert query["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}/index/byStatus"]
+    assert query["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}/index/byStatusShard"]
     assert events == {"Effect": "Allow", "Action": ["iot:DescribeEventConfigurations"], "Resource": ["*"]}
     schedule = dev.mocks.one("aws:cloudwatch/eventRule:EventRule")
     assert schedule.inputs["scheduleExpression"] == "rate(15 minutes)"

@@ -662,6 +662,18 @@ def test_registry_table_is_keyed_and_indexed_from_the_hook_contract(dev: Deploym
         name: [(hash_key, "HASH"), (range_key, "RANGE")]
         for name, (hash_key, range_key) in REGISTRY_INDEXES.items()
     }
+    # Sharded partition keys only: no index is keyed by the five statuses or the handful of types.
+    assert indexes == {
+        "byStatusShard": [("statusShard", "HASH"), ("updatedAt", "RANGE")],
+        "byTypeShard": [("typeShard", "HASH"), ("serialNumber", "RANGE")],
+    }
+    assert {index["projectionType"] for index in table.inputs["globalSecondaryIndexes"]} == {"ALL"}
+    assert sorted(attribute["name"] for attribute in table.inputs["attributes"]) == [
+        "serialNumber",
+        "statusShard",
+        "typeShard",
+        "updatedAt",
+    ]
     assert table.inputs["pointInTimeRecovery"] == {"enabled": True}
     assert table.inputs["serverSideEncryption"] == {"enabled": True}
     assert table.inputs["deletionProtectionEnabled"] is False

@@ -1,0 +1,427 @@
+"""Capacity from AWS's published default quotas: how long provisioning N devices and pre-registering N rows
+take, which quota limits each, and the increases to ask for to meet a target.
+
+Pure arithmetic on constants: no AWS call, no account, nothing measured. Each quota below names the page it
+comes from; the defaults are account- and Region-wide and may differ in your account or Region (new
+accounts get lower Lambda quotas, for one): read your own in the Service Quotas console before asking for
+an increase.
+
+    .venv/bin/python bench/capacity.py [--devices 1000000] [--hours 24] [--keys aws|device]
+        [--preregister-hours H] [--index-shards 1] [--hook-seconds 0.25] [--activation-seconds 0.25]
+        [--item-kb 1]
+
+**What one device costs** (provisioning by claim, as ``local/device.py`` does it): two MQTT connections (the
+claim certificate's, then the thing's), one ``CreateKeysAndCertificate`` (``--keys aws``: AWS IoT makes the
+key) or one ``CreateCertificateFromCsr`` (``--keys device``), one ``RegisterThing`` and the calls it makes for
+the template (``CreateThing`` with its type and group, ``AttachPolicy``, ``AttachThingPrincipal``, the
+certificate's activation), one hook invocation and
+one activation invocation (Lambda concurrency is invocations per second times their duration), and these
+registry writes: the hook's transaction of two items (two write units per item: DynamoDB charges a
+transactional write twice) and the activation's ``UpdateItem`` on the table; on the busiest index partition
+key, the status index's ``PENDING`` value gets the approval and loses it at activation (two writes).
+
+**What one pre-registered row costs**: one ``PutItem`` on the table (one request per row, as
+``fleetctl preregister`` writes), and one write on the status index's ``PREREGISTERED`` value.
+
+An index whose partition key has few values (a status, a device type) puts every such write on one key,
+and one key lives on one partition: 1,000 write units a second at most, and DynamoDB throttles writes to
+the table when an index cannot keep up. ``--index-shards S`` spreads those writes over S key values (a
+sharded index key), dividing that load by S. The per-partition limit cannot be raised: the "increase" for
+it is the number of shards.
+
+The rate a workload can sustain is the smallest, over the quotas it uses, of quota / use per unit; that
+quota is the limiting one. To meet a target (N in H hours) every quota must allow N / H / 3600 units a
+second: each one below that gets an increase to ask for (rounded up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+IOT_QUOTAS_PAGE: Final = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html"
+"""AWS General Reference, "AWS IoT Core endpoints and quotas" (formerly the developer guide's "AWS IoT
+Limits", awsdocs/aws-iot-docs ``developerguide/limits-iot.md``, whose tables are cited below)."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A published default quota: a rate per second or a concurrency, where it is written, and whether it
+    can be raised."""
+
+    name: str
+    limit: float
+    unit: str
+    source: str
+    adjustable: bool
+    note: str = ""
+    raised_by: str = "a quota increase request (Service Quotas console)"
+
+
+REGISTER_THING: Final = Quota(
+    "RegisterThing",
+    10,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: RegisterThing, 10 transactions per second",
+    adjustable=True,
+)
+CREATE_KEYS_AND_CERTIFICATE: Final = Quota(
+    "CreateKeysAndCertificate",
+    10,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits",
+    adjustable=True,
+    note="not in the copy of the table this was checked against: confirm in Service Quotas",
+)
+CREATE_CERTIFICATE_FROM_CSR: Final = Quota(
+    "CreateCertificateFromCsr",
+    15,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: CreateCertificateFromCsr, 15 per second",
+    adjustable=True,
+    note="the API's row; confirm the fleet provisioning MQTT rate in Service Quotas",
+)
+_REGISTER_THING_CALLS: Final = (
+    "RegisterThing calls other AWS IoT control plane APIs, which count against the account's throttling "
+    "limits (API reference, RegisterThing)"
+)
+_THINGPRESS_LIST: Final = (
+    "aws-iot-builder-tools/thingpress doc/aws-api-limits.md, a list of that page's defaults checked "
+    "2025-06-13"
+)
+CREATE_THING: Final = Quota(
+    "CreateThing (by RegisterThing)",
+    100,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: CreateThing",
+    adjustable=True,
+    note=f"100 per {_THINGPRESS_LIST}; the older developer-guide table said 15. {_REGISTER_THING_CALLS}",
+)
+ATTACH_POLICY: Final = Quota(
+    "AttachPolicy (by RegisterThing)",
+    15,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: AttachPolicy, 15 transactions per second",
+    adjustable=True,
+    note=f"15 in the developer-guide table and in {_THINGPRESS_LIST}",
+)
+ATTACH_THING_PRINCIPAL: Final = Quota(
+    "AttachThingPrincipal (by RegisterThing)",
+    100,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: AttachThingPrincipal",
+    adjustable=True,
+    note=f"100 per {_THINGPRESS_LIST}; the older developer-guide table said 15",
+)
+ADD_THING_TO_THING_GROUP: Final = Quota(
+    "AddThingToThingGroup (by RegisterThing)",
+    100,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: AddThingToThingGroup",
+    adjustable=True,
+    note=f"100 per {_THINGPRESS_LIST}; the older developer-guide table said 60",
+)
+UPDATE_CERTIFICATE: Final = Quota(
+    "UpdateCertificate (by RegisterThing)",
+    10,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: UpdateCertificate, 10 transactions per second",
+    adjustable=True,
+    note="the template activates the certificate; whether that counts as UpdateCertificate is not "
+    "documented: confirm before relying on it",
+)
+CONNECTS_PER_ACCOUNT: Final = Quota(
+    "MQTT CONNECT per account",
+    500,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, message broker limits: connect requests per second per account, 500",
+    adjustable=True,
+)
+LAMBDA_CONCURRENCY: Final = Quota(
+    "Lambda concurrent executions",
+    1_000,
+    "concurrent",
+    "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html, compute and storage: "
+    "concurrent executions, 1,000 per Region (can be increased to tens of thousands)",
+    adjustable=True,
+    note="shared by every function of the account and Region; new accounts start lower",
+)
+LAMBDA_SCALING_RATE: Final = Quota(
+    "Lambda scaling rate",
+    1_000 / 10,
+    "environments/s",
+    "https://docs.aws.amazon.com/lambda/latest/dg/scaling-behavior.html, concurrency scaling rate: "
+    "1,000 execution environments every 10 seconds, per function",
+    adjustable=False,
+    note="how fast concurrency grows, not a steady rate: see the ramp",
+)
+DYNAMODB_PARTITION_WRITES: Final = Quota(
+    "DynamoDB writes per partition",
+    1_000,
+    "WCU/s",
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html: "
+    "every partition delivers at most 3,000 read units and 1,000 write units per second",
+    adjustable=False,
+)
+DYNAMODB_PARTITION_READS: Final = Quota(
+    "DynamoDB reads per partition",
+    3_000,
+    "RCU/s",
+    DYNAMODB_PARTITION_WRITES.source,
+    adjustable=False,
+    note="the hook and preregister only write: listed for the reads a report or a list makes",
+)
+DYNAMODB_TABLE_WRITES: Final = Quota(
+    "DynamoDB on-demand table writes",
+    40_000,
+    "WRU/s",
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html, throughput "
+    "default quotas: on-demand, per table, 40,000 read and 40,000 write request units",
+    adjustable=True,
+)
+DYNAMODB_NEW_TABLE_WRITES: Final = Quota(
+    "DynamoDB new on-demand table writes",
+    4_000,
+    "WRU/s",
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html, "
+    "initial throughput: a new on-demand table sustains up to 4,000 writes and 12,000 reads per second, "
+    "then up to double its previous peak",
+    adjustable=True,
+    note="raised by pre-warming the table (warm throughput), not by a quota request",
+    raised_by="pre-warming the table to that warm throughput",
+)
+QUOTAS: Final = (
+    REGISTER_THING,
+    CREATE_KEYS_AND_CERTIFICATE,
+    CREATE_CERTIFICATE_FROM_CSR,
+    CREATE_THING,
+    ATTACH_POLICY,
+    ATTACH_THING_PRINCIPAL,
+    ADD_THING_TO_THING_GROUP,
+    UPDATE_CERTIFICATE,
+    CONNECTS_PER_ACCOUNT,
+    LAMBDA_CONCURRENCY,
+    LAMBDA_SCALING_RATE,
+    DYNAMODB_PARTITION_WRITES,
+    DYNAMODB_PARTITION_READS,
+    DYNAMODB_TABLE_WRITES,
+    DYNAMODB_NEW_TABLE_WRITES,
+)
+SIZES: Final = (10_000, 100_000, 1_000_000)
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """What a device and a row use, beyond the quotas themselves."""
+
+    keys: str = "aws"
+    """``aws``: CreateKeysAndCertificate; ``device``: CreateCertificateFromCsr."""
+    index_shards: int = 1
+    """Key values the busiest index partition key's writes are spread over (1: one status value)."""
+    hook_seconds: float = 0.25
+    """Duration of one hook invocation on AWS (one DynamoDB transaction; the alarm is at 4 s)."""
+    activation_seconds: float = 0.25
+    """Duration of one activation invocation (one registry update, one shadow update)."""
+    item_kb: float = 1.0
+    """Size of a registry item; a write unit covers up to 1 KB."""
+
+    @property
+    def write_units(self) -> int:
+        """Write units of one write of one item."""
+        return max(1, math.ceil(self.item_kb))
+
+
+@dataclass(frozen=True)
+class Use:
+    """How much of a quota one unit of work (a device, a row) uses."""
+
+    quota: Quota
+    per_unit: float
+
+    def max_rate(self) -> float:
+        """Units per second the quota allows on its own."""
+        return self.quota.limit / self.per_unit
+
+    def needed(self, rate: float) -> float:
+        """The quota's value that ``rate`` units a second need."""
+        return rate * self.per_unit
+
+
+def provisioning_uses(assumptions: Assumptions) -> list[Use]:
+    """The rate quotas (and Lambda concurrency) one provisioned device uses."""
+    certificate = CREATE_KEYS_AND_CERTIFICATE if assumptions.keys == "aws" else CREATE_CERTIFICATE_FROM_CSR
+    units = assumptions.write_units
+    return [
+        Use(REGISTER_THING, 1),
+        Use(certificate, 1),
+        *(
+            Use(quota, 1)
+            for quota in (CREATE_THING, ATTACH_POLICY, ATTACH_THING_PRINCIPAL, ADD_THING_TO_THING_GROUP)
+        ),
+        Use(UPDATE_CERTIFICATE, 1),
+        Use(CONNECTS_PER_ACCOUNT, 2),
+        Use(LAMBDA_CONCURRENCY, assumptions.hook_seconds + assumptions.activation_seconds),
+        Use(DYNAMODB_TABLE_WRITES, 2 * 2 * units + units),
+        Use(DYNAMODB_PARTITION_WRITES, 2 * units / assumptions.index_shards),
+    ]
+
+
+def preregistration_uses(assumptions: Assumptions) -> list[Use]:
+    """The rate quotas one pre-registered row uses (one PutItem)."""
+    units = assumptions.write_units
+    return [
+        Use(DYNAMODB_NEW_TABLE_WRITES, units),
+        Use(DYNAMODB_TABLE_WRITES, units),
+        Use(DYNAMODB_PARTITION_WRITES, units / assumptions.index_shards),
+    ]
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The sustainable rate of a workload and the quota that sets it."""
+
+    rate: float
+    limiting: Quota
+
+    def seconds(self, count: int) -> float:
+        """Seconds to process ``count`` units at that rate."""
+        return count / self.rate
+
+
+def capacity(uses: Sequence[Use]) -> Capacity:
+    """The smallest rate any quota allows, and that quota (the first listed on a tie)."""
+    limiting = min(uses, key=lambda use: use.max_rate())
+    return Capacity(limiting.max_rate(), limiting.quota)
+
+
+@dataclass(frozen=True)
+class Increase:
+    """A quota that must be raised for a target rate: to ``value``, or, when it cannot be raised, the key
+    shards that spread the load under it."""
+
+    quota: Quota
+    value: float
+    shards: int | None = None
+
+
+def increases(uses: Sequence[Use], rate: float) -> list[Increase]:
+    """What to ask for so that every quota allows ``rate`` units a second."""
+    wanted: list[Increase] = []
+    for use in uses:
+        needed = use.needed(rate)
+        if needed <= use.quota.limit:
+            continue
+        if use.quota.adjustable:
+            wanted.append(Increase(use.quota, math.ceil(needed)))
+        else:
+            wanted.append(Increase(use.quota, needed, shards=math.ceil(needed / use.quota.limit)))
+    return wanted
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as a short human duration."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def ramp_seconds(assumptions: Assumptions, rate: float) -> float:
+    """Seconds Lambda needs to scale the hook from nothing to the concurrency ``rate`` approvals a second
+    need (at the per-function scaling rate)."""
+    return rate * assumptions.hook_seconds / LAMBDA_SCALING_RATE.limit
+
+
+def report(assumptions: Assumptions, devices: int, hours: float, preregister_hours: float) -> None:
+    """Print the quotas with their sources, the figures for :data:`SIZES`, and what a target needs."""
+    print("Quotas (AWS defaults per account and Region; check yours in Service Quotas):")
+    for quota in QUOTAS:
+        adjustable = "adjustable" if quota.adjustable else "fixed"
+        print(f"  {quota.name:<38} {quota.limit:>9,.0f} {quota.unit:<15} {adjustable}")
+        print(f"      {quota.source}")
+        if quota.note:
+            print(f"      note: {quota.note}")
+    print()
+    provisioning = provisioning_uses(assumptions)
+    preregistration = preregistration_uses(assumptions)
+    provision = capacity(provisioning)
+    preregister = capacity(preregistration)
+    print(
+        f"Assumptions: keys made by {'AWS IoT' if assumptions.keys == 'aws' else 'the device'}, "
+        f"index key spread over {assumptions.index_shards} value(s), hook {assumptions.hook_seconds} s, "
+        f"activation {assumptions.activation_seconds} s, items of {assumptions.item_kb} KB"
+    )
+    print(f"Provisioning: {provision.rate:,.1f} devices/s, limited by {provision.limiting.name}")
+    print(f"Pre-registration: {preregister.rate:,.1f} rows/s, limited by {preregister.limiting.name}")
+    print()
+    print(f"{'N':>11}  {'provision':>10}  {'limited by':<28} {'pre-register':>12}  limited by")
+    for size in SIZES:
+        print(
+            f"{size:>11,}  {duration(provision.seconds(size)):>10}  {provision.limiting.name:<28} "
+            f"{duration(preregister.seconds(size)):>12}  {preregister.limiting.name}"
+        )
+    print()
+    for label, uses, target_hours in (
+        ("provision", provisioning, hours),
+        ("pre-register", preregistration, preregister_hours),
+    ):
+        rate = devices / (target_hours * 3600)
+        print(f"Target: {label} {devices:,} in {target_hours:g} h = {rate:,.2f} a second")
+        wanted = increases(uses, rate)
+        if not wanted:
+            print("  the default quotas suffice")
+        for increase in wanted:
+            if increase.shards is not None:
+                print(
+                    f"  {increase.quota.name} needs {increase.value:,.0f} {increase.quota.unit} on the "
+                    f"busiest key (limit {increase.quota.limit:,.0f}, fixed): spread it over "
+                    f"{increase.shards} key values (--index-shards {increase.shards})"
+                )
+            else:
+                print(
+                    f"  {increase.quota.name} >= {increase.value:,.0f} {increase.quota.unit} "
+                    f"(default {increase.quota.limit:,.0f}), by {increase.quota.raised_by}"
+                )
+        if uses is provisioning:
+            ramp = ramp_seconds(assumptions, rate)
+            print(f"  Lambda scales the hook to that concurrency in {ramp:.1f} s (per-function scaling rate)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--devices", type=int, default=1_000_000, help="target devices (default 1,000,000)")
+    parser.add_argument("--hours", type=float, default=24.0, help="target hours to provision (default 24)")
+    parser.add_argument(
+        "--preregister-hours", type=float, default=None, help="target hours to pre-register (default --hours)"
+    )
+    parser.add_argument("--keys", choices=("aws", "device"), default="aws", help="who makes the key pair")
+    parser.add_argument("--index-shards", type=int, default=1, help="values of the busiest index key")
+    parser.add_argument("--hook-seconds", type=float, default=Assumptions.hook_seconds)
+    parser.add_argument("--activation-seconds", type=float, default=Assumptions.activation_seconds)
+    parser.add_argument("--item-kb", type=float, default=Assumptions.item_kb)
+    args = parser.parse_args(argv)
+    if args.devices <= 0 or args.hours <= 0 or args.index_shards <= 0:
+        parser.error("--devices, --hours and --index-shards must be positive")
+    assumptions = Assumptions(
+        keys=args.keys,
+        index_shards=args.index_shards,
+        hook_seconds=args.hook_seconds,
+        activation_seconds=args.activation_seconds,
+        item_kb=args.item_kb,
+    )
+    preregister_hours = args.hours if args.preregister_hours is None else args.preregister_hours
+    if preregister_hours <= 0:
+        parser.error("--preregister-hours must be positive")
+    report(assumptions, args.devices, args.hours, preregister_hours)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""bench/capacity.py's arithmetic: the limiting quota, the time and the increases for known cases."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# bench/ is not a package: its scripts run as files, and mypy knows this one as the module ``capacity``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from capacity import (
+    ATTACH_POLICY,
+    CREATE_CERTIFICATE_FROM_CSR,
+    CREATE_KEYS_AND_CERTIFICATE,
+    DYNAMODB_NEW_TABLE_WRITES,
+    DYNAMODB_PARTITION_WRITES,
+    REGISTER_THING,
+    UPDATE_CERTIFICATE,
+    Assumptions,
+    capacity,
+    increases,
+    preregistration_uses,
+    provisioning_uses,
+)
+
+
+def test_provisioning_is_limited_by_register_thing_at_the_defaults() -> None:
+    provision = capacity(provisioning_uses(Assumptions()))
+
+    assert provision.limiting == REGISTER_THING
+    assert provision.rate == 10
+    assert provision.seconds(1_000_000) == 100_000  # 27.8 hours
+
+
+def test_a_million_devices_in_a_day_needs_12_requests_a_second_of_each_10_per_second_api() -> None:
+    rate = 1_000_000 / (24 * 3600)
+
+    wanted = {
+        increase.quota: increase.value for increase in increases(provisioning_uses(Assumptions()), rate)
+    }
+
+    assert wanted == {REGISTER_THING: 12, CREATE_KEYS_AND_CERTIFICATE: 12, UPDATE_CERTIFICATE: 12}
+
+
+def test_device_made_keys_use_create_certificate_from_csr_and_attach_policy_is_the_next_wall() -> None:
+    uses = provisioning_uses(Assumptions(keys="device"))
+
+    wanted = {increase.quota for increase in increases(uses, 20)}
+
+    assert CREATE_CERTIFICATE_FROM_CSR in wanted
+    assert CREATE_KEYS_AND_CERTIFICATE not in wanted
+    assert ATTACH_POLICY in wanted  # 15 a second: the next wall once RegisterThing is raised
+
+
+@pytest.mark.parametrize(
+    ("shards", "limiting", "rate"),
+    [(1, DYNAMODB_PARTITION_WRITES, 1_000), (4, DYNAMODB_NEW_TABLE_WRITES, 4_000)],
+)
+def test_preregistration_is_limited_by_the_busiest_index_key_until_it_is_sharded(
+    shards: int, limiting: object, rate: float
+) -> None:
+    preregister = capacity(preregistration_uses(Assumptions(index_shards=shards)))
+
+    assert preregister.limiting == limiting
+    assert preregister.rate == rate
+
+
+def test_the_per_partition_limit_is_met_with_shards_not_an_increase() -> None:
+    [increase] = increases(preregistration_uses(Assumptions()), 2_500)
+
+    assert increase.quota == DYNAMODB_PARTITION_WRITES
+    assert increase.shards == 3
