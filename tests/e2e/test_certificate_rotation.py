@@ -49,7 +49,9 @@ def _registry_item(box: Sandbox, serial: str, done: Any) -> dict[str, str]:
 def _wait_until_retired(box: Sandbox, certificate_id: str) -> None:
     certificate = eventually(
         lambda: box.inspector.certificate(certificate_id),
-        lambda found: found is not None and found.status == "REVOKED" and not found.things,
+        lambda found: (
+            found is not None and (found.status, found.things, found.policies) == ("REVOKED", [], [])
+        ),
         WAIT_SECONDS,
         box.patience.interval,
     )
