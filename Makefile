@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/hook_bench.py
 	$(BIN)/python bench/program_bench.py
 	$(BIN)/python bench/e2e_bench.py
+	$(BIN)/python bench/rotation_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache .hypothesis
