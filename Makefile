@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/program_bench.py
 	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/capacity.py
+	$(BIN)/python bench/rotation_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -22,6 +22,7 @@ from hook.contract import (
     STACK_BASE_NAME_ENV,
     Attr,
     RotationStep,
+    rotation_job_id_prefix,
     rotation_topic,
     thing_name,
 )
@@ -36,12 +37,16 @@ function itself fails) before Lambda moves past it: the default, retrying until 
 (24 hours), would hold every later change of its shard back."""
 RETIRED_CERTIFICATE_ATTRIBUTES: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID)
 """The attributes of a registry item naming a certificate the serial holds: current and pending."""
+RETIREMENT_FAILURES_RETENTION_SECONDS: Final = 14 * 24 * 3600
+"""How long the on-failure queue keeps a record of a batch Lambda gave up on: SQS's maximum, 14 days
+(SetQueueAttributes, MessageRetentionPeriod: 60 to 1,209,600 seconds)."""
 
 
 def retirement_filter_patterns() -> list[str]:
     """The stream records the retirement function is given: those whose item held a certificate before the
     change (``OldImage``). That is every ``MODIFY`` and ``REMOVE`` that can drop one, and no ``INSERT``
-    (which has no ``OldImage``).
+    (which has no ``OldImage``). A revocation or a decommissioning of a device that had a certificate is
+    among them (its ``OldImage`` names it); the function decides that such an item holds none any more.
 
     The filter is on the ``dynamodb`` key, not on ``eventName``: "DynamoDB event source mappings only
     support filtering on the dynamodb key" (AWS Lambda developer guide, "Using event filtering with a
@@ -66,9 +71,10 @@ def on_own_things(actions: list[str], scope: AccountScope, name_prefix: str) -> 
 
 def rotation_statements(scope: AccountScope, name_prefix: str, table_arn: str) -> list[dict[str, Any]]:
     """What the rotation function needs: read and update registry items (its two-update transaction is
-    authorised as UpdateItem per member, AWS's "Using IAM with DynamoDB transactions"), have AWS IoT sign a
-    CSR, attach the new certificate to the device type's policy and to this stack's thing, activate or
-    revoke it, and answer on this stack's things' ``certificate`` and ``rejected`` topics only."""
+    authorised as UpdateItem per member, AWS's "Using IAM with DynamoDB transactions"), check the CSR's
+    rotation job execution, have AWS IoT sign a CSR, attach the new certificate to the device type's
+    policy and to this stack's thing, activate or revoke it, and answer on this stack's things'
+    ``certificate`` and ``rejected`` topics only."""
     answers = [
         scope.iot_arn(f"topic/{rotation_topic(thing_name(name_prefix, '*'), step)}")
         for step in (RotationStep.CERTIFICATE, RotationStep.REJECTED)
@@ -81,15 +87,27 @@ def rotation_statements(scope: AccountScope, name_prefix: str, table_arn: str) -
         # which policy is attached. The certificate is new, so its id cannot be named either.
         documents.allow(["iot:AttachPolicy", "iot:UpdateCertificate"], [scope.iot_arn("cert/*")]),
         on_own_things(["iot:AttachThingPrincipal"], scope, name_prefix),
+        # DescribeJobExecution is authorised on the job and the thing (Service Authorization Reference):
+        # this stack's rotation jobs, on this stack's things.
+        documents.allow(
+            ["iot:DescribeJobExecution"],
+            [
+                scope.iot_arn(f"job/{rotation_job_id_prefix(name_prefix)}*"),
+                scope.iot_arn(f"thing/{thing_name(name_prefix, '*')}"),
+            ],
+        ),
         documents.allow(["iot:Publish"], answers),
     ]
 
 
-def retirement_statements(scope: AccountScope, name_prefix: str, stream_arn: str) -> list[dict[str, Any]]:
+def retirement_statements(
+    scope: AccountScope, name_prefix: str, stream_arn: str, failures_queue_arn: str
+) -> list[dict[str, Any]]:
     """What the retirement function needs: its event source mapping reads the table's stream (AWS's
     example policy for a Lambda function on a DynamoDB stream: DescribeStream, GetRecords, GetShardIterator
-    and ListStreams, DynamoDB developer guide); it reads a certificate's ARN and status, revokes it and
-    detaches it from the device type's policy and from this stack's things."""
+    and ListStreams, DynamoDB developer guide) and sends a record of each batch it gives up on to the
+    on-failure queue; the function reads a certificate's ARN and status, revokes it and detaches it from the
+    device type's policy and from this stack's things."""
     return [
         documents.allow(
             ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], [stream_arn]
@@ -103,6 +121,10 @@ def retirement_statements(scope: AccountScope, name_prefix: str, stream_arn: str
             [scope.iot_arn("cert/*")],
         ),
         on_own_things(["iot:DetachThingPrincipal"], scope, name_prefix),
+        # For a stream source, Lambda sends to the on-failure destination with the function's execution
+        # role: "Your execution role must have permissions for the destination: For SQS destinations:
+        # sqs:SendMessage" (Lambda developer guide, "Retain discarded records for a DynamoDB event source").
+        documents.allow(["sqs:SendMessage"], [failures_queue_arn]),
     ]
 
 
@@ -128,6 +150,8 @@ class CertificateLifecycle(pulumi.ComponentResource):
 
     rotation_function_name: pulumi.Output[str]
     retirement_function_name: pulumi.Output[str]
+    retirement_failures_queue_name: pulumi.Output[str]
+    """Where Lambda records each batch of registry changes whose certificates it gave up retiring."""
     rotation_rule_name: pulumi.Output[str]
     """The topic rule on ``rotation/+/+`` that invokes the rotation function for this stack's things."""
 
@@ -143,14 +167,17 @@ class CertificateLifecycle(pulumi.ComponentResource):
         self._scope = scope
         rotation = self._create_rotation(name)
         rule = self._create_rotation_rule(name, rotation)
-        retirement = self._create_retirement(name)
+        failures = self._create_retirement_failures_queue(name)
+        retirement = self._create_retirement(name, failures)
         self.rotation_function_name = rotation.name
         self.retirement_function_name = retirement.name
+        self.retirement_failures_queue_name = failures.name
         self.rotation_rule_name = rule.name
         self.register_outputs(
             {
                 "rotation_function_name": self.rotation_function_name,
                 "retirement_function_name": self.retirement_function_name,
+                "retirement_failures_queue_name": self.retirement_failures_queue_name,
                 "rotation_rule_name": self.rotation_rule_name,
             }
         )
@@ -218,9 +245,24 @@ class CertificateLifecycle(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
         )
 
-    def _create_retirement(self, name: str) -> aws.lambda_.Function:
+    def _create_retirement_failures_queue(self, name: str) -> aws.sqs.Queue:
+        """The on-failure destination of the retirement mapping: a record (shard, sequence numbers, error)
+        of each batch Lambda stopped retrying, kept 14 days. SQS-managed encryption (SSE-SQS) needs no key
+        policy or KMS permission for Lambda to send to it."""
+        args = self._args
+        return aws.sqs.Queue(
+            f"{name}-retirement-failures",
+            name=f"{args.name_prefix}-certificate-retirement-failures",
+            sqs_managed_sse_enabled=True,
+            message_retention_seconds=RETIREMENT_FAILURES_RETENTION_SECONDS,
+            tags=args.defaults.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _create_retirement(self, name: str, failures: aws.sqs.Queue) -> aws.lambda_.Function:
         """The retirement function and its mapping on the registry's stream: changes are delivered in
-        order per item, failed records are reported one by one and retried a few times."""
+        order per item, failed records are reported one by one and retried a few times, and a batch still
+        failing then is recorded in ``failures``."""
         args = self._args
         function = create_function(
             f"{name}-retirement",
@@ -228,8 +270,8 @@ class CertificateLifecycle(pulumi.ComponentResource):
                 function_name=f"{args.name_prefix}-certificate-retirement",
                 handler=CERTIFICATE_RETIREMENT_HANDLER,
                 description="Revokes and detaches the certificates the device registry no longer holds",
-                statements=pulumi.Output.all(self._scope, args.registry.stream_arn).apply(
-                    lambda values: retirement_statements(values[0], args.name_prefix, values[1])
+                statements=pulumi.Output.all(self._scope, args.registry.stream_arn, failures.arn).apply(
+                    lambda values: retirement_statements(values[0], args.name_prefix, values[1], values[2])
                 ),
                 environment=self._environment(),
                 timeout=RETIREMENT_TIMEOUT_SECONDS,
@@ -239,18 +281,25 @@ class CertificateLifecycle(pulumi.ComponentResource):
             parent=self,
         )
         # The function's role policy exists before the mapping (the function depends on it), so Lambda's
-        # check that the role may read the stream passes at creation.
+        # checks that the role may read the stream and send to the queue pass at creation.
         aws.lambda_.EventSourceMapping(
             f"{name}-retirement-stream",
             event_source_arn=args.registry.stream_arn,
             function_name=function.arn,
-            # Only changes made from now on: certificates replaced before the mapping existed are not
-            # retired by it.
-            starting_position="LATEST",
+            # From the oldest record the stream still holds (24 hours), not only from the mapping's
+            # creation (LATEST): changes made between the table's stream and the mapping coming up, or
+            # while a replaced mapping was gone, are retired too. Retirement is idempotent, so a change
+            # whose certificates were already retired costs a few reads and changes nothing.
+            starting_position="TRIM_HORIZON",
             batch_size=RETIREMENT_BATCH_SIZE,
             function_response_types=["ReportBatchItemFailures"],
             bisect_batch_on_function_error=True,
             maximum_retry_attempts=RETIREMENT_MAXIMUM_RETRY_ATTEMPTS,
+            destination_config=aws.lambda_.EventSourceMappingDestinationConfigArgs(
+                on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
+                    destination_arn=failures.arn
+                )
+            ),
             filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(
                 filters=[
                     aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(pattern=pattern)

@@ -26,6 +26,11 @@ STALE_APPROVALS_PERIOD_SECONDS = 900
 """The stale-approvals function runs every 15 minutes: each period holds one of its reports."""
 ROTATION_FAILED_PERIOD_SECONDS = 3600
 """Rotations are rare (a job at a time): one failure in an hour is worth a look."""
+RETIREMENT_FAILED_PERIOD_SECONDS = 3600
+"""Retirements are as rare as rotations, revocations and re-provisionings: one failure in an hour is worth a
+look (a certificate the registry dropped may still be active)."""
+RETIREMENT_ITERATOR_AGE_LIMIT_MS = 3_600_000
+"""The retirement function is more than an hour behind the registry's stream (which keeps 24 hours)."""
 HOOK_DURATION_LIMIT_MS = 4000
 """Alarm when the hook's p99 nears AWS IoT's 5-second wait."""
 REGISTRY_OPERATIONS = ("GetItem", "UpdateItem", "TransactWriteItems", "Query")
@@ -41,6 +46,9 @@ class MonitoredNames:
     registry_table: pulumi.Input[str]
     template: pulumi.Input[str]
     thing_created_rule: pulumi.Input[str]
+    retirement_function: pulumi.Input[str]
+    retirement_failures_queue: pulumi.Input[str]
+    """The retirement mapping's on-failure queue: each message is a batch of registry changes given up on."""
     claim_certificates: Mapping[str, pulumi.Input[str]]
     """Claim certificate ids by generation: each has its own abuse alarm."""
     metrics_namespace: str
@@ -233,6 +241,56 @@ def alarm_specs(
             ),
             1,
             period=ROTATION_FAILED_PERIOD_SECONDS,
+        ),
+        # Counted once for every stream record whose retirement raised, retried or not: the failures that
+        # Lambda retries and the ones it finally gives up on alike.
+        AlarmSpec(
+            "retirement-failed",
+            "Certificates the registry no longer holds could not be revoked or detached (see the retirement "
+            "function's ERROR logs): a replaced, revoked or decommissioned device's certificate may still be "
+            "active. Lambda retries the change a few times, then records it in the retirement failures queue",
+            (
+                MetricRef(
+                    names.metrics_namespace,
+                    Metric.CERTIFICATE_RETIREMENT_FAILED,
+                    {SERVICE_DIMENSION: Service.CERTIFICATE_RETIREMENT},
+                ),
+            ),
+            1,
+            period=RETIREMENT_FAILED_PERIOD_SECONDS,
+        ),
+        # IteratorAge: "for event source mappings that read from streams, the age of the last record in the
+        # event", in milliseconds, per FunctionName; Maximum shows the worst lag.
+        # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
+        AlarmSpec(
+            "retirement-iterator-age",
+            "The certificate retirement function is more than an hour behind the device registry's stream "
+            "(throttled, failing or stuck on a record): certificates the registry dropped are not being "
+            "retired, and changes older than 24 hours leave the stream unretired",
+            (aws_lambda("IteratorAge", names.retirement_function),),
+            RETIREMENT_ITERATOR_AGE_LIMIT_MS,
+            statistic="Maximum",
+            comparison="GreaterThanThreshold",
+        ),
+        # Each message is Lambda's record of a batch it stopped retrying (shard and sequence numbers, not
+        # the changes): those certificates were never retired. Alarmed while any message waits.
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
+        AlarmSpec(
+            "retirement-failures-queued",
+            "Lambda gave up retiring the certificates of some registry changes and recorded each batch "
+            "(stream sequence numbers) in the retirement failures queue: find the serials in the retirement "
+            "function's ERROR logs, revoke and detach the certificates their items no longer hold, then "
+            "delete the messages",
+            (
+                MetricRef(
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    {"QueueName": names.retirement_failures_queue},
+                ),
+            ),
+            0,
+            statistic="Maximum",
+            comparison="GreaterThanThreshold",
         ),
     ]
 

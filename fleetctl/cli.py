@@ -380,7 +380,8 @@ def reprovision_command(
             min=1,
             max=reprovision.WINDOW_HOURS_MAX,
             metavar="HOURS",
-            help="How long the grant lasts.",
+            help="How long the grant lasts (1 to 72). Meanwhile anyone holding the claim certificate who "
+            "knows the serial can use it: keep it short.",
         ),
     ] = reprovision.WINDOW_HOURS_DEFAULT,
     json_output: JsonFlag = False,
@@ -397,6 +398,10 @@ def reprovision_command(
         f"certificate {granted['certificateId']} is then replaced and revoked."
     )
     print_line(f"granted by {granted['grantedBy']}: {granted['reason']}")
+    print_line(
+        "Until then, anyone holding the claim certificate who knows the serial can use this grant: provision "
+        "the device now."
+    )
 
 
 @claim_app.command("status")

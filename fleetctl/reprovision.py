@@ -18,9 +18,11 @@ from hook.registry import TransitionRefused, timestamp
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
 
-WINDOW_HOURS_DEFAULT: Final = 24
-WINDOW_HOURS_MAX: Final = 168
-"""A week: a grant is for a device an operator is working on now, not a standing permission."""
+WINDOW_HOURS_DEFAULT: Final = 1
+WINDOW_HOURS_MAX: Final = 72
+"""A grant is for a device an operator is working on now, not a standing permission: while it lasts, anyone
+holding the claim certificate who knows the serial can take it (it is not bound to the device's key; binding
+serials to device keys, issue 12, closes that). Three days at most, for a device shipped back to a depot."""
 REASON_MAX_LENGTH: Final = 256
 
 _WHY_REFUSED: Final[dict[str, str]] = {

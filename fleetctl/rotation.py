@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,14 @@ from fleetctl.context import AWS_CONCURRENCY
 from fleetctl.devices import SERIAL_NUMBER_FORM, is_serial_number
 from fleetctl.errors import AwsProblem, NotFound, UsageProblem
 from fleetctl.iot import describe_job, job_execution_details, job_executions
-from hook.contract import ROTATION_JOB_OPERATION, Attr, DeviceStatus, RotationKeyAlgorithm, serial_number_of
+from hook.contract import (
+    ROTATION_JOB_OPERATION,
+    Attr,
+    DeviceStatus,
+    RotationKeyAlgorithm,
+    rotation_job_id_prefix,
+    serial_number_of,
+)
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
@@ -37,6 +45,14 @@ says "the total number of targets associated with a job must not exceed 100"; mo
 JOB_ID_MAX_LENGTH: Final = 64
 JOB_ID_PATTERN: Final = re.compile(r"[a-zA-Z0-9_-]+")
 """A job id's constraints (AWS IoT API Reference, CreateJob: jobId)."""
+JOB_ID_RANDOM_HEX_DIGITS: Final = 4
+"""Random hex digits after a job id's UTC time: two ``rotate`` runs in the same second get different ids."""
+IN_PROGRESS_TIMEOUT_MINUTES: Final = 30
+"""How long a device has, once it took the job (IN_PROGRESS), to report it; then AWS IoT ends the execution
+``TIMED_OUT`` and ``rotate --resume`` picks the device up. A rotation takes the device seconds (a key, a CSR,
+one reconnection); 30 minutes leave room for slow links. AWS IoT API Reference, TimeoutConfig:
+``inProgressTimeoutInMinutes`` from 1 to 10080; a QUEUED execution (a device that never took the job) does
+not time out."""
 JOB_EXECUTION_STATUSES: Final = (
     "QUEUED",
     "IN_PROGRESS",
@@ -194,6 +210,7 @@ def create_jobs(stack: StackContext, plan: Plan) -> Plan:
                 document=json.dumps(plan.document),
                 description=description,
                 targetSelection="SNAPSHOT",
+                timeoutConfig={"inProgressTimeoutInMinutes": IN_PROGRESS_TIMEOUT_MINUTES},
             )
         except (ClientError, BotoCoreError) as error:
             if not created:
@@ -345,9 +362,12 @@ def _items(stack: StackContext, serials: Sequence[str]) -> dict[str, Item]:
 
 
 def _jobs(stack: StackContext, targets: Sequence[Target], now: datetime) -> list[Job]:
-    """The targets in jobs of at most :data:`JOB_TARGETS_MAX`, named ``<base>-rotate-<UTC time>[-n]``."""
+    """The targets in jobs of at most :data:`JOB_TARGETS_MAX`, named
+    ``<base>-rotate-<UTC time>-<4 random hex digits>[-n]``: the rotation function answers only CSRs of a job
+    whose id starts ``<base>-rotate-`` (:func:`~hook.contract.rotation_job_id_prefix`)."""
     chunks = [targets[start : start + JOB_TARGETS_MAX] for start in range(0, len(targets), JOB_TARGETS_MAX)]
-    base = f"{stack.base_name}-rotate-{now:%Y%m%d%H%M%S}"
+    unique = secrets.token_hex(JOB_ID_RANDOM_HEX_DIGITS // 2)
+    base = f"{rotation_job_id_prefix(stack.base_name)}{now:%Y%m%d%H%M%S}-{unique}"
     ids = [base] if len(chunks) == 1 else [f"{base}-{number}" for number in range(1, len(chunks) + 1)]
     for job_id in ids:
         if not is_job_id(job_id):

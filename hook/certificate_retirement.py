@@ -12,13 +12,18 @@ one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are n
 
 That covers a completed rotation (the old current certificate), an abandoned or replaced one (the
 pending certificate), a re-provisioning (the certificate the grant replaced) and a released approval.
-Certificate binding items (``certificate#<id>``) are never retired from: a binding outlives its
-certificate.
+An item that is ``REVOKED`` or ``DECOMMISSIONED`` holds no certificate, whatever its attributes still name:
+its revocation retires both its current and its pending certificate (a rotation's certificate issued while
+``fleetctl revoke`` ran would otherwise stay active and attached), and later changes of such an item retire
+nothing more. Certificate binding items (``certificate#<id>``) are never retired from: a binding outlives
+its certificate.
 
 Each step is idempotent, and ``ResourceNotFoundException`` (no such certificate, thing or policy, or no
 such attachment) counts as done. Any other error fails that record only: Powertools' batch processor
 reports it in ``batchItemFailures`` (the event source mapping needs ``ReportBatchItemFailures``) and
-Lambda retries from it.
+Lambda retries from it. Every failed record is counted (``CertificateRetirementFailed``, alarmed on) and
+logged with its error; a record that still fails when the mapping's retries run out is sent to its
+on-failure queue (``components/certificates.py``).
 
 The certificate's ARN is read with ``DescribeCertificate`` rather than built from the function's own
 ARN: AWS says what the ARN is (partition, region, account and format are not assumed, also on an
@@ -37,6 +42,8 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.base import FailureResponse
+from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from botocore.exceptions import ClientError
@@ -46,6 +53,7 @@ from hook.contract import (
     REGISTRY_PARTITION_KEY,
     STACK_BASE_NAME_ENV,
     Attr,
+    DeviceStatus,
     Metric,
     Service,
     device_type_resource_name,
@@ -57,10 +65,38 @@ from hook.contract import (
 SERVICE: Final = Service.CERTIFICATE_RETIREMENT.value
 HELD: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID)
 """The attributes of a device's item that hold its certificates."""
+HOLDS_NONE: Final = frozenset({DeviceStatus.REVOKED.value, DeviceStatus.DECOMMISSIONED.value})
+"""Statuses whose item holds no certificate, whatever :data:`HELD` attributes it keeps."""
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=SERVICE)
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+class CountingBatchProcessor(BatchProcessor):
+    """Powertools' batch processor that also counts and logs every record whose handling raised.
+
+    ``failure_handler`` is the processor's documented extension point for failed records (Powertools for
+    AWS Lambda (Python), Batch Processing, "Extending BatchProcessor")."""
+
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
+        metrics.add_metric(name=Metric.CERTIFICATE_RETIREMENT_FAILED, unit=MetricUnit.Count, value=1)
+        logger.error(
+            "certificate retirement failed; Lambda retries the record",
+            extra={"serialNumber": _serial_of(record)},
+            exc_info=exception[1],
+        )
+        return super().failure_handler(record, exception)
+
+
+def _serial_of(record: Any) -> object:
+    """The registry key of a stream record, for the log; ``None`` when the record does not say."""
+    try:
+        return record.dynamodb.keys.get(REGISTRY_PARTITION_KEY)
+    except Exception:  # a malformed record is logged without its key; logging it must not fail too
+        return None
+
+
+processor = CountingBatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 @metrics.log_metrics
@@ -94,9 +130,17 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
 
 
 def dropped_certificates(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The certificates ``old`` held (current or pending) that ``new`` holds in neither role, sorted."""
-    kept = {_text(new, attribute) for attribute in HELD}
-    return sorted({_text(old, attribute) for attribute in HELD} - kept - {""})
+    """The certificates ``old`` held (current or pending) that ``new`` holds in neither role, sorted. An
+    image whose status is ``REVOKED`` or ``DECOMMISSIONED`` (:data:`HOLDS_NONE`) holds none."""
+    return sorted(held_certificates(old) - held_certificates(new))
+
+
+def held_certificates(image: Mapping[str, Any]) -> set[str]:
+    """The certificates an item image holds: its current and pending one, none once it is revoked or
+    decommissioned."""
+    if _text(image, Attr.STATUS) in HOLDS_NONE:
+        return set()
+    return {_text(image, attribute) for attribute in HELD} - {""}
 
 
 def retire(iot: Any, certificate_id: str, thing: str, policy: str | None) -> None:

@@ -272,6 +272,9 @@ class Metric(StrEnum):
     """A rotation step refused or reported failed by the device; also counted per :data:`REASON_DIMENSION`."""
     CERTIFICATE_RETIRED = "CertificateRetired"
     """A certificate the registry no longer holds was revoked and detached."""
+    CERTIFICATE_RETIREMENT_FAILED = "CertificateRetirementFailed"
+    """A registry change whose certificates could not be retired (the record is retried, then sent to the
+    retirement function's on-failure queue)."""
 
 
 class ProvisioningDenied(Exception):
@@ -353,6 +356,12 @@ class RotationKeyAlgorithm(StrEnum):
     RSA_2048 = "RSA-2048"
 
 
+def rotation_job_id_prefix(base_name: str) -> str:
+    """Every rotation job of a stack has an id starting ``<base>-rotate-`` (``fleetctl rotate`` names them);
+    the rotation function answers only CSRs of such a job."""
+    return f"{base_name}-rotate-"
+
+
 ROTATION_JOB_OPERATION: Final = "rotate-certificate"
 """The ``operation`` of a rotation job's document: ``{"operation": "rotate-certificate",
 "keyAlgorithm": "EC-P256" | "RSA-2048"}``."""
@@ -366,6 +375,9 @@ class RotationRejection(StrEnum):
     """The request was not published with the serial's current (``csr``) or pending (``result``)
     certificate."""
     NOT_ACTIVE = "NotActive"
+    NO_ROTATION_JOB = "NoRotationJob"
+    """The CSR names no open rotation job execution of this thing: certificates are issued on request of
+    an operator's job only."""
     INVALID_CSR = "InvalidCsr"
     DEVICE_REPORTED_FAILURE = "DeviceReportedFailure"
     INTERNAL_ERROR = "InternalError"

@@ -103,6 +103,9 @@ _APPROVAL_ATTRIBUTES = (
 )
 """What the hook's approval adds to a pre-registered item."""
 
+REPLACED_CERTIFICATES_KEPT: Final = 20
+"""How many replaced certificates an item lists; older ones were retired long since."""
+
 _PASSED: Final = "None"
 """A transaction member's cancellation reason code when its own condition held."""
 _CONDITION_FAILED: Final = "ConditionalCheckFailed"
@@ -1021,8 +1024,10 @@ def _reprovision_granted(item: Item, request: DeviceRequest) -> bool:
 
 
 def _replaced(item: Item, certificate_id: str) -> str:
-    """The replaced certificates of ``item`` with ``certificate_id`` added in front."""
-    return " ".join([certificate_id, *item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split()]).strip()
+    """The replaced certificates of ``item`` with ``certificate_id`` added in front, the newest
+    :data:`REPLACED_CERTIFICATES_KEPT` only (an item must stay far below DynamoDB's 400 KB)."""
+    replaced = [certificate_id, *item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split()]
+    return " ".join(replaced[:REPLACED_CERTIFICATES_KEPT]).strip()
 
 
 def _identity(item: Item) -> str:

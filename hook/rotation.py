@@ -65,6 +65,7 @@ from hook.contract import (
     Service,
     device_type_resource_name,
     metrics_namespace_from_environment,
+    rotation_job_id_prefix,
     rotation_topic,
     serial_number_of,
 )
@@ -95,6 +96,7 @@ _STEP_FIELDS = {
     RotationStep.CSR: frozenset({"csr", "jobId"}),
     RotationStep.RESULT: frozenset({"jobId", "status", "reason"}),
 }
+_OPEN_JOB_STATES = frozenset({"QUEUED", "IN_PROGRESS"})
 _OWN_STEPS = frozenset({RotationStep.CERTIFICATE.value, RotationStep.REJECTED.value})
 
 _TRANSIENT_ERROR_CODES = frozenset(
@@ -194,6 +196,12 @@ def parse_request(event: Any, base_name: str) -> RotationRequest | None:
     if not (isinstance(job_id, str) and _JOB_ID.fullmatch(job_id)):
         raise malformed("jobId must be 1-64 characters of a-z, A-Z, 0-9, _ and -")
     if step is RotationStep.CSR:
+        if not job_id.startswith(rotation_job_id_prefix(base_name)):
+            raise RotationRefused(
+                RotationRejection.NO_ROTATION_JOB,
+                f"jobId must be a rotation job of this stack ({rotation_job_id_prefix(base_name)}...)",
+                thing,
+            )
         csr = event.get("csr")
         if not (isinstance(csr, str) and len(csr.encode()) <= CSR_MAX_BYTES):
             raise malformed(f"csr must be a string of at most {CSR_MAX_BYTES} bytes")
@@ -272,6 +280,12 @@ def issue(request: RotationRequest, item: Item) -> str:
     device_type = item.get(Attr.DEVICE_TYPE)
     if not device_type:
         raise RotationRefused(RotationRejection.INTERNAL_ERROR, "the registry item has no device type", thing)
+    if item.get(Attr.PENDING_CERTIFICATE_ID) and item.get(Attr.ROTATION_JOB_ID) == request.job_id:
+        # One certificate per job: a repeated CSR (a redelivered event, a device retrying) gets no second
+        # certificate and no answer; the first one's answer is on its way, or the job ends and is resumed.
+        logger.info("a certificate was already issued for this job; repeated CSR ignored")
+        return "duplicate-csr-ignored"
+    _require_open_job(request)
     iot = _iot()
     try:
         created = iot.create_certificate_from_csr(certificateSigningRequest=request.csr, setAsActive=False)
@@ -298,6 +312,7 @@ def issue(request: RotationRequest, item: Item) -> str:
         iot.attach_policy(policyName=policy, target=arn)
         iot.attach_thing_principal(thingName=thing, principal=arn)
         iot.update_certificate(certificateId=certificate_id, newStatus="ACTIVE")
+        _require_still_pending(request, certificate_id)
         publish(
             thing,
             RotationStep.CERTIFICATE,
@@ -426,6 +441,42 @@ def _require_job_in_progress(request: RotationRequest, item: Item) -> None:
             f"job {request.job_id} is not the rotation in progress",
             request.thing_name,
         )
+
+
+def _require_open_job(request: RotationRequest) -> None:
+    """The CSR belongs to a job execution of this thing that has not ended: an operator asked for the
+    rotation, and a device cannot have certificates issued at will (DescribeJobExecution, AWS IoT API
+    reference; QUEUED and IN_PROGRESS are the states before an execution ends)."""
+    try:
+        execution = _iot().describe_job_execution(jobId=request.job_id, thingName=request.thing_name)
+        status = execution["execution"]["status"]
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        status = "none"
+    if status not in _OPEN_JOB_STATES:
+        raise RotationRefused(
+            RotationRejection.NO_ROTATION_JOB,
+            f"job {request.job_id} has no open execution for this thing (status {status})",
+            request.thing_name,
+        )
+
+
+def _require_still_pending(request: RotationRequest, certificate_id: str) -> None:
+    """After the certificate was activated, the registry must still hold it as the serial's pending one;
+    otherwise (revoked, decommissioned, another CSR) it is revoked here before the device ever gets it."""
+    item = _registry().get(request.serial_number) or {}
+    if (
+        item.get(Attr.STATUS) == DeviceStatus.ACTIVE
+        and item.get(Attr.PENDING_CERTIFICATE_ID) == certificate_id
+    ):
+        return
+    _iot().update_certificate(certificateId=certificate_id, newStatus="REVOKED")
+    raise RotationRefused(
+        RotationRejection.NOT_ACTIVE,
+        f"the device became {item.get(Attr.STATUS)} while its new certificate was issued",
+        request.thing_name,
+    )
 
 
 def _already_rotated(request: RotationRequest, item: Item) -> bool:

@@ -92,7 +92,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         ),
         scope,
     )
-    CertificateLifecycle(
+    certificates = CertificateLifecycle(
         "certificates",
         CertificateLifecycleArgs(
             name_prefix=settings.base_name,
@@ -113,6 +113,8 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                     registry_table=registry.table_name,
                     template=provisioning.template_name,
                     thing_created_rule=lifecycle.thing_created_rule_name,
+                    retirement_function=certificates.retirement_function_name,
+                    retirement_failures_queue=certificates.retirement_failures_queue_name,
                     claim_certificates=provisioning.claim_certificate_ids,
                     metrics_namespace=functions.metrics_namespace,
                 ),

@@ -24,6 +24,7 @@ _ARN_FORMATS = {
     "aws:iam/role:Role": "arn:{partition}:iam::{account}:role/{name}",
     "aws:sns/topic:Topic": "arn:{partition}:sns:{scope}:{name}",
     "aws:cloudwatch/eventRule:EventRule": "arn:{partition}:events:{scope}:rule/{name}",
+    "aws:sqs/queue:Queue": "arn:{partition}:sqs:{scope}:{name}",
 }
 """ARNs as AWS forms them, for the types whose ARN the program puts into policies."""
 ROOT = Path(__file__).resolve().parent.parent

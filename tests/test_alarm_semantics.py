@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto import mock_aws
 
-from hook import handler, rotation
+from hook import certificate_retirement, handler, rotation
 from hook.contract import IOT_DATA_ENDPOINT_ENV, METRICS_NAMESPACE_ENV, STACK_BASE_NAME_ENV
 from tests.pulumi_mocks import Deployment, deploy
-from tests.support import FakeLambdaContext, certificate_id, hook_event, valid_parameters
+from tests.support import FakeLambdaContext, certificate_id, fail_once, hook_event, valid_parameters
 
 HOUR = 3600
 MAX_PER_HOUR = 20
@@ -458,3 +459,92 @@ def test_a_refused_rotation_step_raises_rotation_failed_once_in_its_hour(
     rotation._data.cache_clear()
     # Counted once with the service alone and once more per Reason: the alarm sees the first only.
     assert evaluate(alarm, [*quiet, *failed], until=2 * HOUR) == ([None, 1], ["OK", "ALARM"])
+
+
+# --- certificate retirement --------------------------------------------------------------------------------
+
+
+def _stream_record(sequence: str, old: dict[str, str], new: dict[str, str]) -> dict[str, Any]:
+    """A MODIFY record of the registry's stream as Lambda delivers it to the retirement function."""
+
+    def typed(image: dict[str, str]) -> dict[str, dict[str, str]]:
+        return {name: {"S": value} for name, value in image.items()}
+
+    return {
+        "eventID": sequence,
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000",
+        "dynamodb": {
+            "Keys": {"serialNumber": {"S": old["serialNumber"]}},
+            "OldImage": typed(old),
+            "NewImage": typed(new),
+            "SequenceNumber": sequence,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # the retirement that finds nothing
+def test_a_failed_retirement_raises_retirement_failed_once_in_its_hour(
+    declared: dict[str, dict[str, Any]],
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alarm = declared["retirement-failed"]
+    monkeypatch.setenv(STACK_BASE_NAME_ENV, "iot-provisioning-dev")
+    monkeypatch.setattr(certificate_retirement.metrics, "namespace", namespace)
+    active = {
+        "serialNumber": "TS-000001",
+        "status": "ACTIVE",
+        "deviceType": "gateway",
+        "certificateId": certificate_id("old"),
+    }
+    rotated = {**active, "certificateId": certificate_id("new")}
+    batch = {"Records": [_stream_record("100", active, rotated)]}
+    with mock_aws():
+        certificate_retirement._iot.cache_clear()
+        capsys.readouterr()
+        # The old certificate does not exist: retired already, nothing failed.
+        assert certificate_retirement.lambda_handler(batch, FakeLambdaContext()) == {"batchItemFailures": []}
+        quiet = emf_data(capsys.readouterr().out, at=60)
+        fail_once(monkeypatch, "DescribeCertificate", "UnauthorizedException")
+        certificate_retirement._iot.cache_clear()
+        with pytest.raises(BatchProcessingError):  # the whole batch failed: Lambda retries it
+            certificate_retirement.lambda_handler(batch, FakeLambdaContext())
+        failed = emf_data(capsys.readouterr().out, at=HOUR + 60)
+    certificate_retirement._iot.cache_clear()
+    assert evaluate(alarm, [*quiet, *failed], until=2 * HOUR) == ([None, 1], ["OK", "ALARM"])
+
+
+def test_retirement_iterator_age_raises_only_past_an_hour_behind(declared: dict[str, dict[str, Any]]) -> None:
+    alarm = declared["retirement-iterator-age"]
+    function = {"FunctionName": "iot-provisioning-dev-certificate-retirement"}
+    minute = 60_000
+    data = [
+        *published("AWS/Lambda", "IteratorAge", function, [200, 45 * minute], at=30),
+        *published("AWS/Lambda", "IteratorAge", function, [60 * minute], at=330),
+        *published("AWS/Lambda", "IteratorAge", function, [500, 61 * minute], at=630),
+    ]
+    assert evaluate(alarm, data, until=900) == (
+        [45 * minute, 60 * minute, 61 * minute],
+        ["OK", "OK", "ALARM"],
+    )
+
+
+def test_a_batch_given_up_on_raises_retirement_failures_queued_while_it_waits(
+    declared: dict[str, dict[str, Any]],
+) -> None:
+    alarm = declared["retirement-failures-queued"]
+    queue = {"QueueName": "iot-provisioning-dev-certificate-retirement-failures"}
+    # SQS reports the queue's depth every minute while it is active: empty, then one message, then read.
+    depths = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0]
+    data = [
+        datum
+        for minute, depth in enumerate(depths)
+        for datum in published(
+            "AWS/SQS", "ApproximateNumberOfMessagesVisible", queue, [depth], at=minute * 60
+        )
+    ]
+    assert evaluate(alarm, data, until=900) == ([0, 1, 0], ["OK", "ALARM", "OK"])

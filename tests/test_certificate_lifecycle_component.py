@@ -30,6 +30,8 @@ RULE = "iot_provisioning_dev_certificate_rotation"
 ROTATION = f"{BASE}-certificate-rotation"
 RETIREMENT = f"{BASE}-certificate-retirement"
 OWN_THINGS = {"ArnLike": {"iot:thingArn": f"{IOT_ARN}:thing/{BASE}_*"}}
+FAILURES_QUEUE = f"{BASE}-certificate-retirement-failures"
+FAILURES_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{FAILURES_QUEUE}"
 CERTIFICATE_ID = "ab" * 32
 
 
@@ -128,9 +130,12 @@ def test_rotation_rule_takes_only_this_stacks_devices_requests(dev: Deployment) 
 @pytest.mark.parametrize(
     ("step", "payload"),
     [
-        (RotationStep.CSR, {"csr": csr_pem(), "jobId": "rotate-1"}),
-        (RotationStep.RESULT, {"jobId": "rotate-1", "status": "SUCCEEDED"}),
-        (RotationStep.RESULT, {"jobId": "rotate-1", "status": "FAILED", "reason": "new certificate refused"}),
+        (RotationStep.CSR, {"csr": csr_pem(), "jobId": f"{BASE}-rotate-1"}),
+        (RotationStep.RESULT, {"jobId": f"{BASE}-rotate-1", "status": "SUCCEEDED"}),
+        (
+            RotationStep.RESULT,
+            {"jobId": f"{BASE}-rotate-1", "status": "FAILED", "reason": "new certificate refused"},
+        ),
     ],
 )
 def test_rotation_rule_hands_the_function_every_field_of_a_step_and_the_caller_from_aws(
@@ -151,7 +156,7 @@ def test_rotation_rule_hands_the_function_every_field_of_a_step_and_the_caller_f
 
 
 def test_rotation_role_signs_attaches_and_answers_for_this_stacks_things_only(dev: Deployment) -> None:
-    logs, registry, sign, certificates, things, answer = role_statements(dev, ROTATION)
+    logs, registry, sign, certificates, things, jobs, answer = role_statements(dev, ROTATION)
     assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{ROTATION}:*"]
     assert registry == {
         "Effect": "Allow",
@@ -170,6 +175,11 @@ def test_rotation_role_signs_attaches_and_answers_for_this_stacks_things_only(de
         "Resource": [f"{IOT_ARN}:cert/*"],
         "Condition": OWN_THINGS,
     }
+    assert jobs == {
+        "Effect": "Allow",
+        "Action": ["iot:DescribeJobExecution"],
+        "Resource": [f"{IOT_ARN}:job/{BASE}-rotate-*", f"{IOT_ARN}:thing/{BASE}_*"],
+    }
     assert answer == {
         "Effect": "Allow",
         "Action": ["iot:Publish"],
@@ -183,7 +193,7 @@ def test_rotation_role_signs_attaches_and_answers_for_this_stacks_things_only(de
 def test_retirement_role_reads_the_stream_and_retires_certificates_of_this_stacks_things(
     dev: Deployment,
 ) -> None:
-    logs, stream, list_streams, certificates, things = role_statements(dev, RETIREMENT)
+    logs, stream, list_streams, certificates, things, failures = role_statements(dev, RETIREMENT)
     assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{RETIREMENT}:*"]
     assert stream == {
         "Effect": "Allow",
@@ -202,6 +212,8 @@ def test_retirement_role_reads_the_stream_and_retires_certificates_of_this_stack
         "Resource": [f"{IOT_ARN}:cert/*"],
         "Condition": OWN_THINGS,
     }
+    # Lambda sends a stream mapping's on-failure records with the function's execution role.
+    assert failures == {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [FAILURES_QUEUE_ARN]}
 
 
 def test_neither_function_attaches_or_detaches_another_stacks_things() -> None:
@@ -228,12 +240,21 @@ def test_retirement_function_follows_the_stream_reporting_failed_records_one_by_
     mapping = dev.mocks.one("aws:lambda/eventSourceMapping:EventSourceMapping")
     assert mapping.inputs["eventSourceArn"] == STREAM_ARN
     assert mapping.inputs["functionName"] == f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{RETIREMENT}"
-    assert mapping.inputs["startingPosition"] == "LATEST"
+    # From the oldest record the stream holds: changes made before the mapping existed are retired too.
+    assert mapping.inputs["startingPosition"] == "TRIM_HORIZON"
     assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping.inputs["bisectBatchOnFunctionError"] is True
     # Bounded: Lambda's default retries a failing record until it expires, holding its shard back a day.
     assert 0 < mapping.inputs["maximumRetryAttempts"] <= 10
     assert mapping.inputs["batchSize"] <= 100
+
+
+def test_batches_given_up_on_are_kept_in_an_encrypted_queue_for_two_weeks(dev: Deployment) -> None:
+    mapping = dev.mocks.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert mapping.inputs["destinationConfig"] == {"onFailure": {"destinationArn": FAILURES_QUEUE_ARN}}
+    queue = named(dev, "aws:sqs/queue:Queue", FAILURES_QUEUE)
+    assert queue.inputs["sqsManagedSseEnabled"] is True
+    assert queue.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
 
 
 def matches(value: Any, pattern: Any) -> bool:
@@ -277,6 +298,8 @@ ROTATING = {**ACTIVE, Attr.PENDING_CERTIFICATE_ID.value: "c2"}
 ROTATED = {**ACTIVE, Attr.CERTIFICATE_ID.value: "c2", "replacedCertificateIds": "c1"}
 RETRYING = {**ACTIVE, Attr.PENDING_CERTIFICATE_ID.value: "c3"}
 REVOKED = {**ACTIVE, "status": "REVOKED"}
+REVOKED_ROTATING = {**ROTATING, "status": "REVOKED"}
+DECOMMISSIONED = {**REVOKED, "status": "DECOMMISSIONED"}
 Change = tuple[str, dict[str, str] | None, dict[str, str] | None]
 CHANGES: dict[str, tuple[Change, bool]] = {
     # change: (event name, item before, item after), and whether the function is invoked for it
@@ -290,6 +313,18 @@ CHANGES: dict[str, tuple[Change, bool]] = {
     "rotation abandoned": (("MODIFY", ROTATING, ACTIVE), True),
     "re-provisioned": (("MODIFY", ACTIVE, {**ACTIVE, Attr.CERTIFICATE_ID.value: "c9"}), True),
     "revocation": (("MODIFY", ACTIVE, REVOKED), True),
+    "revocation during a rotation": (("MODIFY", ROTATING, REVOKED_ROTATING), True),
+    "revocation of a pending approval": (("MODIFY", PENDING, {**PENDING, "status": "REVOKED"}), True),
+    "revocation of a preregistered serial": (
+        ("MODIFY", PREREGISTERED, {**PREREGISTERED, "status": "REVOKED"}),
+        False,
+    ),
+    "decommissioning of a revoked device": (("MODIFY", REVOKED, DECOMMISSIONED), True),
+    "decommissioning of an active device": (("MODIFY", ACTIVE, {**ACTIVE, "status": "DECOMMISSIONED"}), True),
+    "a revoked item changes again": (
+        ("MODIFY", REVOKED_ROTATING, {**REVOKED_ROTATING, "revocationReason": "x"}),
+        True,
+    ),
     "release": (("REMOVE", PENDING, None), True),
 }
 
@@ -316,6 +351,10 @@ def test_the_filtered_changes_include_every_kind_of_retirement() -> None:
         "rotation completed": ["c1"],
         "rotation abandoned": ["c2"],
         "re-provisioned": ["c1"],
+        "revocation": ["c1"],
+        "revocation during a rotation": ["c1", "c2"],
+        "revocation of a pending approval": ["c1"],
+        "decommissioning of an active device": ["c1"],
         "release": ["c1"],
     }
 

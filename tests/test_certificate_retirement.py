@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from hook import certificate_retirement
 from hook.contract import Attr, Service, certificate_binding_key, thing_name
@@ -20,6 +21,7 @@ from tests.support import (
     FakeLambdaContext,
     Fleet,
     RegistryStream,
+    before_every_call,
     clear_certificate_function_caches,
     configure_certificate_functions,
     fail_once,
@@ -221,18 +223,21 @@ def test_a_certificate_already_deleted_counts_as_retired(
     assert retire(stream) == {"batchItemFailures": []}
 
 
-def test_a_failed_record_is_reported_and_the_others_are_retired(
+def test_a_failed_record_is_reported_counted_and_logged_and_the_others_are_retired(
     fleet: Fleet,
     registry: DeviceRecords,
     stream: RegistryStream,
     original: str,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     other_original = fleet.provision("TS-000002")
     retire(stream)
     for serial in (SERIAL, "TS-000002"):
         rotate(fleet, registry, serial)
     event = stream.event()
+    capsys.readouterr()
     fail_once(monkeypatch, "UpdateCertificate", "UnauthorizedException")  # not retried by the client
     clear_certificate_function_caches()  # the function's next client is made with the failure injected
 
@@ -244,9 +249,100 @@ def test_a_failed_record_is_reported_and_the_others_are_retired(
     assert failed["dynamodb"]["Keys"]["serialNumber"] == {"S": SERIAL}
     assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
     assert attachments(fleet, other_original) == RETIRED
+    # The failure does not vanish: it is counted for the retirement-failed alarm and logged with its serial.
+    lines = output_lines(capsys)
+    service = {"service": Service.CERTIFICATE_RETIREMENT.value}
+    assert metric_counts(lines, "CertificateRetirementFailed") == [(service, 1.0)]
+    [logged] = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert logged.__dict__["serialNumber"] == SERIAL
+    assert "UnauthorizedException" in repr(logged.exc_info)
 
     # Lambda delivers the batch again from the failed record
     retried = {"Records": event["Records"][event["Records"].index(failed) :]}
     assert certificate_retirement.lambda_handler(retried, FakeLambdaContext()) == {"batchItemFailures": []}
     assert attachments(fleet, original) == RETIRED
     assert attachments(fleet, other_original) == RETIRED
+
+
+def test_a_batch_whose_every_record_fails_is_still_counted(
+    fleet: Fleet,
+    registry: DeviceRecords,
+    stream: RegistryStream,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """Powertools raises when no record of the batch succeeded (Lambda then retries the whole batch); the
+    failure count is published all the same."""
+    assert registry.begin_rotation(item(registry), issue(fleet), "job-1")
+    retire(stream)
+    assert registry.complete_rotation(item(registry)) is not None
+    event = stream.event()
+    assert len(event["Records"]) == 1
+    fail_once(monkeypatch, "UpdateCertificate", "UnauthorizedException")
+    clear_certificate_function_caches()
+    capsys.readouterr()
+
+    with pytest.raises(BatchProcessingError):
+        certificate_retirement.lambda_handler(event, FakeLambdaContext())
+
+    service = {"service": Service.CERTIFICATE_RETIREMENT.value}
+    assert metric_counts(output_lines(capsys), "CertificateRetirementFailed") == [(service, 1.0)]
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+
+
+# --- revocation and decommissioning --------------------------------------------------------------------
+
+
+def test_revoking_a_rotating_device_retires_its_current_and_its_pending_certificate(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+) -> None:
+    """The rotation function issued and attached the pending certificate while ``fleetctl revoke`` ran: the
+    registry says REVOKED, and neither certificate may stay active or attached."""
+    pending = issue(fleet)
+    assert registry.begin_rotation(item(registry), pending, "job-1")
+    assert registry.revoke(SERIAL, "stolen") is not None
+    assert item(registry)[Attr.PENDING_CERTIFICATE_ID] == pending  # the item still names both
+    capsys.readouterr()
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, pending) == RETIRED
+    service = {"service": Service.CERTIFICATE_RETIREMENT.value}
+    assert metric_counts(output_lines(capsys), "CertificateRetired") == [(service, 2.0)]
+
+
+def test_decommissioning_a_device_retires_its_certificate(
+    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+) -> None:
+    assert registry.decommission(SERIAL) is not None
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, original) == RETIRED
+
+
+def test_a_revoked_device_changing_again_retires_nothing(
+    fleet: Fleet,
+    registry: DeviceRecords,
+    stream: RegistryStream,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    assert registry.revoke(SERIAL, "stolen") is not None
+    assert retire(stream) == {"batchItemFailures": []}
+    assert attachments(fleet, original) == RETIRED
+    operations: list[str] = []
+    before_every_call(monkeypatch, lambda model, **_: operations.append(model.name))
+    clear_certificate_function_caches()  # the function's next client records its calls
+    capsys.readouterr()
+
+    assert registry.decommission(SERIAL) is not None  # REVOKED -> DECOMMISSIONED, certificateId kept
+    event = stream.event()
+    assert [record["eventName"] for record in event["Records"]] == ["MODIFY"]
+    assert certificate_retirement.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+
+    assert operations == []  # not even a look at the certificate
+    assert metric_counts(output_lines(capsys), "CertificateRetired") == []

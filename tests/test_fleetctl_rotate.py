@@ -10,6 +10,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,9 +18,9 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
 
-from fleetctl import rotation
-from fleetctl.errors import ExitCode
-from hook.contract import Attr, DeviceStatus, thing_name
+from fleetctl import cli, rotation
+from fleetctl.errors import ExitCode, UsageProblem
+from hook.contract import Attr, DeviceStatus, rotation_job_id_prefix, thing_name
 from hook.registry import DeviceRecords, Provenance, timestamp
 from hook.rules import parse_rules, validate_request
 from tests.support import (
@@ -37,7 +38,9 @@ from tests.support import (
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
-JOB_ID = re.compile(rf"{BASE}-rotate-\d{{14}}")
+JOB_ID = re.compile(rf"{BASE}-rotate-\d{{14}}-[0-9a-f]{{4}}")
+"""``<base>-rotate-<UTC time>-<4 random hex digits>``; the rotation function answers only jobs whose id
+starts ``<base>-rotate-``."""
 
 
 def thing_arn(serial: str) -> str:
@@ -218,6 +221,46 @@ def test_yes_creates_a_snapshot_job_for_the_devices_things_with_the_rotation_doc
     assert sorted(job["targets"]) == [thing_arn("TS-000001"), thing_arn("TS-000002")]
     document = json.loads(fleet.iot.get_job_document(jobId=created["jobId"])["document"])
     assert document == {"operation": "rotate-certificate", "keyAlgorithm": "RSA-2048"}
+    # A device that took the job and never reports ends TIMED_OUT, which --resume picks up.
+    assert job["timeoutConfig"] == {"inProgressTimeoutInMinutes": 30}
+    # The rotation function answers only CSRs of a job whose id starts with the stack's rotation prefix.
+    assert created["jobId"].startswith(rotation_job_id_prefix(BASE))
+    assert JOB_ID.fullmatch(created["jobId"])
+
+
+def test_two_runs_in_the_same_second_create_two_jobs(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet.provision("TS-000001")
+    instant = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Frozen:
+            return cls.fromtimestamp(instant.timestamp(), tz)
+
+    monkeypatch.setattr(cli, "datetime", Frozen)
+
+    first = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"][0]["jobId"]
+    second = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"][0]["jobId"]
+
+    assert first != second
+    assert first[:-4] == second[:-4] == f"{rotation_job_id_prefix(BASE)}20260301120000-"
+    assert sorted(jobs(fleet)) == sorted([first, second])
+
+
+def test_a_base_name_too_long_for_a_job_id_is_refused_before_any_job(fleet: Fleet) -> None:
+    # <base>-rotate-<14 digits>-<4 hex> must fit AWS IoT's 64 characters.
+    base = "b" * (rotation.JOB_ID_MAX_LENGTH - len("-rotate-") - 14 - 1 - 4 + 1)
+    targets = [rotation.Target("TS-000001", thing_name(base, "TS-000001"), "temperature-sensor", None, None)]
+
+    def stack(base_name: str) -> Any:  # _jobs reads only the base name
+        return SimpleNamespace(base_name=base_name)
+
+    with pytest.raises(UsageProblem, match="base name is too long"):
+        rotation._jobs(stack(base), targets, datetime.now(UTC))
+    [job] = rotation._jobs(stack(base[1:]), targets, datetime.now(UTC))
+    assert len(job.job_id) == rotation.JOB_ID_MAX_LENGTH
+    assert rotation.is_job_id(job.job_id)
+    assert jobs(fleet) == []
 
 
 def test_the_operator_is_asked_and_no_means_no_job(fleet: Fleet) -> None:

@@ -91,6 +91,7 @@ def test_the_lint_finds_the_action_this_project_once_scoped_away() -> None:
     [
         ({"Action": ["iot:CreateThings"], "Resource": ["*"]}, "UNKNOWN_ACTION"),
         ({"Action": ["dynamodb:Query"], "Resource": ["*"]}, "NEEDLESS_WILDCARD"),
+        ({"Action": ["sqs:SendMessage"], "Resource": ["*"]}, "NEEDLESS_WILDCARD"),
         (
             {"Action": ["logs:PutLogEvents"], "Resource": ["arn:aws:logs:us-east-1:1:log-group:g"]},
             "RESOURCE_MISMATCH",
@@ -112,6 +113,10 @@ def test_the_lint_reports_what_iam_would_ignore_or_over_grant(statement: dict[st
     [
         {"Action": ["logs:PutLogEvents"], "Resource": ["arn:aws:logs:us-east-1:1:log-group:g:*"]},
         {"Action": ["iot:DescribeEventConfigurations"], "Resource": ["*"]},
+        {
+            "Action": ["sqs:SendMessage"],
+            "Resource": ["arn:aws:sqs:us-east-1:1:q-dev-certificate-retirement-failures"],
+        },
         {"Action": ["iot:AttachThingPrincipal"], "Resource": ["*"]},  # cert is optional for it
         {"Principal": {"Service": "iot.amazonaws.com"}, "Action": "sts:AssumeRole"},
     ],

@@ -22,14 +22,23 @@ from typing import Any
 import boto3
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import event as label
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from moto import mock_aws
 from typer.testing import CliRunner
 
 from fleetctl.cli import app
 from hook import certificate_retirement, rotation
-from hook.contract import Attr, DeviceStatus, ProvisioningDenied, device_type_resource_name, thing_name
+from hook.contract import (
+    ROTATION_JOB_OPERATION,
+    Attr,
+    DeviceStatus,
+    ProvisioningDenied,
+    device_type_resource_name,
+    rotation_job_id_prefix,
+    thing_name,
+)
 from hook.registry import DeviceRecords, Item, Provenance, shard_attributes, timestamp
 from hook.rules import parse_rules, validate_request
 from tests.support import (
@@ -48,10 +57,9 @@ from tests.support import (
     valid_parameters,
 )
 
-SERIALS = ("TS-000001", "TS-000002", "TS-000003")
+SERIALS = ("TS-000001", "TS-000002")
 DEVICE_TYPE = "temperature-sensor"
 POLICY = device_type_resource_name(BASE, DEVICE_TYPE)
-JOB_ID = "rotate-1"
 
 serials = st.sampled_from(SERIALS)
 
@@ -100,9 +108,16 @@ class LifecycleMachine(RuleBasedStateMachine):
             encoding="utf-8",
         )
         self.issued: set[str] = set()
+        self.jobs = 0
 
     def teardown(self) -> None:
         self._mock.stop()
+
+    @initialize()
+    def provision_the_fleet(self) -> None:
+        """Every serial starts provisioned, so the sequences explore what follows."""
+        for serial in SERIALS:
+            self.provision(serial)
 
     # --- operations --------------------------------------------------------------------------------
 
@@ -131,25 +146,42 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(serial=serials)
     def start_rotation(self, serial: str) -> None:
-        """The device sends a CSR with its current certificate."""
+        """An operator's rotation job for the device (when it has a thing), then the device sends a CSR
+        for it with its current certificate."""
+        self.jobs += 1
+        job_id = f"{rotation_job_id_prefix(BASE)}{self.jobs}"
+        things = {each["thingName"]: each["thingArn"] for each in self.iot.list_things()["things"]}
+        if thing_name(BASE, serial) in things:
+            document = json.dumps({"operation": ROTATION_JOB_OPERATION, "keyAlgorithm": "EC-P256"})
+            self.iot.create_job(jobId=job_id, targets=[things[thing_name(BASE, serial)]], document=document)
         item = self.records.get(serial) or {}
-        self._rotation_step(
-            serial, "csr", item.get(Attr.CERTIFICATE_ID, "0" * 64), {"csr": certificate_signing_request()}
-        )
+        caller = item.get(Attr.CERTIFICATE_ID, "0" * 64)
+        self._rotation_step(serial, "csr", caller, {"csr": certificate_signing_request(), "jobId": job_id})
 
     @rule(serial=serials)
     def complete_rotation(self, serial: str) -> None:
         """The device reports success with its new certificate."""
         item = self.records.get(serial) or {}
         caller = item.get(Attr.PENDING_CERTIFICATE_ID, "0" * 64)
-        self._rotation_step(serial, "result", caller, {"status": "SUCCEEDED"})
+        self._rotation_step(serial, "result", caller, {"status": "SUCCEEDED", "jobId": self._job_of(item)})
+
+    @rule(serial=serials)
+    def rotate(self, serial: str) -> None:
+        """A whole rotation: the CSR, then success reported with the new certificate."""
+        self.start_rotation(serial)
+        self.complete_rotation(serial)
 
     @rule(serial=serials)
     def fail_rotation(self, serial: str) -> None:
         """The device reports failure with its current certificate."""
         item = self.records.get(serial) or {}
         caller = item.get(Attr.CERTIFICATE_ID, "0" * 64)
-        self._rotation_step(serial, "result", caller, {"status": "FAILED", "reason": "connect failed"})
+        self._rotation_step(
+            serial,
+            "result",
+            caller,
+            {"status": "FAILED", "reason": "connect failed", "jobId": self._job_of(item)},
+        )
 
     @rule(serial=serials)
     def grant_reprovision(self, serial: str) -> None:
@@ -162,14 +194,10 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert timestamp() < until <= timestamp(datetime.now(UTC) + timedelta(hours=1))
         self._deliver_stream()
 
-    @rule(serial=serials)
-    def revoke(self, serial: str) -> None:
-        self._fleetctl("revoke", serial, "--reason", "stolen")
-        self._deliver_stream()
-
-    @rule(serial=serials)
-    def decommission(self, serial: str) -> None:
-        self._fleetctl("decommission", serial)
+    @rule(serial=serials, operation=st.sampled_from(["revoke", "decommission"]))
+    def take_out_of_service(self, serial: str, operation: str) -> None:
+        """An operator revokes or decommissions the device with fleetctl."""
+        self._fleetctl(operation, serial, "--reason", "stolen")
         self._deliver_stream()
 
     # --- invariants --------------------------------------------------------------------------------
@@ -217,16 +245,20 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _rotation_step(self, serial: str, step: str, caller: str, payload: dict[str, str]) -> None:
         event = {
             **payload,
-            "jobId": JOB_ID,
             "callerCertificateId": caller,
             "thingName": thing_name(BASE, serial),
             "step": step,
         }
-        rotation.lambda_handler(event, FakeLambdaContext())
+        answer = rotation.lambda_handler(event, FakeLambdaContext())
+        label(f"{step} {payload.get('status', '')}: {answer['outcome']}")
         item: Item = self.records.get(serial) or {}
         if Attr.PENDING_CERTIFICATE_ID in item:
             self.issued.add(item[Attr.PENDING_CERTIFICATE_ID])
         self._deliver_stream()
+
+    def _job_of(self, item: Item) -> str:
+        """The job of the device's rotation in progress, or the latest job."""
+        return item.get(Attr.ROTATION_JOB_ID) or f"{rotation_job_id_prefix(BASE)}{self.jobs}"
 
     def _deliver_stream(self) -> None:
         """The registry's changes since the last step, delivered to the retirement function."""

@@ -196,6 +196,33 @@ SINGLE_METRIC_ALARMS = {
         3600,
         GE,
     ),
+    "retirement-failed": (
+        NAMESPACE,
+        "CertificateRetirementFailed",
+        {"service": "certificate-retirement"},
+        "Sum",
+        1,
+        3600,
+        GE,
+    ),
+    "retirement-iterator-age": (
+        "AWS/Lambda",
+        "IteratorAge",
+        {"FunctionName": f"{BASE}-certificate-retirement"},
+        "Maximum",
+        3_600_000,
+        300,
+        GT,
+    ),
+    "retirement-failures-queued": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": f"{BASE}-certificate-retirement-failures"},
+        "Maximum",
+        0,
+        300,
+        GT,
+    ),
 }
 QUERY_ALARMS = {
     "registry-throttles",

@@ -42,6 +42,7 @@ TAGGABLE = {
     "aws:lambda/function:Function",
     "aws:lambda/eventSourceMapping:EventSourceMapping",
     "aws:cloudwatch/logGroup:LogGroup",
+    "aws:sqs/queue:Queue",
 }
 NOT_TAGGABLE = {
     "aws:iot/certificate:Certificate",

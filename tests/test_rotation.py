@@ -16,7 +16,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iotdata.models import iotdata_backends
 
 from hook import certificate_retirement, rotation
-from hook.contract import Attr, RotationStep, Service, thing_name
+from hook.contract import Attr, RotationStep, Service, rotation_job_id_prefix, thing_name
 from hook.registry import DeviceRecords
 from tests.support import (
     BASE,
@@ -39,6 +39,8 @@ SERIAL = "TS-000001"
 THING = thing_name(BASE, SERIAL)
 POLICY = f"{BASE}_temperature-sensor"
 SERVICE = Service.CERTIFICATE_ROTATION.value
+JOB_1 = f"{rotation_job_id_prefix(BASE)}1"
+JOB_2 = f"{rotation_job_id_prefix(BASE)}2"
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # ignored steps count nothing
 
@@ -60,7 +62,19 @@ def original(fleet: Fleet, stream: RegistryStream) -> str:
     """An ACTIVE device's certificate; its provisioning's stream records are delivered already."""
     certificate = fleet.provision(SERIAL)
     retire(stream)
+    open_rotation_jobs(fleet, JOB_1, JOB_2)
     return certificate
+
+
+def open_rotation_jobs(fleet: Fleet, *job_ids: str) -> None:
+    """Rotation jobs for the device, as ``fleetctl rotate`` creates them: each execution QUEUED."""
+    thing_arn = fleet.iot.describe_thing(thingName=THING)["thingArn"]
+    for job_id in job_ids:
+        fleet.iot.create_job(
+            jobId=job_id,
+            targets=[thing_arn],
+            document=json.dumps({"operation": "rotate-certificate", "keyAlgorithm": "EC-P256"}),
+        )
 
 
 def rule_event(step: str, caller: str, thing: str = THING, **payload: Any) -> dict[str, Any]:
@@ -68,13 +82,13 @@ def rule_event(step: str, caller: str, thing: str = THING, **payload: Any) -> di
     return {**payload, "callerCertificateId": caller, "thingName": thing, "step": step}
 
 
-def csr_event(caller: str, job_id: str = "rotate-1", csr: str | None = None) -> dict[str, Any]:
+def csr_event(caller: str, job_id: str = JOB_1, csr: str | None = None) -> dict[str, Any]:
     return rule_event(
         "csr", caller, csr=certificate_signing_request(THING) if csr is None else csr, jobId=job_id
     )
 
 
-def result_event(caller: str, status: str, job_id: str = "rotate-1", **extra: Any) -> dict[str, Any]:
+def result_event(caller: str, status: str, job_id: str = JOB_1, **extra: Any) -> dict[str, Any]:
     return rule_event("result", caller, jobId=job_id, status=status, **extra)
 
 
@@ -142,7 +156,7 @@ def test_a_rotation_from_csr_to_retirement(
     assert attachments(fleet, new) == IN_USE
     pending = item(registry)
     assert (pending[Attr.CERTIFICATE_ID], pending[Attr.PENDING_CERTIFICATE_ID]) == (original, new)
-    assert pending[Attr.ROTATION_JOB_ID] == "rotate-1"
+    assert pending[Attr.ROTATION_JOB_ID] == JOB_1
     retire(stream)
     assert attachments(fleet, original) == IN_USE  # both work until the device proves the new one
 
@@ -266,10 +280,10 @@ def test_a_failure_reported_by_the_device_abandons_and_retires_the_new_certifica
 def test_a_failure_about_another_job_leaves_the_rotation_in_progress(
     registry: DeviceRecords, original: str
 ) -> None:
-    invoke(csr_event(original, job_id="rotate-2"))
+    invoke(csr_event(original, job_id=JOB_2))
     pending = item(registry)
 
-    refused = invoke(result_event(original, "FAILED", job_id="rotate-1", reason="old news"))
+    refused = invoke(result_event(original, "FAILED", job_id=JOB_1, reason="old news"))
 
     assert refused == {"outcome": "rejected", "reason": "MalformedRequest"}
     assert item(registry) == pending
@@ -278,19 +292,19 @@ def test_a_failure_about_another_job_leaves_the_rotation_in_progress(
 def test_a_retried_csr_replaces_the_pending_certificate_which_is_retired(
     fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
 ) -> None:
-    invoke(csr_event(original, job_id="rotate-1"))
+    invoke(csr_event(original, job_id=JOB_1))
     first = item(registry)[Attr.PENDING_CERTIFICATE_ID]
 
-    assert invoke(csr_event(original, job_id="rotate-2")) == {"outcome": "certificate-issued"}
+    assert invoke(csr_event(original, job_id=JOB_2)) == {"outcome": "certificate-issued"}
 
     second = item(registry)[Attr.PENDING_CERTIFICATE_ID]
     assert second != first
-    assert item(registry)[Attr.ROTATION_JOB_ID] == "rotate-2"
+    assert item(registry)[Attr.ROTATION_JOB_ID] == JOB_2
     retire(stream)
     assert attachments(fleet, first) == RETIRED
     assert attachments(fleet, second) == IN_USE
     assert attachments(fleet, original) == IN_USE
-    assert invoke(result_event(second, "SUCCEEDED", job_id="rotate-2")) == {"outcome": "rotated"}
+    assert invoke(result_event(second, "SUCCEEDED", job_id=JOB_2)) == {"outcome": "rotated"}
 
 
 def test_a_repeated_success_is_not_refused(registry: DeviceRecords, original: str, capsys: Any) -> None:
@@ -485,3 +499,100 @@ def test_a_conflicting_registry_write_is_raised_for_a_retry_and_revokes_the_issu
     assert attachments(fleet, issued) == RETIRED
     assert published() == []
     assert invoke(csr_event(original)) == {"outcome": "certificate-issued"}
+
+
+def test_each_rotation_step_makes_a_known_set_of_aws_requests(
+    fleet: Fleet,
+    stream: RegistryStream,
+    original: str,
+    registry: DeviceRecords,
+    aws_operations: list[str],
+) -> None:
+    """What a rotation costs, per device: the figures the closing note and the quotas rest on."""
+    aws_operations.clear()
+    invoke(csr_event(original))
+    assert aws_operations == [
+        "GetItem",
+        "DescribeJobExecution",
+        "CreateCertificateFromCsr",
+        "TransactWriteItems",
+        "AttachPolicy",
+        "AttachThingPrincipal",
+        "UpdateCertificate",
+        "GetItem",
+        "Publish",
+    ]
+    pending = item(registry)[Attr.PENDING_CERTIFICATE_ID]
+
+    aws_operations.clear()
+    invoke(result_event(pending, "SUCCEEDED"))
+    assert aws_operations == ["GetItem", "UpdateItem"]
+
+    aws_operations.clear()
+    retire(stream)
+    retirement = ["DescribeCertificate", "UpdateCertificate", "DetachThingPrincipal", "DetachPolicy"]
+    assert [each for each in aws_operations if each in retirement] == retirement
+
+
+@pytest.mark.parametrize(
+    "job_id", [f"{rotation_job_id_prefix(BASE)}9", "ota-update-7"], ids=["no-such-job", "not-a-rotation-job"]
+)
+def test_a_csr_outside_an_open_rotation_job_gets_no_certificate(
+    fleet: Fleet, stream: RegistryStream, original: str, registry: DeviceRecords, job_id: str
+) -> None:
+    before = certificates(fleet)
+
+    assert invoke(csr_event(original, job_id=job_id)) == {"outcome": "rejected", "reason": "NoRotationJob"}
+
+    assert certificates(fleet) == before
+    assert Attr.PENDING_CERTIFICATE_ID not in item(registry)
+    assert published()[-1][0] == RotationStep.REJECTED
+
+
+def test_a_csr_of_a_finished_job_gets_no_certificate(
+    fleet: Fleet, stream: RegistryStream, original: str, registry: DeviceRecords
+) -> None:
+    fleet.iot.cancel_job_execution(jobId=JOB_1, thingName=THING, force=True)
+    before = certificates(fleet)
+
+    assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "NoRotationJob"}
+    assert certificates(fleet) == before
+
+
+def test_a_repeated_csr_in_one_job_gets_no_second_certificate(
+    fleet: Fleet, stream: RegistryStream, original: str, registry: DeviceRecords
+) -> None:
+    assert invoke(csr_event(original)) == {"outcome": "certificate-issued"}
+    pending = item(registry)[Attr.PENDING_CERTIFICATE_ID]
+    issued = certificates(fleet)
+    answers = len(published())
+
+    assert invoke(csr_event(original)) == {"outcome": "duplicate-csr-ignored"}
+
+    assert certificates(fleet) == issued
+    assert item(registry)[Attr.PENDING_CERTIFICATE_ID] == pending
+    assert len(published()) == answers  # no second answer, no rejection
+
+
+def test_a_device_revoked_while_its_certificate_is_issued_never_gets_it(
+    fleet: Fleet,
+    stream: RegistryStream,
+    original: str,
+    registry: DeviceRecords,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``fleetctl revoke`` lands between the registry's pending certificate and its activation."""
+
+    def revoke_meanwhile(model: Any, **_: Any) -> None:
+        if model.name == "AttachThingPrincipal" and item(registry)[Attr.STATUS] == "ACTIVE":
+            registry.revoke(SERIAL, "stolen")
+
+    before_every_call(monkeypatch, revoke_meanwhile)
+
+    assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "NotActive"}
+
+    [issued] = certificates(fleet) - {original, fleet.claim_certificate_id}
+    assert fleet.certificate(issued)["status"] == "REVOKED"
+    assert published()[-1][0] == RotationStep.REJECTED
+    retire(stream)
+    assert attachments(fleet, issued) == ("REVOKED", [], [])

@@ -239,13 +239,23 @@ _MAPPING_SETTINGS: Final = {
 }
 """EventSourceMapping inputs passed as they are (numbers made integers), and their API names."""
 _MAPPING_INPUTS: Final = frozenset(
-    {*_MAPPING_SETTINGS, "functionName", "eventSourceArn", "enabled", "filterCriteria", "tags", "tagsAll"}
+    {
+        *_MAPPING_SETTINGS,
+        "functionName",
+        "eventSourceArn",
+        "enabled",
+        "filterCriteria",
+        "destinationConfig",
+        "tags",
+        "tagsAll",
+    }
 )
 
 
 @creates("aws:lambda/eventSourceMapping:EventSourceMapping")
 def event_source_mapping(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
-    """A function's mapping on a stream or queue, with its batching, retries, response types and filters."""
+    """A function's mapping on a stream or queue, with its batching, retries, response types, filters and
+    on-failure destination."""
     unsupported = sorted(
         key for key, value in inputs.items() if value is not None and key not in _MAPPING_INPUTS
     )
@@ -266,6 +276,9 @@ def event_source_mapping(emulated: Emulated, name: str, inputs: dict[str, Any]) 
     filters = (inputs.get("filterCriteria") or {}).get("filters") or []
     if filters:
         request["FilterCriteria"] = {"Filters": [{"Pattern": each["pattern"]} for each in filters]}
+    on_failure = ((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get("destinationArn")
+    if on_failure:
+        request["DestinationConfig"] = {"OnFailure": {"Destination": on_failure}}
     created = emulated.client("lambda").create_event_source_mapping(**request)
     return created["UUID"], {
         **inputs,

@@ -1,10 +1,10 @@
-"""DynamoDB tables."""
+"""DynamoDB tables and SQS queues."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from local.resources.registry import Created, Emulated, creates, number, tag_list
+from local.resources.registry import Created, Emulated, UnsupportedResource, creates, number, tag_list
 
 
 def _key_schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:
@@ -77,3 +77,35 @@ def table(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
     if "LatestStreamArn" in created:
         outputs.update(streamArn=created["LatestStreamArn"], streamLabel=created["LatestStreamLabel"])
     return inputs["name"], outputs
+
+
+_QUEUE_ATTRIBUTES: Final = {
+    "messageRetentionSeconds": "MessageRetentionPeriod",
+    "sqsManagedSseEnabled": "SqsManagedSseEnabled",
+    "visibilityTimeoutSeconds": "VisibilityTimeout",
+}
+"""Queue inputs the deployer passes on, and their CreateQueue attribute names (values as strings)."""
+_QUEUE_INPUTS: Final = frozenset({*_QUEUE_ATTRIBUTES, "name", "tags", "tagsAll"})
+
+
+@creates("aws:sqs/queue:Queue")
+def queue(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """A standard queue with its retention and encryption; its id is its URL, as the provider's is."""
+    unsupported = sorted(
+        key for key, value in inputs.items() if value is not None and key not in _QUEUE_INPUTS
+    )
+    if unsupported:
+        raise UnsupportedResource(f"aws:sqs/queue:Queue with {', '.join(unsupported)}")
+    attributes: dict[str, str] = {}
+    for key, attribute in _QUEUE_ATTRIBUTES.items():
+        value = inputs.get(key)
+        if isinstance(value, bool):
+            attributes[attribute] = "true" if value else "false"
+        elif value is not None:
+            attributes[attribute] = str(int(value))
+    client = emulated.client("sqs")
+    url = client.create_queue(QueueName=inputs["name"], Attributes=attributes, tags=inputs.get("tags") or {})[
+        "QueueUrl"
+    ]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, {**inputs, "arn": arn, "url": url}

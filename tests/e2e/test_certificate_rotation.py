@@ -49,9 +49,8 @@ def _registry_item(box: Sandbox, serial: str, done: Any) -> dict[str, str]:
 def _wait_until_retired(box: Sandbox, certificate_id: str) -> None:
     certificate = eventually(
         lambda: box.inspector.certificate(certificate_id),
-        # The retirement function revokes, detaches the thing, then the policy: wait for the last step.
         lambda found: (
-            found is not None and found.status == "REVOKED" and not found.things and not found.policies
+            found is not None and (found.status, found.things, found.policies) == ("REVOKED", [], [])
         ),
         WAIT_SECONDS,
         box.patience.interval,

@@ -56,13 +56,32 @@ def _hook_denial(box: Sandbox, serial: str) -> Denial:
 
 
 def _revocation_steps(serial: str, device: ProvisionedDevice, policy: str) -> list[dict[str, str]]:
-    """What fleetctl reports when it revokes a provisioned device, in order."""
+    """What fleetctl reports when it revokes a provisioned device, in order, when it is alone to act."""
     return [
         {"action": "registry-revoked", "target": serial},
         {"action": "revoke-certificate", "target": device.certificate_id},
         {"action": "detach-policy", "target": policy},
         {"action": "detach-thing-principal", "target": device.thing_name},
     ]
+
+
+def _assert_steps(
+    steps: list[dict[str, str]], alone: list[dict[str, str]], fleetctl_only: list[dict[str, str]]
+) -> None:
+    """fleetctl's steps are those it takes when alone (``alone``, in order), less any the retirement
+    function took first: it revokes and detaches the certificates of an item that became ``REVOKED`` while
+    fleetctl goes on, and fleetctl checks each step before acting. The registry writes and what only
+    fleetctl does (``fleetctl_only``) are always there."""
+    assert steps[0] == alone[0]  # the registry first: from then on the hook denies the serial
+    assert [step for step in alone if step in steps] == steps
+    assert all(step in steps for step in fleetctl_only)
+
+
+def _assert_retired(box: Sandbox, device: ProvisionedDevice) -> None:
+    """Whoever took each step, the certificate ends revoked and detached from its policy and its thing."""
+    certificate = box.inspector.certificate(device.certificate_id)
+    assert certificate is not None
+    assert (certificate.status, certificate.policies, certificate.things) == ("REVOKED", [], [])
 
 
 def test_a_revoked_device_can_no_longer_connect(box: Sandbox, settings: Settings, fleetctl: Fleetctl) -> None:
@@ -73,10 +92,9 @@ def test_a_revoked_device_can_no_longer_connect(box: Sandbox, settings: Settings
     device = revocation.device
     identity = device.identity
     policy = device_type_resource_name(settings.base_name, identity.device_type)
-    assert revocation.result == {
-        "serial": identity.serial_number,
-        "steps": _revocation_steps(identity.serial_number, device, policy),
-    }
+    assert revocation.result["serial"] == identity.serial_number
+    _assert_steps(revocation.result["steps"], _revocation_steps(identity.serial_number, device, policy), [])
+    _assert_retired(box, device)
     _assert_refused_for_certificate_status(box, device, revocation.refusal)
 
 
@@ -90,14 +108,16 @@ def test_a_decommissioned_serial_cannot_provision_again(
 
     result = fleetctl("decommission", identity.serial_number)
 
-    assert result == {
-        "serial": identity.serial_number,
-        "steps": [
-            *_revocation_steps(identity.serial_number, device, policy),
-            {"action": "delete-thing", "target": device.thing_name},
-            {"action": "registry-decommissioned", "target": identity.serial_number},
-        ],
-    }
+    assert result["serial"] == identity.serial_number
+    decommissioning = [
+        {"action": "delete-thing", "target": device.thing_name},
+        {"action": "registry-decommissioned", "target": identity.serial_number},
+    ]
+    _assert_steps(
+        result["steps"],
+        [*_revocation_steps(identity.serial_number, device, policy), *decommissioning],
+        decommissioning,
+    )
     item = box.inspector.registry(box.registry_table)[identity.serial_number]
     assert item[Attr.STATUS] == DeviceStatus.DECOMMISSIONED
     assert item[Attr.REVOCATION_REASON] == "decommissioned"

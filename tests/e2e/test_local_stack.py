@@ -75,3 +75,20 @@ def test_a_provisioning_template_without_enabled_is_disabled_as_the_provider_def
     )
     assert outputs["enabled"] is False
     assert iot.describe_provisioning_template(templateName="e2e-default-enabled")["enabled"] is False
+
+
+def test_the_retirement_mapping_reads_the_whole_stream_and_keeps_given_up_batches_in_its_queue(
+    box: Sandbox,
+) -> None:
+    """The deployer passes the mapping's starting position and on-failure destination on, and creates the
+    encrypted queue the destination names."""
+    base = box.settings.base_name
+    [mapping] = box.inspector.client("lambda").list_event_source_mappings(
+        FunctionName=f"{base}-certificate-retirement"
+    )["EventSourceMappings"]
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    sqs = box.inspector.client("sqs")
+    url = sqs.get_queue_url(QueueName=f"{base}-certificate-retirement-failures")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == attributes["QueueArn"]
+    assert (attributes["SqsManagedSseEnabled"], attributes["MessageRetentionPeriod"]) == ("true", "1209600")

@@ -70,7 +70,9 @@ def test_a_reprovision_grant_admits_exactly_one_new_certificate(
     assert Attr.REPROVISION_ALLOWED_UNTIL not in item
     retired = eventually(
         lambda: box.inspector.certificate(device.certificate_id),
-        lambda found: found is not None and found.status == "REVOKED" and not found.things,
+        lambda found: (
+            found is not None and (found.status, found.things, found.policies) == ("REVOKED", [], [])
+        ),
         WAIT_SECONDS,
         box.patience.interval,
     )
