@@ -15,7 +15,7 @@ from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.hook_package import CERTIFICATE_RETIREMENT_HANDLER, ROTATION_HANDLER
 from components.registry import RegistryReference
-from components.rule_logs import create_rule_log_destination
+from components.rule_logs import FunctionRule, create_function_rule
 from hook.contract import (
     IOT_DATA_ENDPOINT_ENV,
     REGISTRY_TABLE_ENV,
@@ -214,35 +214,17 @@ class CertificateLifecycle(pulumi.ComponentResource):
         """The rule that calls the rotation function for this stack's things' requests; failures are
         logged."""
         args = self._args
-        rule_name = documents.rotation_rule_name(args.name_prefix)
-        errors = create_rule_log_destination(
-            f"{name}-rule-errors",
-            log_group_name=documents.rule_errors_log_group_name(rule_name),
-            retention_days=args.defaults.log_retention_days,
-            scope=self._scope,
-            tags=args.defaults.tags,
-            parent=self,
-        )
-        permission = aws.lambda_.Permission(
-            f"{name}-rotation-invoke",
-            action="lambda:InvokeFunction",
-            function=rotation.name,
-            principal="iot.amazonaws.com",
-            source_account=self._scope.account_id,
-            source_arn=self._scope.apply(lambda scope: scope.iot_arn(f"rule/{rule_name}")),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return aws.iot.TopicRule(
-            f"{name}-rotation-rule",
-            name=rule_name,
+        rule = FunctionRule(
+            rule_name=documents.rotation_rule_name(args.name_prefix),
+            resource_name=f"{name}-rotation-rule",
+            permission_name=f"{name}-rotation-invoke",
+            errors_name=f"{name}-rule-errors",
             description="Certificate rotation requests of this stack's devices: sign the CSR, record results",
-            enabled=True,
             sql=documents.rotation_sql(args.name_prefix),
-            sql_version=documents.IOT_SQL_VERSION,
-            lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=rotation.arn)],
-            error_action=errors.error_action(),
             tags=args.defaults.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+        return create_function_rule(
+            rule, rotation, retention_days=args.defaults.log_retention_days, scope=self._scope, parent=self
         )
 
     def _create_retirement_failures_queue(self, name: str) -> aws.sqs.Queue:

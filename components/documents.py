@@ -389,7 +389,11 @@ def rotation_sql(name_prefix: str) -> str:
     The payload's fields are named rather than taken with ``*``: with ``SELECT *, principal() AS
     callerCertificateId`` a device could put its own ``callerCertificateId`` in the payload, and AWS
     documents no precedence between the two. The steps are named too: ``rotation/+/+`` also matches the
-    ``certificate`` and ``rejected`` answers the rotation function publishes."""
+    ``certificate`` and ``rejected`` answers the rotation function publishes.
+
+    ``principal()`` and ``topic(Decimal)`` (1-based) are in AWS IoT's SQL functions reference
+    (developerguide/iot-sql-functions.html); that a certificate's principal is its 64-hex id was seen on
+    the emulator only, so the rotation function refuses any other form (fails closed)."""
     # The prefix is validated to a-z 0-9 -, so it cannot break out of the string literal.
     prefix = thing_name(name_prefix, "")
     fields = ", ".join(ROTATION_REQUEST_FIELDS)

@@ -12,7 +12,7 @@ from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.hook_package import ACTIVATION_HANDLER, STALE_APPROVALS_HANDLER
 from components.registry import RegistryReference
-from components.rule_logs import create_rule_log_destination
+from components.rule_logs import FunctionRule, create_function_rule
 from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_TABLE_ENV, STATUS_INDEX, thing_name
 
 STALE_APPROVALS_SCHEDULE = "rate(15 minutes)"
@@ -101,36 +101,17 @@ class DeviceLifecycle(pulumi.ComponentResource):
     def _create_thing_created_rule(self, name: str, activation: aws.lambda_.Function) -> aws.iot.TopicRule:
         """The rule that calls the activation function for this stack's new things; failures are logged."""
         args = self._args
-        rule_name = documents.thing_created_rule_name(args.name_prefix)
-        errors = create_rule_log_destination(
-            f"{name}-rule-errors",
-            log_group_name=documents.rule_errors_log_group_name(rule_name),
-            retention_days=args.defaults.log_retention_days,
-            scope=self._scope,
-            tags=args.defaults.tags,
-            parent=self,
-        )
-        rule_arn = self._scope.apply(lambda scope: scope.iot_arn(f"rule/{rule_name}"))
-        permission = aws.lambda_.Permission(
-            f"{name}-activation-invoke",
-            action="lambda:InvokeFunction",
-            function=activation.name,
-            principal="iot.amazonaws.com",
-            source_account=self._scope.account_id,
-            source_arn=rule_arn,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return aws.iot.TopicRule(
-            f"{name}-thing-created",
-            name=rule_name,
+        rule = FunctionRule(
+            rule_name=documents.thing_created_rule_name(args.name_prefix),
+            resource_name=f"{name}-thing-created",
+            permission_name=f"{name}-activation-invoke",
+            errors_name=f"{name}-rule-errors",
             description="New things of this stack: activate them in the registry and initialise their shadow",
-            enabled=True,
             sql=documents.thing_created_sql(args.name_prefix),
-            sql_version=documents.IOT_SQL_VERSION,
-            lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=activation.arn)],
-            error_action=errors.error_action(),
             tags=args.defaults.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+        return create_function_rule(
+            rule, activation, retention_days=args.defaults.log_retention_days, scope=self._scope, parent=self
         )
 
     def _create_stale_approvals(self, name: str) -> aws.lambda_.Function:

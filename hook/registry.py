@@ -205,11 +205,6 @@ class DeviceRecords:
             & Attribute(Attr.MANUFACTURER).eq(request.manufacturer)
         )
         condition = preregistered if require_preregistration else _absent() | preregistered
-        binding: Item = {
-            Attr.CERTIFICATE_ID: provenance.certificate_id,
-            Attr.DEVICE_SERIAL_NUMBER: request.serial_number,
-        }
-        unbound_or_ours = _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(request.serial_number)
         granted: Item | None = None
         try:
             self._client.transact_write_items(
@@ -220,12 +215,7 @@ class DeviceRecords:
                         assign=values,
                         assign_if_absent={Attr.CREATED_AT: now},
                     ),
-                    self._update(
-                        _binding_key(provenance.certificate_id),
-                        unbound_or_ours,
-                        assign=binding,
-                        assign_if_absent={Attr.CREATED_AT: now},
-                    ),
+                    self._binding(provenance.certificate_id, request.serial_number, now),
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
@@ -261,11 +251,6 @@ class DeviceRecords:
             & Attribute(Attr.CERTIFICATE_ID).eq(old_certificate)
             & Attribute(Attr.REPROVISION_ALLOWED_UNTIL).eq(granted[Attr.REPROVISION_ALLOWED_UNTIL])
         )
-        binding: Item = {
-            Attr.CERTIFICATE_ID: provenance.certificate_id,
-            Attr.DEVICE_SERIAL_NUMBER: request.serial_number,
-        }
-        unbound_or_ours = _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(request.serial_number)
         try:
             self._client.transact_write_items(
                 TransactItems=[
@@ -275,12 +260,7 @@ class DeviceRecords:
                         assign=values,
                         remove=(Attr.REPROVISION_ALLOWED_UNTIL, Attr.PENDING_CERTIFICATE_ID),
                     ),
-                    self._update(
-                        _binding_key(provenance.certificate_id),
-                        unbound_or_ours,
-                        assign=binding,
-                        assign_if_absent={Attr.CREATED_AT: now},
-                    ),
+                    self._binding(provenance.certificate_id, request.serial_number, now),
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
@@ -317,7 +297,6 @@ class DeviceRecords:
         unchanged = Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE) & Attribute(Attr.CERTIFICATE_ID).eq(
             item.get(Attr.CERTIFICATE_ID, "")
         )
-        binding: Item = {Attr.CERTIFICATE_ID: new_certificate_id, Attr.DEVICE_SERIAL_NUMBER: serial}
         try:
             self._client.transact_write_items(
                 TransactItems=[
@@ -327,12 +306,7 @@ class DeviceRecords:
                         assign=pending,
                         remove=(Attr.ROTATION_FAILED_AT, Attr.ROTATION_FAILURE_REASON),
                     ),
-                    self._update(
-                        _binding_key(new_certificate_id),
-                        _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(serial),
-                        assign=binding,
-                        assign_if_absent={Attr.CREATED_AT: now},
-                    ),
+                    self._binding(new_certificate_id, serial, now),
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
@@ -421,6 +395,18 @@ class DeviceRecords:
         except self._client.exceptions.ConditionalCheckFailedException:
             return None
         return string_attributes(written.get("Attributes", {}))
+
+    def _binding(self, certificate_id: str, serial_number: str, now: str) -> TransactWriteItemTypeDef:
+        """The transaction member binding a certificate to a serial: it holds when the certificate is not
+        bound yet or bound to this serial already."""
+        unbound_or_ours = _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(serial_number)
+        binding: Item = {Attr.CERTIFICATE_ID: certificate_id, Attr.DEVICE_SERIAL_NUMBER: serial_number}
+        return self._update(
+            _binding_key(certificate_id),
+            unbound_or_ours,
+            assign=binding,
+            assign_if_absent={Attr.CREATED_AT: now},
+        )
 
     def _update(
         self,
