@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/capacity.py
 	$(BIN)/python bench/rotation_bench.py
+	$(BIN)/python bench/fleet_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -14,11 +14,12 @@ an increase.
 claim certificate's, then the thing's), one ``CreateKeysAndCertificate`` (``--keys aws``: AWS IoT makes the
 key) or one ``CreateCertificateFromCsr`` (``--keys device``), one ``RegisterThing`` and the calls it makes for
 the template (``CreateThing`` with its type and group, ``AttachPolicy``, ``AttachThingPrincipal``, the
-certificate's activation), one hook invocation and
-one activation invocation (Lambda concurrency is invocations per second times their duration), and these
-registry writes: the hook's transaction of two items (two write units per item: DynamoDB charges a
-transactional write twice) and the activation's ``UpdateItem`` on the table; on the busiest index partition
-key, the status index's ``PENDING`` value gets the approval and loses it at activation (two writes).
+certificate's activation), one hook invocation and one activation invocation (Lambda concurrency is
+invocations per second times their duration), which reads the certificate's expiry for the registry with one
+``DescribeCertificate``, and these registry writes: the hook's transaction of two items (two write units per
+item: DynamoDB charges a transactional write twice) and the activation's ``UpdateItem`` on the table; on the
+busiest index partition key, the status index's ``PENDING`` value gets the approval and loses it at
+activation (two writes).
 
 **What one pre-registered row costs**: one ``PutItem`` on the table (one request per row, as
 ``fleetctl preregister`` writes), and one write on the status index's ``PREREGISTERED`` value.
@@ -134,6 +135,14 @@ UPDATE_CERTIFICATE: Final = Quota(
     note="the template activates the certificate; whether that counts as UpdateCertificate is not "
     "documented: confirm before relying on it",
 )
+DESCRIBE_CERTIFICATE: Final = Quota(
+    "DescribeCertificate (by activation)",
+    10,
+    "requests/s",
+    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: DescribeCertificate",
+    adjustable=True,
+    note=f"10 per {_THINGPRESS_LIST}; the activation function records each certificate's expiry",
+)
 CONNECTS_PER_ACCOUNT: Final = Quota(
     "MQTT CONNECT per account",
     500,
@@ -203,6 +212,7 @@ QUOTAS: Final = (
     ATTACH_THING_PRINCIPAL,
     ADD_THING_TO_THING_GROUP,
     UPDATE_CERTIFICATE,
+    DESCRIBE_CERTIFICATE,
     CONNECTS_PER_ACCOUNT,
     LAMBDA_CONCURRENCY,
     LAMBDA_SCALING_RATE,
@@ -263,6 +273,7 @@ def provisioning_uses(assumptions: Assumptions) -> list[Use]:
             for quota in (CREATE_THING, ATTACH_POLICY, ATTACH_THING_PRINCIPAL, ADD_THING_TO_THING_GROUP)
         ),
         Use(UPDATE_CERTIFICATE, 1),
+        Use(DESCRIBE_CERTIFICATE, 1),
         Use(CONNECTS_PER_ACCOUNT, 2),
         Use(LAMBDA_CONCURRENCY, assumptions.hook_seconds + assumptions.activation_seconds),
         Use(DYNAMODB_TABLE_WRITES, 2 * 2 * units + units),

@@ -73,8 +73,8 @@ def rotation_statements(scope: AccountScope, name_prefix: str, table_arn: str) -
     """What the rotation function needs: read and update registry items (its two-update transaction is
     authorised as UpdateItem per member, AWS's "Using IAM with DynamoDB transactions"), check the CSR's
     rotation job execution, have AWS IoT sign a CSR, attach the new certificate to the device type's
-    policy and to this stack's thing, activate or revoke it, and answer on this stack's things'
-    ``certificate`` and ``rejected`` topics only."""
+    policy and to this stack's thing, activate or revoke it, read its expiry, and answer on this stack's
+    things' ``certificate`` and ``rejected`` topics only."""
     answers = [
         scope.iot_arn(f"topic/{rotation_topic(thing_name(name_prefix, '*'), step)}")
         for step in (RotationStep.CERTIFICATE, RotationStep.REJECTED)
@@ -85,7 +85,10 @@ def rotation_statements(scope: AccountScope, name_prefix: str, table_arn: str) -
         documents.allow(["iot:CreateCertificateFromCsr"], ["*"]),
         # AttachPolicy's resource is the target (cert or thinggroup), never the policy: IAM cannot limit
         # which policy is attached. The certificate is new, so its id cannot be named either.
-        documents.allow(["iot:AttachPolicy", "iot:UpdateCertificate"], [scope.iot_arn("cert/*")]),
+        documents.allow(
+            ["iot:AttachPolicy", "iot:DescribeCertificate", "iot:UpdateCertificate"],
+            [scope.iot_arn("cert/*")],
+        ),
         on_own_things(["iot:AttachThingPrincipal"], scope, name_prefix),
         # DescribeJobExecution is authorised on the job and the thing (Service Authorization Reference):
         # this stack's rotation jobs, on this stack's things.

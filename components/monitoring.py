@@ -140,6 +140,23 @@ def alarm_specs(
             statistic="p99",
             comparison="GreaterThanThreshold",
         ),
+        # Counted by the hook for PublicKeyMismatch, PublicKeyNotRegistered and CertificateUnreadable, and
+        # by the rotation function for a CSR of another key: never a device's honest mistake. FILL(.., 0), as
+        # in register-thing-failed: a period with only one function's count has no datapoint for the other.
+        AlarmSpec(
+            "key-binding-rejected",
+            "A certificate or CSR did not carry the key registered for its serial: someone holding the "
+            "claim certificate (or a device's) tries a serial with another key, or a factory manifest has a "
+            "wrong or missing key (the hook's and the rotation function's WARNING logs name the serial)",
+            tuple(
+                MetricRef(
+                    names.metrics_namespace, Metric.KEY_BINDING_REJECTED, {SERVICE_DIMENSION: service}, query
+                )
+                for service, query in ((Service.HOOK, "hook"), (Service.CERTIFICATE_ROTATION, "rotation"))
+            ),
+            1,
+            expression="FILL(hook, 0) + FILL(rotation, 0)",
+        ),
         AlarmSpec(
             "provisioning-rejected",
             "The hook denied provisioning requests: devices sent bad or unknown parameters, or the registry "

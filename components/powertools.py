@@ -2,6 +2,16 @@
 
 Pure (no Pulumi): the settings use it to refuse a region where the layer is not published, before any
 resource is declared.
+
+The layer also brings ``cryptography``, which key binding (``hook/public_keys.py``) parses certificates
+with, so the functions' package stays the ``hook/`` sources alone. AWS builds each v3 layer with every
+extra (powertools-lambda-python ``layer_v3/layer/layer_stack.py``: ``include_extras=True``, which
+``layer_v3/layer_constructors/helpers.py`` turns into ``aws-lambda-powertools[all]``), pip-installed in
+``public.ecr.aws/lambda/python:<version>`` on the layer's own architecture (``layer_v3/docker/Dockerfile``,
+which then removes only boto3, botocore and their dependencies). ``[all]`` holds the ``datamasking`` extra's
+``aws-encryption-sdk``, which requires ``cryptography`` (issue #4192 and PR #4630 put it in the layer;
+issue #5376: "the SDK is now part of the Lambda layer as of v3"); 3.37's ``[all]`` also lists
+``cryptography`` itself. Key binding uses nothing newer than cryptography 3.1 (loading without a backend).
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ The indexes (:data:`~hook.contract.REGISTRY_INDEXES`), both projecting every att
 
 ``<shard>`` is a hash of the serial modulo :data:`~hook.contract.REGISTRY_SHARDS` (16), so one device stays
 in one shard for life and consecutive factory serials spread evenly. Every transition writes the keys of
-the status and type it writes, in its one request (``hook.registry.DeviceRecords``). Certificate binding
-items (``certificate#<id>``) never carry them: both indexes are sparse and never hold a binding.
+the status and type it writes, in its one request (``hook.registry.DeviceRecords``). Binding items
+(``certificate#<id>``, ``publicKey#<fingerprint>``) never carry them: both indexes are sparse and never
+hold a binding.
 
 Why 16 shards. The heaviest writer is a pre-registration of 1,000 rows a second, all ``PREREGISTERED`` and
 typically of one type: unsharded, 1,000 index writes a second on one key value of each index, the whole of
@@ -64,6 +65,11 @@ Query plans (``hook/registry.py``):
   certificate, ``fleetctl registry backfill``): a parallel Scan (8 segments), bindings filtered out. These
   read (nearly) every device, where a Scan costs no more than querying every status, and bindings are a
   small share of the table.
+- certificates about to expire (``fleetctl certs expiring``): the same Scan, with ``ACTIVE`` and the
+  recorded ``certificateNotAfter`` within the window as a filter (a filter saves no reads, only the
+  transfer). ``ACTIVE`` is nearly the whole fleet, and the report runs now and then; an index sorted by
+  expiry would read only the expiring items, but would cost an index write on every transition of every
+  device for good.
 
 Changing the indexes of an existing table: DynamoDB creates or deletes one global secondary index per
 ``UpdateTable``; terraform-provider-aws (behind ``pulumi-aws``) updates the table in place, deleting the

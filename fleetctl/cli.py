@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import UTC, datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -15,22 +15,36 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.core import TyperGroup
 
-from fleetctl import lifecycle, reprovision, rotation
+from fleetctl import bulk, lifecycle, rebind, reprovision, rotation, selection
 from fleetctl.certificates import (
     ACTIVE,
     claim_certificate,
     claim_status,
     deactivate,
     expiring_certificates,
+    record_missing_expiry,
 )
 from fleetctl.context import AWS_CONCURRENCY, StackContext
 from fleetctl.devices import SERIAL_NUMBER_FORM, describe_device, is_serial_number
-from fleetctl.errors import ExitCode, FleetctlError, UsageProblem
-from fleetctl.manifest import HEADER, Manifest, read_manifest
-from fleetctl.output import Columns, print_error, print_json, print_line, print_table
-from fleetctl.registry import ImportOutcome, ImportResult
+from fleetctl.errors import AwsProblem, ExitCode, FleetctlError, UsageProblem
+from fleetctl.export import ExportFormat, export_devices
+from fleetctl.manifest import HEADER, PUBLIC_KEY_COLUMN, CheckedManifest, ManifestRow, checked_manifest
+from fleetctl.output import (
+    Columns,
+    print_error,
+    print_json,
+    print_json_stream,
+    print_line,
+    print_rows,
+    print_table,
+)
+from fleetctl.pacing import aws_iot_pacer
+from fleetctl.progress import progress as show_progress
+from fleetctl.registry import ImportOutcome, ImportResult, ImportTally
 from fleetctl.registry import preregister as preregister_rows
+from fleetctl.spill import Spill
 from hook.contract import Attr, DeviceStatus, RotationKeyAlgorithm
+from hook.public_keys import PublicKeyError, registered_key_sha256
 from hook.registry import SCAN_SEGMENTS
 
 
@@ -73,6 +87,19 @@ def _grant_reason(value: str) -> str:
     return reason
 
 
+def _public_key(value: str) -> str:
+    """A key as ``registered_key_sha256`` reads it, given inline or as ``@FILE``: its fingerprint."""
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise typer.BadParameter(f"cannot read {value[1:]!r}: {error}") from None
+    try:
+        return registered_key_sha256(value)
+    except PublicKeyError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 def _job_id(value: str | None) -> str | None:
     if value is not None and not rotation.is_job_id(value):
         raise typer.BadParameter(
@@ -97,6 +124,31 @@ app.add_typer(registry_app, name="registry")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 ReasonOption = Annotated[str, typer.Option(callback=_non_blank, help="Why; stored as revocationReason.")]
 SerialArgument = Annotated[str, typer.Argument(callback=_serial_number, help="The device's serial number.")]
+SelectedSerial = Annotated[
+    str | None, typer.Argument(callback=_optional_serial_number, help="One device's serial number.")
+]
+TypeOption = Annotated[str | None, typer.Option("--type", help="Devices of this type.")]
+ClaimGenerationOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="Devices approved through this claim certificate generation (the outputs' claimCertificateIds).",
+    ),
+]
+FileOption = Annotated[
+    Path | None,
+    typer.Option("--file", exists=True, dir_okay=False, help="Devices listed in this file, a serial a line."),
+]
+ProvisionedBeforeOption = Annotated[
+    datetime | None,
+    typer.Option(
+        metavar="DATE",
+        parser=selection.parse_moment,
+        help="Devices approved before this ISO date or date and time (UTC unless it gives an offset).",
+    ),
+]
+DryRunFlag = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+YesFlag = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 
 _DEVICE_COLUMNS: Columns = [
     (Attr.SERIAL_NUMBER, "Serial"),
@@ -149,45 +201,68 @@ def stack_options(
 def preregister(
     ctx: typer.Context,
     manifest: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help=f"CSV with the header {HEADER}.")
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help=f"CSV with the header {HEADER} (any order), and optionally {PUBLIC_KEY_COLUMN}.",
+        ),
     ],
     skip_invalid: Annotated[
         bool, typer.Option(help="Import the valid rows even when others are bad.")
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Import a factory manifest as PREREGISTERED. Nothing is written while a row is bad; existing serials
-    are left as they are."""
+    """Import a factory manifest as PREREGISTERED, streaming: checked whole first (nothing is written while a
+    row is bad), then written 16 rows at a time, slowing down when DynamoDB throttles, with the rate and the
+    time left on stderr. Existing serials are left as they are; run it again to finish an interrupted one."""
     stack = _stack(ctx)
-    parsed = read_manifest(manifest, stack.rules)
-    if parsed.problems and not skip_invalid:
-        raise UsageProblem(
-            "\n".join(
-                [
-                    f"{manifest}: {len(parsed.problems)} bad row(s); nothing was written "
-                    "(--skip-invalid imports the valid rows)",
-                    *(f"{manifest} {problem}" for problem in parsed.problems),
-                ]
+    rules = stack.rules
+    with ExitStack() as files:
+        with show_progress("checking the manifest", None) as advance:
+            checked = files.enter_context(checked_manifest(manifest, rules, advance))
+        if checked.problem_count and not skip_invalid:
+            print_error(
+                f"{manifest}: {checked.problem_count} bad row(s); nothing was written "
+                "(--skip-invalid imports the valid rows)"
             )
+            for problem in checked.problems():
+                print_error(f"{manifest} {problem}")
+            raise typer.Exit(ExitCode.USAGE)
+        tally = ImportTally(files.enter_context(Spill()))
+        with show_progress("pre-registering", checked.valid_rows) as advance:
+
+            def count(row: ManifestRow, result: ImportResult) -> None:
+                tally.add(row, result)
+                advance()
+
+            preregister_rows(stack.bulk_records, checked.rows(), count, concurrency=AWS_CONCURRENCY)
+        _print_import_report(manifest, checked, tally, json_output)
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", help="CSV (fixed columns) or JSON lines.")
+    ] = ExportFormat.CSV,
+    status: Annotated[DeviceStatus | None, typer.Option(help="Only devices in this state.")] = None,
+    device_type: Annotated[str | None, typer.Option("--type", help="Only devices of this type.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", dir_okay=False, help="Write to this file (complete or not at all) instead of stdout."
+        ),
+    ] = None,
+) -> None:
+    """Write the registry's devices, or those in a state and/or of a type, as CSV or JSON lines, streaming:
+    a selection through the sharded indexes, the whole registry by a parallel scan."""
+    records = _stack(ctx).records
+    with show_progress("exporting", None, unit="devices") as advance:
+        count = export_devices(
+            records, export_format, output, status=status, device_type=device_type, on_item=advance
         )
-    requests = [row.request for row in parsed.rows]
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("pre-registering", total=len(requests))
-        results = preregister_rows(
-            stack.records, requests, lambda: progress.advance(task), concurrency=AWS_CONCURRENCY
-        )
-    report = _import_report(parsed, results)
-    if json_output:
-        print_json(report)
-        return
-    print_line(
-        f"{manifest}: {report['created']} created, {report['unchanged']} unchanged, "
-        f"{len(report['conflicts'])} conflicting, {len(report['skipped'])} skipped"
-    )
-    _print_section("Conflicts (left as they are)", _ROW_COLUMNS, report["conflicts"])
-    skipped_columns = [("row", "Row"), ("column", "Column"), ("detail", "Problem")]
-    _print_section("Skipped rows", skipped_columns, report["skipped"])
+    print_error(f"{count} device(s) exported to {output or 'stdout'}")
 
 
 @app.command("list")
@@ -231,10 +306,25 @@ def show(ctx: typer.Context, serial: SerialArgument, json_output: JsonFlag = Fal
 
 @app.command()
 def revoke(
-    ctx: typer.Context, serial: SerialArgument, reason: ReasonOption, json_output: JsonFlag = False
+    ctx: typer.Context,
+    *,
+    serial: SelectedSerial = None,
+    reason: ReasonOption,
+    device_type: TypeOption = None,
+    claim_generation: ClaimGenerationOption = None,
+    serials_file: FileOption = None,
+    provisioned_before: ProvisionedBeforeOption = None,
+    dry_run: DryRunFlag = False,
+    yes: YesFlag = False,
+    json_output: JsonFlag = False,
 ) -> None:
-    """Revoke a device: certificate REVOKED, policies and thing detached, registry REVOKED. Safe to re-run."""
-    _print_steps(serial, lifecycle.revoke(_stack(ctx), serial, reason), json_output)
+    """Revoke devices: registry REVOKED, certificates REVOKED, policies and thing detached. Selectors
+    combine: a device must match each one given. Safe to re-run: a re-run finishes an interrupted one."""
+    selectors = selection.Selectors(serial, device_type, claim_generation, serials_file, provisioned_before)
+    if serial is not None and selectors.one_serial and not dry_run:
+        _print_steps(serial, lifecycle.revoke(_stack(ctx), serial, reason), json_output)
+        return
+    _run_bulk(ctx, selectors, lifecycle.Revocation(reason), dry_run=dry_run, yes=yes, json_output=json_output)
 
 
 @app.command()
@@ -246,25 +336,108 @@ def release(ctx: typer.Context, serial: SerialArgument, json_output: JsonFlag = 
 @app.command()
 def decommission(
     ctx: typer.Context,
-    serial: SerialArgument,
+    *,
+    serial: SelectedSerial = None,
     reason: ReasonOption = "decommissioned",
     keep_thing: Annotated[bool, typer.Option(help="Keep the thing in AWS IoT.")] = False,
+    device_type: TypeOption = None,
+    claim_generation: ClaimGenerationOption = None,
+    serials_file: FileOption = None,
+    provisioned_before: ProvisionedBeforeOption = None,
+    dry_run: DryRunFlag = False,
+    yes: YesFlag = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Retire a device for good: revoke, delete the thing, registry DECOMMISSIONED. Safe to re-run."""
-    _print_steps(
-        serial, lifecycle.decommission(_stack(ctx), serial, reason, keep_thing=keep_thing), json_output
-    )
+    """Retire devices for good: revoke, delete the thing, registry DECOMMISSIONED. Selectors combine: a
+    device must match each one given. Safe to re-run: a re-run finishes an interrupted one."""
+    selectors = selection.Selectors(serial, device_type, claim_generation, serials_file, provisioned_before)
+    if serial is not None and selectors.one_serial and not dry_run:
+        steps = lifecycle.decommission(_stack(ctx), serial, reason, keep_thing=keep_thing)
+        _print_steps(serial, steps, json_output)
+        return
+    operation = lifecycle.Decommissioning(reason, keep_thing)
+    _run_bulk(ctx, selectors, operation, dry_run=dry_run, yes=yes, json_output=json_output)
+
+
+def _run_bulk(
+    ctx: typer.Context,
+    selectors: selection.Selectors,
+    operation: bulk.Operation,
+    *,
+    dry_run: bool,
+    yes: bool,
+    json_output: bool,
+) -> None:
+    """Show what a bulk command would change (a dry run), or count it, ask, and do it, paced to AWS IoT's
+    rates; each device's result is printed as it is done."""
+    stack = _stack(ctx)
+    run = bulk.BulkRun(stack, selection.resolve(stack, selectors), operation)
+    if dry_run:
+        _print_bulk(run.preview(), run, operation.verb, json_output=json_output, dry_run=True)
+        return
+    total = None
+    if not yes:
+        for _ in run.preview():
+            pass
+        total = run.tally.to_change
+        question = (
+            f"{operation.verb.capitalize()} {total:,} device(s)? ({run.tally.done:,} already done, "
+            f"{run.tally.skipped:,} skipped; --dry-run lists them)"
+        )
+        if total and not typer.confirm(question, err=True):
+            print_error("nothing was changed")
+            raise typer.Exit(ExitCode.ABORTED)
+    with show_progress(operation.verb, total, unit="devices") as advance:
+        rows = _advancing(run.execute(aws_iot_pacer()), advance)
+        _print_bulk(rows, run, operation.verb, json_output=json_output, dry_run=False)
+    if run.tally.error is not None:
+        raise AwsProblem(
+            f"stopped at a failure; {run.tally.to_change:,} device(s) were changed before it, and a re-run "
+            f"with the same selectors finishes the job:\n{run.tally.error}"
+        )
+
+
+def _advancing(rows: Iterator[bulk.Row], advance: Callable[[], None]) -> Iterator[bulk.Row]:
+    for row in rows:
+        if row.steps is not None:
+            advance()
+        yield row
+
+
+def _print_bulk(
+    rows: Iterator[bulk.Row], run: bulk.BulkRun, verb: str, *, json_output: bool, dry_run: bool
+) -> None:
+    """A bulk command's rows as they come, then its counts: one JSON object, or a line per device."""
+    if json_output:
+        reports = (row.report() for row in rows)
+        print_json_stream({"devices": reports, "counts": lambda: run.tally.report(dry_run=dry_run)})
+        return
+    for row in rows:
+        if row.steps is not None:
+            done = ", ".join(f"{step.action} {step.target}" for step in row.steps) or "nothing left to do"
+            print_line(f"{row.serial}: {done}")
+        elif row.reason is not None:
+            print_line(f"{row.serial}: skipped: {row.reason}")
+        else:
+            print_line(f"{row.serial}: {row.status}: would {row.action}")
+    tally = run.tally
+    counts = f"{tally.done:,} already done, {tally.skipped:,} skipped"
+    if dry_run:
+        print_line(
+            f"dry run: {verb} would change {tally.to_change:,} device(s); {counts}; nothing was changed"
+        )
+    else:
+        print_line(f"{verb}: {tally.to_change:,} device(s) changed; {counts}")
 
 
 @app.command()
 def rotate(
     ctx: typer.Context,
     *,
-    serial: Annotated[
-        str | None, typer.Argument(callback=_optional_serial_number, help="One device's serial number.")
-    ] = None,
-    device_type: Annotated[str | None, typer.Option("--type", help="Devices of this type.")] = None,
+    serial: SelectedSerial = None,
+    device_type: TypeOption = None,
+    claim_generation: ClaimGenerationOption = None,
+    provisioned_before: ProvisionedBeforeOption = None,
     older_than: Annotated[
         int | None,
         typer.Option(
@@ -274,12 +447,7 @@ def rotate(
             "reprovisionedAt, approvedAt.",
         ),
     ] = None,
-    serials_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--file", exists=True, dir_okay=False, help="Devices listed in this file, a serial a line."
-        ),
-    ] = None,
+    serials_file: FileOption = None,
     key_algorithm: Annotated[
         RotationKeyAlgorithm | None,
         typer.Option(help="The key pair the device makes for its new certificate (default EC-P256)."),
@@ -298,21 +466,17 @@ def rotate(
             metavar="JOB_ID", callback=_job_id, help="How this rotation job is doing; changes nothing."
         ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; create no job.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    dry_run: DryRunFlag = False,
+    yes: YesFlag = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Ask ACTIVE devices to rotate their certificate, with AWS IoT jobs (at most 100 devices a job).
     Selectors combine: a device must match each one given."""
     stack = _stack(ctx)
-    selectors = {
-        "SERIAL": serial,
-        "--type": device_type,
-        "--older-than": older_than,
-        "--file": serials_file,
-        "--key-algorithm": key_algorithm,
-    }
-    given = [name for name, value in selectors.items() if value is not None]
+    selectors = selection.Selectors(serial, device_type, claim_generation, serials_file, provisioned_before)
+    own = {"--older-than DAYS": older_than}
+    given = [*selectors.given(), *(["--older-than"] if older_than is not None else [])]
+    given += ["--key-algorithm"] if key_algorithm is not None else []
     if resume is not None and status is not None:
         raise UsageProblem("--resume and --status: give one")
     if status is not None:
@@ -328,8 +492,9 @@ def rotate(
             )
         plan = rotation.plan_resume(stack, resume, now)
     else:
-        selection = rotation.Selection(serial, device_type, older_than, serials_file)
-        plan = rotation.plan_rotation(stack, selection, key_algorithm or RotationKeyAlgorithm.EC_P256, now)
+        selected = selection.resolve(stack, selectors, own=own)
+        algorithm = key_algorithm or RotationKeyAlgorithm.EC_P256
+        plan = rotation.plan_rotation(stack, selected, older_than, algorithm, now)
     _carry_out(stack, plan, dry_run=dry_run, yes=yes, json_output=json_output)
 
 
@@ -354,7 +519,7 @@ def _carry_out(
     if not yes and not typer.confirm(question, err=True):
         print_error("no job created")
         raise typer.Exit(ExitCode.ABORTED)
-    done = rotation.create_jobs(stack, plan)
+    done = rotation.create_jobs(stack, plan, aws_iot_pacer())
     if json_output:
         print_json(done.report(created=True))
         return
@@ -402,6 +567,52 @@ def reprovision_command(
         "Until then, anyone holding the claim certificate who knows the serial can use this grant: provision "
         "the device now."
     )
+
+
+@app.command("rebind")
+def rebind_command(
+    ctx: typer.Context,
+    *,
+    serial: SerialArgument,
+    public_key: Annotated[
+        str,
+        typer.Option(
+            callback=_public_key,
+            metavar="KEY",
+            help="The device's new key: a PEM public key, base64 DER SubjectPublicKeyInfo or its SHA-256 "
+            "fingerprint (sha256:<64 hex>), or @FILE to read it from a file.",
+        ),
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            callback=_grant_reason, help="Why; stored as keyReboundReason (at most 256 characters)."
+        ),
+    ],
+    json_output: JsonFlag = False,
+) -> None:
+    """Bind a PREREGISTERED or ACTIVE serial to another device key (a replaced secure element, a wrong
+    manifest), recording the previous key, who and why. The hook then admits only the new key."""
+    done = rebind.rebind(_stack(ctx), serial, public_key, reason)
+    if json_output:
+        print_json(done)
+        return
+    if not done["changed"]:
+        print_line(f"{serial} is already bound to key sha256:{done['publicKeySha256']}; nothing to do")
+        return
+    previous = done["previousPublicKeySha256"]
+    print_line(
+        f"{serial} ({done['status']}) is bound to key sha256:{done['publicKeySha256']}"
+        + (f", replacing sha256:{previous}" if previous else " (it had none)")
+    )
+    print_line(f"rebound by {done['reboundBy']}: {done['reason']}")
+    if done["rotationDropped"]:
+        print_line("The rotation in progress was dropped: its certificate was issued for the previous key.")
+    if done["status"] == DeviceStatus.ACTIVE:
+        print_line(
+            f"The device keeps certificate {done['certificateId']} (the previous key) until it gets one for "
+            f"the new key: `fleetctl reprovision {serial}` lets it provision once more with it."
+        )
 
 
 @claim_app.command("status")
@@ -466,35 +677,51 @@ def certs_expiring(
     days: Annotated[int, typer.Option(min=0, help="The window, in days from now.")] = 30,
     json_output: JsonFlag = False,
 ) -> None:
-    """ACTIVE device certificates that expire within the window (or have expired), soonest first."""
-    rows = expiring_certificates(_stack(ctx), days)
+    """ACTIVE devices' certificates that expire within the window (or have expired), soonest first: found
+    through the expiry the registry records, each confirmed with AWS IoT."""
+    found = expiring_certificates(_stack(ctx), days)
     if json_output:
-        print_json(rows)
-    else:
-        columns = [*_CERTIFICATE_COLUMNS, ("things", "Things")]
-        _print_section(f"Certificates expiring within {days} days", columns, rows)
+        print_json(found.report())
+        return
+    columns = [*_CERTIFICATE_COLUMNS, ("serial", "Serial"), ("thingName", "Thing")]
+    _print_section(f"Certificates expiring within {days} days", columns, found.certificates)
+    if found.without_recorded_expiry:
+        print_line(
+            f"{found.without_recorded_expiry} ACTIVE device(s) have no certificate expiry in the registry "
+            "(recorded before it was kept, or re-provisioned since) and were not checked: "
+            "`fleetctl registry backfill` records it"
+        )
 
 
 @registry_app.command("backfill")
 def registry_backfill(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Write the sharded index keys (statusShard, typeShard) on every device item that lacks them or has
-    stale ones: a registry created before the indexes were sharded. Safe to re-run; a second run writes
-    nothing."""
+    stale ones (a registry created before the indexes were sharded), and the certificate expiry on every
+    ACTIVE device item that lacks it. Safe to re-run; a second run writes nothing."""
+    stack = _stack(ctx)
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("reading the registry", total=None)
         # The client pools AWS_CONCURRENCY connections: the scan's segment readers and the writers share them.
-        report = _stack(ctx).records.backfill_shards(
+        report = stack.records.backfill_shards(
             segments=SCAN_SEGMENTS,
             concurrency=AWS_CONCURRENCY - SCAN_SEGMENTS,
             on_item=lambda: progress.advance(task),
         )
+        expiry_task = progress.add_task("certificate expiry", total=None)
+        expiry = record_missing_expiry(
+            stack, concurrency=AWS_CONCURRENCY - SCAN_SEGMENTS, on_item=lambda: progress.advance(expiry_task)
+        )
     if json_output:
-        print_json(asdict(report))
+        print_json({**asdict(report), "certificateExpiry": asdict(expiry)})
     else:
         print_line(
             f"{report.scanned} device item(s) read, {report.updated} updated, "
             f"{report.skipped} changed meanwhile (their own transition wrote the keys)"
+        )
+        print_line(
+            f"{expiry.scanned} ACTIVE device(s) without a certificate expiry, {expiry.recorded} recorded, "
+            f"{expiry.skipped} skipped (certificate changed meanwhile, or unknown to AWS IoT)"
         )
 
 
@@ -502,24 +729,33 @@ def _stack(ctx: typer.Context) -> StackContext:
     return cast(StackContext, ctx.obj)
 
 
-def _import_report(manifest: Manifest, results: list[ImportResult]) -> dict[str, Any]:
-    """Counts of created and unchanged rows; conflicting and skipped rows by their line in the manifest."""
-    line_of = {row.request.serial_number: row.line for row in manifest.rows}
-    counts = Counter(result.outcome for result in results)
-    conflicts = [
-        {"row": line_of[result.serial], "serial": result.serial, "detail": result.detail}
-        for result in results
-        if result.outcome is ImportOutcome.CONFLICT
-    ]
-    return {
-        "created": counts[ImportOutcome.CREATED],
-        "unchanged": counts[ImportOutcome.UNCHANGED],
-        "conflicts": sorted(conflicts, key=itemgetter("row")),
-        "skipped": [
-            {"row": problem.line, "column": problem.column, "detail": problem.message}
-            for problem in manifest.problems
-        ],
-    }
+def _print_import_report(
+    manifest: Path, checked: CheckedManifest, tally: ImportTally, json_output: bool
+) -> None:
+    """Counts of created and unchanged rows; conflicting and skipped rows by their line in the manifest:
+    every one in JSON, the first ones in tables."""
+    skipped = (
+        {"row": problem.line, "column": problem.column, "detail": problem.message}
+        for problem in checked.problems()
+    )
+    if json_output:
+        print_json_stream(
+            {
+                "created": tally.counts[ImportOutcome.CREATED],
+                "unchanged": tally.counts[ImportOutcome.UNCHANGED],
+                "conflicts": iter(tally.conflicts),
+                "skipped": skipped,
+            }
+        )
+        return
+    print_line(
+        f"{manifest}: {tally.counts[ImportOutcome.CREATED]} created, "
+        f"{tally.counts[ImportOutcome.UNCHANGED]} unchanged, {tally.conflicts.count} conflicting, "
+        f"{checked.problem_count} skipped"
+    )
+    print_rows("Conflicts (left as they are)", _ROW_COLUMNS, tally.conflicts, tally.conflicts.count)
+    skipped_columns = [("row", "Row"), ("column", "Column"), ("detail", "Problem")]
+    print_rows("Skipped rows", skipped_columns, skipped, checked.problem_count)
 
 
 def _print_section(title: str, columns: Columns, rows: list[dict[str, Any]]) -> None:

@@ -32,6 +32,13 @@ _FLAGS: Final[dict[StackOutput, str]] = {
 _CLIENT_CONFIG: Final = Config(
     retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=AWS_CONCURRENCY
 )
+# Bulk writes back off as a whole when DynamoDB throttles: botocore's adaptive retry mode is the standard mode
+# plus client-side rate limiting, a token bucket whose rate is updated with each attempt (boto3 guide,
+# "Retries": https://docs.aws.amazon.com/boto3/latest/guide/retries.html). The guide calls it experimental
+# and its limit is per client, so only the client a bulk import writes with uses it.
+_BULK_CLIENT_CONFIG: Final = Config(
+    retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=AWS_CONCURRENCY
+)
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,14 @@ class StackContext:
         """The devices' records in the registry table, through a DynamoDB client of the stack's region."""
         table = self.table
         return DeviceRecords(boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG), table)
+
+    @cached_property
+    def bulk_records(self) -> DeviceRecords:
+        """The registry through a DynamoDB client of its own for bulk writes (a manifest's import): adaptive
+        retries, so throttling slows the whole import down rather than failing rows."""
+        table = self.table
+        client = boto3.client("dynamodb", region_name=self.region, config=_BULK_CLIENT_CONFIG)
+        return DeviceRecords(client, table)
 
     @cached_property
     def iot(self) -> IoTClient:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -39,28 +38,51 @@ class Device:
     serial: str
     record: Item | None
     thing_name: str
-    thing: Mapping[str, Any] | None
-    thing_certificate_arns: list[str]
+    thing_certificate_arns: list[str] | None
+    """The certificates attached to the thing; ``None`` when there is no thing."""
+
+    @property
+    def has_thing(self) -> bool:
+        """Whether the thing exists."""
+        return self.thing_certificate_arns is not None
 
     @property
     def certificate_ids(self) -> list[str]:
         """The certificates attached to the thing, then the registry's current and pending (a rotation in
         progress) certificates that are not among them."""
-        ids = [certificate_id(arn) for arn in self.thing_certificate_arns]
+        ids = [certificate_id(arn) for arn in self.thing_certificate_arns or []]
         record = self.record or {}
         recorded = [record.get(Attr.CERTIFICATE_ID), record.get(Attr.PENDING_CERTIFICATE_ID)]
         return ids + [each for each in recorded if each and each not in ids]
 
 
+NEVER_APPROVED_ATTRIBUTES: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID, Attr.THING_NAME)
+"""A registry item with none of these was never approved: no certificate and no thing of it exist."""
+
+
+def device_of(stack: StackContext, serial: str, record: Item | None) -> Device:
+    """The device of ``serial`` whose registry item is ``record`` (``None``: none), its thing read with
+    ``ListThingPrincipals`` (``ResourceNotFoundException``: no thing). An item that was never approved
+    (none of :data:`NEVER_APPROVED_ATTRIBUTES`: pre-registered, or released) has neither certificate nor
+    thing, and AWS IoT is not asked."""
+    name = (record or {}).get(Attr.THING_NAME) or stack.thing_name(serial)
+    if record is not None and not any(record.get(each) for each in NEVER_APPROVED_ATTRIBUTES):
+        return Device(serial, record, name, None)
+    try:
+        arns: list[str] | None = thing_certificate_arns(stack.iot, name)
+    except stack.iot.exceptions.ResourceNotFoundException:
+        arns = None
+    return Device(serial, record, name, arns)
+
+
 def find_device(stack: StackContext, serial: str) -> Device:
     """The device of ``serial``; :class:`NotFound` when neither the registry nor AWS IoT knows it."""
-    record = stack.records.get(serial)
-    name = (record or {}).get(Attr.THING_NAME) or stack.thing_name(serial)
-    thing = describe_thing(stack.iot, name)
-    if record is None and thing is None:
-        raise NotFound(f"serial {serial!r}: no item in registry {stack.table} and no thing {name!r}")
-    arns = [] if thing is None else thing_certificate_arns(stack.iot, name)
-    return Device(serial, record, name, thing, arns)
+    device = device_of(stack, serial, stack.records.get(serial))
+    if device.record is None and not device.has_thing:
+        raise NotFound(
+            f"serial {serial!r}: no item in registry {stack.table} and no thing {device.thing_name!r}"
+        )
+    return device
 
 
 def describe_device(stack: StackContext, serial: str) -> dict[str, Any]:
@@ -75,16 +97,17 @@ def describe_device(stack: StackContext, serial: str) -> dict[str, Any]:
             certificates.append(
                 {
                     **certificate_summary(description, now),
-                    "attachedToThing": arn in device.thing_certificate_arns,
+                    "attachedToThing": arn in (device.thing_certificate_arns or []),
                     "policies": attached_policies(stack.iot, arn),
                 }
             )
+    described = describe_thing(stack.iot, device.thing_name)
     thing = None
-    if device.thing is not None:
+    if described is not None:
         thing = {
             "name": device.thing_name,
-            "thingType": device.thing.get("thingTypeName"),
-            "attributes": device.thing.get("attributes", {}),
+            "thingType": described.get("thingTypeName"),
+            "attributes": described.get("attributes", {}),
             "groups": thing_groups(stack.iot, device.thing_name),
         }
     return {"serial": serial, "registry": device.record, "thing": thing, "certificates": certificates}

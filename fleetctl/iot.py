@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
 
 _CERTIFICATE_ARN_MARKER: Final = ":cert/"
-_CERTIFICATES_PAGE_SIZE: Final = 250
 _JOB_EXECUTIONS_PAGE_SIZE: Final = 250
 """The most ListJobExecutionsForJob returns at once (its maxResults)."""
 _T = TypeVar("_T")
@@ -62,14 +61,6 @@ def policy_certificate_ids(iot: IoTClient, policy_name: str) -> list[str]:
         iot.get_paginator("list_targets_for_policy").paginate(policyName=policy_name).search("targets[]")
     )
     return [certificate_id(target) for target in targets if _CERTIFICATE_ARN_MARKER in target]
-
-
-def certificates(iot: IoTClient) -> Iterator[Mapping[str, Any]]:
-    """Every certificate of the account and region (id, ARN, status), page by page."""
-    pages = iot.get_paginator("list_certificates").paginate(
-        PaginationConfig={"PageSize": _CERTIFICATES_PAGE_SIZE}
-    )
-    yield from pages.search("certificates[]")
 
 
 def describe_job(iot: IoTClient, job_id: str) -> Mapping[str, Any] | None:

@@ -3,8 +3,9 @@ resumed in a new job, and a job's progress.
 
 The device does the rotation (a new key and CSR on the device; see ``hook/rotation.py``); fleetctl only
 asks, with a ``SNAPSHOT`` job whose document is ``{"operation": "rotate-certificate", "keyAlgorithm": ...}``
-targeting the devices' things. Devices are chosen through the registry
-(:class:`~hook.registry.DeviceRecords`): only ``ACTIVE`` devices with a thing can rotate.
+targeting the devices' things. Devices are chosen through the registry by :mod:`fleetctl.selection`, and
+``--older-than``: only ``ACTIVE`` devices with a thing can rotate. Jobs are created at the pace of
+``CreateJob``'s rate (:mod:`fleetctl.pacing`).
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ import json
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fleetctl.context import AWS_CONCURRENCY
-from fleetctl.devices import SERIAL_NUMBER_FORM, is_serial_number
 from fleetctl.errors import AwsProblem, NotFound, UsageProblem
 from fleetctl.iot import describe_job, job_execution_details, job_executions
 from hook.contract import (
@@ -37,6 +34,8 @@ from hook.contract import (
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
+    from fleetctl.pacing import Pacer
+    from fleetctl.selection import Selection
     from hook.registry import Item
 
 JOB_TARGETS_MAX: Final = 100
@@ -69,16 +68,6 @@ UNSUCCESSFUL: Final = frozenset({"FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "
 _SECONDS_PER_DAY: Final = 86400
 _AGE_ATTRIBUTES: Final = (Attr.ROTATED_AT, Attr.REPROVISIONED_AT, Attr.APPROVED_AT)
 """When the current certificate was issued: its rotation, its re-provisioning or the first approval."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What ``rotate`` was told to select; each selector given narrows the selection (intersection)."""
-
-    serial: str | None = None
-    device_type: str | None = None
-    older_than_days: int | None = None
-    serials_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -138,38 +127,16 @@ class Plan:
         }
 
 
-def read_serials(path: Path) -> list[str]:
-    """The serial numbers in ``path``, one a line (surrounding blanks and empty lines ignored, duplicates
-    kept once); every bad line is reported by its number, and then nothing is returned."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageProblem(f"--file {path}: cannot read it: {error}") from error
-    serials: dict[str, None] = {}
-    problems = []
-    for number, line in enumerate(lines, start=1):
-        value = line.strip()
-        if not value:
-            continue
-        if is_serial_number(value):
-            serials[value] = None
-        else:
-            problems.append(
-                f"--file {path} line {number}: {value!r} is not a serial number; "
-                f"expected {SERIAL_NUMBER_FORM}"
-            )
-    if problems:
-        raise UsageProblem("\n".join(problems))
-    if not serials:
-        raise UsageProblem(f"--file {path}: no serial numbers in it; expected one a line")
-    return list(serials)
-
-
 def plan_rotation(
-    stack: StackContext, selection: Selection, key_algorithm: RotationKeyAlgorithm, now: datetime
+    stack: StackContext,
+    selection: Selection,
+    older_than_days: int | None,
+    key_algorithm: RotationKeyAlgorithm,
+    now: datetime,
 ) -> Plan:
-    """The jobs that would ask the selected devices to rotate to a ``key_algorithm`` key."""
-    targets, skipped = _select(stack, selection, now)
+    """The jobs that would ask the selected devices (those of ``older_than_days`` among them, when given)
+    to rotate to a ``key_algorithm`` key."""
+    targets, skipped = _select(stack, selection, older_than_days, now)
     document = {"operation": ROTATION_JOB_OPERATION, "keyAlgorithm": key_algorithm.value}
     return Plan(document, _jobs(stack, targets, now), skipped)
 
@@ -181,7 +148,8 @@ def plan_resume(stack: StackContext, job_id: str, now: datetime) -> Plan:
     created: datetime = job["createdAt"]
     failed = [thing for thing, status in job_executions(stack.iot, job_id) if status in UNSUCCESSFUL]
     by_thing = {thing: serial_number_of(stack.base_name, thing) for thing in failed}
-    items = _items(stack, [serial for serial in by_thing.values() if serial])
+    named = [serial for serial in by_thing.values() if serial]
+    items = {item[Attr.SERIAL_NUMBER]: item for item in stack.records.get_many(named)}
     targets, skipped = [], []
     for thing, serial in by_thing.items():
         item = items.get(serial) if serial else None
@@ -193,9 +161,14 @@ def plan_resume(stack: StackContext, job_id: str, now: datetime) -> Plan:
     return Plan(document, _jobs(stack, targets, now), skipped, resumed_from=job_id)
 
 
-def create_jobs(stack: StackContext, plan: Plan) -> Plan:
-    """Create the plan's jobs; the plan with each job's ARN. When a request fails, the jobs already
-    created are named in the error."""
+def create_jobs(stack: StackContext, plan: Plan, pacer: Pacer) -> Plan:
+    """Create the plan's jobs, paced by ``pacer``; the plan with each job's ARN. When a request fails, the
+    jobs already created are named in the error."""
+    with pacer.pacing(stack.iot):
+        return _create_jobs(stack, plan)
+
+
+def _create_jobs(stack: StackContext, plan: Plan) -> Plan:
     created: list[Job] = []
     parts = len(plan.jobs)
     for number, job in enumerate(plan.jobs, start=1):
@@ -258,39 +231,29 @@ def is_job_id(value: str) -> bool:
     return len(value) <= JOB_ID_MAX_LENGTH and JOB_ID_PATTERN.fullmatch(value) is not None
 
 
-def _select(stack: StackContext, selection: Selection, now: datetime) -> tuple[list[Target], list[Skipped]]:
-    """The devices to rotate, and those named (by SERIAL or --file) that will not be, with why. Devices
-    found by a query (--type, --older-than alone) that do not match are not news; one without a thing is."""
-    named = _named(selection)
-    if named is None:
-        if selection.device_type is None and selection.older_than_days is None:
-            raise UsageProblem("name the devices: SERIAL, --type TYPE, --older-than DAYS and/or --file PATH")
-        # Only ACTIVE devices can rotate: the others are not even read.
-        found = stack.records.devices(DeviceStatus.ACTIVE, selection.device_type)
-        candidates: Iterable[tuple[str, Item | None]] = ((item[Attr.SERIAL_NUMBER], item) for item in found)
-    else:
-        items = _items(stack, named)
-        if selection.serial is not None and selection.serial not in items:
-            raise NotFound(f"serial {selection.serial!r}: no item in registry {stack.table}")
-        candidates = ((serial, items.get(serial)) for serial in named)
+def _select(
+    stack: StackContext, selection: Selection, older_than_days: int | None, now: datetime
+) -> tuple[list[Target], list[Skipped]]:
+    """The devices to rotate, and those named (by SERIAL or --file) that will not be, with why. Only
+    ``ACTIVE`` devices can rotate: a query reads no other. Devices found by a query that are not older than
+    ``older_than_days`` are not news; one without a thing is."""
+    named = selection.selectors.serial is not None or selection.serials is not None
     targets, skipped = [], []
-    for serial, item in candidates:
-        if item is not None and named is None and _mismatch(item, selection, now):
+    serial_found = False
+    for candidate in selection.candidates(stack, status=DeviceStatus.ACTIVE):
+        serial, item = candidate.serial, candidate.item
+        serial_found = serial_found or (serial == selection.selectors.serial and item is not None)
+        too_young = _too_young(item or {}, older_than_days, now)
+        if not named and too_young:
             continue
-        reason = _ineligible(item) or _mismatch(item or {}, selection, now)
+        reason = _ineligible(item) or candidate.mismatch or too_young
         if reason:
             skipped.append(Skipped(serial, reason))
         elif item is not None:
             targets.append(_target(serial, item[Attr.THING_NAME], item, now))
+    if selection.selectors.serial is not None and not serial_found:
+        raise NotFound(f"serial {selection.selectors.serial!r}: no item in registry {stack.table}")
     return sorted(targets, key=lambda each: each.serial), skipped
-
-
-def _named(selection: Selection) -> list[str] | None:
-    """The serials named by the argument and ``--file`` (both: those in both); ``None`` when neither."""
-    if selection.serials_file is None:
-        return None if selection.serial is None else [selection.serial]
-    serials = read_serials(selection.serials_file)
-    return serials if selection.serial is None else [each for each in serials if each == selection.serial]
 
 
 def _ineligible(item: Item | None) -> str | None:
@@ -305,18 +268,16 @@ def _ineligible(item: Item | None) -> str | None:
     return None
 
 
-def _mismatch(item: Item, selection: Selection, now: datetime) -> str | None:
-    """How a device misses --type or --older-than, or ``None``."""
-    device_type = item.get(Attr.DEVICE_TYPE)
-    if selection.device_type is not None and device_type != selection.device_type:
-        return f"type {device_type}, not {selection.device_type}"
-    if selection.older_than_days is not None:
-        since = certificate_since(item)
-        if since is None:
-            return "no approvedAt, reprovisionedAt or rotatedAt: certificate age unknown"
-        age = now - since
-        if age.total_seconds() <= selection.older_than_days * _SECONDS_PER_DAY:
-            return f"certificate {age.days} day(s) old, not older than {selection.older_than_days}"
+def _too_young(item: Item, older_than_days: int | None, now: datetime) -> str | None:
+    """How a device misses --older-than, or ``None``."""
+    if older_than_days is None:
+        return None
+    since = certificate_since(item)
+    if since is None:
+        return "no approvedAt, reprovisionedAt or rotatedAt: certificate age unknown"
+    age = now - since
+    if age.total_seconds() <= older_than_days * _SECONDS_PER_DAY:
+        return f"certificate {age.days} day(s) old, not older than {older_than_days}"
     return None
 
 
@@ -352,13 +313,6 @@ def _target(serial: str, thing: str, item: Item, now: datetime) -> Target:
         None if since is None else since.isoformat(timespec="seconds"),
         None if since is None else (now - since).days,
     )
-
-
-def _items(stack: StackContext, serials: Sequence[str]) -> dict[str, Item]:
-    """The registry items of ``serials`` that exist, read :data:`AWS_CONCURRENCY` at a time."""
-    with ThreadPoolExecutor(max_workers=AWS_CONCURRENCY) as pool:
-        items = pool.map(stack.records.get, serials)
-        return {serial: item for serial, item in zip(serials, items, strict=True) if item is not None}
 
 
 def _jobs(stack: StackContext, targets: Sequence[Target], now: datetime) -> list[Job]:

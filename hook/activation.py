@@ -2,9 +2,12 @@
 
 An IoT topic rule on ``$aws/events/thing/+/created`` invokes :func:`lambda_handler`. A provisioning
 template cannot create shadows, so this is where each device type's initial desired state is written.
-The shadow is written before the registry moves to ``ACTIVE``, so a redelivered event after a failure
-finishes the job, and one after success changes nothing. AWS errors are raised, so that Lambda retries
-the asynchronous invocation and the function's Errors alarm fires when retries run out.
+The registry item records when the device's certificate expires (one ``DescribeCertificate``:
+:mod:`hook.certificate_expiry`), so ``fleetctl certs expiring`` reads the registry instead of describing
+every certificate of the account. The shadow is written before the registry moves to ``ACTIVE``, so a
+redelivered event after a failure finishes the job, and one after success changes nothing. AWS errors are
+raised, so that Lambda retries the asynchronous invocation and the function's Errors alarm fires when
+retries run out.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.iot_registry_event import IoTC
 from botocore.config import Config
 
 from hook.activation_config import ActivationConfig
+from hook.certificate_expiry import certificate_not_after
 from hook.contract import (
     ACTIVATION_CONFIG_ENV,
     ACTIVATION_CONFIG_FILE_NAME,
@@ -52,7 +56,7 @@ def lambda_handler(event: IoTCoreThingEvent, context: Any) -> dict[str, str]:
     if not _is_thing_created(event):
         logger.warning("not a thing-created event; ignored", extra={"eventType": event.get("eventType")})
         return {"outcome": "ignored"}
-    outcome = activate(event.thing_name, _config(), _registry(), _shadows())
+    outcome = activate(event.thing_name, _config(), _registry(), _shadows(), _iot())
     return {"outcome": outcome}
 
 
@@ -62,9 +66,11 @@ def _is_thing_created(event: IoTCoreThingEvent) -> bool:
     return event.get("operation") == "CREATED" and isinstance(event.get("thingName"), str)
 
 
-def activate(thing_name: str, config: ActivationConfig, registry: DeviceRecords, shadows: Any) -> str:
-    """Activate the device behind ``thing_name``; returns ``activated``, ``already-active``, ``ignored``,
-    ``no-registry-item`` or ``unexpected-state``."""
+def activate(
+    thing_name: str, config: ActivationConfig, registry: DeviceRecords, shadows: Any, iot: Any
+) -> str:
+    """Activate the device behind ``thing_name``, recording its certificate's expiry (read with ``iot``);
+    returns ``activated``, ``already-active``, ``ignored``, ``no-registry-item`` or ``unexpected-state``."""
     serial = serial_number_of(config.thing_name_prefix, thing_name)
     if serial is None:
         logger.info("thing of another stack; ignored", extra={"thingName": thing_name})
@@ -81,9 +87,13 @@ def activate(thing_name: str, config: ActivationConfig, registry: DeviceRecords,
     if item.get(Attr.STATUS) != DeviceStatus.PENDING:
         return _unexpected(item)
 
+    certificate = item.get(Attr.CERTIFICATE_ID)
+    not_after = certificate_not_after(iot, certificate) if certificate else None
+    if not_after is None:
+        logger.warning("AWS IoT did not say when the certificate expires; none recorded")
     desired = config.initial_shadows.get(item.get(Attr.DEVICE_TYPE, ""), {})
     shadows.update_thing_shadow(thingName=thing_name, payload=json.dumps({"state": {"desired": desired}}))
-    stored = registry.activate(serial, thing_name)
+    stored = registry.activate(serial, thing_name, not_after)
     if stored is not None:
         return "already-active" if _is_active(stored, thing_name) else _unexpected(stored)
     logger.info("device activated", extra={"deviceType": item.get(Attr.DEVICE_TYPE)})
@@ -111,6 +121,11 @@ def _config() -> ActivationConfig:
 @functools.cache
 def _registry() -> DeviceRecords:
     return registry_from_environment(CLIENT_CONFIG)
+
+
+@functools.cache
+def _iot() -> Any:
+    return boto3.client("iot", config=CLIENT_CONFIG)
 
 
 @functools.cache

@@ -57,7 +57,7 @@ from hook.contract import (
     Metric,
     Service,
     device_type_resource_name,
-    is_certificate_binding_key,
+    is_binding_key,
     metrics_namespace_from_environment,
     thing_name,
 )
@@ -114,7 +114,7 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     if change is None:
         return []
     key = change.keys.get(REGISTRY_PARTITION_KEY)
-    if not isinstance(key, str) or is_certificate_binding_key(key):
+    if not isinstance(key, str) or is_binding_key(key):
         return []
     old = change.old_image
     dropped = dropped_certificates(old, change.new_image)

@@ -44,6 +44,10 @@ class Attr(StrEnum):
     FIRMWARE_VERSION = "firmwareVersion"
     LOCATION = "location"
     CERTIFICATE_ID = "certificateId"
+    CERTIFICATE_NOT_AFTER = "certificateNotAfter"
+    """When the current certificate (``certificateId``) expires, a registry timestamp (ISO 8601, UTC):
+    written with the certificate by activation and a completed rotation, removed when the certificate
+    changes without it (re-provisioning). Never another certificate's."""
     CLAIM_CERTIFICATE_ID = "claimCertificateId"
     TEMPLATE_ARN = "templateArn"
     CLIENT_ID = "clientId"
@@ -54,6 +58,9 @@ class Attr(StrEnum):
     ACTIVATED_AT = "activatedAt"
     REVOKED_AT = "revokedAt"
     REVOCATION_REASON = "revocationReason"
+    CERTIFICATES_REVOKED_AT = "certificatesRevokedAt"
+    """When ``fleetctl`` finished revoking and detaching every certificate of a ``REVOKED`` or
+    ``DECOMMISSIONED`` serial: written last, so a bulk re-run skips the serials that have it."""
     DECOMMISSIONED_AT = "decommissionedAt"
     DEVICE_SERIAL_NUMBER = "deviceSerialNumber"
     """On a certificate binding item (:func:`certificate_binding_key`): the serial the certificate is for."""
@@ -78,6 +85,14 @@ class Attr(StrEnum):
     TYPE_SHARD = "typeShard"
     """``<deviceType>#<shard>``: the partition key of :data:`DEVICE_TYPE_INDEX`. Only on device items that
     have a type."""
+    PUBLIC_KEY_SHA256 = "publicKeySha256"
+    """The device's key, from the factory manifest: its fingerprint (:mod:`hook.public_keys`). On a device
+    item and on its key binding (:func:`public_key_binding_key`)."""
+    PREVIOUS_PUBLIC_KEY_SHA256 = "previousPublicKeySha256"
+    """The key ``fleetctl rebind`` replaced, if any."""
+    KEY_REBOUND_AT = "keyReboundAt"
+    KEY_REBOUND_BY = "keyReboundBy"
+    KEY_REBOUND_REASON = "keyReboundReason"
 
 
 REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER
@@ -102,6 +117,24 @@ def certificate_binding_key(certificate_id: str) -> str:
 def is_certificate_binding_key(key: str) -> bool:
     """Whether a registry key is a certificate binding's rather than a device's."""
     return key.startswith(CERTIFICATE_BINDING_PREFIX)
+
+
+PUBLIC_KEY_BINDING_PREFIX: Final = "publicKey#"
+"""Starts the key of a key binding item (never a serial number: ``#``)."""
+
+
+def public_key_binding_key(public_key_sha256: str) -> str:
+    """The registry key of the item binding a device key to its one serial; like a certificate binding it
+    holds ``deviceSerialNumber``, ``publicKeySha256`` and ``createdAt``, no index key."""
+    return f"{PUBLIC_KEY_BINDING_PREFIX}{public_key_sha256}"
+
+
+BINDING_PREFIXES: Final = (CERTIFICATE_BINDING_PREFIX, PUBLIC_KEY_BINDING_PREFIX)
+
+
+def is_binding_key(key: str) -> bool:
+    """Whether a registry key is a binding's (a certificate's or a key's) rather than a device's."""
+    return key.startswith(BINDING_PREFIXES)
 
 
 REGISTRY_SHARDS: Final = 16
@@ -237,10 +270,26 @@ class RejectionReason(StrEnum):
     DEVICE_DECOMMISSIONED = "DeviceDecommissioned"
     REPROVISION_GRANT_USED = "ReprovisionGrantUsed"
     """Two requests raced for one re-provisioning grant: only the first gets it."""
+    PUBLIC_KEY_MISMATCH = "PublicKeyMismatch"
+    """Key binding: the certificate's key is not the serial's registered one."""
+    PUBLIC_KEY_NOT_REGISTERED = "PublicKeyNotRegistered"
+    """Key binding: the serial was registered without a key."""
+    CERTIFICATE_UNREADABLE = "CertificateUnreadable"
+    """Key binding: the event's certificatePem is missing or not a certificate of an accepted key."""
     UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     RULES_UNAVAILABLE = "RulesUnavailable"
     INTERNAL_ERROR = "InternalError"
+
+
+KEY_BINDING_REJECTIONS: Final = frozenset(
+    {
+        RejectionReason.PUBLIC_KEY_MISMATCH,
+        RejectionReason.PUBLIC_KEY_NOT_REGISTERED,
+        RejectionReason.CERTIFICATE_UNREADABLE,
+    }
+)
+"""The denials that also count ``KeyBindingRejected``."""
 
 
 class Service(StrEnum):
@@ -272,6 +321,8 @@ class Metric(StrEnum):
     """A rotation step refused or reported failed by the device; also counted per :data:`REASON_DIMENSION`."""
     CERTIFICATE_RETIRED = "CertificateRetired"
     """A certificate the registry no longer holds was revoked and detached."""
+    KEY_BINDING_REJECTED = "KeyBindingRejected"
+    """A hook denial of :data:`KEY_BINDING_REJECTIONS`, or a rotation CSR of another key (alarmed)."""
     CERTIFICATE_RETIREMENT_FAILED = "CertificateRetirementFailed"
     """A registry change whose certificates could not be retired (the record is retried, then sent to the
     retirement function's on-failure queue)."""
@@ -379,5 +430,7 @@ class RotationRejection(StrEnum):
     """The CSR names no open rotation job execution of this thing: certificates are issued on request of
     an operator's job only."""
     INVALID_CSR = "InvalidCsr"
+    PUBLIC_KEY_MISMATCH = "PublicKeyMismatch"
+    """The serial has a registered key and the CSR another one."""
     DEVICE_REPORTED_FAILURE = "DeviceReportedFailure"
     INTERNAL_ERROR = "InternalError"

@@ -8,8 +8,11 @@ Every read and write of the table, by the functions and by ``fleetctl``, goes th
   the same transaction the certificate is bound to the serial (an item keyed
   ``certificate#<certificateId>``); a certificate already bound to another serial is denied
   (``CertificateInUse``), whatever that serial's state: one certificate, one device, for good.
-- ``activate``: ``PENDING`` becomes ``ACTIVE``.
-- ``preregister``: an unknown serial becomes ``PREREGISTERED``.
+- ``activate``: ``PENDING`` becomes ``ACTIVE``, with the expiry of its certificate (``certificateNotAfter``,
+  which ``complete_rotation`` rewrites for the new certificate and a re-provisioning removes).
+- ``preregister``: an unknown serial becomes ``PREREGISTERED``, with its device's key if given, bound to it
+  (an item keyed ``publicKey#<fingerprint>``): no key on two serials (``PublicKeyInUse``).
+- ``rebind_key``: an operator moves a ``PREREGISTERED`` or ``ACTIVE`` serial to another key.
 - ``revoke``: anything but ``REVOKED`` and ``DECOMMISSIONED`` (or an unknown serial) becomes ``REVOKED``.
 - ``decommission``: anything but ``DECOMMISSIONED`` (or an unknown serial) becomes ``DECOMMISSIONED``.
 - ``release``: a ``PENDING`` approval goes back to ``PREREGISTERED``, or away when nothing was before it.
@@ -27,14 +30,15 @@ No transition removes a certificate binding. Revoking or decommissioning a seria
 certificate can never be approved for another serial. Releasing keeps it too: ``fleetctl release`` revokes
 the released certificate, and its ownership token has expired anyway; should that revocation fail, the
 certificate may still only be approved again for the serial it was bound to, never for another. A
-released serial provisions again with a new certificate, which gets its own binding.
+released serial provisions again with a new certificate, which gets its own binding. A key binding
+moves only with ``rebind_key``; a revoked or decommissioned serial keeps its key for good.
 
 Every transition writes the index keys of the status it leaves the item in, and of the type when it writes
 one (``statusShard``, ``typeShard``: :func:`shard_attributes`), in its own request, so the sharded indexes
 follow the items (``components/registry.py`` explains the indexes); those that keep a serial ``ACTIVE``
-(rotation, re-provisioning grant) rewrite ``ACTIVE``'s key too, so an item that missed it gets it with its
-next change. ``abandon_rotation``, conditional on a certificate rather than a state, writes none.
-Certificate binding items never get them.
+(rotation, re-provisioning grant, key rebinding) rewrite ``ACTIVE``'s key too, so an item that missed it
+gets it with its next change. ``abandon_rotation``, conditional on a certificate rather than a state,
+writes none. Certificate and key binding items never get them.
 
 It stays on the low-level DynamoDB client (the ``Table`` resource costs the hook's cold start more):
 conditions are built by boto3's expression builder, the one behind ``Table``, and values pass through
@@ -47,12 +51,13 @@ import heapq
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import count, islice
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import boto3
@@ -74,7 +79,9 @@ from hook.contract import (
     ProvisioningDenied,
     RejectionReason,
     certificate_binding_key,
+    is_binding_key,
     is_certificate_binding_key,
+    public_key_binding_key,
     shard_key,
     shard_keys,
     shard_of,
@@ -94,6 +101,8 @@ _DENIED_STATES = {
     DeviceStatus.DECOMMISSIONED: RejectionReason.DEVICE_DECOMMISSIONED,
 }
 _PROVISIONED_STATES = {DeviceStatus.PENDING, DeviceStatus.ACTIVE}
+_BOUND_STATES = frozenset({DeviceStatus.PREREGISTERED, *_PROVISIONED_STATES})
+_REBINDABLE_STATES = frozenset({DeviceStatus.PREREGISTERED, DeviceStatus.ACTIVE})
 _APPROVAL_ATTRIBUTES = (
     Attr.CERTIFICATE_ID,
     Attr.CLAIM_CERTIFICATE_ID,
@@ -113,6 +122,11 @@ _CONDITION_FAILED: Final = "ConditionalCheckFailed"
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
+BATCH_GET_MAX: Final = 100
+"""Keys per ``BatchGetItem``: DynamoDB's maximum (API reference, BatchGetItem)."""
+BATCH_GET_BACKOFF_SECONDS: Final = 0.05
+BATCH_GET_BACKOFF_MAX_SECONDS: Final = 5.0
+
 SCAN_SEGMENTS: Final = 8
 """Segments (and threads) of a parallel Scan of the whole registry."""
 
@@ -123,6 +137,16 @@ round."""
 
 _SCAN_DONE: Final = object()
 """What a parallel scan's segment reader puts on the queue when its segment is read."""
+
+
+class PublicKeyInUse(Exception):
+    """The key is bound to another serial."""
+
+    def __init__(self, public_key_sha256: str, serial_number: str) -> None:
+        super().__init__(f"key sha256:{public_key_sha256} is registered for serial {serial_number!r}")
+        self.public_key_sha256 = public_key_sha256
+        self.serial_number = serial_number
+        """The serial the key is bound to."""
 
 
 class TransitionRefused(Exception):
@@ -154,6 +178,8 @@ class Provenance:
     claim_certificate_id: str
     template_arn: str
     client_id: str
+    certificate_pem: str | None = None
+    """The event's ``certificatePem``: read only to check its key."""
 
 
 class DeviceRecords:
@@ -169,7 +195,12 @@ class DeviceRecords:
         self._table_name = table_name
 
     def approve(
-        self, request: DeviceRequest, provenance: Provenance, *, require_preregistration: bool
+        self,
+        request: DeviceRequest,
+        provenance: Provenance,
+        *,
+        require_preregistration: bool,
+        key_binding: bool = False,
     ) -> None:
         """Mark the serial ``PENDING`` for this certificate and bind the certificate to the serial, or raise
         :class:`ProvisioningDenied`.
@@ -181,7 +212,12 @@ class DeviceRecords:
         items with the reasons, and the decision is made from them without a second request: a retry by
         the same certificate, for the same type and manufacturer, is allowed again; anything else is
         denied.
+
+        With ``key_binding``, the certificate's key is read before any request, and the condition admits
+        only a ``PREREGISTERED`` serial registered with that key; the refused item tells
+        ``PublicKeyMismatch`` from ``PublicKeyNotRegistered``.
         """
+        public_key = _certificate_key(provenance) if key_binding else None
         now = timestamp()
         values: dict[str, str] = {
             Attr.STATUS: DeviceStatus.PENDING,
@@ -204,7 +240,11 @@ class DeviceRecords:
             & Attribute(Attr.DEVICE_TYPE).eq(request.device_type)
             & Attribute(Attr.MANUFACTURER).eq(request.manufacturer)
         )
-        condition = preregistered if require_preregistration else _absent() | preregistered
+        condition: ConditionBase = preregistered
+        if public_key is not None:
+            condition = preregistered & Attribute(Attr.PUBLIC_KEY_SHA256).eq(public_key)
+        elif not require_preregistration:
+            condition = _absent() | preregistered
         granted: Item | None = None
         try:
             self._client.transact_write_items(
@@ -219,17 +259,22 @@ class DeviceRecords:
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
-            granted = _decide_from_cancellation(cancelled, request, provenance)
+            granted = _decide_from_cancellation(cancelled, request, provenance, public_key)
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
         if granted is not None:
-            self._reprovision(granted, request, provenance)
+            self._reprovision(granted, request, provenance, public_key)
 
-    def _reprovision(self, granted: Item, request: DeviceRequest, provenance: Provenance) -> None:
+    def _reprovision(
+        self, granted: Item, request: DeviceRequest, provenance: Provenance, public_key: str | None
+    ) -> None:
         """Consume an operator's re-provisioning grant: the serial stays ``ACTIVE`` with the new certificate,
         and the old one joins the replaced certificates. A second request, made only when the approval's
-        own transaction found the grant; conditional on the grant and the old certificate being the ones
-        read, so one grant admits one certificate."""
+        own transaction found the grant; conditional on the grant, the old certificate and the serial's key
+        being the ones read, so one grant admits one certificate, of the registered key if there is one."""
+        bound = granted.get(Attr.PUBLIC_KEY_SHA256)
+        if bound:
+            _require_bound_key(granted, public_key or _certificate_key(provenance))
         now = timestamp()
         old_certificate = granted.get(Attr.CERTIFICATE_ID, "")
         values: Item = {
@@ -250,6 +295,7 @@ class DeviceRecords:
             Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE)
             & Attribute(Attr.CERTIFICATE_ID).eq(old_certificate)
             & Attribute(Attr.REPROVISION_ALLOWED_UNTIL).eq(granted[Attr.REPROVISION_ALLOWED_UNTIL])
+            & _key_unchanged(bound)
         )
         try:
             self._client.transact_write_items(
@@ -258,7 +304,13 @@ class DeviceRecords:
                         _key(request.serial_number),
                         still_granted,
                         assign=values,
-                        remove=(Attr.REPROVISION_ALLOWED_UNTIL, Attr.PENDING_CERTIFICATE_ID),
+                        # The hook does not read the new certificate's expiry: the old one's goes, and
+                        # `fleetctl registry backfill` records the new one's.
+                        remove=(
+                            Attr.REPROVISION_ALLOWED_UNTIL,
+                            Attr.PENDING_CERTIFICATE_ID,
+                            Attr.CERTIFICATE_NOT_AFTER,
+                        ),
                     ),
                     self._binding(provenance.certificate_id, request.serial_number, now),
                 ]
@@ -281,9 +333,9 @@ class DeviceRecords:
         """Give the ``ACTIVE`` serial of ``item`` a pending certificate, bound to the serial; ``False`` when
         the serial changed since ``item`` was read (another certificate, another state).
 
-        One transaction: the serial's item, conditional on it still having the certificate of ``item``,
-        and the new certificate's binding. A pending certificate of an earlier attempt is replaced (and so
-        retired). A transaction cancelled for another reason than a condition (a conflicting write,
+        One transaction: the serial's item, conditional on it still having the certificate and key of
+        ``item``, and the new certificate's binding. A pending certificate of an earlier attempt is replaced
+        (and so retired). A transaction cancelled for another reason than a condition (a conflicting write,
         throttling) is raised: it says nothing about the serial, and a retry may succeed."""
         serial = item[Attr.SERIAL_NUMBER]
         now = timestamp()
@@ -294,8 +346,10 @@ class DeviceRecords:
             **({Attr.ROTATION_JOB_ID: job_id} if job_id else {}),
             **shard_attributes(serial, status=DeviceStatus.ACTIVE),
         }
-        unchanged = Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE) & Attribute(Attr.CERTIFICATE_ID).eq(
-            item.get(Attr.CERTIFICATE_ID, "")
+        unchanged = (
+            Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE)
+            & Attribute(Attr.CERTIFICATE_ID).eq(item.get(Attr.CERTIFICATE_ID, ""))
+            & _key_unchanged(item.get(Attr.PUBLIC_KEY_SHA256))
         )
         try:
             self._client.transact_write_items(
@@ -315,19 +369,22 @@ class DeviceRecords:
             raise
         return True
 
-    def complete_rotation(self, item: Item) -> Item | None:
-        """Make the pending certificate of ``item`` current and record the one it replaces, with
-        ``rotatedAt``; the item as written, or ``None`` when the serial changed since ``item`` was read."""
+    def complete_rotation(self, item: Item, certificate_not_after: str | None = None) -> Item | None:
+        """Make the pending certificate of ``item`` current, with its expiry (when known; else none is
+        kept), and record the one it replaces, with ``rotatedAt``; the item as written, or ``None`` when the
+        serial changed since ``item`` was read."""
         pending = item.get(Attr.PENDING_CERTIFICATE_ID)
         if not pending:
             return None
         current = item.get(Attr.CERTIFICATE_ID, "")
         now = timestamp()
+        expiry, no_expiry = _certificate_expiry(certificate_not_after)
         assign: Item = {
             Attr.CERTIFICATE_ID: pending,
             Attr.REPLACED_CERTIFICATE_IDS: _replaced(item, current),
             Attr.ROTATED_AT: now,
             Attr.UPDATED_AT: now,
+            **expiry,
             **shard_attributes(item[Attr.SERIAL_NUMBER], status=DeviceStatus.ACTIVE),
         }
         unchanged = (
@@ -335,7 +392,9 @@ class DeviceRecords:
             & Attribute(Attr.CERTIFICATE_ID).eq(current)
             & Attribute(Attr.PENDING_CERTIFICATE_ID).eq(pending)
         )
-        return self._conditional_update(item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID,))
+        return self._conditional_update(
+            item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID, *no_expiry)
+        )
 
     def abandon_rotation(self, item: Item, reason: str) -> Item | None:
         """Drop the pending certificate of ``item`` (which retires it) and record why the rotation failed;
@@ -381,6 +440,63 @@ class DeviceRecords:
             raise TransitionRefused(serial_number, _refused_item(refused)) from refused
         return string_attributes(written.get("Attributes", {}))
 
+    def rebind_key(self, item: Item, public_key_sha256: str, reason: str, rebound_by: str) -> Item | None:
+        """Move the ``PREREGISTERED`` or ``ACTIVE`` serial of ``item`` to another key, recording who, when,
+        why and the previous key; the item as written, ``None`` when it changed since read. One transaction:
+        the item (conditional on its state and key), the new key's binding (free or ours) and the previous
+        one's deletion (ours or gone); :class:`PublicKeyInUse` otherwise. A rotation in progress is dropped:
+        its certificate has the previous key."""
+        serial = item[Attr.SERIAL_NUMBER]
+        status = item.get(Attr.STATUS, "")
+        if status not in _REBINDABLE_STATES:
+            raise TransitionRefused(serial, item)
+        previous = item.get(Attr.PUBLIC_KEY_SHA256)
+        now = timestamp()
+        rebound: Item = {
+            Attr.PUBLIC_KEY_SHA256: public_key_sha256,
+            Attr.KEY_REBOUND_AT: now,
+            Attr.KEY_REBOUND_BY: rebound_by,
+            Attr.KEY_REBOUND_REASON: reason,
+            Attr.UPDATED_AT: now,
+            **({Attr.PREVIOUS_PUBLIC_KEY_SHA256: previous} if previous else {}),
+            **shard_attributes(serial, status=status),
+        }
+        members = [
+            self._update(
+                _key(serial),
+                Attribute(Attr.STATUS).eq(status) & _key_unchanged(previous),
+                assign=rebound,
+                remove=(Attr.PENDING_CERTIFICATE_ID,),
+            ),
+            self._key_binding(public_key_sha256, serial, now),
+        ]
+        if previous:
+            members.append(self._unbind_key(previous, serial))
+        try:
+            self._client.transact_write_items(TransactItems=members)
+        except self._client.exceptions.TransactionCanceledException as cancelled:
+            if not _cancelled_by_conditions(cancelled):
+                raise
+            _, *bindings = _cancellation_reasons(cancelled, len(members))
+            for binding, key in zip(bindings, (public_key_sha256, previous), strict=False):
+                if binding.get("Code") == _CONDITION_FAILED and key:
+                    bound_to = (_stored(binding) or {}).get(Attr.DEVICE_SERIAL_NUMBER, "")
+                    raise PublicKeyInUse(key, bound_to) from cancelled
+            return None
+        written = {**item, **rebound}
+        written.pop(Attr.PENDING_CERTIFICATE_ID, None)
+        return written
+
+    def _unbind_key(self, public_key_sha256: str, serial_number: str) -> TransactWriteItemTypeDef:
+        """The transaction member deleting a key's binding if it is this serial's (or gone)."""
+        delete = {
+            "TableName": self._table_name,
+            "Key": _binding_key(public_key_binding_key(public_key_sha256)),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **_expressions(_absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(serial_number)),
+        }
+        return cast("TransactWriteItemTypeDef", {"Delete": delete})
+
     def _conditional_update(
         self, item: Item, condition: ConditionBase, assign: Item, *, remove: Collection[str] = ()
     ) -> Item | None:
@@ -397,14 +513,23 @@ class DeviceRecords:
         return string_attributes(written.get("Attributes", {}))
 
     def _binding(self, certificate_id: str, serial_number: str, now: str) -> TransactWriteItemTypeDef:
-        """The transaction member binding a certificate to a serial: it holds when the certificate is not
-        bound yet or bound to this serial already."""
+        """The transaction member binding a certificate to a serial (:meth:`_bind`)."""
+        held: Item = {Attr.CERTIFICATE_ID: certificate_id}
+        return self._bind(certificate_binding_key(certificate_id), held, serial_number, now)
+
+    def _key_binding(self, public_key_sha256: str, serial_number: str, now: str) -> TransactWriteItemTypeDef:
+        """The transaction member binding a device key to a serial (:meth:`_bind`)."""
+        held: Item = {Attr.PUBLIC_KEY_SHA256: public_key_sha256}
+        return self._bind(public_key_binding_key(public_key_sha256), held, serial_number, now)
+
+    def _bind(self, binding_key: str, held: Item, serial_number: str, now: str) -> TransactWriteItemTypeDef:
+        """The transaction member writing binding item ``binding_key`` (``held`` and the serial): it holds
+        when the item is not bound yet or bound to this serial already."""
         unbound_or_ours = _absent() | Attribute(Attr.DEVICE_SERIAL_NUMBER).eq(serial_number)
-        binding: Item = {Attr.CERTIFICATE_ID: certificate_id, Attr.DEVICE_SERIAL_NUMBER: serial_number}
         return self._update(
-            _binding_key(certificate_id),
+            _binding_key(binding_key),
             unbound_or_ours,
-            assign=binding,
+            assign={**held, Attr.DEVICE_SERIAL_NUMBER: serial_number},
             assign_if_absent={Attr.CREATED_AT: now},
         )
 
@@ -433,15 +558,39 @@ class DeviceRecords:
         ).get("Item")
         return None if item is None else string_attributes(item)
 
-    def activate(self, serial_number: str, thing_name: str) -> Item | None:
-        """Move a ``PENDING`` serial to ``ACTIVE`` with its thing name; return ``None`` when done, or the
-        stored item when it was not ``PENDING`` (a redelivered event or an unexpected state)."""
+    def get_many(self, serial_numbers: Iterable[str], *, attributes: Collection[str] = ()) -> Iterator[Item]:
+        """The registry items of ``serial_numbers`` that exist, read consistently with ``BatchGetItem``,
+        :data:`BATCH_GET_MAX` keys a request; only ``attributes`` (and the serial) of each when given. A key
+        repeated within a request is asked once (DynamoDB refuses a request naming a key twice), and keys a
+        request left unprocessed are asked again after an exponential back-off (API reference,
+        BatchGetItem). Items come in no particular order."""
+        serials = iter(serial_numbers)
+        shown = list(dict.fromkeys([REGISTRY_PARTITION_KEY, *attributes])) if attributes else []
+        while batch := list(dict.fromkeys(islice(serials, BATCH_GET_MAX))):
+            keys = {"Keys": [_key(serial) for serial in batch], "ConsistentRead": True}
+            request: dict[str, Any] = {self._table_name: keys | _expressions(projection=shown)}
+            for attempt in count():
+                response = self._client.batch_get_item(RequestItems=request)
+                yield from map(string_attributes, response.get("Responses", {}).get(self._table_name, []))
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(min(BATCH_GET_BACKOFF_SECONDS * 2**attempt, BATCH_GET_BACKOFF_MAX_SECONDS))
+
+    def activate(
+        self, serial_number: str, thing_name: str, certificate_not_after: str | None = None
+    ) -> Item | None:
+        """Move a ``PENDING`` serial to ``ACTIVE`` with its thing name and its certificate's expiry (when
+        known; else none is kept); return ``None`` when done, or the stored item when it was not
+        ``PENDING`` (a redelivered event or an unexpected state)."""
         now = timestamp()
+        expiry, no_expiry = _certificate_expiry(certificate_not_after)
         assign: Item = {
             Attr.STATUS: DeviceStatus.ACTIVE,
             Attr.THING_NAME: thing_name,
             Attr.ACTIVATED_AT: now,
             Attr.UPDATED_AT: now,
+            **expiry,
             **shard_attributes(serial_number, status=DeviceStatus.ACTIVE),
         }
         try:
@@ -449,15 +598,39 @@ class DeviceRecords:
                 TableName=self._table_name,
                 Key=_key(serial_number),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **_expressions(Attribute(Attr.STATUS).eq(DeviceStatus.PENDING), assign=assign),
+                **_expressions(
+                    Attribute(Attr.STATUS).eq(DeviceStatus.PENDING), assign=assign, remove=no_expiry
+                ),
             )
         except self._client.exceptions.ConditionalCheckFailedException as refused:
             return _refused_item(refused) or {}
         return None
 
-    def preregister(self, request: DeviceRequest, now: str) -> Item | None:
+    def record_certificate_expiry(self, serial_number: str, certificate_id: str, not_after: str) -> bool:
+        """Record when the serial's current certificate expires, on an item that lacks it (written before
+        the registry kept it, or re-provisioned since); conditional on ``certificate_id`` still being the
+        current certificate, ``False`` when it no longer is. Not a transition: ``updatedAt`` and the index
+        keys are left alone."""
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(serial_number),
+                **_expressions(
+                    Attribute(Attr.CERTIFICATE_ID).eq(certificate_id),
+                    assign={Attr.CERTIFICATE_NOT_AFTER: not_after},
+                ),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def preregister(
+        self, request: DeviceRequest, now: str, public_key_sha256: str | None = None
+    ) -> Item | None:
         """Store the request as ``PREREGISTERED`` unless its serial exists; ``None`` when stored, else the
-        item already there (returned by the refused write, without another read)."""
+        item already there (returned by the refused write, without another read). With the device's key, one
+        ``TransactWriteItems`` also binds it (free or already ours); a key bound to another serial raises
+        :class:`PublicKeyInUse` naming that serial."""
         item = {
             **request_attributes(request),
             Attr.STATUS: DeviceStatus.PREREGISTERED,
@@ -466,16 +639,33 @@ class DeviceRecords:
             **shard_attributes(
                 request.serial_number, status=DeviceStatus.PREREGISTERED, device_type=request.device_type
             ),
+            **({Attr.PUBLIC_KEY_SHA256: public_key_sha256} if public_key_sha256 else {}),
         }
+        put: dict[str, Any] = {
+            "TableName": self._table_name,
+            "Item": {name: _SERIALIZER.serialize(value) for name, value in item.items()},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **_expressions(_absent()),
+        }
+        if not public_key_sha256:
+            try:
+                self._client.put_item(**put)
+            except self._client.exceptions.ConditionalCheckFailedException as refused:
+                return _refused_item(refused) or {}
+            return None
+        binding = self._key_binding(public_key_sha256, request.serial_number, now)
         try:
-            self._client.put_item(
-                TableName=self._table_name,
-                Item={name: _SERIALIZER.serialize(value) for name, value in item.items()},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **_expressions(_absent()),
+            self._client.transact_write_items(
+                TransactItems=[cast("TransactWriteItemTypeDef", {"Put": put}), binding]
             )
-        except self._client.exceptions.ConditionalCheckFailedException as refused:
-            return _refused_item(refused) or {}
+        except self._client.exceptions.TransactionCanceledException as cancelled:
+            if not _cancelled_by_conditions(cancelled):
+                raise
+            device, key = _cancellation_reasons(cancelled, 2)
+            if key.get("Code") == _CONDITION_FAILED:
+                bound_to = (_stored(key) or {}).get(Attr.DEVICE_SERIAL_NUMBER, "")
+                raise PublicKeyInUse(public_key_sha256, bound_to) from cancelled
+            return _stored(device) or {}
         return None
 
     def revoke(self, serial_number: str, reason: str) -> Item | None:
@@ -497,6 +687,22 @@ class DeviceRecords:
             unless=[DeviceStatus.DECOMMISSIONED],
             extra={Attr.DECOMMISSIONED_AT: timestamp()},
         )
+
+    def record_certificates_revoked(self, serial_number: str) -> bool:
+        """Note on a ``REVOKED`` or ``DECOMMISSIONED`` serial that every certificate it had was revoked and
+        detached (``certificatesRevokedAt``), once: ``False`` when the serial is in another state or noted
+        already. Not a transition: ``updatedAt`` and the index keys stay as they are."""
+        done = [DeviceStatus.REVOKED, DeviceStatus.DECOMMISSIONED]
+        condition = Attribute(Attr.STATUS).is_in(done) & Attribute(Attr.CERTIFICATES_REVOKED_AT).not_exists()
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(serial_number),
+                **_expressions(condition, assign={Attr.CERTIFICATES_REVOKED_AT: timestamp()}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def release(self, approval: Item) -> Literal["restored", "deleted"] | None:
         """Undo a ``PENDING`` approval: back to ``PREREGISTERED`` when a manifest had pre-registered the
@@ -532,10 +738,12 @@ class DeviceRecords:
         device_type: str | None = None,
         *,
         attributes: Collection[Attr] = (),
+        filter_by: ConditionBase | None = None,
         limit: int | None = None,
     ) -> Iterator[Item]:
-        """Devices in ``status`` and/or of ``device_type``, page by page, at most ``limit``; only
-        ``attributes`` of each when given (with the serial and the attribute they are ordered by).
+        """Devices in ``status`` and/or of ``device_type`` that ``filter_by`` (a filter: the items are read
+        anyway) admits, page by page, at most ``limit``; only ``attributes`` of each when given (with the
+        serial and the attribute they are ordered by).
 
         - a status alone, or a rare status (``PENDING``, ``REVOKED``, ``DECOMMISSIONED``) with a type: the
           status index, ordered by ``updatedAt`` (the type a filter);
@@ -546,14 +754,16 @@ class DeviceRecords:
         An index is read shard by shard (:data:`~hook.contract.REGISTRY_SHARDS` queries) and the shards are
         merged in order; with ``limit`` no shard is read further than ``limit`` items."""
         if status is None and device_type is None:
-            yield from self.scan_devices(attributes=attributes, limit=limit)
+            yield from self.scan_devices(attributes=attributes, filter_by=filter_by, limit=limit)
             return
         if status is None or (device_type is not None and status in _BULK_STATES):
             index, by, value, order_by = DEVICE_TYPE_INDEX, Attr.TYPE_SHARD, device_type, Attr.SERIAL_NUMBER
-            filter_by = None if status is None else Attribute(Attr.STATUS).eq(status)
+            other = None if status is None else Attribute(Attr.STATUS).eq(status)
         else:
             index, by, value, order_by = STATUS_INDEX, Attr.STATUS_SHARD, status, Attr.UPDATED_AT
-            filter_by = None if device_type is None else Attribute(Attr.DEVICE_TYPE).eq(device_type)
+            other = None if device_type is None else Attribute(Attr.DEVICE_TYPE).eq(device_type)
+        if other is not None:
+            filter_by = other if filter_by is None else other & filter_by
         found = self._merged(
             index,
             by,
@@ -584,18 +794,22 @@ class DeviceRecords:
         *,
         attributes: Collection[str] = (),
         having: Collection[str] = (),
+        filter_by: ConditionBase | None = None,
         segments: int = SCAN_SEGMENTS,
         limit: int | None = None,
     ) -> Generator[Item, None, None]:
         """Every device item, for reports that read the whole registry anyway: a parallel Scan of
         ``segments`` segments, one thread each, pages handed over as they arrive (so memory stays at a few
         pages however large the table). Certificate bindings are left out (they have no ``status``), and so
-        are items without every attribute in ``having``; only ``attributes`` (and the serial) of each when
-        given. In no particular order; at most ``limit`` items, and with ``limit`` no segment reads pages of
-        more than ``limit`` items. Closing the iterator early stops the readers."""
+        are items without every attribute in ``having`` and items ``filter_by`` refuses (a filter: DynamoDB
+        still reads every item); only ``attributes`` (and the serial) of each when given. In no particular
+        order; at most ``limit`` items, and with ``limit`` no segment reads pages of more than ``limit``
+        items. Closing the iterator early stops the readers."""
         present: ConditionBase = Attribute(Attr.STATUS).exists()
         for name in having:
             present = present & Attribute(name).exists()
+        if filter_by is not None:
+            present = present & filter_by
         shown = list(dict.fromkeys([REGISTRY_PARTITION_KEY, *attributes])) if attributes else []
         arguments: dict[str, Any] = {
             "TableName": self._table_name,
@@ -605,9 +819,7 @@ class DeviceRecords:
             arguments["PaginationConfig"] = {"PageSize": limit}
         pages = self._scanned_pages(arguments, segments)
         items = (string_attributes(raw) for page in pages for raw in page)
-        yield from islice(
-            (item for item in items if not is_certificate_binding_key(item[REGISTRY_PARTITION_KEY])), limit
-        )
+        yield from islice((item for item in items if not is_binding_key(item[REGISTRY_PARTITION_KEY])), limit)
 
     def backfill_shards(
         self,
@@ -828,27 +1040,31 @@ def devices_and_bindings(
     items: Iterable[Mapping[str, Any]],
 ) -> tuple[dict[str, Item], dict[str, str]]:
     """Raw registry items (a scan's) split into the devices' items by serial number and the certificate
-    bindings as certificate id -> serial number."""
+    bindings as certificate id -> serial number; key bindings are neither."""
     devices: dict[str, Item] = {}
     bindings: dict[str, str] = {}
     for raw in items:
         item = string_attributes(raw)
-        if is_certificate_binding_key(item[REGISTRY_PARTITION_KEY]):
+        key = item[REGISTRY_PARTITION_KEY]
+        if is_certificate_binding_key(key):
             bindings[item[Attr.CERTIFICATE_ID]] = item[Attr.DEVICE_SERIAL_NUMBER]
-        else:
-            devices[item[REGISTRY_PARTITION_KEY]] = item
+        elif not is_binding_key(key):
+            devices[key] = item
     return devices, bindings
 
 
 def _key(serial_number: str) -> dict[str, Any]:
-    """A device's key. A certificate binding's key is refused: no device operation may touch a binding."""
-    if is_certificate_binding_key(serial_number):
-        raise ValueError(f"{serial_number!r} is a certificate binding's key, not a serial number")
+    """A device's key. A binding's key is refused: no device operation may touch a binding."""
+    if is_binding_key(serial_number):
+        kind = "certificate binding" if is_certificate_binding_key(serial_number) else "key binding"
+        raise ValueError(f"{serial_number!r} is a {kind}'s key, not a serial number")
     return {REGISTRY_PARTITION_KEY: _SERIALIZER.serialize(serial_number)}
 
 
-def _binding_key(certificate_id: str) -> dict[str, Any]:
-    return {REGISTRY_PARTITION_KEY: _SERIALIZER.serialize(certificate_binding_key(certificate_id))}
+def _binding_key(binding_key: str) -> dict[str, Any]:
+    """A binding item's key (:func:`~hook.contract.certificate_binding_key`,
+    :func:`~hook.contract.public_key_binding_key`)."""
+    return {REGISTRY_PARTITION_KEY: _SERIALIZER.serialize(binding_key)}
 
 
 def _absent() -> ConditionBase:
@@ -917,12 +1133,13 @@ def _refused_item(refused: ClientError) -> Item | None:
 
 
 def _decide_from_cancellation(
-    cancelled: ClientError, request: DeviceRequest, provenance: Provenance
+    cancelled: ClientError, request: DeviceRequest, provenance: Provenance, public_key: str | None
 ) -> Item | None:
     """Decide from a cancelled approval transaction's reasons, one per member (the serial's item, then the
     certificate's binding), each with the stored item when its condition failed. Allow a retry by the
     certificate on record that is bound to this serial (``None``), and return the stored item when an
-    operator's re-provisioning grant admits a new certificate; anything unexpected denies."""
+    operator's re-provisioning grant admits a new certificate; anything unexpected denies. ``public_key``:
+    the certificate's key, when the device type binds keys."""
     reasons = cast(Mapping[str, Any], cancelled.response).get("CancellationReasons")
     if not (isinstance(reasons, list) and len(reasons) == 2 and all(isinstance(r, dict) for r in reasons)):
         raise ProvisioningDenied(
@@ -938,7 +1155,7 @@ def _decide_from_cancellation(
     device, binding = reasons
     granted = None
     if device["Code"] == _CONDITION_FAILED:
-        granted = _decide_from_stored(_stored(device), request, provenance)  # returns for a retry or grant
+        granted = _decide_from_stored(_stored(device), request, provenance, public_key)  # retry or grant
     if binding["Code"] == _CONDITION_FAILED:
         bound_to = (_stored(binding) or {}).get(Attr.DEVICE_SERIAL_NUMBER)
         raise ProvisioningDenied(
@@ -961,13 +1178,22 @@ def _stored(reason: Mapping[str, Any]) -> Item | None:
     return None if item is None else string_attributes(item)
 
 
-def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: Provenance) -> Item | None:
+def _decide_from_stored(
+    item: Item | None, request: DeviceRequest, provenance: Provenance, public_key: str | None
+) -> Item | None:
     """Allow a retry by the certificate already on record (``None``) or, with an operator's unexpired
     re-provisioning grant, a new certificate (the stored item); deny everything else the condition
-    refused."""
+    refused. With key binding (``public_key``), a serial of the request's type and maker admits only its
+    registered key."""
     if item is None:
         raise ProvisioningDenied(RejectionReason.NOT_PREREGISTERED, "serial is not pre-registered")
     status = item.get(Attr.STATUS)
+    same_identity = (item.get(Attr.DEVICE_TYPE), item.get(Attr.MANUFACTURER)) == (
+        request.device_type,
+        request.manufacturer,
+    )
+    if public_key is not None and same_identity and status in _BOUND_STATES:
+        _require_bound_key(item, public_key)
     if status in _PROVISIONED_STATES:
         if item.get(Attr.CERTIFICATE_ID) != provenance.certificate_id:
             if _reprovision_granted(item, request):
@@ -976,10 +1202,7 @@ def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: P
                 RejectionReason.DUPLICATE_SERIAL,
                 f"serial is already {status} with another certificate (a cloned or replayed serial)",
             )
-        if (item.get(Attr.DEVICE_TYPE), item.get(Attr.MANUFACTURER)) != (
-            request.device_type,
-            request.manufacturer,
-        ):
+        if not same_identity:
             raise ProvisioningDenied(
                 RejectionReason.DUPLICATE_SERIAL,
                 f"serial is already {status} as {_identity(item)}; "
@@ -999,6 +1222,57 @@ def _decide_from_stored(item: Item | None, request: DeviceRequest, provenance: P
     )
 
 
+def _certificate_key(provenance: Provenance) -> str:
+    """The fingerprint of the certificate being registered, else ``CertificateUnreadable``; imports
+    :mod:`hook.public_keys` only when a key is checked."""
+    from hook.public_keys import PublicKeyError, certificate_key_sha256  # noqa: PLC0415 (key binding only)
+
+    if provenance.certificate_pem is None:
+        raise ProvisioningDenied(
+            RejectionReason.CERTIFICATE_UNREADABLE,
+            "certificatePem is missing or not a string; expected one PEM certificate",
+        )
+    try:
+        return certificate_key_sha256(provenance.certificate_pem)
+    except PublicKeyError as error:
+        raise ProvisioningDenied(RejectionReason.CERTIFICATE_UNREADABLE, f"certificatePem: {error}") from None
+
+
+def _require_bound_key(item: Item, public_key: str) -> None:
+    """Deny unless ``public_key`` is the serial's registered key."""
+    bound = item.get(Attr.PUBLIC_KEY_SHA256)
+    if not bound:
+        raise ProvisioningDenied(
+            RejectionReason.PUBLIC_KEY_NOT_REGISTERED,
+            f"serial is {item.get(Attr.STATUS)} without a registered key; its device type binds keys "
+            "(pre-register it with its public_key, or `fleetctl rebind` it)",
+        )
+    if bound != public_key:
+        raise ProvisioningDenied(
+            RejectionReason.PUBLIC_KEY_MISMATCH,
+            f"the certificate's key sha256:{public_key[:16]}... is not the serial's registered key "
+            f"sha256:{bound[:16]}... (another device, a clone, or a wrong manifest)",
+        )
+
+
+def _key_unchanged(public_key: str | None) -> ConditionBase:
+    """The serial's registered key is still ``public_key`` (still none when ``None``)."""
+    if public_key:
+        return Attribute(Attr.PUBLIC_KEY_SHA256).eq(public_key)
+    return Attribute(Attr.PUBLIC_KEY_SHA256).not_exists()
+
+
+def _cancellation_reasons(cancelled: ClientError, members: int) -> list[Mapping[str, Any]]:
+    """The reasons of a cancelled transaction of ``members`` members, one per member in order; a
+    cancellation that does not give them all is raised as it is."""
+    reasons = cast(Mapping[str, Any], cancelled.response).get("CancellationReasons")
+    if not (
+        isinstance(reasons, list) and len(reasons) == members and all(isinstance(r, dict) for r in reasons)
+    ):
+        raise cancelled
+    return reasons
+
+
 def _reprovision_granted(item: Item, request: DeviceRequest) -> bool:
     """Whether an ``ACTIVE`` serial holds an unexpired grant for a request of its own type and maker."""
     return (
@@ -1014,6 +1288,14 @@ def _replaced(item: Item, certificate_id: str) -> str:
     :data:`REPLACED_CERTIFICATES_KEPT` only (an item must stay far below DynamoDB's 400 KB)."""
     replaced = [certificate_id, *item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split()]
     return " ".join(replaced[:REPLACED_CERTIFICATES_KEPT]).strip()
+
+
+def _certificate_expiry(not_after: str | None) -> tuple[Item, tuple[str, ...]]:
+    """What a write that changes the current certificate sets and removes: its expiry when known, else the
+    previous certificate's is removed (``certificateNotAfter`` never names another certificate's)."""
+    if not_after:
+        return {Attr.CERTIFICATE_NOT_AFTER: not_after}, ()
+    return {}, (Attr.CERTIFICATE_NOT_AFTER,)
 
 
 def _identity(item: Item) -> str:

@@ -11,8 +11,9 @@ and ``step`` (the topic's second and third levels). Steps (:class:`hook.contract
   activated and sent back on ``certificate``.
 - ``result`` ``{"jobId", "status", "reason"}``: ``SUCCEEDED`` must be published with the pending
   certificate, which proves the device connected with it; the registry makes it current
-  (:meth:`DeviceRecords.complete_rotation`). ``FAILED`` (from the current or the pending certificate)
-  drops the pending certificate (:meth:`DeviceRecords.abandon_rotation`); the device keeps its old one.
+  (:meth:`DeviceRecords.complete_rotation`), with its expiry (:mod:`hook.certificate_expiry`). ``FAILED``
+  (from the current or the pending certificate) drops the pending certificate
+  (:meth:`DeviceRecords.abandon_rotation`); the device keeps its old one.
 
 Certificates leave the serial only through the registry: its stream's function
 (:mod:`hook.certificate_retirement`) revokes and detaches the replaced or dropped ones.
@@ -50,6 +51,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from hook.activation import CLIENT_CONFIG
+from hook.certificate_expiry import certificate_not_after
 from hook.contract import (
     IOT_DATA_ENDPOINT_ENV,
     NAME_CHARSET,
@@ -285,6 +287,7 @@ def issue(request: RotationRequest, item: Item) -> str:
         # certificate and no answer; the first one's answer is on its way, or the job ends and is resumed.
         logger.info("a certificate was already issued for this job; repeated CSR ignored")
         return "duplicate-csr-ignored"
+    _require_bound_key(request, item)
     _require_open_job(request)
     iot = _iot()
     try:
@@ -341,7 +344,10 @@ def complete(request: RotationRequest, item: Item) -> str:
         )
     _require_active_thing(request, item)
     _require_job_in_progress(request, item)
-    if _registry().complete_rotation(item) is None:
+    # Its expiry, recorded with it: one DescribeCertificate per rotation, here rather than at the CSR
+    # step, where a certificate may still be abandoned or replaced.
+    not_after = certificate_not_after(_iot(), pending)
+    if _registry().complete_rotation(item, not_after) is None:
         raise RotationRefused(
             RotationRejection.NOT_CURRENT_CERTIFICATE, "the device's registry record changed meanwhile", thing
         )
@@ -391,8 +397,11 @@ def refuse(refusal: RotationRefused) -> dict[str, str]:
 
 
 def count_failure(reason: RotationRejection) -> None:
-    """One more ``CertificateRotationFailed``, plainly and under {service, ``Reason``}."""
+    """One more ``CertificateRotationFailed``, plainly and under {service, ``Reason``}; a CSR of another key
+    than the registered one is also a ``KeyBindingRejected``."""
     metrics.add_metric(name=Metric.CERTIFICATE_ROTATION_FAILED, unit=MetricUnit.Count, value=1)
+    if reason is RotationRejection.PUBLIC_KEY_MISMATCH:
+        metrics.add_metric(name=Metric.KEY_BINDING_REJECTED, unit=MetricUnit.Count, value=1)
     with single_metric(
         name=Metric.CERTIFICATE_ROTATION_FAILED,
         unit=MetricUnit.Count,
@@ -429,6 +438,26 @@ def _require_active_thing(request: RotationRequest, item: Item) -> None:
         raise RotationRefused(
             RotationRejection.NOT_ACTIVE,
             f"the device is {item.get(Attr.STATUS)}, not ACTIVE as this thing",
+            request.thing_name,
+        )
+
+
+def _require_bound_key(request: RotationRequest, item: Item) -> None:
+    """A serial with a registered key (its secure element's) gets a certificate only for that key: the CSR
+    must carry it, re-certified. Checked here, before any AWS request; only such serials load the parser."""
+    bound = item.get(Attr.PUBLIC_KEY_SHA256)
+    if not bound:
+        return
+    from hook.public_keys import PublicKeyError, csr_key_sha256  # noqa: PLC0415 (key binding only)
+
+    try:
+        key = csr_key_sha256(request.csr)
+    except PublicKeyError as error:
+        raise RotationRefused(RotationRejection.INVALID_CSR, f"csr: {error}", request.thing_name) from None
+    if key != bound:
+        raise RotationRefused(
+            RotationRejection.PUBLIC_KEY_MISMATCH,
+            "the CSR's key is not the device's registered key: a rotation re-certifies the same key",
             request.thing_name,
         )
 

@@ -55,6 +55,9 @@ class DeviceTypeRule:
     min_firmware_version: FirmwareVersion | None = None
     retired: bool = False
     """No new device of this type may provision; its devices and resources stay."""
+    key_binding: bool = False
+    """A serial of this type provisions only with a certificate of the key registered for it (exported from
+    its secure element at the factory): pre-registration with the key is implied."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def load_rules(path: Path) -> RuleSet:
 
 def parse_rules(document: object) -> RuleSet:
     """Validate a rules document of the form ``{"deviceTypes": {name: {serialPattern, manufacturers,
-    minFirmwareVersion, retired}}, "requirePreregistration": bool}``; unknown keys are errors.
+    minFirmwareVersion, retired, keyBinding}}, "requirePreregistration": bool}``; unknown keys are errors.
     """
     root = _object(document, "rules", required={"deviceTypes"}, optional={"requirePreregistration"})
     device_types = _object(root["deviceTypes"], "deviceTypes")
@@ -144,17 +147,24 @@ def _device_type_rule(name: str, document: object) -> DeviceTypeRule:
             f"of A-Z a-z 0-9 : _ -"
         )
     rule = _object(
-        document, where, optional={"serialPattern", "manufacturers", "minFirmwareVersion", "retired"}
+        document,
+        where,
+        optional={"serialPattern", "manufacturers", "minFirmwareVersion", "retired", "keyBinding"},
     )
-    retired = rule.get("retired", False)
-    if not isinstance(retired, bool):
-        raise RulesError(f"{where}.retired: expected true or false, got {retired!r}")
     return DeviceTypeRule(
         serial_pattern=_serial_pattern(rule.get("serialPattern"), f"{where}.serialPattern"),
         manufacturers=_manufacturers(rule.get("manufacturers"), f"{where}.manufacturers"),
         min_firmware_version=_min_firmware(rule.get("minFirmwareVersion"), f"{where}.minFirmwareVersion"),
-        retired=retired,
+        retired=_flag(rule, "retired", where),
+        key_binding=_flag(rule, "keyBinding", where),
     )
+
+
+def _flag(rule: dict[str, Any], name: str, where: str) -> bool:
+    value = rule.get(name, False)
+    if not isinstance(value, bool):
+        raise RulesError(f"{where}.{name}: expected true or false, got {value!r}")
+    return value
 
 
 def _serial_pattern(value: object, where: str) -> re.Pattern[str] | None:

@@ -1,7 +1,8 @@
 """``make demo``: the whole flow on one machine, without AWS.
 
-Starts the emulator, deploys the local stack, provisions the sample fleet (valid devices of every type,
-and devices the hook must deny), prints what happened to each device, the registry and the stack
+Starts the emulator, deploys the local stack, pre-registers the sample fleet's factory manifest (devices
+with secure elements, with their public keys) with fleetctl, provisions the sample fleet (valid devices of
+every type, and devices the hook must deny), prints what happened to each device, the registry and the stack
 outputs, and stops the emulator. Exits non-zero when a device's outcome is not the one its entry in
 the fleet file expects.
 """
@@ -17,8 +18,9 @@ from pathlib import Path
 from hook.contract import Attr, DeviceStatus
 from local.fleet import Outcome, provision_fleet, with_hook_reasons
 from local.report import outcome_result, outcomes_table, outputs_table, registry_table
-from local.sample_fleet import APPROVED, SAMPLE_FLEET, load_fleet
+from local.sample_fleet import APPROVED, SAMPLE_FLEET, load_fleet, preregistered
 from local.sandbox import sandbox
+from local.scenario import preregister_fleet
 from program.outputs import StackOutput
 
 
@@ -42,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         step(f"emulator ready; local stack deployed: {len(box.stack.created)} resources")
         for note in box.stack.notes:
             step(f"  note: {note}")
+        manifest = preregistered(devices)
+        report = preregister_fleet(box, devices)
+        if report is not None:
+            keys = sum(device.element is not None for device in manifest)
+            step(
+                f"fleetctl preregister: factory manifest of {len(manifest)} devices, {keys} with their "
+                f"secure element's public key: {report['created']} created, {report['unchanged']} unchanged"
+            )
         step(
             f"provisioning {len(devices)} devices from {arguments.fleet.name}, "
             f"{arguments.concurrency} at a time"

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from hook.contract import Attr, DeviceStatus
 from local.fleet import FleetTarget
+from local.fleetctl_runner import run_fleetctl
 from local.hook_logs import Denial, hook_denials
 from local.inspection import Inspector
 from program.config import settings_from_config
@@ -56,6 +57,14 @@ class Deployment:
     outputs: Mapping[str, Any]
     settings: Settings
     patience: Patience
+    fleetctl_environment: Mapping[str, str | None] = field(default_factory=dict)
+    """What fleetctl needs in its environment to reach the stack (the emulator's endpoint and credentials);
+    nothing on AWS, where it uses the default credentials."""
+
+    def fleetctl(self, *args: str) -> Any:
+        """Run ``fleetctl <args> --json`` on this stack as an operator would; its JSON output
+        (:class:`~local.fleetctl_runner.FleetctlFailed` when it fails)."""
+        return run_fleetctl(self.outputs, *args, environment=self.fleetctl_environment)
 
     @property
     def registry_table(self) -> str:

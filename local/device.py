@@ -1,6 +1,7 @@
 """A device, as firmware built on the AWS IoT Device SDK v2 would behave: provision by claim over MQTT
-(``CreateCertificateFromCsr`` with a key made on the device, or ``CreateKeysAndCertificate`` with a key made
-by AWS IoT; then ``RegisterThing``), then work as its thing (telemetry, shadow).
+(``CreateCertificateFromCsr`` with a key made on the device or held by its secure element, or
+``CreateKeysAndCertificate`` with a key made by AWS IoT; then ``RegisterThing``), then work as its thing
+(telemetry, shadow).
 
 Nothing here is specific to the emulator: :class:`Broker` holds the endpoint, port and CA, so the same
 code provisions against AWS IoT with the stack's ``iotEndpoint``, port 8883 and Amazon Root CA 1.
@@ -16,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from awscrt import mqtt5, mqtt_request_response
 from awsiot import V2ServiceException, iotidentity, iotshadow, mqtt5_client_builder
@@ -103,9 +104,32 @@ class KeyAlgorithm(StrEnum):
     RSA_2048 = "rsa-2048"
 
 
+class KeyAndCsr(NamedTuple):
+    """A device's private key and a certificate signing request for it, both PEM."""
+
+    private_key_pem: str
+    csr_pem: str
+
+
+class KeySource(Protocol):
+    """Who makes a device's key pair, and so which request gets its certificate: :class:`DeviceKeys`,
+    :class:`AwsKeys`, or a secure element (``local/secure_element.py``)."""
+
+    @property
+    def label(self) -> str:
+        """Who made the key, and what key (``device ec-p256``, ``aws``)."""
+        ...
+
+    def key_and_csr(self, common_name: str) -> KeyAndCsr | None:
+        """The device's key and a CSR for it with subject ``CN=<common_name>``, for
+        ``CreateCertificateFromCsr``; ``None`` when AWS IoT makes the key pair
+        (``CreateKeysAndCertificate``)."""
+        ...
+
+
 @dataclass(frozen=True)
 class DeviceKeys:
-    """The device makes its key pair and sends only a CSR (``CreateCertificateFromCsr``): the private key
+    """The device makes a new key pair and sends only a CSR (``CreateCertificateFromCsr``): the private key
     never leaves it."""
 
     algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256
@@ -114,6 +138,10 @@ class DeviceKeys:
     def label(self) -> str:
         """``device ec-p256``: who made the key, and what key."""
         return f"device {self.algorithm}"
+
+    def key_and_csr(self, common_name: str) -> KeyAndCsr:
+        """A new key pair of :attr:`algorithm` and its CSR (:func:`new_key_and_csr`)."""
+        return new_key_and_csr(self.algorithm, common_name)
 
 
 @dataclass(frozen=True)
@@ -125,16 +153,20 @@ class AwsKeys:
         """``aws``: who made the key."""
         return "aws"
 
+    def key_and_csr(self, common_name: str) -> None:
+        """None: the device makes no key."""
+        return None
 
-KeySource = DeviceKeys | AwsKeys
-"""Who makes a device's key pair, and so which request gets its certificate."""
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+"""The private keys a device may hold: EC P-256 or RSA 2048 (:class:`KeyAlgorithm`)."""
 
 
-class KeyAndCsr(NamedTuple):
-    """A private key made on the device and a certificate signing request for it, both PEM."""
-
-    private_key_pem: str
-    csr_pem: str
+def new_private_key(algorithm: KeyAlgorithm) -> PrivateKey:
+    """A new private key of ``algorithm``."""
+    if algorithm is KeyAlgorithm.EC_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def new_key_and_csr(algorithm: KeyAlgorithm, common_name: str) -> KeyAndCsr:
@@ -144,11 +176,12 @@ def new_key_and_csr(algorithm: KeyAlgorithm, common_name: str) -> KeyAndCsr:
     Only the CSR is meant to leave the device (``CreateCertificateFromCsr``, or a certificate rotation);
     the key stays with it. AWS IoT issues the certificate for the CSR's public key whatever the subject
     says."""
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
-        ec.generate_private_key(ec.SECP256R1())
-        if algorithm is KeyAlgorithm.EC_P256
-        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    )
+    return key_and_csr(new_private_key(algorithm), common_name)
+
+
+def key_and_csr(key: PrivateKey, common_name: str) -> KeyAndCsr:
+    """``key`` as unencrypted PKCS #8 PEM, and a CSR for it with subject ``CN=<common_name>`` signed with
+    SHA-256."""
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -341,16 +374,15 @@ class Provisioning:
         )
 
     def create_certificate(self, keys: KeySource, common_name: str) -> IssuedCertificate:
-        """A ``PENDING_ACTIVATION`` certificate and its private key, made as ``keys`` says: on the device
-        (the CSR's subject is ``CN=<common_name>``, cut to the 64 characters X.509 allows) or by AWS IoT."""
-        if isinstance(keys, DeviceKeys):
-            subject = common_name[:X509_COMMON_NAME_MAX_LENGTH] or "device"
-            return self.create_certificate_from_csr(new_key_and_csr(keys.algorithm, subject))
-        return self.create_keys_and_certificate()
+        """A ``PENDING_ACTIVATION`` certificate and its private key, made as ``keys`` says: the device's own
+        key (the CSR's subject is ``CN=<common_name>``, cut to the 64 characters X.509 allows) or one made
+        by AWS IoT."""
+        key = keys.key_and_csr(common_name[:X509_COMMON_NAME_MAX_LENGTH] or "device")
+        return self.create_keys_and_certificate() if key is None else self.create_certificate_from_csr(key)
 
     def create_certificate_from_csr(self, key: KeyAndCsr) -> IssuedCertificate:
-        """A ``PENDING_ACTIVATION`` certificate for the CSR of a key made on this device
-        (:func:`new_key_and_csr`). Only the CSR is sent; the key is returned with the certificate. Raises
+        """A ``PENDING_ACTIVATION`` certificate for the CSR of the device's own key (:func:`new_key_and_csr`,
+        or a secure element's). Only the CSR is sent; the key is returned with the certificate. Raises
         :class:`DeviceError` when the certificate is not for that key."""
         response = await_result(
             "CreateCertificateFromCsr",
@@ -419,9 +451,11 @@ def provision(
 ) -> ProvisionedDevice:
     """Provision by claim: connect with the claim certificate, get a certificate, register the thing.
 
-    ``keys`` chooses the request: :class:`DeviceKeys` makes the key pair here and sends a CSR whose
-    subject is the serial number (``CreateCertificateFromCsr``); :class:`AwsKeys` has AWS IoT make it
-    (``CreateKeysAndCertificate``). Step ``create certificate`` of the timings includes making the key."""
+    ``keys`` chooses the request: :class:`DeviceKeys` makes a key pair here, a secure element
+    (``local/secure_element.py``) holds one from the factory, and either way the device sends a CSR whose
+    subject is the serial number (``CreateCertificateFromCsr``); :class:`AwsKeys` has AWS IoT make the key
+    pair (``CreateKeysAndCertificate``). Step ``create certificate`` of the timings includes making the
+    key."""
     timings = Timings()
     started = time.perf_counter()
     with Session(broker, claim, claim_client_id) as session:

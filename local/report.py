@@ -12,7 +12,7 @@ from rich.text import Text
 
 from hook.contract import Attr
 from local.fleet import Outcome
-from local.sample_fleet import APPROVED
+from local.sample_fleet import APPROVED, FleetDevice
 from program.outputs import StackOutput
 
 SECRET_OUTPUTS: Final = frozenset({StackOutput.CLAIM_PRIVATE_KEY})
@@ -45,9 +45,19 @@ def outcome_result(outcome: Outcome) -> str:
     return outcome.reason.split(":", 1)[0] if outcome.reason else outcome.error_code or "FAILED"
 
 
+def manifest_entry(device: FleetDevice) -> str:
+    """How the factory manifest lists a device: ``public key`` (pre-registered with its secure element's
+    key), ``row`` (pre-registered without a key), or empty (not in it)."""
+    if not device.preregister:
+        return ""
+    return "public key" if device.element is not None else "row"
+
+
 def outcomes_table(outcomes: Sequence[Outcome]) -> str:
     """One row per device: what it claimed, who made its key pair (``device ec-p256``: the device sent a CSR;
-    ``aws``: CreateKeysAndCertificate), what was expected, what happened and why."""
+    ``secure element ec-p256``: its secure element holds the key and signed the CSR; ``aws``:
+    CreateKeysAndCertificate), how the factory manifest pre-registered it, what was expected, what happened
+    and why."""
     rows = []
     for outcome in outcomes:
         identity = outcome.device.identity
@@ -65,6 +75,7 @@ def outcomes_table(outcomes: Sequence[Outcome]) -> str:
                 identity.device_type,
                 identity.firmware_version,
                 outcome.device.keys.label,
+                manifest_entry(outcome.device),
                 outcome.device.expect,
                 result,
                 "ok" if result == outcome.device.expect else "UNEXPECTED",
@@ -73,12 +84,25 @@ def outcomes_table(outcomes: Sequence[Outcome]) -> str:
             ]
         )
     return table(
-        ["serial", "type", "firmware", "keys", "expected", "outcome", "check", "s", "thing / reason"], rows
+        [
+            "serial",
+            "type",
+            "firmware",
+            "keys",
+            "manifest",
+            "expected",
+            "outcome",
+            "check",
+            "s",
+            "thing / reason",
+        ],
+        rows,
     )
 
 
 def registry_table(items: dict[str, dict[str, str]]) -> str:
-    """The registry: one row per serial with its status, type and thing."""
+    """The registry: one row per serial with its status, type, thing, certificate and bound key (the first
+    12 hex digits of each)."""
     rows = [
         [
             serial,
@@ -86,10 +110,11 @@ def registry_table(items: dict[str, dict[str, str]]) -> str:
             item.get(Attr.DEVICE_TYPE, ""),
             item.get(Attr.THING_NAME, ""),
             item.get(Attr.CERTIFICATE_ID, "")[:12],
+            item.get(Attr.PUBLIC_KEY_SHA256, "")[:12],
         ]
         for serial, item in sorted(items.items())
     ]
-    return table(["serial", "status", "type", "thing", "certificate"], rows)
+    return table(["serial", "status", "type", "thing", "certificate", "bound key"], rows)
 
 
 def outputs_table(outputs: dict[str, Any]) -> str:

@@ -1,10 +1,11 @@
 """A device's side of certificate rotation by job, as firmware built on the AWS IoT Device SDK v2 does it.
 
-The device takes its next pending job; for a ``rotate-certificate`` job it makes a new key on the device,
-sends a CSR on ``rotation/<thing>/csr`` with its current certificate and receives the new certificate.
-It then connects with the new certificate and only then reports success: the job execution
-``SUCCEEDED``, then ``rotation/<thing>/result``, which makes the registry switch certificates (and the
-old one is retired after that). Any failure leaves the device on its old certificate: it reconnects with
+The device takes its next pending job; for a ``rotate-certificate`` job it makes a new key on the device (a
+device with a secure element certifies the element's key again instead), sends a CSR on
+``rotation/<thing>/csr`` with its current certificate and receives the new certificate. It then connects
+with the new certificate and only then reports success: the job execution ``SUCCEEDED``, then
+``rotation/<thing>/result``, which makes the registry switch certificates (and the old one is retired after
+that). Any failure leaves the device on its old certificate: it reconnects with
 it, reports the job execution ``FAILED`` with the reason, and publishes the failure.
 """
 
@@ -30,6 +31,7 @@ from local.device import (
     await_result,
     new_key_and_csr,
 )
+from local.secure_element import SecureElement
 
 REASON_MAX_LENGTH: Final = 256
 """Longest failure reason the device reports."""
@@ -77,9 +79,12 @@ def rotate_by_job(
     credentials: Credentials,
     certificate_id: str,
     *,
+    element: SecureElement | None = None,
     fault: Fault | None = None,
 ) -> RotationOutcome:
-    """Run the device's next pending job if it is a rotation; the device's credentials afterwards."""
+    """Run the device's next pending job if it is a rotation; the device's credentials afterwards. A device
+    with a secure ``element`` sends a CSR of the element's key, whatever key the job asks for: the element
+    holds one key pair for life."""
     unchanged = RotationOutcome(JobStatus.NO_JOB, None, credentials, certificate_id)
     with Session(broker, credentials, thing_name) as session:
         jobs = iotjobs.IotJobsClientV2(session.client, _CLIENT_OPTIONS)
@@ -94,7 +99,9 @@ def rotate_by_job(
         job = _JobExecution(thing_name, str(execution.job_id))
         try:
             algorithm = _KEY_ALGORITHMS[RotationKeyAlgorithm(execution.job_document.get("keyAlgorithm"))]
-            private_key, csr = new_key_and_csr(algorithm, thing_name)
+            private_key, csr = (
+                element.key_and_csr(thing_name) if element else new_key_and_csr(algorithm, thing_name)
+            )
             issued = _request_certificate(session, job, csr)
         except (DeviceError, ValueError) as failure:
             return job.fail(session, str(failure), unchanged)

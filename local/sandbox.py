@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from local.deployer import LOCAL_STACK, LocalStack, deploy, local_config
 from local.deployment import EMULATOR_PATIENCE, Deployment, stack_settings
 from local.device import Broker
-from local.emulator import Emulator
+from local.emulator import ACCESS_KEY, Emulator
 from local.fleet import FleetTarget
 from local.inspection import Inspector
 from program.outputs import StackOutput
@@ -39,4 +39,10 @@ def sandbox() -> Iterator[Sandbox]:
             outputs=stack.outputs,
             settings=stack_settings(local_config(), LOCAL_STACK),
             patience=EMULATOR_PATIENCE,
+            fleetctl_environment={
+                "AWS_ENDPOINT_URL": endpoint_url,
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY,  # the emulator's root credentials: AUTH=true checks keys
+                "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+                "AWS_SESSION_TOKEN": None,
+            },
         )

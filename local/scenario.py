@@ -9,11 +9,13 @@ was found and what was expected.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Final, Generic, TypeVar
+from pathlib import Path
+from typing import Any, Final, Generic, TypeVar
 
 from hook.contract import (
     PARAMETER_ATTRIBUTES,
@@ -39,9 +41,11 @@ from local.device import (
     telemetry_topic,
 )
 from local.device import provision as provision_device
+from local.factory import write_manifest
 from local.fleet import HOOK_DENIED, Outcome, provision_fleet, with_hook_reasons
 from local.report import outcome_result
-from local.sample_fleet import APPROVED, FleetDevice, load_fleet
+from local.sample_fleet import APPROVED, FleetDevice, load_fleet, preregistered
+from local.secure_element import SecureElement
 from program.outputs import StackOutput
 from program.settings import PROJECT
 
@@ -104,6 +108,24 @@ class Fleet:
         return [outcome for outcome in self.outcomes if not outcome.approved]
 
 
+def preregister_fleet(deployment: Deployment, devices: Iterable[FleetDevice]) -> dict[str, Any] | None:
+    """Import the factory manifest of the devices marked ``preregister``, each secure element's public key
+    in it, with ``fleetctl preregister``; fleetctl's report (``None`` when no device is marked). Fails
+    unless every row was created or was there already, unchanged."""
+    listed = preregistered(devices)
+    if not listed:
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        manifest = Path(directory) / "factory-manifest.csv"
+        write_manifest(manifest, [(device.identity, device.element) for device in listed])
+        report: dict[str, Any] = deployment.fleetctl("preregister", str(manifest))
+    expect(
+        not report["conflicts"] and not report["skipped"],
+        f"fleetctl preregister left rows out of the factory manifest: {report}",
+    )
+    return report
+
+
 def provision_devices(
     deployment: Deployment,
     devices: Iterable[FleetDevice],
@@ -111,8 +133,11 @@ def provision_devices(
     concurrency: int = FLEET_CONCURRENCY,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> Fleet:
-    """Provision ``devices``, wait for the hook's reasons to be logged and for approved devices to be
-    ``ACTIVE`` (up to the deployment's patience), and return the fleet."""
+    """Pre-register the devices of the factory manifest (:func:`preregister_fleet`), provision ``devices``,
+    wait for the hook's reasons to be logged and for approved devices to be ``ACTIVE`` (up to the
+    deployment's patience), and return the fleet."""
+    devices = list(devices)
+    preregister_fleet(deployment, devices)
     outcomes = provision_fleet(deployment.target, devices, concurrency=concurrency, on_outcome=on_outcome)
     logs = deployment.inspector.client("logs")
     outcomes = eventually(
@@ -144,14 +169,24 @@ def every_device_gets_the_outcome_its_fleet_entry_expects(deployment: Deployment
 
 
 def a_clone_of_a_provisioned_device_is_denied(deployment: Deployment, fleet: Fleet) -> None:
-    """A second device with an approved device's serial is denied as ``DuplicateSerial``."""
+    """Another device with the serial of a device that provisioned is denied: ``DuplicateSerial``, or
+    ``PublicKeyMismatch`` for a type that binds serials to their devices' keys (the other device's key is
+    not the one registered), whether it came before the genuine device or after it."""
+    settings = deployment.settings
+    binding = {device_type.name for device_type in settings.device_types if settings.binds_keys(device_type)}
     approved = {o.device.identity.serial_number for o in fleet.approved}
     clones = [o for o in fleet.rejected if o.device.identity.serial_number in approved]
     expect(clones, "the fleet has no clone of a provisioned device")
+    expect(
+        {clone.device.identity.device_type in binding for clone in clones} == {True, False},
+        "the fleet does not clone devices both of a type that binds keys and of one that does not",
+    )
     for clone in clones:
         expect_equal(
             outcome_result(clone),
-            RejectionReason.DUPLICATE_SERIAL,
+            RejectionReason.PUBLIC_KEY_MISMATCH
+            if clone.device.identity.device_type in binding
+            else RejectionReason.DUPLICATE_SERIAL,
             f"{clone.device.identity.serial_number} (clone)",
         )
 
@@ -231,14 +266,19 @@ def approved_certificates_are_active_with_only_their_type_policy(
 
 
 def devices_of_every_key_flow_provision_with_keys_of_their_own(deployment: Deployment, fleet: Fleet) -> None:
-    """Devices that made their key pair and sent only a CSR (``CreateCertificateFromCsr``) and devices whose
-    key pair AWS IoT made (``CreateKeysAndCertificate``) all provision; each certificate is for the key the
-    device holds, and a CSR device's key is of the algorithm it chose."""
+    """Devices that made their key pair and sent only a CSR (``CreateCertificateFromCsr``), devices whose
+    secure element holds their key and signed their CSR, and devices whose key pair AWS IoT made
+    (``CreateKeysAndCertificate``) all provision; each certificate is for the key the device holds, a CSR
+    device's key is of the algorithm it chose, and a secure element's key is the one its serial is bound to
+    in the registry."""
     flows = {outcome.device.keys for outcome in fleet.outcomes if outcome.device.expect == APPROVED}
     expect(
-        any(isinstance(keys, DeviceKeys) for keys in flows) and AwsKeys() in flows,
-        f"the fleet's valid devices do not use both key flows: {sorted(keys.label for keys in flows)}",
+        any(isinstance(keys, DeviceKeys) for keys in flows)
+        and any(isinstance(keys, SecureElement) for keys in flows)
+        and AwsKeys() in flows,
+        f"the fleet's valid devices do not use every key flow: {sorted(keys.label for keys in flows)}",
     )
+    registry = deployment.inspector.registry(deployment.registry_table)
     expect_equal(
         sorted(outcome.device.keys.label for outcome in fleet.approved),
         sorted(outcome.device.keys.label for outcome in fleet.outcomes if outcome.device.expect == APPROVED),
@@ -252,8 +292,17 @@ def devices_of_every_key_flow_provision_with_keys_of_their_own(deployment: Deplo
             certificate_matches_key(device.credentials.certificate_pem, device.credentials.private_key),
             f"{what}: the certificate is not for the device's key",
         )
-        if isinstance(device.keys, DeviceKeys):
+        if isinstance(device.keys, DeviceKeys | SecureElement):
             expect_equal(key_algorithm(device.credentials.private_key), device.keys.algorithm, f"{what}: key")
+        if isinstance(device.keys, SecureElement):
+            expect(
+                device.keys.carries_key(device.credentials.certificate_pem), f"{what}: not the element's key"
+            )
+            expect_equal(
+                registry[device.identity.serial_number].get(Attr.PUBLIC_KEY_SHA256),
+                device.keys.public_key_sha256(),
+                f"{what}: registered key",
+            )
 
 
 def approved_devices_have_their_initial_shadow(deployment: Deployment, fleet: Fleet) -> None:

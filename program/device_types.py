@@ -44,6 +44,9 @@ class DeviceTypeSettings(BaseModel):
     retired: bool = False
     """No new device of this type may provision; its policy, thing type and group stay for the devices
     that have it. Remove the type from config once no device has it."""
+    key_binding: bool = Field(default=False, alias="keyBinding")
+    """A serial of this type provisions only with a certificate of the key the factory registered for it
+    (pre-registration with the key is implied); see also the stack-wide ``requireKeyBinding``."""
 
     @model_validator(mode="before")
     @classmethod
@@ -57,4 +60,5 @@ class DeviceTypeSettings(BaseModel):
             "manufacturers": list(self.manufacturers) if self.manufacturers is not None else None,
             "minFirmwareVersion": self.min_firmware_version,
             "retired": self.retired,
+            "keyBinding": self.key_binding,
         }

@@ -50,15 +50,21 @@ def deployment_instructions(
         else "   pulumi stack output claimCertificatePrivateKey --show-secrets > claim.private.key\n"
         "   (keep it like any production secret: it lets anyone provision devices into this fleet)"
     )
+    key_binding = any(settings.binds_keys(device_type) for device_type in settings.device_types)
     preregistration_step = (
-        "5. Import every factory manifest first: serials that were not pre-registered are denied.\n"
-        if settings.require_preregistration
+        "5. Import every factory manifest first: serials that were not pre-registered are denied"
+        + (
+            ";\n   give each serial of a type that binds keys its device's public key (column public_key).\n"
+            if key_binding
+            else ".\n"
+        )
+        if settings.require_preregistration or key_binding
         else ""
     )
     types = ", ".join(device_type.name for device_type in settings.device_types)
     certificate_request = (
         "CreateCertificateFromCsr with a CSR of a key it made (the claim policy allows nothing else)"
-        if settings.device_keys == "device"
+        if not settings.claim_allows_aws_keys
         else "CreateCertificateFromCsr with a CSR of a key it made (or CreateKeysAndCertificate)"
     )
     return (

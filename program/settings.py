@@ -148,6 +148,9 @@ class Settings(BaseModel):
     """Extra tags on every taggable resource."""
     require_preregistration: bool = False
     """Deny serials that no factory manifest pre-registered."""
+    require_key_binding: bool = False
+    """Every device type binds keys (``keyBinding``): a serial provisions only with a certificate of the key
+    registered for it, so the stack is CSR-only (:attr:`claim_allows_aws_keys`)."""
     protect_data: bool = Field(default="auto", validate_default=True)
     """Deletion protection and Pulumi ``protect`` on stored data; ``auto`` means true in ``prod``."""
     claim_certificates: ClaimGenerations = Field(default=("1",), validate_default=True)
@@ -192,11 +195,28 @@ class Settings(BaseModel):
         return template_name(self.base_name)
 
     def hook_rules(self) -> dict[str, Any]:
-        """The hook's rules document for these settings."""
+        """The hook's rules document for these settings: ``requireKeyBinding`` makes every type bind keys."""
         return {
-            "deviceTypes": {device_type.name: device_type.rule() for device_type in self.device_types},
+            "deviceTypes": {
+                device_type.name: device_type.rule() | {"keyBinding": self.binds_keys(device_type)}
+                for device_type in self.device_types
+            },
             "requirePreregistration": self.require_preregistration,
         }
+
+    def binds_keys(self, device_type: DeviceTypeSettings) -> bool:
+        """Whether a device type binds keys: its own ``keyBinding``, or the stack's ``requireKeyBinding``."""
+        return device_type.key_binding or self.require_key_binding
+
+    @property
+    def claim_allows_aws_keys(self) -> bool:
+        """Whether the claim policy allows ``CreateKeysAndCertificate``: ``deviceKeys: device-or-aws``, unless
+        every device type that may provision binds keys. A key pair AWS IoT makes is never a device's
+        registered key, so the hook would deny every such device; the stack is then CSR-only whatever the
+        default of ``deviceKeys`` says (an explicit ``device-or-aws`` is refused)."""
+        return self.device_keys == "device-or-aws" and not _every_type_binds_keys(
+            self.device_types, self.require_key_binding
+        )
 
     def initial_shadows(self) -> dict[str, dict[str, Any]]:
         """The desired state each device type's shadow starts with."""
@@ -251,6 +271,21 @@ class Settings(BaseModel):
             parse_rules({"deviceTypes": {device_type.name: device_type.rule() for device_type in value}})
         except RulesError as error:
             raise ValueError(str(error)) from error
+        return value
+
+    @field_validator("device_keys")
+    @classmethod
+    def _device_keys(cls, value: str, info: ValidationInfo) -> str:
+        """Runs only for a ``deviceKeys`` the config sets (the default is not validated)."""
+        binds = _every_type_binds_keys(
+            info.data.get("device_types", ()), bool(info.data.get("require_key_binding"))
+        )
+        if value == "device-or-aws" and binds:
+            raise ValueError(
+                "every device type binds keys (requireKeyBinding, or keyBinding on each), so a key pair AWS "
+                'IoT makes could never pass the hook: expected "device", or leave deviceKeys unset (the '
+                "stack is then CSR-only)"
+            )
         return value
 
     @field_validator("account_event_types")
@@ -314,3 +349,11 @@ class Settings(BaseModel):
                 f"longer than the {TEMPLATE_NAME_MAX_LENGTH} characters AWS IoT allows; shorten one of them"
             )
         return self
+
+
+def _every_type_binds_keys(device_types: tuple[DeviceTypeSettings, ...], require_key_binding: bool) -> bool:
+    """Whether every device type that may provision (one at least) binds keys."""
+    provisioning = [device_type for device_type in device_types if not device_type.retired]
+    return bool(provisioning) and all(
+        require_key_binding or device_type.key_binding for device_type in provisioning
+    )

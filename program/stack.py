@@ -77,7 +77,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 for generation in settings.claim_certificates
             ),
             role_policy=settings.provisioning_role_policy,
-            aws_keys=settings.device_keys == "device-or-aws",
+            aws_keys=settings.claim_allows_aws_keys,
             payload_formats=settings.provisioning_payload_formats,
         ),
         scope,

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,9 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from moto.core.botocore_stubber import BotocoreStubber
 from typer.testing import CliRunner, Result
 
 from fleetctl.cli import app
@@ -33,7 +37,7 @@ from hook.contract import (
     device_type_resource_name,
     thing_name,
 )
-from hook.registry import DeviceRecords, Provenance, devices_and_bindings
+from hook.registry import DeviceRecords, Provenance, devices_and_bindings, timestamp
 from hook.rules import parse_rules, validate_request
 
 TABLE_NAME = "test-device-registry"
@@ -191,12 +195,23 @@ class Fleet:
         return path
 
     def provision(
-        self, serial: str, device_type: str = "temperature-sensor", claim: str | None = None
+        self,
+        serial: str,
+        device_type: str = "temperature-sensor",
+        claim: str | None = None,
+        certificate_pem: str | None = None,
     ) -> str:
-        """What the hook, the template and the activation function do for a device; returns its certificate id."""
+        """What the hook, the template and the activation function do for a device; returns its certificate id.
+        Its certificate is made by moto (valid 365 days), or is ``certificate_pem``."""
         parameters = valid_parameters(SerialNumber=serial, DeviceType=device_type, FirmwareVersion="2.1.0")
         request = validate_request(parameters, parse_rules(RULES))
-        certificate = self.iot.create_keys_and_certificate(setAsActive=True)
+        if certificate_pem is None:
+            certificate = self.iot.create_keys_and_certificate(setAsActive=True)
+            certificate_pem = str(certificate["certificatePem"])
+        else:
+            certificate = self.iot.register_certificate_without_ca(
+                certificatePem=certificate_pem, status="ACTIVE"
+            )
         registry = DeviceRecords(self.dynamodb, TABLE_NAME)
         provenance = Provenance(
             certificate["certificateId"], claim or self.claim_certificate_id, TEMPLATE_ARN, serial
@@ -211,7 +226,10 @@ class Fleet:
             self.iot.create_thing_group(thingGroupName=policy)
         self.iot.attach_policy(policyName=policy, target=certificate["certificateArn"])
         self.iot.add_thing_to_thing_group(thingGroupName=policy, thingName=name)
-        assert registry.activate(serial, name) is None
+        # The activation function records the expiry DescribeCertificate reports: on AWS the certificate's
+        # own notAfter, which moto does not report (its validity is the creation time plus a day).
+        expires = x509.load_pem_x509_certificate(certificate_pem.encode()).not_valid_after_utc
+        assert registry.activate(serial, name, timestamp(expires)) is None
         return str(certificate["certificateId"])
 
     def certificate(self, certificate_id: str) -> dict[str, Any]:
@@ -249,6 +267,35 @@ def fail_once(
     before_every_call(monkeypatch, handler)
 
 
+@contextmanager
+def one_moto_request_at_a_time() -> Iterator[None]:
+    """Let moto answer one request at a time while fleetctl sends several from its worker threads. AWS
+    serves requests in parallel; moto's backends are not thread-safe (its IoT backend iterates the policy
+    attachments a concurrent ``DetachPolicy`` deletes from: "OrderedDict mutated during iteration")."""
+    original = BotocoreStubber.process_request
+    lock = threading.Lock()
+
+    def one_at_a_time(stubber: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return original(stubber, request)
+
+    BotocoreStubber.process_request = one_at_a_time  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+
+def add_claim_generations(fleet: Fleet) -> str:
+    """Give the fleet's stack outputs ``claimCertificateIds``: generation ``2025-a`` is the fleet's claim
+    certificate, ``2026-b`` a second one, whose id is returned."""
+    second = str(fleet.iot.create_keys_and_certificate(setAsActive=True)["certificateId"])
+    outputs = json.loads(fleet.outputs.read_text(encoding="utf-8"))
+    outputs["claimCertificateIds"] = {"2025-a": fleet.claim_certificate_id, "2026-b": second}
+    fleet.outputs.write_text(json.dumps(outputs), encoding="utf-8")
+    return second
+
+
 def serials(count: int, start: int = 1) -> list[str]:
     return [f"TS-{number:06d}" for number in range(start, start + count)]
 
@@ -264,18 +311,65 @@ def rules_entry(**restrictions: Any) -> dict[str, Any]:
         "manufacturers": None,
         "minFirmwareVersion": None,
         "retired": False,
+        "keyBinding": False,
     } | restrictions
 
 
 # --- certificates over a device's life: the rotation and retirement functions ------------------------------
 
 
-def certificate_signing_request(common_name: str = "device") -> str:
-    """A PEM CSR of a new P-256 key, as a device makes one to rotate its certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def certificate_signing_request(common_name: str = "device", key: DeviceKey | None = None) -> str:
+    """A PEM CSR of ``key`` (a new P-256 key by default), as a device makes one to rotate its certificate."""
+    key = key or device_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# --- device keys (key binding) -----------------------------------------------------------------------------
+
+DeviceKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+_ISSUER_KEY = ec.generate_private_key(ec.SECP256R1())
+"""Signs the tests' device certificates, as AWS IoT's CA signs a device's: only the subject key matters."""
+
+
+def device_key() -> ec.EllipticCurvePrivateKey:
+    """A P-256 key, as a secure element makes one at the factory."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def public_key_pem(key: DeviceKey) -> str:
+    """The key's public half as a factory exports it: a PEM SubjectPublicKeyInfo."""
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def key_fingerprint(key: DeviceKey) -> str:
+    """The lowercase hex SHA-256 of the key's DER SubjectPublicKeyInfo, computed here independently."""
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def device_certificate(key: DeviceKey, common_name: str = "device") -> str:
+    """A PEM certificate of ``key``, as AWS IoT issues one for a device's CSR (valid a year)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test issuer")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(_ISSUER_KEY, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def configure_certificate_functions(monkeypatch: pytest.MonkeyPatch) -> None:

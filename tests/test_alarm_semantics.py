@@ -24,8 +24,21 @@ from moto import mock_aws
 
 from hook import certificate_retirement, handler, rotation
 from hook.contract import IOT_DATA_ENDPOINT_ENV, METRICS_NAMESPACE_ENV, STACK_BASE_NAME_ENV
+from hook.registry import DeviceRecords
+from hook.rules import parse_rules, validate_request
 from tests.pulumi_mocks import Deployment, deploy
-from tests.support import FakeLambdaContext, certificate_id, fail_once, hook_event, valid_parameters
+from tests.support import (
+    RULES,
+    TABLE_NAME,
+    FakeLambdaContext,
+    certificate_id,
+    device_certificate,
+    device_key,
+    fail_once,
+    hook_event,
+    key_fingerprint,
+    valid_parameters,
+)
 
 HOUR = 3600
 MAX_PER_HOUR = 20
@@ -293,8 +306,10 @@ def hook(
     namespace: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Hook:
-    # A cold start with the deployed environment: the hook reads its namespace from it once.
-    monkeypatch.setattr(handler.metrics, "namespace", namespace)
+    # A cold start with the deployed environment: the hook reads its namespace from it once, for its
+    # invocation's metrics and for its counts under a second dimension.
+    for emitter in (handler.metrics, handler._counts_by_dimension):
+        monkeypatch.setattr(emitter, "namespace", namespace)
     return Hook(lambda event: handler.lambda_handler(event, FakeLambdaContext()), hook_output)
 
 
@@ -388,6 +403,38 @@ def test_register_thing_failures_the_hook_did_not_cause_raise_register_thing_fai
     assert evaluate(declared["register-thing-failed"], data, until=600) == (
         [ALARM_THRESHOLD, ALARM_THRESHOLD],
         ["ALARM", "ALARM"],
+    )
+
+
+# --- key binding --------------------------------------------------------------------------------------------
+
+
+def test_a_certificate_of_another_key_raises_key_binding_rejected_and_ordinary_denials_do_not(
+    declared: dict[str, dict[str, Any]],
+    hook: Hook,
+    configure_hook: Callable[[dict[str, Any]], None],
+    dynamodb: Any,
+    namespace: str,
+) -> None:
+    alarm = declared["key-binding-rejected"]
+    binding = RULES["deviceTypes"]["temperature-sensor"] | {"keyBinding": True}
+    configure_hook(RULES | {"deviceTypes": RULES["deviceTypes"] | {"temperature-sensor": binding}})
+    request = validate_request(valid_parameters(), parse_rules(RULES))
+    DeviceRecords(dynamodb, TABLE_NAME).preregister(
+        request, "2026-01-01T00:00:00.000Z", key_fingerprint(device_key())
+    )
+    attacker = hook_event(valid_parameters()) | {"certificatePem": device_certificate(device_key())}
+    ordinary = hook.deny(ALARM_THRESHOLD, at=10)  # unknown device types: provisioning-rejected's business
+    hook.output.readouterr()
+    assert hook.invoke(attacker)["allowProvisioning"] is False
+    attack = emf_data(hook.output.readouterr().out, at=310)
+    # The rotation function's count of a CSR of another key, as it publishes it.
+    rotation_attempt = published(
+        namespace, "KeyBindingRejected", {"service": "certificate-rotation"}, [1.0], 910
+    )
+    assert evaluate(alarm, [*ordinary, *attack, *rotation_attempt], until=1200) == (
+        [0, 1, 0, 1],
+        ["OK", "ALARM", "OK", "ALARM"],
     )
 
 

@@ -1,10 +1,13 @@
 """fleetctl claim and certs on moto: claim certificate status and deactivation, expiring device
-certificates."""
+certificates found through the registry (never by listing the account's certificates), and the backfill of
+their expiry."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import boto3
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -12,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fleetctl.errors import ExitCode
-from hook.contract import thing_name
-from tests.support import BASE, CLAIM_POLICY, Fleet
+from hook.contract import Attr, thing_name
+from tests.support import BASE, CLAIM_POLICY, TABLE_NAME, Fleet
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
@@ -77,8 +80,8 @@ def test_claim_deactivate_refuses_a_device_certificate_and_an_unknown_id(fleet: 
     assert unknown.exit_code == ExitCode.NOT_FOUND
 
 
-def certificate_pem(valid_for: timedelta) -> str:
-    """A self-signed certificate that expires ``valid_for`` from now."""
+def certificate_pem(valid_for: timedelta, issued_ago: timedelta = timedelta(days=1)) -> str:
+    """A self-signed certificate that expires ``valid_for`` from now (in the past when negative)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
     now = datetime.now(UTC)
@@ -88,39 +91,163 @@ def certificate_pem(valid_for: timedelta) -> str:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
+        .not_valid_before(now - issued_ago)
         .not_valid_after(now + valid_for)
         .sign(key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def test_certs_expiring_lists_active_device_certificates_in_the_window(fleet: Fleet) -> None:
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+    """Each AWS operation fleetctl calls, with the certificate it names (if any): botocore's
+    ``before-parameter-build`` event carries the call's own parameters, once per call."""
+    recorded: list[tuple[str, str | None]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        recorded.append((model.name, params.get("certificateId")))
+
+    session = boto3.Session()  # fleetctl makes its clients from boto3's default session
+    session.events.register("before-parameter-build", record)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    return recorded
+
+
+def described(calls: list[tuple[str, str | None]]) -> list[str | None]:
+    return sorted((certificate for name, certificate in calls if name == "DescribeCertificate"), key=str)
+
+
+def forget_expiry(fleet: Fleet, serial: str) -> None:
+    """The item as a registry from before ``certificateNotAfter`` was kept holds it: without it."""
+    fleet.dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"serialNumber": {"S": serial}},
+        UpdateExpression="REMOVE certificateNotAfter",
+    )
+
+
+def test_claim_status_describes_only_the_claim_certificates_it_reports(
+    fleet: Fleet, calls: list[tuple[str, str | None]]
+) -> None:
+    for serial in ("TS-000001", "TS-000002"):
+        fleet.provision(serial)
+    replacement = fleet.iot.create_keys_and_certificate(setAsActive=True)
+    fleet.iot.attach_policy(policyName=CLAIM_POLICY, target=replacement["certificateArn"])
+    calls.clear()
+
+    fleet.run_json("claim", "status")
+    assert described(calls) == [fleet.claim_certificate_id]
+    calls.clear()
+    fleet.run_json("claim", "status", "--all")
+
+    assert described(calls) == sorted([fleet.claim_certificate_id, replacement["certificateId"]])
+    assert {name for name, _ in calls} == {"ListTargetsForPolicy", "DescribeCertificate", "Scan"}
+
+
+def test_certs_expiring_describes_only_the_certificates_the_registry_says_expire(
+    fleet: Fleet, calls: list[tuple[str, str | None]]
+) -> None:
     year_long = fleet.provision("TS-000001")  # moto: 365 days
-    soon = fleet.iot.register_certificate_without_ca(
-        certificatePem=certificate_pem(timedelta(days=10)), status="ACTIVE"
+    soon = fleet.provision("TS-000002", certificate_pem=certificate_pem(timedelta(days=10)))
+    expired = fleet.provision(
+        "TS-000003", certificate_pem=certificate_pem(timedelta(days=-2), issued_ago=timedelta(days=30))
     )
-    fleet.iot.attach_thing_principal(
-        thingName=thing_name(BASE, "TS-000001"), principal=soon["certificateArn"]
-    )
+    revoked = fleet.provision("TS-000004", certificate_pem=certificate_pem(timedelta(days=5)))
+    fleet.run_json("revoke", "TS-000004", "--reason", "stolen")  # not ACTIVE: never read again
     fleet.iot.register_certificate_without_ca(
-        certificatePem=certificate_pem(timedelta(days=5)), status="INACTIVE"
-    )
+        certificatePem=certificate_pem(timedelta(days=5)), status="ACTIVE"
+    )  # no device of this stack holds it
     other_stacks_thing = thing_name(f"{BASE}-eu", "TS-000001")  # another stack in the same account
     fleet.iot.create_thing(thingName=other_stacks_thing)
     theirs = fleet.iot.register_certificate_without_ca(
         certificatePem=certificate_pem(timedelta(days=3)), status="ACTIVE"
     )
     fleet.iot.attach_thing_principal(thingName=other_stacks_thing, principal=theirs["certificateArn"])
+    calls.clear()
 
     within_30 = fleet.run_json("certs", "expiring", "--days", "30")
+
+    assert [
+        (each["certificateId"], each["serial"], each["thingName"]) for each in within_30["certificates"]
+    ] == [
+        (expired, "TS-000003", thing_name(BASE, "TS-000003")),
+        (soon, "TS-000002", thing_name(BASE, "TS-000002")),
+    ]
+    assert within_30["withoutRecordedExpiry"] == 0
+    assert [each["daysLeft"] for each in within_30["certificates"]] == [-3, 9]  # whole days, rounded down
+    assert described(calls) == sorted([expired, soon])
+    assert {name for name, _ in calls} == {"Scan", "DescribeCertificate"}  # never ListCertificates
+    assert revoked not in described(calls)
+    calls.clear()
+
     within_400 = fleet.run_json("certs", "expiring", "--days", "400")
 
-    assert [(each["certificateId"], each["things"]) for each in within_30] == [
-        (soon["certificateId"], [thing_name(BASE, "TS-000001")])
-    ]
-    assert 9 <= within_30[0]["daysLeft"] <= 10
-    assert [each["certificateId"] for each in within_400] == [soon["certificateId"], year_long]
+    assert [each["certificateId"] for each in within_400["certificates"]] == [expired, soon, year_long]
+    assert described(calls) == sorted([expired, soon, year_long])
+
+
+def test_certs_expiring_leaves_out_a_certificate_aws_iot_no_longer_has_active(fleet: Fleet) -> None:
+    soon = fleet.provision("TS-000001", certificate_pem=certificate_pem(timedelta(days=10)))
+    fleet.iot.update_certificate(certificateId=soon, newStatus="INACTIVE")  # behind the registry's back
+
+    assert fleet.run_json("certs", "expiring")["certificates"] == []
+
+
+def test_certs_expiring_counts_devices_without_a_recorded_expiry_and_backfill_records_it(
+    fleet: Fleet, calls: list[tuple[str, str | None]]
+) -> None:
+    soon = fleet.provision("TS-000001", certificate_pem=certificate_pem(timedelta(days=10)))
+    fleet.provision("TS-000002")
+    recorded = fleet.item("TS-000001")[Attr.CERTIFICATE_NOT_AFTER]
+    forget_expiry(fleet, "TS-000001")
+    calls.clear()
+
+    before = fleet.run_json("certs", "expiring")
+    text = fleet.run("certs", "expiring")
+
+    assert before == {"certificates": [], "withoutRecordedExpiry": 1}
+    assert described(calls) == []
+    assert text.stdout == (
+        "Certificates expiring within 30 days: none\n"
+        "1 ACTIVE device(s) have no certificate expiry in the registry (recorded before it was kept, or "
+        "re-provisioned since) and were not checked: `fleetctl registry backfill` records it\n"
+    )
+    calls.clear()
+
+    backfilled = fleet.run_json("registry", "backfill")
+
+    assert backfilled["certificateExpiry"] == {"scanned": 1, "recorded": 1, "skipped": 0}
+    assert described(calls) == [soon]
+    assert fleet.item("TS-000001")[Attr.CERTIFICATE_NOT_AFTER] == recorded  # what activation recorded
+    after = fleet.run_json("certs", "expiring")
+    assert ([each["certificateId"] for each in after["certificates"]], after["withoutRecordedExpiry"]) == (
+        [soon],
+        0,
+    )
+    assert fleet.run_json("registry", "backfill")["certificateExpiry"] == {
+        "scanned": 0,
+        "recorded": 0,
+        "skipped": 0,
+    }
+
+
+def test_backfill_skips_a_certificate_aws_iot_does_not_know_and_tries_it_again_next_time(
+    fleet: Fleet,
+) -> None:
+    fleet.provision("TS-000001")
+    forget_expiry(fleet, "TS-000001")
+    fleet.dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"serialNumber": {"S": "TS-000001"}},
+        UpdateExpression="SET certificateId = :gone",
+        ExpressionAttributeValues={":gone": {"S": "0" * 64}},
+    )
+
+    first = fleet.run_json("registry", "backfill")["certificateExpiry"]
+    again = fleet.run_json("registry", "backfill")["certificateExpiry"]
+
+    assert first == again == {"scanned": 1, "recorded": 0, "skipped": 1}
+    assert Attr.CERTIFICATE_NOT_AFTER not in fleet.item("TS-000001")
 
 
 def test_certs_expiring_says_when_none_expire(fleet: Fleet) -> None:

@@ -30,6 +30,7 @@ from tests.support import (
     TABLE_NAME,
     TEMPLATE_ARN,
     Fleet,
+    add_claim_generations,
     before_every_call,
     certificate_id,
     rows,
@@ -189,6 +190,36 @@ def test_selectors_combine_as_an_intersection(fleet: Fleet) -> None:
         [],
         {"TS-000002": "certificate 0 day(s) old, not older than 90"},
     )
+
+
+def test_claim_generation_and_provisioned_before_select_devices_to_rotate(fleet: Fleet) -> None:
+    second = add_claim_generations(fleet)
+    fleet.provision("TS-000001")
+    fleet.provision("TS-000002", claim=second)
+    fleet.provision("TS-000003", claim=second)
+    fleet.provision("TS-000004", claim=second)
+    fleet.run_json("revoke", "TS-000004", "--reason", "stolen")
+    set_times(fleet, "TS-000001", approvedAt=100)
+    set_times(fleet, "TS-000002", approvedAt=100)
+    before = f"{datetime.now(UTC) - timedelta(days=50):%Y-%m-%d}"
+
+    assert selected(fleet, "--claim-generation", "2026-b") == (["TS-000002", "TS-000003"], {})
+    assert selected(fleet, "--provisioned-before", before) == (["TS-000001", "TS-000002"], {})
+    assert selected(fleet, "--claim-generation", "2026-b", "--provisioned-before", before) == (
+        ["TS-000002"],
+        {},
+    )
+    path = serials_file(fleet, "TS-000001", "TS-000003", "TS-000004")
+    targets, skipped = selected(fleet, "--file", str(path), "--claim-generation", "2026-b")
+    assert targets == ["TS-000003"]
+    assert skipped == {
+        "TS-000001": f"approved through claim certificate {fleet.claim_certificate_id}, not generation 2026-b",
+        "TS-000004": "REVOKED; only ACTIVE devices rotate",
+    }
+    unknown = fleet.run("rotate", "--claim-generation", "2027", "--yes")
+    assert unknown.exit_code == ExitCode.USAGE
+    assert "expected one of 2025-a, 2026-b" in unknown.stderr
+    assert jobs(fleet) == []
 
 
 def test_a_device_whose_thing_is_not_recorded_is_skipped(fleet: Fleet) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from hook import handler
-from hook.contract import METRICS_NAMESPACE, RULES_FILE_ENV
+from hook.contract import METRICS_NAMESPACE, REASON_DIMENSION, RULES_FILE_ENV, Metric
 from tests.support import (
     CLAIM_CERTIFICATE_ID,
     RULES,
@@ -127,6 +128,72 @@ def test_reason_dimension_does_not_leak_into_the_next_invocation(
     invoke: Invoke, hook_output: pytest.CaptureFixture[str]
 ) -> None:
     invoke(hook_event(valid_parameters(DeviceType="toaster")))
+    hook_output.readouterr()
+    invoke(hook_event())
+    assert emf_metrics(output_lines(hook_output)) == APPROVED_METRICS
+
+
+def test_an_approval_prints_the_two_emf_documents_the_alarms_and_dashboard_read(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    hook_output.readouterr()
+    invoke(hook_event())
+    documents = [line for line in output_lines(hook_output) if "_aws" in line]
+    assert sorted(
+        (
+            json.dumps(document["_aws"]["CloudWatchMetrics"]),
+            {k: v for k, v in document.items() if k != "_aws"},
+        )
+        for document in documents
+    ) == sorted(
+        (
+            json.dumps(
+                [
+                    {
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [dimensions],
+                        "Metrics": [{"Name": "ProvisioningApproved", "Unit": "Count"}],
+                    }
+                ]
+            ),
+            {"service": "provisioning-hook", "ProvisioningApproved": [1.0]} | extra,
+        )
+        for dimensions, extra in (
+            (["service"], {}),
+            (["service", "ClaimCertificateId"], {"ClaimCertificateId": CLAIM_CERTIFICATE_ID}),
+        )
+    )
+
+
+def test_each_approval_is_counted_for_its_own_claim_certificate_only(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str]
+) -> None:
+    other_claim = certificate_id("claim-generation-2")
+    invoke(hook_event())
+    hook_output.readouterr()
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        invoke(
+            hook_event(valid_parameters(SerialNumber="TS-000456"), certificate="device-2")
+            | {"claimCertificateId": other_claim}
+        )
+    assert emf_metrics(output_lines(hook_output)) == [
+        ("ProvisioningApproved", {"ClaimCertificateId": other_claim, "service": "provisioning-hook"}),
+        ("ProvisioningApproved", {"service": "provisioning-hook"}),
+    ]
+    assert not [warning for warning in warned if "already been added" in str(warning.message)]
+
+
+def test_a_count_that_failed_to_print_leaves_no_dimension_to_the_next(
+    invoke: Invoke, hook_output: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unprintable(*_: Any, **__: Any) -> None:
+        raise OSError("stdout is gone")
+
+    with monkeypatch.context() as broken:
+        broken.setattr(handler._counts_by_dimension, "flush_metrics", unprintable)
+        with pytest.raises(OSError, match="stdout is gone"):
+            handler._count_by(Metric.PROVISIONING_REJECTED, REASON_DIMENSION, "InternalError")
     hook_output.readouterr()
     invoke(hook_event())
     assert emf_metrics(output_lines(hook_output)) == APPROVED_METRICS

@@ -74,7 +74,7 @@ def role_statements(deployment: Deployment, role: str) -> list[dict[str, Any]]:
 def test_activation_role_reads_and_activates_the_registry_and_writes_only_this_stacks_shadows(
     dev: Deployment,
 ) -> None:
-    logs, registry, shadow = role_statements(dev, f"{BASE}-device-activation")
+    logs, registry, shadow, certificates = role_statements(dev, f"{BASE}-device-activation")
     assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert registry == {
         "Effect": "Allow",
@@ -85,6 +85,11 @@ def test_activation_role_reads_and_activates_the_registry_and_writes_only_this_s
         "Effect": "Allow",
         "Action": ["iot:UpdateThingShadow"],
         "Resource": [f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:thing/{BASE}_*"],
+    }
+    assert certificates == {  # the expiry of the device's certificate: any certificate of this account
+        "Effect": "Allow",
+        "Action": ["iot:DescribeCertificate"],
+        "Resource": [f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:cert/*"],
     }
 
 
@@ -225,6 +230,7 @@ SINGLE_METRIC_ALARMS = {
     ),
 }
 QUERY_ALARMS = {
+    "key-binding-rejected",
     "registry-throttles",
     "registry-system-errors",
     "register-thing-failed",
@@ -315,6 +321,37 @@ def test_register_thing_failed_counts_only_the_failures_the_hook_did_not_cause(d
     )
     assert "other than the hook's denials" in alarm["alarmDescription"]
     assert "provisioning-rejected" in alarm["alarmDescription"]
+
+
+def test_key_binding_rejected_sums_the_hooks_and_the_rotation_functions_counts_from_one(
+    dev: Deployment,
+) -> None:
+    alarm = alarms(dev)["key-binding-rejected"]
+    assert alarm["metricQueries"] == [
+        *(
+            {
+                "id": query_id,
+                "returnData": False,
+                "metric": {
+                    "namespace": NAMESPACE,
+                    "metricName": "KeyBindingRejected",
+                    "dimensions": {"service": service},
+                    "period": 300,
+                    "stat": "Sum",
+                },
+            }
+            for query_id, service in (("hook", "provisioning-hook"), ("rotation", "certificate-rotation"))
+        ),
+        {
+            "id": "result",
+            "expression": "FILL(hook, 0) + FILL(rotation, 0)",
+            "label": "key-binding-rejected",
+            "returnData": True,
+        },
+    ]
+    assert (alarm["threshold"], alarm["comparisonOperator"], alarm["evaluationPeriods"]) == (1, GE, 1)
+    assert (alarm["alarmActions"], alarm["okActions"]) == ([TOPIC], [TOPIC])
+    assert "factory manifest" in alarm["alarmDescription"]
 
 
 def test_activation_rule_failures_are_counted_by_rule_whatever_the_action_type(dev: Deployment) -> None:

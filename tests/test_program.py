@@ -139,8 +139,25 @@ PROVISION = f"$aws/provisioning-templates/{TEMPLATE}/provision"
             {"deviceKeys": "device", "provisioningPayloadFormats": ["cbor"]},
             {f"{FROM_CSR}/cbor", f"{PROVISION}/cbor"},
         ),
+        ({"requireKeyBinding": True}, {f"{FROM_CSR}/json", f"{PROVISION}/json"}),
+        (
+            {"deviceTypes": [{"name": "gateway", "keyBinding": True}, {"name": "meter", "keyBinding": True}]},
+            {f"{FROM_CSR}/json", f"{PROVISION}/json"},
+        ),
+        (
+            {"deviceTypes": ["gateway", {"name": "meter", "keyBinding": True}]},
+            {f"{CREATE}/json", f"{FROM_CSR}/json", f"{PROVISION}/json"},
+        ),
     ],
-    ids=["defaults", "csr only", "json and cbor", "csr only, cbor only"],
+    ids=[
+        "defaults",
+        "csr only",
+        "json and cbor",
+        "csr only, cbor only",
+        "every type binds keys",
+        "each type binds keys",
+        "one type binds keys",
+    ],
 )
 def test_claim_policy_topics_follow_device_keys_and_payload_formats(
     config: dict[str, Any], topics: set[str]

@@ -365,3 +365,51 @@ def test_a_rotation_cancelled_for_another_reason_than_a_condition_is_raised(code
         with pytest.raises(ClientError) as raised:
             DeviceRecords(client, TABLE_NAME).begin_rotation(active, certificate_id("new"), "job-1")
     assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+
+
+# --- the current certificate's expiry -----------------------------------------------------------------
+
+
+def test_the_recorded_expiry_is_always_the_current_certificates(registry: DeviceRecords) -> None:
+    registry.approve(REQUEST, provenance("original"), require_preregistration=False)
+    assert registry.activate(SERIAL, THING, "2027-01-01T00:00:00.000+00:00") is None
+    assert item(registry)[Attr.CERTIFICATE_NOT_AFTER] == "2027-01-01T00:00:00.000+00:00"
+
+    assert registry.begin_rotation(item(registry), certificate_id("new"), "job-1")
+    assert item(registry)[Attr.CERTIFICATE_NOT_AFTER] == "2027-01-01T00:00:00.000+00:00"  # still current
+    completed = registry.complete_rotation(item(registry), "2028-06-01T00:00:00.000+00:00")
+    assert completed is not None
+    assert completed[Attr.CERTIFICATE_NOT_AFTER] == "2028-06-01T00:00:00.000+00:00"
+
+    assert registry.begin_rotation(item(registry), certificate_id("unknown expiry"), "job-2")
+    completed = registry.complete_rotation(item(registry))  # AWS IoT did not say: none, not the old one's
+    assert completed is not None
+    assert Attr.CERTIFICATE_NOT_AFTER not in completed
+
+
+def test_a_reprovisioning_drops_the_replaced_certificates_expiry(registry: DeviceRecords) -> None:
+    registry.approve(REQUEST, provenance("original"), require_preregistration=False)
+    assert registry.activate(SERIAL, THING, "2027-01-01T00:00:00.000+00:00") is None
+    registry.grant_reprovision(SERIAL, "main board replaced", "alice", in_hours(1))
+
+    registry.approve(REQUEST, provenance("replacement"), require_preregistration=False)
+
+    reprovisioned = item(registry)
+    assert reprovisioned[Attr.CERTIFICATE_ID] == certificate_id("replacement")
+    assert Attr.CERTIFICATE_NOT_AFTER not in reprovisioned  # fleetctl registry backfill records the new one's
+
+
+def test_an_expiry_is_recorded_only_for_the_certificate_still_current(
+    registry: DeviceRecords, active: Item
+) -> None:
+    assert (
+        registry.record_certificate_expiry(SERIAL, certificate_id("other"), "2030-01-01T00:00:00.000+00:00")
+        is False
+    )
+    assert Attr.CERTIFICATE_NOT_AFTER not in item(registry)
+
+    assert registry.record_certificate_expiry(SERIAL, ORIGINAL, "2030-01-01T00:00:00.000+00:00") is True
+
+    recorded = item(registry)
+    assert recorded[Attr.CERTIFICATE_NOT_AFTER] == "2030-01-01T00:00:00.000+00:00"
+    assert recorded[Attr.UPDATED_AT] == active[Attr.UPDATED_AT]  # not a transition

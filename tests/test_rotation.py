@@ -6,6 +6,7 @@ retirement function, as in a deployment."""
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 import boto3
@@ -17,11 +18,14 @@ from moto.iotdata.models import iotdata_backends
 
 from hook import certificate_retirement, rotation
 from hook.contract import Attr, RotationStep, Service, rotation_job_id_prefix, thing_name
-from hook.registry import DeviceRecords
+from hook.registry import DeviceRecords, timestamp
+from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,
     REGION,
+    RULES,
     TABLE_NAME,
+    DeviceKey,
     FakeLambdaContext,
     Fleet,
     RegistryStream,
@@ -30,9 +34,13 @@ from tests.support import (
     certificate_signing_request,
     clear_certificate_function_caches,
     configure_certificate_functions,
+    device_certificate,
+    device_key,
     fail_once,
+    key_fingerprint,
     metric_counts,
     output_lines,
+    valid_parameters,
 )
 
 SERIAL = "TS-000001"
@@ -166,6 +174,9 @@ def test_a_rotation_from_csr_to_retirement(
     assert rotated[Attr.CERTIFICATE_ID] == new
     assert rotated[Attr.REPLACED_CERTIFICATE_IDS] == original
     assert Attr.PENDING_CERTIFICATE_ID not in rotated
+    not_after = fleet.certificate(new)["validity"]["notAfter"]  # what DescribeCertificate says
+    assert rotated[Attr.CERTIFICATE_NOT_AFTER] == timestamp(not_after.astimezone(UTC))
+    assert pending[Attr.CERTIFICATE_NOT_AFTER] != rotated[Attr.CERTIFICATE_NOT_AFTER]  # the original's
     retire(stream)
     assert attachments(fleet, original) == RETIRED
     assert attachments(fleet, new) == IN_USE
@@ -526,7 +537,7 @@ def test_each_rotation_step_makes_a_known_set_of_aws_requests(
 
     aws_operations.clear()
     invoke(result_event(pending, "SUCCEEDED"))
-    assert aws_operations == ["GetItem", "UpdateItem"]
+    assert aws_operations == ["GetItem", "DescribeCertificate", "UpdateItem"]  # with the new one's expiry
 
     aws_operations.clear()
     retire(stream)
@@ -596,3 +607,87 @@ def test_a_device_revoked_while_its_certificate_is_issued_never_gets_it(
     assert published()[-1][0] == RotationStep.REJECTED
     retire(stream)
     assert attachments(fleet, issued) == ("REVOKED", [], [])
+
+
+# --- key binding: a secure element re-certifies its own key -----------------------------------------------
+
+
+@pytest.fixture
+def bound_key(fleet: Fleet, registry: DeviceRecords, stream: RegistryStream) -> tuple[DeviceKey, str]:
+    """An ACTIVE device whose key is registered: pre-registered with its secure element's key and
+    provisioned with a certificate of it. The key and the certificate's id."""
+    key = device_key()
+    parameters = valid_parameters(SerialNumber=SERIAL, FirmwareVersion="2.1.0")
+    request = validate_request(parameters, parse_rules(RULES))
+    assert registry.preregister(request, timestamp(), key_fingerprint(key)) is None
+    certificate = fleet.provision(SERIAL, certificate_pem=device_certificate(key, THING))
+    retire(stream)
+    open_rotation_jobs(fleet, JOB_1, JOB_2)
+    return key, certificate
+
+
+def test_a_bound_device_rotating_its_own_key_gets_a_certificate_at_no_extra_request(
+    fleet: Fleet, registry: DeviceRecords, bound_key: tuple[DeviceKey, str], aws_operations: list[str]
+) -> None:
+    key, current = bound_key
+    aws_operations.clear()
+
+    answer = invoke(csr_event(current, csr=certificate_signing_request(THING, key)))
+
+    assert answer == {"outcome": "certificate-issued"}
+    assert aws_operations == [  # the same requests as without a bound key: the CSR is read locally
+        "GetItem",
+        "DescribeJobExecution",
+        "CreateCertificateFromCsr",
+        "TransactWriteItems",
+        "AttachPolicy",
+        "AttachThingPrincipal",
+        "UpdateCertificate",
+        "GetItem",
+        "Publish",
+    ]
+    assert item(registry)[Attr.PUBLIC_KEY_SHA256] == key_fingerprint(key)
+
+
+def test_a_csr_of_a_new_key_for_a_bound_serial_is_refused_before_any_aws_request(
+    fleet: Fleet,
+    registry: DeviceRecords,
+    bound_key: tuple[DeviceKey, str],
+    aws_operations: list[str],
+    capsys: Any,
+) -> None:
+    """Whoever holds the device's certificate (copied off a device) cannot move it to a key of their own."""
+    _, current = bound_key
+    before, known = item(registry), certificates(fleet)
+    capsys.readouterr()
+    aws_operations.clear()
+
+    answer = invoke(csr_event(current, csr=certificate_signing_request(THING, device_key())))
+
+    assert answer == {"outcome": "rejected", "reason": "PublicKeyMismatch"}
+    assert aws_operations == ["GetItem", "Publish"]  # the registry read, then the answer on rejected
+    assert published()[-1] == (
+        RotationStep.REJECTED,
+        {
+            "reason": "PublicKeyMismatch",
+            "message": "the CSR's key is not the device's registered key: a rotation re-certifies the same key",
+        },
+    )
+    assert certificates(fleet) == known
+    assert item(registry) == before
+    lines = output_lines(capsys)
+    assert metric_counts(lines, "KeyBindingRejected") == [({"service": SERVICE}, 1.0)]
+    assert sorted(metric_counts(lines, "CertificateRotationFailed"), key=lambda counted: len(counted[0])) == [
+        ({"service": SERVICE}, 1.0),
+        ({"service": SERVICE, "Reason": "PublicKeyMismatch"}, 1.0),
+    ]
+
+
+def test_an_unbound_device_may_rotate_to_a_new_key_and_is_counted_as_no_key_binding_rejection(
+    original: str, capsys: Any
+) -> None:
+    capsys.readouterr()
+    assert invoke(csr_event(original, csr=certificate_signing_request(THING, device_key()))) == {
+        "outcome": "certificate-issued"
+    }
+    assert metric_counts(output_lines(capsys), "KeyBindingRejected") == []

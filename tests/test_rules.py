@@ -112,6 +112,14 @@ def test_unknown_device_type_is_denied() -> None:
     assert rejection(valid_parameters(DeviceType="toaster")).reason is RejectionReason.UNKNOWN_DEVICE_TYPE
 
 
+def test_key_binding_is_per_device_type_and_off_unless_given() -> None:
+    rules = parse_rules({"deviceTypes": {"gateway": {}, "meter": {"keyBinding": True}}})
+    assert (rules.device_types["gateway"].key_binding, rules.device_types["meter"].key_binding) == (
+        False,
+        True,
+    )
+
+
 def test_retired_device_type_is_denied_whatever_else_it_sends() -> None:
     rules = parse_rules({"deviceTypes": {"gateway": {}, "meter": {"retired": True}}})
     with pytest.raises(ProvisioningDenied) as caught:
@@ -246,6 +254,11 @@ def test_the_rules_document_gives_each_type_its_manufacturers_firmware_and_patte
         ),
         ({"deviceTypes": {"a": {"minFirmwareVersion": 1}}}, "deviceTypes.a.minFirmwareVersion"),
         ({"deviceTypes": {"a": {"retired": "yes"}}}, "deviceTypes.a.retired: expected true or false"),
+        (
+            {"deviceTypes": {"a": {"keyBinding": 1}}},
+            "deviceTypes.a.keyBinding: expected true or false, got 1",
+        ),
+        ({"deviceTypes": {"a": {"keybinding": True}}}, "unknown key(s) keybinding; allowed: keyBinding"),
     ],
 )
 def test_invalid_rules_document_names_the_field(document: Any, message: str) -> None:

@@ -108,6 +108,18 @@ def test_environment_defaults_to_the_stack_and_prod_protects_data_and_keeps_logs
         ({"provisioningRolePolicy": "custom"}, "provisioningRolePolicy = custom: Input should be 'managed'"),
         ({"deviceKeys": "csr"}, 'deviceKeys = csr: expected "device" (devices make their key pair'),
         ({"deviceKeys": "aws"}, 'deviceKeys = aws: expected "device" (devices make'),
+        ({"requireKeyBinding": "maybe"}, "requireKeyBinding = maybe: Input should be a valid boolean"),
+        ({"deviceTypes": [{"name": "gw", "keyBinding": "sometimes"}]}, "deviceTypes.0.keyBinding = "),
+        (
+            {"requireKeyBinding": True, "deviceKeys": "device-or-aws"},
+            "deviceKeys = device-or-aws: every device type binds keys (requireKeyBinding, or keyBinding on "
+            'each), so a key pair AWS IoT makes could never pass the hook: expected "device", or leave '
+            "deviceKeys unset",
+        ),
+        (
+            {"deviceTypes": [{"name": "gw", "keyBinding": True}], "deviceKeys": "device-or-aws"},
+            "deviceKeys = device-or-aws: every device type binds keys",
+        ),
         (
             {"provisioningPayloadFormats": []},
             'provisioningPayloadFormats = []: expected a non-empty list of "json" and "cbor"',
@@ -161,6 +173,37 @@ def test_claim_key_and_payload_settings_default_to_any_key_maker_and_json_only()
     assert (settings.device_keys, settings.provisioning_payload_formats) == ("device-or-aws", ("json",))
     settings = parse(deviceKeys="device", provisioningPayloadFormats=["cbor", "json", "cbor"])
     assert (settings.device_keys, settings.provisioning_payload_formats) == ("device", ("json", "cbor"))
+
+
+def test_key_binding_feeds_the_hook_rules_per_type_or_for_every_type() -> None:
+    settings = parse(deviceTypes=["gateway", {"name": "meter", "keyBinding": True}])
+    assert settings.hook_rules()["deviceTypes"] == {
+        "gateway": rules_entry(),
+        "meter": rules_entry(keyBinding=True),
+    }
+    every = parse(deviceTypes=["gateway", "meter"], requireKeyBinding=True)
+    assert every.hook_rules()["deviceTypes"] == {
+        "gateway": rules_entry(keyBinding=True),
+        "meter": rules_entry(keyBinding=True),
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "aws_keys"),
+    [
+        ({}, True),
+        ({"deviceKeys": "device"}, False),
+        ({"deviceTypes": ["gateway", {"name": "meter", "keyBinding": True}]}, True),  # gateway: any key
+        ({"requireKeyBinding": True}, False),
+        ({"requireKeyBinding": True, "deviceKeys": "device"}, False),
+        ({"deviceTypes": [{"name": "gw", "keyBinding": True}]}, False),
+        # A retired type provisions nothing: the types that still may all bind.
+        ({"deviceTypes": [{"name": "gw", "keyBinding": True}, {"name": "old", "retired": True}]}, False),
+    ],
+    ids=str,
+)
+def test_a_stack_where_every_type_binds_keys_is_csr_only(values: dict[str, Any], aws_keys: bool) -> None:
+    assert parse(**values).claim_allows_aws_keys is aws_keys
 
 
 def test_every_problem_is_reported_at_once() -> None:

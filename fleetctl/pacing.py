@@ -1,0 +1,164 @@
+"""Pacing bulk work to AWS IoT's API rates: a token bucket per operation, shared by the worker threads and
+taken before every request a client sends (each retry included), so a bulk command keeps to each API's
+default rate instead of leaning on throttling and retries. Throttling that happens anyway (another tool
+of the account using the same quota) is retried by botocore (``fleetctl.context``: ``standard`` retry
+mode, 8 attempts)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+
+@dataclass(frozen=True)
+class Rate:
+    """An API's default rate quota (requests a second, per account and Region) and where it is written."""
+
+    per_second: float
+    source: str
+
+
+QUOTAS_PAGE: Final = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html#throttling-limits"
+"""AWS General Reference, "AWS IoT Core endpoints and quotas", API throttling limits (also in the Service
+Quotas console, service ``iotcore``, each as "<API> API TPS" with the quota code named below: compare
+an account's own values with ``aws service-quotas get-service-quota --service-code iotcore
+--quota-code <code>`` before a large run)."""
+_LISTED: Final = f"{QUOTAS_PAGE}; Service Quotas default"
+_NOT_FOUND: Final = "not found in the copy of the quotas table checked"
+
+IOT_RATES: Final[Mapping[str, Rate]] = {
+    "UpdateCertificate": Rate(10, f"{_LISTED} (L-77B523DC), 10/s as bench/capacity.py cites it"),
+    "DescribeCertificate": Rate(
+        10,
+        f"{_LISTED} (L-FC864907); 10/s per aws-iot-builder-tools/thingpress doc/aws-api-limits.md, "
+        "a list of that page's defaults checked 2025-06-13",
+    ),
+    "ListThingPrincipals": Rate(10, f"{_LISTED} (L-FC3EF4D9), 10/s"),
+    "DescribeThing": Rate(350, f"{_LISTED} (L-0EF0F5EE), 350/s"),
+    "DetachThingPrincipal": Rate(100, f"{_LISTED} (L-B5EE4A16), 100/s"),
+    "DeleteThing": Rate(100, f"{_LISTED} (L-889800F7), 100/s"),
+    "DetachPolicy": Rate(
+        10,
+        f"{_LISTED} (L-EC88D510): {_NOT_FOUND}; 10/s chosen, below AttachPolicy's published 15/s",
+    ),
+    "ListAttachedPolicies": Rate(
+        10,
+        f"{_LISTED} (L-B2DA2A45): {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table",
+    ),
+    "CreateJob": Rate(
+        1,
+        "AWS General Reference, 'AWS IoT Device Management endpoints and quotas' (jobs): "
+        f"{_NOT_FOUND}; 1/s chosen (a job carries 100 devices, so 1,000,000 devices take 2.8 hours)",
+    ),
+}
+"""The AWS IoT operations the bulk commands call, each with its default rate. ``revoke`` and
+``decommission`` call ``ListThingPrincipals``, ``DescribeCertificate``, ``UpdateCertificate``,
+``ListAttachedPolicies``, ``DetachPolicy``, ``DetachThingPrincipal`` and ``DeleteThing``; ``rotate``
+calls ``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen is
+at or below the lowest published default of the table's neighbouring APIs, and says so."""
+UNLISTED_RATE: Final = Rate(1, f"an operation without an entry in IOT_RATES: {_NOT_FOUND}; 1/s chosen")
+
+
+class TokenBucket:
+    """At most ``rate`` takes a second on average, and ``burst`` at once: a take finds a token, or reserves
+    the next one and sleeps until it is due. Safe to share between threads; the lock is held only to count,
+    never while sleeping. Over any interval of ``t`` seconds, takes return at most ``burst + rate * t``
+    times."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(
+                f"rate {rate} and burst {burst}: expected a rate above 0 and a burst of 1 or more"
+            )
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = burst
+        self._updated = clock()
+
+    def take(self) -> float:
+        """Take a token, sleeping until one is due; returns how long it slept."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            self._tokens -= 1  # below zero: a reservation, repaid by the refill while the taker sleeps
+            wait = max(0.0, -self._tokens / self._rate)
+        if wait:
+            self._sleep(wait)
+        return wait
+
+
+class Pacer:
+    """A :class:`TokenBucket` per operation, at its rate in ``rates`` (``default`` for the others), taken
+    before every request a client sends while :meth:`pacing` it."""
+
+    def __init__(
+        self,
+        rates: Mapping[str, float],
+        *,
+        default: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rates = dict(rates)
+        self._default = default
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, operation: str) -> float:
+        """Wait for ``operation``'s next token; returns how long it waited."""
+        with self._lock:
+            bucket = self._buckets.get(operation)
+            if bucket is None:
+                rate = self._rates.get(operation, self._default)
+                bucket = TokenBucket(rate, clock=self._clock, sleep=self._sleep)
+                self._buckets[operation] = bucket
+        return bucket.take()
+
+    @contextmanager
+    def pacing(self, client: Any) -> Iterator[None]:
+        """Pace every request ``client`` sends meanwhile: botocore emits ``before-send.<service>.<operation>``
+        for each attempt, retries included (botocore ``endpoint.py``), and the handler takes a token there."""
+
+        def before_send(event_name: str, **_: Any) -> None:
+            self.take(event_name.rsplit(".", 1)[-1])
+
+        events = client.meta.events
+        service = client.meta.service_model.service_id.hyphenize()
+        unique = f"fleetctl-pacing-{id(self)}"
+        events.register(f"before-send.{service}", before_send, unique_id=unique)
+        try:
+            yield
+        finally:
+            events.unregister(f"before-send.{service}", unique_id=unique)
+
+
+def aws_iot_pacer() -> Pacer:
+    """A pacer at :data:`IOT_RATES`, :data:`UNLISTED_RATE` for any other operation."""
+    return Pacer(
+        {name: rate.per_second for name, rate in IOT_RATES.items()}, default=UNLISTED_RATE.per_second
+    )
+
+
+def paced_seconds(requests: Mapping[str, float], rates: Mapping[str, Rate] = IOT_RATES) -> float:
+    """How long ``requests`` (operation -> count) take at least when each operation keeps to its rate and
+    the operations run side by side: the slowest operation's count over its rate."""
+    return max(
+        (count / rates.get(name, UNLISTED_RATE).per_second for name, count in requests.items()), default=0.0
+    )
