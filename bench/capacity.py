@@ -7,7 +7,7 @@ accounts get lower Lambda quotas, for one): read your own in the Service Quotas 
 an increase.
 
     .venv/bin/python bench/capacity.py [--devices 1000000] [--hours 24] [--keys aws|device]
-        [--preregister-hours H] [--index-shards 1] [--hook-seconds 0.25] [--activation-seconds 0.25]
+        [--preregister-hours H] [--index-shards 16] [--hook-seconds 0.25] [--activation-seconds 0.25]
         [--item-kb 1]
 
 **What one device costs** (provisioning by claim, as ``local/device.py`` does it): two MQTT connections (the
@@ -43,6 +43,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from hook.contract import REGISTRY_SHARDS
 
 IOT_QUOTAS_PAGE: Final = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html"
 """AWS General Reference, "AWS IoT Core endpoints and quotas" (formerly the developer guide's "AWS IoT
@@ -230,8 +232,9 @@ class Assumptions:
 
     keys: str = "aws"
     """``aws``: CreateKeysAndCertificate; ``device``: CreateCertificateFromCsr."""
-    index_shards: int = 1
-    """Key values the busiest index partition key's writes are spread over (1: one status value)."""
+    index_shards: int = REGISTRY_SHARDS
+    """Key values the busiest index partition key's writes are spread over: the registry's shards (1 for a
+    registry from before the indexes were sharded: one status value)."""
     hook_seconds: float = 0.25
     """Duration of one hook invocation on AWS (one DynamoDB transaction; the alarm is at 4 s)."""
     activation_seconds: float = 0.25
@@ -413,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         "--preregister-hours", type=float, default=None, help="target hours to pre-register (default --hours)"
     )
     parser.add_argument("--keys", choices=("aws", "device"), default="aws", help="who makes the key pair")
-    parser.add_argument("--index-shards", type=int, default=1, help="values of the busiest index key")
+    parser.add_argument(
+        "--index-shards", type=int, default=REGISTRY_SHARDS, help="values of the busiest index key"
+    )
     parser.add_argument("--hook-seconds", type=float, default=Assumptions.hook_seconds)
     parser.add_argument("--activation-seconds", type=float, default=Assumptions.activation_seconds)
     parser.add_argument("--item-kb", type=float, default=Assumptions.item_kb)

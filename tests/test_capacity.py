@@ -73,8 +73,13 @@ def test_preregistration_is_limited_by_the_busiest_index_key_until_it_is_sharded
     assert preregister.rate == rate
 
 
+def test_the_registry_shards_lift_preregistration_to_the_new_table_rate() -> None:
+    assert capacity(preregistration_uses(Assumptions())).limiting == DYNAMODB_NEW_TABLE_WRITES
+
+
 def test_the_per_partition_limit_is_met_with_shards_not_an_increase() -> None:
-    [increase] = increases(preregistration_uses(Assumptions()), 2_500)
+    unsharded = Assumptions(index_shards=1)  # a registry from before the indexes were sharded
+    [increase] = increases(preregistration_uses(unsharded), 2_500)
 
     assert increase.quota == DYNAMODB_PARTITION_WRITES
     assert increase.shards == 3
