@@ -60,7 +60,6 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -76,6 +75,7 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
+from figures import Figure, print_figures  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -143,21 +143,6 @@ print(json.dumps({
     "maxrss_kb": peak_resident_kb(),
 }))
 """
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One printed line: a measured value, how it was obtained, and its target (``None``: informational)."""
-
-    name: str
-    value: str
-    detail: str
-    target: str
-    passed: bool | None
-
-    def line(self) -> str:
-        verdict = "info" if self.passed is None else ("PASS" if self.passed else "FAIL")
-        return f"{self.name:<28}{self.value:>10}  {self.detail:<58} {self.target:<10} {verdict}"
 
 
 def write_manifest(path: Path, rows: int) -> Path:
@@ -605,12 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         figures += preregister_section(args.rows, Path(work))
         figures += bulk_revoke_section(args.devices, Path(work))
 
-    for figure in figures:
-        print(figure.line())
-    missed = [figure.name for figure in figures if figure.passed is False]
-    if missed:
-        print(f"targets missed: {', '.join(missed)}")
-    return 1 if args.strict and missed else 0
+    return print_figures(figures, strict=args.strict)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ try:
 except ImportError as missing:  # moto's server needs Flask, which moto[dynamodb] does not bring
     raise SystemExit(f"{missing}: install moto's server, e.g. pip install flask flask-cors") from missing
 
+from figures import Figure, print_figures  # noqa: E402
+
 from components.hook_package import HOOK_HANDLER  # noqa: E402
 from hook import handler  # noqa: E402
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV  # noqa: E402
@@ -166,24 +168,6 @@ boto3.client("dynamodb", region_name="us-east-1")
 elapsed = time.perf_counter() - start
 print(json.dumps({"seconds": elapsed}), file=real_stdout)
 """
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One printed line: a measured value, how it was obtained, and its target (``None``: informational);
-    ``rounds`` are the per-round values a median was taken of, printed beneath it."""
-
-    name: str
-    value: str
-    detail: str
-    target: str
-    passed: bool | None
-    rounds: tuple[str, ...] = field(default=())
-
-    def lines(self) -> list[str]:
-        verdict = "info" if self.passed is None else ("PASS" if self.passed else "FAIL")
-        line = f"{self.name:<34}{self.value:>8}  {self.detail:<58} {self.target:<10} {verdict}"
-        return [line] + ([f"{'':<36}rounds: {' '.join(self.rounds)}"] if self.rounds else [])
 
 
 def median_of_rounds(
@@ -782,12 +766,7 @@ def main(argv: list[str] | None = None) -> int:
             figures += measure_requests(client, args.counted_approvals)
     figures += measure_zip_size(packages)
 
-    for figure in figures:
-        print("\n".join(figure.lines()))
-    missed = [figure.name for figure in figures if figure.passed is False]
-    if missed:
-        print(f"targets missed: {', '.join(missed)}")
-    return 1 if args.strict and missed else 0
+    return print_figures(figures, strict=args.strict)
 
 
 if __name__ == "__main__":

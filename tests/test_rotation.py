@@ -49,6 +49,18 @@ POLICY = f"{BASE}_temperature-sensor"
 SERVICE = Service.CERTIFICATE_ROTATION.value
 JOB_1 = f"{rotation_job_id_prefix(BASE)}1"
 JOB_2 = f"{rotation_job_id_prefix(BASE)}2"
+CSR_STEP_REQUESTS = [
+    "GetItem",
+    "DescribeJobExecution",
+    "CreateCertificateFromCsr",
+    "TransactWriteItems",
+    "AttachPolicy",
+    "AttachThingPrincipal",
+    "UpdateCertificate",
+    "GetItem",
+    "Publish",
+]
+"""The AWS requests of a CSR step that issues a certificate, in order."""
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # ignored steps count nothing
 
@@ -522,17 +534,7 @@ def test_each_rotation_step_makes_a_known_set_of_aws_requests(
     """What a rotation costs, per device: the figures the closing note and the quotas rest on."""
     aws_operations.clear()
     invoke(csr_event(original))
-    assert aws_operations == [
-        "GetItem",
-        "DescribeJobExecution",
-        "CreateCertificateFromCsr",
-        "TransactWriteItems",
-        "AttachPolicy",
-        "AttachThingPrincipal",
-        "UpdateCertificate",
-        "GetItem",
-        "Publish",
-    ]
+    assert aws_operations == CSR_STEP_REQUESTS
     pending = item(registry)[Attr.PENDING_CERTIFICATE_ID]
 
     aws_operations.clear()
@@ -635,17 +637,8 @@ def test_a_bound_device_rotating_its_own_key_gets_a_certificate_at_no_extra_requ
     answer = invoke(csr_event(current, csr=certificate_signing_request(THING, key)))
 
     assert answer == {"outcome": "certificate-issued"}
-    assert aws_operations == [  # the same requests as without a bound key: the CSR is read locally
-        "GetItem",
-        "DescribeJobExecution",
-        "CreateCertificateFromCsr",
-        "TransactWriteItems",
-        "AttachPolicy",
-        "AttachThingPrincipal",
-        "UpdateCertificate",
-        "GetItem",
-        "Publish",
-    ]
+    # the same requests as without a bound key: the CSR is read locally
+    assert aws_operations == CSR_STEP_REQUESTS
     assert item(registry)[Attr.PUBLIC_KEY_SHA256] == key_fingerprint(key)
 
 
