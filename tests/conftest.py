@@ -26,6 +26,7 @@ from tests.support import (
     Fleet,
     before_every_call,
     create_registry_table,
+    one_moto_request_at_a_time,
     write_rules,
 )
 
@@ -109,8 +110,10 @@ def no_outputs_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def fleet(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fleet:
-    """The stack on moto, in the registry table of the ``dynamodb`` fixture (which the hook fixtures use)."""
+def fleet(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
+    """The stack on moto, in the registry table of the ``dynamodb`` fixture (which the hook fixtures use).
+    fleetctl's worker threads send requests in parallel; moto answers them one at a time (its
+    ``TransactWriteItems`` copies every table while a concurrent ``PutItem`` changes one)."""
     iot = boto3.client("iot", region_name=REGION)
     claim = iot.create_keys_and_certificate(setAsActive=True)
     iot.create_policy(policyName=CLAIM_POLICY, policyDocument="{}")
@@ -125,7 +128,8 @@ def fleet(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fle
         "hookRules": RULES,
     }
     outputs.write_text(json.dumps(stack_outputs), encoding="utf-8")
-    return Fleet(dynamodb, iot, claim["certificateId"], outputs, tmp_path)
+    with one_moto_request_at_a_time():
+        yield Fleet(dynamodb, iot, claim["certificateId"], outputs, tmp_path)
 
 
 @pytest.fixture

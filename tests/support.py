@@ -170,7 +170,7 @@ class Fleet:
 
     def run_json(self, *args: str) -> Any:
         result = self.run(*args, "--json")
-        assert result.exit_code == ExitCode.OK, result.output
+        assert result.exit_code == ExitCode.OK, (result.output, result.stderr, repr(result.exception))
         return json.loads(result.stdout)
 
     def find_item(self, serial: str) -> dict[str, str] | None:

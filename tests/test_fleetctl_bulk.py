@@ -5,7 +5,6 @@ to AWS IoT's rates (a token bucket tested on an injected clock)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,10 @@ from tests.support import (
     Fleet,
     add_claim_generations,
     before_every_call,
-    one_moto_request_at_a_time,
     rows,
 )
 
-pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment", "moto_one_request_at_a_time")
-
-
-@pytest.fixture
-def moto_one_request_at_a_time() -> Iterator[None]:
-    with one_moto_request_at_a_time():
-        yield
+pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
 
 def approved_days_ago(fleet: Fleet, serial: str, days: float) -> None:
