@@ -554,9 +554,13 @@ def _create_alarm(
         for query_id, metric in zip(ids, spec.metrics, strict=True)
     ]
     if spec.expression is None:
+        # FILL(.., 0), as in register-thing-failed: "DynamoDB only sends metrics to CloudWatch when they
+        # have a non-zero value", so a period with write throttles alone has no datapoint for reads.
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/dynamo-metricscollected.html
+        total = " + ".join(f"FILL({query_id}, 0)" for query_id in ids)
         queries.append(
             aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                id="total", expression=" + ".join(ids), label=spec.name, return_data=True
+                id="total", expression=total, label=spec.name, return_data=True
             )
         )
     else:

@@ -251,20 +251,25 @@ def test_alarm_watches_its_metric_and_notifies_the_alert_topic(dev: Deployment, 
 
 
 @pytest.mark.parametrize(
-    ("name", "metrics"),
+    ("name", "metrics", "total_expression"),
     [
-        ("registry-throttles", [("ReadThrottleEvents", {}), ("WriteThrottleEvents", {})]),
+        (
+            "registry-throttles",
+            [("ReadThrottleEvents", {}), ("WriteThrottleEvents", {})],
+            "FILL(m0, 0) + FILL(m1, 0)",
+        ),
         (
             "registry-system-errors",
             [
                 ("SystemErrors", {"Operation": op})
                 for op in ("GetItem", "UpdateItem", "TransactWriteItems", "Query")
             ],
+            "FILL(m0, 0) + FILL(m1, 0) + FILL(m2, 0) + FILL(m3, 0)",
         ),
     ],
 )
-def test_registry_alarms_sum_their_metrics(
-    dev: Deployment, name: str, metrics: list[tuple[str, dict[str, str]]]
+def test_registry_alarms_sum_their_metrics_counting_a_missing_one_as_zero(
+    dev: Deployment, name: str, metrics: list[tuple[str, dict[str, str]]], total_expression: str
 ) -> None:
     alarm = alarms(dev)[name]
     *queries, total = alarm["metricQueries"]
@@ -274,7 +279,7 @@ def test_registry_alarms_sum_their_metrics(
     assert all(q["metric"]["namespace"] == "AWS/DynamoDB" and q["returnData"] is False for q in queries)
     assert total == {
         "id": "total",
-        "expression": " + ".join(q["id"] for q in queries),
+        "expression": total_expression,
         "label": name,
         "returnData": True,
     }
