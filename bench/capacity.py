@@ -8,7 +8,7 @@ an increase.
 
     .venv/bin/python bench/capacity.py [--devices 1000000] [--hours 24] [--keys aws|device]
         [--preregister-hours H] [--index-shards 16] [--hook-seconds 0.25] [--activation-seconds 0.25]
-        [--item-kb 1]
+        [--item-kb 1] [--key-binding]
 
 **What one device costs** (provisioning by claim, as ``local/device.py`` does it): two MQTT connections (the
 claim certificate's, then the thing's), one ``CreateKeysAndCertificate`` (``--keys aws``: AWS IoT makes the
@@ -17,12 +17,16 @@ the template (``CreateThing`` with its type and group, ``AttachPolicy``, ``Attac
 certificate's activation), one hook invocation and one activation invocation (Lambda concurrency is
 invocations per second times their duration), which reads the certificate's expiry for the registry with one
 ``DescribeCertificate``, and these registry writes: the hook's transaction of two items (two write units per
-item: DynamoDB charges a transactional write twice) and the activation's ``UpdateItem`` on the table; on the
+item: DynamoDB writes every item of a transaction twice, to prepare and to commit it,
+:data:`TRANSACTIONS_PAGE`) and the activation's ``UpdateItem`` on the table; on the
 busiest index partition key, the status index's ``PENDING`` value gets the approval and loses it at
 activation (two writes).
 
 **What one pre-registered row costs**: one ``PutItem`` on the table (one request per row, as
-``fleetctl preregister`` writes), and one write on the status index's ``PREREGISTERED`` value.
+``fleetctl preregister`` writes), and one write on the status index's ``PREREGISTERED`` value. With
+``--key-binding`` (manifest rows carry the device's public key) the request is a ``TransactWriteItems`` of the
+device's item and its key binding item (under 1 KB), two write units each: ``2 * units + 2`` a row, still one
+request. Key binding implies keys made by the device (a binding type provisions only with a CSR).
 
 An index whose partition key has few values (a status, a device type) puts every such write on one key,
 and one key lives on one partition: 1,000 write units a second at most, and DynamoDB throttles writes to
@@ -45,6 +49,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from hook.contract import REGISTRY_SHARDS
+
+TRANSACTIONS_PAGE: Final = (
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html"
+    "#transaction-capacity-handling"
+)
+"""DynamoDB Developer Guide, "Capacity management for transactions": two underlying writes of every item in
+a transaction, one to prepare it and one to commit it."""
 
 IOT_QUOTAS_PAGE: Final = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html"
 """AWS General Reference, "AWS IoT Core endpoints and quotas" (formerly the developer guide's "AWS IoT
@@ -241,6 +252,8 @@ class Assumptions:
     """Duration of one activation invocation (one registry update, one shadow update)."""
     item_kb: float = 1.0
     """Size of a registry item; a write unit covers up to 1 KB."""
+    key_binding: bool = False
+    """Manifest rows carry the device's public key: each row is a transaction with its key binding item."""
 
     @property
     def write_units(self) -> int:
@@ -285,11 +298,13 @@ def provisioning_uses(assumptions: Assumptions) -> list[Use]:
 
 
 def preregistration_uses(assumptions: Assumptions) -> list[Use]:
-    """The rate quotas one pre-registered row uses (one PutItem)."""
+    """The rate quotas one pre-registered row uses: one PutItem, or with key binding one transaction of the
+    device's item and its key binding item (of one write unit), each written twice."""
     units = assumptions.write_units
+    table_units = 2 * units + 2 * 1 if assumptions.key_binding else units
     return [
-        Use(DYNAMODB_NEW_TABLE_WRITES, units),
-        Use(DYNAMODB_TABLE_WRITES, units),
+        Use(DYNAMODB_NEW_TABLE_WRITES, table_units),
+        Use(DYNAMODB_TABLE_WRITES, table_units),
         Use(DYNAMODB_PARTITION_WRITES, units / assumptions.index_shards),
     ]
 
@@ -370,7 +385,8 @@ def report(assumptions: Assumptions, devices: int, hours: float, preregister_hou
     print(
         f"Assumptions: keys made by {'AWS IoT' if assumptions.keys == 'aws' else 'the device'}, "
         f"index key spread over {assumptions.index_shards} value(s), hook {assumptions.hook_seconds} s, "
-        f"activation {assumptions.activation_seconds} s, items of {assumptions.item_kb} KB"
+        f"activation {assumptions.activation_seconds} s, items of {assumptions.item_kb} KB, "
+        f"manifest rows {'with' if assumptions.key_binding else 'without'} public keys"
     )
     print(f"Provisioning: {provision.rate:,.1f} devices/s, limited by {provision.limiting.name}")
     print(f"Pre-registration: {preregister.rate:,.1f} rows/s, limited by {preregister.limiting.name}")
@@ -415,7 +431,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preregister-hours", type=float, default=None, help="target hours to pre-register (default --hours)"
     )
-    parser.add_argument("--keys", choices=("aws", "device"), default="aws", help="who makes the key pair")
+    parser.add_argument(
+        "--keys", choices=("aws", "device"), default=None, help="who makes the key pair (default aws)"
+    )
+    parser.add_argument(
+        "--key-binding",
+        action="store_true",
+        help="manifest rows carry public keys, bound to their serials (implies --keys device)",
+    )
     parser.add_argument(
         "--index-shards", type=int, default=REGISTRY_SHARDS, help="values of the busiest index key"
     )
@@ -425,8 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.devices <= 0 or args.hours <= 0 or args.index_shards <= 0:
         parser.error("--devices, --hours and --index-shards must be positive")
+    if args.key_binding and args.keys == "aws":
+        parser.error("--key-binding needs --keys device: a type that binds keys provisions only with a CSR")
     assumptions = Assumptions(
-        keys=args.keys,
+        keys=args.keys or ("device" if args.key_binding else "aws"),
+        key_binding=args.key_binding,
         index_shards=args.index_shards,
         hook_seconds=args.hook_seconds,
         activation_seconds=args.activation_seconds,

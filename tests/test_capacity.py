@@ -22,6 +22,7 @@ from capacity import (
     Assumptions,
     capacity,
     increases,
+    main,
     preregistration_uses,
     provisioning_uses,
 )
@@ -83,3 +84,28 @@ def test_the_per_partition_limit_is_met_with_shards_not_an_increase() -> None:
 
     assert increase.quota == DYNAMODB_PARTITION_WRITES
     assert increase.shards == 3
+
+
+def test_rows_with_public_keys_cost_a_transaction_of_two_items_written_twice() -> None:
+    keyed = capacity(preregistration_uses(Assumptions(keys="device", key_binding=True)))
+    plain = capacity(preregistration_uses(Assumptions()))
+
+    assert keyed.limiting == plain.limiting == DYNAMODB_NEW_TABLE_WRITES
+    assert (plain.rate, keyed.rate) == (4_000, 1_000)  # 1 write unit a row against 2 * 1 + 2 * 1
+    assert keyed.seconds(1_000_000) == 1_000  # 16.7 minutes
+
+
+def test_key_binding_is_refused_with_keys_made_by_aws_iot(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--key-binding", "--keys", "aws"])
+
+    assert "--key-binding needs --keys device" in capsys.readouterr().err
+
+
+def test_key_binding_implies_keys_made_by_the_device(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--key-binding"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "keys made by the device" in printed
+    assert "manifest rows with public keys" in printed
+    assert "Pre-registration: 1,000.0 rows/s, limited by DynamoDB new on-demand table writes" in printed
