@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.core import TyperGroup
 
-from fleetctl import bulk, lifecycle, rebind, reprovision, rotation, selection
+from fleetctl import bulk, lifecycle, pacing, rebind, reprovision, rotation, selection
 from fleetctl.certificates import (
     ACTIVE,
     claim_certificate,
@@ -38,7 +38,6 @@ from fleetctl.output import (
     print_rows,
     print_table,
 )
-from fleetctl.pacing import aws_iot_pacer
 from fleetctl.progress import progress as show_progress
 from fleetctl.registry import ImportOutcome, ImportResult, ImportTally
 from fleetctl.registry import preregister as preregister_rows
@@ -76,6 +75,14 @@ def _non_blank(value: str) -> str:
     if not value.strip():
         raise typer.BadParameter("must not be blank")
     return value.strip()
+
+
+def _rates(values: list[str] | None) -> list[str] | None:
+    try:
+        pacing.own_rates(values or [])
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    return values
 
 
 def _grant_reason(value: str) -> str:
@@ -149,6 +156,16 @@ ProvisionedBeforeOption = Annotated[
 ]
 DryRunFlag = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
 YesFlag = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+RateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rate",
+        metavar="API=PER_SECOND",
+        callback=_rates,
+        help="Pace this AWS IoT API at your account's own quota instead of the default, e.g. "
+        "--rate UpdateCertificate=20 after an increase (Service Quotas, service iotcore). Repeatable.",
+    ),
+]
 
 _DEVICE_COLUMNS: Columns = [
     (Attr.SERIAL_NUMBER, "Serial"),
@@ -316,6 +333,7 @@ def revoke(
     provisioned_before: ProvisionedBeforeOption = None,
     dry_run: DryRunFlag = False,
     yes: YesFlag = False,
+    rates: RateOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Revoke devices: registry REVOKED, certificates REVOKED, policies and thing detached. Selectors
@@ -324,7 +342,8 @@ def revoke(
     if serial is not None and selectors.one_serial and not dry_run:
         _print_steps(serial, lifecycle.revoke(_stack(ctx), serial, reason), json_output)
         return
-    _run_bulk(ctx, selectors, lifecycle.Revocation(reason), dry_run=dry_run, yes=yes, json_output=json_output)
+    operation = lifecycle.Revocation(reason)
+    _run_bulk(ctx, selectors, operation, dry_run=dry_run, yes=yes, rates=rates, json_output=json_output)
 
 
 @app.command()
@@ -346,6 +365,7 @@ def decommission(
     provisioned_before: ProvisionedBeforeOption = None,
     dry_run: DryRunFlag = False,
     yes: YesFlag = False,
+    rates: RateOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Retire devices for good: revoke, delete the thing, registry DECOMMISSIONED. Selectors combine: a
@@ -356,7 +376,7 @@ def decommission(
         _print_steps(serial, steps, json_output)
         return
     operation = lifecycle.Decommissioning(reason, keep_thing)
-    _run_bulk(ctx, selectors, operation, dry_run=dry_run, yes=yes, json_output=json_output)
+    _run_bulk(ctx, selectors, operation, dry_run=dry_run, yes=yes, rates=rates, json_output=json_output)
 
 
 def _run_bulk(
@@ -366,10 +386,11 @@ def _run_bulk(
     *,
     dry_run: bool,
     yes: bool,
+    rates: list[str] | None,
     json_output: bool,
 ) -> None:
     """Show what a bulk command would change (a dry run), or count it, ask, and do it, paced to AWS IoT's
-    rates; each device's result is printed as it is done."""
+    rates (the defaults, or ``rates`` given as ``--rate``); each device's result is printed as it is done."""
     stack = _stack(ctx)
     run = bulk.BulkRun(stack, selection.resolve(stack, selectors), operation)
     if dry_run:
@@ -388,7 +409,7 @@ def _run_bulk(
             print_error("nothing was changed")
             raise typer.Exit(ExitCode.ABORTED)
     with show_progress(operation.verb, total, unit="devices") as advance:
-        rows = _advancing(run.execute(aws_iot_pacer()), advance)
+        rows = _advancing(run.execute(pacing.aws_iot_pacer(pacing.own_rates(rates or []))), advance)
         _print_bulk(rows, run, operation.verb, json_output=json_output, dry_run=False)
     if run.tally.error is not None:
         raise AwsProblem(
@@ -468,6 +489,7 @@ def rotate(
     ] = None,
     dry_run: DryRunFlag = False,
     yes: YesFlag = False,
+    rates: RateOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Ask ACTIVE devices to rotate their certificate, with AWS IoT jobs (at most 100 devices a job).
@@ -480,8 +502,9 @@ def rotate(
     if resume is not None and status is not None:
         raise UsageProblem("--resume and --status: give one")
     if status is not None:
-        if given or dry_run or yes:
-            raise UsageProblem(f"--status JOB_ID takes no {', '.join([*given, *_flags(dry_run, yes)])}")
+        if given or dry_run or yes or rates:
+            flags = _flags(dry_run, yes, bool(rates))
+            raise UsageProblem(f"--status JOB_ID takes no {', '.join([*given, *flags])}")
         _print_job_status(rotation.job_status(stack, status), json_output)
         return
     now = datetime.now(UTC)
@@ -495,11 +518,17 @@ def rotate(
         selected = selection.resolve(stack, selectors, own=own)
         algorithm = key_algorithm or RotationKeyAlgorithm.EC_P256
         plan = rotation.plan_rotation(stack, selected, older_than, algorithm, now)
-    _carry_out(stack, plan, dry_run=dry_run, yes=yes, json_output=json_output)
+    _carry_out(stack, plan, dry_run=dry_run, yes=yes, rates=rates, json_output=json_output)
 
 
 def _carry_out(
-    stack: StackContext, plan: rotation.Plan, *, dry_run: bool, yes: bool, json_output: bool
+    stack: StackContext,
+    plan: rotation.Plan,
+    *,
+    dry_run: bool,
+    yes: bool,
+    rates: list[str] | None,
+    json_output: bool,
 ) -> None:
     """Show the plan, then (unless a dry run, or declined) create its jobs and show them."""
     if not json_output:
@@ -519,7 +548,7 @@ def _carry_out(
     if not yes and not typer.confirm(question, err=True):
         print_error("no job created")
         raise typer.Exit(ExitCode.ABORTED)
-    done = rotation.create_jobs(stack, plan, aws_iot_pacer())
+    done = rotation.create_jobs(stack, plan, pacing.aws_iot_pacer(pacing.own_rates(rates or [])))
     if json_output:
         print_json(done.report(created=True))
         return
@@ -766,7 +795,7 @@ def _print_section(title: str, columns: Columns, rows: list[dict[str, Any]]) -> 
 
 
 def _flags(*flags: bool) -> list[str]:
-    return [name for name, given in zip(("--dry-run", "--yes"), flags, strict=True) if given]
+    return [name for name, given in zip(("--dry-run", "--yes", "--rate"), flags, strict=True) if given]
 
 
 def _print_plan(plan: rotation.Plan) -> None:

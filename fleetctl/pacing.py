@@ -6,9 +6,10 @@ mode, 8 attempts)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -149,11 +150,35 @@ class Pacer:
             events.unregister(f"before-send.{service}", unique_id=unique)
 
 
-def aws_iot_pacer() -> Pacer:
-    """A pacer at :data:`IOT_RATES`, :data:`UNLISTED_RATE` for any other operation."""
-    return Pacer(
-        {name: rate.per_second for name, rate in IOT_RATES.items()}, default=UNLISTED_RATE.per_second
-    )
+def aws_iot_pacer(own_rates: Mapping[str, float] | None = None) -> Pacer:
+    """A pacer at :data:`IOT_RATES`, with ``own_rates`` (:func:`own_rates`) in their place, and
+    :data:`UNLISTED_RATE` for any other operation."""
+    rates = {name: rate.per_second for name, rate in IOT_RATES.items()}
+    return Pacer({**rates, **(own_rates or {})}, default=UNLISTED_RATE.per_second)
+
+
+def own_rates(assignments: Sequence[str]) -> dict[str, float]:
+    """An account's own rates, given as ``API=PER_SECOND`` (``--rate``) where its quotas differ from the
+    defaults (raised by a quota increase, or shared with other tools). Raises :class:`ValueError` naming
+    the assignment and the form expected."""
+    rates: dict[str, float] = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        name = name.strip()
+        if not equals or name not in IOT_RATES:
+            raise ValueError(
+                f"{assignment!r}: expected API=PER_SECOND, API one of {', '.join(sorted(IOT_RATES))}"
+            )
+        try:
+            per_second = float(value)
+        except ValueError:
+            per_second = math.nan
+        if not math.isfinite(per_second) or per_second <= 0:
+            raise ValueError(f"{assignment!r}: PER_SECOND must be a number above 0, as in {name}=20")
+        if name in rates:
+            raise ValueError(f"{assignment!r}: {name} is given twice")
+        rates[name] = per_second
+    return rates
 
 
 def paced_seconds(requests: Mapping[str, float], rates: Mapping[str, Rate] = IOT_RATES) -> float:

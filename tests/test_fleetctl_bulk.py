@@ -4,6 +4,7 @@ to AWS IoT's rates (a token bucket tested on an injected clock)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -468,3 +469,91 @@ def test_parse_moment_reads_dates_and_times_in_utc() -> None:
     assert selection.parse_moment("2025-06-30T12:00+02:00") == datetime(2025, 6, 30, 10, tzinfo=UTC)
     with pytest.raises(ValueError, match="expected an ISO date"):
         selection.parse_moment("30/06/2025")
+
+
+def test_own_rates_replace_the_defaults_of_the_apis_they_name() -> None:
+    pacer = pacing.aws_iot_pacer(pacing.own_rates(["UpdateCertificate=40", " DeleteThing =2.5"]))
+
+    pacer.take("UpdateCertificate")
+    pacer.take("DescribeCertificate")
+    raised = pacer.take("UpdateCertificate")  # due 1/40 s after the first
+    default = pacer.take("DescribeCertificate")  # due 1/10 s after the first
+
+    assert 0 < raised <= 1 / 40
+    assert 1 / 40 < default <= 1 / 10
+    assert pacing.own_rates(["DeleteThing=2.5"]) == {"DeleteThing": 2.5}
+
+
+def test_a_bulk_run_is_paced_at_the_rates_given(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    certificate = fleet.provision("TS-000001")
+    paced_at: list[dict[str, float] | None] = []
+    original = pacing.aws_iot_pacer
+
+    def recording(own_rates: dict[str, float] | None = None) -> pacing.Pacer:
+        paced_at.append(own_rates)
+        return original(own_rates)
+
+    monkeypatch.setattr(pacing, "aws_iot_pacer", recording)
+
+    fleet.run_json(
+        "revoke",
+        "--type",
+        "temperature-sensor",
+        "--reason",
+        "recall",
+        "--yes",
+        "--rate",
+        "UpdateCertificate=20",
+    )
+
+    assert paced_at == [{"UpdateCertificate": 20.0}]
+    assert fully_revoked(fleet, "TS-000001", certificate)
+
+
+def unboxed(text: str) -> str:
+    """Click's error as one line: Rich draws it in a box and wraps it at the terminal's width."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+@pytest.mark.parametrize(
+    ("rate", "message"),
+    [
+        ("UpdateCertificates=20", "'UpdateCertificates=20': expected API=PER_SECOND, API one of"),
+        ("UpdateCertificate", "'UpdateCertificate': expected API=PER_SECOND"),
+        ("UpdateCertificate=0", "'UpdateCertificate=0': PER_SECOND must be a number above 0"),
+        ("UpdateCertificate=-5", "PER_SECOND must be a number above 0"),
+        ("UpdateCertificate=fast", "PER_SECOND must be a number above 0, as in UpdateCertificate=20"),
+        ("UpdateCertificate=inf", "PER_SECOND must be a number above 0"),
+        ("UpdateCertificate=nan", "PER_SECOND must be a number above 0"),
+    ],
+)
+def test_a_bad_rate_is_a_usage_error_naming_it_and_nothing_is_changed(
+    fleet: Fleet, rate: str, message: str
+) -> None:
+    certificate = fleet.provision("TS-000001")
+
+    result = fleet.run("decommission", "--type", "temperature-sensor", "--yes", "--rate", rate)
+
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "--rate" in result.stderr
+    assert message in unboxed(result.stderr)
+    assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE
+    assert fleet.certificate(certificate)["status"] == "ACTIVE"
+
+
+def test_a_rate_given_twice_is_refused(fleet: Fleet) -> None:
+    result = fleet.run(
+        "revoke",
+        "--type",
+        "temperature-sensor",
+        "--reason",
+        "recall",
+        "--yes",
+        "--rate",
+        "DeleteThing=50",
+        "--rate",
+        "DeleteThing=60",
+    )
+
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "'DeleteThing=60': DeleteThing is given twice" in unboxed(result.stderr)

@@ -387,6 +387,11 @@ def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> Non
         ([], "SERIAL, --type TYPE, --older-than DAYS and/or --file PATH"),
         (["--status", "job-1", "--type", "gateway"], "--status JOB_ID takes no --type"),
         (["--resume", "job-1", "--key-algorithm", "RSA-2048"], "it takes no --key-algorithm"),
+        (["--status", "job-1", "--rate", "CreateJob=2"], "--status JOB_ID takes no --yes, --rate"),
+        (
+            ["--type", "gateway", "--rate", "CreateJob=0"],
+            "'CreateJob=0': PER_SECOND",
+        ),
     ],
 )
 def test_bad_arguments_are_usage_errors_that_name_the_argument(
