@@ -516,44 +516,28 @@ def unboxed(text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("rate", "message"),
+    ("rates", "message"),
     [
-        ("UpdateCertificates=20", "'UpdateCertificates=20': expected API=PER_SECOND, API one of"),
-        ("UpdateCertificate", "'UpdateCertificate': expected API=PER_SECOND"),
-        ("UpdateCertificate=0", "'UpdateCertificate=0': PER_SECOND must be a number above 0"),
-        ("UpdateCertificate=-5", "PER_SECOND must be a number above 0"),
-        ("UpdateCertificate=fast", "PER_SECOND must be a number above 0, as in UpdateCertificate=20"),
-        ("UpdateCertificate=inf", "PER_SECOND must be a number above 0"),
-        ("UpdateCertificate=nan", "PER_SECOND must be a number above 0"),
+        (["UpdateCertificates=20"], "'UpdateCertificates=20': expected API=PER_SECOND, API one of"),
+        (["UpdateCertificate"], "'UpdateCertificate': expected API=PER_SECOND"),
+        (["UpdateCertificate=0"], "'UpdateCertificate=0': PER_SECOND must be a number above 0"),
+        (["UpdateCertificate=-5"], "PER_SECOND must be a number above 0"),
+        (["UpdateCertificate=fast"], "PER_SECOND must be a number above 0, as in UpdateCertificate=20"),
+        (["UpdateCertificate=inf"], "PER_SECOND must be a number above 0"),
+        (["UpdateCertificate=nan"], "PER_SECOND must be a number above 0"),
+        (["DeleteThing=50", "DeleteThing=60"], "'DeleteThing=60': DeleteThing is given twice"),
     ],
 )
 def test_a_bad_rate_is_a_usage_error_naming_it_and_nothing_is_changed(
-    fleet: Fleet, rate: str, message: str
+    fleet: Fleet, rates: list[str], message: str
 ) -> None:
     certificate = fleet.provision("TS-000001")
+    options = [option for rate in rates for option in ("--rate", rate)]
 
-    result = fleet.run("decommission", "--type", "temperature-sensor", "--yes", "--rate", rate)
+    result = fleet.run("decommission", "--type", "temperature-sensor", "--yes", *options)
 
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "--rate" in result.stderr
     assert message in unboxed(result.stderr)
     assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE
     assert fleet.certificate(certificate)["status"] == "ACTIVE"
-
-
-def test_a_rate_given_twice_is_refused(fleet: Fleet) -> None:
-    result = fleet.run(
-        "revoke",
-        "--type",
-        "temperature-sensor",
-        "--reason",
-        "recall",
-        "--yes",
-        "--rate",
-        "DeleteThing=50",
-        "--rate",
-        "DeleteThing=60",
-    )
-
-    assert result.exit_code == ExitCode.USAGE, result.output
-    assert "'DeleteThing=60': DeleteThing is given twice" in unboxed(result.stderr)
