@@ -595,3 +595,23 @@ def test_a_batch_given_up_on_raises_retirement_failures_queued_while_it_waits(
         )
     ]
     assert evaluate(alarm, data, until=900) == ([0, 1, 0], ["OK", "ALARM", "OK"])
+
+
+# --- the registry --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alarm_name", ["registry-throttles", "registry-system-errors"])
+def test_one_registry_metric_alone_raises_its_alarm(
+    deployment: Deployment, declared: dict[str, dict[str, Any]], alarm_name: str
+) -> None:
+    alarm = declared[alarm_name]
+    [table] = deployment.mocks.of_type("aws:dynamodb/table:Table")
+    metrics = [query["metric"] for query in alarm["metricQueries"] if "metric" in query]
+    assert {metric["dimensions"]["TableName"] for metric in metrics} == {table.inputs["name"]}
+    # DynamoDB sends a metric only in a period where it is not zero: the others have no datapoint then.
+    first, last = metrics[0], metrics[-1]
+    data = [
+        *published("AWS/DynamoDB", first["metricName"], first["dimensions"], [3.0], at=30),
+        *published("AWS/DynamoDB", last["metricName"], last["dimensions"], [2.0], at=630),
+    ]
+    assert evaluate(alarm, data, until=900) == ([3, 0, 2], ["ALARM", "OK", "ALARM"])
