@@ -38,6 +38,7 @@ from fleetctl.output import (
     print_rows,
     print_table,
 )
+from fleetctl.pacing import Pacer
 from fleetctl.progress import progress as show_progress
 from fleetctl.registry import ImportOutcome, ImportResult, ImportTally
 from fleetctl.registry import preregister as preregister_rows
@@ -508,6 +509,7 @@ def rotate(
         _print_job_status(rotation.job_status(stack, status), json_output)
         return
     now = datetime.now(UTC)
+    pacer = pacing.aws_iot_pacer(pacing.own_rates(rates or []))
     if resume is not None:
         if given:
             raise UsageProblem(
@@ -517,18 +519,12 @@ def rotate(
     else:
         selected = selection.resolve(stack, selectors, own=own)
         algorithm = key_algorithm or RotationKeyAlgorithm.EC_P256
-        plan = rotation.plan_rotation(stack, selected, older_than, algorithm, now)
-    _carry_out(stack, plan, dry_run=dry_run, yes=yes, rates=rates, json_output=json_output)
+        plan = rotation.plan_rotation(stack, selected, older_than, algorithm, now, pacer=pacer)
+    _carry_out(stack, plan, pacer, dry_run=dry_run, yes=yes, json_output=json_output)
 
 
 def _carry_out(
-    stack: StackContext,
-    plan: rotation.Plan,
-    *,
-    dry_run: bool,
-    yes: bool,
-    rates: list[str] | None,
-    json_output: bool,
+    stack: StackContext, plan: rotation.Plan, pacer: Pacer, *, dry_run: bool, yes: bool, json_output: bool
 ) -> None:
     """Show the plan, then (unless a dry run, or declined) create its jobs and show them."""
     if not json_output:
@@ -548,7 +544,7 @@ def _carry_out(
     if not yes and not typer.confirm(question, err=True):
         print_error("no job created")
         raise typer.Exit(ExitCode.ABORTED)
-    done = rotation.create_jobs(stack, plan, pacing.aws_iot_pacer(pacing.own_rates(rates or [])))
+    done = rotation.create_jobs(stack, plan, pacer)
     if json_output:
         print_json(done.report(created=True))
         return

@@ -78,6 +78,15 @@ def job_executions(iot: IoTClient, job_id: str) -> Iterator[tuple[str, str]]:
         yield thing_name_of(summary["thingArn"]), summary["jobExecutionSummary"]["status"]
 
 
+def jobs_in_progress(iot: IoTClient, id_prefix: str) -> Iterator[str]:
+    """The ids starting ``id_prefix`` of the account's jobs that are ``IN_PROGRESS`` (AWS IoT API Reference,
+    ListJobs: a job stays so until every execution has ended), page by page."""
+    pages = iot.get_paginator("list_jobs").paginate(status="IN_PROGRESS")
+    for summary in pages.search("jobs[]"):
+        if summary["jobId"].startswith(id_prefix):
+            yield summary["jobId"]
+
+
 def job_execution_details(iot: IoTClient, job_id: str, thing_name: str) -> Mapping[str, str]:
     """The ``statusDetails`` a device reported with its job execution (empty when none, or gone)."""
     response = _unless_missing(iot, lambda: iot.describe_job_execution(jobId=job_id, thingName=thing_name))

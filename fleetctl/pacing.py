@@ -50,6 +50,12 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
         10,
         f"{_LISTED} (L-B2DA2A45): {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table",
     ),
+    "ListJobs": Rate(
+        10, f"{_LISTED}: {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table"
+    ),
+    "ListJobExecutionsForJob": Rate(
+        10, f"{_LISTED}: {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table"
+    ),
     "CreateJob": Rate(
         1,
         "AWS General Reference, 'AWS IoT Device Management endpoints and quotas' (jobs): "
@@ -59,8 +65,9 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
 """The AWS IoT operations the bulk commands call, each with its default rate. ``revoke`` and
 ``decommission`` call ``ListThingPrincipals``, ``DescribeCertificate``, ``UpdateCertificate``,
 ``ListAttachedPolicies``, ``DetachPolicy``, ``DetachThingPrincipal`` and ``DeleteThing``; ``rotate``
-calls ``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen is
-at or below the lowest published default of the table's neighbouring APIs, and says so."""
+calls ``ListJobs`` and ``ListJobExecutionsForJob`` (the devices its unfinished jobs asked) and
+``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen is at or
+below the lowest published default of the table's neighbouring APIs, and says so."""
 UNLISTED_RATE: Final = Rate(1, f"an operation without an entry in IOT_RATES: {_NOT_FOUND}; 1/s chosen")
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.errors import AwsProblem, NotFound, UsageProblem
-from fleetctl.iot import describe_job, job_execution_details, job_executions
+from fleetctl.iot import describe_job, job_execution_details, job_executions, jobs_in_progress
 from hook.contract import (
     ROTATION_JOB_OPERATION,
     Attr,
@@ -65,6 +65,16 @@ JOB_EXECUTION_STATUSES: Final = (
 """Every JobExecutionStatus (AWS IoT API Reference, JobExecutionSummary)."""
 UNSUCCESSFUL: Final = frozenset({"FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"})
 """Execution statuses that ended without a rotation: resumed by ``rotate --resume``."""
+PENDING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
+"""Execution statuses of a device that was asked and has not answered yet: a QUEUED one does not time out."""
+_LIMIT_EXCEEDED: Final = "LimitExceededException"
+_AT_ACTIVE_JOBS_LIMIT: Final = (
+    "AWS IoT limits the jobs in progress in an account (a job is in progress until each of its devices has "
+    "finished); run the same command again once jobs finish (rotate --status shows how each does), or ask "
+    "for a higher active jobs quota in Service Quotas. A new run leaves out the devices already asked."
+)
+"""What to do when CreateJob answers LimitExceededException: the active jobs limit ("AWS IoT Jobs limits",
+https://docs.aws.amazon.com/iot/latest/developerguide/job-limits.html)."""
 _SECONDS_PER_DAY: Final = 86400
 _AGE_ATTRIBUTES: Final = (Attr.ROTATED_AT, Attr.REPROVISIONED_AT, Attr.APPROVED_AT)
 """When the current certificate was issued: its rotation, its re-provisioning or the first approval."""
@@ -133,12 +143,35 @@ def plan_rotation(
     older_than_days: int | None,
     key_algorithm: RotationKeyAlgorithm,
     now: datetime,
+    *,
+    pacer: Pacer,
 ) -> Plan:
     """The jobs that would ask the selected devices (those of ``older_than_days`` among them, when given)
-    to rotate to a ``key_algorithm`` key."""
+    to rotate to a ``key_algorithm`` key, leaving out the devices an unfinished rotation job of the stack
+    has asked already (read at ``pacer``'s pace): a run stopped by AWS IoT's limit on active jobs, run
+    again later, asks only the others."""
     targets, skipped = _select(stack, selection, older_than_days, now)
+    with pacer.pacing(stack.iot):
+        asked = _asked_already(stack)
+    skipped += [
+        Skipped(target.serial, f"asked by job {asked[target.thing_name]}, not finished (see rotate --status)")
+        for target in targets
+        if target.thing_name in asked
+    ]
+    targets = [target for target in targets if target.thing_name not in asked]
     document = {"operation": ROTATION_JOB_OPERATION, "keyAlgorithm": key_algorithm.value}
     return Plan(document, _jobs(stack, targets, now), skipped)
+
+
+def _asked_already(stack: StackContext) -> dict[str, str]:
+    """Thing name -> job id, for each device with a :data:`PENDING` execution of one of the stack's rotation
+    jobs still in progress."""
+    return {
+        thing: job_id
+        for job_id in jobs_in_progress(stack.iot, rotation_job_id_prefix(stack.base_name))
+        for thing, status in job_executions(stack.iot, job_id)
+        if status in PENDING
+    }
 
 
 def plan_resume(stack: StackContext, job_id: str, now: datetime) -> Plan:
@@ -186,14 +219,16 @@ def _create_jobs(stack: StackContext, plan: Plan) -> Plan:
                 timeoutConfig={"inProgressTimeoutInMinutes": IN_PROGRESS_TIMEOUT_MINUTES},
             )
         except (ClientError, BotoCoreError) as error:
-            if not created:
+            at_limit = isinstance(error, ClientError) and error.response["Error"]["Code"] == _LIMIT_EXCEEDED
+            if not created and not at_limit:
                 raise
-            names = ", ".join(each.job_id for each in created)
+            names = ", ".join(each.job_id for each in created) or "none"
             waiting = sum(len(each.targets) for each in plan.jobs[len(created) :])
             raise AwsProblem(
                 f"AWS error: {' '.join(str(error).split())}\n"
                 f"created before it: {names}; "
                 f"{waiting} device(s) of the other job(s) were not asked to rotate"
+                + (f"\n{_AT_ACTIVE_JOBS_LIMIT}" if at_limit else "")
             ) from error
         created.append(Job(job.job_id, job.targets, response["jobArn"]))
     return Plan(plan.document, created, plan.skipped, plan.resumed_from)

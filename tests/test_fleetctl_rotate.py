@@ -33,6 +33,7 @@ from tests.support import (
     add_claim_generations,
     before_every_call,
     certificate_id,
+    fail_once,
     rows,
     valid_parameters,
 )
@@ -261,6 +262,7 @@ def test_yes_creates_a_snapshot_job_for_the_devices_things_with_the_rotation_doc
 
 def test_two_runs_in_the_same_second_create_two_jobs(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     fleet.provision("TS-000001")
+    fleet.provision("TS-000002")
     instant = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
     class Frozen(datetime):
@@ -271,7 +273,7 @@ def test_two_runs_in_the_same_second_create_two_jobs(fleet: Fleet, monkeypatch: 
     monkeypatch.setattr(cli, "datetime", Frozen)
 
     first = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"][0]["jobId"]
-    second = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"][0]["jobId"]
+    second = fleet.run_json("rotate", "TS-000002", "--yes")["jobs"][0]["jobId"]
 
     assert first != second
     assert first[:-4] == second[:-4] == f"{rotation_job_id_prefix(BASE)}20260301120000-"
@@ -359,6 +361,64 @@ def test_a_failure_after_some_jobs_were_created_names_them(
     assert created.endswith("-1")
     assert f"created before it: {created}; 1 device(s)" in result.stderr
     assert "LimitExceededException" in result.stderr
+    assert "run the same command again once jobs finish" in result.stderr
+
+    # The devices' jobs run their course; the same command then asks only the device left out.
+    again = fleet.run_json("rotate", "--type", "temperature-sensor", "--yes")
+
+    [job] = again["jobs"]
+    assert job["serials"] == ["TS-000002"]
+    assert again["skipped"] == [
+        {"serial": "TS-000001", "reason": f"asked by job {created}, not finished (see rotate --status)"}
+    ]
+
+
+def test_the_active_jobs_limit_at_the_first_job_says_what_to_do(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.provision("TS-000001")
+    fail_once(monkeypatch, "CreateJob", "LimitExceededException")
+
+    result = fleet.run("rotate", "--type", "temperature-sensor", "--yes")
+
+    assert result.exit_code == ExitCode.AWS
+    assert jobs(fleet) == []
+    assert "created before it: none; 1 device(s)" in result.stderr
+    assert "run the same command again once jobs finish" in result.stderr
+
+
+def test_a_device_asked_by_an_unfinished_job_is_asked_again_only_once_that_job_has_ended(
+    fleet: Fleet,
+) -> None:
+    for serial in ("TS-000001", "TS-000002"):
+        fleet.provision(serial)
+    [first] = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"]
+
+    targets, skipped = selected(fleet, "--type", "temperature-sensor")
+    assert (targets, skipped) == (
+        ["TS-000002"],
+        {"TS-000001": f"asked by job {first['jobId']}, not finished (see rotate --status)"},
+    )
+
+    report(first["jobId"], "TS-000001", "IN_PROGRESS")  # the device took the job: still asked
+    assert selected(fleet, "TS-000001")[0] == []
+    report(first["jobId"], "TS-000001", "TIMED_OUT")  # it ended without a rotation: ask it again
+    assert selected(fleet, "--type", "temperature-sensor") == (["TS-000001", "TS-000002"], {})
+
+
+def test_the_jobs_of_another_stack_or_operation_do_not_hold_devices_back(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.iot.create_job(
+        jobId="firmware-update-1", targets=[thing_arn("TS-000001")], document="{}", targetSelection="SNAPSHOT"
+    )
+    fleet.iot.create_job(
+        jobId="other-stack-rotate-20260101000000-abcd",
+        targets=[thing_arn("TS-000001")],
+        document="{}",
+        targetSelection="SNAPSHOT",
+    )
+
+    assert selected(fleet, "TS-000001") == (["TS-000001"], {})
 
 
 def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> None:
