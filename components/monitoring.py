@@ -15,6 +15,7 @@ from components.documents import AccountScope
 from hook.contract import (
     CLAIM_CERTIFICATE_DIMENSION,
     REASON_DIMENSION,
+    REGISTRY_INDEXES,
     SERVICE_DIMENSION,
     Metric,
     Service,
@@ -197,10 +198,17 @@ def alarm_specs(
             )
             for generation, certificate_id in names.claim_certificates.items()
         ),
+        # The TableName dimension alone counts the table's throttles, not its indexes': each index's have its
+        # GlobalSecondaryIndexName too, and an index that cannot keep up throttles the table's writes.
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/dynamo-metricscollected.html
         AlarmSpec(
             "registry-throttles",
-            "The device registry throttled reads or writes",
-            (registry("ReadThrottleEvents"), registry("WriteThrottleEvents")),
+            "The device registry or one of its indexes throttled reads or writes",
+            tuple(
+                registry(metric, **index)
+                for index in ({}, *({"GlobalSecondaryIndexName": name} for name in REGISTRY_INDEXES))
+                for metric in ("ReadThrottleEvents", "WriteThrottleEvents")
+            ),
             1,
         ),
         AlarmSpec(

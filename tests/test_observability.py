@@ -255,8 +255,16 @@ def test_alarm_watches_its_metric_and_notifies_the_alert_topic(dev: Deployment, 
     [
         (
             "registry-throttles",
-            [("ReadThrottleEvents", {}), ("WriteThrottleEvents", {})],
-            "FILL(m0, 0) + FILL(m1, 0)",
+            [
+                (metric, index)
+                for index in (
+                    {},
+                    {"GlobalSecondaryIndexName": "byStatusShard"},
+                    {"GlobalSecondaryIndexName": "byTypeShard"},
+                )
+                for metric in ("ReadThrottleEvents", "WriteThrottleEvents")
+            ],
+            " + ".join(f"FILL(m{number}, 0)" for number in range(6)),
         ),
         (
             "registry-system-errors",
