@@ -78,12 +78,18 @@ def _non_blank(value: str) -> str:
     return value.strip()
 
 
-def _rates(values: list[str] | None) -> list[str] | None:
+def _rates(ctx: typer.Context, values: list[str] | None) -> list[str] | None:
     try:
-        pacing.own_rates(values or [])
+        pacing.own_rates(values or [], pacing.COMMAND_APIS[ctx.info_name or ""])
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     return values
+
+
+def _pacer(ctx: typer.Context, rates: list[str] | None) -> Pacer:
+    """AWS IoT's default rates, with the ``--rate`` values given to the command."""
+    apis = pacing.COMMAND_APIS[ctx.info_name or ""]
+    return pacing.aws_iot_pacer(pacing.own_rates(rates or [], apis))
 
 
 def _grant_reason(value: str) -> str:
@@ -410,7 +416,7 @@ def _run_bulk(
             print_error("nothing was changed")
             raise typer.Exit(ExitCode.ABORTED)
     with show_progress(operation.verb, total, unit="devices") as advance:
-        rows = _advancing(run.execute(pacing.aws_iot_pacer(pacing.own_rates(rates or []))), advance)
+        rows = _advancing(run.execute(_pacer(ctx, rates)), advance)
         _print_bulk(rows, run, operation.verb, json_output=json_output, dry_run=False)
     if run.tally.error is not None:
         raise AwsProblem(
@@ -509,13 +515,13 @@ def rotate(
         _print_job_status(rotation.job_status(stack, status), json_output)
         return
     now = datetime.now(UTC)
-    pacer = pacing.aws_iot_pacer(pacing.own_rates(rates or []))
+    pacer = _pacer(ctx, rates)
     if resume is not None:
         if given:
             raise UsageProblem(
                 f"--resume JOB_ID reuses the job's devices and document; it takes no {', '.join(given)}"
             )
-        plan = rotation.plan_resume(stack, resume, now)
+        plan = rotation.plan_resume(stack, resume, now, pacer=pacer)
     else:
         selected = selection.resolve(stack, selectors, own=own)
         algorithm = key_algorithm or RotationKeyAlgorithm.EC_P256

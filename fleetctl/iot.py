@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 _CERTIFICATE_ARN_MARKER: Final = ":cert/"
 _JOB_EXECUTIONS_PAGE_SIZE: Final = 250
 """The most ListJobExecutionsForJob returns at once (its maxResults)."""
+_JOBS_PAGE_SIZE: Final = 250
+"""The most ListJobs returns at once (its maxResults)."""
 _T = TypeVar("_T")
 
 
@@ -79,9 +81,12 @@ def job_executions(iot: IoTClient, job_id: str) -> Iterator[tuple[str, str]]:
 
 
 def jobs_in_progress(iot: IoTClient, id_prefix: str) -> Iterator[str]:
-    """The ids starting ``id_prefix`` of the account's jobs that are ``IN_PROGRESS`` (AWS IoT API Reference,
-    ListJobs: a job stays so until every execution has ended), page by page."""
-    pages = iot.get_paginator("list_jobs").paginate(status="IN_PROGRESS")
+    """The ids starting ``id_prefix`` of the account's jobs that are ``IN_PROGRESS``, page by page: a
+    snapshot job is so until each of its executions has ended ("Job states and execution states",
+    https://docs.aws.amazon.com/iot/latest/developerguide/iot-jobs-lifecycle.html)."""
+    pages = iot.get_paginator("list_jobs").paginate(
+        status="IN_PROGRESS", PaginationConfig={"PageSize": _JOBS_PAGE_SIZE}
+    )
     for summary in pages.search("jobs[]"):
         if summary["jobId"].startswith(id_prefix):
             yield summary["jobId"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,6 +30,10 @@ an account's own values with ``aws service-quotas get-service-quota --service-co
 --quota-code <code>`` before a large run)."""
 _LISTED: Final = f"{QUOTAS_PAGE}; Service Quotas default"
 _NOT_FOUND: Final = "not found in the copy of the quotas table checked"
+_OLDER_TABLE: Final = (
+    "the developer guide's older throttling limits table (awsdocs/aws-iot-docs "
+    "developerguide/limits-iot.md); not found in the copy of the current page checked"
+)
 
 IOT_RATES: Final[Mapping[str, Rate]] = {
     "UpdateCertificate": Rate(10, f"{_LISTED} (L-77B523DC), 10/s as bench/capacity.py cites it"),
@@ -50,16 +54,12 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
         10,
         f"{_LISTED} (L-B2DA2A45): {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table",
     ),
-    "ListJobs": Rate(
-        10, f"{_LISTED}: {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table"
-    ),
-    "ListJobExecutionsForJob": Rate(
-        10, f"{_LISTED}: {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table"
-    ),
+    "ListJobs": Rate(10, f"10/s in {_OLDER_TABLE}"),
+    "ListJobExecutionsForJob": Rate(10, f"10/s in {_OLDER_TABLE}"),
     "CreateJob": Rate(
         1,
-        "AWS General Reference, 'AWS IoT Device Management endpoints and quotas' (jobs): "
-        f"{_NOT_FOUND}; 1/s chosen (a job carries 100 devices, so 1,000,000 devices take 2.8 hours)",
+        f"10/s in {_OLDER_TABLE}; 1/s chosen: a job carries 100 devices, and AWS IoT's limit on jobs in "
+        "progress, not this rate, bounds a rotation (--rate CreateJob=10 goes faster)",
     ),
 }
 """The AWS IoT operations the bulk commands call, each with its default rate. ``revoke`` and
@@ -68,6 +68,27 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
 calls ``ListJobs`` and ``ListJobExecutionsForJob`` (the devices its unfinished jobs asked) and
 ``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen is at or
 below the lowest published default of the table's neighbouring APIs, and says so."""
+LIFECYCLE_APIS: Final = frozenset(
+    {
+        "ListThingPrincipals",
+        "DescribeCertificate",
+        "UpdateCertificate",
+        "ListAttachedPolicies",
+        "DetachPolicy",
+        "DetachThingPrincipal",
+        "DeleteThing",
+    }
+)
+"""The AWS IoT operations a bulk ``revoke`` or ``decommission`` paces."""
+ROTATION_APIS: Final = frozenset({"ListJobs", "ListJobExecutionsForJob", "CreateJob"})
+"""The AWS IoT operations ``rotate`` paces."""
+COMMAND_APIS: Final[Mapping[str, frozenset[str]]] = {
+    "revoke": LIFECYCLE_APIS,
+    "decommission": LIFECYCLE_APIS,
+    "rotate": ROTATION_APIS,
+}
+MIN_RATE: Final = 0.1
+"""The lowest ``--rate`` taken (a request every 10 s): anything lower is more likely a typing slip."""
 UNLISTED_RATE: Final = Rate(1, f"an operation without an entry in IOT_RATES: {_NOT_FOUND}; 1/s chosen")
 
 
@@ -164,24 +185,24 @@ def aws_iot_pacer(own_rates: Mapping[str, float] | None = None) -> Pacer:
     return Pacer({**rates, **(own_rates or {})}, default=UNLISTED_RATE.per_second)
 
 
-def own_rates(assignments: Sequence[str]) -> dict[str, float]:
-    """An account's own rates, given as ``API=PER_SECOND`` (``--rate``) where its quotas differ from the
-    defaults (raised by a quota increase, or shared with other tools). Raises :class:`ValueError` naming
-    the assignment and the form expected."""
+def own_rates(assignments: Sequence[str], apis: Collection[str]) -> dict[str, float]:
+    """An account's own rates for some of ``apis`` (what the command calls), given as ``API=PER_SECOND``
+    (``--rate``) where its quotas differ from the defaults (raised by a quota increase, or shared with
+    other tools). Raises :class:`ValueError` naming the assignment and the form expected."""
     rates: dict[str, float] = {}
     for assignment in assignments:
         name, equals, value = assignment.partition("=")
         name = name.strip()
-        if not equals or name not in IOT_RATES:
-            raise ValueError(
-                f"{assignment!r}: expected API=PER_SECOND, API one of {', '.join(sorted(IOT_RATES))}"
-            )
+        if not equals or name not in apis:
+            raise ValueError(f"{assignment!r}: expected API=PER_SECOND, API one of {', '.join(sorted(apis))}")
         try:
             per_second = float(value)
         except ValueError:
             per_second = math.nan
-        if not math.isfinite(per_second) or per_second <= 0:
-            raise ValueError(f"{assignment!r}: PER_SECOND must be a number above 0, as in {name}=20")
+        if not math.isfinite(per_second) or per_second < MIN_RATE:
+            raise ValueError(
+                f"{assignment!r}: PER_SECOND must be a number of at least {MIN_RATE}, as in {name}=20"
+            )
         if name in rates:
             raise ValueError(f"{assignment!r}: {name} is given twice")
         rates[name] = per_second

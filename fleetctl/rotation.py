@@ -69,9 +69,11 @@ PENDING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
 """Execution statuses of a device that was asked and has not answered yet: a QUEUED one does not time out."""
 _LIMIT_EXCEEDED: Final = "LimitExceededException"
 _AT_ACTIVE_JOBS_LIMIT: Final = (
-    "AWS IoT limits the jobs in progress in an account (a job is in progress until each of its devices has "
-    "finished); run the same command again once jobs finish (rotate --status shows how each does), or ask "
-    "for a higher active jobs quota in Service Quotas. A new run leaves out the devices already asked."
+    "AWS IoT limits the jobs in progress in an account, and those rolling out at once. A job is in "
+    "progress until each of its devices has finished, and a device that stays offline keeps it so: run "
+    "the same command again once jobs finish (rotate --status shows how each does), cancel the jobs whose "
+    "remaining devices are offline (aws iot cancel-job --job-id ID), or ask for a higher active jobs quota "
+    "in Service Quotas. A new run leaves out the devices an unfinished job asked."
 )
 """What to do when CreateJob answers LimitExceededException: the active jobs limit ("AWS IoT Jobs limits",
 https://docs.aws.amazon.com/iot/latest/developerguide/job-limits.html)."""
@@ -151,32 +153,35 @@ def plan_rotation(
     has asked already (read at ``pacer``'s pace): a run stopped by AWS IoT's limit on active jobs, run
     again later, asks only the others."""
     targets, skipped = _select(stack, selection, older_than_days, now)
+    targets = _not_asked_already(stack, targets, skipped, pacer)
+    document = {"operation": ROTATION_JOB_OPERATION, "keyAlgorithm": key_algorithm.value}
+    return Plan(document, _jobs(stack, targets, now), skipped)
+
+
+def _not_asked_already(
+    stack: StackContext, targets: list[Target], skipped: list[Skipped], pacer: Pacer
+) -> list[Target]:
+    """The targets without a :data:`PENDING` execution of one of the stack's rotation jobs in progress
+    (read at ``pacer``'s pace); the others are added to ``skipped`` with that job's id."""
     with pacer.pacing(stack.iot):
-        asked = _asked_already(stack)
+        asked = {
+            thing: job_id
+            for job_id in jobs_in_progress(stack.iot, rotation_job_id_prefix(stack.base_name))
+            for thing, status in job_executions(stack.iot, job_id)
+            if status in PENDING
+        }
     skipped += [
         Skipped(target.serial, f"asked by job {asked[target.thing_name]}, not finished (see rotate --status)")
         for target in targets
         if target.thing_name in asked
     ]
-    targets = [target for target in targets if target.thing_name not in asked]
-    document = {"operation": ROTATION_JOB_OPERATION, "keyAlgorithm": key_algorithm.value}
-    return Plan(document, _jobs(stack, targets, now), skipped)
+    return [target for target in targets if target.thing_name not in asked]
 
 
-def _asked_already(stack: StackContext) -> dict[str, str]:
-    """Thing name -> job id, for each device with a :data:`PENDING` execution of one of the stack's rotation
-    jobs still in progress."""
-    return {
-        thing: job_id
-        for job_id in jobs_in_progress(stack.iot, rotation_job_id_prefix(stack.base_name))
-        for thing, status in job_executions(stack.iot, job_id)
-        if status in PENDING
-    }
-
-
-def plan_resume(stack: StackContext, job_id: str, now: datetime) -> Plan:
+def plan_resume(stack: StackContext, job_id: str, now: datetime, *, pacer: Pacer) -> Plan:
     """A new job, with the document of rotation job ``job_id``, for its devices whose execution ended
-    without success (:data:`UNSUCCESSFUL`) and that are still ``ACTIVE`` and not rotated since."""
+    without success (:data:`UNSUCCESSFUL`) and that are still ``ACTIVE`` and not rotated since, leaving out
+    those another unfinished rotation job has asked."""
     job, document = _rotation_job(stack, job_id)
     created: datetime = job["createdAt"]
     failed = [thing for thing, status in job_executions(stack.iot, job_id) if status in UNSUCCESSFUL]
@@ -191,6 +196,7 @@ def plan_resume(stack: StackContext, job_id: str, now: datetime) -> Plan:
             skipped.append(Skipped(serial or thing, reason))
         elif serial and item:
             targets.append(_target(serial, thing, item, now))
+    targets = _not_asked_already(stack, targets, skipped, pacer)
     return Plan(document, _jobs(stack, targets, now), skipped, resumed_from=job_id)
 
 

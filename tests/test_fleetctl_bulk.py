@@ -454,6 +454,7 @@ def test_every_aws_iot_call_of_a_bulk_run_goes_through_the_pacer_and_has_a_docum
         "DetachThingPrincipal",
         "DeleteThing",
     }
+    assert set(taken) == pacing.LIFECYCLE_APIS
     assert set(taken) <= set(pacing.IOT_RATES)
     assert taken.count("UpdateCertificate") == 2
 
@@ -472,7 +473,8 @@ def test_parse_moment_reads_dates_and_times_in_utc() -> None:
 
 
 def test_own_rates_replace_the_defaults_of_the_apis_they_name() -> None:
-    pacer = pacing.aws_iot_pacer(pacing.own_rates(["UpdateCertificate=40", " DeleteThing =2.5"]))
+    rates = pacing.own_rates(["UpdateCertificate=40", " DeleteThing =2.5"], pacing.LIFECYCLE_APIS)
+    pacer = pacing.aws_iot_pacer(rates)
 
     pacer.take("UpdateCertificate")
     pacer.take("DescribeCertificate")
@@ -481,7 +483,7 @@ def test_own_rates_replace_the_defaults_of_the_apis_they_name() -> None:
 
     assert 0 < raised <= 1 / 40
     assert 1 / 40 < default <= 1 / 10
-    assert pacing.own_rates(["DeleteThing=2.5"]) == {"DeleteThing": 2.5}
+    assert rates == {"UpdateCertificate": 40.0, "DeleteThing": 2.5}
 
 
 def test_a_bulk_run_is_paced_at_the_rates_given(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -518,13 +520,19 @@ def unboxed(text: str) -> str:
 @pytest.mark.parametrize(
     ("rates", "message"),
     [
-        (["UpdateCertificates=20"], "'UpdateCertificates=20': expected API=PER_SECOND, API one of"),
+        (
+            ["UpdateCertificates=20"],
+            "'UpdateCertificates=20': expected API=PER_SECOND, API one of DeleteThing, DescribeCertificate, "
+            "DetachPolicy, DetachThingPrincipal, ListAttachedPolicies, ListThingPrincipals, UpdateCertificate",
+        ),
+        (["CreateJob=5"], "'CreateJob=5': expected API=PER_SECOND, API one of DeleteThing,"),  # rotate's
         (["UpdateCertificate"], "'UpdateCertificate': expected API=PER_SECOND"),
-        (["UpdateCertificate=0"], "'UpdateCertificate=0': PER_SECOND must be a number above 0"),
-        (["UpdateCertificate=-5"], "PER_SECOND must be a number above 0"),
-        (["UpdateCertificate=fast"], "PER_SECOND must be a number above 0, as in UpdateCertificate=20"),
-        (["UpdateCertificate=inf"], "PER_SECOND must be a number above 0"),
-        (["UpdateCertificate=nan"], "PER_SECOND must be a number above 0"),
+        (["UpdateCertificate=0"], "'UpdateCertificate=0': PER_SECOND must be a number of at least 0.1"),
+        (["UpdateCertificate=0.05"], "PER_SECOND must be a number of at least 0.1"),
+        (["UpdateCertificate=-5"], "PER_SECOND must be a number of at least 0.1"),
+        (["UpdateCertificate=fast"], "must be a number of at least 0.1, as in UpdateCertificate=20"),
+        (["UpdateCertificate=inf"], "PER_SECOND must be a number of at least 0.1"),
+        (["UpdateCertificate=nan"], "PER_SECOND must be a number of at least 0.1"),
         (["DeleteThing=50", "DeleteThing=60"], "'DeleteThing=60': DeleteThing is given twice"),
     ],
 )

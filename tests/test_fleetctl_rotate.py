@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
 
-from fleetctl import cli, rotation
+from fleetctl import cli, pacing, rotation
 from fleetctl.errors import ExitCode, UsageProblem
 from hook.contract import Attr, DeviceStatus, rotation_job_id_prefix, thing_name
 from hook.registry import DeviceRecords, Provenance, timestamp
@@ -448,6 +448,7 @@ def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> Non
         (["--status", "job-1", "--type", "gateway"], "--status JOB_ID takes no --type"),
         (["--resume", "job-1", "--key-algorithm", "RSA-2048"], "it takes no --key-algorithm"),
         (["--status", "job-1", "--rate", "CreateJob=2"], "--status JOB_ID takes no --yes, --rate"),
+        (["--type", "gateway", "--rate", "UpdateCertificate=5"], "'UpdateCertificate=5': expected"),
         (
             ["--type", "gateway", "--rate", "CreateJob=0"],
             "'CreateJob=0': PER_SECOND",
@@ -518,6 +519,25 @@ def test_resume_targets_only_the_failed_devices_still_active_and_not_rotated_sin
     assert sorted(job["targets"]) == [thing_arn("TS-000001"), thing_arn("TS-000003")]
     document = json.loads(fleet.iot.get_job_document(jobId=resumed["jobId"])["document"])
     assert document == {"operation": "rotate-certificate", "keyAlgorithm": "RSA-2048"}
+
+
+def test_resume_leaves_out_a_failed_device_a_newer_unfinished_job_asked(fleet: Fleet) -> None:
+    for serial in ("TS-000001", "TS-000002"):
+        fleet.provision(serial)
+    rotation_job(fleet, f"{BASE}-rotate-20250101000000", "TS-000001", "TS-000002")
+    for serial in ("TS-000001", "TS-000002"):
+        report(f"{BASE}-rotate-20250101000000", serial, "FAILED")
+    [newer] = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"]
+
+    plan = fleet.run_json("rotate", "--resume", f"{BASE}-rotate-20250101000000", "--dry-run")
+
+    assert [row["serial"] for row in plan["targets"]] == ["TS-000002"]
+    assert plan["skipped"] == [
+        {
+            "serial": "TS-000001",
+            "reason": f"asked by job {newer['jobId']}, not finished (see rotate --status)",
+        }
+    ]
 
 
 def test_resume_refuses_a_job_that_is_not_a_rotation_and_a_job_that_does_not_exist(fleet: Fleet) -> None:
@@ -604,3 +624,22 @@ def test_show_prints_the_rotation_facts_of_the_registry_item(fleet: Fleet) -> No
     for fact in (Attr.ROTATION_FAILURE_REASON, Attr.ROTATION_JOB_ID, "device lost its new key"):
         assert fact in shown.stdout
     assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE
+
+
+def test_rotate_paces_what_it_asks_aws_iot_at_the_rates_given(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.provision("TS-000001")
+    taken: list[str] = []
+    original = pacing.Pacer.take
+
+    def recording(self: pacing.Pacer, operation: str) -> float:
+        taken.append(operation)
+        return original(self, operation)
+
+    monkeypatch.setattr(pacing.Pacer, "take", recording)
+
+    fleet.run_json("rotate", "--type", "temperature-sensor", "--yes", "--rate", "CreateJob=5")
+
+    assert set(taken) == {"ListJobs", "CreateJob"}  # no job in progress: no executions to list
+    assert set(taken) <= pacing.ROTATION_APIS
