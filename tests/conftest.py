@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from fleetctl import pacing
 from hook import handler
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
 from tests.support import (
@@ -130,6 +131,20 @@ def fleet(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     outputs.write_text(json.dumps(stack_outputs), encoding="utf-8")
     with one_moto_request_at_a_time():
         yield Fleet(dynamodb, iot, claim["certificateId"], outputs, tmp_path)
+
+
+@pytest.fixture
+def paced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The AWS IoT operations fleetctl's pacer gave a token to, in order."""
+    operations: list[str] = []
+    take = pacing.Pacer.take
+
+    def recording(self: pacing.Pacer, operation: str) -> float:
+        operations.append(operation)
+        return take(self, operation)
+
+    monkeypatch.setattr(pacing.Pacer, "take", recording)
+    return operations
 
 
 @pytest.fixture

@@ -626,20 +626,12 @@ def test_show_prints_the_rotation_facts_of_the_registry_item(fleet: Fleet) -> No
     assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE
 
 
-def test_rotate_paces_what_it_asks_aws_iot_at_the_rates_given(
-    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rotate_paces_what_it_asks_aws_iot(fleet: Fleet, paced: list[str]) -> None:
     fleet.provision("TS-000001")
-    taken: list[str] = []
-    original = pacing.Pacer.take
-
-    def recording(self: pacing.Pacer, operation: str) -> float:
-        taken.append(operation)
-        return original(self, operation)
-
-    monkeypatch.setattr(pacing.Pacer, "take", recording)
+    fleet.run_json("rotate", "TS-000001", "--yes")
+    fleet.provision("TS-000002")
 
     fleet.run_json("rotate", "--type", "temperature-sensor", "--yes", "--rate", "CreateJob=5")
 
-    assert set(taken) == {"ListJobs", "CreateJob"}  # no job in progress: no executions to list
-    assert set(taken) <= pacing.ROTATION_APIS
+    assert paced == ["ListJobs", "CreateJob", "ListJobs", "ListJobExecutionsForJob", "CreateJob"]
+    assert set(paced) == pacing.ROTATION_APIS  # what --rate takes for rotate
