@@ -16,6 +16,7 @@ from moto import mock_aws
 from fleetctl import pacing
 from hook import handler
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
+from hook.registry import DeviceRecords
 from tests.support import (
     BASE,
     CLAIM_POLICY,
@@ -108,6 +109,12 @@ class _CurrentStdout:
 def no_outputs_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """fleetctl reads no stack outputs from the environment: each test names them, or not."""
     monkeypatch.delenv("FLEETCTL_OUTPUTS", raising=False)
+
+
+@pytest.fixture
+def registry(dynamodb: Any) -> DeviceRecords:
+    """The device registry in the ``dynamodb`` fixture's table."""
+    return DeviceRecords(dynamodb, TABLE_NAME)
 
 
 @pytest.fixture

@@ -90,6 +90,11 @@ def create_registry_table(client: Any, table_name: str = TABLE_NAME) -> None:
     )
 
 
+def in_hours(hours: float) -> str:
+    """The registry's timestamp ``hours`` from now (negative: ago)."""
+    return timestamp(datetime.now(UTC) + timedelta(hours=hours))
+
+
 def registry_contents(client: Any) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """The registry table's device items by serial and its certificate bindings (certificate -> serial)."""
     pages = client.get_paginator("scan").paginate(TableName=TABLE_NAME, ConsistentRead=True)

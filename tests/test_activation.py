@@ -43,11 +43,6 @@ def shadows(dynamodb: Any) -> Any:
     return boto3.client("iot-data", region_name="us-east-1")
 
 
-@pytest.fixture
-def registry(dynamodb: Any) -> DeviceRecords:
-    return DeviceRecords(dynamodb, TABLE_NAME)
-
-
 def put_device(
     dynamodb: Any,
     serial: str,

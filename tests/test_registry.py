@@ -76,11 +76,6 @@ def deny_reason(registry: DeviceRecords, certificate: str = "device-1", **kwargs
     return caught.value.reason
 
 
-@pytest.fixture
-def registry(dynamodb: Any) -> DeviceRecords:
-    return DeviceRecords(dynamodb, TABLE_NAME)
-
-
 def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry: DeviceRecords) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     item = stored(dynamodb)

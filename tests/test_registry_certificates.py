@@ -3,7 +3,6 @@ and an operator's re-provisioning grant consumed by the hook's approval."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -12,13 +11,14 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
-from hook.registry import DeviceRecords, Item, Provenance, TransitionRefused, timestamp
+from hook.registry import DeviceRecords, Item, Provenance, TransitionRefused
 from hook.rules import DeviceRequest
 from tests.support import (
     CLAIM_CERTIFICATE_ID,
     TABLE_NAME,
     TEMPLATE_ARN,
     certificate_id,
+    in_hours,
     registry_contents,
 )
 
@@ -30,15 +30,6 @@ ORIGINAL = certificate_id("original")
 
 def provenance(certificate: str) -> Provenance:
     return Provenance(certificate_id(certificate), CLAIM_CERTIFICATE_ID, TEMPLATE_ARN, SERIAL)
-
-
-def in_hours(hours: float) -> str:
-    return timestamp(datetime.now(UTC) + timedelta(hours=hours))
-
-
-@pytest.fixture
-def registry(dynamodb: Any) -> DeviceRecords:
-    return DeviceRecords(dynamodb, TABLE_NAME)
 
 
 @pytest.fixture

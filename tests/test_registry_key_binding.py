@@ -4,7 +4,6 @@ re-provisioning grant and the rotation bound by the key too; an operator moving 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from hook.registry import (
     PublicKeyInUse,
     TransitionRefused,
     devices_and_bindings,
-    timestamp,
 )
 from hook.rules import DeviceRequest
 from tests.support import (
@@ -37,6 +35,7 @@ from tests.support import (
     certificate_id,
     device_certificate,
     device_key,
+    in_hours,
     key_fingerprint,
 )
 
@@ -90,15 +89,6 @@ def denial(registry: DeviceRecords, who: Provenance, *, key_binding: bool = True
         approve(registry, who, key_binding=key_binding)
     assert "BEGIN" not in denied.value.detail  # a certificate is never repeated in a logged detail
     return denied.value.reason
-
-
-def in_hours(hours: float) -> str:
-    return timestamp(datetime.now(UTC) + timedelta(hours=hours))
-
-
-@pytest.fixture
-def registry(dynamodb: Any) -> DeviceRecords:
-    return DeviceRecords(dynamodb, TABLE_NAME)
 
 
 @pytest.fixture

@@ -43,11 +43,6 @@ TYPES = ("temperature-sensor", "humidity-sensor", "gateway")
 INDEX_KEYS = (Attr.STATUS_SHARD, Attr.TYPE_SHARD)
 
 
-@pytest.fixture
-def registry(dynamodb: Any) -> DeviceRecords:
-    return DeviceRecords(dynamodb, TABLE_NAME)
-
-
 def request_for(serial: str, device_type: str) -> DeviceRequest:
     parameters = valid_parameters(SerialNumber=serial, DeviceType=device_type, FirmwareVersion="2.1.0")
     return validate_request(parameters, parse_rules(RULES))
