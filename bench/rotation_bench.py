@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 from fleetctl.cli import app
 from hook.contract import Attr, DeviceStatus
 from local.deployment import eventually
-from local.device import DeviceKeys, Identity, KeyAlgorithm, ProvisionedDevice, provision
+from local.device import DeviceKeys, Identity, KeyAlgorithm, ProvisionedDevice
 from local.emulator import ACCESS_KEY
 from local.rotation_job import JobStatus, RotationOutcome, rotate_by_job
 from local.sandbox import Sandbox, sandbox
@@ -45,14 +45,7 @@ def provision_devices(box: Sandbox, count: int, concurrency: int) -> list[Provis
 
     def one(number: int) -> ProvisionedDevice:
         identity = Identity(f"HS-8{number:05d}", DEVICE_TYPE, "AcmeIoT", "1.0.0", "rotation-bench")
-        return provision(
-            target.broker,
-            target.claim,
-            f"{target.claim_client_id_prefix}{identity.serial_number}",
-            target.template_name,
-            identity,
-            keys=DeviceKeys(KeyAlgorithm.EC_P256),
-        )
+        return target.provision(identity, DeviceKeys(KeyAlgorithm.EC_P256))
 
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(one, range(count)))

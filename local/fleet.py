@@ -9,9 +9,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from local.device import (
+    AwsKeys,
     Broker,
     Credentials,
     DeviceError,
+    Identity,
+    KeySource,
     ProvisionedDevice,
     Rejected,
     Session,
@@ -50,7 +53,22 @@ class FleetTarget:
 
     def claim_session(self, serial_number: str) -> Session:
         """A connection with the claim certificate, as the device of ``serial_number`` makes it."""
-        return Session(self.broker, self.claim, f"{self.claim_client_id_prefix}{serial_number}")
+        return Session(self.broker, self.claim, self._claim_client_id(serial_number))
+
+    def provision(self, identity: Identity, keys: KeySource | None = None) -> ProvisionedDevice:
+        """Provision the device of ``identity`` by claim (:func:`~local.device.provision`) with ``keys``
+        (AWS IoT makes the key pair when none are given)."""
+        return provision(
+            self.broker,
+            self.claim,
+            self._claim_client_id(identity.serial_number),
+            self.template_name,
+            identity,
+            keys=AwsKeys() if keys is None else keys,
+        )
+
+    def _claim_client_id(self, serial_number: str) -> str:
+        return f"{self.claim_client_id_prefix}{serial_number}"
 
 
 @dataclass(frozen=True)
@@ -81,14 +99,7 @@ def run_device(target: FleetTarget, device: FleetDevice) -> Outcome:
     started = time.perf_counter()
     identity = device.identity
     try:
-        provisioned = provision(
-            target.broker,
-            target.claim,
-            f"{target.claim_client_id_prefix}{identity.serial_number}",
-            target.template_name,
-            identity,
-            keys=device.keys,
-        )
+        provisioned = target.provision(identity, device.keys)
     except Rejected as rejection:
         return Outcome(
             device,

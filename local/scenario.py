@@ -40,7 +40,6 @@ from local.device import (
     key_algorithm,
     telemetry_topic,
 )
-from local.device import provision as provision_device
 from local.factory import write_manifest
 from local.fleet import HOOK_DENIED, Outcome, provision_fleet, with_hook_reasons
 from local.report import outcome_result
@@ -401,13 +400,7 @@ def provision_and_connect(deployment: Deployment, identity: Identity) -> Provisi
     """Provision a fresh device by claim, wait until the registry has it ``ACTIVE``, and show that it
     connects as its thing and publishes its telemetry (the connection is closed on return)."""
     target = deployment.target
-    device = provision_device(
-        target.broker,
-        target.claim,
-        f"{target.claim_client_id_prefix}{identity.serial_number}",
-        target.template_name,
-        identity,
-    )
+    device = target.provision(identity)
     registry = deployment.wait_for_status([identity.serial_number], DeviceStatus.ACTIVE)
     item = present(registry.get(identity.serial_number), f"registry item {identity.serial_number}")
     expect_equal(item[Attr.STATUS], DeviceStatus.ACTIVE, f"{identity.serial_number} status")

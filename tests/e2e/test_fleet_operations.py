@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hook.contract import Attr, DeviceStatus, RejectionReason, device_type_resource_name, thing_name
-from local.device import ConnectRefused, Identity, ProvisionedDevice, Rejected, provision
+from local.device import ConnectRefused, Identity, ProvisionedDevice, Rejected
 from local.fleet import HOOK_DENIED
 from local.hook_logs import Denial
 from local.sandbox import Sandbox
@@ -131,13 +131,7 @@ def test_a_decommissioned_serial_cannot_provision_again(
 
     # The same serial comes back: a new device with the claim certificate and new keys.
     with pytest.raises(Rejected) as rejected:
-        provision(
-            box.target.broker,
-            box.target.claim,
-            f"{box.target.claim_client_id_prefix}{identity.serial_number}",
-            box.target.template_name,
-            identity,
-        )
+        box.target.provision(identity)
     assert rejected.value.operation == "RegisterThing"
     assert rejected.value.error_code == HOOK_DENIED
     assert _hook_denial(box, identity.serial_number).reason == RejectionReason.DEVICE_DECOMMISSIONED

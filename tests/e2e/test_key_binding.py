@@ -40,7 +40,6 @@ from local.device import (
     ProvisionedDevice,
     Rejected,
     Session,
-    provision,
     telemetry_topic,
 )
 from local.factory import KeyForm, write_manifest
@@ -78,15 +77,7 @@ def _preregister(
 
 
 def _provision(box: Sandbox, identity: Identity, keys: KeySource) -> ProvisionedDevice:
-    target = box.target
-    return provision(
-        target.broker,
-        target.claim,
-        f"{target.claim_client_id_prefix}{identity.serial_number}",
-        target.template_name,
-        identity,
-        keys=keys,
-    )
+    return box.target.provision(identity, keys)
 
 
 def _denied(box: Sandbox, identity: Identity, keys: KeySource) -> tuple[RejectionReason, str]:
@@ -141,6 +132,16 @@ def _provisioned_and_active(box: Sandbox, identity: Identity, element: SecureEle
     registry = box.wait_for_status([identity.serial_number], DeviceStatus.ACTIVE)
     assert registry[identity.serial_number][Attr.STATUS] == DeviceStatus.ACTIVE
     return device
+
+
+def _bound_device(
+    box: Sandbox, fleetctl: Fleetctl, tmp_path: Path, serial: str
+) -> tuple[Identity, SecureElement, ProvisionedDevice]:
+    """A device with its own element, pre-registered with the element's key, provisioned and ACTIVE."""
+    identity = _identity(serial)
+    element = SecureElement()
+    _preregister(fleetctl, tmp_path, identity, element)
+    return identity, element, _provisioned_and_active(box, identity, element)
 
 
 # --- the genuine device ---------------------------------------------------------------------------------
@@ -250,10 +251,7 @@ def test_a_serial_preregistered_without_a_key_is_denied_for_a_type_that_binds_ke
 def test_a_clone_of_a_bound_serial_is_denied_and_the_genuine_device_keeps_working(
     box: Sandbox, fleetctl: Fleetctl, tmp_path: Path
 ) -> None:
-    identity = _identity("SL-963001")
-    element = SecureElement()
-    _preregister(fleetctl, tmp_path, identity, element)
-    genuine = _provisioned_and_active(box, identity, element)
+    identity, _, genuine = _bound_device(box, fleetctl, tmp_path, "SL-963001")
     item_before = _raw_item(box, identity.serial_number)
 
     reason, certificate_id = _denied(box, identity, SecureElement())  # the same serial, its own element
@@ -294,10 +292,7 @@ def _current_certificate(box: Sandbox, serial: str, certificate_id: str) -> dict
 def test_a_bound_device_rotates_with_its_elements_key_and_a_csr_of_another_key_is_refused(
     box: Sandbox, fleetctl: Fleetctl, tmp_path: Path
 ) -> None:
-    identity = _identity("SL-964001")
-    element = SecureElement()
-    _preregister(fleetctl, tmp_path, identity, element)
-    device = _provisioned_and_active(box, identity, element)
+    identity, element, device = _bound_device(box, fleetctl, tmp_path, "SL-964001")
 
     job_id = _rotation_job(fleetctl, identity.serial_number)
     refused = rotate_by_job(box.target.broker, device.thing_name, device.credentials, device.certificate_id)
@@ -331,10 +326,7 @@ def test_a_bound_device_rotates_with_its_elements_key_and_a_csr_of_another_key_i
 def test_reprovisioning_a_bound_serial_under_a_grant_needs_the_bound_key(
     box: Sandbox, fleetctl: Fleetctl, tmp_path: Path
 ) -> None:
-    identity = _identity("SL-965001")
-    element = SecureElement()
-    _preregister(fleetctl, tmp_path, identity, element)
-    device = _provisioned_and_active(box, identity, element)
+    identity, element, device = _bound_device(box, fleetctl, tmp_path, "SL-965001")
     fleetctl("reprovision", identity.serial_number, "--reason", "RMA-7731: factory reset")
 
     reason, certificate_id = _denied(box, identity, DeviceKeys(KeyAlgorithm.EC_P256))

@@ -9,7 +9,7 @@ import pytest
 
 from hook.contract import Attr, DeviceStatus, RejectionReason
 from local.deployment import eventually
-from local.device import Identity, Rejected, Session, provision
+from local.device import Identity, Rejected, Session
 from local.fleet import HOOK_DENIED
 from local.sandbox import Sandbox
 from local.scenario import expect_new_connection_refused, provision_and_connect
@@ -23,15 +23,8 @@ REASON = "RMA-7731: main board replaced"
 
 
 def _provision_again(box: Sandbox, identity: Identity) -> str:
-    target = box.target
-    device = provision(
-        target.broker,
-        target.claim,
-        f"{target.claim_client_id_prefix}{identity.serial_number}",
-        target.template_name,
-        identity,
-    )
-    with Session(target.broker, device.credentials, device.thing_name):
+    device = box.target.provision(identity)
+    with Session(box.target.broker, device.credentials, device.thing_name):
         pass  # the new certificate connects as the same thing
     return device.certificate_id
 
