@@ -29,10 +29,10 @@ from tests.support import (
     output_lines,
     valid_parameters,
 )
-from tests.test_handler import DENIED, emf_metrics, registry_count
+from tests.unit.test_handler import DENIED, emf_metrics, registry_count
 
 Invoke = Callable[[Any], dict[str, Any]]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BINDING_RULES: dict[str, Any] = RULES | {
     "deviceTypes": RULES["deviceTypes"]
     | {"temperature-sensor": RULES["deviceTypes"]["temperature-sensor"] | {"keyBinding": True}}

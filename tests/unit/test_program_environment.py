@@ -9,7 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEV_ONLY_MODULES = {
     "aws-lambda-powertools": ["aws_lambda_powertools"],
     "moto": ["moto"],

@@ -16,7 +16,7 @@ from program.device_types import DEFAULT_DEVICE_TYPES
 from program.settings import TEMPLATE_NAME_MAX_LENGTH, Settings, SettingsError
 from tests.support import rules_entry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse(stack: str = "dev", **values: Any) -> Settings:

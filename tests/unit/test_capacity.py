@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # bench/ is not a package: its scripts run as files, and mypy knows this one as the module ``capacity``.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from capacity import (
     ATTACH_POLICY,
