@@ -88,7 +88,7 @@ from fleetctl.pacing import IOT_RATES, Pacer, aws_iot_pacer, paced_seconds  # no
 from fleetctl.selection import Selectors  # noqa: E402
 from fleetctl.selection import resolve as resolve_selection  # noqa: E402
 from hook.contract import REGISTRY_SHARDS, Attr, DeviceStatus, device_type_resource_name, thing_name  # noqa: E402
-from hook.registry import shard_attributes, timestamp  # noqa: E402
+from hook.registry_items import shard_attributes, timestamp  # noqa: E402
 from tests.support import RULES, TABLE_NAME, create_registry_table, one_moto_request_at_a_time  # noqa: E402
 
 REGION: Final = "us-east-1"

@@ -17,7 +17,7 @@ Noise: each figure is measured in ``--rounds`` rounds, the measured side and its
 each round; a round gives one ratio, and the figure is the median of the rounds' ratios, printed with their
 spread (lowest-highest) and every round's value. Nothing is dropped.
 
-1. Cold start ratio: ``import hook.handler`` plus its first invocation (one real approval written to a
+1. Cold start ratio: ``import hook.pre_provisioning`` plus its first invocation (one real approval written to a
    moto server on 127.0.0.1), divided by ``import boto3`` plus creating one DynamoDB client. Each runs in a
    fresh interpreter started in the unpacked function package, with the same environment and preamble,
    timed inside the interpreter with ``time.perf_counter()``. A round runs ``--cold-runs`` interpreters of
@@ -90,12 +90,12 @@ except ImportError as missing:  # moto's server needs Flask, which moto[dynamodb
 
 from figures import Figure, print_figures  # noqa: E402
 
-from components.hook_package import HOOK_HANDLER  # noqa: E402
-from hook import handler  # noqa: E402
+from components.function_archives import PRE_PROVISIONING, package_bytes  # noqa: E402
+from fleetctl.operator_transitions import OperatorRecords  # noqa: E402
+from hook import pre_provisioning, runtime  # noqa: E402
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV  # noqa: E402
-from hook.registry import DeviceRecords, timestamp  # noqa: E402
+from hook.registry_items import timestamp  # noqa: E402
 from hook.rules import parse_rules, validate_request  # noqa: E402
-from local.resources.compute import zip_archive  # noqa: E402
 from program.device_types import DEFAULT_DEVICE_TYPES  # noqa: E402
 from tests.pulumi_mocks import deploy  # noqa: E402
 from tests.support import (  # noqa: E402
@@ -148,7 +148,7 @@ sys.stdout = open(os.devnull, "w")
 """
 _HOOK_COLD_START = f"""
 start = time.perf_counter()
-from hook.handler import lambda_handler
+from hook.pre_provisioning import lambda_handler
 answer = lambda_handler(event, Context())
 elapsed = time.perf_counter() - start
 binding_modules = sorted(
@@ -222,7 +222,7 @@ def binding_device(number: int) -> Device:
     )
 
 
-def preregister(records: DeviceRecords, device: Device) -> None:
+def preregister(records: OperatorRecords, device: Device) -> None:
     """Pre-register ``device`` with its key, as ``fleetctl preregister`` does from a factory manifest."""
     request = validate_request(device.parameters, parse_rules(BINDING_RULES))
     if records.preregister(request, timestamp(), public_key_sha256=device.key_sha256) is not None:
@@ -246,7 +246,7 @@ BINDING: Final = Case("binding", BINDING_RULES, binding_device)
 
 
 @contextlib.contextmanager
-def _moto_server() -> Iterator[tuple[str, DeviceRecords]]:
+def _moto_server() -> Iterator[tuple[str, OperatorRecords]]:
     """A moto server on a free loopback port, with the registry table; yields its endpoint URL and the
     registry's records through a client of this process."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on stderr
@@ -270,7 +270,7 @@ def _moto_server() -> Iterator[tuple[str, DeviceRecords]]:
             aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
         )
         create_registry_table(client, TABLE_NAME)
-        yield endpoint, DeviceRecords(client, TABLE_NAME)
+        yield endpoint, OperatorRecords(client, TABLE_NAME)
     finally:
         server.stop()
 
@@ -322,7 +322,7 @@ class ColdStarts:
 
     SIDES: Final = (PLAIN.name, BINDING.name, "baseline")
 
-    def __init__(self, work_dir: Path, packages: dict[str, bytes], endpoint: str, records: DeviceRecords):
+    def __init__(self, work_dir: Path, packages: dict[str, bytes], endpoint: str, records: OperatorRecords):
         self._records = records
         self._task_dirs: dict[str, Path] = {}
         self._envs: dict[str, dict[str, str]] = {}
@@ -459,22 +459,20 @@ def _configured_hook(work_dir: Path, rules: dict[str, Any]) -> Iterator[None]:
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
-    log_handler: Any = handler.logger.registered_handler
+    log_handler: Any = pre_provisioning.logger.registered_handler
     with (
         _environment(env, remove_prefix="AWS_"),
         open(os.devnull, "w", encoding="utf-8") as devnull,
         contextlib.redirect_stdout(devnull),
     ):
         previous_stream = log_handler.setStream(devnull)
-        handler._rules.cache_clear()
-        handler._registry.cache_clear()
+        runtime.reset()
         try:
             yield
         finally:
             if previous_stream is not None:
                 log_handler.setStream(previous_stream)
-            handler._rules.cache_clear()
-            handler._registry.cache_clear()
+            runtime.reset()
 
 
 @contextlib.contextmanager
@@ -482,7 +480,7 @@ def _hook_on_moto(work_dir: Path) -> Iterator[Any]:
     """The hook against in-process moto holding the registry table; yields the DynamoDB client it uses."""
     with _configured_hook(work_dir, RULES), mock_aws():
         create_registry_table(boto3.client("dynamodb", region_name=REGION), TABLE_NAME)
-        yield handler._registry()._client
+        yield pre_provisioning._registry()._client
 
 
 _CANNED_BODY: Final = b"{}"
@@ -513,7 +511,7 @@ def _hook_on_stub(work_dir: Path, rules: dict[str, Any]) -> Iterator[Any]:
     :func:`_canned_response`; yields that client. No moto, no socket: the client still validates and
     serialises the parameters, resolves the endpoint, signs the request and parses the response."""
     with _configured_hook(work_dir, rules):
-        client = handler._registry()._client
+        client = pre_provisioning._registry()._client
         client.meta.events.register("before-send.dynamodb.*", _canned_response)
         try:
             yield client
@@ -523,7 +521,7 @@ def _hook_on_stub(work_dir: Path, rules: dict[str, Any]) -> Iterator[Any]:
 
 def _approve(event: dict[str, Any]) -> None:
     """Invoke the hook once and insist on an approval."""
-    answer = handler.lambda_handler(event, FakeLambdaContext())
+    answer = pre_provisioning.lambda_handler(event, FakeLambdaContext())
     if answer.get("allowProvisioning") is not True:
         raise RuntimeError(f"the hook did not approve {event['parameters']['SerialNumber']}: {answer}")
 
@@ -546,7 +544,7 @@ def _capture_calls(client: Any, event: dict[str, Any]) -> list[tuple[str, dict[s
 def _timed_decision(event: dict[str, Any], context: FakeLambdaContext) -> float:
     """Seconds of one hook invocation, which must approve."""
     start = time.perf_counter()
-    answer = handler.lambda_handler(event, context)
+    answer = pre_provisioning.lambda_handler(event, context)
     elapsed = time.perf_counter() - start
     if answer.get("allowProvisioning") is not True:
         raise RuntimeError(f"the hook did not approve: {answer}")
@@ -706,12 +704,11 @@ STACKS: Final[dict[str, dict[str, Any]]] = {
 
 
 def function_package(config: dict[str, Any]) -> bytes:
-    """The hook's code exactly as the program declares it for a stack of ``config`` (``hook/**/*.py`` with
-    the stack's ``rules.json`` and ``activation.json``, under Pulumi's mock engine), zipped as the local
-    deployer uploads it."""
+    """The hook's code exactly as the program declares it for a stack of ``config`` (the modules it
+    imports with the stack's ``rules.json``, under Pulumi's mock engine), zipped as Lambda receives it."""
     functions = deploy(config).mocks.of_type("aws:lambda/function:Function")
-    [hook] = [function for function in functions if function.inputs["handler"] == HOOK_HANDLER]
-    return zip_archive(hook.inputs["code"])
+    [hook] = [function for function in functions if function.inputs["handler"] == PRE_PROVISIONING.handler]
+    return package_bytes(hook.inputs["code"])
 
 
 def measure_zip_size(packages: dict[str, bytes]) -> list[Figure]:

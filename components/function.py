@@ -1,7 +1,8 @@
-"""A Lambda function of this project: the packaged hook code, its own log group and a least-privilege role."""
+"""A Lambda function of this project: its own package of `hook/` code, log group and least-privilege role."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import documents
+from components.function_archives import FunctionCode, function_archive
 from components.powertools import ARCHITECTURE, RUNTIME
 from hook.contract import METRICS_NAMESPACE_ENV
 
@@ -18,8 +20,9 @@ class FunctionDefaults:
     """What every function of the stack shares. The components that declare functions retain and tag their
     other resources the same way."""
 
-    code: pulumi.Archive
-    """The packaged ``hook/`` code with its configuration files (the rules, the initial shadows)."""
+    config_files: Mapping[str, str]
+    """The configuration files the stack generates for its functions, by file name (the rules, the
+    activation's configuration); each function's package takes the ones it reads."""
     layer_arn: pulumi.Input[str]
     """The Powertools layer."""
     log_retention_days: int
@@ -33,7 +36,7 @@ class FunctionArgs:
     """What differs between the project's functions."""
 
     function_name: str
-    handler: str
+    code: FunctionCode
     description: str
     statements: pulumi.Input[list[dict[str, Any]]]
     """IAM statements the function needs besides writing its own log group."""
@@ -75,8 +78,8 @@ def create_function(
         description=args.description,
         runtime=RUNTIME,
         architectures=[ARCHITECTURE],
-        handler=args.handler,
-        code=defaults.code,
+        handler=args.code.handler,
+        code=function_archive(args.code, defaults.config_files),
         layers=[defaults.layer_arn],
         role=role.arn,
         timeout=args.timeout,

@@ -9,10 +9,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import documents
+from components.device_registry import RegistryReference
 from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
-from components.hook_package import HOOK_HANDLER
-from components.registry import RegistryReference
+from components.function_archives import PRE_PROVISIONING
 from hook.contract import REGISTRY_TABLE_ENV, Attr, claim_policy_name, device_type_resource_name
 
 SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
@@ -160,7 +160,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             f"{name}-hook",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-provisioning-hook",
-                handler=HOOK_HANDLER,
+                code=PRE_PROVISIONING,
                 description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
                 # The hook's one request is a TransactWriteItems of two Update members (the serial's item
                 # and the certificate's binding, both in this table). TransactWriteItems is no IAM action:

@@ -25,14 +25,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fleetctl.context import AWS_CONCURRENCY
 from fleetctl.errors import FleetctlError
 from fleetctl.pacing import Pacer
+from fleetctl.registry_reads import SCAN_SEGMENTS
 from hook.contract import Attr
-from hook.registry import SCAN_SEGMENTS
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
     from fleetctl.lifecycle import Step
     from fleetctl.selection import Selection
-    from hook.registry import Item
+    from hook.registry_items import Item
 
 WORKERS: Final = AWS_CONCURRENCY - SCAN_SEGMENTS
 """Devices worked on at once. Each client pools :data:`~fleetctl.context.AWS_CONCURRENCY` connections,

@@ -27,7 +27,7 @@ from fleetctl.iot import (
 )
 from fleetctl.registry import count_by_claim_certificate
 from hook.contract import Attr, DeviceStatus
-from hook.registry import Item, timestamp
+from hook.registry_items import Item, timestamp
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
@@ -174,9 +174,9 @@ def record_missing_expiry(
 ) -> ExpiryBackfillReport:
     """Record the certificate expiry of every ``ACTIVE`` device whose item lacks it: a parallel Scan for
     those items, then per item one ``DescribeCertificate`` (``notAfter`` from the PEM) and one conditional
-    ``UpdateItem`` (:meth:`~hook.registry.DeviceRecords.record_certificate_expiry`), ``concurrency`` at a
-    time. Safe to interrupt and re-run: only items still without it are read. ``on_item`` is called per
-    item read."""
+    ``UpdateItem`` (:meth:`~fleetctl.operator_transitions.OperatorRecords.record_certificate_expiry`),
+    ``concurrency`` at a time. Safe to interrupt and re-run: only items still without it are read.
+    ``on_item`` is called per item read."""
     items = stack.records.scan_devices(
         attributes=[Attr.CERTIFICATE_ID],
         having=[Attr.CERTIFICATE_ID],

@@ -42,10 +42,10 @@ from fleetctl.pacing import Pacer
 from fleetctl.progress import progress as show_progress
 from fleetctl.registry import ImportOutcome, ImportResult, ImportTally
 from fleetctl.registry import preregister as preregister_rows
+from fleetctl.registry_reads import SCAN_SEGMENTS
 from fleetctl.spill import Spill
 from hook.contract import Attr, DeviceStatus, RotationKeyAlgorithm
 from hook.public_keys import PublicKeyError, registered_key_sha256
-from hook.registry import SCAN_SEGMENTS
 
 
 class _ReportingGroup(TyperGroup):

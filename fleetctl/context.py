@@ -13,8 +13,8 @@ import boto3
 from botocore.config import Config
 
 from fleetctl.errors import UsageProblem
+from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import TEMPLATE_NAME_SUFFIX, claim_policy_name, thing_name
-from hook.registry import DeviceRecords
 from hook.rules import RulesError, RuleSet, load_rules, parse_rules
 from program.outputs import StackOutput
 
@@ -136,18 +136,19 @@ class StackContext:
             raise UsageProblem(f"hook rules: {error}") from error
 
     @cached_property
-    def records(self) -> DeviceRecords:
+    def records(self) -> OperatorRecords:
         """The devices' records in the registry table, through a DynamoDB client of the stack's region."""
-        table = self.table
-        return DeviceRecords(boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG), table)
+        table = self.table  # first: its error names both ways to supply the stack
+        client = boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG)
+        return OperatorRecords(client, table)
 
     @cached_property
-    def bulk_records(self) -> DeviceRecords:
+    def bulk_records(self) -> OperatorRecords:
         """The registry through a DynamoDB client of its own for bulk writes (a manifest's import): adaptive
         retries, so throttling slows the whole import down rather than failing rows."""
         table = self.table
         client = boto3.client("dynamodb", region_name=self.region, config=_BULK_CLIENT_CONFIG)
-        return DeviceRecords(client, table)
+        return OperatorRecords(client, table)
 
     @cached_property
     def iot(self) -> IoTClient:

@@ -21,7 +21,7 @@ from hook.rules import is_valid_name
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
-    from hook.registry import Item
+    from hook.registry_items import Item
 
 SERIAL_NUMBER_FORM: Final = f"1-{SERIAL_NUMBER_MAX_LENGTH} characters of A-Z a-z 0-9 : _ -"
 

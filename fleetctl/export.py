@@ -17,7 +17,8 @@ from fleetctl.errors import UsageProblem
 from hook.contract import Attr, DeviceStatus
 
 if TYPE_CHECKING:
-    from hook.registry import DeviceRecords, Item
+    from fleetctl.operator_transitions import OperatorRecords
+    from hook.registry_items import Item
 
 
 class ExportFormat(StrEnum):
@@ -77,7 +78,7 @@ binding items' attribute (binding items are never exported)."""
 
 
 def export_devices(
-    records: DeviceRecords,
+    records: OperatorRecords,
     export_format: ExportFormat,
     destination: Path | None,
     *,
@@ -88,10 +89,10 @@ def export_devices(
     """Write the devices in ``status`` and/or of ``device_type`` (every device when neither) to
     ``destination`` (stdout when ``None``), calling ``on_item`` per device; returns how many were written.
 
-    They are read as :meth:`~hook.registry.DeviceRecords.devices` reads them: a selection through the sharded
-    indexes, the whole registry by a parallel Scan, so binding items never come up. A file is written
-    under a temporary name beside it and renamed when complete, so an interrupted export never leaves a
-    file that looks whole."""
+    They are read as :meth:`~fleetctl.registry_reads.RegistryReads.devices` reads them: a selection through
+    the sharded indexes, the whole registry by a parallel Scan, so binding items never come up. A file is
+    written under a temporary name beside it and renamed when complete, so an interrupted export never leaves
+    a file that looks whole."""
     devices = records.devices(status, device_type)
     if destination is None:
         return _write(devices, export_format, sys.stdout, on_item)

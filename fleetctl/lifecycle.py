@@ -15,11 +15,11 @@ from fleetctl.devices import Device, device_of, find_device
 from fleetctl.errors import UsageProblem
 from fleetctl.iot import attached_policies, describe_certificate
 from hook.contract import STALE_APPROVAL_AFTER_SECONDS, Attr, DeviceStatus
-from hook.registry import timestamp
+from hook.registry_items import timestamp
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
-    from hook.registry import Item
+    from hook.registry_items import Item
 
 REVOKED: Final = "REVOKED"
 DELETE_THING_ATTEMPTS: Final = 6

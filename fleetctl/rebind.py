@@ -3,10 +3,10 @@ element was replaced or whose factory manifest carried the wrong key.
 
 Only a ``PREREGISTERED`` or ``ACTIVE`` serial may move; the key must not be registered for another serial.
 The registry records the previous key, who moved it (the caller's identity), when and why, in the same
-transaction that moves the key's binding (:meth:`~hook.registry.DeviceRecords.rebind_key`). An ``ACTIVE``
-device keeps its current certificate, issued for the previous key, until it gets one for the new key:
-``fleetctl reprovision`` lets it provision once more, and the hook then admits only the new key. A rotation
-in progress is dropped: its certificate was issued for the previous key.
+transaction that moves the key's binding (:meth:`~fleetctl.operator_transitions.OperatorRecords.rebind_key`).
+An ``ACTIVE`` device keeps its current certificate, issued for the previous key, until it gets one for the
+new key: ``fleetctl reprovision`` lets it provision once more, and the hook then admits only the new key. A
+rotation in progress is dropped: its certificate was issued for the previous key.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fleetctl.errors import NotFound, UsageProblem
+from fleetctl.operator_transitions import PublicKeyInUse
 from hook.contract import Attr, DeviceStatus
-from hook.registry import PublicKeyInUse
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext

@@ -1,5 +1,6 @@
-"""Operator work on the registry built from the shared :class:`~hook.registry.DeviceRecords`: importing a
-factory manifest at fleet scale and counting approvals per claim certificate."""
+"""Operator work on the registry built from the shared
+:class:`~fleetctl.operator_transitions.OperatorRecords`: importing a factory manifest at fleet scale and
+counting approvals per claim certificate."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.errors import AwsProblem
+from fleetctl.operator_transitions import PublicKeyInUse
 from hook.contract import Attr, DeviceStatus
-from hook.registry import Item, PublicKeyInUse, request_attributes, timestamp
+from hook.registry_items import Item, request_attributes, timestamp
 
 if TYPE_CHECKING:
     from fleetctl.manifest import ManifestRow
+    from fleetctl.operator_transitions import OperatorRecords
     from fleetctl.spill import Spill
-    from hook.registry import DeviceRecords
 
 QUEUED_PER_WORKER: Final = 2
 """Rows submitted per request in flight: the import's window is ``QUEUED_PER_WORKER * concurrency`` rows."""
@@ -76,7 +78,7 @@ class ImportTally:
 
 
 def preregister(
-    records: DeviceRecords,
+    records: OperatorRecords,
     rows: Iterable[ManifestRow],
     on_result: Callable[[ManifestRow, ImportResult], None],
     *,
@@ -85,7 +87,7 @@ def preregister(
     """Store each row as ``PREREGISTERED`` unless its serial exists, and call ``on_result`` for each row, in
     row order.
 
-    One request per row: the conditional ``PutItem`` of :meth:`DeviceRecords.preregister`, or for a row
+    One request per row: the conditional ``PutItem`` of :meth:`OperatorRecords.preregister`, or for a row
     with a public key its one ``TransactWriteItems`` (the device item and the key's binding).
     ``BatchWriteItem`` cannot be conditional, and a device may be approved between a check and a batch
     write. A refused write returns the stored item, which decides ``unchanged`` or ``conflict`` without
@@ -146,8 +148,8 @@ def preregister(
             raise
 
 
-def _preregister_row(records: DeviceRecords, row: ManifestRow, now: str) -> Item | None:
-    """:meth:`DeviceRecords.preregister` of one row, attempted again while its transaction is cancelled only
+def _preregister_row(records: OperatorRecords, row: ManifestRow, now: str) -> Item | None:
+    """:meth:`OperatorRecords.preregister` of one row, attempted again while its transaction is cancelled only
     for reasons another attempt may get past."""
     attempt = 1
     while True:
@@ -176,7 +178,7 @@ def _cancel(window: Iterable[tuple[ManifestRow, Future[ImportResult]]]) -> None:
         future.cancel()
 
 
-def count_by_claim_certificate(records: DeviceRecords) -> Counter[str]:
+def count_by_claim_certificate(records: OperatorRecords) -> Counter[str]:
     """How many devices were approved through each claim certificate, in any state after approval.
 
     Nearly every device of a fleet has been approved, so this reads the whole registry with a parallel

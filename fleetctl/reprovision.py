@@ -3,7 +3,8 @@ certificate, for a while (a device whose key was lost or wiped, or that was rest
 
 The hook approves the device's next ``RegisterThing`` with a new certificate while the grant lasts; the
 device stays ``ACTIVE`` on the same thing, and the certificate it replaces is retired
-(``hook/certificate_retirement.py``). The grant is written through :class:`~hook.registry.DeviceRecords`.
+(``hook/certificate_retirement.py``). The grant is written through
+:class:`~fleetctl.operator_transitions.OperatorRecords`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from fleetctl.errors import NotFound, UsageProblem
+from fleetctl.operator_transitions import TransitionRefused
 from hook.contract import Attr, DeviceStatus
-from hook.registry import TransitionRefused, timestamp
+from hook.registry_items import timestamp
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext

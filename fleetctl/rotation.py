@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from fleetctl.context import StackContext
     from fleetctl.pacing import Pacer
     from fleetctl.selection import Selection
-    from hook.registry import Item
+    from hook.registry_items import Item
 
 JOB_TARGETS_MAX: Final = 100
 """Things per job. CreateJob's model sets no maximum, but the AWS IoT API Reference (AssociateTargetsWithJob)

@@ -4,14 +4,14 @@ intersection (a device must match every one given).
 Each selector is read the cheapest way that reads no device twice and holds no more than a page of items:
 
 - SERIAL and ``--file PATH`` (named serials): ``BatchGetItem``, 100 keys a request, read consistently
-  (:meth:`~hook.registry.DeviceRecords.get_many`). The operator named the devices, so exactly their items
-  are read, and a serial the registry lacks is reported rather than silently missing. The other selectors
-  are checked on each item read, so a named serial that misses one is reported with why. The file is read
-  twice and never held: first every line is checked and an 8-byte digest of each serial kept
+  (:meth:`~fleetctl.registry_reads.RegistryReads.get_many`). The operator named the devices, so exactly their
+  items are read, and a serial the registry lacks is reported rather than silently missing. The other
+  selectors are checked on each item read, so a named serial that misses one is reported with why. The file
+  is read twice and never held: first every line is checked and an 8-byte digest of each serial kept
   (:class:`~fleetctl.repeats.RepeatFinder`, 8 MB a million), so bad lines are reported before anything is
   done and repeats are asked once; then the serials are streamed, 100 a request.
 - ``--type T``: the type's 16 shards of the ``byTypeShard`` index
-  (:meth:`~hook.registry.DeviceRecords.devices`), the other selectors a filter expression: only that
+  (:meth:`~fleetctl.registry_reads.RegistryReads.devices`), the other selectors a filter expression: only that
   type's items are read, whatever the fleet's size.
 - the state a command acts on (``rotate``: ``ACTIVE``) without ``--type``: that state's shards of
   ``byStatusShard``, the other selectors a filter.
@@ -40,14 +40,15 @@ from boto3.dynamodb.conditions import ConditionBase
 
 from fleetctl.devices import SERIAL_NUMBER_FORM, is_serial_number
 from fleetctl.errors import UsageProblem
+from fleetctl.registry_reads import BATCH_GET_MAX
 from fleetctl.repeats import RepeatFinder, digest
 from hook.contract import Attr, DeviceStatus
-from hook.registry import BATCH_GET_MAX, timestamp
+from hook.registry_items import timestamp
 from program.outputs import StackOutput
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
-    from hook.registry import Item
+    from hook.registry_items import Item
 
 MOMENT_FORM: Final = (
     "an ISO date (2025-06-30) or date and time (2025-06-30T12:00:00, UTC unless it gives an offset)"
@@ -192,7 +193,8 @@ class Selection:
     def _read_named(
         self, stack: StackContext, serials: Iterator[str], shown: list[Attr]
     ) -> Iterator[Candidate]:
-        """The items of ``serials``, :data:`~hook.registry.BATCH_GET_MAX` a request, in the order named."""
+        """The items of ``serials``, :data:`~fleetctl.registry_reads.BATCH_GET_MAX` a request, in the order
+        named."""
         while batch := list(islice(serials, BATCH_GET_MAX)):
             items = {
                 item[Attr.SERIAL_NUMBER]: item for item in stack.records.get_many(batch, attributes=shown)
@@ -203,7 +205,7 @@ class Selection:
 
     def _filter(self) -> ConditionBase | None:
         """``--claim-generation`` and ``--provisioned-before`` as a filter expression (``--type`` is the
-        index's key or its filter, :meth:`~hook.registry.DeviceRecords.devices`)."""
+        index's key or its filter, :meth:`~fleetctl.registry_reads.RegistryReads.devices`)."""
         conditions: list[ConditionBase] = []
         if self.claim_certificate_id is not None:
             conditions.append(Attribute(Attr.CLAIM_CERTIFICATE_ID).eq(self.claim_certificate_id))

@@ -12,25 +12,20 @@ retries run out.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.iot_registry_event import IoTCoreThingEvent
-from botocore.config import Config
 
+from hook import runtime
 from hook.activation_config import ActivationConfig
 from hook.certificate_expiry import certificate_not_after
 from hook.contract import (
     ACTIVATION_CONFIG_ENV,
     ACTIVATION_CONFIG_FILE_NAME,
-    IOT_DATA_ENDPOINT_ENV,
     Attr,
     DeviceStatus,
     Metric,
@@ -38,11 +33,8 @@ from hook.contract import (
     metrics_namespace_from_environment,
     serial_number_of,
 )
-from hook.registry import DeviceRecords, Item, registry_from_environment
-
-CLIENT_CONFIG: Final = Config(
-    connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 3, "mode": "standard"}
-)
+from hook.registry_items import Item
+from hook.registry_transitions import DeviceRecords, registry_from_environment
 
 logger = Logger(service=Service.ACTIVATION.value)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Service.ACTIVATION.value)
@@ -111,25 +103,21 @@ def _unexpected(item: Item) -> str:
     return "unexpected-state"
 
 
-@functools.cache
+@runtime.once
 def _config() -> ActivationConfig:
-    return ActivationConfig.load(
-        Path(os.environ.get(ACTIVATION_CONFIG_ENV) or Path(__file__).with_name(ACTIVATION_CONFIG_FILE_NAME))
-    )
+    return ActivationConfig.load(runtime.packaged_file(ACTIVATION_CONFIG_ENV, ACTIVATION_CONFIG_FILE_NAME))
 
 
-@functools.cache
+@runtime.once
 def _registry() -> DeviceRecords:
-    return registry_from_environment(CLIENT_CONFIG)
+    return registry_from_environment(runtime.FUNCTION_CLIENT_CONFIG)
 
 
-@functools.cache
+@runtime.once
 def _iot() -> Any:
-    return boto3.client("iot", config=CLIENT_CONFIG)
+    return runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)
 
 
-@functools.cache
+@runtime.once
 def _shadows() -> Any:
-    return boto3.client(
-        "iot-data", endpoint_url=os.environ.get(IOT_DATA_ENDPOINT_ENV) or None, config=CLIENT_CONFIG
-    )
+    return runtime.client("iot-data", runtime.FUNCTION_CLIENT_CONFIG)

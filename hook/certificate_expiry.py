@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hook.registry import timestamp
+from hook.registry_items import timestamp
 
 
 def certificate_not_after(iot: Any, certificate_id: str) -> str | None:

@@ -23,7 +23,7 @@ such attachment) counts as done. Any other error fails that record only: Powerto
 reports it in ``batchItemFailures`` (the event source mapping needs ``ReportBatchItemFailures``) and
 Lambda retries from it. Every failed record is counted (``CertificateRetirementFailed``, alarmed on) and
 logged with its error; a record that still fails when the mapping's retries run out is sent to its
-on-failure queue (``components/certificates.py``).
+on-failure queue (``components/certificate_lifecycle.py``).
 
 The certificate's ARN is read with ``DescribeCertificate`` rather than built from the function's own
 ARN: AWS says what the ARN is (partition, region, account and format are not assumed, also on an
@@ -33,12 +33,9 @@ certificate, which happens once per rotation.
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -48,7 +45,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from botocore.exceptions import ClientError
 
-from hook.activation import CLIENT_CONFIG
+from hook import runtime
 from hook.contract import (
     REGISTRY_PARTITION_KEY,
     STACK_BASE_NAME_ENV,
@@ -120,9 +117,10 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     dropped = dropped_certificates(old, change.new_image)
     if not dropped:
         return []
-    thing = _text(old, Attr.THING_NAME) or thing_name(_base_name(), key)
+    base_name = runtime.required_env(STACK_BASE_NAME_ENV)
+    thing = _text(old, Attr.THING_NAME) or thing_name(base_name, key)
     device_type = _text(old, Attr.DEVICE_TYPE)
-    policy = device_type_resource_name(_base_name(), device_type) if device_type else None
+    policy = device_type_resource_name(base_name, device_type) if device_type else None
     logger.append_keys(serialNumber=key, thingName=thing)
     for certificate_id in dropped:
         retire(_iot(), certificate_id, thing, policy)
@@ -182,13 +180,6 @@ def _text(image: Mapping[str, Any], attribute: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _base_name() -> str:
-    base = os.environ.get(STACK_BASE_NAME_ENV)
-    if not base:
-        raise RuntimeError(f"{STACK_BASE_NAME_ENV} is not set")
-    return base
-
-
-@functools.cache
+@runtime.once
 def _iot() -> Any:
-    return boto3.client("iot", config=CLIENT_CONFIG)
+    return runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)

@@ -141,7 +141,7 @@ REGISTRY_SHARDS: Final = 16
 """How many partition key values each index spreads one status or one device type over. Writers put a
 device in shard :func:`shard_of` its serial; readers query every shard and merge. Part of the data: it may
 grow (readers then also query the new shards, and ``fleetctl registry backfill`` moves items to them),
-never shrink without a backfill first. Why 16: ``components/registry.py``."""
+never shrink without a backfill first. Why 16: ``components/device_registry.py``."""
 
 SHARD_SEPARATOR: Final = "#"
 """Joins a status or a type to a shard number. Not in :data:`NAME_CHARSET`, so never part of a type."""

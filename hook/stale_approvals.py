@@ -11,22 +11,21 @@ can ever become ``ACTIVE``, and an alarm on this metric says so.
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hook.activation import CLIENT_CONFIG
+from hook import runtime
 from hook.contract import (
     STALE_APPROVAL_AFTER_SECONDS,
     Metric,
     Service,
     metrics_namespace_from_environment,
 )
-from hook.registry import DeviceRecords, registry_from_environment, timestamp
+from hook.registry_items import timestamp
+from hook.registry_transitions import DeviceRecords, registry_from_environment
 
 logger = Logger(service=Service.STALE_APPROVALS.value)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Service.STALE_APPROVALS.value)
@@ -58,11 +57,11 @@ def thing_events_enabled(iot: Any) -> bool:
     return bool(configurations.get("THING", {}).get("Enabled", False))
 
 
-@functools.cache
+@runtime.once
 def _registry() -> DeviceRecords:
-    return registry_from_environment(CLIENT_CONFIG)
+    return registry_from_environment(runtime.FUNCTION_CLIENT_CONFIG)
 
 
-@functools.cache
+@runtime.once
 def _iot() -> Any:
-    return boto3.client("iot", config=CLIENT_CONFIG)
+    return runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)

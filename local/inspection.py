@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hook.registry import devices_and_bindings
+from fleetctl.registry_reads import devices_and_bindings
 from local.resources import Emulated
 
 

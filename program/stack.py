@@ -12,14 +12,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AccountSettings, AccountSettingsArgs
-from components.certificates import CertificateLifecycle, CertificateLifecycleArgs
+from components.certificate_lifecycle import CertificateLifecycle, CertificateLifecycleArgs
+from components.device_lifecycle import DeviceLifecycle, DeviceLifecycleArgs
+from components.device_registry import DeviceRegistry, DeviceRegistryArgs
 from components.documents import AccountScope
 from components.function import FunctionDefaults
-from components.hook_package import config_json, hook_archive
-from components.lifecycle import DeviceLifecycle, DeviceLifecycleArgs
+from components.function_archives import config_json
 from components.monitoring import MonitoredNames, Monitoring, MonitoringArgs
 from components.provisioning import ClaimGeneration, FleetProvisioning, FleetProvisioningArgs
-from components.registry import DeviceRegistry, DeviceRegistryArgs
 from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME, metrics_namespace
 from program.outputs import StackOutput, deployment_instructions
@@ -45,14 +45,12 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         ),
     )
     functions = FunctionDefaults(
-        code=hook_archive(
-            {
-                RULES_FILE_NAME: config_json(settings.hook_rules()),
-                ACTIVATION_CONFIG_FILE_NAME: config_json(
-                    ActivationConfig(settings.base_name, settings.initial_shadows()).document()
-                ),
-            }
-        ),
+        config_files={
+            RULES_FILE_NAME: config_json(settings.hook_rules()),
+            ACTIVATION_CONFIG_FILE_NAME: config_json(
+                ActivationConfig(settings.base_name, settings.initial_shadows()).document()
+            ),
+        },
         layer_arn=settings.layer_arn,
         log_retention_days=settings.log_retention_days,
         metrics_namespace=metrics_namespace(settings.base_name),

@@ -14,9 +14,9 @@ import pytest
 from moto import mock_aws
 
 from fleetctl import pacing
-from hook import handler
+from fleetctl.operator_transitions import OperatorRecords
+from hook import pre_provisioning, runtime
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
-from hook.registry import DeviceRecords
 from tests.support import (
     BASE,
     CLAIM_POLICY,
@@ -67,19 +67,17 @@ def configure_hook(
     def configure(rules: dict[str, Any] = RULES) -> None:
         monkeypatch.setenv(REGISTRY_TABLE_ENV, TABLE_NAME)
         monkeypatch.setenv(RULES_FILE_ENV, str(write_rules(tmp_path / "rules.json", rules)))
-        handler._rules.cache_clear()
-        handler._registry.cache_clear()
+        runtime.reset()
 
     configure()
     yield configure
-    handler._rules.cache_clear()
-    handler._registry.cache_clear()
+    runtime.reset()
 
 
 @pytest.fixture
 def invoke(configure_hook: Any) -> Callable[[Any], dict[str, Any]]:
     """Invoke the configured hook as Lambda would."""
-    return lambda event: handler.lambda_handler(event, FakeLambdaContext())
+    return lambda event: pre_provisioning.lambda_handler(event, FakeLambdaContext())
 
 
 @pytest.fixture
@@ -89,7 +87,7 @@ def hook_output(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFi
     Powertools' logger keeps the stream it was created with, so it is pointed at whatever ``sys.stdout``
     is when it writes (pytest swaps in the capture only while the test runs).
     """
-    [log_handler] = logging.getLogger(handler.SERVICE).handlers
+    [log_handler] = logging.getLogger(pre_provisioning.SERVICE).handlers
     assert isinstance(log_handler, logging.StreamHandler)
     previous = log_handler.stream
     log_handler.stream = _CurrentStdout()
@@ -112,9 +110,9 @@ def no_outputs_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def registry(dynamodb: Any) -> DeviceRecords:
+def registry(dynamodb: Any) -> OperatorRecords:
     """The device registry in the ``dynamodb`` fixture's table."""
-    return DeviceRecords(dynamodb, TABLE_NAME)
+    return OperatorRecords(dynamodb, TABLE_NAME)
 
 
 @pytest.fixture

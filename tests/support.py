@@ -26,7 +26,9 @@ from typer.testing import CliRunner, Result
 from fleetctl.cli import app
 from fleetctl.errors import ExitCode
 from fleetctl.manifest import HEADER
-from hook import certificate_retirement, rotation
+from fleetctl.operator_transitions import OperatorRecords
+from fleetctl.registry_reads import devices_and_bindings
+from hook import runtime
 from hook.contract import (
     IOT_DATA_ENDPOINT_ENV,
     REGISTRY_INDEXES,
@@ -37,7 +39,8 @@ from hook.contract import (
     device_type_resource_name,
     thing_name,
 )
-from hook.registry import DeviceRecords, Provenance, devices_and_bindings, timestamp
+from hook.registry_decisions import Provenance
+from hook.registry_items import timestamp
 from hook.rules import parse_rules, validate_request
 
 TABLE_NAME = "test-device-registry"
@@ -179,7 +182,7 @@ class Fleet:
         return json.loads(result.stdout)
 
     def find_item(self, serial: str) -> dict[str, str] | None:
-        return DeviceRecords(self.dynamodb, TABLE_NAME).get(serial)
+        return OperatorRecords(self.dynamodb, TABLE_NAME).get(serial)
 
     def item(self, serial: str) -> dict[str, str]:
         item = self.find_item(serial)
@@ -217,7 +220,7 @@ class Fleet:
             certificate = self.iot.register_certificate_without_ca(
                 certificatePem=certificate_pem, status="ACTIVE"
             )
-        registry = DeviceRecords(self.dynamodb, TABLE_NAME)
+        registry = OperatorRecords(self.dynamodb, TABLE_NAME)
         provenance = Provenance(
             certificate["certificateId"], claim or self.claim_certificate_id, TEMPLATE_ARN, serial
         )
@@ -379,17 +382,11 @@ def device_certificate(key: DeviceKey, common_name: str = "device") -> str:
 
 def configure_certificate_functions(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rotation and retirement functions' environment for the stack of :class:`Fleet`, and a cold
-    start of both (:func:`clear_certificate_function_caches`)."""
+    start of both (:func:`hook.runtime.reset`)."""
     monkeypatch.setenv(REGISTRY_TABLE_ENV, TABLE_NAME)
     monkeypatch.setenv(STACK_BASE_NAME_ENV, BASE)
     monkeypatch.delenv(IOT_DATA_ENDPOINT_ENV, raising=False)
-    clear_certificate_function_caches()
-
-
-def clear_certificate_function_caches() -> None:
-    """Drop the rotation and retirement functions' cached clients: the next call makes new ones."""
-    for cache in (rotation._registry, rotation._iot, rotation._data, certificate_retirement._iot):
-        cache.cache_clear()
+    runtime.reset()
 
 
 class RegistryStream:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from typing import Any, Final
 
 import pulumi
 
+from components.function_archives import package_bytes
 from local.resources.registry import (
     Created,
     Emulated,
@@ -166,18 +165,10 @@ def zip_archive(archive: pulumi.AssetArchive) -> bytes:
     """The deployment package of an archive of file and text assets, as Pulumi would upload it."""
     if not isinstance(archive, pulumi.AssetArchive):
         raise UnsupportedResource(f"aws:lambda/function:Function code of type {type(archive).__name__}")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
-        for path, asset in sorted(archive.assets.items()):
-            if isinstance(asset, pulumi.FileAsset):
-                package.write(str(asset.path), path)
-            elif isinstance(asset, pulumi.StringAsset):
-                package.writestr(path, str(asset.text))
-            else:
-                raise UnsupportedResource(
-                    f"aws:lambda/function:Function code asset {path} ({type(asset).__name__})"
-                )
-    return buffer.getvalue()
+    try:
+        return package_bytes(archive)
+    except TypeError as error:
+        raise UnsupportedResource(f"aws:lambda/function:Function code: {error}") from error
 
 
 @creates("aws:lambda/permission:Permission")

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import (
     Attr,
     DeviceStatus,
@@ -29,7 +30,7 @@ from hook.contract import (
     thing_name,
 )
 from hook.public_keys import certificate_key_sha256
-from hook.registry import DeviceRecords, timestamp
+from hook.registry_items import timestamp
 from local.deployment import eventually
 from local.device import (
     AwsKeys,
@@ -234,7 +235,7 @@ def test_a_serial_preregistered_without_a_key_is_denied_for_a_type_that_binds_ke
         _preregister(fleetctl, tmp_path, identity, None)  # fleetctl refuses such a row
     assert _raw_item(box, identity.serial_number) is None
     # A serial pre-registered before its type bound keys: in the registry without one.
-    records = DeviceRecords(box.inspector.client("dynamodb"), box.registry_table)
+    records = OperatorRecords(box.inspector.client("dynamodb"), box.registry_table)
     assert records.preregister(identity, timestamp()) is None
     item_before = _raw_item(box, identity.serial_number)
 

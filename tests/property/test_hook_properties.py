@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as label
 from hypothesis import strategies as st
 
-from hook import handler
+from fleetctl.registry_reads import devices_and_bindings
+from hook import pre_provisioning
 from hook.contract import Parameter
-from hook.registry import devices_and_bindings
 from tests.support import TABLE_NAME, FakeLambdaContext, hook_event, valid_parameters
 
 PARAMETER_NAMES = [parameter.value for parameter in Parameter]
@@ -61,7 +61,7 @@ def test_every_answer_is_well_formed_and_denials_write_nothing(
         if "items" in registry_snapshot
         else dynamodb.scan(TableName=TABLE_NAME)["Items"]
     )
-    answer = handler.lambda_handler(event, FakeLambdaContext())
+    answer = pre_provisioning.lambda_handler(event, FakeLambdaContext())
 
     assert set(answer) == {"allowProvisioning", "parameterOverrides"}
     assert isinstance(answer["allowProvisioning"], bool)

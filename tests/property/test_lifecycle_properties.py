@@ -29,7 +29,8 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from fleetctl.cli import app
-from hook import certificate_retirement, rotation
+from fleetctl.operator_transitions import OperatorRecords
+from hook import certificate_retirement, certificate_rotation, runtime
 from hook.contract import (
     ROTATION_JOB_OPERATION,
     Attr,
@@ -39,7 +40,8 @@ from hook.contract import (
     rotation_job_id_prefix,
     thing_name,
 )
-from hook.registry import DeviceRecords, Item, Provenance, shard_attributes, timestamp
+from hook.registry_decisions import Provenance
+from hook.registry_items import Item, shard_attributes, timestamp
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,
@@ -51,7 +53,6 @@ from tests.support import (
     FakeLambdaContext,
     RegistryStream,
     certificate_signing_request,
-    clear_certificate_function_caches,
     create_registry_table,
     registry_contents,
     valid_parameters,
@@ -71,7 +72,7 @@ def certificate_functions_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.delenv("IOT_DATA_ENDPOINT", raising=False)
     LifecycleMachine.outputs_dir = tmp_path
     yield
-    clear_certificate_function_caches()
+    runtime.reset()
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -83,7 +84,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self._mock = mock_aws()
         self._mock.start()
-        clear_certificate_function_caches()
+        runtime.reset()
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_registry_table(self.dynamodb)
         self.stream = RegistryStream(self.dynamodb)
@@ -92,7 +93,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         claim = self.iot.create_keys_and_certificate(setAsActive=True)
         self.iot.create_policy(policyName=CLAIM_POLICY, policyDocument="{}")
         self.claim_certificate_id = claim["certificateId"]
-        self.records = DeviceRecords(self.dynamodb, TABLE_NAME)
+        self.records = OperatorRecords(self.dynamodb, TABLE_NAME)
         self.outputs = self.outputs_dir / "outputs.json"
         self.outputs.write_text(
             json.dumps(
@@ -249,7 +250,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             "thingName": thing_name(BASE, serial),
             "step": step,
         }
-        answer = rotation.lambda_handler(event, FakeLambdaContext())
+        answer = certificate_rotation.lambda_handler(event, FakeLambdaContext())
         label(f"{step} {payload.get('status', '')}: {answer['outcome']}")
         item: Item = self.records.get(serial) or {}
         if Attr.PENDING_CERTIFICATE_ID in item:

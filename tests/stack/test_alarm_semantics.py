@@ -22,9 +22,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto import mock_aws
 
-from hook import certificate_retirement, handler, rotation
+from fleetctl.operator_transitions import OperatorRecords
+from hook import certificate_retirement, certificate_rotation, pre_provisioning, runtime
 from hook.contract import IOT_DATA_ENDPOINT_ENV, METRICS_NAMESPACE_ENV, STACK_BASE_NAME_ENV
-from hook.registry import DeviceRecords
 from hook.rules import parse_rules, validate_request
 from tests.pulumi_mocks import Deployment, deploy
 from tests.support import (
@@ -308,9 +308,9 @@ def hook(
 ) -> Hook:
     # A cold start with the deployed environment: the hook reads its namespace from it once, for its
     # invocation's metrics and for its counts under a second dimension.
-    for emitter in (handler.metrics, handler._counts_by_dimension):
+    for emitter in (pre_provisioning.metrics, pre_provisioning._counts_by_dimension):
         monkeypatch.setattr(emitter, "namespace", namespace)
-    return Hook(lambda event: handler.lambda_handler(event, FakeLambdaContext()), hook_output)
+    return Hook(lambda event: pre_provisioning.lambda_handler(event, FakeLambdaContext()), hook_output)
 
 
 def watched_claim_certificate(alarm: dict[str, Any]) -> str:
@@ -420,7 +420,7 @@ def test_a_certificate_of_another_key_raises_key_binding_rejected_and_ordinary_d
     binding = RULES["deviceTypes"]["temperature-sensor"] | {"keyBinding": True}
     configure_hook(RULES | {"deviceTypes": RULES["deviceTypes"] | {"temperature-sensor": binding}})
     request = validate_request(valid_parameters(), parse_rules(RULES))
-    DeviceRecords(dynamodb, TABLE_NAME).preregister(
+    OperatorRecords(dynamodb, TABLE_NAME).preregister(
         request, "2026-01-01T00:00:00.000Z", key_fingerprint(device_key())
     )
     attacker = hook_event(valid_parameters()) | {"certificatePem": device_certificate(device_key())}
@@ -485,8 +485,8 @@ def test_a_refused_rotation_step_raises_rotation_failed_once_in_its_hour(
     alarm = declared["rotation-failed"]
     monkeypatch.setenv(STACK_BASE_NAME_ENV, "iot-provisioning-dev")
     monkeypatch.delenv(IOT_DATA_ENDPOINT_ENV, raising=False)
-    monkeypatch.setattr(rotation.metrics, "namespace", namespace)
-    rotation._data.cache_clear()
+    monkeypatch.setattr(certificate_rotation.metrics, "namespace", namespace)
+    runtime.reset()
     thing = "iot-provisioning-dev_TS-000001"
     # As the rotation rule hands them over: the function's own answer, then a request it must refuse.
     own_answer = {"thingName": thing, "step": "certificate", "callerCertificateId": "ab" * 32}
@@ -499,11 +499,11 @@ def test_a_refused_rotation_step_raises_rotation_failed_once_in_its_hour(
     }
     with mock_aws():
         capsys.readouterr()
-        assert rotation.lambda_handler(own_answer, FakeLambdaContext()) == {"outcome": "ignored"}
+        assert certificate_rotation.lambda_handler(own_answer, FakeLambdaContext()) == {"outcome": "ignored"}
         quiet = emf_data(capsys.readouterr().out, at=60)
-        assert rotation.lambda_handler(refused, FakeLambdaContext())["outcome"] == "rejected"
+        assert certificate_rotation.lambda_handler(refused, FakeLambdaContext())["outcome"] == "rejected"
         failed = emf_data(capsys.readouterr().out, at=HOUR + 60)
-    rotation._data.cache_clear()
+    runtime.reset()
     # Counted once with the service alone and once more per Reason: the alarm sees the first only.
     assert evaluate(alarm, [*quiet, *failed], until=2 * HOUR) == ([None, 1], ["OK", "ALARM"])
 
@@ -551,17 +551,17 @@ def test_a_failed_retirement_raises_retirement_failed_once_in_its_hour(
     rotated = {**active, "certificateId": certificate_id("new")}
     batch = {"Records": [_stream_record("100", active, rotated)]}
     with mock_aws():
-        certificate_retirement._iot.cache_clear()
+        runtime.reset()
         capsys.readouterr()
         # The old certificate does not exist: retired already, nothing failed.
         assert certificate_retirement.lambda_handler(batch, FakeLambdaContext()) == {"batchItemFailures": []}
         quiet = emf_data(capsys.readouterr().out, at=60)
         fail_once(monkeypatch, "DescribeCertificate", "UnauthorizedException")
-        certificate_retirement._iot.cache_clear()
+        runtime.reset()
         with pytest.raises(BatchProcessingError):  # the whole batch failed: Lambda retries it
             certificate_retirement.lambda_handler(batch, FakeLambdaContext())
         failed = emf_data(capsys.readouterr().out, at=HOUR + 60)
-    certificate_retirement._iot.cache_clear()
+    runtime.reset()
     assert evaluate(alarm, [*quiet, *failed], until=2 * HOUR) == ([None, 1], ["OK", "ALARM"])
 
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hook import rotation
+from hook import rotation_requests
 from hook.certificate_retirement import dropped_certificates
 from hook.contract import Attr, RotationRejection, RotationStep, thing_name
 from tests.pulumi_mocks import ACCOUNT_ID, STREAM_LABEL, Declared, Deployment, deploy
@@ -145,7 +145,7 @@ def test_rotation_rule_hands_the_function_every_field_of_a_step_and_the_caller_f
     # A device that puts a certificate id of its own choosing in the payload gets nowhere with it.
     forged = {**payload, "callerCertificateId": "00" * 32, "thingName": thing_name(BASE, "TS-2")}
     event = project(rule_sql(dev)["select"], f"rotation/{thing}/{step.value}", forged, CERTIFICATE_ID)
-    request = rotation.parse_request(event, BASE)
+    request = rotation_requests.parse_request(event, BASE)
     assert request is not None
     assert (request.thing_name, request.step, request.caller_certificate_id) == (thing, step, CERTIFICATE_ID)
     assert (request.job_id, request.csr, request.status) == (
@@ -385,6 +385,6 @@ def test_a_step_the_handler_refuses_is_refused_with_its_reason(dev: Deployment) 
         {"csr": csr_pem(), "jobId": "no spaces"},
         CERTIFICATE_ID,
     )
-    with pytest.raises(rotation.RotationRefused) as refused:
-        rotation.parse_request(event, BASE)
+    with pytest.raises(rotation_requests.RotationRefused) as refused:
+        rotation_requests.parse_request(event, BASE)
     assert refused.value.reason is RotationRejection.MALFORMED_REQUEST

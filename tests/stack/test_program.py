@@ -612,7 +612,7 @@ def test_hook_runs_on_arm64_python_313_with_the_layer_json_logs_and_retention(de
     log_group = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/lambda/{HOOK}")
     assert hook.inputs["runtime"] == "python3.13"
     assert hook.inputs["architectures"] == ["arm64"]
-    assert hook.inputs["handler"] == "hook.handler.lambda_handler"
+    assert hook.inputs["handler"] == "hook.pre_provisioning.lambda_handler"
     assert (hook.inputs["timeout"], hook.inputs["memorySize"]) == (5, 256)
     assert hook.inputs["layers"] == [
         f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,12 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from hook import activation, stale_approvals
+from fleetctl.operator_transitions import OperatorRecords
+from hook import activation, runtime, stale_approvals
 from hook.activation import activate
 from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_ENV, REGISTRY_TABLE_ENV, Attr, DeviceStatus, thing_name
-from hook.registry import DeviceRecords, shard_attributes, timestamp
+from hook.registry_items import shard_attributes, timestamp
 from tests.support import TABLE_NAME, FakeLambdaContext
 
 BASE = "iot-provisioning-dev"
@@ -80,7 +81,7 @@ def shadow(shadows: Any, name: str) -> dict[str, Any]:
 
 
 def test_pending_device_becomes_active_with_its_types_initial_shadow(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING, "gateway")
     put_device(dynamodb, "M-1", DeviceStatus.PENDING, "meter")
@@ -97,7 +98,7 @@ def test_pending_device_becomes_active_with_its_types_initial_shadow(
 
 
 def test_activation_records_when_the_certificate_expires_with_one_more_request(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
 ) -> None:
     certificate = iot.create_keys_and_certificate(setAsActive=True)["certificateId"]
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING, certificate=certificate)
@@ -118,7 +119,7 @@ def test_activation_records_when_the_certificate_expires_with_one_more_request(
 
 
 def test_a_certificate_whose_expiry_aws_iot_does_not_give_is_activated_without_one(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)  # a certificate AWS IoT does not know
     put_device(dynamodb, "GW-2", DeviceStatus.PENDING, certificate="d" * 64)
@@ -136,7 +137,7 @@ def test_a_certificate_whose_expiry_aws_iot_does_not_give_is_activated_without_o
 
 
 def test_a_failed_certificate_read_leaves_the_device_pending_for_lambda_to_retry(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     name = create_thing(iot, "GW-1")
@@ -151,7 +152,7 @@ def test_a_failed_certificate_read_leaves_the_device_pending_for_lambda_to_retry
 
 
 def test_redelivered_event_changes_nothing(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     name = create_thing(iot, "GW-1")
@@ -164,7 +165,7 @@ def test_redelivered_event_changes_nothing(
 
 
 def test_redelivery_after_a_failed_registry_update_finishes_the_activation(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords, monkeypatch: pytest.MonkeyPatch
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     name = create_thing(iot, "GW-1")
@@ -184,7 +185,7 @@ def test_redelivery_after_a_failed_registry_update_finishes_the_activation(
 
 
 def test_thing_without_registry_item_is_counted_not_ignored(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords, capsys: pytest.CaptureFixture[str]
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = create_thing(iot, "GHOST-1")
     assert activate(name, CONFIG, registry, shadows, iot) == "no-registry-item"
@@ -201,7 +202,7 @@ def test_thing_for_a_serial_that_is_not_pending_is_flagged_and_left_alone(
     dynamodb: Any,
     iot: Any,
     shadows: Any,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     capsys: pytest.CaptureFixture[str],
     status: DeviceStatus,
 ) -> None:
@@ -215,7 +216,7 @@ def test_thing_for_a_serial_that_is_not_pending_is_flagged_and_left_alone(
 
 
 def test_things_of_another_stack_are_ignored(
-    dynamodb: Any, iot: Any, shadows: Any, registry: DeviceRecords
+    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     other = thing_name(f"{BASE}-eu", "GW-1")
@@ -231,19 +232,9 @@ def configured(dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     config_file.write_text(json.dumps(CONFIG.document()), encoding="utf-8")
     monkeypatch.setenv(REGISTRY_TABLE_ENV, TABLE_NAME)
     monkeypatch.setenv(ACTIVATION_CONFIG_ENV, str(config_file))
-    caches: list[Callable[..., Any]] = [
-        activation._config,
-        activation._registry,
-        activation._shadows,
-        activation._iot,
-        stale_approvals._registry,
-        stale_approvals._iot,
-    ]
-    for cache in caches:
-        cache.cache_clear()  # type: ignore[attr-defined]
+    runtime.reset()
     yield
-    for cache in caches:
-        cache.cache_clear()  # type: ignore[attr-defined]
+    runtime.reset()
 
 
 @pytest.mark.usefixtures("configured")

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from hook import certificate_retirement
+from fleetctl.operator_transitions import OperatorRecords
+from hook import certificate_retirement, runtime
 from hook.contract import Attr, Service, certificate_binding_key, thing_name
-from hook.registry import DeviceRecords, Provenance, timestamp
+from hook.registry_decisions import Provenance
+from hook.registry_items import timestamp
 from hook.rules import DeviceRequest
 from tests.support import (
     BASE,
@@ -22,7 +24,6 @@ from tests.support import (
     Fleet,
     RegistryStream,
     before_every_call,
-    clear_certificate_function_caches,
     configure_certificate_functions,
     fail_once,
     hook_event,
@@ -42,12 +43,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # batc
 def stream(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Any:
     configure_certificate_functions(monkeypatch)
     yield RegistryStream(fleet.dynamodb)
-    clear_certificate_function_caches()
+    runtime.reset()
 
 
 @pytest.fixture
-def registry(fleet: Fleet) -> DeviceRecords:
-    return DeviceRecords(fleet.dynamodb, TABLE_NAME)
+def registry(fleet: Fleet) -> OperatorRecords:
+    return OperatorRecords(fleet.dynamodb, TABLE_NAME)
 
 
 @pytest.fixture
@@ -79,13 +80,13 @@ def issue(fleet: Fleet, serial: str = SERIAL) -> str:
     return str(created["certificateId"])
 
 
-def item(registry: DeviceRecords, serial: str = SERIAL) -> dict[str, str]:
+def item(registry: OperatorRecords, serial: str = SERIAL) -> dict[str, str]:
     found = registry.get(serial)
     assert found is not None
     return found
 
 
-def rotate(fleet: Fleet, registry: DeviceRecords, serial: str = SERIAL) -> str:
+def rotate(fleet: Fleet, registry: OperatorRecords, serial: str = SERIAL) -> str:
     """A whole rotation in the registry to a new certificate; returns it."""
     new = issue(fleet, serial)
     assert registry.begin_rotation(item(registry, serial), new, "job-1")
@@ -97,7 +98,7 @@ RETIRED: tuple[str, list[str], list[str]] = ("REVOKED", [], [])
 
 
 def test_a_completed_rotation_retires_the_old_certificate_only(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, capsys: Any
 ) -> None:
     new = issue(fleet)
     assert registry.begin_rotation(item(registry), new, "job-1")
@@ -115,7 +116,7 @@ def test_a_completed_rotation_retires_the_old_certificate_only(
 
 
 def test_an_abandoned_rotation_retires_the_pending_certificate(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str
 ) -> None:
     pending = issue(fleet)
     registry.begin_rotation(item(registry), pending, "job-1")
@@ -128,7 +129,7 @@ def test_an_abandoned_rotation_retires_the_pending_certificate(
 
 
 def test_a_retried_rotation_retires_the_pending_certificate_it_replaces(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str
 ) -> None:
     first, second = issue(fleet), issue(fleet)
     registry.begin_rotation(item(registry), first, "job-1")
@@ -143,7 +144,7 @@ def test_a_retried_rotation_retires_the_pending_certificate_it_replaces(
 
 def test_a_reprovisioning_grant_used_by_the_hook_retires_the_replaced_certificate(
     fleet: Fleet,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     stream: RegistryStream,
     original: str,
     invoke: Any,
@@ -166,7 +167,7 @@ def test_a_reprovisioning_grant_used_by_the_hook_retires_the_replaced_certificat
 
 
 def test_a_released_approval_retires_its_certificate_without_a_thing(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream
 ) -> None:
     """A ``PENDING`` approval never became a thing; releasing it deletes its item (a REMOVE record)."""
     created = fleet.iot.create_keys_and_certificate(setAsActive=True)
@@ -200,7 +201,7 @@ def test_certificate_bindings_are_never_retired_from(
 
 
 def test_a_redelivered_batch_is_retired_again_without_failing(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str
 ) -> None:
     rotate(fleet, registry)
     event = stream.event()
@@ -211,7 +212,7 @@ def test_a_redelivered_batch_is_retired_again_without_failing(
 
 
 def test_a_certificate_already_deleted_counts_as_retired(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str
 ) -> None:
     rotate(fleet, registry)
     arn = fleet.certificate(original)["certificateArn"]
@@ -225,7 +226,7 @@ def test_a_certificate_already_deleted_counts_as_retired(
 
 def test_a_failed_record_is_reported_counted_and_logged_and_the_others_are_retired(
     fleet: Fleet,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     stream: RegistryStream,
     original: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -239,7 +240,7 @@ def test_a_failed_record_is_reported_counted_and_logged_and_the_others_are_retir
     event = stream.event()
     capsys.readouterr()
     fail_once(monkeypatch, "UpdateCertificate", "UnauthorizedException")  # not retried by the client
-    clear_certificate_function_caches()  # the function's next client is made with the failure injected
+    runtime.reset()  # the function's next client is made with the failure injected
 
     result = certificate_retirement.lambda_handler(event, FakeLambdaContext())
 
@@ -266,7 +267,7 @@ def test_a_failed_record_is_reported_counted_and_logged_and_the_others_are_retir
 
 def test_a_batch_whose_every_record_fails_is_still_counted(
     fleet: Fleet,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     stream: RegistryStream,
     original: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -280,7 +281,7 @@ def test_a_batch_whose_every_record_fails_is_still_counted(
     event = stream.event()
     assert len(event["Records"]) == 1
     fail_once(monkeypatch, "UpdateCertificate", "UnauthorizedException")
-    clear_certificate_function_caches()
+    runtime.reset()
     capsys.readouterr()
 
     with pytest.raises(BatchProcessingError):
@@ -295,7 +296,7 @@ def test_a_batch_whose_every_record_fails_is_still_counted(
 
 
 def test_revoking_a_rotating_device_retires_its_current_and_its_pending_certificate(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, capsys: Any
 ) -> None:
     """The rotation function issued and attached the pending certificate while ``fleetctl revoke`` ran: the
     registry says REVOKED, and neither certificate may stay active or attached."""
@@ -314,7 +315,7 @@ def test_revoking_a_rotating_device_retires_its_current_and_its_pending_certific
 
 
 def test_decommissioning_a_device_retires_its_certificate(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str
 ) -> None:
     assert registry.decommission(SERIAL) is not None
 
@@ -325,7 +326,7 @@ def test_decommissioning_a_device_retires_its_certificate(
 
 def test_a_revoked_device_changing_again_retires_nothing(
     fleet: Fleet,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     stream: RegistryStream,
     original: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -336,7 +337,7 @@ def test_a_revoked_device_changing_again_retires_nothing(
     assert attachments(fleet, original) == RETIRED
     operations: list[str] = []
     before_every_call(monkeypatch, lambda model, **_: operations.append(model.name))
-    clear_certificate_function_caches()  # the function's next client records its calls
+    runtime.reset()  # the function's next client records its calls
     capsys.readouterr()
 
     assert registry.decommission(SERIAL) is not None  # REVOKED -> DECOMMISSIONED, certificateId kept

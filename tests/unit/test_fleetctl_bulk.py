@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from fleetctl import bulk, pacing, selection
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, DeviceStatus, thing_name
-from hook.registry import timestamp
+from hook.registry_items import timestamp
 from tests.support import (
     BASE,
     TABLE_NAME,

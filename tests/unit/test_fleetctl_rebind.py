@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from fleetctl.errors import ExitCode
+from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import Attr, DeviceStatus
-from hook.registry import DeviceRecords, Provenance
+from hook.registry_decisions import Provenance
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     CLAIM_CERTIFICATE_ID,
@@ -47,8 +48,8 @@ BINDING_RULES: dict[str, Any] = RULES | {
 REBIND_ATTRIBUTES = {Attr.KEY_REBOUND_AT, Attr.KEY_REBOUND_BY, Attr.KEY_REBOUND_REASON}
 
 
-def records(fleet: Fleet) -> DeviceRecords:
-    return DeviceRecords(fleet.dynamodb, TABLE_NAME)
+def records(fleet: Fleet) -> OperatorRecords:
+    return OperatorRecords(fleet.dynamodb, TABLE_NAME)
 
 
 def preregister(fleet: Fleet, serial: str = SERIAL, key: Any = FACTORY_KEY) -> None:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fleetctl.errors import ExitCode
+from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
-from hook.registry import DeviceRecords, Provenance, timestamp
+from hook.registry_decisions import Provenance
+from hook.registry_items import timestamp
 from hook.rules import parse_rules, validate_request
 from tests.support import RULES, TABLE_NAME, TEMPLATE_ARN, Fleet, rows, valid_parameters
 
@@ -21,7 +23,7 @@ def approve(fleet: Fleet, serial: str, certificate_id: str) -> None:
         valid_parameters(SerialNumber=serial, FirmwareVersion="2.1.0"), parse_rules(RULES)
     )
     provenance = Provenance(certificate_id, fleet.claim_certificate_id, TEMPLATE_ARN, serial)
-    DeviceRecords(fleet.dynamodb, TABLE_NAME).approve(request, provenance, require_preregistration=False)
+    OperatorRecords(fleet.dynamodb, TABLE_NAME).approve(request, provenance, require_preregistration=False)
 
 
 def approve_only(fleet: Fleet, serial: str, *, approved_hours_ago: float) -> str:

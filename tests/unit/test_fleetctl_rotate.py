@@ -20,8 +20,10 @@ from moto.iot.models import iot_backends
 
 from fleetctl import cli, pacing, rotation
 from fleetctl.errors import ExitCode, UsageProblem
+from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import Attr, DeviceStatus, rotation_job_id_prefix, thing_name
-from hook.registry import DeviceRecords, Provenance, timestamp
+from hook.registry_decisions import Provenance
+from hook.registry_items import timestamp
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,
@@ -315,7 +317,7 @@ def test_the_operator_is_asked_and_no_means_no_job(fleet: Fleet) -> None:
 
 def test_more_devices_than_a_job_takes_make_several_jobs(fleet: Fleet) -> None:
     serials = [f"TS-{number:06d}" for number in range(1, rotation.JOB_TARGETS_MAX + 2)]
-    records = DeviceRecords(fleet.dynamodb, TABLE_NAME)
+    records = OperatorRecords(fleet.dynamodb, TABLE_NAME)
     rules = parse_rules(RULES)
     for serial in serials:  # registry only: the things are not needed to create jobs
         request = validate_request(valid_parameters(SerialNumber=serial, FirmwareVersion="2.1.0"), rules)
@@ -601,7 +603,7 @@ def test_status_counts_executions_and_lists_the_failed_devices_with_their_reason
 def test_revoke_during_a_rotation_revokes_the_pending_certificate_too(fleet: Fleet) -> None:
     current = fleet.provision("TS-000001")
     pending = fleet.iot.create_keys_and_certificate(setAsActive=True)["certificateId"]
-    records = DeviceRecords(fleet.dynamodb, TABLE_NAME)
+    records = OperatorRecords(fleet.dynamodb, TABLE_NAME)
     assert records.begin_rotation(fleet.item("TS-000001"), pending, "job-1")  # not attached to the thing yet
 
     steps = fleet.run_json("revoke", "TS-000001", "--reason", "stolen")["steps"]
@@ -614,7 +616,7 @@ def test_revoke_during_a_rotation_revokes_the_pending_certificate_too(fleet: Fle
 def test_show_prints_the_rotation_facts_of_the_registry_item(fleet: Fleet) -> None:
     fleet.provision("TS-000001")
     pending = fleet.iot.create_keys_and_certificate(setAsActive=False)["certificateId"]
-    records = DeviceRecords(fleet.dynamodb, TABLE_NAME)
+    records = OperatorRecords(fleet.dynamodb, TABLE_NAME)
     assert records.begin_rotation(fleet.item("TS-000001"), pending, "job-1")
     assert records.abandon_rotation(fleet.item("TS-000001"), "device lost its new key") is not None
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from hook import handler
+from hook import pre_provisioning, runtime
 from hook.contract import METRICS_NAMESPACE, REASON_DIMENSION, RULES_FILE_ENV, Metric
 from tests.support import (
     CLAIM_CERTIFICATE_ID,
@@ -191,9 +191,9 @@ def test_a_count_that_failed_to_print_leaves_no_dimension_to_the_next(
         raise OSError("stdout is gone")
 
     with monkeypatch.context() as broken:
-        broken.setattr(handler._counts_by_dimension, "flush_metrics", unprintable)
+        broken.setattr(pre_provisioning._counts_by_dimension, "flush_metrics", unprintable)
         with pytest.raises(OSError, match="stdout is gone"):
-            handler._count_by(Metric.PROVISIONING_REJECTED, REASON_DIMENSION, "InternalError")
+            pre_provisioning._count_by(Metric.PROVISIONING_REJECTED, REASON_DIMENSION, "InternalError")
     hook_output.readouterr()
     invoke(hook_event())
     assert emf_metrics(output_lines(hook_output)) == APPROVED_METRICS
@@ -333,7 +333,7 @@ def test_missing_or_invalid_rules_deny_everything_with_a_clear_log_line(
     if content is not None:
         rules_file.write_text(content, encoding="utf-8")
     monkeypatch.setenv(RULES_FILE_ENV, str(rules_file))
-    handler._rules.cache_clear()
+    runtime.reset()
     hook_output.readouterr()
     assert invoke(hook_event()) == DENIED
     assert invoke(hook_event()) == DENIED
@@ -353,7 +353,7 @@ def test_registry_failure_denies(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch, hook_output: pytest.CaptureFixture[str], code: str
 ) -> None:
     client = boto3.client("dynamodb", region_name="us-east-1")
-    monkeypatch.setattr(handler._registry(), "_client", client)
+    monkeypatch.setattr(pre_provisioning._registry(), "_client", client)
     hook_output.readouterr()
     with Stubber(client) as stubber:
         stubber.add_client_error("transact_write_items", service_error_code=code)
@@ -368,7 +368,7 @@ def test_unexpected_exception_denies_as_internal_error(
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(handler._registry(), "approve", broken)
+    monkeypatch.setattr(pre_provisioning._registry(), "approve", broken)
     hook_output.readouterr()
     assert invoke(hook_event()) == DENIED
     [log] = decision_logs(output_lines(hook_output))
@@ -381,7 +381,7 @@ def test_failure_outside_the_decision_still_answers_and_counts_the_rejection(
     # No Lambda context: Powertools' context injection fails before the decision is made.
     hook_output.readouterr()
     with pytest.warns(UserWarning, match="No application metrics"):
-        assert handler.lambda_handler(hook_event(), None) == DENIED
+        assert pre_provisioning.lambda_handler(hook_event(), None) == DENIED
     lines = output_lines(hook_output)
     assert [log["reason"] for log in decision_logs(lines)] == ["InternalError"]
     assert emf_metrics(lines) == [
@@ -392,8 +392,8 @@ def test_failure_outside_the_decision_still_answers_and_counts_the_rejection(
 
 
 def test_registry_client_is_built_once_with_a_budget_inside_five_seconds(configure_hook: Any) -> None:
-    registry = handler._registry()
-    assert handler._registry() is registry
+    registry = pre_provisioning._registry()
+    assert pre_provisioning._registry() is registry
     config: Any = registry._client.meta.config
     attempts = config.retries["total_max_attempts"]
     assert attempts == 2
@@ -404,5 +404,5 @@ def test_registry_client_is_built_once_with_a_budget_inside_five_seconds(configu
 
 
 def test_handler_works_with_a_lambda_context(configure_hook: Any) -> None:
-    answer = handler.lambda_handler(hook_event(), FakeLambdaContext())
+    answer = pre_provisioning.lambda_handler(hook_event(), FakeLambdaContext())
     assert answer["allowProvisioning"] is True

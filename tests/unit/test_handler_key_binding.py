@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from fleetctl.operator_transitions import OperatorRecords
 from hook.public_keys import PEM_MAX_LENGTH
-from hook.registry import DeviceRecords
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     RULES,
@@ -44,10 +44,10 @@ KEY_BINDING_REJECTED = ("KeyBindingRejected", {"service": "provisioning-hook"})
 
 
 @pytest.fixture
-def binding(configure_hook: Callable[[dict[str, Any]], None], dynamodb: Any) -> DeviceRecords:
+def binding(configure_hook: Callable[[dict[str, Any]], None], dynamodb: Any) -> OperatorRecords:
     """The hook with :data:`BINDING_RULES`, and TS-000123 pre-registered with the genuine device's key."""
     configure_hook(BINDING_RULES)
-    registry = DeviceRecords(dynamodb, TABLE_NAME)
+    registry = OperatorRecords(dynamodb, TABLE_NAME)
     request = validate_request(valid_parameters(), parse_rules(BINDING_RULES))
     assert registry.preregister(request, "2026-01-01T00:00:00.000+00:00", key_fingerprint(GENUINE)) is None
     return registry
@@ -169,7 +169,7 @@ _IMPORTS_PROBE = textwrap.dedent(
     """
     import json, sys
     from botocore.stub import Stubber
-    from hook import handler
+    from hook import pre_provisioning
 
     class Context:
         function_name = "provisioning-hook"
@@ -180,10 +180,10 @@ _IMPORTS_PROBE = textwrap.dedent(
     loaded = {"after import": "cryptography" in sys.modules}
     events = json.loads(sys.argv[1])
     answers = []
-    with Stubber(handler._registry()._client) as stubber:
+    with Stubber(pre_provisioning._registry()._client) as stubber:
         for name in ("without binding", "with binding"):
             stubber.add_response("transact_write_items", {})
-            answers.append(handler.lambda_handler(events[name], Context())["allowProvisioning"])
+            answers.append(pre_provisioning.lambda_handler(events[name], Context())["allowProvisioning"])
             loaded[name] = "cryptography" in sys.modules or "hook.public_keys" in sys.modules
     print("PROBE " + json.dumps({"loaded": loaded, "answers": answers}))
     """

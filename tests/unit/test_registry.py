@@ -14,6 +14,7 @@ from botocore.exceptions import ConnectTimeoutError
 from botocore.stub import Stubber
 from moto.dynamodb.models import DynamoDBBackend
 
+from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import (
     Attr,
     DeviceStatus,
@@ -21,7 +22,7 @@ from hook.contract import (
     RejectionReason,
     certificate_binding_key,
 )
-from hook.registry import DeviceRecords, Provenance
+from hook.registry_decisions import Provenance
 from hook.rules import DeviceRequest
 from tests.support import (
     CLAIM_CERTIFICATE_ID,
@@ -68,7 +69,7 @@ def count_requests(client: Any) -> list[str]:
     return sent
 
 
-def deny_reason(registry: DeviceRecords, certificate: str = "device-1", **kwargs: Any) -> RejectionReason:
+def deny_reason(registry: OperatorRecords, certificate: str = "device-1", **kwargs: Any) -> RejectionReason:
     with pytest.raises(ProvisioningDenied) as caught:
         registry.approve(
             REQUEST, provenance(certificate), require_preregistration=kwargs.get("prereg", False)
@@ -76,7 +77,7 @@ def deny_reason(registry: DeviceRecords, certificate: str = "device-1", **kwargs
     return caught.value.reason
 
 
-def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry: OperatorRecords) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     item = stored(dynamodb)
     assert item is not None
@@ -95,14 +96,14 @@ def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry:
     assert item["createdAt"].endswith("+00:00")
 
 
-def test_approval_costs_exactly_one_request(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_approval_costs_exactly_one_request(dynamodb: Any, registry: OperatorRecords) -> None:
     sent = count_requests(dynamodb)
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     assert len(sent) == 1
 
 
 def test_retry_with_the_same_certificate_is_allowed_without_a_second_record(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     first = stored(dynamodb)
@@ -118,7 +119,7 @@ def test_retry_with_the_same_certificate_is_allowed_without_a_second_record(
 
 @pytest.mark.parametrize("change", [{"device_type": "gateway"}, {"manufacturer": "SensorWorks"}])
 def test_retry_with_the_same_certificate_but_another_identity_is_denied(
-    dynamodb: Any, registry: DeviceRecords, change: dict[str, str]
+    dynamodb: Any, registry: OperatorRecords, change: dict[str, str]
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     before = stored(dynamodb)
@@ -130,7 +131,7 @@ def test_retry_with_the_same_certificate_but_another_identity_is_denied(
 
 
 def test_retry_of_an_active_device_with_its_certificate_is_allowed_and_stays_active(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     put_device(
         dynamodb,
@@ -147,7 +148,7 @@ def test_retry_of_an_active_device_with_its_certificate_is_allowed_and_stays_act
 
 @pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
 def test_same_serial_with_another_certificate_is_a_duplicate(
-    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus
+    dynamodb: Any, registry: OperatorRecords, status: DeviceStatus
 ) -> None:
     put_device(dynamodb, status, certificateId=certificate_id("device-1"))
     before = stored(dynamodb)
@@ -164,7 +165,7 @@ def test_same_serial_with_another_certificate_is_a_duplicate(
 )
 @pytest.mark.parametrize("certificate", ["device-1", "new-one"])
 def test_revoked_and_decommissioned_serials_are_denied(
-    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus, reason: RejectionReason, certificate: str
+    dynamodb: Any, registry: OperatorRecords, status: DeviceStatus, reason: RejectionReason, certificate: str
 ) -> None:
     put_device(dynamodb, status, certificateId=certificate_id("device-1"))
     before = stored(dynamodb)
@@ -174,7 +175,7 @@ def test_revoked_and_decommissioned_serials_are_denied(
 
 @pytest.mark.parametrize("require_preregistration", [False, True])
 def test_preregistered_serial_moves_to_pending(
-    dynamodb: Any, registry: DeviceRecords, require_preregistration: bool
+    dynamodb: Any, registry: OperatorRecords, require_preregistration: bool
 ) -> None:
     put_device(
         dynamodb,
@@ -192,7 +193,7 @@ def test_preregistered_serial_moves_to_pending(
 
 
 def test_preregistered_serial_claimed_as_another_type_is_denied(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     put_device(dynamodb, DeviceStatus.PREREGISTERED, deviceType="gateway", manufacturer="AcmeIoT")
     before = stored(dynamodb)
@@ -201,13 +202,13 @@ def test_preregistered_serial_claimed_as_another_type_is_denied(
 
 
 def test_unknown_serial_is_denied_when_preregistration_is_required(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     assert deny_reason(registry, prereg=True) is RejectionReason.NOT_PREREGISTERED
     assert stored(dynamodb) is None
 
 
-def test_unknown_status_fails_closed(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_unknown_status_fails_closed(dynamodb: Any, registry: OperatorRecords) -> None:
     put_device(dynamodb, "QUARANTINED", certificateId=certificate_id("device-1"))  # type: ignore[arg-type]
     assert deny_reason(registry) is RejectionReason.UNKNOWN_REGISTRY_STATE
 
@@ -218,7 +219,7 @@ OTHER = replace(REQUEST, serial_number="TS-000456")
 
 
 def test_approval_binds_the_certificate_in_an_item_the_indexes_never_see(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     binding = stored(dynamodb, certificate_binding_key(certificate_id("device-1")))
@@ -238,7 +239,7 @@ def test_approval_binds_the_certificate_in_an_item_the_indexes_never_see(
 
 @pytest.mark.parametrize("status", [None, DeviceStatus.ACTIVE, DeviceStatus.REVOKED])
 def test_a_certificate_approved_for_one_serial_is_denied_for_another_in_one_request(
-    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus | None
+    dynamodb: Any, registry: OperatorRecords, status: DeviceStatus | None
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     if status is DeviceStatus.ACTIVE:
@@ -257,7 +258,7 @@ def test_a_certificate_approved_for_one_serial_is_denied_for_another_in_one_requ
 
 
 def test_a_certificate_bound_to_another_serial_is_denied_for_a_preregistered_one(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     registry.preregister(OTHER, "2026-01-01T00:00:00.000+00:00")
@@ -268,7 +269,9 @@ def test_a_certificate_bound_to_another_serial_is_denied_for_a_preregistered_one
     assert registry_contents(dynamodb) == before
 
 
-def test_the_serials_own_denial_comes_before_the_certificates(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_the_serials_own_denial_comes_before_the_certificates(
+    dynamodb: Any, registry: OperatorRecords
+) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     registry.approve(OTHER, provenance("device-2"), require_preregistration=False)
     with pytest.raises(ProvisioningDenied) as caught:
@@ -277,7 +280,7 @@ def test_the_serials_own_denial_comes_before_the_certificates(dynamodb: Any, reg
 
 
 def test_a_retry_whose_certificate_is_bound_to_another_serial_is_denied(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     # Not reachable through the adapter; a registry edited by hand must still fail closed.
     registry.approve(REQUEST, provenance(), require_preregistration=False)
@@ -292,7 +295,7 @@ def test_a_retry_whose_certificate_is_bound_to_another_serial_is_denied(
 
 @pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
 def test_retries_stay_approved_in_one_request_and_change_nothing(
-    dynamodb: Any, registry: DeviceRecords, status: DeviceStatus
+    dynamodb: Any, registry: OperatorRecords, status: DeviceStatus
 ) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     if status is DeviceStatus.ACTIVE:
@@ -307,7 +310,7 @@ def test_retries_stay_approved_in_one_request_and_change_nothing(
 
 @pytest.mark.parametrize("preregistered", [False, True])
 def test_release_keeps_the_binding_so_the_certificate_serves_only_its_serial(
-    dynamodb: Any, registry: DeviceRecords, preregistered: bool
+    dynamodb: Any, registry: OperatorRecords, preregistered: bool
 ) -> None:
     if preregistered:
         registry.preregister(REQUEST, "2026-01-01T00:00:00.000+00:00")
@@ -327,7 +330,7 @@ def test_release_keeps_the_binding_so_the_certificate_serves_only_its_serial(
     }
 
 
-def test_decommission_keeps_the_binding(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_decommission_keeps_the_binding(dynamodb: Any, registry: OperatorRecords) -> None:
     registry.approve(REQUEST, provenance(), require_preregistration=False)
     registry.decommission(REQUEST.serial_number)
     assert deny_reason(registry) is RejectionReason.DEVICE_DECOMMISSIONED
@@ -337,7 +340,7 @@ def test_decommission_keeps_the_binding(dynamodb: Any, registry: DeviceRecords) 
     assert registry_contents(dynamodb)[1] == {certificate_id("device-1"): REQUEST.serial_number}
 
 
-def test_no_device_operation_accepts_a_bindings_key(registry: DeviceRecords) -> None:
+def test_no_device_operation_accepts_a_bindings_key(registry: OperatorRecords) -> None:
     key = certificate_binding_key(certificate_id("device-1"))
     for operation in (registry.get, registry.decommission, lambda key: registry.revoke(key, "x")):
         with pytest.raises(ValueError, match="certificate binding"):
@@ -370,7 +373,7 @@ def test_a_transaction_cancelled_for_anything_but_the_conditions_denies(
             modeled_fields=fields,
         )
         with pytest.raises(ProvisioningDenied) as caught:
-            DeviceRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+            OperatorRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
     assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
     assert detail in caught.value.detail
 
@@ -402,7 +405,7 @@ def race(asks: list[tuple[str, str]]) -> list[str]:
     def provision(number: int) -> None:
         serial, certificate = asks[number]
         request = DeviceRequest(serial, "temperature-sensor", "AcmeIoT", "1.4.2", "Factory-Floor-A")
-        registry = DeviceRecords(boto3.client("dynamodb", region_name="us-east-1"), TABLE_NAME)
+        registry = OperatorRecords(boto3.client("dynamodb", region_name="us-east-1"), TABLE_NAME)
         barrier.wait()
         try:
             registry.approve(request, provenance(certificate), require_preregistration=False)
@@ -465,7 +468,7 @@ def test_dynamodb_errors_deny_as_registry_unavailable(code: str) -> None:
     with Stubber(client) as stubber:
         stubber.add_client_error("transact_write_items", service_error_code=code, http_status_code=400)
         with pytest.raises(ProvisioningDenied) as caught:
-            DeviceRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+            OperatorRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
     assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
     assert code in caught.value.detail
 
@@ -478,6 +481,6 @@ def test_unreachable_registry_denies() -> None:
         config=Config(connect_timeout=0.2, retries={"total_max_attempts": 1}),
     )
     with pytest.raises(ProvisioningDenied) as caught:
-        DeviceRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+        OperatorRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
     assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
     assert caught.value.detail.endswith(("EndpointConnectionError", ConnectTimeoutError.__name__))

@@ -10,8 +10,11 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from fleetctl.operator_transitions import OperatorRecords, TransitionRefused
 from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
-from hook.registry import DeviceRecords, Item, Provenance, TransitionRefused
+from hook.registry_decisions import Provenance
+from hook.registry_items import Item
+from hook.registry_transitions import DeviceRecords
 from hook.rules import DeviceRequest
 from tests.support import (
     CLAIM_CERTIFICATE_ID,
@@ -33,14 +36,14 @@ def provenance(certificate: str) -> Provenance:
 
 
 @pytest.fixture
-def active(registry: DeviceRecords) -> Item:
+def active(registry: OperatorRecords) -> Item:
     """An ACTIVE device with its original certificate, as the hook and the activation function leave it."""
     registry.approve(REQUEST, provenance("original"), require_preregistration=False)
     assert registry.activate(SERIAL, THING) is None
     return item(registry)
 
 
-def item(registry: DeviceRecords) -> Item:
+def item(registry: OperatorRecords) -> Item:
     found = registry.get(SERIAL)
     assert found is not None
     return found
@@ -50,7 +53,7 @@ def bindings(dynamodb: Any) -> dict[str, str]:
     return registry_contents(dynamodb)[1]
 
 
-def rotate(registry: DeviceRecords, new: str, job: str = "job-1") -> Item:
+def rotate(registry: OperatorRecords, new: str, job: str = "job-1") -> Item:
     """A whole rotation to the certificate of seed ``new``; the item after it."""
     assert registry.begin_rotation(item(registry), certificate_id(new), job)
     completed = registry.complete_rotation(item(registry))
@@ -62,7 +65,7 @@ def rotate(registry: DeviceRecords, new: str, job: str = "job-1") -> Item:
 
 
 def test_a_rotation_begins_with_a_pending_certificate_bound_to_the_serial(
-    dynamodb: Any, registry: DeviceRecords, active: Item
+    dynamodb: Any, registry: OperatorRecords, active: Item
 ) -> None:
     assert registry.begin_rotation(active, certificate_id("new"), "job-1") is True
 
@@ -76,7 +79,7 @@ def test_a_rotation_begins_with_a_pending_certificate_bound_to_the_serial(
 
 
 def test_a_rotation_does_not_begin_when_the_serial_changed_since_it_was_read(
-    dynamodb: Any, registry: DeviceRecords, active: Item
+    dynamodb: Any, registry: OperatorRecords, active: Item
 ) -> None:
     assert registry.revoke(SERIAL, "stolen") is not None
 
@@ -86,7 +89,7 @@ def test_a_rotation_does_not_begin_when_the_serial_changed_since_it_was_read(
 
 
 def test_a_rotation_does_not_begin_for_a_certificate_that_is_not_current(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     stale = {**active, Attr.CERTIFICATE_ID: certificate_id("someone-else")}
     assert registry.begin_rotation(stale, certificate_id("new"), "job-1") is False
@@ -94,7 +97,7 @@ def test_a_rotation_does_not_begin_for_a_certificate_that_is_not_current(
 
 
 def test_a_rotation_does_not_bind_a_certificate_bound_to_another_serial(
-    dynamodb: Any, registry: DeviceRecords, active: Item
+    dynamodb: Any, registry: OperatorRecords, active: Item
 ) -> None:
     other = DeviceRequest("TS-000999", "temperature-sensor", "AcmeIoT", "1.4.2", "Line-2")
     registry.approve(other, provenance("theirs"), require_preregistration=False)
@@ -105,7 +108,7 @@ def test_a_rotation_does_not_bind_a_certificate_bound_to_another_serial(
 
 
 def test_a_retried_rotation_replaces_the_pending_certificate_and_clears_the_last_failure(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     registry.begin_rotation(active, certificate_id("first"), "job-1")
     assert registry.abandon_rotation(item(registry), "no connection") is not None
@@ -121,7 +124,7 @@ def test_a_retried_rotation_replaces_the_pending_certificate_and_clears_the_last
 
 
 def test_completing_makes_the_pending_certificate_current_and_records_the_old_one(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     registry.begin_rotation(active, certificate_id("new"), "job-1")
 
@@ -136,7 +139,7 @@ def test_completing_makes_the_pending_certificate_current_and_records_the_old_on
 
 
 def test_completing_is_refused_without_a_pending_certificate_or_when_it_changed(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     assert registry.complete_rotation(active) is None
     registry.begin_rotation(active, certificate_id("first"), "job-1")
@@ -148,7 +151,7 @@ def test_completing_is_refused_without_a_pending_certificate_or_when_it_changed(
 
 
 def test_abandoning_drops_the_pending_certificate_and_keeps_the_current_one(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     registry.begin_rotation(active, certificate_id("new"), "job-1")
 
@@ -163,7 +166,7 @@ def test_abandoning_drops_the_pending_certificate_and_keeps_the_current_one(
 
 
 def test_abandoning_a_rotation_that_was_replaced_meanwhile_changes_nothing(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     registry.begin_rotation(active, certificate_id("first"), "job-1")
     read = item(registry)
@@ -173,7 +176,7 @@ def test_abandoning_a_rotation_that_was_replaced_meanwhile_changes_nothing(
     assert item(registry)[Attr.PENDING_CERTIFICATE_ID] == certificate_id("second")
 
 
-def test_replaced_certificates_grow_newest_first(registry: DeviceRecords, active: Item) -> None:
+def test_replaced_certificates_grow_newest_first(registry: OperatorRecords, active: Item) -> None:
     rotate(registry, "second")
     rotate(registry, "third", job="job-2")
     registry.grant_reprovision(SERIAL, "replaced board", "operator", in_hours(1))
@@ -191,7 +194,7 @@ def test_replaced_certificates_grow_newest_first(registry: DeviceRecords, active
 # --- re-provisioning grants -------------------------------------------------------------------------
 
 
-def test_a_grant_is_recorded_on_an_active_serial(registry: DeviceRecords, active: Item) -> None:
+def test_a_grant_is_recorded_on_an_active_serial(registry: OperatorRecords, active: Item) -> None:
     until = in_hours(24)
     granted = registry.grant_reprovision(SERIAL, "main board replaced", "alice", until)
 
@@ -207,7 +210,7 @@ def test_a_grant_is_recorded_on_an_active_serial(registry: DeviceRecords, active
 
 @pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.REVOKED, DeviceStatus.DECOMMISSIONED])
 def test_a_grant_is_refused_unless_the_serial_is_active(
-    registry: DeviceRecords, status: DeviceStatus
+    registry: OperatorRecords, status: DeviceStatus
 ) -> None:
     registry.approve(REQUEST, provenance("original"), require_preregistration=False)
     if status is DeviceStatus.REVOKED:
@@ -223,7 +226,7 @@ def test_a_grant_is_refused_unless_the_serial_is_active(
     assert Attr.REPROVISION_ALLOWED_UNTIL not in item(registry)
 
 
-def test_a_grant_for_an_unknown_serial_is_refused_without_creating_it(registry: DeviceRecords) -> None:
+def test_a_grant_for_an_unknown_serial_is_refused_without_creating_it(registry: OperatorRecords) -> None:
     with pytest.raises(TransitionRefused) as refused:
         registry.grant_reprovision(SERIAL, "why", "alice", in_hours(1))
     assert refused.value.stored is None
@@ -231,7 +234,7 @@ def test_a_grant_for_an_unknown_serial_is_refused_without_creating_it(registry: 
 
 
 def test_approval_consumes_the_grant_and_replaces_the_certificate_on_the_same_thing(
-    dynamodb: Any, registry: DeviceRecords, active: Item
+    dynamodb: Any, registry: OperatorRecords, active: Item
 ) -> None:
     registry.begin_rotation(active, certificate_id("pending"), "job-1")
     registry.grant_reprovision(SERIAL, "main board replaced", "alice", in_hours(1))
@@ -251,7 +254,7 @@ def test_approval_consumes_the_grant_and_replaces_the_certificate_on_the_same_th
     assert bindings(dynamodb)[ORIGINAL] == SERIAL
 
 
-def test_a_grant_admits_one_certificate_and_its_retries_only(registry: DeviceRecords, active: Item) -> None:
+def test_a_grant_admits_one_certificate_and_its_retries_only(registry: OperatorRecords, active: Item) -> None:
     registry.grant_reprovision(SERIAL, "main board replaced", "alice", in_hours(1))
     registry.approve(REQUEST, provenance("new-board"), require_preregistration=False)
     after = item(registry)
@@ -265,7 +268,7 @@ def test_a_grant_admits_one_certificate_and_its_retries_only(registry: DeviceRec
     assert item(registry) == after
 
 
-def test_an_expired_grant_admits_nothing(registry: DeviceRecords, active: Item) -> None:
+def test_an_expired_grant_admits_nothing(registry: OperatorRecords, active: Item) -> None:
     registry.grant_reprovision(SERIAL, "main board replaced", "alice", in_hours(-0.01))
 
     with pytest.raises(ProvisioningDenied) as denied:
@@ -279,7 +282,7 @@ def test_an_expired_grant_admits_nothing(registry: DeviceRecords, active: Item) 
     ("device_type", "manufacturer"), [("humidity-sensor", "AcmeIoT"), ("temperature-sensor", "SensorWorks")]
 )
 def test_a_grant_admits_only_the_serials_own_type_and_manufacturer(
-    registry: DeviceRecords, active: Item, device_type: str, manufacturer: str
+    registry: OperatorRecords, active: Item, device_type: str, manufacturer: str
 ) -> None:
     registry.grant_reprovision(SERIAL, "main board replaced", "alice", in_hours(1))
     other = DeviceRequest(SERIAL, device_type, manufacturer, "1.4.2", "Factory-Floor-A")
@@ -294,7 +297,7 @@ def test_a_grant_admits_only_the_serials_own_type_and_manufacturer(
 
 
 def test_two_certificates_racing_for_one_grant_get_one_approval(
-    dynamodb: Any, registry: DeviceRecords, active: Item, monkeypatch: pytest.MonkeyPatch
+    dynamodb: Any, registry: OperatorRecords, active: Item, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both requests find the grant in their approval transaction; the second one's consumption is made
     after the first's, as when two devices ask at the same moment."""
@@ -327,7 +330,7 @@ def test_two_certificates_racing_for_one_grant_get_one_approval(
 
 
 def test_a_certificate_bound_to_another_serial_cannot_use_the_grant(
-    dynamodb: Any, registry: DeviceRecords, active: Item
+    dynamodb: Any, registry: OperatorRecords, active: Item
 ) -> None:
     other = DeviceRequest("TS-000999", "temperature-sensor", "AcmeIoT", "1.4.2", "Line-2")
     registry.approve(other, provenance("theirs"), require_preregistration=False)
@@ -354,14 +357,14 @@ def test_a_rotation_cancelled_for_another_reason_than_a_condition_is_raised(code
             modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": code}]},
         )
         with pytest.raises(ClientError) as raised:
-            DeviceRecords(client, TABLE_NAME).begin_rotation(active, certificate_id("new"), "job-1")
+            OperatorRecords(client, TABLE_NAME).begin_rotation(active, certificate_id("new"), "job-1")
     assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
 
 
 # --- the current certificate's expiry -----------------------------------------------------------------
 
 
-def test_the_recorded_expiry_is_always_the_current_certificates(registry: DeviceRecords) -> None:
+def test_the_recorded_expiry_is_always_the_current_certificates(registry: OperatorRecords) -> None:
     registry.approve(REQUEST, provenance("original"), require_preregistration=False)
     assert registry.activate(SERIAL, THING, "2027-01-01T00:00:00.000+00:00") is None
     assert item(registry)[Attr.CERTIFICATE_NOT_AFTER] == "2027-01-01T00:00:00.000+00:00"
@@ -378,7 +381,7 @@ def test_the_recorded_expiry_is_always_the_current_certificates(registry: Device
     assert Attr.CERTIFICATE_NOT_AFTER not in completed
 
 
-def test_a_reprovisioning_drops_the_replaced_certificates_expiry(registry: DeviceRecords) -> None:
+def test_a_reprovisioning_drops_the_replaced_certificates_expiry(registry: OperatorRecords) -> None:
     registry.approve(REQUEST, provenance("original"), require_preregistration=False)
     assert registry.activate(SERIAL, THING, "2027-01-01T00:00:00.000+00:00") is None
     registry.grant_reprovision(SERIAL, "main board replaced", "alice", in_hours(1))
@@ -391,7 +394,7 @@ def test_a_reprovisioning_drops_the_replaced_certificates_expiry(registry: Devic
 
 
 def test_an_expiry_is_recorded_only_for_the_certificate_still_current(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     assert (
         registry.record_certificate_expiry(SERIAL, certificate_id("other"), "2030-01-01T00:00:00.000+00:00")

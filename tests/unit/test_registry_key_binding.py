@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fleetctl.operator_transitions import OperatorRecords, PublicKeyInUse, TransitionRefused
+from fleetctl.registry_reads import devices_and_bindings
 from hook.contract import (
     Attr,
     DeviceStatus,
@@ -18,14 +20,9 @@ from hook.contract import (
     shard_of,
 )
 from hook.public_keys import PEM_MAX_LENGTH
-from hook.registry import (
-    DeviceRecords,
-    Item,
-    Provenance,
-    PublicKeyInUse,
-    TransitionRefused,
-    devices_and_bindings,
-)
+from hook.registry_decisions import Provenance
+from hook.registry_items import Item
+from hook.registry_transitions import DeviceRecords
 from hook.rules import DeviceRequest
 from tests.support import (
     CLAIM_CERTIFICATE_ID,
@@ -80,11 +77,11 @@ def everything(dynamodb: Any) -> dict[str, dict[str, Any]]:
     return {item["serialNumber"]["S"]: item for page in pages for item in page["Items"]}
 
 
-def approve(registry: DeviceRecords, who: Provenance, *, key_binding: bool = True, **changes: str) -> None:
+def approve(registry: OperatorRecords, who: Provenance, *, key_binding: bool = True, **changes: str) -> None:
     registry.approve(request(**changes), who, require_preregistration=False, key_binding=key_binding)
 
 
-def denial(registry: DeviceRecords, who: Provenance, *, key_binding: bool = True) -> RejectionReason:
+def denial(registry: OperatorRecords, who: Provenance, *, key_binding: bool = True) -> RejectionReason:
     with pytest.raises(ProvisioningDenied) as denied:
         approve(registry, who, key_binding=key_binding)
     assert "BEGIN" not in denied.value.detail  # a certificate is never repeated in a logged detail
@@ -92,7 +89,7 @@ def denial(registry: DeviceRecords, who: Provenance, *, key_binding: bool = True
 
 
 @pytest.fixture
-def bound(registry: DeviceRecords) -> Item:
+def bound(registry: OperatorRecords) -> Item:
     """The serial pre-registered with its device's key, as a factory manifest with ``public_key`` does."""
     assert registry.preregister(request(), NOW, key_fingerprint(GENUINE)) is None
     stored = registry.get(SERIAL)
@@ -101,7 +98,7 @@ def bound(registry: DeviceRecords) -> Item:
 
 
 @pytest.fixture
-def active(registry: DeviceRecords, bound: Item) -> Item:
+def active(registry: OperatorRecords, bound: Item) -> Item:
     """The genuine device provisioned and activated."""
     approve(registry, provenance("device-1"))
     assert registry.activate(SERIAL, THING) is None
@@ -114,7 +111,7 @@ def active(registry: DeviceRecords, bound: Item) -> Item:
 
 
 def test_a_key_is_registered_with_its_serial_in_one_transaction_and_is_never_a_device(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     fingerprint = key_fingerprint(GENUINE)
     sent = count_requests(dynamodb)
@@ -143,7 +140,7 @@ def test_a_key_is_registered_with_its_serial_in_one_transaction_and_is_never_a_d
 
 
 def test_a_key_registered_for_another_serial_is_refused_naming_it_and_nothing_is_written(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     before = everything(dynamodb)
 
@@ -156,7 +153,9 @@ def test_a_key_registered_for_another_serial_is_refused_naming_it_and_nothing_is
     assert everything(dynamodb) == before
 
 
-def test_a_key_in_use_is_reported_even_for_a_serial_that_exists(registry: DeviceRecords, bound: Item) -> None:
+def test_a_key_in_use_is_reported_even_for_a_serial_that_exists(
+    registry: OperatorRecords, bound: Item
+) -> None:
     registry.preregister(request(OTHER_SERIAL), NOW, key_fingerprint(device_key()))
     with pytest.raises(PublicKeyInUse) as in_use:
         registry.preregister(request(OTHER_SERIAL), NOW, key_fingerprint(GENUINE))
@@ -164,7 +163,7 @@ def test_a_key_in_use_is_reported_even_for_a_serial_that_exists(registry: Device
 
 
 def test_reimporting_a_row_with_its_key_returns_the_stored_item_and_changes_nothing(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     before = everything(dynamodb)
     assert registry.preregister(request(), "2026-02-02T00:00:00.000+00:00", key_fingerprint(GENUINE)) == bound
@@ -172,14 +171,14 @@ def test_reimporting_a_row_with_its_key_returns_the_stored_item_and_changes_noth
 
 
 def test_an_existing_serial_given_a_new_key_keeps_its_own_and_binds_nothing(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     before = everything(dynamodb)
     assert registry.preregister(request(), NOW, key_fingerprint(device_key())) == bound
     assert everything(dynamodb) == before
 
 
-def test_no_device_operation_accepts_a_key_bindings_key(registry: DeviceRecords, bound: Item) -> None:
+def test_no_device_operation_accepts_a_key_bindings_key(registry: OperatorRecords, bound: Item) -> None:
     key = public_key_binding_key(key_fingerprint(GENUINE))
     for operation in (registry.get, registry.decommission, lambda key: registry.revoke(key, "x")):
         with pytest.raises(ValueError, match="key binding"):
@@ -190,7 +189,7 @@ def test_no_device_operation_accepts_a_key_bindings_key(registry: DeviceRecords,
 
 
 def test_the_genuine_device_is_approved_in_one_request(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     sent = count_requests(dynamodb)
     approve(registry, provenance())
@@ -205,7 +204,7 @@ def test_the_genuine_device_is_approved_in_one_request(
 
 
 def test_a_certificate_for_another_key_is_denied_in_one_request_and_leaves_the_registry_untouched(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     before = everything(dynamodb)
     sent = count_requests(dynamodb)
@@ -216,12 +215,14 @@ def test_a_certificate_for_another_key_is_denied_in_one_request_and_leaves_the_r
     assert everything(dynamodb) == before
 
 
-def test_a_binding_type_implies_pre_registration(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_a_binding_type_implies_pre_registration(dynamodb: Any, registry: OperatorRecords) -> None:
     assert denial(registry, provenance()) == RejectionReason.NOT_PREREGISTERED
     assert everything(dynamodb) == {}
 
 
-def test_a_serial_registered_without_a_key_is_denied_as_such(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_a_serial_registered_without_a_key_is_denied_as_such(
+    dynamodb: Any, registry: OperatorRecords
+) -> None:
     registry.preregister(request(), NOW)
     before = everything(dynamodb)
     assert denial(registry, provenance()) == RejectionReason.PUBLIC_KEY_NOT_REGISTERED
@@ -229,7 +230,7 @@ def test_a_serial_registered_without_a_key_is_denied_as_such(dynamodb: Any, regi
 
 
 def test_a_serial_pre_registered_as_another_type_is_a_preregistration_mismatch(
-    registry: DeviceRecords,
+    registry: OperatorRecords,
 ) -> None:
     registry.preregister(request(device_type="humidity-sensor"), NOW)
     assert denial(registry, provenance()) == RejectionReason.PREREGISTRATION_MISMATCH
@@ -237,7 +238,7 @@ def test_a_serial_pre_registered_as_another_type_is_a_preregistration_mismatch(
 
 @pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
 def test_a_clone_of_a_bound_serial_with_another_key_is_a_key_mismatch(
-    dynamodb: Any, registry: DeviceRecords, bound: Item, status: DeviceStatus
+    dynamodb: Any, registry: OperatorRecords, bound: Item, status: DeviceStatus
 ) -> None:
     approve(registry, provenance("device-1"))
     if status is DeviceStatus.ACTIVE:
@@ -251,7 +252,7 @@ def test_a_clone_of_a_bound_serial_with_another_key_is_a_key_mismatch(
 
 
 def test_a_retry_by_the_genuine_certificate_is_approved_again_in_one_request(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     approve(registry, provenance())
     before = everything(dynamodb)
@@ -274,7 +275,7 @@ def test_a_retry_by_the_genuine_certificate_is_approved_again_in_one_request(
     ids=lambda pem: repr(pem)[:30],
 )
 def test_a_certificate_that_cannot_be_read_is_denied_before_any_request(
-    dynamodb: Any, registry: DeviceRecords, bound: Item, pem: str | None
+    dynamodb: Any, registry: OperatorRecords, bound: Item, pem: str | None
 ) -> None:
     sent = count_requests(dynamodb)
     assert denial(registry, provenance(key=None, pem=pem)) == RejectionReason.CERTIFICATE_UNREADABLE
@@ -282,7 +283,7 @@ def test_a_certificate_that_cannot_be_read_is_denied_before_any_request(
 
 
 def test_a_certificate_of_a_key_aws_iot_would_not_issue_is_unreadable(
-    registry: DeviceRecords, bound: Item
+    registry: OperatorRecords, bound: Item
 ) -> None:
     weak = provenance(key=ec.generate_private_key(ec.SECP384R1()))
     assert denial(registry, weak) == RejectionReason.CERTIFICATE_UNREADABLE
@@ -293,7 +294,7 @@ def test_a_certificate_of_a_key_aws_iot_would_not_issue_is_unreadable(
 
 @pytest.mark.parametrize("key_binding", [True, False], ids=["binding type", "type without binding"])
 def test_a_grant_for_a_bound_serial_admits_only_the_bound_key(
-    dynamodb: Any, registry: DeviceRecords, active: Item, key_binding: bool
+    dynamodb: Any, registry: OperatorRecords, active: Item, key_binding: bool
 ) -> None:
     registry.grant_reprovision(SERIAL, "board repaired", "alice", in_hours(1))
     before = everything(dynamodb)
@@ -317,7 +318,7 @@ def test_a_grant_for_a_bound_serial_admits_only_the_bound_key(
 
 
 def test_a_grant_is_not_consumed_by_a_key_rebound_meanwhile(
-    registry: DeviceRecords, active: Item, monkeypatch: pytest.MonkeyPatch
+    registry: OperatorRecords, active: Item, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The grant's consumption is conditional on the key read with it: an operator's rebinding between the
     approval's transaction and the consumption cancels it."""
@@ -341,7 +342,7 @@ def test_a_grant_is_not_consumed_by_a_key_rebound_meanwhile(
 
 
 def test_a_rotation_does_not_begin_when_the_key_was_rebound_since_it_was_read(
-    registry: DeviceRecords, active: Item
+    registry: OperatorRecords, active: Item
 ) -> None:
     assert registry.rebind_key(active, key_fingerprint(device_key()), "new element", "bob") is not None
     assert registry.begin_rotation(active, certificate_id("rotated"), "job-1") is False
@@ -351,7 +352,7 @@ def test_a_rotation_does_not_begin_when_the_key_was_rebound_since_it_was_read(
 
 
 def test_rebinding_moves_the_key_and_its_binding_and_records_who_why_and_the_previous_key(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     replacement = device_key()
     sent = count_requests(dynamodb)
@@ -382,7 +383,7 @@ def test_rebinding_moves_the_key_and_its_binding_and_records_who_why_and_the_pre
 
 
 def test_rebinding_an_active_serial_without_a_key_drops_its_rotation_in_progress(
-    registry: DeviceRecords,
+    registry: OperatorRecords,
 ) -> None:
     registry.approve(request(), provenance(), require_preregistration=False)
     registry.activate(SERIAL, THING)
@@ -405,7 +406,7 @@ def test_rebinding_an_active_serial_without_a_key_drops_its_rotation_in_progress
 
 
 def test_rebinding_to_a_key_of_another_serial_is_refused_and_changes_nothing(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     other = device_key()
     registry.preregister(request(OTHER_SERIAL), NOW, key_fingerprint(other))
@@ -419,7 +420,7 @@ def test_rebinding_to_a_key_of_another_serial_is_refused_and_changes_nothing(
 
 
 def test_rebinding_a_serial_that_changed_since_it_was_read_writes_nothing(
-    dynamodb: Any, registry: DeviceRecords, bound: Item
+    dynamodb: Any, registry: OperatorRecords, bound: Item
 ) -> None:
     approve(registry, provenance())
     before = everything(dynamodb)
@@ -429,7 +430,7 @@ def test_rebinding_a_serial_that_changed_since_it_was_read_writes_nothing(
 
 @pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.REVOKED, DeviceStatus.DECOMMISSIONED])
 def test_only_a_preregistered_or_active_serial_may_be_rebound(
-    registry: DeviceRecords, bound: Item, status: DeviceStatus
+    registry: OperatorRecords, bound: Item, status: DeviceStatus
 ) -> None:
     approve(registry, provenance())
     if status is DeviceStatus.REVOKED:

@@ -2,7 +2,7 @@
 exactly what a full scan of the table would, certificate bindings never appear, every transition keeps an
 item's index keys right, and the backfill gives old items theirs.
 
-``components/registry.py`` explains the design these tests hold it to.
+``components/device_registry.py`` explains the design these tests hold it to.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import (
     REGISTRY_PARTITION_KEY,
     REGISTRY_SHARDS,
@@ -27,7 +28,8 @@ from hook.contract import (
     shard_keys,
     shard_of,
 )
-from hook.registry import DeviceRecords, Item, Provenance, shard_attributes, timestamp
+from hook.registry_decisions import Provenance
+from hook.registry_items import Item, shard_attributes, timestamp
 from hook.rules import DeviceRequest, parse_rules, validate_request
 from tests.support import (
     RULES,
@@ -121,9 +123,9 @@ def test_a_factory_batch_puts_no_more_than_its_share_on_any_index_key() -> None:
 
 
 class Workload:
-    """A registry built through every transition of :class:`DeviceRecords`, in a random order."""
+    """A registry built through every transition of :class:`OperatorRecords`, in a random order."""
 
-    def __init__(self, registry: DeviceRecords, seed: int) -> None:
+    def __init__(self, registry: OperatorRecords, seed: int) -> None:
         self.registry = registry
         self.random = random.Random(seed)  # noqa: S311 (a reproducible workload, not a secret)
         self.devices: dict[str, str] = {}  # serial -> type
@@ -235,7 +237,7 @@ def assert_index_keys_follow_every_item(dynamodb: Any) -> None:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_every_list_and_count_answers_what_a_full_scan_would(
-    dynamodb: Any, registry: DeviceRecords, seed: int
+    dynamodb: Any, registry: OperatorRecords, seed: int
 ) -> None:
     Workload(registry, seed).run(steps=160)
     assert_index_keys_follow_every_item(dynamodb)
@@ -277,7 +279,7 @@ def test_every_list_and_count_answers_what_a_full_scan_would(
 
 
 @pytest.mark.parametrize("limit", [1, 4])
-def test_a_limit_returns_the_first_items_of_the_whole_list(registry: DeviceRecords, limit: int) -> None:
+def test_a_limit_returns_the_first_items_of_the_whole_list(registry: OperatorRecords, limit: int) -> None:
     Workload(registry, seed=11).run(steps=120)
     for status in (DeviceStatus.PREREGISTERED, DeviceStatus.ACTIVE):
         assert list(registry.devices(status, limit=limit)) == list(registry.devices(status))[:limit]
@@ -289,7 +291,7 @@ def test_a_limit_returns_the_first_items_of_the_whole_list(registry: DeviceRecor
 
 
 def test_the_stale_approval_count_queries_only_the_pending_shards(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     for number in range(40):
         registry.preregister(request_for(f"TS-{number:06d}", "temperature-sensor"), timestamp())
@@ -310,7 +312,7 @@ def test_the_stale_approval_count_queries_only_the_pending_shards(
 
 
 def test_certificate_bindings_appear_in_no_list_no_count_and_no_scan(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     request = request_for("TS-000001", "temperature-sensor")
     registry.approve(request, provenance("first"), require_preregistration=False)
@@ -338,7 +340,7 @@ def test_certificate_bindings_appear_in_no_list_no_count_and_no_scan(
 
 
 def test_the_parallel_scan_reads_each_device_once_with_more_segments_than_items(
-    registry: DeviceRecords,
+    registry: OperatorRecords,
 ) -> None:
     for number in range(5):
         registry.preregister(request_for(f"TS-{number:06d}", "temperature-sensor"), timestamp())
@@ -348,7 +350,7 @@ def test_the_parallel_scan_reads_each_device_once_with_more_segments_than_items(
 
 
 def test_the_parallel_scan_stops_its_readers_when_closed_early_and_raises_their_errors(
-    dynamodb: Any, registry: DeviceRecords
+    dynamodb: Any, registry: OperatorRecords
 ) -> None:
     for number in range(30):
         registry.preregister(request_for(f"TS-{number:06d}", "temperature-sensor"), timestamp())
@@ -356,7 +358,7 @@ def test_the_parallel_scan_stops_its_readers_when_closed_early_and_raises_their_
     next(scan)
     scan.close()  # joins the readers: a hang here would be a reader that did not stop
     with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):
-        list(DeviceRecords(dynamodb, "no-such-table").scan_devices(segments=3))
+        list(OperatorRecords(dynamodb, "no-such-table").scan_devices(segments=3))
 
 
 # --- the backfill -----------------------------------------------------------------------------------------
@@ -373,7 +375,7 @@ def put_old_item(dynamodb: Any, serial: str, status: DeviceStatus, **attributes:
     dynamodb.put_item(TableName=TABLE_NAME, Item={name: {"S": value} for name, value in item.items()})
 
 
-def test_the_backfill_gives_old_items_their_index_keys_once(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_the_backfill_gives_old_items_their_index_keys_once(dynamodb: Any, registry: OperatorRecords) -> None:
     for number in range(30):
         put_old_item(dynamodb, f"TS-{number:06d}", DeviceStatus.ACTIVE, deviceType="temperature-sensor")
     put_old_item(dynamodb, "GW-REVOKED1", DeviceStatus.REVOKED)  # revoked before it was ever seen: no type
@@ -401,7 +403,7 @@ def test_the_backfill_gives_old_items_their_index_keys_once(dynamodb: Any, regis
 
 
 def test_the_backfill_leaves_an_item_a_transition_changed_meanwhile(
-    dynamodb: Any, registry: DeviceRecords, monkeypatch: pytest.MonkeyPatch
+    dynamodb: Any, registry: OperatorRecords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_old_item(dynamodb, "TS-000001", DeviceStatus.ACTIVE, deviceType="temperature-sensor")
     put_old_item(dynamodb, "TS-000002", DeviceStatus.ACTIVE, deviceType="temperature-sensor")
@@ -443,7 +445,7 @@ def test_fleetctl_registry_backfill_reports_what_it_did(fleet: Fleet) -> None:
     ]
 
 
-def test_a_request_is_still_one_request_per_transition(dynamodb: Any, registry: DeviceRecords) -> None:
+def test_a_request_is_still_one_request_per_transition(dynamodb: Any, registry: OperatorRecords) -> None:
     """The index keys ride in the transition's own request: nothing is read or written besides it."""
     sent: list[str] = []
     dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: sent.append(model.name))

@@ -16,9 +16,11 @@ from botocore.exceptions import ClientError
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iotdata.models import iotdata_backends
 
-from hook import certificate_retirement, rotation
+from fleetctl.operator_transitions import OperatorRecords
+from hook import certificate_retirement, certificate_rotation, runtime
 from hook.contract import Attr, RotationStep, Service, rotation_job_id_prefix, thing_name
-from hook.registry import DeviceRecords, timestamp
+from hook.registry_items import timestamp
+from hook.registry_transitions import DeviceRecords
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,
@@ -32,7 +34,6 @@ from tests.support import (
     before_every_call,
     certificate_id,
     certificate_signing_request,
-    clear_certificate_function_caches,
     configure_certificate_functions,
     device_certificate,
     device_key,
@@ -69,12 +70,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # igno
 def stream(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Any:
     configure_certificate_functions(monkeypatch)
     yield RegistryStream(fleet.dynamodb)
-    clear_certificate_function_caches()
+    runtime.reset()
 
 
 @pytest.fixture
-def registry(fleet: Fleet) -> DeviceRecords:
-    return DeviceRecords(fleet.dynamodb, TABLE_NAME)
+def registry(fleet: Fleet) -> OperatorRecords:
+    return OperatorRecords(fleet.dynamodb, TABLE_NAME)
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def result_event(caller: str, status: str, job_id: str = JOB_1, **extra: Any) ->
 
 
 def invoke(event: Any) -> dict[str, str]:
-    answer: dict[str, str] = rotation.lambda_handler(event, FakeLambdaContext())
+    answer: dict[str, str] = certificate_rotation.lambda_handler(event, FakeLambdaContext())
     return answer
 
 
@@ -131,7 +132,7 @@ def published(thing: str = THING) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def item(registry: DeviceRecords) -> dict[str, str]:
+def item(registry: OperatorRecords) -> dict[str, str]:
     found = registry.get(SERIAL)
     assert found is not None
     return found
@@ -165,7 +166,7 @@ RETIRED: tuple[str, list[str], list[str]] = ("REVOKED", [], [])
 
 
 def test_a_rotation_from_csr_to_retirement(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, capsys: Any
 ) -> None:
     assert invoke(csr_event(original)) == {"outcome": "certificate-issued"}
 
@@ -198,7 +199,7 @@ def test_a_rotation_from_csr_to_retirement(
 
 
 def test_a_csr_from_a_certificate_that_is_not_current_is_refused(
-    fleet: Fleet, registry: DeviceRecords, original: str, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, original: str, capsys: Any
 ) -> None:
     other_device = fleet.provision("TS-000002")
     before, known = item(registry), certificates(fleet)
@@ -214,7 +215,7 @@ def test_a_csr_from_a_certificate_that_is_not_current_is_refused(
 
 
 def test_success_reported_with_the_old_certificate_completes_nothing(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, capsys: Any
 ) -> None:
     invoke(csr_event(original))
     pending = item(registry)
@@ -251,7 +252,7 @@ def test_success_reported_with_the_old_certificate_completes_nothing(
     ],
 )
 def test_a_bad_csr_is_refused_before_anything_is_issued(
-    fleet: Fleet, registry: DeviceRecords, original: str, capsys: Any, csr: str, reason: str
+    fleet: Fleet, registry: OperatorRecords, original: str, capsys: Any, csr: str, reason: str
 ) -> None:
     before, known = item(registry), certificates(fleet)
     capsys.readouterr()
@@ -265,12 +266,12 @@ def test_a_bad_csr_is_refused_before_anything_is_issued(
 
 
 def test_a_csr_aws_iot_refuses_is_an_invalid_csr(
-    fleet: Fleet, registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """AWS IoT checks the key (RSA of 2048 bits or more, or a NIST curve) and the signature; moto does not,
     so its refusal is injected as AWS answers it."""
     fail_once(monkeypatch, "CreateCertificateFromCsr", "InvalidRequestException")
-    clear_certificate_function_caches()
+    runtime.reset()
     before = item(registry)
     capsys.readouterr()
 
@@ -280,7 +281,7 @@ def test_a_csr_aws_iot_refuses_is_an_invalid_csr(
 
 
 def test_a_failure_reported_by_the_device_abandons_and_retires_the_new_certificate(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, capsys: Any
 ) -> None:
     invoke(csr_event(original))
     new = item(registry)[Attr.PENDING_CERTIFICATE_ID]
@@ -301,7 +302,7 @@ def test_a_failure_reported_by_the_device_abandons_and_retires_the_new_certifica
 
 
 def test_a_failure_about_another_job_leaves_the_rotation_in_progress(
-    registry: DeviceRecords, original: str
+    registry: OperatorRecords, original: str
 ) -> None:
     invoke(csr_event(original, job_id=JOB_2))
     pending = item(registry)
@@ -313,7 +314,7 @@ def test_a_failure_about_another_job_leaves_the_rotation_in_progress(
 
 
 def test_a_retried_csr_replaces_the_pending_certificate_which_is_retired(
-    fleet: Fleet, registry: DeviceRecords, stream: RegistryStream, original: str
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str
 ) -> None:
     invoke(csr_event(original, job_id=JOB_1))
     first = item(registry)[Attr.PENDING_CERTIFICATE_ID]
@@ -330,7 +331,7 @@ def test_a_retried_csr_replaces_the_pending_certificate_which_is_retired(
     assert invoke(result_event(second, "SUCCEEDED", job_id=JOB_2)) == {"outcome": "rotated"}
 
 
-def test_a_repeated_success_is_not_refused(registry: DeviceRecords, original: str, capsys: Any) -> None:
+def test_a_repeated_success_is_not_refused(registry: OperatorRecords, original: str, capsys: Any) -> None:
     invoke(csr_event(original))
     new = item(registry)[Attr.PENDING_CERTIFICATE_ID]
     invoke(result_event(new, "SUCCEEDED"))
@@ -343,7 +344,7 @@ def test_a_repeated_success_is_not_refused(registry: DeviceRecords, original: st
 
 
 def test_a_device_that_is_not_active_gets_no_certificate(
-    fleet: Fleet, registry: DeviceRecords, original: str, capsys: Any
+    fleet: Fleet, registry: OperatorRecords, original: str, capsys: Any
 ) -> None:
     registry.revoke(SERIAL, "stolen")
     known = certificates(fleet)
@@ -355,7 +356,7 @@ def test_a_device_that_is_not_active_gets_no_certificate(
 
 
 def test_a_registry_change_while_issuing_revokes_the_issued_certificate(
-    fleet: Fleet, registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The device is revoked between the function's read and its write: the certificate AWS IoT issued
     meanwhile is revoked, since no registry record will ever retire it."""
@@ -378,7 +379,7 @@ def test_a_registry_change_while_issuing_revokes_the_issued_certificate(
 
 def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certificate(
     fleet: Fleet,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     stream: RegistryStream,
     original: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -387,7 +388,7 @@ def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certif
     event = csr_event(original)
     known = certificates(fleet)
     fail_once(monkeypatch, "AttachThingPrincipal", "ThrottlingException", times=3)  # every attempt
-    clear_certificate_function_caches()
+    runtime.reset()
     capsys.readouterr()
 
     with pytest.raises(ClientError) as raised:
@@ -402,7 +403,7 @@ def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certif
     [first] = certificates(fleet) - known
 
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # AWS answers again
-    clear_certificate_function_caches()
+    runtime.reset()
     assert invoke(event) == {"outcome": "certificate-issued"}  # Lambda's retry of the same event
     retire(stream)
     assert attachments(fleet, first) == RETIRED
@@ -410,10 +411,10 @@ def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certif
 
 
 def test_an_aws_error_a_retry_cannot_fix_is_refused_as_internal(
-    registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     fail_once(monkeypatch, "AttachPolicy", "UnauthorizedException")
-    clear_certificate_function_caches()
+    runtime.reset()
     capsys.readouterr()
 
     assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "InternalError"}
@@ -479,7 +480,7 @@ def _without(event: dict[str, Any], field: str) -> dict[str, Any]:
     ],
 )
 def test_malformed_device_messages_are_refused_with_an_answer(
-    registry: DeviceRecords, original: str, capsys: Any, change: Any
+    registry: OperatorRecords, original: str, capsys: Any, change: Any
 ) -> None:
     event = change(csr_event(original))
     if event["step"] == "result":
@@ -496,7 +497,7 @@ def test_malformed_device_messages_are_refused_with_an_answer(
 
 
 def test_a_conflicting_registry_write_is_raised_for_a_retry_and_revokes_the_issued_certificate(
-    fleet: Fleet, registry: DeviceRecords, original: str, monkeypatch: pytest.MonkeyPatch
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DynamoDB cancels the rotation's transaction for a concurrent write on the item, not for a condition."""
     conflict = [
@@ -512,7 +513,7 @@ def test_a_conflicting_registry_write_is_raised_for_a_retry_and_revokes_the_issu
         return None
 
     before_every_call(monkeypatch, cancel_once)
-    clear_certificate_function_caches()
+    runtime.reset()
     known = certificates(fleet)
 
     with pytest.raises(ClientError):
@@ -528,7 +529,7 @@ def test_each_rotation_step_makes_a_known_set_of_aws_requests(
     fleet: Fleet,
     stream: RegistryStream,
     original: str,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     aws_operations: list[str],
 ) -> None:
     """What a rotation costs, per device: the figures the closing note and the quotas rest on."""
@@ -551,7 +552,7 @@ def test_each_rotation_step_makes_a_known_set_of_aws_requests(
     "job_id", [f"{rotation_job_id_prefix(BASE)}9", "ota-update-7"], ids=["no-such-job", "not-a-rotation-job"]
 )
 def test_a_csr_outside_an_open_rotation_job_gets_no_certificate(
-    fleet: Fleet, stream: RegistryStream, original: str, registry: DeviceRecords, job_id: str
+    fleet: Fleet, stream: RegistryStream, original: str, registry: OperatorRecords, job_id: str
 ) -> None:
     before = certificates(fleet)
 
@@ -563,7 +564,7 @@ def test_a_csr_outside_an_open_rotation_job_gets_no_certificate(
 
 
 def test_a_csr_of_a_finished_job_gets_no_certificate(
-    fleet: Fleet, stream: RegistryStream, original: str, registry: DeviceRecords
+    fleet: Fleet, stream: RegistryStream, original: str, registry: OperatorRecords
 ) -> None:
     fleet.iot.cancel_job_execution(jobId=JOB_1, thingName=THING, force=True)
     before = certificates(fleet)
@@ -573,7 +574,7 @@ def test_a_csr_of_a_finished_job_gets_no_certificate(
 
 
 def test_a_repeated_csr_in_one_job_gets_no_second_certificate(
-    fleet: Fleet, stream: RegistryStream, original: str, registry: DeviceRecords
+    fleet: Fleet, stream: RegistryStream, original: str, registry: OperatorRecords
 ) -> None:
     assert invoke(csr_event(original)) == {"outcome": "certificate-issued"}
     pending = item(registry)[Attr.PENDING_CERTIFICATE_ID]
@@ -591,7 +592,7 @@ def test_a_device_revoked_while_its_certificate_is_issued_never_gets_it(
     fleet: Fleet,
     stream: RegistryStream,
     original: str,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``fleetctl revoke`` lands between the registry's pending certificate and its activation."""
@@ -615,7 +616,7 @@ def test_a_device_revoked_while_its_certificate_is_issued_never_gets_it(
 
 
 @pytest.fixture
-def bound_key(fleet: Fleet, registry: DeviceRecords, stream: RegistryStream) -> tuple[DeviceKey, str]:
+def bound_key(fleet: Fleet, registry: OperatorRecords, stream: RegistryStream) -> tuple[DeviceKey, str]:
     """An ACTIVE device whose key is registered: pre-registered with its secure element's key and
     provisioned with a certificate of it. The key and the certificate's id."""
     key = device_key()
@@ -629,7 +630,7 @@ def bound_key(fleet: Fleet, registry: DeviceRecords, stream: RegistryStream) -> 
 
 
 def test_a_bound_device_rotating_its_own_key_gets_a_certificate_at_no_extra_request(
-    fleet: Fleet, registry: DeviceRecords, bound_key: tuple[DeviceKey, str], aws_operations: list[str]
+    fleet: Fleet, registry: OperatorRecords, bound_key: tuple[DeviceKey, str], aws_operations: list[str]
 ) -> None:
     key, current = bound_key
     aws_operations.clear()
@@ -644,7 +645,7 @@ def test_a_bound_device_rotating_its_own_key_gets_a_certificate_at_no_extra_requ
 
 def test_a_csr_of_a_new_key_for_a_bound_serial_is_refused_before_any_aws_request(
     fleet: Fleet,
-    registry: DeviceRecords,
+    registry: OperatorRecords,
     bound_key: tuple[DeviceKey, str],
     aws_operations: list[str],
     capsys: Any,

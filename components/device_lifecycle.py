@@ -8,10 +8,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import documents
+from components.device_registry import RegistryReference
 from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
-from components.hook_package import ACTIVATION_HANDLER, STALE_APPROVALS_HANDLER
-from components.registry import RegistryReference
+from components.function_archives import ACTIVATION, STALE_APPROVALS
 from components.rule_logs import FunctionRule, create_function_rule
 from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_TABLE_ENV, STATUS_INDEX, thing_name
 
@@ -89,7 +89,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
             f"{name}-activation",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-device-activation",
-                handler=ACTIVATION_HANDLER,
+                code=ACTIVATION,
                 description="Marks provisioned devices ACTIVE and writes their initial shadow",
                 statements=statements,
                 environment={
@@ -127,7 +127,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
             f"{name}-stale-approvals",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-stale-approvals",
-                handler=STALE_APPROVALS_HANDLER,
+                code=STALE_APPROVALS,
                 description="Publishes the number of PENDING approvals older than an hour",
                 statements=args.registry.table_arn.apply(
                     lambda table_arn: [

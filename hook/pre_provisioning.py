@@ -7,16 +7,13 @@ request with a logged reason, and no exception ever leaves :func:`lambda_handler
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import re
-from pathlib import Path
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from botocore.config import Config
 
+from hook import runtime
 from hook.contract import (
     CLAIM_CERTIFICATE_DIMENSION,
     KEY_BINDING_REJECTIONS,
@@ -31,16 +28,11 @@ from hook.contract import (
     Service,
     metrics_namespace_from_environment,
 )
-from hook.registry import DeviceRecords, Provenance, registry_from_environment
+from hook.registry_decisions import Provenance
+from hook.registry_transitions import DeviceRecords, registry_from_environment
 from hook.rules import RulesError, RuleSet, load_rules, validate_request
 
 SERVICE: Final = Service.HOOK.value
-DYNAMODB_CONFIG: Final = Config(
-    connect_timeout=0.5,
-    read_timeout=1.0,
-    retries={"total_max_attempts": 2, "mode": "standard"},
-)
-"""Worst case two attempts of 1.5 s plus one back-off of at most 1 s: inside AWS IoT's 5-second wait."""
 
 _CERTIFICATE_ID = re.compile(r"[0-9a-f]{64}")
 _CLIENT_ID_MAX_LENGTH: Final = 128
@@ -192,17 +184,16 @@ def _printable(value: Any) -> str | None:
     return value[:_LOGGED_VALUE_MAX_LENGTH].encode("ascii", "backslashreplace").decode("ascii")
 
 
-@functools.cache
+@runtime.once
 def _rules() -> RuleSet | RulesError:
     """The rule set, read once per cold start; an unusable file becomes a deny-everything state."""
-    path = Path(os.environ.get(RULES_FILE_ENV) or Path(__file__).with_name(RULES_FILE_NAME))
     try:
-        return load_rules(path)
+        return load_rules(runtime.packaged_file(RULES_FILE_ENV, RULES_FILE_NAME))
     except RulesError as error:
         logger.error("rules unavailable: every request will be denied", extra={"error": str(error)})
         return error
 
 
-@functools.cache
+@runtime.once
 def _registry() -> DeviceRecords:
-    return registry_from_environment(DYNAMODB_CONFIG)
+    return registry_from_environment(runtime.HOOK_CLIENT_CONFIG)

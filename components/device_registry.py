@@ -29,7 +29,7 @@ The indexes (:data:`~hook.contract.REGISTRY_INDEXES`), both projecting every att
 
 ``<shard>`` is a hash of the serial modulo :data:`~hook.contract.REGISTRY_SHARDS` (16), so one device stays
 in one shard for life and consecutive factory serials spread evenly. Every transition writes the keys of
-the status and type it writes, in its one request (``hook.registry.DeviceRecords``). Binding items
+the status and type it writes, in its one request (``hook.registry_transitions.DeviceRecords``). Binding items
 (``certificate#<id>``, ``publicKey#<fingerprint>``) never carry them: both indexes are sparse and never
 hold a binding.
 

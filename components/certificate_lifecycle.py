@@ -11,10 +11,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import documents
+from components.device_registry import RegistryReference
 from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
-from components.hook_package import CERTIFICATE_RETIREMENT_HANDLER, ROTATION_HANDLER
-from components.registry import RegistryReference
+from components.function_archives import CERTIFICATE_RETIREMENT, CERTIFICATE_ROTATION
 from components.rule_logs import FunctionRule, create_function_rule
 from hook.contract import (
     IOT_DATA_ENDPOINT_ENV,
@@ -197,7 +197,7 @@ class CertificateLifecycle(pulumi.ComponentResource):
             f"{name}-rotation",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-certificate-rotation",
-                handler=ROTATION_HANDLER,
+                code=CERTIFICATE_ROTATION,
                 description="Signs a device's CSR for its new certificate and records the rotation",
                 statements=pulumi.Output.all(self._scope, args.registry.table_arn).apply(
                     lambda values: rotation_statements(values[0], args.name_prefix, values[1])
@@ -253,7 +253,7 @@ class CertificateLifecycle(pulumi.ComponentResource):
             f"{name}-retirement",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-certificate-retirement",
-                handler=CERTIFICATE_RETIREMENT_HANDLER,
+                code=CERTIFICATE_RETIREMENT,
                 description="Revokes and detaches the certificates the device registry no longer holds",
                 statements=pulumi.Output.all(self._scope, args.registry.stream_arn, failures.arn).apply(
                     lambda values: retirement_statements(values[0], args.name_prefix, values[1], values[2])

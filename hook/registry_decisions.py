@@ -1,0 +1,251 @@
+"""Decisions drawn from what the registry returned: a stored item, or a cancelled transaction's reasons.
+
+Pure functions of their arguments (the time is passed in), so each rule is tested without DynamoDB. A
+conditional write asks for the stored item when refused (``ReturnValuesOnConditionCheckFailure=ALL_OLD``),
+and a cancelled ``TransactWriteItems`` gives one reason per member, in order, each with that member's stored
+item when its condition failed (DynamoDB API reference, TransactWriteItems, ``CancellationReasons``): the
+approval is decided from them without a second request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
+from hook.registry_items import Item, string_attributes
+
+if TYPE_CHECKING:
+    from hook.rules import DeviceRequest
+
+Reason = Mapping[str, Any]
+"""One member's cancellation reason: ``Code`` (``None`` when its condition held), and ``Item`` when
+refused."""
+
+DENIED_STATES: Final = {
+    DeviceStatus.REVOKED: RejectionReason.DEVICE_REVOKED,
+    DeviceStatus.DECOMMISSIONED: RejectionReason.DEVICE_DECOMMISSIONED,
+}
+PROVISIONED_STATES: Final = frozenset({DeviceStatus.PENDING, DeviceStatus.ACTIVE})
+BOUND_STATES: Final = frozenset({DeviceStatus.PREREGISTERED, *PROVISIONED_STATES})
+"""States in which a serial's registered key decides which certificate it may have."""
+
+REPLACED_CERTIFICATES_KEPT: Final = 20
+"""How many replaced certificates an item lists; older ones were retired long since."""
+
+PASSED: Final = "None"
+"""A transaction member's cancellation reason code when its own condition held."""
+CONDITION_FAILED: Final = "ConditionalCheckFailed"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who asked: the identifiers AWS IoT passes to the hook with every request."""
+
+    certificate_id: str
+    claim_certificate_id: str
+    template_arn: str
+    client_id: str
+    certificate_pem: str | None = None
+    """The event's ``certificatePem``: read only to check its key."""
+
+
+def refused_item(refused: ClientError) -> Item | None:
+    """The stored item a refused conditional write returns; ``None`` when there was none. botocore's
+    error type does not declare the ``Item`` key."""
+    item = cast(Mapping[str, Any], refused.response).get("Item")
+    return None if item is None else string_attributes(item)
+
+
+def stored_item(reason: Reason) -> Item | None:
+    """The stored item a cancellation reason carries."""
+    item = reason.get("Item")
+    return None if item is None else string_attributes(item)
+
+
+def bound_serial(reason: Reason) -> str:
+    """The serial a refused binding member's stored binding names ("" when none)."""
+    return (stored_item(reason) or {}).get(Attr.DEVICE_SERIAL_NUMBER, "")
+
+
+def reasons_of(cancelled: ClientError) -> object:
+    """A cancelled transaction's ``CancellationReasons``, as DynamoDB sent them (unchecked)."""
+    return cast(Mapping[str, Any], cancelled.response).get("CancellationReasons")
+
+
+def cancelled_by_conditions(reasons: object) -> bool:
+    """Whether a transaction was cancelled only because a member's condition did not hold."""
+    codes = {r.get("Code") for r in reasons if isinstance(r, dict)} if isinstance(reasons, list) else set()
+    return CONDITION_FAILED in codes and codes <= {PASSED, CONDITION_FAILED}
+
+
+def cancellation_reasons(cancelled: ClientError, members: int) -> list[Reason]:
+    """The reasons of a cancelled transaction of ``members`` members, one per member in order; a
+    cancellation that does not give them all is raised as it is."""
+    reasons = reasons_of(cancelled)
+    if not (
+        isinstance(reasons, list) and len(reasons) == members and all(isinstance(r, dict) for r in reasons)
+    ):
+        raise cancelled
+    return reasons
+
+
+def approval_decision(
+    reasons: object, request: DeviceRequest, provenance: Provenance, public_key: str | None, now: str
+) -> Item | None:
+    """Decide from a cancelled approval's reasons, one per member (the serial's item, then the
+    certificate's binding). Allow a retry by the certificate on record that is bound to this serial
+    (``None``), and return the stored item when an operator's re-provisioning grant admits a new
+    certificate; anything unexpected denies. ``public_key``: the certificate's key, when the device type
+    binds keys."""
+    if not (isinstance(reasons, list) and len(reasons) == 2 and all(isinstance(r, dict) for r in reasons)):
+        raise ProvisioningDenied(
+            RejectionReason.REGISTRY_UNAVAILABLE, "registry transaction cancelled without its two reasons"
+        )
+    codes = [reason.get("Code") for reason in reasons]
+    unexpected = [str(code) for code in codes if code not in (PASSED, CONDITION_FAILED)]
+    if unexpected or codes == [PASSED, PASSED]:
+        raise ProvisioningDenied(
+            RejectionReason.REGISTRY_UNAVAILABLE,
+            f"registry transaction cancelled: {', '.join(unexpected) or 'no reason given'}",
+        )
+    device, binding = reasons
+    granted = None
+    if device["Code"] == CONDITION_FAILED:
+        granted = decide_from_stored(stored_item(device), request, provenance, public_key, now)
+    if binding["Code"] == CONDITION_FAILED:
+        raise ProvisioningDenied(
+            RejectionReason.CERTIFICATE_IN_USE,
+            f"certificate is already approved for serial {bound_serial(binding) or None!r}",
+        )
+    return granted
+
+
+def decide_from_stored(
+    item: Item | None, request: DeviceRequest, provenance: Provenance, public_key: str | None, now: str
+) -> Item | None:
+    """Allow a retry by the certificate already on record (``None``) or, with an operator's unexpired
+    re-provisioning grant, a new certificate (the stored item); deny everything else the condition
+    refused. With key binding (``public_key``), a serial of the request's type and maker admits only its
+    registered key."""
+    if item is None:
+        raise ProvisioningDenied(RejectionReason.NOT_PREREGISTERED, "serial is not pre-registered")
+    status = item.get(Attr.STATUS)
+    same_identity = (item.get(Attr.DEVICE_TYPE), item.get(Attr.MANUFACTURER)) == (
+        request.device_type,
+        request.manufacturer,
+    )
+    if public_key is not None and same_identity and status in BOUND_STATES:
+        require_bound_key(item, public_key)
+    if status in PROVISIONED_STATES:
+        if item.get(Attr.CERTIFICATE_ID) != provenance.certificate_id:
+            if reprovision_granted(item, request, now):
+                return item
+            raise ProvisioningDenied(
+                RejectionReason.DUPLICATE_SERIAL,
+                f"serial is already {status} with another certificate (a cloned or replayed serial)",
+            )
+        if not same_identity:
+            raise ProvisioningDenied(
+                RejectionReason.DUPLICATE_SERIAL,
+                f"serial is already {status} as {_identity(item)}; "
+                "a retry must repeat DeviceType and Manufacturer",
+            )
+        return None
+    if status in DENIED_STATES:
+        raise ProvisioningDenied(DENIED_STATES[DeviceStatus(status)], f"serial is {status}")
+    if status == DeviceStatus.PREREGISTERED:
+        raise ProvisioningDenied(
+            RejectionReason.PREREGISTRATION_MISMATCH,
+            f"serial was pre-registered as {_identity(item)}, the request says "
+            f"{request.device_type!r} by {request.manufacturer!r}",
+        )
+    raise ProvisioningDenied(
+        RejectionReason.UNKNOWN_REGISTRY_STATE, f"registry status {status!r} is not known"
+    )
+
+
+def reprovision_refusal(reasons: object) -> ProvisioningDenied:
+    """Why a re-provisioning's transaction (the serial's item, then the certificate's binding) was
+    cancelled: the certificate is another serial's, or the grant was used meanwhile."""
+    codes = [r.get("Code") for r in reasons if isinstance(r, dict)] if isinstance(reasons, list) else []
+    if codes[1:2] == [CONDITION_FAILED]:
+        return ProvisioningDenied(
+            RejectionReason.CERTIFICATE_IN_USE, "certificate is already approved for another serial"
+        )
+    return ProvisioningDenied(
+        RejectionReason.REPROVISION_GRANT_USED,
+        "the re-provisioning grant was used by another request meanwhile",
+    )
+
+
+def require_bound_key(item: Item, public_key: str) -> None:
+    """Deny unless ``public_key`` is the serial's registered key."""
+    bound = item.get(Attr.PUBLIC_KEY_SHA256)
+    if not bound:
+        raise ProvisioningDenied(
+            RejectionReason.PUBLIC_KEY_NOT_REGISTERED,
+            f"serial is {item.get(Attr.STATUS)} without a registered key; its device type binds keys "
+            "(pre-register it with its public_key, or `fleetctl rebind` it)",
+        )
+    if bound != public_key:
+        raise ProvisioningDenied(
+            RejectionReason.PUBLIC_KEY_MISMATCH,
+            f"the certificate's key sha256:{public_key[:16]}... is not the serial's registered key "
+            f"sha256:{bound[:16]}... (another device, a clone, or a wrong manifest)",
+        )
+
+
+def reprovision_granted(item: Item, request: DeviceRequest, now: str) -> bool:
+    """Whether an ``ACTIVE`` serial holds a grant unexpired at ``now`` for a request of its own type and
+    maker."""
+    return (
+        item.get(Attr.STATUS) == DeviceStatus.ACTIVE
+        and item.get(Attr.REPROVISION_ALLOWED_UNTIL, "") > now
+        and (item.get(Attr.DEVICE_TYPE), item.get(Attr.MANUFACTURER))
+        == (request.device_type, request.manufacturer)
+    )
+
+
+def replaced_certificates(item: Item, certificate_id: str) -> str:
+    """The replaced certificates of ``item`` with ``certificate_id`` added in front, the newest
+    :data:`REPLACED_CERTIFICATES_KEPT` only (an item must stay far below DynamoDB's 400 KB)."""
+    replaced = [certificate_id, *item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split()]
+    return " ".join(replaced[:REPLACED_CERTIFICATES_KEPT]).strip()
+
+
+def certificate_expiry(not_after: str | None) -> tuple[Item, tuple[str, ...]]:
+    """What a write that changes the current certificate sets and removes: its expiry when known, else the
+    previous certificate's is removed (``certificateNotAfter`` never names another certificate's)."""
+    if not_after:
+        return {Attr.CERTIFICATE_NOT_AFTER: not_after}, ()
+    return {}, (Attr.CERTIFICATE_NOT_AFTER,)
+
+
+def certificate_key(provenance: Provenance) -> str:
+    """The fingerprint of the certificate being registered, else ``CertificateUnreadable``; imports
+    :mod:`hook.public_keys` only when a key is checked."""
+    from hook.public_keys import PublicKeyError, certificate_key_sha256  # noqa: PLC0415 (key binding only)
+
+    if provenance.certificate_pem is None:
+        raise ProvisioningDenied(
+            RejectionReason.CERTIFICATE_UNREADABLE,
+            "certificatePem is missing or not a string; expected one PEM certificate",
+        )
+    try:
+        return certificate_key_sha256(provenance.certificate_pem)
+    except PublicKeyError as error:
+        raise ProvisioningDenied(RejectionReason.CERTIFICATE_UNREADABLE, f"certificatePem: {error}") from None
+
+
+def registry_unavailable(error: ClientError | BotoCoreError) -> ProvisioningDenied:
+    """The denial for a registry request that failed (throttled, unreachable, refused)."""
+    code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+    return ProvisioningDenied(RejectionReason.REGISTRY_UNAVAILABLE, f"registry request failed: {code}")
+
+
+def _identity(item: Item) -> str:
+    return f"{item.get(Attr.DEVICE_TYPE)!r} by {item.get(Attr.MANUFACTURER)!r}"

@@ -1,0 +1,96 @@
+"""What every function's runtime shares: AWS client configs derived from each function's deadline, the
+environment it is configured through, and clients made once per cold start, with one reset for tests.
+
+No function imports another function's module; each imports this one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+import boto3
+from botocore.config import Config
+
+from hook.contract import IOT_DATA_ENDPOINT_ENV
+
+_Made = TypeVar("_Made")
+
+MAX_BACKOFF_SECONDS: Final = 20.0
+"""botocore's longest back-off between attempts in ``standard`` retry mode: before attempt ``n + 1`` a
+throttled request waits at most ``min(2 ** (n - 1), 20)`` seconds, other errors far less (boto3 developer
+guide, "Retries", standard mode; botocore ``retries/standard.py`` ``ExponentialBackoff``)."""
+
+
+def client_config(*, deadline: float, attempts: int, connect_timeout: float) -> Config:
+    """A client config whose worst case ends by ``deadline`` seconds: ``attempts`` attempts, each of
+    ``connect_timeout`` plus a read timeout, and the longest back-off before each retry. The read timeout
+    is what the deadline leaves each attempt."""
+    backoffs = sum(min(2.0**retry, MAX_BACKOFF_SECONDS) for retry in range(attempts - 1))
+    read_timeout = (deadline - backoffs) / attempts - connect_timeout
+    if read_timeout <= 0:
+        raise ValueError(f"a deadline of {deadline} s leaves no read time for {attempts} attempts")
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": attempts, "mode": "standard"},
+    )
+
+
+HOOK_CALL_DEADLINE_SECONDS: Final = 4.0
+"""AWS IoT waits 5 seconds for the pre-provisioning hook (developer guide, "Pre-provisioning hooks"); its
+one registry request must end within 4, leaving a second for the decision, its log line and metrics."""
+HOOK_CLIENT_CONFIG: Final = client_config(
+    deadline=HOOK_CALL_DEADLINE_SECONDS, attempts=2, connect_timeout=0.5
+)
+"""Two attempts of 0.5 s to connect and 1.0 s to read, and one back-off of at most 1 s: 4 s."""
+
+FUNCTION_CALL_DEADLINE_SECONDS: Final = 24.0
+"""The other functions run asynchronously, with a Lambda timeout of 30 seconds or more
+(``components/device_lifecycle.py``, ``components/certificate_lifecycle.py``); one AWS call of theirs ends
+within 24, leaving the rest of the shortest timeout for the invocation's other work."""
+FUNCTION_CLIENT_CONFIG: Final = client_config(
+    deadline=FUNCTION_CALL_DEADLINE_SECONDS, attempts=3, connect_timeout=2.0
+)
+"""Three attempts of 2 s to connect and 5 s to read, and back-offs of at most 1 and 2 s: 24 s."""
+
+_made_once: list[Any] = []
+"""What :func:`once` made: each a ``functools.cache`` wrapper."""
+
+
+def once(make: Callable[[], _Made]) -> Callable[[], _Made]:
+    """``make`` called on first use only, for the rest of the cold start (:func:`reset` forgets it)."""
+    cached = functools.cache(make)
+    _made_once.append(cached)
+    return cached
+
+
+def reset() -> None:
+    """Forget every client, configuration and rule set made :func:`once`: for tests, which change the
+    environment or start a new AWS mock between invocations."""
+    for cached in _made_once:
+        cached.cache_clear()
+
+
+def required_env(name: str) -> str:
+    """The value of environment variable ``name``, which the Pulumi program sets on the function."""
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"{name} is not set")
+    return value
+
+
+def packaged_file(env: str, file_name: str) -> Path:
+    """A configuration file the Pulumi program packages beside the code (``hook/<file_name>``), or the
+    file environment variable ``env`` names instead (the tests' and the local deployer's way)."""
+    return Path(os.environ.get(env) or Path(__file__).with_name(file_name))
+
+
+def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config) -> Any:
+    """A boto3 client of ``service``; ``iot-data`` at the endpoint ``IOT_DATA_ENDPOINT`` names (the
+    account's ``iot:Data-ATS`` endpoint), which AWS IoT's data plane needs."""
+    endpoint = os.environ.get(IOT_DATA_ENDPOINT_ENV) or None if service == "iot-data" else None
+    return boto3.client(service, config=config, endpoint_url=endpoint)

@@ -1,0 +1,183 @@
+"""The registry's decisions as pure functions: what a refused approval's stored items and cancellation
+reasons mean, without DynamoDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeSerializer
+
+from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
+from hook.registry_decisions import (
+    CONDITION_FAILED,
+    PASSED,
+    REPLACED_CERTIFICATES_KEPT,
+    Provenance,
+    approval_decision,
+    cancelled_by_conditions,
+    certificate_expiry,
+    decide_from_stored,
+    replaced_certificates,
+    reprovision_granted,
+    reprovision_refusal,
+)
+from hook.registry_items import Item
+from hook.rules import DeviceRequest
+from tests.support import certificate_id
+
+NOW = "2026-12-06T10:00:00.000+00:00"
+REQUEST = DeviceRequest("TS-000123", "temperature-sensor", "AcmeIoT", "1.4.2", "Line-1")
+PROVENANCE = Provenance(certificate_id("new"), certificate_id("claim"), "arn:aws:iot:template", "TS-000123")
+
+
+def stored(status: DeviceStatus, **attributes: str) -> Item:
+    return {
+        Attr.SERIAL_NUMBER: REQUEST.serial_number,
+        Attr.STATUS: status,
+        Attr.DEVICE_TYPE: REQUEST.device_type,
+        Attr.MANUFACTURER: REQUEST.manufacturer,
+        **attributes,
+    }
+
+
+def refused(item: Item | None) -> dict[str, Any]:
+    """A member's cancellation reason for a failed condition, with the stored item as DynamoDB sends it."""
+    serializer = TypeSerializer()
+    reason: dict[str, Any] = {"Code": CONDITION_FAILED}
+    if item is not None:
+        reason["Item"] = {name: serializer.serialize(value) for name, value in item.items()}
+    return reason
+
+
+def denial(reasons: object, public_key: str | None = None) -> RejectionReason:
+    with pytest.raises(ProvisioningDenied) as denied:
+        approval_decision(reasons, REQUEST, PROVENANCE, public_key, NOW)
+    return denied.value.reason
+
+
+def test_a_retry_by_the_certificate_on_record_is_allowed_again() -> None:
+    pending = stored(DeviceStatus.PENDING, **{Attr.CERTIFICATE_ID: PROVENANCE.certificate_id})
+
+    assert approval_decision([refused(pending), {"Code": PASSED}], REQUEST, PROVENANCE, None, NOW) is None
+
+
+@pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
+def test_a_second_certificate_for_a_provisioned_serial_is_a_clone(status: DeviceStatus) -> None:
+    other = stored(status, **{Attr.CERTIFICATE_ID: certificate_id("original")})
+
+    assert denial([refused(other), {"Code": PASSED}]) == RejectionReason.DUPLICATE_SERIAL
+
+
+def test_an_unexpired_grant_of_the_same_type_and_maker_admits_a_new_certificate() -> None:
+    granted = stored(
+        DeviceStatus.ACTIVE,
+        **{
+            Attr.CERTIFICATE_ID: certificate_id("original"),
+            Attr.REPROVISION_ALLOWED_UNTIL: "2026-12-06T11:00",
+        },
+    )
+
+    assert approval_decision([refused(granted), {"Code": PASSED}], REQUEST, PROVENANCE, None, NOW) == granted
+    assert reprovision_granted(granted, REQUEST, NOW)
+    assert not reprovision_granted(granted, REQUEST, "2026-12-06T11:00:00.001+00:00")  # expired
+    assert denial([refused({**granted, Attr.MANUFACTURER: "Other"}), {"Code": PASSED}]) == (
+        RejectionReason.DUPLICATE_SERIAL
+    )
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        (None, RejectionReason.NOT_PREREGISTERED),
+        (stored(DeviceStatus.REVOKED), RejectionReason.DEVICE_REVOKED),
+        (stored(DeviceStatus.DECOMMISSIONED), RejectionReason.DEVICE_DECOMMISSIONED),
+        (
+            stored(DeviceStatus.PREREGISTERED, **{Attr.DEVICE_TYPE: "gateway"}),
+            RejectionReason.PREREGISTRATION_MISMATCH,
+        ),
+        ({**stored(DeviceStatus.ACTIVE), Attr.STATUS: "LOST"}, RejectionReason.UNKNOWN_REGISTRY_STATE),
+    ],
+)
+def test_a_refused_serial_is_denied_with_the_reason_its_stored_item_gives(
+    item: Item | None, reason: RejectionReason
+) -> None:
+    assert denial([refused(item), {"Code": PASSED}]) == reason
+
+
+def test_a_certificate_bound_to_another_serial_is_denied_naming_that_serial() -> None:
+    binding: Item = {Attr.CERTIFICATE_ID: PROVENANCE.certificate_id, Attr.DEVICE_SERIAL_NUMBER: "TS-999999"}
+
+    with pytest.raises(ProvisioningDenied, match="'TS-999999'") as denied:
+        approval_decision([{"Code": PASSED}, refused(binding)], REQUEST, PROVENANCE, None, NOW)
+    assert denied.value.reason == RejectionReason.CERTIFICATE_IN_USE
+
+
+@pytest.mark.parametrize(
+    "reasons",
+    [
+        None,
+        [{"Code": CONDITION_FAILED}],
+        [{"Code": PASSED}, {"Code": PASSED}],
+        [{"Code": "ThrottlingError"}, {"Code": PASSED}],
+        [{"Code": "TransactionConflict"}, {"Code": CONDITION_FAILED}],
+        ["not a reason", {"Code": PASSED}],
+    ],
+)
+def test_a_cancellation_that_says_nothing_about_the_serial_fails_closed(reasons: object) -> None:
+    assert denial(reasons) == RejectionReason.REGISTRY_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("bound", "reason"),
+    [(None, RejectionReason.PUBLIC_KEY_NOT_REGISTERED), ("b" * 64, RejectionReason.PUBLIC_KEY_MISMATCH)],
+)
+def test_a_serial_that_binds_keys_admits_only_its_registered_key(
+    bound: str | None, reason: RejectionReason
+) -> None:
+    key = {Attr.PUBLIC_KEY_SHA256: bound} if bound else {}
+    preregistered = stored(DeviceStatus.PREREGISTERED, **key)
+
+    with pytest.raises(ProvisioningDenied) as denied:
+        decide_from_stored(preregistered, REQUEST, PROVENANCE, "a" * 64, NOW)
+    assert denied.value.reason == reason
+
+
+def test_a_refused_reprovisioning_says_whether_the_certificate_or_the_grant_was_taken() -> None:
+    taken = reprovision_refusal([{"Code": PASSED}, {"Code": CONDITION_FAILED}])
+    used = reprovision_refusal([{"Code": CONDITION_FAILED}, {"Code": PASSED}])
+
+    assert taken.reason == RejectionReason.CERTIFICATE_IN_USE
+    assert used.reason == RejectionReason.REPROVISION_GRANT_USED
+    assert reprovision_refusal(None).reason == RejectionReason.REPROVISION_GRANT_USED
+
+
+@pytest.mark.parametrize(
+    ("reasons", "by_conditions"),
+    [
+        ([{"Code": CONDITION_FAILED}, {"Code": PASSED}], True),
+        ([{"Code": CONDITION_FAILED}, {"Code": "TransactionConflict"}], False),
+        ([{"Code": PASSED}, {"Code": PASSED}], False),
+        (None, False),
+    ],
+)
+def test_only_a_failed_condition_is_an_answer_about_the_serial(reasons: object, by_conditions: bool) -> None:
+    assert cancelled_by_conditions(reasons) is by_conditions
+
+
+def test_replaced_certificates_are_kept_newest_first_and_bounded() -> None:
+    item: Item = {}
+    for number in range(REPLACED_CERTIFICATES_KEPT + 5):
+        item[Attr.REPLACED_CERTIFICATE_IDS] = replaced_certificates(item, f"c{number}")
+
+    kept = item[Attr.REPLACED_CERTIFICATE_IDS].split()
+    assert len(kept) == REPLACED_CERTIFICATES_KEPT
+    assert kept[:2] == [f"c{REPLACED_CERTIFICATES_KEPT + 4}", f"c{REPLACED_CERTIFICATES_KEPT + 3}"]
+
+
+def test_a_new_current_certificate_without_a_known_expiry_removes_the_old_one() -> None:
+    assert certificate_expiry("2049-12-31T23:59:59.000+00:00") == (
+        {Attr.CERTIFICATE_NOT_AFTER: "2049-12-31T23:59:59.000+00:00"},
+        (),
+    )
+    assert certificate_expiry(None) == ({}, (Attr.CERTIFICATE_NOT_AFTER,))
