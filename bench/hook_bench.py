@@ -17,9 +17,9 @@ Noise: each figure is measured in ``--rounds`` rounds, the measured side and its
 each round; a round gives one ratio, and the figure is the median of the rounds' ratios, printed with their
 spread (lowest-highest) and every round's value. Nothing is dropped.
 
-1. Cold start ratio: ``import hook.pre_provisioning`` plus its first invocation (one real approval written to a
-   moto server on 127.0.0.1), divided by ``import boto3`` plus creating one DynamoDB client. Each runs in a
-   fresh interpreter started in the unpacked function package, with the same environment and preamble,
+1. Cold start ratio: ``import hook.pre_provisioning`` plus its first invocation (one real approval written
+   to a moto server on 127.0.0.1), divided by ``import boto3`` plus creating one DynamoDB client. Each runs
+   in a fresh interpreter started in the unpacked function package, with the same environment and preamble,
    timed inside the interpreter with ``time.perf_counter()``. A round runs ``--cold-runs`` interpreters of
    each side (plain, binding, baseline), rotating which goes first; its ratio is the medians' ratio. Target
    <= 1.2 for plain; binding for information, with what the binding path adds in milliseconds. Each plain

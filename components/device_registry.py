@@ -49,7 +49,7 @@ Projection ``ALL``: every caller of these indexes shows or uses whole items (``f
 results, and every transition changes ``updatedAt``, the status index's sort key, so a narrower projection
 would save no index writes.
 
-Query plans (``hook/registry.py``):
+Query plans (``fleetctl/registry_reads.py``):
 
 - stale-approval count (``StalePendingApprovals``, every 15 minutes): a ``Select=COUNT`` query of each of
   the 16 ``PENDING#<n>`` key values of ``byStatusShard`` with ``updatedAt < cutoff``: it reads only stale

@@ -1,11 +1,11 @@
 """Certificate rotation by AWS IoT job: which devices, the jobs that ask them to rotate, a job's failures
 resumed in a new job, and a job's progress.
 
-The device does the rotation (a new key and CSR on the device; see ``hook/rotation.py``); fleetctl only
-asks, with a ``SNAPSHOT`` job whose document is ``{"operation": "rotate-certificate", "keyAlgorithm": ...}``
-targeting the devices' things. Devices are chosen through the registry by :mod:`fleetctl.selection`, and
-``--older-than``: only ``ACTIVE`` devices with a thing can rotate. Jobs are created at the pace of
-``CreateJob``'s rate (:mod:`fleetctl.pacing`).
+The device does the rotation (a new key and CSR on the device; see ``hook/certificate_rotation.py``);
+fleetctl only asks, with a ``SNAPSHOT`` job whose document is ``{"operation": "rotate-certificate",
+"keyAlgorithm": ...}`` targeting the devices' things. Devices are chosen through the registry by
+:mod:`fleetctl.selection`, and ``--older-than``: only ``ACTIVE`` devices with a thing can rotate. Jobs are
+created at the pace of ``CreateJob``'s rate (:mod:`fleetctl.pacing`).
 """
 
 from __future__ import annotations

@@ -12,13 +12,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AccountSettings, AccountSettingsArgs
+from components.alarms import MonitoredNames
 from components.certificate_lifecycle import CertificateLifecycle, CertificateLifecycleArgs
 from components.device_lifecycle import DeviceLifecycle, DeviceLifecycleArgs
 from components.device_registry import DeviceRegistry, DeviceRegistryArgs
 from components.documents import AccountScope
 from components.function import FunctionDefaults
 from components.function_archives import config_json
-from components.monitoring import MonitoredNames, Monitoring, MonitoringArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.provisioning import ClaimGeneration, FleetProvisioning, FleetProvisioningArgs
 from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME, metrics_namespace

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.monitoring import rule_failures_query
+from components.alarms import rule_failures_query
 from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
 
 REGION = "us-east-1"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from components.documents import THINGS_REGISTRATION_ACTIONS
+from components.function_archives import FUNCTIONS, PRE_PROVISIONING, archive_sources
 from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter, thing_name
 from hook.rules import parse_rules
 from program.settings import SettingsError
@@ -640,8 +641,13 @@ def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> 
     ]
     deployment = deploy({"aws:region": REGION, "deviceTypes": types, "requirePreregistration": True})
     assets = named(deployment, "aws:lambda/function:Function", HOOK).inputs["code"].assets
-    assert {"hook/handler.py", "hook/contract.py", "hook/rules.py", "hook/registry.py"} <= set(assets)
-    assert not any("__pycache__" in name or name.startswith("tests") for name in assets)
+    assert set(assets) == {*archive_sources(PRE_PROVISIONING), f"hook/{RULES_FILE_NAME}"}
+    assert {
+        "hook/pre_provisioning.py",
+        "hook/contract.py",
+        "hook/rules.py",
+        "hook/registry_transitions.py",
+    } <= set(assets)
     rules = json.loads(assets[f"hook/{RULES_FILE_NAME}"].text)
     assert rules == {
         "deviceTypes": {
@@ -651,6 +657,17 @@ def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> 
         "requirePreregistration": True,
     }
     assert set(parse_rules(rules).device_types) == {"gateway", "meter"}
+
+
+def test_each_function_is_deployed_with_its_own_package_of_what_it_imports(dev: Deployment) -> None:
+    by_handler = {code.handler: code for code in FUNCTIONS}
+    functions = dev.mocks.of_type("aws:lambda/function:Function")
+
+    assert sorted(function.inputs["handler"] for function in functions) == sorted(by_handler)
+    for function in functions:
+        code = by_handler[function.inputs["handler"]]
+        assets = function.inputs["code"].assets
+        assert set(assets) == {*archive_sources(code), *(f"hook/{name}" for name in code.config_files)}
 
 
 def test_iot_may_invoke_the_hook_only_for_this_account(dev: Deployment) -> None:
