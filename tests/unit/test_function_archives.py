@@ -85,6 +85,13 @@ def test_a_package_holds_every_module_its_function_imports_and_no_other(
     assert not held - imported, f"{code.module}'s package carries modules it never imports: {held - imported}"
 
 
+def test_every_module_of_hook_is_deployed_with_some_function() -> None:
+    deployed = set().union(*(imported_modules(code.module) for code in FUNCTIONS))
+    modules = {f"hook.{path.stem}" for path in HOOK_DIR.glob("*.py") if path.stem != "__init__"}
+
+    assert modules - deployed == set(), "hook/ holds only the functions' code; operator code is fleetctl's"
+
+
 def test_each_function_gets_the_hook_modules_of_its_own_job() -> None:
     hook = imported_modules(PRE_PROVISIONING.module)
     retirement = imported_modules(CERTIFICATE_RETIREMENT.module)
