@@ -30,13 +30,13 @@ e2e: $(STAMP)
 	$(BIN)/pytest -m e2e tests/e2e
 
 demo: $(STAMP)
-	$(BIN)/python -m local.demo
+	$(BIN)/python -m local.scenario.demo
 
 # Not part of `make test`: deploys a throwaway stack on AWS (needs the Pulumi CLI and AWS credentials), runs
 # the e2e scenario against it and destroys it. README.md, "Acceptance run on AWS".
 aws-acceptance: $(STAMP)
 	@test -n "$(STACK)" || { echo "usage: make aws-acceptance STACK=<new stack name> [ARGS='--region eu-west-1 ...']"; exit 2; }
-	$(BIN)/python -m local.acceptance --stack "$(STACK)" $(ARGS)
+	$(BIN)/python -m local.acceptance.aws_runner --stack "$(STACK)" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/hook_bench.py

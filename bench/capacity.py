@@ -10,17 +10,16 @@ an increase.
         [--preregister-hours H] [--index-shards 16] [--hook-seconds 0.25] [--activation-seconds 0.25]
         [--item-kb 1] [--key-binding]
 
-**What one device costs** (provisioning by claim, as ``local/device.py`` does it): two MQTT connections (the
-claim certificate's, then the thing's), one ``CreateKeysAndCertificate`` (``--keys aws``: AWS IoT makes the
-key) or one ``CreateCertificateFromCsr`` (``--keys device``), one ``RegisterThing`` and the calls it makes for
-the template (``CreateThing`` with its type and group, ``AttachPolicy``, ``AttachThingPrincipal``, the
-certificate's activation), one hook invocation and one activation invocation (Lambda concurrency is
-invocations per second times their duration), which reads the certificate's expiry for the registry with one
-``DescribeCertificate``, and these registry writes: the hook's transaction of two items (two write units per
-item: DynamoDB writes every item of a transaction twice, to prepare and to commit it,
-:data:`TRANSACTIONS_PAGE`) and the activation's ``UpdateItem`` on the table; on the
-busiest index partition key, the status index's ``PENDING`` value gets the approval and loses it at
-activation (two writes).
+**What one device costs** (provisioning by claim, as ``local/devices/firmware.py`` does it): two MQTT
+connections (the claim certificate's, then the thing's), one ``CreateKeysAndCertificate`` (``--keys aws``: AWS
+IoT makes the key) or one ``CreateCertificateFromCsr`` (``--keys device``), one ``RegisterThing`` and the
+calls it makes for the template (``CreateThing`` with its type and group, ``AttachPolicy``,
+``AttachThingPrincipal``, the certificate's activation), one hook invocation and one activation invocation
+(Lambda concurrency is invocations per second times their duration), which reads the certificate's expiry for
+the registry with one ``DescribeCertificate``, and these registry writes: the hook's transaction of two items
+(two write units per item: DynamoDB writes every item of a transaction twice, to prepare and to commit it,
+:data:`TRANSACTIONS_PAGE`) and the activation's ``UpdateItem`` on the table; on the busiest index partition
+key, the status index's ``PENDING`` value gets the approval and loses it at activation (two writes).
 
 **What one pre-registered row costs**: one ``PutItem`` on the table (one request per row, as
 ``fleetctl preregister`` writes), and one write on the status index's ``PREREGISTERED`` value. With

@@ -56,10 +56,10 @@ from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local.device import Identity
-from local.fleet import HOOK_DENIED, Outcome, provision_fleet
-from local.sample_fleet import APPROVED, FleetDevice
-from local.sandbox import Sandbox, sandbox
+from local.devices.firmware import Identity
+from local.devices.fleet_runner import HOOK_DENIED, Outcome, provision_fleet
+from local.devices.sample_fleet import APPROVED, FleetDevice
+from local.scenario.sandbox import Sandbox, sandbox
 from program.outputs import StackOutput
 
 STEPS = ("connect", "create certificate", "register", "first publish")

@@ -95,7 +95,7 @@ from hook import handler  # noqa: E402
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV  # noqa: E402
 from hook.registry import DeviceRecords, timestamp  # noqa: E402
 from hook.rules import parse_rules, validate_request  # noqa: E402
-from local.resources.compute import zip_archive  # noqa: E402
+from local.deploy.resources.compute import zip_archive  # noqa: E402
 from program.device_types import DEFAULT_DEVICE_TYPES  # noqa: E402
 from tests.pulumi_mocks import deploy  # noqa: E402
 from tests.support import (  # noqa: E402

@@ -1,9 +1,9 @@
-"""``make aws-acceptance STACK=<name>``: the shared scenario (``local/scenario.py``) on a throwaway AWS stack.
+"""``make aws-acceptance STACK=<name>``: the shared scenario (``local/scenario/``) on a throwaway AWS stack.
 
 Deploys this very program as a new stack with the Pulumi Automation API, provisions the sample fleet and a
-device to revoke against the real endpoint with ``local/device.py``, runs the scenario's checks, prints a
-report, and always removes the devices, destroys the stack and removes it from the workspace, also after
-a failure, Ctrl-C or SIGTERM. It only ever deploys and destroys a stack it created (see :func:`run`).
+device to revoke against the real endpoint with ``local/devices/firmware.py``, runs the scenario's checks,
+prints a report, and always removes the devices, destroys the stack and removes it from the workspace, also
+after a failure, Ctrl-C or SIGTERM. It only ever deploys and destroys a stack it created (see :func:`run`).
 Needs the Pulumi CLI and AWS credentials; nothing in ``make test`` runs it.
 """
 
@@ -25,7 +25,8 @@ from typing import Any, Final, Protocol
 import boto3
 import pulumi.automation as auto
 
-from local.acceptance_plan import (
+from local.acceptance.aws_scenario import AwsScenario
+from local.acceptance.run_plan import (
     AMAZON_ROOT_CA_NAME,
     MARKER_KEY,
     MAX_STACK_NAME,
@@ -36,10 +37,9 @@ from local.acceptance_plan import (
     fetch_url,
     make_plan,
 )
-from local.acceptance_report import Exit, Report
-from local.acceptance_scenario import AwsScenario
-from local.deployer import ROOT
-from local.scenario import ScenarioResult
+from local.acceptance.run_report import Exit, Report
+from local.scenario.full_run import ScenarioResult
+from program.config import PROJECT_DIR
 
 DESTROY_ATTEMPTS: Final = 3
 LOCK_WAIT_SECONDS: Final = 900.0
@@ -89,7 +89,7 @@ class Scenario(Protocol):
 
 def create_local_stack(name: str) -> PulumiStack:
     """``pulumi stack init <name>`` of this very program: a LocalWorkspace on the project root."""
-    return auto.create_stack(name, work_dir=str(ROOT))
+    return auto.create_stack(name, work_dir=str(PROJECT_DIR))
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def run(
     create_stack: Callable[[str], PulumiStack],
     scenario: Scenario,
     log: Callable[[str], Any],
-    root: Path = ROOT,
+    root: Path = PROJECT_DIR,
 ) -> Report:
     """Create the stack, configure it, deploy it, run the scenario; then, whatever happened (an error,
     Ctrl-C, SIGTERM), remove the scenario's devices, destroy the stack and remove it from the workspace.

@@ -1,6 +1,6 @@
-"""The shared scenario (``local/scenario.py``) on the deployed AWS stack: the stack as a
-:class:`~local.deployment.Deployment` reached at its ``iotEndpoint``, devices revoked with fleetctl, and
-what they left removed before the stack is destroyed."""
+"""The shared scenario (``local/scenario/``) on the deployed AWS stack: the stack as a
+:class:`~local.scenario.deployment.Deployment` reached at its ``iotEndpoint``, devices revoked with fleetctl,
+and what they left removed before the stack is destroyed."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import boto3
 
 from fleetctl.context import StackContext
 from fleetctl.lifecycle import revoke
-from local import scenario
-from local.acceptance_plan import Plan
-from local.deployment import AWS_PATIENCE, Deployment, stack_settings
-from local.device import Broker
-from local.device_cleanup import remove_devices
-from local.fleet import FleetTarget
-from local.inspection import Inspector
-from local.scenario import ScenarioResult
+from local.acceptance.device_cleanup import remove_devices
+from local.acceptance.run_plan import Plan
+from local.deploy.inspection import Inspector
+from local.devices.fleet_runner import FleetTarget
+from local.devices.mqtt_session import Broker
+from local.scenario import full_run
+from local.scenario.deployment import AWS_PATIENCE, Deployment, stack_settings
+from local.scenario.full_run import ScenarioResult
 from program.outputs import StackOutput
 
 MQTT_PORT: Final = 8883
@@ -65,7 +65,7 @@ class AwsScenario:
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult:
         """Run the scenario; devices are revoked with fleetctl, as an operator would."""
         context = StackContext(outputs)
-        return scenario.run(
+        return full_run.run(
             self.deployment(outputs),
             lambda serial, reason: revoke(context, serial, reason),
             on_certificate=self.certificates.add,

@@ -17,7 +17,7 @@ from fleetctl.errors import FleetctlError
 from fleetctl.iot import attached_policies, describe_certificate, principal_things
 from fleetctl.lifecycle import decommission
 from hook.contract import Attr
-from local.inspection import Inspector
+from local.deploy.inspection import Inspector
 
 DELETE_ATTEMPTS: Final = 6
 """AWS IoT detaches policies and things asynchronously: deleting a certificate may fail for a few seconds."""

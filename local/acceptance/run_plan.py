@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from hook.contract import template_name
-from local.scenario import scenario_config
+from local.scenario.full_run import scenario_config
 from program.settings import PROJECT, TEMPLATE_NAME_MAX_LENGTH, Settings
 
 MARKER_KEY: Final = "acceptance:runId"

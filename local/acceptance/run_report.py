@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from local.acceptance_plan import MARKER_KEY, Plan
-from local.deployer import ROOT
-from local.report import outcomes_table
-from local.scenario import ScenarioResult
+from local.acceptance.run_plan import MARKER_KEY, Plan
+from local.scenario.full_run import ScenarioResult
+from local.scenario.result_tables import outcomes_table
+from program.config import PROJECT_DIR
 
 
 class Exit(IntEnum):
@@ -88,7 +88,7 @@ class Report:
         return "\n".join(lines)
 
     def _verdict(self) -> str:
-        stack, cwd = self.plan.stack, ROOT
+        stack, cwd = self.plan.stack, PROJECT_DIR
         if self.not_ours:
             return (
                 f"REFUSED: the config of stack {stack} lacks this run's {MARKER_KEY}; it was neither "

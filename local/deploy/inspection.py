@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hook.registry import devices_and_bindings
-from local.resources import Emulated
+from local.deploy.resources import Emulated
 
 
 @dataclass(frozen=True)

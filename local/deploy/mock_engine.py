@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 import pulumi
 
-from local.resources import CREATORS, Emulated, UnsupportedResource
+from local.deploy.resources import CREATORS, Emulated, UnsupportedResource
 from program.config import load_settings, read_stack_file
 from program.settings import PROJECT
 from program.stack import build_stack
 
-ROOT: Final = Path(__file__).resolve().parent.parent
 LOCAL_STACK: Final = "local"
 logger = logging.getLogger("local.deploy")
 

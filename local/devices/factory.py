@@ -1,5 +1,6 @@
 """The simulated factory's side of pre-registration: the factory manifest that ``fleetctl preregister``
-imports, one row per device, with the public key its secure element exported (``local/secure_element.py``)."""
+imports, one row per device, with the public key its secure element exported
+(``local/devices/secure_element.py``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from local.device import Identity
-from local.secure_element import SecureElement
+from local.devices.firmware import Identity
+from local.devices.secure_element import SecureElement
 
 HEADER: Final = ("serial", "device_type", "manufacturer", "firmware", "location", "public_key")
 """The manifest's columns (README, "Operating the fleet"); ``public_key`` is empty for a device without a

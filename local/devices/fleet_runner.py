@@ -1,29 +1,18 @@
-"""Provision a fleet (``local/sample_fleet.py``) a few devices at a time; collect each device's outcome."""
+"""Provision a fleet (``local/devices/sample_fleet.py``) a few devices at a time; collect each device's
+outcome."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from local.device import (
-    AwsKeys,
-    Broker,
-    Credentials,
-    DeviceError,
-    Identity,
-    KeySource,
-    ProvisionedDevice,
-    Rejected,
-    Session,
-    Timings,
-    provision,
-    telemetry_topic,
-)
-from local.hook_logs import hook_denials
-from local.sample_fleet import FleetDevice
+from local.devices.firmware import Identity, ProvisionedDevice, Timings, provision, telemetry_topic
+from local.devices.key_pairs import AwsKeys, KeySource
+from local.devices.mqtt_session import Broker, Credentials, DeviceError, Rejected, Session
+from local.devices.sample_fleet import FleetDevice
 from program.outputs import StackOutput
 
 HOOK_DENIED: Final = "AccessDenied"
@@ -56,8 +45,8 @@ class FleetTarget:
         return Session(self.broker, self.claim, self._claim_client_id(serial_number))
 
     def provision(self, identity: Identity, keys: KeySource | None = None) -> ProvisionedDevice:
-        """Provision the device of ``identity`` by claim (:func:`~local.device.provision`) with ``keys``
-        (AWS IoT makes the key pair when none are given)."""
+        """Provision the device of ``identity`` by claim (:func:`~local.devices.firmware.provision`) with
+        ``keys`` (AWS IoT makes the key pair when none are given)."""
         return provision(
             self.broker,
             self.claim,
@@ -144,18 +133,6 @@ def provision_fleet(
 
             list(pool.map(run, wave))
     return [outcomes[index] for index in range(len(devices))]
-
-
-def with_hook_reasons(outcomes: list[Outcome], logs: Any, hook_function_name: str) -> list[Outcome]:
-    """The outcomes, with the reason the hook logged for each rejected device."""
-    denials = hook_denials(logs, hook_function_name)
-    return [
-        replace(outcome, reason=f"{denial.reason}: {denial.detail}")
-        if outcome.error_code == HOOK_DENIED
-        and (denial := denials.get(outcome.device.identity.serial_number))
-        else outcome
-        for outcome in outcomes
-    ]
 
 
 def _waves(devices: list[FleetDevice]) -> list[list[int]]:

@@ -20,18 +20,17 @@ from awscrt import mqtt_request_response
 from awsiot import iotjobs
 
 from hook.contract import ROTATION_JOB_OPERATION, RotationKeyAlgorithm, RotationStep, rotation_topic
-from local.device import (
+from local.devices.key_pairs import KeyAlgorithm, new_key_and_csr
+from local.devices.mqtt_session import (
     TIMEOUT_SECONDS,
     Broker,
     Credentials,
     DeviceError,
-    KeyAlgorithm,
     Rejected,
     Session,
     await_result,
-    new_key_and_csr,
 )
-from local.secure_element import SecureElement
+from local.devices.secure_element import SecureElement
 
 REASON_MAX_LENGTH: Final = 256
 """Longest failure reason the device reports."""

@@ -1,4 +1,5 @@
-"""The local flow's sample fleet (``local/sample_fleet.json``): the devices to provision and the outcome each
+"""The local flow's sample fleet (``local/devices/sample_fleet.json``): the devices to provision and the
+outcome each
 should get. Not a factory manifest (``fleetctl/manifest.py``): it also holds devices the hook must deny."""
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from local.device import AwsKeys, DeviceKeys, Identity, KeyAlgorithm, KeySource
-from local.secure_element import SecureElement
+from local.devices.firmware import Identity
+from local.devices.key_pairs import AwsKeys, DeviceKeys, KeyAlgorithm, KeySource
+from local.devices.secure_element import SecureElement
 
 SAMPLE_FLEET: Final = Path(__file__).with_name("sample_fleet.json")
 APPROVED: Final = "APPROVED"

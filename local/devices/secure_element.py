@@ -1,11 +1,11 @@
 """A simulated secure element (an ATECC608, an SE050, a TPM): the device's key pair, made inside the element
 at the simulated factory; only its public key is ever exported, into the factory manifest.
 
-The element is a :class:`~local.device.KeySource`: the device provisions with a CSR signed by the element's
-key (``CreateCertificateFromCsr``), so its certificate carries the key the manifest registered, which a
-stack with key binding requires. A real device never sees its private key: the element signs the CSR and
-the TLS handshake through PKCS#11 (the AWS IoT Device SDK's ``mqtt5_client_builder.mtls_with_pkcs11``). The
-simulator's MQTT client (``mtls_from_bytes``) needs the key as PEM, so :meth:`SecureElement.key_and_csr`
+The element is a :class:`~local.devices.key_pairs.KeySource`: the device provisions with a CSR signed by the
+element's key (``CreateCertificateFromCsr``), so its certificate carries the key the manifest registered,
+which a stack with key binding requires. A real device never sees its private key: the element signs the CSR
+and the TLS handshake through PKCS#11 (the AWS IoT Device SDK's ``mqtt5_client_builder.mtls_with_pkcs11``).
+The simulator's MQTT client (``mtls_from_bytes``) needs the key as PEM, so :meth:`SecureElement.key_and_csr`
 hands it over with the CSR, for the device's own TLS session only; nothing else reads it, and the element
 offers no other way out for it.
 """
@@ -18,7 +18,7 @@ import hashlib
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from local.device import KeyAlgorithm, KeyAndCsr, key_and_csr, new_private_key
+from local.devices.key_pairs import KeyAlgorithm, KeyAndCsr, key_and_csr, new_private_key
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 

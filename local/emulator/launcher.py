@@ -16,15 +16,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
 
-from local.emulator_env import DEFAULT_VENV, emulator_python
+from local.emulator.ministack_venv import DEFAULT_VENV, emulator_python
 
 HOST: Final = "127.0.0.1"
 BOOTSTRAP: Final = Path(__file__).with_name("ministack_boot.py")
 READY_TIMEOUT_SECONDS: Final = 30.0
 STOP_TIMEOUT_SECONDS: Final = 10.0
 CSR_SHIM_VARIABLE: Final = "MINISTACK_CSR_SHIM"
-"""``0`` starts ministack without ``local/ministack_csr_shim.py`` (which runs in the emulator's interpreter
-and cannot be imported here)."""
+"""``0`` starts ministack without ``local/emulator/ministack_csr_shim.py`` (which runs in the emulator's
+interpreter and cannot be imported here)."""
 ACCESS_KEY: Final = "test"
 """ministack's root credentials: with ``AUTH=true`` every other principal is held to its IAM policies."""
 
@@ -57,7 +57,7 @@ class Emulator:
     Runs with ``AUTH=true`` so that IAM and IoT policies are enforced, and ``LAMBDA_EXECUTOR=local`` so that
     functions run with the emulator's interpreter (its venv stands in for the Powertools layer). With
     ``csr_shim`` (the default) it answers ``CreateCertificateFromCsr`` over MQTT, which ministack does not
-    (``local/ministack_csr_shim.py``); ``csr_shim=False`` runs ministack as released.
+    (``local/emulator/ministack_csr_shim.py``); ``csr_shim=False`` runs ministack as released.
     """
 
     def __init__(

@@ -5,8 +5,8 @@ ministack binds its HTTP gateway to ``BIND_HOST``, but its IoT mTLS broker (and 
 listeners) hard-code ``0.0.0.0``. Wrapping :meth:`asyncio.BaseEventLoop.create_server` before ministack
 is imported forces every asyncio listener, ``asyncio.start_server`` included, onto the loopback address.
 
-It also applies ``local/ministack_csr_shim.py`` (``CreateCertificateFromCsr`` over MQTT, which ministack
-does not answer) unless ``MINISTACK_CSR_SHIM=0``.
+It also applies ``local/emulator/ministack_csr_shim.py`` (``CreateCertificateFromCsr`` over MQTT, which
+ministack does not answer) unless ``MINISTACK_CSR_SHIM=0``.
 """
 
 from __future__ import annotations

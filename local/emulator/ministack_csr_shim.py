@@ -1,13 +1,14 @@
 """Answer fleet provisioning's ``CreateCertificateFromCsr`` over MQTT, which ministack 1.5.33 does not.
 
-Run by the emulator's own interpreter (``local/ministack_boot.py`` applies it before ministack starts), never
-imported by the project. ministack acknowledges a publish on ``$aws/certificates/create-from-csr/json`` and
-never answers it. The shim answers as the AWS IoT developer guide's "Device provisioning MQTT API" describes:
-on ``.../accepted`` ``certificateId``, ``certificatePem`` and ``certificateOwnershipToken``; on
-``.../rejected`` ``statusCode``, ``errorCode`` and ``errorMessage``. It issues the certificate with
-ministack's own CSR signing (the one its HTTP ``CreateCertificateFromCsr`` uses: the CSR's subject and key,
-RSA of 2048 bits or more, EC P-256/384/521), stores it ``PENDING_ACTIVATION`` and records an ownership token
-the way ministack's ``CreateKeysAndCertificate`` does, so ministack's ``RegisterThing`` takes it.
+Run by the emulator's own interpreter (``local/emulator/ministack_boot.py`` applies it before ministack
+starts), never imported by the project. ministack acknowledges a publish on
+``$aws/certificates/create-from-csr/json`` and never answers it. The shim answers as the AWS IoT developer
+guide's "Device provisioning MQTT API" describes: on ``.../accepted`` ``certificateId``, ``certificatePem``
+and ``certificateOwnershipToken``; on ``.../rejected`` ``statusCode``, ``errorCode`` and ``errorMessage``. It
+issues the certificate with ministack's own CSR signing (the one its HTTP ``CreateCertificateFromCsr`` uses:
+the CSR's subject and key, RSA of 2048 bits or more, EC P-256/384/521), stores it ``PENDING_ACTIVATION`` and
+records an ownership token the way ministack's ``CreateKeysAndCertificate`` does, so ministack's
+``RegisterThing`` takes it.
 
 Two functions of ``ministack.services.iot`` are wrapped, both looked up by name when a message arrives:
 ``_parse_fleet_provisioning_topic`` also recognises the topic (which also puts it under the broker's rule

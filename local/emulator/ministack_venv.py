@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+ROOT: Final = Path(__file__).resolve().parents[2]
 REQUIREMENTS: Final = Path(__file__).with_name("emulator-requirements.txt")
 DEFAULT_VENV: Final = ROOT / ".venv-ministack"
 _STAMP: Final = ".requirements.sha256"

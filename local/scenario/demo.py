@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 from hook.contract import Attr, DeviceStatus
-from local.fleet import Outcome, provision_fleet, with_hook_reasons
-from local.report import outcome_result, outcomes_table, outputs_table, registry_table
-from local.sample_fleet import APPROVED, SAMPLE_FLEET, load_fleet, preregistered
-from local.sandbox import sandbox
-from local.scenario import preregister_fleet
+from local.devices.fleet_runner import Outcome, provision_fleet
+from local.devices.sample_fleet import APPROVED, SAMPLE_FLEET, load_fleet, preregistered
+from local.scenario.hook_logs import with_hook_reasons
+from local.scenario.provisioned_fleet import preregister_fleet
+from local.scenario.result_tables import outcome_result, outcomes_table, outputs_table, registry_table
+from local.scenario.sandbox import sandbox
 from program.outputs import StackOutput
 
 

@@ -1,4 +1,4 @@
-"""A deployed stack as the scenario (``local/scenario.py``) sees it, on the emulator or on AWS: how devices
+"""A deployed stack as the scenario (``local/scenario/``) sees it, on the emulator or on AWS: how devices
 reach it, a read-only view of it, its outputs and settings, and how long to wait for what it does
 asynchronously."""
 
@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from hook.contract import Attr, DeviceStatus
-from local.fleet import FleetTarget
-from local.fleetctl_runner import run_fleetctl
-from local.hook_logs import Denial, hook_denials
-from local.inspection import Inspector
+from local.deploy.inspection import Inspector
+from local.devices.fleet_runner import FleetTarget
+from local.scenario.fleetctl_runner import run_fleetctl
+from local.scenario.hook_logs import Denial, hook_denials
 from program.config import settings_from_config
 from program.outputs import StackOutput
 from program.settings import Settings
@@ -63,7 +63,7 @@ class Deployment:
 
     def fleetctl(self, *args: str) -> Any:
         """Run ``fleetctl <args> --json`` on this stack as an operator would; its JSON output
-        (:class:`~local.fleetctl_runner.FleetctlFailed` when it fails)."""
+        (:class:`~local.scenario.fleetctl_runner.FleetctlFailed` when it fails)."""
         return run_fleetctl(self.outputs, *args, environment=self.fleetctl_environment)
 
     @property

@@ -1,21 +1,10 @@
-"""The scenario the e2e suite checks on the emulator and ``local/acceptance.py`` checks on AWS, each a
-:class:`~local.deployment.Deployment`.
-
-The sample fleet provisions as its entries expect: approved devices are ``ACTIVE`` with their thing,
-certificate and shadow; rejected devices, a clone among them, leave nothing behind; a revoked device
-cannot open a new connection. Checks raise :class:`ScenarioFailure` (an ``AssertionError``) saying what
-was found and what was expected.
-"""
+"""The checks of a provisioned sample fleet (:data:`FLEET_CHECKS`), each a function of the deployment and the
+fleet; a check's name is its function's name."""
 
 from __future__ import annotations
 
-import tempfile
-import time
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Callable
+from typing import Final
 
 from hook.contract import (
     PARAMETER_ATTRIBUTES,
@@ -26,131 +15,17 @@ from hook.contract import (
     device_type_resource_name,
     thing_name,
 )
-from local.deployer import local_config
-from local.deployment import Deployment, eventually
-from local.device import (
-    AwsKeys,
-    ConnectRefused,
-    DeviceKeys,
-    Identity,
-    ProvisionedDevice,
-    Session,
-    certificate_matches_key,
-    get_shadow,
-    key_algorithm,
-    telemetry_topic,
-)
-from local.factory import write_manifest
-from local.fleet import HOOK_DENIED, Outcome, provision_fleet, with_hook_reasons
-from local.report import outcome_result
-from local.sample_fleet import APPROVED, FleetDevice, load_fleet, preregistered
-from local.secure_element import SecureElement
+from local.devices.firmware import get_shadow
+from local.devices.fleet_runner import HOOK_DENIED
+from local.devices.key_pairs import AwsKeys, DeviceKeys, certificate_matches_key, key_algorithm
+from local.devices.mqtt_session import Session
+from local.devices.sample_fleet import APPROVED
+from local.devices.secure_element import SecureElement
+from local.scenario.deployment import Deployment
+from local.scenario.expectations import expect, expect_equal, present
+from local.scenario.provisioned_fleet import Fleet
+from local.scenario.result_tables import outcome_result
 from program.outputs import StackOutput
-from program.settings import PROJECT
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-FLEET_CONCURRENCY: Final = 4
-"""Devices provisioning at once. Each concurrent hook invocation may start a new Lambda worker in the
-emulator (a Python process importing Powertools and boto3); 4 keeps that burst well inside the emulator's
-6-second hook deadline on a 2-core runner. The benchmark measures 8 at a time."""
-
-REVOKED_DEVICE: Final = Identity("TS-910001", "temperature-sensor", "AcmeIoT", "1.4.2", "ops-lab/revoke")
-REVOCATION_REASON: Final = "key extracted in the field"
-
-
-class ScenarioFailure(AssertionError):
-    """A check of the scenario failed."""
-
-
-def expect(condition: object, message: str) -> None:
-    """Fail with ``message`` unless ``condition`` holds."""
-    if not condition:
-        raise ScenarioFailure(message)
-
-
-def expect_equal(actual: object, expected: object, what: str) -> None:
-    """Fail unless ``actual == expected``, naming ``what`` and both values."""
-    if actual != expected:
-        raise ScenarioFailure(f"{what}: got {actual!r}, expected {expected!r}")
-
-
-def present(value: T | None, what: str) -> T:
-    """``value``; fail naming ``what`` when it is ``None``."""
-    if value is None:
-        raise ScenarioFailure(f"{what} does not exist")
-    return value
-
-
-def scenario_config() -> dict[str, str]:
-    """The stack config the scenario's expectations rest on: the local stack's device types and their
-    rules, which the sample fleet's rejections depend on."""
-    key = f"{PROJECT}:deviceTypes"
-    return {key: local_config()[key]}
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """The outcomes of a provisioned fleet, with the hook's reasons for the rejected devices."""
-
-    outcomes: list[Outcome]
-
-    @property
-    def approved(self) -> list[Outcome]:
-        """The devices that provisioned."""
-        return [outcome for outcome in self.outcomes if outcome.approved]
-
-    @property
-    def rejected(self) -> list[Outcome]:
-        """The devices that did not."""
-        return [outcome for outcome in self.outcomes if not outcome.approved]
-
-
-def preregister_fleet(deployment: Deployment, devices: Iterable[FleetDevice]) -> dict[str, Any] | None:
-    """Import the factory manifest of the devices marked ``preregister``, each secure element's public key
-    in it, with ``fleetctl preregister``; fleetctl's report (``None`` when no device is marked). Fails
-    unless every row was created or was there already, unchanged."""
-    listed = preregistered(devices)
-    if not listed:
-        return None
-    with tempfile.TemporaryDirectory() as directory:
-        manifest = Path(directory) / "factory-manifest.csv"
-        write_manifest(manifest, [(device.identity, device.element) for device in listed])
-        report: dict[str, Any] = deployment.fleetctl("preregister", str(manifest))
-    expect(
-        not report["conflicts"] and not report["skipped"],
-        f"fleetctl preregister left rows out of the factory manifest: {report}",
-    )
-    return report
-
-
-def provision_devices(
-    deployment: Deployment,
-    devices: Iterable[FleetDevice],
-    *,
-    concurrency: int = FLEET_CONCURRENCY,
-    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
-) -> Fleet:
-    """Pre-register the devices of the factory manifest (:func:`preregister_fleet`), provision ``devices``,
-    wait for the hook's reasons to be logged and for approved devices to be ``ACTIVE`` (up to the
-    deployment's patience), and return the fleet."""
-    devices = list(devices)
-    preregister_fleet(deployment, devices)
-    outcomes = provision_fleet(deployment.target, devices, concurrency=concurrency, on_outcome=on_outcome)
-    logs = deployment.inspector.client("logs")
-    outcomes = eventually(
-        lambda: with_hook_reasons(outcomes, logs, deployment.outputs[StackOutput.HOOK_FUNCTION]),
-        lambda found: all(outcome.reason for outcome in found if outcome.error_code == HOOK_DENIED),
-        deployment.patience.logs,
-        deployment.patience.interval,
-    )
-    fleet = Fleet(outcomes)
-    deployment.wait_for_status([o.device.identity.serial_number for o in fleet.approved], DeviceStatus.ACTIVE)
-    return fleet
-
-
-# --- checks of a provisioned fleet ---------------------------------------------------------------------
 
 
 def every_device_gets_the_outcome_its_fleet_entry_expects(deployment: Deployment, fleet: Fleet) -> None:
@@ -391,148 +266,3 @@ FLEET_CHECKS: Final[tuple[FleetCheck, ...]] = (
     the_reason_the_hook_logged_is_shown_for_each_rejected_device,
 )
 """What the sample fleet is checked for, in order; a check's name is its function's name."""
-
-
-# --- revocation ----------------------------------------------------------------------------------------
-
-
-def provision_and_connect(deployment: Deployment, identity: Identity) -> ProvisionedDevice:
-    """Provision a fresh device by claim, wait until the registry has it ``ACTIVE``, and show that it
-    connects as its thing and publishes its telemetry (the connection is closed on return)."""
-    target = deployment.target
-    device = target.provision(identity)
-    registry = deployment.wait_for_status([identity.serial_number], DeviceStatus.ACTIVE)
-    item = present(registry.get(identity.serial_number), f"registry item {identity.serial_number}")
-    expect_equal(item[Attr.STATUS], DeviceStatus.ACTIVE, f"{identity.serial_number} status")
-    with Session(target.broker, device.credentials, device.thing_name) as session:
-        session.publish(
-            telemetry_topic(identity.device_type, device.thing_name),
-            {"serialNumber": identity.serial_number, "temperature": 20.0, "at": time.time()},
-        )
-    return device
-
-
-def expect_new_connection_refused(deployment: Deployment, device: ProvisionedDevice) -> ConnectRefused:
-    """A new MQTT connection with the device's certificate is refused; returns the refusal.
-
-    Every attempt is a new connection, never a session opened before. Attempts repeat for the
-    deployment's ``patience.revocation`` (AWS IoT may accept a revoked certificate for a moment)."""
-    deadline = time.monotonic() + deployment.patience.revocation
-    while True:
-        try:
-            with Session(deployment.target.broker, device.credentials, device.thing_name):
-                pass
-        except ConnectRefused as refused:
-            return refused
-        if time.monotonic() >= deadline:
-            raise ScenarioFailure(
-                f"{device.thing_name} still connects with certificate {device.certificate_id}"
-            )
-        time.sleep(deployment.patience.interval)
-
-
-def expect_revoked(deployment: Deployment, device: ProvisionedDevice, reason: str) -> None:
-    """The registry has the device ``REVOKED`` with ``reason``; its certificate is ``REVOKED`` without
-    policy or thing; its thing is kept, without a certificate."""
-    serial = device.identity.serial_number
-    inspector = deployment.inspector
-    item = present(inspector.registry(deployment.registry_table).get(serial), f"registry item {serial}")
-    expect_equal(item[Attr.STATUS], DeviceStatus.REVOKED, f"{serial} status")
-    expect_equal(item.get(Attr.REVOCATION_REASON), reason, f"{serial} revocationReason")
-    expect(item.get(Attr.REVOKED_AT), f"{serial}: no revokedAt")
-    expect_equal(item[Attr.CERTIFICATE_ID], device.certificate_id, f"{serial} certificateId")
-    certificate = present(
-        inspector.certificate(device.certificate_id), f"certificate {device.certificate_id}"
-    )
-    expect_equal(certificate.status, "REVOKED", f"{serial}: certificate status")
-    expect_equal(certificate.policies, [], f"{serial}: certificate policies")
-    expect_equal(certificate.things, [], f"{serial}: certificate things")
-    thing = present(inspector.thing(device.thing_name), f"thing {device.thing_name}")
-    expect_equal(thing.principals, [], f"{device.thing_name} principals")
-
-
-@dataclass(frozen=True)
-class Revocation(Generic[R]):
-    """A device revoked by the scenario: the device, what ``revoke`` returned, and the refusal."""
-
-    device: ProvisionedDevice
-    result: R
-    refusal: ConnectRefused
-
-
-def a_revoked_device_cannot_connect(deployment: Deployment, revoke: Callable[[str, str], R]) -> Revocation[R]:
-    """Provision and connect :data:`REVOKED_DEVICE`, revoke it with ``revoke(serial, reason)`` (fleetctl),
-    then expect a new connection to be refused and the registry, certificate and thing revoked."""
-    device = provision_and_connect(deployment, REVOKED_DEVICE)
-    result = revoke(REVOKED_DEVICE.serial_number, REVOCATION_REASON)
-    refusal = expect_new_connection_refused(deployment, device)
-    expect_revoked(deployment, device, REVOCATION_REASON)
-    return Revocation(device, result, refusal)
-
-
-# --- the whole scenario, for a report ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check: its name, whether it passed, and why not."""
-
-    name: str
-    passed: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    """The devices' outcomes and every check's result."""
-
-    outcomes: list[Outcome]
-    checks: list[CheckResult]
-
-    @property
-    def passed(self) -> bool:
-        """Every check passed."""
-        return all(check.passed for check in self.checks)
-
-
-def run_check(name: str, action: Callable[[], object]) -> CheckResult:
-    """Run one check; any error fails it (``KeyboardInterrupt`` is not caught)."""
-    try:
-        action()
-    except ScenarioFailure as failure:
-        return CheckResult(name, passed=False, detail=str(failure))
-    except Exception as error:
-        return CheckResult(name, passed=False, detail=f"{type(error).__name__}: {error}")
-    return CheckResult(name, passed=True)
-
-
-def run(
-    deployment: Deployment,
-    revoke: Callable[[str, str], object],
-    *,
-    on_certificate: Callable[[str], None],
-    checks: Collection[FleetCheck] = FLEET_CHECKS,
-) -> ScenarioResult:
-    """The whole scenario: provision the sample fleet, run ``checks`` on it, then revoke a device.
-    ``on_certificate`` receives the id of every certificate a device of the fleet was issued."""
-
-    def record(outcome: Outcome) -> None:
-        issued = (
-            outcome.provisioned.certificate_id if outcome.provisioned else outcome.rejected_certificate_id
-        )
-        if issued:
-            on_certificate(issued)
-
-    fleet = provision_devices(deployment, load_fleet(), on_outcome=record)
-    results = [run_check(_name(check), partial(check, deployment, fleet)) for check in checks]
-    results.append(
-        run_check(
-            _name(a_revoked_device_cannot_connect),
-            partial(a_revoked_device_cannot_connect, deployment, revoke),
-        )
-    )
-    return ScenarioResult(fleet.outcomes, results)
-
-
-def _name(check: Callable[..., object]) -> str:
-    return check.__name__.replace("_", " ")

@@ -1,10 +1,13 @@
-"""The pre-provisioning hook's decisions, read back from its CloudWatch log group."""
+"""The pre-provisioning hook's decisions, read back from its CloudWatch log group, and the outcomes of a
+fleet with the reasons the hook logged for them."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from local.devices.fleet_runner import HOOK_DENIED, Outcome
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,18 @@ def hook_denials(logs: Any, function_name: str) -> dict[str, Denial]:
             if line.get("message") == "provisioning denied" and isinstance(line.get("serialNumber"), str):
                 denials[line["serialNumber"]] = Denial(str(line.get("reason")), str(line.get("detail")))
     return denials
+
+
+def with_hook_reasons(outcomes: list[Outcome], logs: Any, hook_function_name: str) -> list[Outcome]:
+    """The outcomes, with the reason the hook logged for each rejected device."""
+    denials = hook_denials(logs, hook_function_name)
+    return [
+        replace(outcome, reason=f"{denial.reason}: {denial.detail}")
+        if outcome.error_code == HOOK_DENIED
+        and (denial := denials.get(outcome.device.identity.serial_number))
+        else outcome
+        for outcome in outcomes
+    ]
 
 
 def _json(message: str) -> dict[str, Any]:

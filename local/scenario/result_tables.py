@@ -11,8 +11,8 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from hook.contract import Attr
-from local.fleet import Outcome
-from local.sample_fleet import APPROVED, FleetDevice
+from local.devices.fleet_runner import Outcome
+from local.devices.sample_fleet import APPROVED, FleetDevice
 from program.outputs import StackOutput
 
 SECRET_OUTPUTS: Final = frozenset({StackOutput.CLAIM_PRIVATE_KEY})

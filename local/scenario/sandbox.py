@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from local.deployer import LOCAL_STACK, LocalStack, deploy, local_config
-from local.deployment import EMULATOR_PATIENCE, Deployment, stack_settings
-from local.device import Broker
-from local.emulator import ACCESS_KEY, Emulator
-from local.fleet import FleetTarget
-from local.inspection import Inspector
+from local.deploy.inspection import Inspector
+from local.deploy.mock_engine import LOCAL_STACK, LocalStack, deploy, local_config
+from local.devices.fleet_runner import FleetTarget
+from local.devices.mqtt_session import Broker
+from local.emulator.launcher import ACCESS_KEY, Emulator
+from local.scenario.deployment import EMULATOR_PATIENCE, Deployment, stack_settings
 from program.outputs import StackOutput
 
 

@@ -5,7 +5,7 @@ Each creator receives the resource's Pulumi name and its inputs as the aws provi
 Importing this package registers every creator in :data:`CREATORS`.
 """
 
-from local.resources import compute, data, iot, observability
-from local.resources.registry import CREATORS, Emulated, UnsupportedResource
+from local.deploy.resources import compute, data, iot_core, observability
+from local.deploy.resources.creators import CREATORS, Emulated, UnsupportedResource
 
-__all__ = ["CREATORS", "Emulated", "UnsupportedResource", "compute", "data", "iot", "observability"]
+__all__ = ["CREATORS", "Emulated", "UnsupportedResource", "compute", "data", "iot_core", "observability"]

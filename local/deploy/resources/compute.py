@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import pulumi
 
-from local.resources.registry import (
+from local.deploy.resources.creators import (
     Created,
     Emulated,
     UnsupportedResource,

@@ -12,7 +12,7 @@ from typing import Any, Final
 import boto3
 from botocore.exceptions import ClientError
 
-from local.emulator import ACCESS_KEY
+from local.emulator.launcher import ACCESS_KEY
 
 Created = tuple[str, dict[str, Any]]
 """A created resource: its provider id and its outputs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from local.resources.registry import Created, Emulated, UnsupportedResource, creates, number, tag_list
+from local.deploy.resources.creators import Created, Emulated, UnsupportedResource, creates, number, tag_list
 
 
 def _key_schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ import re
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from local.resources.registry import (
+from local.deploy.resources.creators import (
     Created,
     Emulated,
     UnsupportedResource,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local.resources.registry import Created, Emulated, auto_name, creates, number, tag_list
+from local.deploy.resources.creators import Created, Emulated, auto_name, creates, number, tag_list
 
 
 @creates("aws:cloudwatch/logGroup:LogGroup")
