@@ -24,7 +24,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit tests/stack tests/property
+	$(BIN)/pytest tests/unit tests/stack tests/property bench
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e tests/e2e
@@ -39,12 +39,12 @@ aws-acceptance: $(STAMP)
 	$(BIN)/python -m local.acceptance.aws_runner --stack "$(STACK)" $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/hook_bench.py
-	$(BIN)/python bench/program_bench.py
-	$(BIN)/python bench/e2e_bench.py
-	$(BIN)/python bench/capacity.py
-	$(BIN)/python bench/rotation_bench.py
-	$(BIN)/python bench/fleet_bench.py
+	$(BIN)/python -m bench.hook_bench
+	$(BIN)/python -m bench.program_bench
+	$(BIN)/python -m bench.e2e_bench
+	$(BIN)/python -m bench.capacity
+	$(BIN)/python -m bench.rotation_bench
+	$(BIN)/python -m bench.fleet_bench
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,10 +5,10 @@ Provisions N devices (keys made on the device), creates one rotation job for all
 ``fleetctl rotate --type ... --yes``, then runs each device's side of the job
 (``local/devices/jobs_agent.py``): take the job, make a new key and CSR, receive the new certificate, connect
 with it, report success. It waits until the registry holds every new certificate and every old one is
-revoked, and prints rotations per minute end to end
-(the device's side alone, and until the old certificate is retired).
+revoked, and prints rotations per minute end to end (the device's side alone, and until the old certificate
+is retired).
 
-    .venv/bin/python bench/rotation_bench.py [--devices 24] [--concurrency 4]
+    .venv/bin/python -m bench.rotation_bench [--devices 24] [--concurrency 4]
 
 The emulator's figures say nothing about AWS; they are here to catch regressions in the local flow.
 """
@@ -18,13 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from typer.testing import CliRunner
 

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# bench/ is not a package: its scripts run as files, and mypy knows this one as the module ``capacity``.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from capacity import (
+from bench.aws_quotas import (
     ATTACH_POLICY,
     CREATE_CERTIFICATE_FROM_CSR,
     CREATE_KEYS_AND_CERTIFICATE,
@@ -19,6 +13,8 @@ from capacity import (
     DYNAMODB_PARTITION_WRITES,
     REGISTER_THING,
     UPDATE_CERTIFICATE,
+)
+from bench.capacity import (
     Assumptions,
     capacity,
     increases,
