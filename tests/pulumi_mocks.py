@@ -69,7 +69,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 protect=bool(options.protect),
                 ignore_changes=tuple(options.ignore_changes or ()),
                 retain_on_delete=bool(options.retain_on_delete),
-                custom=args.custom,
+                custom=bool(args.custom),
             )
         )
         name = inputs.get("name", args.name)
