@@ -24,27 +24,28 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit tests/stack tests/property
+	$(BIN)/pytest tests/unit tests/stack tests/property bench
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e tests/e2e
 
 demo: $(STAMP)
-	$(BIN)/python -m local.demo
+	$(BIN)/python -m local.scenario.demo
 
 # Not part of `make test`: deploys a throwaway stack on AWS (needs the Pulumi CLI and AWS credentials), runs
 # the e2e scenario against it and destroys it. README.md, "Acceptance run on AWS".
 aws-acceptance: $(STAMP)
 	@test -n "$(STACK)" || { echo "usage: make aws-acceptance STACK=<new stack name> [ARGS='--region eu-west-1 ...']"; exit 2; }
-	$(BIN)/python -m local.acceptance --stack "$(STACK)" $(ARGS)
+	$(BIN)/python -m local.acceptance.aws_runner --stack "$(STACK)" $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/hook_bench.py
-	$(BIN)/python bench/program_bench.py
-	$(BIN)/python bench/e2e_bench.py
-	$(BIN)/python bench/capacity.py
-	$(BIN)/python bench/rotation_bench.py
-	$(BIN)/python bench/fleet_bench.py
+	$(BIN)/python -m bench.hook_bench
+	$(BIN)/python -m bench.program_bench
+	$(BIN)/python -m bench.e2e_bench
+	$(BIN)/python -m bench.capacity
+	$(BIN)/python -m bench.rotation_bench
+	$(BIN)/python -m bench.fleet_bench
+	$(BIN)/python -m bench.package_bench
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache .hypothesis

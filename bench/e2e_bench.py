@@ -34,7 +34,7 @@ run: its bursts are not comparable. The defaults, 4 rounds of 24 devices a side 
 as many devices as two rounds of 50 did, so that the run stays within about three minutes on a shared
 2-core machine.
 
-    flock /tmp/e2e.lock .venv/bin/python bench/e2e_bench.py \
+    flock /tmp/e2e.lock .venv/bin/python -m bench.e2e_bench \
         [--devices 24] [--concurrency 8] [--rounds 4] [--no-warm-up] [--strict]
 
 The emulator listens on fixed ports (4566, 8883): run one at a time. Its figures say nothing about AWS;
@@ -54,12 +54,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from local.device import Identity
-from local.fleet import HOOK_DENIED, Outcome, provision_fleet
-from local.sample_fleet import APPROVED, FleetDevice
-from local.sandbox import Sandbox, sandbox
+from local.devices.firmware import Identity
+from local.devices.fleet_runner import HOOK_DENIED, Outcome, provision_fleet
+from local.devices.sample_fleet import APPROVED, FleetDevice
+from local.scenario.sandbox import Sandbox, sandbox
 from program.outputs import StackOutput
 
 STEPS = ("connect", "create certificate", "register", "first publish")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,3 +33,24 @@ def print_figures(figures: Sequence[Figure], *, strict: bool) -> int:
     if missed:
         print(f"targets missed: {', '.join(missed)}")
     return 1 if strict and missed else 0
+
+
+def median_of_rounds(
+    name: str, ratios: Sequence[float], detail: str, target: float | None, unit: str = ""
+) -> Figure:
+    """The median of per-round ratios beside ``target`` (``None``: informational), with their spread."""
+    middle = statistics.median(ratios)
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    return Figure(
+        name,
+        f"{middle:.2f}{unit}",
+        f"({detail}; median of {len(ratios)} rounds, spread {spread})",
+        "-" if target is None else f"<= {target}",
+        None if target is None else middle <= target,
+        tuple(f"{ratio:.2f}" for ratio in ratios),
+    )
+
+
+def replace_passed(figure: Figure, passed: bool) -> Figure:
+    """``figure`` with its verdict overridden (a target met by a side that failed is not met)."""
+    return Figure(figure.name, figure.value, figure.detail, figure.target, passed, figure.rounds)

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/program_bench.py [--repeat 3] [--strict]
+    .venv/bin/python -m bench.program_bench [--repeat 3] [--strict]
 
 For 4, 50 and 200 device types it prints the time to build the program (median of ``--repeat`` runs),
 the number of resources, resources per device type and the provisioning template body size. Targets:
@@ -17,13 +17,8 @@ import itertools
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.pulumi_mocks import Deployment, deploy  # noqa: E402
+from tests.pulumi_mocks import Deployment, deploy
 
 SIZES = (4, 50, 200)
 GROWTH_TARGET = 5.0

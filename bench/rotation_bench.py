@@ -2,12 +2,13 @@
 against the local emulator.
 
 Provisions N devices (keys made on the device), creates one rotation job for all of them with
-``fleetctl rotate --type ... --yes``, then runs each device's side of the job (``local/rotation_job.py``):
-take the job, make a new key and CSR, receive the new certificate, connect with it, report success. It
-waits until the registry holds every new certificate and every old one is revoked, and prints rotations
-per minute end to end (the device's side alone, and until the old certificate is retired).
+``fleetctl rotate --type ... --yes``, then runs each device's side of the job
+(``local/devices/jobs_agent.py``): take the job, make a new key and CSR, receive the new certificate, connect
+with it, report success. It waits until the registry holds every new certificate and every old one is
+revoked, and prints rotations per minute end to end (the device's side alone, and until the old certificate
+is retired).
 
-    .venv/bin/python bench/rotation_bench.py [--devices 24] [--concurrency 4]
+    .venv/bin/python -m bench.rotation_bench [--devices 24] [--concurrency 4]
 
 The emulator's figures say nothing about AWS; they are here to catch regressions in the local flow.
 """
@@ -17,23 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from typer.testing import CliRunner
 
 from fleetctl.cli import app
 from hook.contract import Attr, DeviceStatus
-from local.deployment import eventually
-from local.device import DeviceKeys, Identity, KeyAlgorithm, ProvisionedDevice
-from local.emulator import ACCESS_KEY
-from local.rotation_job import JobStatus, RotationOutcome, rotate_by_job
-from local.sandbox import Sandbox, sandbox
+from local.devices.firmware import Identity, ProvisionedDevice
+from local.devices.jobs_agent import JobStatus, RotationOutcome, rotate_by_job
+from local.devices.key_pairs import DeviceKeys, KeyAlgorithm
+from local.emulator.launcher import ACCESS_KEY
+from local.scenario.deployment import eventually
+from local.scenario.sandbox import Sandbox, sandbox
 
 DEVICE_TYPE = "humidity-sensor"
 RETIREMENT_WAIT_SECONDS = 120.0

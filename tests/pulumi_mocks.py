@@ -40,6 +40,8 @@ class Declared:
     protect: bool
     ignore_changes: tuple[str, ...] = ()
     retain_on_delete: bool = False
+    custom: bool = True
+    """A provider's resource; ``False`` for a component, which creates nothing itself."""
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -67,6 +69,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 protect=bool(options.protect),
                 ignore_changes=tuple(options.ignore_changes or ()),
                 retain_on_delete=bool(options.retain_on_delete),
+                custom=bool(args.custom),
             )
         )
         name = inputs.get("name", args.name)

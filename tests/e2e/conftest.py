@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from local.fleet import Outcome
-from local.sample_fleet import load_fleet
-from local.sandbox import Sandbox, sandbox
-from local.scenario import FLEET_CONCURRENCY, Fleet, provision_devices
+from local.devices.fleet_runner import Outcome
+from local.devices.sample_fleet import load_fleet
+from local.scenario.provisioned_fleet import FLEET_CONCURRENCY, Fleet, provision_devices
+from local.scenario.sandbox import Sandbox, sandbox
 from program.settings import Settings
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from local.device import ConnectRefused, Provisioning, PublishRefused, Session, telemetry_topic
-from local.fleet import Outcome
-from local.sandbox import Sandbox
+from local.devices.firmware import Provisioning, telemetry_topic
+from local.devices.fleet_runner import Outcome
+from local.devices.mqtt_session import ConnectRefused, PublishRefused, Session
+from local.scenario.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
 

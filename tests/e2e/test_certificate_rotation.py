@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from hook.contract import Attr, DeviceStatus, device_type_resource_name
-from local.deployment import eventually
-from local.device import Identity, ProvisionedDevice, Session, telemetry_topic
-from local.rotation_job import Fault, JobStatus, RotationOutcome, rotate_by_job
-from local.sandbox import Sandbox
-from local.scenario import expect_new_connection_refused, provision_and_connect
+from local.devices.firmware import Identity, ProvisionedDevice, telemetry_topic
+from local.devices.jobs_agent import Fault, JobStatus, RotationOutcome, rotate_by_job
+from local.devices.mqtt_session import Session
+from local.scenario.deployment import eventually
+from local.scenario.revocation_checks import expect_new_connection_refused, provision_and_connect
+from local.scenario.sandbox import Sandbox
 from program.settings import Settings
 from tests.e2e.conftest import Fleetctl
 

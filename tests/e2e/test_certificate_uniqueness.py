@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from hook.contract import Attr, DeviceStatus, RejectionReason, thing_name
-from local.device import Identity, Provisioning, Rejected
-from local.fleet import HOOK_DENIED
-from local.sandbox import Sandbox
+from local.devices.firmware import Identity, Provisioning
+from local.devices.fleet_runner import HOOK_DENIED
+from local.devices.mqtt_session import Rejected
+from local.scenario.sandbox import Sandbox
 from program.settings import Settings
 
 pytestmark = pytest.mark.e2e

@@ -15,19 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from hook.contract import DeviceStatus, thing_name
-from local.device import (
-    Credentials,
-    Identity,
-    KeyAlgorithm,
-    KeyAndCsr,
-    Provisioning,
-    Rejected,
-    Session,
-    certificate_matches_key,
-    new_key_and_csr,
-    telemetry_topic,
-)
-from local.sandbox import Sandbox
+from local.devices.firmware import Identity, Provisioning, telemetry_topic
+from local.devices.key_pairs import KeyAlgorithm, KeyAndCsr, certificate_matches_key, new_key_and_csr
+from local.devices.mqtt_session import Credentials, Rejected, Session
+from local.scenario.sandbox import Sandbox
 from program.settings import Settings
 
 pytestmark = pytest.mark.e2e

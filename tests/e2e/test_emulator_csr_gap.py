@@ -1,6 +1,6 @@
 """Whether ministack, as released, still leaves ``CreateCertificateFromCsr`` over MQTT unanswered.
 
-The emulator the suite runs carries ``local/ministack_csr_shim.py``, which answers it. This test starts a
+The emulator the suite runs carries ``local/emulator/ministack_csr_shim.py``, which answers it. This test starts a
 second, bare emulator (no stack, ``MINISTACK_CSR_SHIM=0``) on other ports and sends a CSR: when an answer
 comes, ministack does it itself and the shim can go."""
 
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from local.device import Broker, Credentials, KeyAlgorithm, Session, new_key_and_csr
-from local.emulator import Emulator, EmulatorAddress
-from local.resources import Emulated
+from local.deploy.resources import Emulated
+from local.devices.key_pairs import KeyAlgorithm, new_key_and_csr
+from local.devices.mqtt_session import Broker, Credentials, Session
+from local.emulator.launcher import Emulator, EmulatorAddress
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +73,7 @@ def test_ministack_without_the_shim_still_leaves_create_certificate_from_csr_una
     assert created_keys[0] == "accepted"
     assert answer is None, (
         f"ministack now answers {CREATE_FROM_CSR} itself ({answer[0]}: {sorted(answer[1])}): "
-        "the shim local/ministack_csr_shim.py can be dropped (with its use in local/ministack_boot.py, "
+        "the shim local/emulator/ministack_csr_shim.py can be dropped (with its use in local/emulator/ministack_boot.py, "
         "Emulator(csr_shim=...) and its row in docs/local.md); check that ministack's answer has "
         "certificateId, certificatePem and certificateOwnershipToken and that RegisterThing takes the token"
     )

@@ -11,15 +11,16 @@ import time
 import pytest
 
 from hook.contract import Attr, DeviceStatus, RejectionReason, device_type_resource_name, thing_name
-from local.device import ConnectRefused, Identity, ProvisionedDevice, Rejected
-from local.fleet import HOOK_DENIED
-from local.hook_logs import Denial
-from local.sandbox import Sandbox
-from local.scenario import (
+from local.devices.firmware import Identity, ProvisionedDevice
+from local.devices.fleet_runner import HOOK_DENIED
+from local.devices.mqtt_session import ConnectRefused, Rejected
+from local.scenario.hook_logs import Denial
+from local.scenario.revocation_checks import (
     a_revoked_device_cannot_connect,
     expect_new_connection_refused,
     provision_and_connect,
 )
+from local.scenario.sandbox import Sandbox
 from program.settings import Settings
 from tests.e2e.conftest import Fleetctl
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hook.contract import Attr, DeviceStatus
-from local.device import Identity, Provisioning, Session
-from local.sandbox import Sandbox
+from local.devices.firmware import Identity, Provisioning
+from local.devices.mqtt_session import Session
+from local.scenario.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
 

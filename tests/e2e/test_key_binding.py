@@ -31,24 +31,16 @@ from hook.contract import (
 )
 from hook.public_keys import certificate_key_sha256
 from hook.registry_items import timestamp
-from local.deployment import eventually
-from local.device import (
-    AwsKeys,
-    DeviceKeys,
-    Identity,
-    KeyAlgorithm,
-    KeySource,
-    ProvisionedDevice,
-    Rejected,
-    Session,
-    telemetry_topic,
-)
-from local.factory import KeyForm, write_manifest
-from local.fleet import HOOK_DENIED
-from local.fleetctl_runner import FleetctlFailed
-from local.rotation_job import JobStatus, rotate_by_job
-from local.sandbox import Sandbox
-from local.secure_element import SecureElement
+from local.devices.factory import KeyForm, write_manifest
+from local.devices.firmware import Identity, ProvisionedDevice, telemetry_topic
+from local.devices.fleet_runner import HOOK_DENIED
+from local.devices.jobs_agent import JobStatus, rotate_by_job
+from local.devices.key_pairs import AwsKeys, DeviceKeys, KeyAlgorithm, KeySource
+from local.devices.mqtt_session import Rejected, Session
+from local.devices.secure_element import SecureElement
+from local.scenario.deployment import eventually
+from local.scenario.fleetctl_runner import FleetctlFailed
+from local.scenario.sandbox import Sandbox
 from program.settings import Settings
 from tests.e2e.conftest import Fleetctl
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from local.deployer import EmulatorMocks
-from local.emulator import Emulator, EmulatorAddress, listening
-from local.resources import Emulated, UnsupportedResource
-from local.resources.iot import provisioning_template
-from local.sandbox import Sandbox
+from local.deploy.mock_engine import EmulatorMocks
+from local.deploy.resources import Emulated, UnsupportedResource
+from local.deploy.resources.iot_core import provisioning_template
+from local.emulator.launcher import Emulator, EmulatorAddress, listening
+from local.scenario.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
 

@@ -1,13 +1,14 @@
 """The sample fleet against the deployed stack: what approved and rejected devices leave behind.
 
-The checks are the shared scenario's (``local/scenario.py``), the same the acceptance run makes on AWS."""
+The checks are the shared scenario's (``local/scenario/``), the same the acceptance run makes on AWS."""
 
 from __future__ import annotations
 
 import pytest
 
-from local.sandbox import Sandbox
-from local.scenario import FLEET_CHECKS, Fleet, FleetCheck
+from local.scenario.fleet_checks import FLEET_CHECKS, FleetCheck
+from local.scenario.provisioned_fleet import Fleet
+from local.scenario.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from hook.contract import Attr, DeviceStatus
-from local.fleet import Outcome
-from local.sandbox import Sandbox
+from local.devices.fleet_runner import Outcome
+from local.scenario.sandbox import Sandbox
 from program.outputs import StackOutput
 from tests.e2e.conftest import Fleetctl
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 
 from hook.contract import Attr, DeviceStatus, RejectionReason
-from local.deployment import eventually
-from local.device import Identity, Rejected, Session
-from local.fleet import HOOK_DENIED
-from local.sandbox import Sandbox
-from local.scenario import expect_new_connection_refused, provision_and_connect
+from local.devices.firmware import Identity
+from local.devices.fleet_runner import HOOK_DENIED
+from local.devices.mqtt_session import Rejected, Session
+from local.scenario.deployment import eventually
+from local.scenario.revocation_checks import expect_new_connection_refused, provision_and_connect
+from local.scenario.sandbox import Sandbox
 from program.settings import Settings
 from tests.e2e.conftest import Fleetctl
 

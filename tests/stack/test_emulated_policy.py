@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local.resources.compute import emulated_policy
+from local.deploy.resources.compute import emulated_policy
 from tests.pulumi_mocks import ACCOUNT_ID, Deployment, deploy
 
 IOT_ARN = f"arn:aws:iot:us-east-1:{ACCOUNT_ID}"

@@ -15,10 +15,10 @@ from typing import Any
 import pulumi.automation as auto
 import pytest
 
-from local import acceptance
-from local.acceptance_plan import MARKER_KEY, Plan, Refused
-from local.acceptance_report import Exit, Report
-from local.scenario import CheckResult, ScenarioResult
+from local.acceptance import aws_runner
+from local.acceptance.run_plan import MARKER_KEY, Plan, Refused
+from local.acceptance.run_report import Exit, Report
+from local.scenario.full_run import CheckResult, ScenarioResult
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 OUTPUTS = {"iotEndpoint": auto.OutputValue("abc-ats.iot.eu-west-1.amazonaws.com", False)}
@@ -98,7 +98,7 @@ def _run(stack: FakeStack, scenario: FakeScenario, tmp_path: Path, log: list[str
         stack.events.append(f"create {name}")
         return stack
 
-    return acceptance.run(PLAN, create, scenario, (log if log is not None else []).append, root=tmp_path)
+    return aws_runner.run(PLAN, create, scenario, (log if log is not None else []).append, root=tmp_path)
 
 
 TEARDOWN = ["clean up", "destroy", "remove acc1"]
@@ -205,18 +205,18 @@ def test_ctrl_c_during_teardown_does_not_stop_it_and_a_cancelled_destroy_is_run_
 def test_the_teardown_waits_for_an_interrupted_up_that_still_holds_the_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(acceptance, "LOCK_POLL_SECONDS", 0.0)
+    monkeypatch.setattr(aws_runner, "LOCK_POLL_SECONDS", 0.0)
     events: list[str] = []
     stack = FakeStack(events)
 
     locked = auto.ConcurrentUpdateError(auto.CommandResult("", "error: the stack is currently locked", 255))
-    stack.destroy_failures = [_raises(locked)] * (acceptance.DESTROY_ATTEMPTS + 1)
+    stack.destroy_failures = [_raises(locked)] * (aws_runner.DESTROY_ATTEMPTS + 1)
 
     report = _run(stack, FakeScenario(events, error=KeyboardInterrupt()), tmp_path)
 
     assert events[events.index("clean up") :] == [
         "clean up",
-        *["destroy"] * (acceptance.DESTROY_ATTEMPTS + 2),  # more than the attempts a failure may take
+        *["destroy"] * (aws_runner.DESTROY_ATTEMPTS + 2),  # more than the attempts a failure may take
         "remove acc1",
     ]
     assert report.destroy_errors == []
@@ -228,11 +228,11 @@ def test_a_stack_that_cannot_be_destroyed_is_kept_in_the_workspace_and_reported(
     stack = FakeStack(events)
 
     failure = _command_error("error: deleting thing type: still deprecated")
-    stack.destroy_failures = [_raises(failure)] * acceptance.DESTROY_ATTEMPTS
+    stack.destroy_failures = [_raises(failure)] * aws_runner.DESTROY_ATTEMPTS
 
     report = _run(stack, FakeScenario(events), tmp_path)
 
-    assert events[-4:] == ["clean up", *["destroy"] * acceptance.DESTROY_ATTEMPTS]
+    assert events[-4:] == ["clean up", *["destroy"] * aws_runner.DESTROY_ATTEMPTS]
     assert not report.removed
     assert report.exit_code == Exit.LEFT_BEHIND
     assert "RESOURCES MAY REMAIN: run `pulumi destroy --stack acc1" in report.render()
@@ -246,7 +246,7 @@ def test_refuses_a_stack_that_already_exists_in_the_backend(tmp_path: Path) -> N
         raise auto.StackAlreadyExistsError(auto.CommandResult("", "error: stack 'acc1' already exists", 255))
 
     with pytest.raises(Refused, match="already exists in the Pulumi backend"):
-        acceptance.run(PLAN, create, FakeScenario(events), print, root=tmp_path)
+        aws_runner.run(PLAN, create, FakeScenario(events), print, root=tmp_path)
     assert events == ["create acc1"]
 
 
@@ -274,5 +274,5 @@ def test_main_refuses_without_the_pulumi_cli(
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
 
-    assert acceptance.main(["--stack", "acc1", "--region", "eu-west-1"]) == Exit.REFUSED
+    assert aws_runner.main(["--stack", "acc1", "--region", "eu-west-1"]) == Exit.REFUSED
     assert "refused: the Pulumi CLI is not on PATH" in capsys.readouterr().err

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from fleetctl.context import StackContext
-from local.acceptance_scenario import AwsInspector
-from local.device_cleanup import Removal, remove_devices
+from local.acceptance.aws_scenario import AwsInspector
+from local.acceptance.device_cleanup import Removal, remove_devices
 from tests.support import create_registry_table
 
 ENDPOINT = "data-ats.iot.us-east-1.amazonaws.com"  # an address moto serves the shadow API on

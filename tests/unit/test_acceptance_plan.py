@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from local.acceptance_plan import (
+from local.acceptance.run_plan import (
     AMAZON_ROOT_CA_URL,
     MARKER_KEY,
     MAX_STACK_NAME,
@@ -25,8 +25,8 @@ from local.acceptance_plan import (
     amazon_root_ca,
     make_plan,
 )
-from local.deployer import local_config
-from local.deployment import stack_settings
+from local.deploy.mock_engine import local_config
+from local.scenario.deployment import stack_settings
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from local.acceptance_plan import Plan
-from local.acceptance_report import Exit, Report
-from local.device import Credentials, Identity, ProvisionedDevice, Timings
-from local.fleet import Outcome
-from local.sample_fleet import FleetDevice
-from local.scenario import CheckResult, ScenarioResult
+from local.acceptance.run_plan import Plan
+from local.acceptance.run_report import Exit, Report
+from local.devices.firmware import Identity, ProvisionedDevice, Timings
+from local.devices.fleet_runner import Outcome
+from local.devices.mqtt_session import Credentials
+from local.devices.sample_fleet import FleetDevice
+from local.scenario.full_run import CheckResult, ScenarioResult
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 

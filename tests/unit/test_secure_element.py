@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from hook.public_keys import certificate_key_sha256, csr_key_sha256, registered_key_sha256
-from local.device import AwsKeys, DeviceKeys, Identity, KeyAlgorithm, key_algorithm
-from local.factory import HEADER, KeyForm, write_manifest
-from local.report import manifest_entry
-from local.sample_fleet import FleetFileError, load_fleet, preregistered
-from local.secure_element import SecureElement
+from local.devices.factory import HEADER, KeyForm, write_manifest
+from local.devices.firmware import Identity
+from local.devices.key_pairs import AwsKeys, DeviceKeys, KeyAlgorithm, key_algorithm
+from local.devices.sample_fleet import FleetFileError, load_fleet, preregistered
+from local.devices.secure_element import SecureElement
+from local.scenario.result_tables import manifest_entry
 
 IDENTITY = Identity("SL-000001", "smart-lock", "AcmeIoT", "1.0.0", "plant-c/door-1")
 

@@ -1,0 +1,80 @@
+"""The hook benchmark's two cases: a stack without key binding ("plain") and a device type that binds keys
+("binding"), with the devices that provision through each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fleetctl.operator_transitions import OperatorRecords
+from hook.registry_items import timestamp
+from hook.rules import parse_rules, validate_request
+from tests.support import (
+    RULES,
+    device_certificate,
+    device_key,
+    hook_event,
+    key_fingerprint,
+    valid_parameters,
+)
+
+BINDING_TYPE: Final = "secure-sensor"
+"""The bench's device type that binds keys; its serials are ``SS-<n>``."""
+BINDING_RULES: Final[dict[str, Any]] = {
+    **RULES,
+    "deviceTypes": {**RULES["deviceTypes"], BINDING_TYPE: {"keyBinding": True}},
+}
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device that may provision through the hook: its parameters and, for key binding, its certificate
+    (issued for its own key) and that key's fingerprint as the factory registered it."""
+
+    parameters: dict[str, Any]
+    certificate_pem: str | None = None
+    key_sha256: str | None = None
+
+    def event(self, certificate: str) -> dict[str, Any]:
+        """The hook event of this device registering the certificate ``certificate`` names."""
+        event = hook_event(self.parameters, certificate=certificate)
+        if self.certificate_pem is not None:
+            event["certificatePem"] = self.certificate_pem
+        return event
+
+
+def plain_device(number: int) -> Device:
+    """A temperature sensor: a type without key binding."""
+    return Device(valid_parameters(SerialNumber=f"TS-{number:06d}"))
+
+
+def binding_device(number: int) -> Device:
+    """A device of :data:`BINDING_TYPE` with a new P-256 key and a certificate of it."""
+    key = device_key()
+    serial = f"SS-{number:06d}"
+    return Device(
+        valid_parameters(SerialNumber=serial, DeviceType=BINDING_TYPE),
+        device_certificate(key, common_name=serial),
+        key_fingerprint(key),
+    )
+
+
+def preregister(records: OperatorRecords, device: Device) -> None:
+    """Pre-register ``device`` with its key, as ``fleetctl preregister`` does from a factory manifest."""
+    request = validate_request(device.parameters, parse_rules(BINDING_RULES))
+    if records.preregister(request, timestamp(), public_key_sha256=device.key_sha256) is not None:
+        raise RuntimeError(f"{request.serial_number} was already in the registry")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way of provisioning: the rules the hook is deployed with and the devices that provision."""
+
+    name: str
+    rules: dict[str, Any]
+    device: Callable[[int], Device]
+
+
+PLAIN: Final = Case("plain", RULES, plain_device)
+BINDING: Final = Case("binding", BINDING_RULES, binding_device)
