@@ -34,7 +34,7 @@ from hook.contract import (
     serial_number_of,
 )
 from hook.registry_items import Item
-from hook.registry_transitions import DeviceRecords, registry_from_environment
+from hook.registry_transitions import DeviceRecords, function_records
 
 logger = Logger(service=Service.ACTIVATION.value)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Service.ACTIVATION.value)
@@ -48,7 +48,8 @@ def lambda_handler(event: IoTCoreThingEvent, context: Any) -> dict[str, str]:
     if not _is_thing_created(event):
         logger.warning("not a thing-created event; ignored", extra={"eventType": event.get("eventType")})
         return {"outcome": "ignored"}
-    outcome = activate(event.thing_name, _config(), _registry(), _shadows(), _iot())
+    records = function_records()
+    outcome = activate(event.thing_name, _config(), records, runtime.iot_data(), runtime.iot())
     return {"outcome": outcome}
 
 
@@ -106,18 +107,3 @@ def _unexpected(item: Item) -> str:
 @runtime.once
 def _config() -> ActivationConfig:
     return ActivationConfig.load(runtime.packaged_file(ACTIVATION_CONFIG_ENV, ACTIVATION_CONFIG_FILE_NAME))
-
-
-@runtime.once
-def _registry() -> DeviceRecords:
-    return registry_from_environment(runtime.FUNCTION_CLIENT_CONFIG)
-
-
-@runtime.once
-def _iot() -> Any:
-    return runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)
-
-
-@runtime.once
-def _shadows() -> Any:
-    return runtime.client("iot-data", runtime.FUNCTION_CLIENT_CONFIG)

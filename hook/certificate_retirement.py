@@ -123,7 +123,7 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     policy = device_type_resource_name(base_name, device_type) if device_type else None
     logger.append_keys(serialNumber=key, thingName=thing)
     for certificate_id in dropped:
-        retire(_iot(), certificate_id, thing, policy)
+        retire(runtime.iot(), certificate_id, thing, policy)
     return dropped
 
 
@@ -178,8 +178,3 @@ def _not_found(error: ClientError) -> bool:
 def _text(image: Mapping[str, Any], attribute: str) -> str:
     value = image.get(attribute)
     return value if isinstance(value, str) else ""
-
-
-@runtime.once
-def _iot() -> Any:
-    return runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)

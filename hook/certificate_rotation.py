@@ -60,7 +60,7 @@ from hook.contract import (
     rotation_topic,
 )
 from hook.registry_items import Item
-from hook.registry_transitions import DeviceRecords, registry_from_environment
+from hook.registry_transitions import function_records
 from hook.rotation_requests import SUCCEEDED, RotationRefused, RotationRequest, parse_request
 
 SERVICE: Final = Service.CERTIFICATE_ROTATION.value
@@ -120,7 +120,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, str]:
 
 def handle(request: RotationRequest) -> str:
     """Carry out a validated step; returns the outcome. Raises :class:`RotationRefused`."""
-    item = _registry().get(request.serial_number)
+    item = function_records().get(request.serial_number)
     if item is None:
         raise RotationRefused(
             RotationRejection.NOT_ACTIVE, "the serial is not in the registry", request.thing_name
@@ -152,7 +152,7 @@ def issue(request: RotationRequest, item: Item) -> str:
         return "duplicate-csr-ignored"
     _require_bound_key(request, item)
     _require_open_job(request)
-    iot = _iot()
+    iot = runtime.iot()
     try:
         created = iot.create_certificate_from_csr(certificateSigningRequest=request.csr, setAsActive=False)
     except ClientError as error:
@@ -162,7 +162,7 @@ def issue(request: RotationRequest, item: Item) -> str:
     certificate_id, arn = created["certificateId"], created["certificateArn"]
     logger.append_keys(newCertificateId=certificate_id)
     try:
-        begun = _registry().begin_rotation(item, certificate_id, request.job_id)
+        begun = function_records().begin_rotation(item, certificate_id, request.job_id)
     except Exception:
         _revoke_unrecorded(certificate_id)
         raise
@@ -209,8 +209,8 @@ def complete(request: RotationRequest, item: Item) -> str:
     _require_job_in_progress(request, item)
     # Its expiry, recorded with it: one DescribeCertificate per rotation, here rather than at the CSR
     # step, where a certificate may still be abandoned or replaced.
-    not_after = certificate_not_after(_iot(), pending)
-    if _registry().complete_rotation(item, not_after) is None:
+    not_after = certificate_not_after(runtime.iot(), pending)
+    if function_records().complete_rotation(item, not_after) is None:
         raise RotationRefused(
             RotationRejection.NOT_CURRENT_CERTIFICATE, "the device's registry record changed meanwhile", thing
         )
@@ -232,7 +232,7 @@ def abandon(request: RotationRequest, item: Item) -> str:
     if pending is not None:
         _require_job_in_progress(request, item)
     reason = request.reason or "no reason given"
-    if _registry().abandon_rotation(item, reason) is None:
+    if function_records().abandon_rotation(item, reason) is None:
         raise RotationRefused(
             RotationRejection.NOT_CURRENT_CERTIFICATE, "the device's registry record changed meanwhile", thing
         )
@@ -277,7 +277,7 @@ def count_failure(reason: RotationRejection) -> None:
 
 def publish(thing: str, step: RotationStep, body: dict[str, str]) -> None:
     """Send ``body`` to the device on its ``rotation/<thing>/<step>`` topic, at least once (QoS 1)."""
-    _data().publish(topic=rotation_topic(thing, step), qos=1, payload=json.dumps(body).encode())
+    runtime.iot_data().publish(topic=rotation_topic(thing, step), qos=1, payload=json.dumps(body).encode())
 
 
 def is_transient(error: BaseException) -> bool:
@@ -340,7 +340,7 @@ def _require_open_job(request: RotationRequest) -> None:
     rotation, and a device cannot have certificates issued at will (DescribeJobExecution, AWS IoT API
     reference; QUEUED and IN_PROGRESS are the states before an execution ends)."""
     try:
-        execution = _iot().describe_job_execution(jobId=request.job_id, thingName=request.thing_name)
+        execution = runtime.iot().describe_job_execution(jobId=request.job_id, thingName=request.thing_name)
         status = execution["execution"]["status"]
     except ClientError as error:
         if _code(error) != "ResourceNotFoundException":
@@ -357,13 +357,13 @@ def _require_open_job(request: RotationRequest) -> None:
 def _require_still_pending(request: RotationRequest, certificate_id: str) -> None:
     """After the certificate was activated, the registry must still hold it as the serial's pending one;
     otherwise (revoked, decommissioned, another CSR) it is revoked here before the device ever gets it."""
-    item = _registry().get(request.serial_number) or {}
+    item = function_records().get(request.serial_number) or {}
     if (
         item.get(Attr.STATUS) == DeviceStatus.ACTIVE
         and item.get(Attr.PENDING_CERTIFICATE_ID) == certificate_id
     ):
         return
-    _iot().update_certificate(certificateId=certificate_id, newStatus="REVOKED")
+    runtime.iot().update_certificate(certificateId=certificate_id, newStatus="REVOKED")
     raise RotationRefused(
         RotationRejection.NOT_ACTIVE,
         f"the device became {item.get(Attr.STATUS)} while its new certificate was issued",
@@ -384,7 +384,7 @@ def _revoke_unrecorded(certificate_id: str) -> None:
     """Revoke a certificate issued for a request that failed before the registry held it: nothing else
     would. Best effort: it was created inactive and is attached to nothing."""
     try:
-        _iot().update_certificate(certificateId=certificate_id, newStatus="REVOKED")
+        runtime.iot().update_certificate(certificateId=certificate_id, newStatus="REVOKED")
     except Exception:
         logger.exception("an issued certificate could not be revoked; it stays INACTIVE and unattached")
     else:
@@ -394,7 +394,7 @@ def _revoke_unrecorded(certificate_id: str) -> None:
 def _abandon_quietly(item: Item, reason: str) -> None:
     """Drop a pending certificate that could not be delivered (the retirement function revokes it)."""
     try:
-        _registry().abandon_rotation(item, reason)
+        function_records().abandon_rotation(item, reason)
     except Exception:
         logger.exception("the undelivered certificate could not be dropped; the next rotation replaces it")
 
@@ -405,18 +405,3 @@ def _code(error: ClientError) -> str:
 
 def _describe(error: Exception) -> str:
     return _code(error) if isinstance(error, ClientError) else type(error).__name__
-
-
-@runtime.once
-def _registry() -> DeviceRecords:
-    return registry_from_environment(runtime.FUNCTION_CLIENT_CONFIG)
-
-
-@runtime.once
-def _iot() -> Any:
-    return runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)
-
-
-@runtime.once
-def _data() -> Any:
-    return runtime.client("iot-data", runtime.FUNCTION_CLIENT_CONFIG)

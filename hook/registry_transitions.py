@@ -402,3 +402,9 @@ def registry_from_environment(config: Config) -> DeviceRecords:
     """The records of the table named by ``REGISTRY_TABLE_NAME``, through a DynamoDB client built with
     ``config``."""
     return DeviceRecords(runtime.client("dynamodb", config), runtime.required_env(REGISTRY_TABLE_ENV))
+
+
+@runtime.once
+def function_records() -> DeviceRecords:
+    """The asynchronous functions' records (:data:`~hook.runtime.FUNCTION_CLIENT_CONFIG`), made once."""
+    return registry_from_environment(runtime.FUNCTION_CLIENT_CONFIG)

@@ -94,3 +94,15 @@ def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config) -> A
     account's ``iot:Data-ATS`` endpoint), which AWS IoT's data plane needs."""
     endpoint = os.environ.get(IOT_DATA_ENDPOINT_ENV) or None if service == "iot-data" else None
     return boto3.client(service, config=config, endpoint_url=endpoint)
+
+
+@once
+def iot() -> Any:
+    """The asynchronous functions' AWS IoT client (:data:`FUNCTION_CLIENT_CONFIG`)."""
+    return client("iot", FUNCTION_CLIENT_CONFIG)
+
+
+@once
+def iot_data() -> Any:
+    """The asynchronous functions' AWS IoT data-plane client: shadows and publishing."""
+    return client("iot-data", FUNCTION_CLIENT_CONFIG)

@@ -25,7 +25,7 @@ from hook.contract import (
     metrics_namespace_from_environment,
 )
 from hook.registry_items import timestamp
-from hook.registry_transitions import DeviceRecords, registry_from_environment
+from hook.registry_transitions import function_records
 
 logger = Logger(service=Service.STALE_APPROVALS.value)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=Service.STALE_APPROVALS.value)
@@ -37,10 +37,10 @@ def lambda_handler(event: Any, context: Any) -> dict[str, int | bool]:
     """Publish how many ``PENDING`` approvals are older than the ownership token's hour, and whether the
     account's THING registry events are on."""
     cutoff = timestamp(datetime.now(UTC) - timedelta(seconds=STALE_APPROVAL_AFTER_SECONDS))
-    stale = _registry().count_pending_before(cutoff)
+    stale = function_records().count_pending_before(cutoff)
     metrics.add_metric(name=Metric.STALE_PENDING_APPROVALS, unit=MetricUnit.Count, value=stale)
     logger.info("stale approvals counted", extra={"stale": stale, "cutoff": cutoff})
-    enabled = thing_events_enabled(_iot())
+    enabled = thing_events_enabled(runtime.iot())
     metrics.add_metric(name=Metric.THING_EVENTS_DISABLED, unit=MetricUnit.Count, value=0 if enabled else 1)
     if not enabled:
         logger.error(
@@ -55,13 +55,3 @@ def thing_events_enabled(iot: Any) -> bool:
     region (API DescribeEventConfigurations)."""
     configurations = iot.describe_event_configurations().get("eventConfigurations", {})
     return bool(configurations.get("THING", {}).get("Enabled", False))
-
-
-@runtime.once
-def _registry() -> DeviceRecords:
-    return registry_from_environment(runtime.FUNCTION_CLIENT_CONFIG)
-
-
-@runtime.once
-def _iot() -> Any:
-    return runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)

@@ -21,6 +21,7 @@ from hook.activation import activate
 from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_ENV, REGISTRY_TABLE_ENV, Attr, DeviceStatus, thing_name
 from hook.registry_items import shard_attributes, timestamp
+from hook.registry_transitions import function_records
 from tests.support import TABLE_NAME, FakeLambdaContext
 
 BASE = "iot-provisioning-dev"
@@ -275,7 +276,7 @@ def test_stale_approvals_counts_pending_items_older_than_an_hour(
     }
     dynamodb.put_item(TableName=TABLE_NAME, Item=recent)
     sent: list[str] = []
-    stale_approvals._registry()._client.meta.events.register(
+    function_records()._client.meta.events.register(
         "before-call.dynamodb.*", lambda model, **_: sent.append(model.name)
     )
 
@@ -306,7 +307,7 @@ def test_thing_events_switched_off_in_the_account_are_reported(
 def account_event_configurations(*, thing_events: bool) -> Iterator[None]:
     """AWS IoT's answer to DescribeEventConfigurations (moto does not implement it), as the API returns it:
     every event type with its switch."""
-    client = stale_approvals._iot()
+    client = runtime.iot()
     with Stubber(client) as stubber:
         stubber.add_response(
             "describe_event_configurations",
