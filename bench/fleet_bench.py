@@ -82,7 +82,7 @@ from typer.testing import CliRunner  # noqa: E402
 from fleetctl.bulk import BulkRun  # noqa: E402
 from fleetctl.cli import app  # noqa: E402
 from fleetctl.context import StackContext  # noqa: E402
-from fleetctl.lifecycle import Revocation  # noqa: E402
+from fleetctl.device_removal import Revocation  # noqa: E402
 from fleetctl.manifest import HEADER  # noqa: E402
 from fleetctl.pacing import IOT_RATES, Pacer, aws_iot_pacer, paced_seconds  # noqa: E402
 from fleetctl.selection import Selectors  # noqa: E402

@@ -30,7 +30,7 @@ from hook.registry import SCAN_SEGMENTS
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
-    from fleetctl.lifecycle import Step
+    from fleetctl.device_removal import Step
     from fleetctl.selection import Selection
     from hook.registry import Item
 
@@ -44,8 +44,8 @@ SKIP: Final = "skip"
 
 
 class Operation(Protocol):
-    """What a bulk command does to one device (:class:`~fleetctl.lifecycle.Revocation`,
-    :class:`~fleetctl.lifecycle.Decommissioning`)."""
+    """What a bulk command does to one device (:class:`~fleetctl.device_removal.Revocation`,
+    :class:`~fleetctl.device_removal.Decommissioning`)."""
 
     @property
     def verb(self) -> str: ...

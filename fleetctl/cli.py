@@ -15,20 +15,21 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.core import TyperGroup
 
-from fleetctl import bulk, lifecycle, pacing, rebind, reprovision, rotation, selection
-from fleetctl.certificates import (
-    ACTIVE,
-    claim_certificate,
-    claim_status,
-    deactivate,
-    expiring_certificates,
-    record_missing_expiry,
-)
+from fleetctl import bulk, pacing, selection
+from fleetctl import device_removal as lifecycle
+from fleetctl import key_rebinding as rebind
+from fleetctl import reprovision_grants as reprovision
+from fleetctl import rotation_jobs as rotation
+from fleetctl.claim_certificates import claim_certificate, claim_status, deactivate
 from fleetctl.context import AWS_CONCURRENCY, StackContext
+from fleetctl.device_export import ExportFormat, export_devices
 from fleetctl.devices import SERIAL_NUMBER_FORM, describe_device, is_serial_number
 from fleetctl.errors import AwsProblem, ExitCode, FleetctlError, UsageProblem
-from fleetctl.export import ExportFormat, export_devices
+from fleetctl.expiring_certificates import expiring_certificates, record_missing_expiry
+from fleetctl.iot_reads import ACTIVE
 from fleetctl.manifest import HEADER, PUBLIC_KEY_COLUMN, CheckedManifest, ManifestRow, checked_manifest
+from fleetctl.manifest_import import ImportOutcome, ImportResult, ImportTally
+from fleetctl.manifest_import import preregister as preregister_rows
 from fleetctl.output import (
     Columns,
     print_error,
@@ -40,8 +41,6 @@ from fleetctl.output import (
 )
 from fleetctl.pacing import Pacer
 from fleetctl.progress import progress as show_progress
-from fleetctl.registry import ImportOutcome, ImportResult, ImportTally
-from fleetctl.registry import preregister as preregister_rows
 from fleetctl.spill import Spill
 from hook.contract import Attr, DeviceStatus, RotationKeyAlgorithm
 from hook.public_keys import PublicKeyError, registered_key_sha256

@@ -10,7 +10,7 @@ from typing import Any, Final
 import boto3
 
 from fleetctl.context import StackContext
-from fleetctl.lifecycle import revoke
+from fleetctl.device_removal import revoke
 from local import scenario
 from local.acceptance_plan import Plan
 from local.deployment import AWS_PATIENCE, Deployment, stack_settings

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fleetctl import lifecycle
+from fleetctl import device_removal
 from fleetctl.devices import find_device
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, DeviceStatus, thing_name
@@ -81,7 +81,7 @@ def test_a_device_approved_while_it_is_being_revoked_loses_its_certificate_too(
         approved.append(fleet.provision(serial))
         return device
 
-    monkeypatch.setattr(lifecycle, "find_device", look_up_then_approve)
+    monkeypatch.setattr(device_removal, "find_device", look_up_then_approve)
     report = fleet.run_json("revoke", "TS-000001", "--reason", "batch recalled")
 
     assert fleet.certificate(approved[0])["status"] == "REVOKED"
@@ -102,7 +102,7 @@ def test_decommission_waits_for_aws_to_finish_detaching_the_certificate(
 ) -> None:
     fleet.provision("TS-000001")
     fail_once(monkeypatch, "DeleteThing", code="InvalidRequestException")
-    monkeypatch.setattr(lifecycle, "DELETE_THING_BACKOFF_SECONDS", 0)
+    monkeypatch.setattr(device_removal, "DELETE_THING_BACKOFF_SECONDS", 0)
 
     report = fleet.run_json("decommission", "TS-000001")
 

@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
 
-from fleetctl import cli, pacing, rotation
+from fleetctl import cli, pacing, rotation_jobs
 from fleetctl.errors import ExitCode, UsageProblem
 from hook.contract import Attr, DeviceStatus, rotation_job_id_prefix, thing_name
 from hook.registry import DeviceRecords, Provenance, timestamp
@@ -282,17 +282,19 @@ def test_two_runs_in_the_same_second_create_two_jobs(fleet: Fleet, monkeypatch: 
 
 def test_a_base_name_too_long_for_a_job_id_is_refused_before_any_job(fleet: Fleet) -> None:
     # <base>-rotate-<14 digits>-<4 hex> must fit AWS IoT's 64 characters.
-    base = "b" * (rotation.JOB_ID_MAX_LENGTH - len("-rotate-") - 14 - 1 - 4 + 1)
-    targets = [rotation.Target("TS-000001", thing_name(base, "TS-000001"), "temperature-sensor", None, None)]
+    base = "b" * (rotation_jobs.JOB_ID_MAX_LENGTH - len("-rotate-") - 14 - 1 - 4 + 1)
+    targets = [
+        rotation_jobs.Target("TS-000001", thing_name(base, "TS-000001"), "temperature-sensor", None, None)
+    ]
 
     def stack(base_name: str) -> Any:  # _jobs reads only the base name
         return SimpleNamespace(base_name=base_name)
 
     with pytest.raises(UsageProblem, match="base name is too long"):
-        rotation._jobs(stack(base), targets, datetime.now(UTC))
-    [job] = rotation._jobs(stack(base[1:]), targets, datetime.now(UTC))
-    assert len(job.job_id) == rotation.JOB_ID_MAX_LENGTH
-    assert rotation.is_job_id(job.job_id)
+        rotation_jobs._jobs(stack(base), targets, datetime.now(UTC))
+    [job] = rotation_jobs._jobs(stack(base[1:]), targets, datetime.now(UTC))
+    assert len(job.job_id) == rotation_jobs.JOB_ID_MAX_LENGTH
+    assert rotation_jobs.is_job_id(job.job_id)
     assert jobs(fleet) == []
 
 
@@ -314,7 +316,7 @@ def test_the_operator_is_asked_and_no_means_no_job(fleet: Fleet) -> None:
 
 
 def test_more_devices_than_a_job_takes_make_several_jobs(fleet: Fleet) -> None:
-    serials = [f"TS-{number:06d}" for number in range(1, rotation.JOB_TARGETS_MAX + 2)]
+    serials = [f"TS-{number:06d}" for number in range(1, rotation_jobs.JOB_TARGETS_MAX + 2)]
     records = DeviceRecords(fleet.dynamodb, TABLE_NAME)
     rules = parse_rules(RULES)
     for serial in serials:  # registry only: the things are not needed to create jobs
@@ -341,7 +343,7 @@ def test_a_failure_after_some_jobs_were_created_names_them(
 ) -> None:
     fleet.provision("TS-000001")
     fleet.provision("TS-000002")
-    monkeypatch.setattr(rotation, "JOB_TARGETS_MAX", 1)
+    monkeypatch.setattr(rotation_jobs, "JOB_TARGETS_MAX", 1)
     calls: list[str] = []
 
     def second_create_job_fails(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 from fleetctl.devices import Device, device_of, find_device
 from fleetctl.errors import UsageProblem
-from fleetctl.iot import attached_policies, describe_certificate
+from fleetctl.iot_reads import attached_policies, describe_certificate
 from hook.contract import STALE_APPROVAL_AFTER_SECONDS, Attr, DeviceStatus
 from hook.registry import timestamp
 

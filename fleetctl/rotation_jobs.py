@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.errors import AwsProblem, NotFound, UsageProblem
-from fleetctl.iot import describe_job, job_execution_details, job_executions, jobs_in_progress
+from fleetctl.iot_reads import describe_job, job_execution_details, job_executions, jobs_in_progress
 from hook.contract import (
     ROTATION_JOB_OPERATION,
     Attr,
