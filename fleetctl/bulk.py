@@ -61,6 +61,10 @@ class Operation(Protocol):
         """Do it; the steps taken."""
         ...
 
+    def apply_by_serial(self, stack: StackContext, serial: str) -> list[Step]:
+        """Do it to the device of ``serial`` alone, looked up by its serial; the steps taken."""
+        ...
+
 
 @dataclass(frozen=True)
 class Row:

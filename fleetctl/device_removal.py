@@ -76,6 +76,10 @@ class Revocation:
         """Revoke the device whose selected item is ``item``."""
         return _revoke(stack, device_of(stack, serial, item), self.reason)
 
+    def apply_by_serial(self, stack: StackContext, serial: str) -> list[Step]:
+        """Revoke the device of ``serial`` (:func:`revoke`)."""
+        return revoke(stack, serial, self.reason)
+
 
 @dataclass(frozen=True)
 class Decommissioning:
@@ -95,6 +99,10 @@ class Decommissioning:
         revoked are not checked again."""
         device = device_of(stack, serial, item)
         return _decommission(stack, device, self.reason, keep_thing=self.keep_thing, recheck=False)
+
+    def apply_by_serial(self, stack: StackContext, serial: str) -> list[Step]:
+        """Decommission the device of ``serial`` (:func:`decommission`)."""
+        return decommission(stack, serial, self.reason, keep_thing=self.keep_thing)
 
 
 def release(stack: StackContext, serial: str) -> list[Step]:
