@@ -19,7 +19,7 @@ from fleetctl.devices import SERIAL_NUMBER_FORM, is_serial_number
 from fleetctl.pacing import Pacer
 from hook.contract import DeviceStatus
 
-Command = Callable[..., None]
+_Command = Callable[..., None]
 
 
 def stack_of(ctx: typer.Context) -> StackContext:
@@ -157,13 +157,13 @@ def run_options(
     return RunOptions(dry_run, yes, rates or [], json_output)
 
 
-def with_options(**groups: Callable[..., object]) -> Callable[[Command], Command]:
+def with_options(**groups: Callable[..., object]) -> Callable[[_Command], _Command]:
     """Give a command groups of options defined once. A group is a function whose keyword-only parameters
     are arguments and options, annotated as a command's are (:func:`selectors`, :func:`run_options`); the
     command declares a parameter named as the group, and receives what the group returns. The command
     line shows the command's own parameters, then each group's."""
 
-    def decorate(command: Command) -> Command:
+    def decorate(command: _Command) -> _Command:
         signature = inspect.signature(command, eval_str=True)
         own = [parameter for name, parameter in signature.parameters.items() if name not in groups]
         grouped = {name: inspect.signature(group, eval_str=True).parameters for name, group in groups.items()}

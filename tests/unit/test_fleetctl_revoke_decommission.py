@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import typer
 
 from fleetctl import device_removal
+from fleetctl.cli import app
 from fleetctl.devices import find_device
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, DeviceStatus, thing_name
@@ -200,3 +202,18 @@ def test_a_revoked_or_decommissioned_certificate_stays_bound_to_its_serial(
     devices, bindings = fleet.registry()
     assert set(devices) == {"TS-000001"}
     assert bindings == {certificate_id: "TS-000001"}
+
+
+def test_revoke_decommission_and_rotate_take_one_block_of_selectors_and_run_options() -> None:
+    root: Any = typer.main.get_command(app)  # Any: Click's Group, which newer Typer versions vendor
+    rotate = root.commands["rotate"]
+
+    def options(command: Any) -> set[str]:
+        return {name for parameter in command.params for name in parameter.opts}
+
+    selectors = {"serial", "--type", "--claim-generation", "--file", "--provisioned-before"}
+    run = {"--dry-run", "--yes", "--rate", "--json"}
+    for command in (root.commands["revoke"], root.commands["decommission"], rotate.commands["start"]):
+        assert selectors | run <= options(command), command.name
+    assert options(rotate.commands["resume"]) == {"job_id", *run}
+    assert options(rotate.commands["status"]) == {"job_id", "--json"}
