@@ -27,7 +27,7 @@ from bench.fake_aws import REGION, StubBody
 from bench.figures import Figure
 from fleetctl.bulk import BulkRun
 from fleetctl.context import StackContext
-from fleetctl.lifecycle import Revocation
+from fleetctl.device_removal import Revocation
 from fleetctl.pacing import IOT_RATES, Pacer, aws_iot_pacer, paced_seconds
 from fleetctl.selection import Selectors
 from fleetctl.selection import resolve as resolve_selection

@@ -2,7 +2,7 @@
 against the local emulator.
 
 Provisions N devices (keys made on the device), creates one rotation job for all of them with
-``fleetctl rotate --type ... --yes``, then runs each device's side of the job
+``fleetctl rotate start --type T --yes``, then runs each device's side of the job
 (``local/devices/jobs_agent.py``): take the job, make a new key and CSR, receive the new certificate, connect
 with it, report success. It waits until the registry holds every new certificate and every old one is
 revoked, and prints rotations per minute end to end (the device's side alone, and until the old certificate
@@ -61,7 +61,7 @@ def create_job(box: Sandbox) -> str:
             AWS_SECRET_ACCESS_KEY=ACCESS_KEY,
         )
         result = CliRunner().invoke(
-            app, ["--outputs", str(outputs), "rotate", "--type", DEVICE_TYPE, "--yes", "--json"]
+            app, ["--outputs", str(outputs), "rotate", "start", "--type", DEVICE_TYPE, "--yes", "--json"]
         )
     if result.exit_code != 0:
         raise SystemExit(f"fleetctl rotate failed: {result.output}")

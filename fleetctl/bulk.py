@@ -30,7 +30,7 @@ from hook.contract import Attr
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
-    from fleetctl.lifecycle import Step
+    from fleetctl.device_removal import Step
     from fleetctl.selection import Selection
     from hook.registry_items import Item
 
@@ -44,8 +44,8 @@ SKIP: Final = "skip"
 
 
 class Operation(Protocol):
-    """What a bulk command does to one device (:class:`~fleetctl.lifecycle.Revocation`,
-    :class:`~fleetctl.lifecycle.Decommissioning`)."""
+    """What a bulk command does to one device (:class:`~fleetctl.device_removal.Revocation`,
+    :class:`~fleetctl.device_removal.Decommissioning`)."""
 
     @property
     def verb(self) -> str: ...
@@ -59,6 +59,10 @@ class Operation(Protocol):
 
     def apply(self, stack: StackContext, serial: str, item: Item) -> list[Step]:
         """Do it; the steps taken."""
+        ...
+
+    def apply_by_serial(self, stack: StackContext, serial: str) -> list[Step]:
+        """Do it to the device of ``serial`` alone, looked up by its serial; the steps taken."""
         ...
 
 

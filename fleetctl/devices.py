@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from fleetctl.certificates import certificate_summary
 from fleetctl.errors import NotFound
-from fleetctl.iot import (
+from fleetctl.iot_reads import (
     attached_policies,
     certificate_id,
+    certificate_summary,
     describe_certificate,
     describe_thing,
     thing_certificate_arns,

@@ -29,6 +29,12 @@ class UsageProblem(FleetctlError):
     """Bad input: arguments, stack context or a manifest."""
 
 
+class Declined(FleetctlError):
+    """The operator answered no when asked to confirm; the message says what was left as it was."""
+
+    exit_code = ExitCode.ABORTED
+
+
 class NotFound(FleetctlError):
     """What the command names does not exist."""
 

@@ -64,10 +64,10 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
 }
 """The AWS IoT operations the bulk commands call, each with its default rate. ``revoke`` and
 ``decommission`` call ``ListThingPrincipals``, ``DescribeCertificate``, ``UpdateCertificate``,
-``ListAttachedPolicies``, ``DetachPolicy``, ``DetachThingPrincipal`` and ``DeleteThing``; ``rotate``
-calls ``ListJobs`` and ``ListJobExecutionsForJob`` (the devices its unfinished jobs asked) and
-``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen is at or
-below the lowest published default of the table's neighbouring APIs, and says so."""
+``ListAttachedPolicies``, ``DetachPolicy``, ``DetachThingPrincipal`` and ``DeleteThing``; ``rotate start``
+and ``rotate resume`` call ``ListJobs`` and ``ListJobExecutionsForJob`` (the devices its unfinished jobs
+asked) and ``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen
+is at or below the lowest published default of the table's neighbouring APIs, and says so."""
 LIFECYCLE_APIS: Final = frozenset(
     {
         "ListThingPrincipals",
@@ -81,12 +81,14 @@ LIFECYCLE_APIS: Final = frozenset(
 )
 """The AWS IoT operations a bulk ``revoke`` or ``decommission`` paces."""
 ROTATION_APIS: Final = frozenset({"ListJobs", "ListJobExecutionsForJob", "CreateJob"})
-"""The AWS IoT operations ``rotate`` paces."""
+"""The AWS IoT operations ``rotate start`` and ``rotate resume`` pace."""
 COMMAND_APIS: Final[Mapping[str, frozenset[str]]] = {
     "revoke": LIFECYCLE_APIS,
     "decommission": LIFECYCLE_APIS,
-    "rotate": ROTATION_APIS,
+    "rotate start": ROTATION_APIS,
+    "rotate resume": ROTATION_APIS,
 }
+"""What each command that takes ``--rate`` paces, by the command's name as typed (sub-command included)."""
 MIN_RATE: Final = 0.1
 """The lowest ``--rate`` taken (a request every 10 s): anything lower is more likely a typing slip."""
 UNLISTED_RATE: Final = Rate(1, f"an operation without an entry in IOT_RATES: {_NOT_FOUND}; 1/s chosen")

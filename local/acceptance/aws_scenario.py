@@ -10,7 +10,7 @@ from typing import Any, Final
 import boto3
 
 from fleetctl.context import StackContext
-from fleetctl.lifecycle import revoke
+from fleetctl.device_removal import revoke
 from local.acceptance.device_cleanup import remove_devices
 from local.acceptance.run_plan import Plan
 from local.deploy.inspection import Inspector

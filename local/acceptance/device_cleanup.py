@@ -12,10 +12,10 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.context import StackContext
+from fleetctl.device_removal import decommission
 from fleetctl.devices import find_device
 from fleetctl.errors import FleetctlError
-from fleetctl.iot import attached_policies, describe_certificate, principal_things
-from fleetctl.lifecycle import decommission
+from fleetctl.iot_reads import attached_policies, describe_certificate, principal_things
 from hook.contract import Attr
 from local.deploy.inspection import Inspector
 

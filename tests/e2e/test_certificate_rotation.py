@@ -32,7 +32,7 @@ WAIT_SECONDS = 15.0
 
 def _rotate(box: Sandbox, fleetctl: Fleetctl, device: ProvisionedDevice, *selection: str) -> str:
     """Create a rotation job with fleetctl for ``selection``; its job id."""
-    created = fleetctl("rotate", *selection, "--yes")
+    created = fleetctl("rotate", "start", *selection, "--yes")
     [job] = created["jobs"]
     assert job["serials"] == [device.identity.serial_number]
     return str(job["jobId"])
@@ -135,7 +135,7 @@ def test_a_failed_rotation_keeps_the_old_certificate_and_a_rerun_resumes(
     _wait_until_retired(box, abandoned)
     _connects_and_publishes(box, device, RotationOutcome(JobStatus.FAILED, job_id, device.credentials, ""))
 
-    resumed = fleetctl("rotate", "--resume", job_id, "--yes")
+    resumed = fleetctl("rotate", "resume", job_id, "--yes")
     [job] = resumed["jobs"]
     assert job["serials"] == [identity.serial_number]
     outcome = rotate_by_job(box.target.broker, device.thing_name, device.credentials, device.certificate_id)

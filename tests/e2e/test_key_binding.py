@@ -268,7 +268,7 @@ def test_a_clone_of_a_bound_serial_is_denied_and_the_genuine_device_keeps_workin
 
 
 def _rotation_job(fleetctl: Fleetctl, serial: str) -> str:
-    [job] = fleetctl("rotate", serial, "--yes")["jobs"]
+    [job] = fleetctl("rotate", "start", serial, "--yes")["jobs"]
     assert job["serials"] == [serial]
     return str(job["jobId"])
 
@@ -300,7 +300,7 @@ def test_a_bound_device_rotates_with_its_elements_key_and_a_csr_of_another_key_i
     assert Attr.PENDING_CERTIFICATE_ID not in item
     _works_as_its_thing(box, device)
 
-    resumed = fleetctl("rotate", "--resume", job_id, "--yes")
+    resumed = fleetctl("rotate", "resume", job_id, "--yes")
     assert [job["serials"] for job in resumed["jobs"]] == [[identity.serial_number]]
     rotated = rotate_by_job(
         box.target.broker, device.thing_name, device.credentials, device.certificate_id, element=element

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fleetctl.device_export import CSV_COLUMNS, LEFT_OUT
 from fleetctl.errors import ExitCode
-from fleetctl.export import CSV_COLUMNS, LEFT_OUT
 from fleetctl.manifest import HEADER
 from hook.contract import Attr, DeviceStatus
 from tests.support import TABLE_NAME, Fleet, rows

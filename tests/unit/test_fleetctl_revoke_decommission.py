@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import typer
 
-from fleetctl import lifecycle
+from fleetctl import device_removal
+from fleetctl.cli import app
 from fleetctl.devices import find_device
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, DeviceStatus, thing_name
@@ -81,7 +83,7 @@ def test_a_device_approved_while_it_is_being_revoked_loses_its_certificate_too(
         approved.append(fleet.provision(serial))
         return device
 
-    monkeypatch.setattr(lifecycle, "find_device", look_up_then_approve)
+    monkeypatch.setattr(device_removal, "find_device", look_up_then_approve)
     report = fleet.run_json("revoke", "TS-000001", "--reason", "batch recalled")
 
     assert fleet.certificate(approved[0])["status"] == "REVOKED"
@@ -102,7 +104,7 @@ def test_decommission_waits_for_aws_to_finish_detaching_the_certificate(
 ) -> None:
     fleet.provision("TS-000001")
     fail_once(monkeypatch, "DeleteThing", code="InvalidRequestException")
-    monkeypatch.setattr(lifecycle, "DELETE_THING_BACKOFF_SECONDS", 0)
+    monkeypatch.setattr(device_removal, "DELETE_THING_BACKOFF_SECONDS", 0)
 
     report = fleet.run_json("decommission", "TS-000001")
 
@@ -200,3 +202,18 @@ def test_a_revoked_or_decommissioned_certificate_stays_bound_to_its_serial(
     devices, bindings = fleet.registry()
     assert set(devices) == {"TS-000001"}
     assert bindings == {certificate_id: "TS-000001"}
+
+
+def test_revoke_decommission_and_rotate_take_one_block_of_selectors_and_run_options() -> None:
+    root: Any = typer.main.get_command(app)  # Any: Click's Group, which newer Typer versions vendor
+    rotate = root.commands["rotate"]
+
+    def options(command: Any) -> set[str]:
+        return {name for parameter in command.params for name in parameter.opts}
+
+    selectors = {"serial", "--type", "--claim-generation", "--file", "--provisioned-before"}
+    run = {"--dry-run", "--yes", "--rate", "--json"}
+    for command in (root.commands["revoke"], root.commands["decommission"], rotate.commands["start"]):
+        assert selectors | run <= options(command), command.name
+    assert options(rotate.commands["resume"]) == {"job_id", *run}
+    assert options(rotate.commands["status"]) == {"job_id", "--json"}

@@ -18,7 +18,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
 
-from fleetctl import cli, pacing, rotation
+from fleetctl import pacing, rotation_jobs
+from fleetctl.commands import rotate
 from fleetctl.errors import ExitCode, UsageProblem
 from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import Attr, DeviceStatus, rotation_job_id_prefix, thing_name
@@ -90,7 +91,7 @@ def rotation_job(fleet: Fleet, job_id: str, *serials: str, key: str = "RSA-2048"
 
 def selected(fleet: Fleet, *args: str) -> tuple[list[str], dict[str, str]]:
     """The serials a dry run would target, and the skipped ones with why."""
-    plan = fleet.run_json("rotate", *args, "--dry-run")
+    plan = fleet.run_json("rotate", "start", *args, "--dry-run")
     assert plan["created"] is False
     return [row["serial"] for row in plan["targets"]], {
         row["serial"]: row["reason"] for row in plan["skipped"]
@@ -110,7 +111,7 @@ def test_a_dry_run_shows_the_plan_and_creates_no_job(fleet: Fleet) -> None:
     fleet.provision("TS-000001")
     fleet.provision("TS-000002")
 
-    plan = fleet.run_json("rotate", "TS-000001", "--dry-run")
+    plan = fleet.run_json("rotate", "start", "TS-000001", "--dry-run")
 
     assert [row["serial"] for row in plan["targets"]] == ["TS-000001"]
     assert plan["targets"][0]["thingName"] == thing_name(BASE, "TS-000001")
@@ -120,7 +121,7 @@ def test_a_dry_run_shows_the_plan_and_creates_no_job(fleet: Fleet) -> None:
     assert plan["document"] == {"operation": "rotate-certificate", "keyAlgorithm": "EC-P256"}
     assert jobs(fleet) == []
 
-    table = fleet.run("rotate", "TS-000001", "--dry-run")
+    table = fleet.run("rotate", "start", "TS-000001", "--dry-run")
     assert table.exit_code == ExitCode.OK
     assert "TS-000001" in table.stdout
     assert "dry run" in table.stdout
@@ -144,7 +145,7 @@ def test_older_than_measures_from_the_latest_of_rotation_reprovisioning_and_appr
     set_times(fleet, "TS-000003", approvedAt=400, reprovisionedAt=5)
     set_times(fleet, "TS-000004", approvedAt=400, rotatedAt=35, reprovisionedAt=31)
 
-    plan = fleet.run_json("rotate", "--older-than", "30", "--dry-run")
+    plan = fleet.run_json("rotate", "start", "--older-than", "30", "--dry-run")
 
     ages = {row["serial"]: row["certificateAgeDays"] for row in plan["targets"]}
     assert ages == {"TS-000001": 40, "TS-000004": 31}
@@ -167,7 +168,7 @@ def test_a_file_names_devices_and_those_that_cannot_rotate_are_skipped_with_why(
         "TS-000003": "REVOKED; only ACTIVE devices rotate",
         "TS-000009": "not in the registry",
     }
-    table = fleet.run("rotate", "--file", str(path), "--dry-run")
+    table = fleet.run("rotate", "start", "--file", str(path), "--dry-run")
     assert "Skipped" in table.stdout
     assert "not in the registry" in table.stdout
 
@@ -219,7 +220,7 @@ def test_claim_generation_and_provisioned_before_select_devices_to_rotate(fleet:
         "TS-000001": f"approved through claim certificate {fleet.claim_certificate_id}, not generation 2026-b",
         "TS-000004": "REVOKED; only ACTIVE devices rotate",
     }
-    unknown = fleet.run("rotate", "--claim-generation", "2027", "--yes")
+    unknown = fleet.run("rotate", "start", "--claim-generation", "2027", "--yes")
     assert unknown.exit_code == ExitCode.USAGE
     assert "expected one of 2025-a, 2026-b" in unknown.stderr
     assert jobs(fleet) == []
@@ -244,7 +245,9 @@ def test_yes_creates_a_snapshot_job_for_the_devices_things_with_the_rotation_doc
     fleet.provision("TS-000001")
     fleet.provision("TS-000002")
 
-    done = fleet.run_json("rotate", "--type", "temperature-sensor", "--key-algorithm", "RSA-2048", "--yes")
+    done = fleet.run_json(
+        "rotate", "start", "--type", "temperature-sensor", "--key-algorithm", "RSA-2048", "--yes"
+    )
 
     assert done["created"] is True
     [created] = done["jobs"]
@@ -255,7 +258,7 @@ def test_yes_creates_a_snapshot_job_for_the_devices_things_with_the_rotation_doc
     assert sorted(job["targets"]) == [thing_arn("TS-000001"), thing_arn("TS-000002")]
     document = json.loads(fleet.iot.get_job_document(jobId=created["jobId"])["document"])
     assert document == {"operation": "rotate-certificate", "keyAlgorithm": "RSA-2048"}
-    # A device that took the job and never reports ends TIMED_OUT, which --resume picks up.
+    # A device that took the job and never reports ends TIMED_OUT, which rotate resume picks up.
     assert job["timeoutConfig"] == {"inProgressTimeoutInMinutes": 30}
     # The rotation function answers only CSRs of a job whose id starts with the stack's rotation prefix.
     assert created["jobId"].startswith(rotation_job_id_prefix(BASE))
@@ -272,10 +275,10 @@ def test_two_runs_in_the_same_second_create_two_jobs(fleet: Fleet, monkeypatch: 
         def now(cls, tz: Any = None) -> Frozen:
             return cls.fromtimestamp(instant.timestamp(), tz)
 
-    monkeypatch.setattr(cli, "datetime", Frozen)
+    monkeypatch.setattr(rotate, "datetime", Frozen)
 
-    first = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"][0]["jobId"]
-    second = fleet.run_json("rotate", "TS-000002", "--yes")["jobs"][0]["jobId"]
+    first = fleet.run_json("rotate", "start", "TS-000001", "--yes")["jobs"][0]["jobId"]
+    second = fleet.run_json("rotate", "start", "TS-000002", "--yes")["jobs"][0]["jobId"]
 
     assert first != second
     assert first[:-4] == second[:-4] == f"{rotation_job_id_prefix(BASE)}20260301120000-"
@@ -284,39 +287,41 @@ def test_two_runs_in_the_same_second_create_two_jobs(fleet: Fleet, monkeypatch: 
 
 def test_a_base_name_too_long_for_a_job_id_is_refused_before_any_job(fleet: Fleet) -> None:
     # <base>-rotate-<14 digits>-<4 hex> must fit AWS IoT's 64 characters.
-    base = "b" * (rotation.JOB_ID_MAX_LENGTH - len("-rotate-") - 14 - 1 - 4 + 1)
-    targets = [rotation.Target("TS-000001", thing_name(base, "TS-000001"), "temperature-sensor", None, None)]
+    base = "b" * (rotation_jobs.JOB_ID_MAX_LENGTH - len("-rotate-") - 14 - 1 - 4 + 1)
+    targets = [
+        rotation_jobs.Target("TS-000001", thing_name(base, "TS-000001"), "temperature-sensor", None, None)
+    ]
 
     def stack(base_name: str) -> Any:  # _jobs reads only the base name
         return SimpleNamespace(base_name=base_name)
 
     with pytest.raises(UsageProblem, match="base name is too long"):
-        rotation._jobs(stack(base), targets, datetime.now(UTC))
-    [job] = rotation._jobs(stack(base[1:]), targets, datetime.now(UTC))
-    assert len(job.job_id) == rotation.JOB_ID_MAX_LENGTH
-    assert rotation.is_job_id(job.job_id)
+        rotation_jobs._jobs(stack(base), targets, datetime.now(UTC))
+    [job] = rotation_jobs._jobs(stack(base[1:]), targets, datetime.now(UTC))
+    assert len(job.job_id) == rotation_jobs.JOB_ID_MAX_LENGTH
+    assert rotation_jobs.is_job_id(job.job_id)
     assert jobs(fleet) == []
 
 
 def test_the_operator_is_asked_and_no_means_no_job(fleet: Fleet) -> None:
     fleet.provision("TS-000001")
 
-    declined = fleet.run("rotate", "TS-000001", input="n\n")
+    declined = fleet.run("rotate", "start", "TS-000001", input="n\n")
 
     assert declined.exit_code == ExitCode.ABORTED
     assert "rotate their certificate" in declined.stderr
     assert "no job created" in declined.stderr
     assert jobs(fleet) == []
 
-    accepted = fleet.run("rotate", "TS-000001", input="y\n")
+    accepted = fleet.run("rotate", "start", "TS-000001", input="y\n")
     assert accepted.exit_code == ExitCode.OK, accepted.output
     [job_id] = jobs(fleet)
     assert job_id in accepted.stdout
-    assert f"fleetctl rotate --status {job_id}" in accepted.stdout
+    assert f"fleetctl rotate status {job_id}" in accepted.stdout
 
 
 def test_more_devices_than_a_job_takes_make_several_jobs(fleet: Fleet) -> None:
-    serials = [f"TS-{number:06d}" for number in range(1, rotation.JOB_TARGETS_MAX + 2)]
+    serials = [f"TS-{number:06d}" for number in range(1, rotation_jobs.JOB_TARGETS_MAX + 2)]
     records = OperatorRecords(fleet.dynamodb, TABLE_NAME)
     rules = parse_rules(RULES)
     for serial in serials:  # registry only: the things are not needed to create jobs
@@ -325,7 +330,7 @@ def test_more_devices_than_a_job_takes_make_several_jobs(fleet: Fleet) -> None:
         records.approve(request, provenance, require_preregistration=False)
         assert records.activate(serial, thing_name(BASE, serial)) is None
 
-    done = fleet.run_json("rotate", "--type", "temperature-sensor", "--yes")
+    done = fleet.run_json("rotate", "start", "--type", "temperature-sensor", "--yes")
 
     first, second = done["jobs"]
     assert first["jobId"].endswith("-1")
@@ -343,7 +348,7 @@ def test_a_failure_after_some_jobs_were_created_names_them(
 ) -> None:
     fleet.provision("TS-000001")
     fleet.provision("TS-000002")
-    monkeypatch.setattr(rotation, "JOB_TARGETS_MAX", 1)
+    monkeypatch.setattr(rotation_jobs, "JOB_TARGETS_MAX", 1)
     calls: list[str] = []
 
     def second_create_job_fails(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
@@ -356,7 +361,7 @@ def test_a_failure_after_some_jobs_were_created_names_them(
 
     before_every_call(monkeypatch, second_create_job_fails)
 
-    result = fleet.run("rotate", "--type", "temperature-sensor", "--yes")
+    result = fleet.run("rotate", "start", "--type", "temperature-sensor", "--yes")
 
     assert result.exit_code == ExitCode.AWS
     [created] = jobs(fleet)
@@ -366,12 +371,12 @@ def test_a_failure_after_some_jobs_were_created_names_them(
     assert "run the same command again once jobs finish" in result.stderr
 
     # The devices' jobs run their course; the same command then asks only the device left out.
-    again = fleet.run_json("rotate", "--type", "temperature-sensor", "--yes")
+    again = fleet.run_json("rotate", "start", "--type", "temperature-sensor", "--yes")
 
     [job] = again["jobs"]
     assert job["serials"] == ["TS-000002"]
     assert again["skipped"] == [
-        {"serial": "TS-000001", "reason": f"asked by job {created}, not finished (see rotate --status)"}
+        {"serial": "TS-000001", "reason": f"asked by job {created}, not finished (see rotate status)"}
     ]
 
 
@@ -381,7 +386,7 @@ def test_the_active_jobs_limit_at_the_first_job_says_what_to_do(
     fleet.provision("TS-000001")
     fail_once(monkeypatch, "CreateJob", "LimitExceededException")
 
-    result = fleet.run("rotate", "--type", "temperature-sensor", "--yes")
+    result = fleet.run("rotate", "start", "--type", "temperature-sensor", "--yes")
 
     assert result.exit_code == ExitCode.AWS
     assert jobs(fleet) == []
@@ -394,12 +399,12 @@ def test_a_device_asked_by_an_unfinished_job_is_asked_again_only_once_that_job_h
 ) -> None:
     for serial in ("TS-000001", "TS-000002"):
         fleet.provision(serial)
-    [first] = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"]
+    [first] = fleet.run_json("rotate", "start", "TS-000001", "--yes")["jobs"]
 
     targets, skipped = selected(fleet, "--type", "temperature-sensor")
     assert (targets, skipped) == (
         ["TS-000002"],
-        {"TS-000001": f"asked by job {first['jobId']}, not finished (see rotate --status)"},
+        {"TS-000001": f"asked by job {first['jobId']}, not finished (see rotate status)"},
     )
 
     report(first["jobId"], "TS-000001", "IN_PROGRESS")  # the device took the job: still asked
@@ -427,7 +432,7 @@ def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> Non
     fleet.provision("TS-000001")
     fleet.run_json("revoke", "TS-000001", "--reason", "stolen")
 
-    result = fleet.run("rotate", "TS-000001")
+    result = fleet.run("rotate", "start", "TS-000001")
 
     assert result.exit_code == ExitCode.OK
     assert "no device to rotate" in result.stdout
@@ -440,19 +445,25 @@ def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> Non
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["--older-than", "-1"], "--older-than"),
-        (["--older-than", "soon"], "--older-than"),
-        (["TS 1"], "SERIAL"),
-        (["--type", "gateway", "--key-algorithm", "DSA"], "--key-algorithm"),
-        (["--resume", "not a job"], "--resume"),
-        (["--status", "x" * 65], "--status"),
-        ([], "SERIAL, --type TYPE, --older-than DAYS and/or --file PATH"),
-        (["--status", "job-1", "--type", "gateway"], "--status JOB_ID takes no --type"),
-        (["--resume", "job-1", "--key-algorithm", "RSA-2048"], "it takes no --key-algorithm"),
-        (["--status", "job-1", "--rate", "CreateJob=2"], "--status JOB_ID takes no --yes, --rate"),
-        (["--type", "gateway", "--rate", "UpdateCertificate=5"], "'UpdateCertificate=5': expected"),
+        (["start", "--older-than", "-1", "--yes"], "--older-than"),
+        (["start", "--older-than", "soon", "--yes"], "--older-than"),
+        (["start", "TS 1", "--yes"], "SERIAL"),
+        (["start", "--type", "gateway", "--key-algorithm", "DSA", "--yes"], "--key-algorithm"),
+        (["resume", "not a job", "--yes"], "JOB_ID"),
+        (["status", "x" * 65], "JOB_ID"),
+        (["start", "--yes"], "SERIAL, --type TYPE, --older-than DAYS and/or --file PATH"),
+        # What each sub-command does not take is Click's usage error: "No such option".
+        (["status", "job-1", "--type", "gateway"], "No such option: --type"),
+        (["resume", "job-1", "--key-algorithm", "RSA-2048", "--yes"], "No such option: --key-algorithm"),
+        (["status", "job-1", "--yes", "--rate", "CreateJob=2"], "No such option: --yes"),
+        (["status", "job-1", "--rate", "CreateJob=2"], "No such option: --rate"),
         (
-            ["--type", "gateway", "--rate", "CreateJob=0"],
+            ["start", "--type", "gateway", "--rate", "UpdateCertificate=5", "--yes"],
+            "'UpdateCertificate=5': expected",
+        ),
+        (["resume", "job-1", "--rate", "UpdateCertificate=5", "--yes"], "'UpdateCertificate=5': expected"),
+        (
+            ["start", "--type", "gateway", "--rate", "CreateJob=0", "--yes"],
             "'CreateJob=0': PER_SECOND",
         ),
     ],
@@ -460,7 +471,7 @@ def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> Non
 def test_bad_arguments_are_usage_errors_that_name_the_argument(
     fleet: Fleet, args: list[str], named: str
 ) -> None:
-    result = fleet.run("rotate", *args, "--yes")
+    result = fleet.run("rotate", *args)
 
     assert result.exit_code == ExitCode.USAGE, result.output
     assert named.lower() in result.stderr.lower()
@@ -471,7 +482,7 @@ def test_bad_lines_of_the_file_are_reported_by_number_and_nothing_is_done(fleet:
     fleet.provision("TS-000001")
     path = serials_file(fleet, "TS-000001", "TS 000002", "", "TS-000003;rm")
 
-    result = fleet.run("rotate", "--file", str(path), "--yes")
+    result = fleet.run("rotate", "start", "--file", str(path), "--yes")
 
     assert result.exit_code == ExitCode.USAGE
     assert f"--file {path} line 2: 'TS 000002' is not a serial number" in result.stderr
@@ -481,7 +492,7 @@ def test_bad_lines_of_the_file_are_reported_by_number_and_nothing_is_done(fleet:
 
 
 def test_an_unknown_serial_is_not_found(fleet: Fleet) -> None:
-    result = fleet.run("rotate", "TS-999999", "--yes")
+    result = fleet.run("rotate", "start", "TS-999999", "--yes")
 
     assert result.exit_code == ExitCode.NOT_FOUND
     assert "TS-999999" in result.stderr
@@ -505,7 +516,7 @@ def test_resume_targets_only_the_failed_devices_still_active_and_not_rotated_sin
     set_times(fleet, "TS-000005", rotatedAt=-0.01)  # rotated by another job after this one was created
     # TS-000006 is still QUEUED: its device has not taken the job yet.
 
-    plan = fleet.run_json("rotate", "--resume", f"{BASE}-rotate-20250101000000", "--dry-run")
+    plan = fleet.run_json("rotate", "resume", f"{BASE}-rotate-20250101000000", "--dry-run")
 
     assert plan["resumedFrom"] == f"{BASE}-rotate-20250101000000"
     assert [row["serial"] for row in plan["targets"]] == ["TS-000001", "TS-000003"]
@@ -514,7 +525,7 @@ def test_resume_targets_only_the_failed_devices_still_active_and_not_rotated_sin
     assert skipped["TS-000005"].startswith("rotated since the job was created")
     assert set(skipped) == {"TS-000004", "TS-000005"}
 
-    done = fleet.run_json("rotate", "--resume", f"{BASE}-rotate-20250101000000", "--yes")
+    done = fleet.run_json("rotate", "resume", f"{BASE}-rotate-20250101000000", "--yes")
     [resumed] = done["jobs"]
     assert resumed["jobId"] != f"{BASE}-rotate-20250101000000"
     job = fleet.iot.describe_job(jobId=resumed["jobId"])["job"]
@@ -529,15 +540,15 @@ def test_resume_leaves_out_a_failed_device_a_newer_unfinished_job_asked(fleet: F
     rotation_job(fleet, f"{BASE}-rotate-20250101000000", "TS-000001", "TS-000002")
     for serial in ("TS-000001", "TS-000002"):
         report(f"{BASE}-rotate-20250101000000", serial, "FAILED")
-    [newer] = fleet.run_json("rotate", "TS-000001", "--yes")["jobs"]
+    [newer] = fleet.run_json("rotate", "start", "TS-000001", "--yes")["jobs"]
 
-    plan = fleet.run_json("rotate", "--resume", f"{BASE}-rotate-20250101000000", "--dry-run")
+    plan = fleet.run_json("rotate", "resume", f"{BASE}-rotate-20250101000000", "--dry-run")
 
     assert [row["serial"] for row in plan["targets"]] == ["TS-000002"]
     assert plan["skipped"] == [
         {
             "serial": "TS-000001",
-            "reason": f"asked by job {newer['jobId']}, not finished (see rotate --status)",
+            "reason": f"asked by job {newer['jobId']}, not finished (see rotate status)",
         }
     ]
 
@@ -550,11 +561,11 @@ def test_resume_refuses_a_job_that_is_not_a_rotation_and_a_job_that_does_not_exi
         document=json.dumps({"operation": "install", "url": "https://example.com/fw.bin"}),
     )
 
-    other = fleet.run("rotate", "--resume", "firmware-update-7", "--yes")
+    other = fleet.run("rotate", "resume", "firmware-update-7", "--yes")
     assert other.exit_code == ExitCode.USAGE
     assert "'firmware-update-7' is not a certificate rotation job" in other.stderr
 
-    missing = fleet.run("rotate", "--resume", "no-such-job", "--yes")
+    missing = fleet.run("rotate", "resume", "no-such-job", "--yes")
     assert missing.exit_code == ExitCode.NOT_FOUND
     assert "no-such-job" in missing.stderr
     assert jobs(fleet) == ["firmware-update-7"]
@@ -569,7 +580,7 @@ def test_status_counts_executions_and_lists_the_failed_devices_with_their_reason
     report(job_id, "TS-000002", "SUCCEEDED")
     report(job_id, "TS-000003", "TIMED_OUT")
 
-    status = fleet.run_json("rotate", "--status", job_id)
+    status = fleet.run_json("rotate", "status", job_id)
 
     assert {name: count for name, count in status["executions"].items() if count} == {
         "QUEUED": 1,
@@ -591,7 +602,7 @@ def test_status_counts_executions_and_lists_the_failed_devices_with_their_reason
             "reason": "",
         },
     ]
-    table = fleet.run("rotate", "--status", job_id)
+    table = fleet.run("rotate", "status", job_id)
     assert table.exit_code == ExitCode.OK
     assert "new key lost" in table.stdout
     assert jobs(fleet) == [job_id]
@@ -630,10 +641,10 @@ def test_show_prints_the_rotation_facts_of_the_registry_item(fleet: Fleet) -> No
 
 def test_rotate_paces_what_it_asks_aws_iot(fleet: Fleet, paced: list[str]) -> None:
     fleet.provision("TS-000001")
-    fleet.run_json("rotate", "TS-000001", "--yes")
+    fleet.run_json("rotate", "start", "TS-000001", "--yes")
     fleet.provision("TS-000002")
 
-    fleet.run_json("rotate", "--type", "temperature-sensor", "--yes", "--rate", "CreateJob=5")
+    fleet.run_json("rotate", "start", "--type", "temperature-sensor", "--yes", "--rate", "CreateJob=5")
 
     assert paced == ["ListJobs", "CreateJob", "ListJobs", "ListJobExecutionsForJob", "CreateJob"]
     assert set(paced) == pacing.ROTATION_APIS  # what --rate takes for rotate

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 from fleetctl.devices import Device, device_of, find_device
 from fleetctl.errors import UsageProblem
-from fleetctl.iot import attached_policies, describe_certificate
+from fleetctl.iot_reads import attached_policies, describe_certificate
 from hook.contract import STALE_APPROVAL_AFTER_SECONDS, Attr, DeviceStatus
 from hook.registry_items import timestamp
 
@@ -76,6 +76,10 @@ class Revocation:
         """Revoke the device whose selected item is ``item``."""
         return _revoke(stack, device_of(stack, serial, item), self.reason)
 
+    def apply_by_serial(self, stack: StackContext, serial: str) -> list[Step]:
+        """Revoke the device of ``serial`` (:func:`revoke`)."""
+        return revoke(stack, serial, self.reason)
+
 
 @dataclass(frozen=True)
 class Decommissioning:
@@ -95,6 +99,10 @@ class Decommissioning:
         revoked are not checked again."""
         device = device_of(stack, serial, item)
         return _decommission(stack, device, self.reason, keep_thing=self.keep_thing, recheck=False)
+
+    def apply_by_serial(self, stack: StackContext, serial: str) -> list[Step]:
+        """Decommission the device of ``serial`` (:func:`decommission`)."""
+        return decommission(stack, serial, self.reason, keep_thing=self.keep_thing)
 
 
 def release(stack: StackContext, serial: str) -> list[Step]:

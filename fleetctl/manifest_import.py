@@ -1,6 +1,5 @@
-"""Operator work on the registry built from the shared
-:class:`~fleetctl.operator_transitions.OperatorRecords`: importing a factory manifest at fleet scale and
-counting approvals per claim certificate."""
+"""Importing a checked factory manifest (:mod:`fleetctl.manifest`) into the registry at fleet scale,
+through :class:`~fleetctl.operator_transitions.OperatorRecords`: every row ``PREREGISTERED`` or reported."""
 
 from __future__ import annotations
 
@@ -176,22 +175,6 @@ def _cancel(window: Iterable[tuple[ManifestRow, Future[ImportResult]]]) -> None:
     """Cancel the rows not sent yet; those in flight finish when the pool shuts down."""
     for _, future in window:
         future.cancel()
-
-
-def count_by_claim_certificate(records: OperatorRecords) -> Counter[str]:
-    """How many devices were approved through each claim certificate, in any state after approval.
-
-    Nearly every device of a fleet has been approved, so this reads the whole registry with a parallel
-    Scan (only the items carrying a ``claimCertificateId``, only that and the status of each) rather than
-    querying every shard of every state."""
-    items = records.scan_devices(
-        attributes=[Attr.CLAIM_CERTIFICATE_ID, Attr.STATUS], having=[Attr.CLAIM_CERTIFICATE_ID]
-    )
-    return Counter(
-        item[Attr.CLAIM_CERTIFICATE_ID]
-        for item in items
-        if item.get(Attr.STATUS) != DeviceStatus.PREREGISTERED  # the hook has not seen these yet
-    )
 
 
 def _compare(serial: str, values: Item, public_key_sha256: str | None, stored: Item) -> ImportResult:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.errors import AwsProblem, NotFound, UsageProblem
-from fleetctl.iot import describe_job, job_execution_details, job_executions, jobs_in_progress
+from fleetctl.iot_reads import describe_job, job_execution_details, job_executions, jobs_in_progress
 from hook.contract import (
     ROTATION_JOB_OPERATION,
     Attr,
@@ -48,7 +48,7 @@ JOB_ID_RANDOM_HEX_DIGITS: Final = 4
 """Random hex digits after a job id's UTC time: two ``rotate`` runs in the same second get different ids."""
 IN_PROGRESS_TIMEOUT_MINUTES: Final = 30
 """How long a device has, once it took the job (IN_PROGRESS), to report it; then AWS IoT ends the execution
-``TIMED_OUT`` and ``rotate --resume`` picks the device up. A rotation takes the device seconds (a key, a CSR,
+``TIMED_OUT`` and ``rotate resume`` picks the device up. A rotation takes the device seconds (a key, a CSR,
 one reconnection); 30 minutes leave room for slow links. AWS IoT API Reference, TimeoutConfig:
 ``inProgressTimeoutInMinutes`` from 1 to 10080; a QUEUED execution (a device that never took the job) does
 not time out."""
@@ -64,14 +64,14 @@ JOB_EXECUTION_STATUSES: Final = (
 )
 """Every JobExecutionStatus (AWS IoT API Reference, JobExecutionSummary)."""
 UNSUCCESSFUL: Final = frozenset({"FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"})
-"""Execution statuses that ended without a rotation: resumed by ``rotate --resume``."""
+"""Execution statuses that ended without a rotation: resumed by ``rotate resume``."""
 PENDING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
 """Execution statuses of a device that was asked and has not answered yet: a QUEUED one does not time out."""
 _LIMIT_EXCEEDED: Final = "LimitExceededException"
 _AT_ACTIVE_JOBS_LIMIT: Final = (
     "AWS IoT limits the jobs in progress in an account, and those rolling out at once. A job is in "
     "progress until each of its devices has finished, and a device that stays offline keeps it so: run "
-    "the same command again once jobs finish (rotate --status shows how each does), cancel the jobs whose "
+    "the same command again once jobs finish (rotate status shows how each does), cancel the jobs whose "
     "remaining devices are offline (aws iot cancel-job --job-id ID), or ask for a higher active jobs quota "
     "in Service Quotas. A new run leaves out the devices an unfinished job asked."
 )
@@ -171,7 +171,7 @@ def _not_asked_already(
             if status in PENDING
         }
     skipped += [
-        Skipped(target.serial, f"asked by job {asked[target.thing_name]}, not finished (see rotate --status)")
+        Skipped(target.serial, f"asked by job {asked[target.thing_name]}, not finished (see rotate status)")
         for target in targets
         if target.thing_name in asked
     ]

@@ -1,4 +1,4 @@
-"""Certificates: the claim certificate(s) of the stack, and device certificates close to expiry.
+"""Device certificates close to expiry, and recording the expiry the registry lacks.
 
 Device certificates are found through the registry, never by listing the account's certificates: every
 ``ACTIVE`` device's item records when its current certificate expires (``certificateNotAfter``, written by
@@ -9,30 +9,21 @@ since) are counted, and ``fleetctl registry backfill`` records theirs (:func:`re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Attr as Attribute
 
 from fleetctl.context import AWS_CONCURRENCY
-from fleetctl.errors import NotFound, UsageProblem
-from fleetctl.iot import (
-    attached_policies,
-    certificate_expiry,
-    describe_certificate,
-    policy_certificate_ids,
-)
-from fleetctl.registry import count_by_claim_certificate
+from fleetctl.iot_reads import ACTIVE, certificate_expiry, certificate_summary, describe_certificate
 from hook.contract import Attr, DeviceStatus
 from hook.registry_items import Item, timestamp
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
-
-ACTIVE: Final = "ACTIVE"
 
 
 @dataclass(frozen=True)
@@ -60,65 +51,6 @@ class ExpiryBackfillReport:
     skipped: int
     """Items whose certificate changed meanwhile (its rotation records its own), or that AWS IoT does not
     know; a re-run tries these again."""
-
-
-def certificate_summary(description: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Id, status, creation and expiry (from the PEM) of a described certificate, with age and days left."""
-    created: datetime = description["creationDate"]
-    expires = certificate_expiry(description)
-    return {
-        "certificateId": description["certificateId"],
-        "status": description["status"],
-        "createdAt": created.isoformat(),
-        "ageDays": (now - created).days,
-        "notAfter": expires.isoformat(),
-        "daysLeft": (expires - now).days,
-    }
-
-
-def claim_status(stack: StackContext, *, include_all: bool) -> list[dict[str, Any]]:
-    """The stack's claim certificate (with ``include_all``, every certificate carrying the claim policy):
-    its summary, whether the outputs name it, and how many devices were approved through it."""
-    ids = _claim_certificate_ids(stack, include_all=include_all)
-    if not ids:
-        raise UsageProblem(
-            "no claim certificate: pass --outputs FILE (with claimCertificateId), "
-            "or --all with --template NAME"
-        )
-    counts = count_by_claim_certificate(stack.records)
-    now = datetime.now(UTC)
-    rows = []
-    for certificate_id in ids:
-        description = describe_certificate(stack.iot, certificate_id)
-        if description is None:
-            raise NotFound(f"claim certificate {certificate_id} does not exist in AWS IoT ({stack.region})")
-        current = certificate_id == stack.claim_certificate_id
-        rows.append(
-            {**certificate_summary(description, now), "current": current, "devices": counts[certificate_id]}
-        )
-    return rows
-
-
-def claim_certificate(stack: StackContext, certificate_id: str) -> Mapping[str, Any]:
-    """The description of a claim certificate of this stack: :class:`NotFound` when it does not exist, a
-    :class:`UsageProblem` when it does not carry the stack's claim policy."""
-    description = describe_certificate(stack.iot, certificate_id)
-    if description is None:
-        raise NotFound(f"certificate {certificate_id} does not exist in AWS IoT ({stack.region})")
-    if stack.claim_policy not in attached_policies(stack.iot, description["certificateArn"]):
-        raise UsageProblem(
-            f"certificate {certificate_id} is not a claim certificate of this stack: "
-            f"policy {stack.claim_policy} is not attached to it"
-        )
-    return description
-
-
-def deactivate(stack: StackContext, description: Mapping[str, Any]) -> bool:
-    """Set an ``ACTIVE`` certificate ``INACTIVE``; returns whether it changed anything."""
-    if description["status"] != ACTIVE:
-        return False
-    stack.iot.update_certificate(certificateId=description["certificateId"], newStatus="INACTIVE")
-    return True
 
 
 def expiring_certificates(stack: StackContext, days: int) -> ExpiringCertificates:
@@ -217,10 +149,3 @@ def _count_in_parallel(
             started += 1
         succeeded += sum(each.result() for each in wait(in_flight).done)
     return started, succeeded
-
-
-def _claim_certificate_ids(stack: StackContext, *, include_all: bool) -> list[str]:
-    ids = [] if stack.claim_certificate_id is None else [stack.claim_certificate_id]
-    if include_all:
-        ids += [each for each in policy_certificate_ids(stack.iot, stack.claim_policy) if each not in ids]
-    return ids

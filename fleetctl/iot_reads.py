@@ -11,6 +11,8 @@ from cryptography import x509
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
 
+ACTIVE: Final = "ACTIVE"
+"""The status of a certificate in use (AWS IoT API Reference, CertificateDescription: status)."""
 _CERTIFICATE_ARN_MARKER: Final = ":cert/"
 _JOB_EXECUTIONS_PAGE_SIZE: Final = 250
 """The most ListJobExecutionsForJob returns at once (its maxResults)."""
@@ -114,6 +116,20 @@ def certificate_expiry(description: Mapping[str, Any]) -> datetime:
     """When a described certificate expires, read from its PEM (``notAfter``, UTC)."""
     pem: str = description["certificatePem"]
     return x509.load_pem_x509_certificate(pem.encode("ascii")).not_valid_after_utc
+
+
+def certificate_summary(description: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Id, status, creation and expiry (from the PEM) of a described certificate, with age and days left."""
+    created: datetime = description["creationDate"]
+    expires = certificate_expiry(description)
+    return {
+        "certificateId": description["certificateId"],
+        "status": description["status"],
+        "createdAt": created.isoformat(),
+        "ageDays": (now - created).days,
+        "notAfter": expires.isoformat(),
+        "daysLeft": (expires - now).days,
+    }
 
 
 def _unless_missing(iot: IoTClient, call: Callable[[], _T]) -> _T | None:

@@ -1,0 +1,91 @@
+"""The stack's claim certificate(s): their status and the devices approved through each, and deactivating
+one once the factory has moved to its replacement."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fleetctl.errors import NotFound, UsageProblem
+from fleetctl.iot_reads import (
+    ACTIVE,
+    attached_policies,
+    certificate_summary,
+    describe_certificate,
+    policy_certificate_ids,
+)
+from hook.contract import Attr, DeviceStatus
+
+if TYPE_CHECKING:
+    from fleetctl.context import StackContext
+    from fleetctl.operator_transitions import OperatorRecords
+
+
+def claim_status(stack: StackContext, *, include_all: bool) -> list[dict[str, Any]]:
+    """The stack's claim certificate (with ``include_all``, every certificate carrying the claim policy):
+    its summary, whether the outputs name it, and how many devices were approved through it."""
+    ids = _claim_certificate_ids(stack, include_all=include_all)
+    if not ids:
+        raise UsageProblem(
+            "no claim certificate: pass --outputs FILE (with claimCertificateId), "
+            "or --all with --template NAME"
+        )
+    counts = count_by_claim_certificate(stack.records)
+    now = datetime.now(UTC)
+    rows = []
+    for certificate_id in ids:
+        description = describe_certificate(stack.iot, certificate_id)
+        if description is None:
+            raise NotFound(f"claim certificate {certificate_id} does not exist in AWS IoT ({stack.region})")
+        current = certificate_id == stack.claim_certificate_id
+        rows.append(
+            {**certificate_summary(description, now), "current": current, "devices": counts[certificate_id]}
+        )
+    return rows
+
+
+def claim_certificate(stack: StackContext, certificate_id: str) -> Mapping[str, Any]:
+    """The description of a claim certificate of this stack: :class:`NotFound` when it does not exist, a
+    :class:`UsageProblem` when it does not carry the stack's claim policy."""
+    description = describe_certificate(stack.iot, certificate_id)
+    if description is None:
+        raise NotFound(f"certificate {certificate_id} does not exist in AWS IoT ({stack.region})")
+    if stack.claim_policy not in attached_policies(stack.iot, description["certificateArn"]):
+        raise UsageProblem(
+            f"certificate {certificate_id} is not a claim certificate of this stack: "
+            f"policy {stack.claim_policy} is not attached to it"
+        )
+    return description
+
+
+def deactivate(stack: StackContext, description: Mapping[str, Any]) -> bool:
+    """Set an ``ACTIVE`` certificate ``INACTIVE``; returns whether it changed anything."""
+    if description["status"] != ACTIVE:
+        return False
+    stack.iot.update_certificate(certificateId=description["certificateId"], newStatus="INACTIVE")
+    return True
+
+
+def count_by_claim_certificate(records: OperatorRecords) -> Counter[str]:
+    """How many devices were approved through each claim certificate, in any state after approval.
+
+    Nearly every device of a fleet has been approved, so this reads the whole registry with a parallel
+    Scan (only the items carrying a ``claimCertificateId``, only that and the status of each) rather than
+    querying every shard of every state."""
+    items = records.scan_devices(
+        attributes=[Attr.CLAIM_CERTIFICATE_ID, Attr.STATUS], having=[Attr.CLAIM_CERTIFICATE_ID]
+    )
+    return Counter(
+        item[Attr.CLAIM_CERTIFICATE_ID]
+        for item in items
+        if item.get(Attr.STATUS) != DeviceStatus.PREREGISTERED  # the hook has not seen these yet
+    )
+
+
+def _claim_certificate_ids(stack: StackContext, *, include_all: bool) -> list[str]:
+    ids = [] if stack.claim_certificate_id is None else [stack.claim_certificate_id]
+    if include_all:
+        ids += [each for each in policy_certificate_ids(stack.iot, stack.claim_policy) if each not in ids]
+    return ids
