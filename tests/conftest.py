@@ -7,7 +7,6 @@ import functools
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +16,6 @@ import boto3
 import botocore.session
 import moto.iot.models
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
 from fleetctl import pacing
@@ -33,6 +31,7 @@ from tests.support import (
     TEMPLATE_ARN,
     FakeLambdaContext,
     Fleet,
+    KeysForMoto,
     before_every_call,
     create_registry_table,
     one_moto_request_at_a_time,
@@ -50,44 +49,20 @@ def one_botocore_loader() -> Iterator[None]:
         yield
 
 
-class _KeysForMoto:
-    """RSA keys for moto's IoT backend, which makes a 2048-bit key (about 0.1 s) for every certificate it
-    issues. Each key is made once per session; :meth:`reset` at each test hands them out again from the
-    first, so the certificates of one test still have keys of their own."""
-
-    def __init__(self) -> None:
-        self._keys: list[rsa.RSAPrivateKey] = []
-        self._handed_out = 0
-        self._lock = threading.Lock()
-
-    def generate_private_key(
-        self, public_exponent: int, key_size: int, backend: Any = None
-    ) -> rsa.RSAPrivateKey:
-        """``rsa.generate_private_key`` as moto calls it: exponent 65537, 2048 bits."""
-        if (public_exponent, key_size) != (65537, 2048):
-            return rsa.generate_private_key(public_exponent, key_size)
-        with self._lock:
-            if self._handed_out == len(self._keys):
-                self._keys.append(rsa.generate_private_key(public_exponent, key_size))
-            self._handed_out += 1
-            return self._keys[self._handed_out - 1]
-
-    def reset(self) -> None:
-        self._handed_out = 0
-
-
 @pytest.fixture(scope="session")
-def _keys_for_moto() -> Iterator[_KeysForMoto]:
-    keys = _KeysForMoto()
+def _keys_for_moto() -> Iterator[KeysForMoto]:
+    keys = KeysForMoto()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(moto.iot.models, "rsa", SimpleNamespace(generate_private_key=keys.generate_private_key))
         yield keys
 
 
 @pytest.fixture(autouse=True)
-def keys_for_moto(_keys_for_moto: _KeysForMoto) -> None:
-    """moto's IoT certificates get the session's keys (:class:`_KeysForMoto`), from the first."""
+def keys_for_moto(_keys_for_moto: KeysForMoto) -> KeysForMoto:
+    """moto's IoT certificates get the session's keys (:class:`KeysForMoto`), from the first; a test that
+    starts over on a new moto (a property test's example) resets them there."""
     _keys_for_moto.reset()
+    return _keys_for_moto
 
 
 @pytest.fixture(autouse=True)
