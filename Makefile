@@ -24,7 +24,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit tests/stack tests/property bench
+	$(BIN)/pytest -n 2 tests/unit tests/stack tests/property bench
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e tests/e2e

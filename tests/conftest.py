@@ -1,15 +1,20 @@
-"""Fixtures: fake AWS credentials, a moto registry table, a configured hook and a stack for fleetctl."""
+"""Fixtures: fake AWS credentials, a moto registry table, a configured hook and a stack for fleetctl; and
+the set-up every moto test shares, paid once per session."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import botocore.session
+import moto.iot.models
 import pytest
 from moto import mock_aws
 
@@ -26,11 +31,38 @@ from tests.support import (
     TEMPLATE_ARN,
     FakeLambdaContext,
     Fleet,
+    KeysForMoto,
     before_every_call,
     create_registry_table,
     one_moto_request_at_a_time,
     write_rules,
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_botocore_loader() -> Iterator[None]:
+    """Every botocore session shares one loader of the service models and endpoints. moto starts each test
+    with no default session, and a new session's loader parses the JSON models again (about 0.25 s for the
+    endpoints, 0.05 s per client); the models are data, the same for every test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", functools.cache(botocore.session.create_loader))
+        yield
+
+
+@pytest.fixture(scope="session")
+def _keys_for_moto() -> Iterator[KeysForMoto]:
+    keys = KeysForMoto()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(moto.iot.models, "rsa", SimpleNamespace(generate_private_key=keys.generate_private_key))
+        yield keys
+
+
+@pytest.fixture(autouse=True)
+def keys_for_moto(_keys_for_moto: KeysForMoto) -> KeysForMoto:
+    """moto's IoT certificates get the session's keys (:class:`KeysForMoto`), from the first; a test that
+    starts over on a new moto (a property test's example) resets them there."""
+    _keys_for_moto.reset()
+    return _keys_for_moto
 
 
 @pytest.fixture(autouse=True)

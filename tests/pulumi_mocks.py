@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 
 from components.powertools import partition_of
-from program.config import decode, load_settings, program_values, read_stack_file
-from program.settings import PROJECT
+from program.config import decode, load_settings, parse_settings, program_values, read_stack_file
+from program.settings import PROJECT, Settings
 from program.stack import build_stack
 
 ACCOUNT_ID = "123456789012"
@@ -132,9 +132,25 @@ class Deployment:
     secret_outputs: set[str] = field(default_factory=set)
 
 
+Build = Callable[..., Deployment]
+"""``build(config, stack="dev")``: the :class:`Deployment` of ``config`` on ``stack`` (the ``build`` fixture of
+``tests/stack``)."""
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     """The config of ``Pulumi.<stack>.yaml`` with the keys and values as the program sees them."""
     return decode(program_values(read_stack_file(stack)))
+
+
+def _stored(config: Mapping[str, Any]) -> dict[str, str]:
+    """``config`` as Pulumi stores it: every value a string, structured values as JSON."""
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+
+
+def settings_for(config: Mapping[str, Any], stack: str = "dev") -> Settings:
+    """The settings the program reads from ``config`` (as :func:`deploy` takes it) on ``stack``; raises
+    :class:`~program.settings.SettingsError` as the program would."""
+    return parse_settings(_stored(config), stack)
 
 
 def deploy(config: Mapping[str, Any], stack: str = "dev") -> Deployment:
@@ -143,10 +159,7 @@ def deploy(config: Mapping[str, Any], stack: str = "dev") -> Deployment:
     mocks = RecordingMocks(region)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(
-        {
-            key if ":" in key else f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
-            for key, value in config.items()
-        }
+        {key if ":" in key else f"{PROJECT}:{key}": value for key, value in _stored(config).items()}
     )
     deployment = Deployment(mocks, {})
 

@@ -442,3 +442,29 @@ def metric_counts(lines: list[dict[str, Any]], metric: str) -> list[tuple[dict[s
                 values = line[metric] if isinstance(line[metric], list) else [line[metric]]
                 counted.append(({name: line[name] for name in names}, float(sum(values))))
     return counted
+
+
+class KeysForMoto:
+    """RSA keys for moto's IoT backend, which makes a 2048-bit key (about 0.1 s) for every certificate it
+    issues. Each key is made once per session; :meth:`reset` at each test hands them out again from the
+    first, so the certificates of one test still have keys of their own."""
+
+    def __init__(self) -> None:
+        self._keys: list[rsa.RSAPrivateKey] = []
+        self._handed_out = 0
+        self._lock = threading.Lock()
+
+    def generate_private_key(
+        self, public_exponent: int, key_size: int, backend: Any = None
+    ) -> rsa.RSAPrivateKey:
+        """``rsa.generate_private_key`` as moto calls it: exponent 65537, 2048 bits."""
+        if (public_exponent, key_size) != (65537, 2048):
+            return rsa.generate_private_key(public_exponent, key_size)
+        with self._lock:
+            if self._handed_out == len(self._keys):
+                self._keys.append(rsa.generate_private_key(public_exponent, key_size))
+            self._handed_out += 1
+            return self._keys[self._handed_out - 1]
+
+    def reset(self) -> None:
+        self._handed_out = 0

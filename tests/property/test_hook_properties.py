@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from fleetctl.registry_reads import devices_and_bindings
 from hook import pre_provisioning
-from hook.contract import Parameter
-from tests.support import TABLE_NAME, FakeLambdaContext, hook_event, valid_parameters
+from hook.contract import Parameter, ProvisioningDenied
+from hook.rules import parse_rules, validate_request
+from tests.support import RULES, TABLE_NAME, FakeLambdaContext, hook_event, valid_parameters
 
 PARAMETER_NAMES = [parameter.value for parameter in Parameter]
 
@@ -45,22 +46,50 @@ events = st.one_of(
 )
 
 
+RULE_SET = parse_rules(RULES)
+
+
+def registry_holding(dynamodb: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Make the registry table hold exactly ``items`` (a scan's); returns them."""
+    present = dynamodb.scan(TableName=TABLE_NAME)["Items"]
+    if present != items:
+        for requests in (
+            [{"DeleteRequest": {"Key": {"serialNumber": item["serialNumber"]}}} for item in present],
+            [{"PutRequest": {"Item": item}} for item in items],
+        ):
+            if requests:
+                dynamodb.batch_write_item(RequestItems={TABLE_NAME: requests})
+    return items
+
+
+def reaches_the_registry(event: Any) -> bool:
+    """Whether the rules accept the event's parameters: only then does the hook read or write the registry."""
+    try:
+        validate_request(event["parameters"], RULE_SET)
+    except (TypeError, KeyError, ProvisioningDenied):
+        return False
+    return True
+
+
 @pytest.fixture
-def registry_snapshot() -> dict[str, Any]:
-    """The registry's items after the previous example: the table lives through all of the examples."""
-    return {}
+def one_device(configure_hook: Any, dynamodb: Any) -> list[dict[str, Any]]:
+    """The registry's items once a device provisioned: serial TS-000123 (every well-formed event's, unless
+    it changes it) with certificate ``c``."""
+    answer = pre_provisioning.lambda_handler(hook_event(certificate="c"), FakeLambdaContext())
+    assert answer["allowProvisioning"] is True
+    items: list[dict[str, Any]] = dynamodb.scan(TableName=TABLE_NAME)["Items"]
+    return items
 
 
 @settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(event=events)
+@given(with_a_device=st.booleans(), event=events)
 def test_every_answer_is_well_formed_and_denials_write_nothing(
-    configure_hook: Any, dynamodb: Any, registry_snapshot: dict[str, Any], event: Any
+    configure_hook: Any, dynamodb: Any, one_device: list[dict[str, Any]], with_a_device: bool, event: Any
 ) -> None:
-    before = (
-        registry_snapshot["items"]
-        if "items" in registry_snapshot
-        else dynamodb.scan(TableName=TABLE_NAME)["Items"]
-    )
+    # Each example starts from the same table, whatever the previous one left: empty, or with one device
+    # when the event is one that reaches the registry.
+    start = one_device if with_a_device and reaches_the_registry(event) else []
+    before = registry_holding(dynamodb, start)
     answer = pre_provisioning.lambda_handler(event, FakeLambdaContext())
 
     assert set(answer) == {"allowProvisioning", "parameterOverrides"}
@@ -69,7 +98,7 @@ def test_every_answer_is_well_formed_and_denials_write_nothing(
     assert isinstance(overrides, dict)
     assert all(isinstance(value, str) for value in overrides.values())
     assert set(overrides) <= set(PARAMETER_NAMES)
-    after = registry_snapshot["items"] = dynamodb.scan(TableName=TABLE_NAME)["Items"]
+    after = dynamodb.scan(TableName=TABLE_NAME)["Items"]
     devices, bindings = devices_and_bindings(after)
     certificates = [item["certificateId"] for item in devices.values() if "certificateId" in item]
     assert len(certificates) == len(set(certificates))  # no certificate belongs to two serials

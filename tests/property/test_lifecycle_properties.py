@@ -51,6 +51,7 @@ from tests.support import (
     TABLE_NAME,
     TEMPLATE_ARN,
     FakeLambdaContext,
+    KeysForMoto,
     RegistryStream,
     certificate_signing_request,
     create_registry_table,
@@ -66,11 +67,14 @@ serials = st.sampled_from(SERIALS)
 
 
 @pytest.fixture(autouse=True)
-def certificate_functions_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def certificate_functions_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, keys_for_moto: KeysForMoto
+) -> Iterator[None]:
     monkeypatch.setenv("REGISTRY_TABLE_NAME", TABLE_NAME)
     monkeypatch.setenv("STACK_BASE_NAME", BASE)
     monkeypatch.delenv("IOT_DATA_ENDPOINT", raising=False)
     LifecycleMachine.outputs_dir = tmp_path
+    LifecycleMachine.keys_for_moto = keys_for_moto
     yield
     runtime.reset()
 
@@ -79,11 +83,13 @@ class LifecycleMachine(RuleBasedStateMachine):
     """The stack on moto, driven one lifecycle operation at a time."""
 
     outputs_dir: Path
+    keys_for_moto: KeysForMoto
 
     def __init__(self) -> None:
         super().__init__()
         self._mock = mock_aws()
         self._mock.start()
+        self.keys_for_moto.reset()
         runtime.reset()
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_registry_table(self.dynamodb)
@@ -204,42 +210,13 @@ class LifecycleMachine(RuleBasedStateMachine):
     # --- invariants --------------------------------------------------------------------------------
 
     @invariant()
-    def an_active_serial_has_exactly_one_active_certificate(self) -> None:
-        devices, bindings = registry_contents(self.dynamodb)
-        for serial, item in devices.items():
-            if item.get(Attr.STATUS) != DeviceStatus.ACTIVE:
-                continue
-            bound = {certificate for certificate, owner in bindings.items() if owner == serial}
-            active = {certificate for certificate in bound if self._status(certificate) == "ACTIVE"}
-            assert active - {item.get(Attr.PENDING_CERTIFICATE_ID)} == {item[Attr.CERTIFICATE_ID]}, item
-
-    @invariant()
-    def every_replaced_certificate_is_revoked(self) -> None:
-        devices, _ = registry_contents(self.dynamodb)
-        for item in devices.values():
-            for certificate in item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split():
-                assert self._status(certificate) == "REVOKED", (certificate, item)
-                assert not self._things_of(certificate), (certificate, item)
-
-    @invariant()
-    def no_certificate_belongs_to_two_serials(self) -> None:
-        devices, bindings = registry_contents(self.dynamodb)
-        for serial, item in devices.items():
-            for attribute in (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID):
-                if attribute in item:
-                    assert bindings.get(item[attribute]) == serial, (attribute, item)
-        for certificate in self.issued:
-            assert len(self._things_of(certificate)) <= 1, certificate
-
-    @invariant()
-    def every_item_is_in_the_index_shards_of_its_status_and_type(self) -> None:
-        devices, _ = registry_contents(self.dynamodb)
-        for serial, item in devices.items():
-            keys = {key: item[key] for key in (Attr.STATUS_SHARD, Attr.TYPE_SHARD) if key in item}
-            expected = shard_attributes(
-                serial, status=item[Attr.STATUS], device_type=item.get(Attr.DEVICE_TYPE)
-            )
-            assert keys == expected, item
+    def the_lifecycle_invariants_hold(self) -> None:
+        """The invariants of the module's docstring, on one reading of the registry and the certificates."""
+        observed = Observed(self.dynamodb, self.iot)
+        an_active_serial_has_exactly_one_active_certificate(observed)
+        every_replaced_certificate_is_revoked(observed)
+        no_certificate_belongs_to_two_serials(observed, self.issued)
+        every_item_is_in_the_index_shards_of_its_status_and_type(observed)
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -271,15 +248,62 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _fleetctl(self, *args: str) -> Any:
         return CliRunner().invoke(app, ["--outputs", str(self.outputs), *args, "--json"])
 
-    def _status(self, certificate_id: str) -> str:
-        described = self.iot.describe_certificate(certificateId=certificate_id)
-        return str(described["certificateDescription"]["status"])
 
-    def _things_of(self, certificate_id: str) -> list[str]:
-        arn = self.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"][
-            "certificateArn"
-        ]
-        return list(self.iot.list_principal_things(principal=arn)["things"])
+class Observed:
+    """One reading of the registry, and of each certificate's status and things when first asked for."""
+
+    def __init__(self, dynamodb: Any, iot: Any) -> None:
+        self.devices, self.bindings = registry_contents(dynamodb)
+        self._iot = iot
+        self._described: dict[str, dict[str, Any]] = {}
+        self._things: dict[str, list[str]] = {}
+
+    def status(self, certificate_id: str) -> str:
+        return str(self._description(certificate_id)["status"])
+
+    def things_of(self, certificate_id: str) -> list[str]:
+        if certificate_id not in self._things:
+            arn = self._description(certificate_id)["certificateArn"]
+            self._things[certificate_id] = list(self._iot.list_principal_things(principal=arn)["things"])
+        return self._things[certificate_id]
+
+    def _description(self, certificate_id: str) -> dict[str, Any]:
+        if certificate_id not in self._described:
+            described = self._iot.describe_certificate(certificateId=certificate_id)
+            self._described[certificate_id] = described["certificateDescription"]
+        return self._described[certificate_id]
+
+
+def an_active_serial_has_exactly_one_active_certificate(observed: Observed) -> None:
+    for serial, item in observed.devices.items():
+        if item.get(Attr.STATUS) != DeviceStatus.ACTIVE:
+            continue
+        bound = {certificate for certificate, owner in observed.bindings.items() if owner == serial}
+        active = {certificate for certificate in bound if observed.status(certificate) == "ACTIVE"}
+        assert active - {item.get(Attr.PENDING_CERTIFICATE_ID)} == {item[Attr.CERTIFICATE_ID]}, item
+
+
+def every_replaced_certificate_is_revoked(observed: Observed) -> None:
+    for item in observed.devices.values():
+        for certificate in item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split():
+            assert observed.status(certificate) == "REVOKED", (certificate, item)
+            assert not observed.things_of(certificate), (certificate, item)
+
+
+def no_certificate_belongs_to_two_serials(observed: Observed, issued: set[str]) -> None:
+    for serial, item in observed.devices.items():
+        for attribute in (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID):
+            if attribute in item:
+                assert observed.bindings.get(item[attribute]) == serial, (attribute, item)
+    for certificate in issued:
+        assert len(observed.things_of(certificate)) <= 1, certificate
+
+
+def every_item_is_in_the_index_shards_of_its_status_and_type(observed: Observed) -> None:
+    for serial, item in observed.devices.items():
+        keys = {key: item[key] for key in (Attr.STATUS_SHARD, Attr.TYPE_SHARD) if key in item}
+        expected = shard_attributes(serial, status=item[Attr.STATUS], device_type=item.get(Attr.DEVICE_TYPE))
+        assert keys == expected, item
 
 
 LifecycleMachine.TestCase.settings = settings(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hook.contract import METRICS_NAMESPACE_ENV, metrics_namespace, metrics_namespace_from_environment
-from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, deploy, stack_config
+from tests.pulumi_mocks import ACCOUNT_ID, Build, Declared, Deployment, stack_config
 
 REGION = "us-east-1"
 BASE = "iot-provisioning-dev"
@@ -35,8 +35,8 @@ EVERY_EVENT_TYPE = {
 
 
 @pytest.fixture(scope="module")
-def owner() -> Deployment:
-    return deploy({"aws:region": REGION})
+def owner(build: Build) -> Deployment:
+    return build({"aws:region": REGION})
 
 
 def named(deployment: Deployment, typ: str, name: str) -> Declared:
@@ -63,10 +63,10 @@ def event_switches(deployment: Deployment) -> dict[str, bool]:
     return switches
 
 
-def test_owner_switches_on_the_event_types_config_names_and_off_the_others() -> None:
+def test_owner_switches_on_the_event_types_config_names_and_off_the_others(build: Build) -> None:
     # The owner sets all eleven switches of the account and region: other workloads' event types are on
     # only when config says so.
-    deployment = deploy({"aws:region": REGION, "accountEventTypes": ["JOB", "THING", "JOB_EXECUTION"]})
+    deployment = build({"aws:region": REGION, "accountEventTypes": ["JOB", "THING", "JOB_EXECUTION"]})
     declared = event_switches(deployment)
     assert {kind for kind, enabled in declared.items() if enabled} == {"JOB", "JOB_EXECUTION", "THING"}
     assert set(declared) == EVERY_EVENT_TYPE
@@ -131,7 +131,7 @@ def test_every_rule_log_destination_may_do_what_the_cloudwatch_logs_action_needs
         ]
 
 
-def test_audit_rule_over_every_account_event_belongs_to_the_owner(owner: Deployment) -> None:
+def test_audit_rule_over_every_account_event_belongs_to_the_owner(owner: Deployment, build: Build) -> None:
     rule = named(owner, "aws:iot/topicRule:TopicRule", "iot_provisioning_dev_audit")
     assert rule.inputs["sql"] == "SELECT *, topic() AS topic, timestamp() AS receivedAt FROM '$aws/events/#'"
     assert rule.inputs["cloudwatchLogs"][0]["logGroupName"] == f"/aws/iot/{BASE}/audit"
@@ -139,7 +139,7 @@ def test_audit_rule_over_every_account_event_belongs_to_the_owner(owner: Deploym
         named(owner, "aws:cloudwatch/logGroup:LogGroup", f"/aws/iot/{BASE}/audit").inputs["retentionInDays"]
         == 365
     )
-    non_owner = deploy({"aws:region": REGION, "accountSettings": False})
+    non_owner = build({"aws:region": REGION, "accountSettings": False})
     assert not [
         r
         for r in non_owner.mocks.of_type("aws:iot/topicRule:TopicRule")
@@ -147,9 +147,11 @@ def test_audit_rule_over_every_account_event_belongs_to_the_owner(owner: Deploym
     ]
 
 
-def test_a_stack_without_account_settings_declares_nothing_account_wide_and_keeps_the_rest() -> None:
-    owner = deploy({"aws:region": REGION})
-    other = deploy({"aws:region": REGION, "accountSettings": False})
+def test_a_stack_without_account_settings_declares_nothing_account_wide_and_keeps_the_rest(
+    build: Build,
+) -> None:
+    owner = build({"aws:region": REGION})
+    other = build({"aws:region": REGION, "accountSettings": False})
     for typ in ACCOUNT_WIDE:
         assert not other.mocks.of_type(typ)
     assert not [
@@ -185,11 +187,11 @@ def physical_names(deployment: Deployment) -> Counter[tuple[str, str]]:
     return names
 
 
-def test_dev_staging_and_prod_fit_in_one_account_and_region() -> None:
+def test_dev_staging_and_prod_fit_in_one_account_and_region(build: Build) -> None:
     # prod normally has an account of its own; sharing dev's region, it leaves the account settings to dev.
     overrides = {"dev": {}, "staging": {}, "prod": {"accountSettings": False}}
     stacks = {
-        stack: deploy({**stack_config(stack), "aws:region": REGION, **extra}, stack=stack)
+        stack: build({**stack_config(stack), "aws:region": REGION, **extra}, stack=stack)
         for stack, extra in overrides.items()
     }
     seen: Counter[tuple[str, str]] = Counter()
@@ -231,9 +233,9 @@ def custom_metric_namespaces(deployment: Deployment) -> set[str]:
     return watched | written
 
 
-def test_stacks_sharing_a_region_never_count_each_others_metrics() -> None:
-    dev = deploy({"aws:region": REGION}, stack="dev")
-    staging = deploy({"aws:region": REGION, "accountSettings": False}, stack="staging")
+def test_stacks_sharing_a_region_never_count_each_others_metrics(build: Build) -> None:
+    dev = build({"aws:region": REGION}, stack="dev")
+    staging = build({"aws:region": REGION, "accountSettings": False}, stack="staging")
     assert custom_metric_namespaces(dev) == {"IoTFleetProvisioning/iot-provisioning-dev"}
     assert custom_metric_namespaces(staging) == {"IoTFleetProvisioning/iot-provisioning-staging"}
 

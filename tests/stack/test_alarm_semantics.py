@@ -26,7 +26,7 @@ from fleetctl.operator_transitions import OperatorRecords
 from hook import certificate_retirement, certificate_rotation, pre_provisioning, runtime
 from hook.contract import IOT_DATA_ENDPOINT_ENV, METRICS_NAMESPACE_ENV, STACK_BASE_NAME_ENV
 from hook.rules import parse_rules, validate_request
-from tests.pulumi_mocks import Deployment, deploy
+from tests.pulumi_mocks import Build, Deployment
 from tests.support import (
     RULES,
     TABLE_NAME,
@@ -245,8 +245,8 @@ def evaluate(alarm: dict[str, Any], data: list[Datum], until: int) -> tuple[list
 
 
 @pytest.fixture(scope="module")
-def deployment() -> Deployment:
-    return deploy(
+def deployment(build: Build) -> Deployment:
+    return build(
         {"aws:region": "us-east-1", "maxProvisioningPerHour": MAX_PER_HOUR, "alarmThreshold": ALARM_THRESHOLD}
     )
 

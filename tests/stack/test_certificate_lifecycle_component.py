@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from hook import rotation_requests
 from hook.certificate_retirement import dropped_certificates
 from hook.contract import Attr, RotationRejection, RotationStep, thing_name
-from tests.pulumi_mocks import ACCOUNT_ID, STREAM_LABEL, Declared, Deployment, deploy
+from tests.pulumi_mocks import ACCOUNT_ID, STREAM_LABEL, Build, Declared, Deployment
 
 REGION = "us-east-1"
 BASE = "iot-provisioning-dev"
@@ -36,8 +36,8 @@ CERTIFICATE_ID = "ab" * 32
 
 
 @pytest.fixture(scope="module")
-def dev() -> Deployment:
-    return deploy({"aws:region": REGION})
+def dev(build: Build) -> Deployment:
+    return build({"aws:region": REGION})
 
 
 def named(deployment: Deployment, typ: str, name: str) -> Declared:
@@ -216,9 +216,9 @@ def test_retirement_role_reads_the_stream_and_retires_certificates_of_this_stack
     assert failures == {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [FAILURES_QUEUE_ARN]}
 
 
-def test_neither_function_attaches_or_detaches_another_stacks_things() -> None:
+def test_neither_function_attaches_or_detaches_another_stacks_things(build: Build) -> None:
     # "dev" is a prefix of "dev-eu": each stack's thing condition must miss the other's things.
-    stacks = {stack: deploy({"aws:region": REGION}, stack=stack) for stack in ("dev", "dev-eu")}
+    stacks = {stack: build({"aws:region": REGION}, stack=stack) for stack in ("dev", "dev-eu")}
     for mine, theirs in (("dev", "dev-eu"), ("dev-eu", "dev")):
         patterns = [
             statement["Condition"]["ArnLike"]["iot:thingArn"]

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from local.deploy.resources.compute import emulated_policy
-from tests.pulumi_mocks import ACCOUNT_ID, Deployment, deploy
+from tests.pulumi_mocks import ACCOUNT_ID, Build, Deployment
 
 IOT_ARN = f"arn:aws:iot:us-east-1:{ACCOUNT_ID}"
 BASE = "iot-provisioning-dev"
 
 
 @pytest.fixture(scope="module")
-def policies() -> dict[str, dict[str, Any]]:
-    deployment: Deployment = deploy({"aws:region": "us-east-1"})
+def policies(build: Build) -> dict[str, dict[str, Any]]:
+    deployment: Deployment = build({"aws:region": "us-east-1"})
     return {
         policy.inputs["role"].removesuffix("-id"): json.loads(policy.inputs["policy"])
         for policy in deployment.mocks.of_type("aws:iam/rolePolicy:RolePolicy")

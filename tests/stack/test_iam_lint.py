@@ -11,7 +11,7 @@ import pytest
 
 from components.documents import THINGS_REGISTRATION_ACTIONS, alert_key_policy
 from tests.iam_lint import Finding, lint, resource_types
-from tests.pulumi_mocks import deploy
+from tests.pulumi_mocks import Build, Deployment
 
 DOCUMENTS = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
@@ -36,8 +36,7 @@ CONFIGURATIONS = {
 }
 
 
-def documents(config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    deployment = deploy({"aws:region": "us-east-1", **config})
+def documents(deployment: Deployment) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (resource.type, resource.name, json.loads(resource.inputs[DOCUMENTS[resource.type]]))
         for resource in deployment.mocks.resources
@@ -46,8 +45,8 @@ def documents(config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("config", CONFIGURATIONS.values(), ids=CONFIGURATIONS.keys())
-def test_no_policy_document_has_an_unjustified_finding(config: dict[str, Any]) -> None:
-    checked = documents(config)
+def test_no_policy_document_has_an_unjustified_finding(config: dict[str, Any], build: Build) -> None:
+    checked = documents(build({"aws:region": "us-east-1", **config}))
     assert len(checked) > 10
     unjustified = [
         (name, finding)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.alarms import rule_failures_query
-from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
+from tests.pulumi_mocks import ACCOUNT_ID, Build, Declared, Deployment, comparable
 
 REGION = "us-east-1"
 BASE = "iot-provisioning-dev"
@@ -20,8 +20,8 @@ NAMESPACE = f"IoTFleetProvisioning/{BASE}"
 
 
 @pytest.fixture(scope="module")
-def dev() -> Deployment:
-    return deploy({"aws:region": REGION, "alertEmail": "ops@example.com", "alarmThreshold": 7})
+def dev(build: Build) -> Deployment:
+    return build({"aws:region": REGION, "alertEmail": "ops@example.com", "alarmThreshold": 7})
 
 
 def named(deployment: Deployment, typ: str, name: str) -> Declared:
@@ -106,8 +106,8 @@ def test_stale_approvals_function_may_only_query_the_status_index_and_read_event
     assert target.inputs["arn"].endswith(f"function:{BASE}-stale-approvals")
 
 
-def test_activation_package_carries_each_types_initial_shadow() -> None:
-    deployment = deploy(
+def test_activation_package_carries_each_types_initial_shadow(build: Build) -> None:
+    deployment = build(
         {
             "aws:region": REGION,
             "initialShadow": {"telemetryIntervalSeconds": 120},
@@ -428,10 +428,10 @@ def test_alert_topic_is_encrypted_with_a_key_cloudwatch_may_use(dev: Deployment)
     }
 
 
-def test_alert_email_subscribes_only_when_set(dev: Deployment) -> None:
+def test_alert_email_subscribes_only_when_set(dev: Deployment, build: Build) -> None:
     [subscription] = dev.mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.inputs == {"topic": TOPIC, "protocol": "email", "endpoint": "ops@example.com"}
-    assert not deploy({"aws:region": REGION}).mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert not build({"aws:region": REGION}).mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
 
 
 def test_dashboard_shows_decisions_reasons_latency_registrations_errors_and_stale_approvals(
@@ -469,8 +469,8 @@ def test_dashboard_shows_decisions_reasons_latency_registrations_errors_and_stal
 # --- log retention and optional features ---------------------------------------------------------------
 
 
-def test_every_log_group_has_a_retention() -> None:
-    deployment = deploy({"aws:region": REGION, "logRetentionDays": 14, "auditLogRetentionDays": 731})
+def test_every_log_group_has_a_retention(build: Build) -> None:
+    deployment = build({"aws:region": REGION, "logRetentionDays": 14, "auditLogRetentionDays": 731})
     retention = {
         g.inputs["name"]: g.inputs.get("retentionInDays")
         for g in deployment.mocks.of_type("aws:cloudwatch/logGroup:LogGroup")
@@ -483,9 +483,9 @@ def test_every_log_group_has_a_retention() -> None:
 @pytest.mark.parametrize(
     ("key", "component"), [("enableMonitoring", "monitoring"), ("enableAuditLogging", "account")]
 )
-def test_turning_a_feature_off_removes_exactly_its_resources(key: str, component: str) -> None:
-    on = deploy({"aws:region": REGION})
-    off = deploy({"aws:region": REGION, key: False})
+def test_turning_a_feature_off_removes_exactly_its_resources(key: str, component: str, build: Build) -> None:
+    on = build({"aws:region": REGION})
+    off = build({"aws:region": REGION, key: False})
     declared_on = {(r.type, r.name): comparable(r.inputs) for r in on.mocks.resources}
     declared_off = {(r.type, r.name): comparable(r.inputs) for r in off.mocks.resources}
     removed = set(declared_on) - set(declared_off)

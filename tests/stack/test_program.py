@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from components.documents import THINGS_REGISTRATION_ACTIONS
+from components.documents import THINGS_REGISTRATION_ACTIONS, AccountScope, claim_policy, template_body
 from components.function_archives import FUNCTIONS, PRE_PROVISIONING, archive_sources
 from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter, thing_name
 from hook.rules import parse_rules
+from program.outputs import deployment_instructions
 from program.settings import SettingsError
-from tests.pulumi_mocks import ACCOUNT_ID, Declared, Deployment, comparable, deploy
+from tests.pulumi_mocks import ACCOUNT_ID, Build, Declared, Deployment, comparable, deploy, settings_for
 from tests.support import rules_entry
 
 REGION = "us-east-1"
@@ -63,8 +64,8 @@ NOT_TAGGABLE = {
 
 
 @pytest.fixture(scope="module")
-def dev() -> Deployment:
-    return deploy({"aws:region": REGION, "tags": {"Owner": "IoT-Team"}})
+def dev(build: Build) -> Deployment:
+    return build({"aws:region": REGION, "tags": {"Owner": "IoT-Team"}})
 
 
 def policy_document(resource: Declared, key: str = "policy") -> dict[str, Any]:
@@ -118,6 +119,36 @@ def test_claim_policy_allows_exactly_provisioning_through_this_template(dev: Dep
 CREATE = "$aws/certificates/create"
 FROM_CSR = "$aws/certificates/create-from-csr"
 PROVISION = f"$aws/provisioning-templates/{TEMPLATE}/provision"
+NAMES = {
+    "client_id_prefix": f"{BASE}-claim-",
+    "template": TEMPLATE,
+    "claim_certificate_id": "0" * 63 + "1",
+    "endpoint": f"abc123-ats.iot.{REGION}.amazonaws.com",
+    "table": TABLE,
+}
+"""The names in the dev stack's outputs that the deployment instructions name."""
+CSR_ONLY_JSON_AND_CBOR = {"deviceKeys": "device", "provisioningPayloadFormats": ["json", "cbor"]}
+
+
+def claim_documents(config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The claim policy and the deployment instructions of the dev stack with ``config``, from the functions
+    that build them and the settings the program reads."""
+    settings = settings_for({"aws:region": REGION, **config})
+    policy = claim_policy(
+        AccountScope("aws", REGION, ACCOUNT_ID),
+        settings.template_name,
+        NAMES["client_id_prefix"],
+        aws_keys=settings.claim_allows_aws_keys,
+        payload_formats=settings.provisioning_payload_formats,
+    )
+    return json.loads(policy), deployment_instructions(settings, **NAMES)
+
+
+def test_the_stack_declares_the_claim_policy_and_instructions_its_settings_give(build: Build) -> None:
+    deployment = build({"aws:region": REGION, **CSR_ONLY_JSON_AND_CBOR})
+    document, instructions = claim_documents(CSR_ONLY_JSON_AND_CBOR)
+    assert policy_document(named(deployment, "aws:iot/policy:Policy", f"{BASE}-claim")) == document
+    assert deployment.outputs["deploymentInstructions"] == instructions
 
 
 @pytest.mark.parametrize(
@@ -163,9 +194,8 @@ PROVISION = f"$aws/provisioning-templates/{TEMPLATE}/provision"
 def test_claim_policy_topics_follow_device_keys_and_payload_formats(
     config: dict[str, Any], topics: set[str]
 ) -> None:
-    deployment = deploy({"aws:region": REGION, **config})
-    claim = statements(policy_document(named(deployment, "aws:iot/policy:Policy", f"{BASE}-claim")))
-    [connect, messaging, subscribe] = claim
+    document, instructions = claim_documents(config)
+    [connect, messaging, subscribe] = statements(document)
     assert connect["Resource"] == [f"{IOT_ARN}:client/{BASE}-claim-*"]
     assert messaging["Action"] == ["iot:Publish", "iot:Receive"]
     assert set(messaging["Resource"]) == {f"{IOT_ARN}:topic/{topic}*" for topic in topics}
@@ -181,7 +211,6 @@ def test_claim_policy_topics_follow_device_keys_and_payload_formats(
             assert not any(
                 fnmatch.fnmatchcase(f"{IOT_ARN}:topicfilter/{topic}", r) for r in subscribe["Resource"]
             )
-    instructions = deployment.outputs["deploymentInstructions"]
     assert "CreateCertificateFromCsr" in instructions
     assert ("CreateKeysAndCertificate" in instructions) == (f"{CREATE}/json" in topics)
 
@@ -206,8 +235,8 @@ def test_claim_private_key_leaves_the_stack_only_as_a_secret(dev: Deployment) ->
     )
 
 
-def test_rotation_keeps_every_claim_generation_attached_until_it_is_removed() -> None:
-    rotating = deploy({"aws:region": REGION, "claimCertificates": ["2026-a", "2026-b"]})
+def test_rotation_keeps_every_claim_generation_attached_until_it_is_removed(build: Build) -> None:
+    rotating = build({"aws:region": REGION, "claimCertificates": ["2026-a", "2026-b"]})
     certificates = rotating.mocks.of_type("aws:iot/certificate:Certificate")
     assert sorted(c.name for c in certificates) == [
         "provisioning-claim-certificate-2026-a",
@@ -222,7 +251,7 @@ def test_rotation_keeps_every_claim_generation_attached_until_it_is_removed() ->
     assert rotating.outputs["claimCertificateId"] == rotating.outputs["claimCertificateIds"]["2026-b"]
     alarms = {a.inputs["name"] for a in rotating.mocks.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert {f"{BASE}-claim-abuse-2026-a", f"{BASE}-claim-abuse-2026-b"} <= alarms
-    retired = deploy({"aws:region": REGION, "claimCertificates": ["2026-b"]})
+    retired = build({"aws:region": REGION, "claimCertificates": ["2026-b"]})
     assert [c.name for c in retired.mocks.of_type("aws:iot/certificate:Certificate")] == [
         "provisioning-claim-certificate-2026-b"
     ]
@@ -232,18 +261,18 @@ def csr(tag: str) -> str:
     return f"-----BEGIN CERTIFICATE REQUEST-----\n{tag}\n-----END CERTIFICATE REQUEST-----\n"
 
 
-def test_claim_csr_keeps_the_private_key_out_of_the_stack() -> None:
-    deployment = deploy({"aws:region": REGION, "claimCertificates": [{"name": "1", "csr": csr("A")}]})
+def test_claim_csr_keeps_the_private_key_out_of_the_stack(build: Build) -> None:
+    deployment = build({"aws:region": REGION, "claimCertificates": [{"name": "1", "csr": csr("A")}]})
     assert deployment.mocks.one("aws:iot/certificate:Certificate").inputs["csr"] == csr("A")
     assert "claimCertificatePrivateKey" not in deployment.outputs
     assert "private key stays with the factory" in deployment.outputs["deploymentInstructions"]
 
 
-def test_each_claim_generation_is_issued_from_its_own_csr() -> None:
+def test_each_claim_generation_is_issued_from_its_own_csr(build: Build) -> None:
     # Generation 1 shipped with factory key A; generation 2 gets a new key B. Generation 1's declaration is
     # the same before and after, so appending 2 cannot replace the certificate in the factory images.
-    before = deploy({"aws:region": REGION, "claimCertificates": [{"name": "1", "csr": csr("A")}]})
-    after = deploy(
+    before = build({"aws:region": REGION, "claimCertificates": [{"name": "1", "csr": csr("A")}]})
+    after = build(
         {
             "aws:region": REGION,
             "claimCertificates": [{"name": "1", "csr": csr("A")}, {"name": "2", "csr": csr("B")}],
@@ -264,10 +293,10 @@ def test_a_new_csr_on_an_issued_generation_never_replaces_its_certificate(dev: D
         assert "csr" in certificate.ignore_changes
 
 
-def test_a_deactivated_claim_generation_is_never_reactivated_by_the_program() -> None:
+def test_a_deactivated_claim_generation_is_never_reactivated_by_the_program(build: Build) -> None:
     # Config may deactivate; while config says active, the program ignores the status it reads back on
     # refresh, so it never re-opens a certificate that `fleetctl claim deactivate` closed.
-    deployment = deploy({"aws:region": REGION, "claimCertificates": [{"name": "1", "active": False}, "2"]})
+    deployment = build({"aws:region": REGION, "claimCertificates": [{"name": "1", "active": False}, "2"]})
     certificates = {c.name: c for c in deployment.mocks.of_type("aws:iot/certificate:Certificate")}
     old, current = (
         certificates["provisioning-claim-certificate-1"],
@@ -343,9 +372,13 @@ def test_each_device_type_has_a_thing_type_and_a_group_under_the_fleet_group(dev
     assert thing_types == expected
 
 
-def test_adding_or_removing_a_device_type_changes_exactly_its_resources() -> None:
-    three = deploy({"aws:region": REGION, "deviceTypes": ["gateway", "meter", "valve"]})
-    two = deploy({"aws:region": REGION, "deviceTypes": ["gateway", "meter"]})
+TWO_TYPES = ["gateway", "meter"]
+THREE_TYPES = ["gateway", "meter", "valve"]
+
+
+def test_adding_or_removing_a_device_type_changes_exactly_its_resources(build: Build) -> None:
+    three = build({"aws:region": REGION, "deviceTypes": THREE_TYPES})
+    two = build({"aws:region": REGION, "deviceTypes": TWO_TYPES})
     names_three = {(r.type, r.name) for r in three.mocks.resources}
     names_two = {(r.type, r.name) for r in two.mocks.resources}
     assert names_two < names_three
@@ -357,11 +390,11 @@ def test_adding_or_removing_a_device_type_changes_exactly_its_resources() -> Non
             assert comparable(resource.inputs) == unchanged[(resource.type, resource.name)], resource.name
 
 
-def test_a_retired_device_type_keeps_its_resources_and_takes_no_new_device() -> None:
+def test_a_retired_device_type_keeps_its_resources_and_takes_no_new_device(build: Build) -> None:
     # AWS refuses to delete a policy still attached to certificates, or a thing type that is not deprecated
     # or still has things: retiring keeps all three, deprecates the type and makes the hook deny it.
-    serving = deploy({"aws:region": REGION, "deviceTypes": ["gateway", "meter"]})
-    retired = deploy({"aws:region": REGION, "deviceTypes": ["gateway", {"name": "meter", "retired": True}]})
+    serving = build({"aws:region": REGION, "deviceTypes": TWO_TYPES})
+    retired = build({"aws:region": REGION, "deviceTypes": ["gateway", {"name": "meter", "retired": True}]})
     assert {(r.type, r.name) for r in retired.mocks.resources} == {
         (r.type, r.name) for r in serving.mocks.resources
     }
@@ -385,9 +418,9 @@ def test_a_retired_device_type_keeps_its_resources_and_takes_no_new_device() -> 
     ],
 )
 def test_every_accepted_region_gets_its_partitions_layer_and_managed_policy(
-    region: str, partition: str, layer_account: str
+    region: str, partition: str, layer_account: str, build: Build
 ) -> None:
-    deployment = deploy({"aws:region": region})
+    deployment = build({"aws:region": region})
     hook = named(deployment, "aws:lambda/function:Function", HOOK)
     assert hook.inputs["layers"] == [
         f"arn:{partition}:lambda:{region}:{layer_account}:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
@@ -495,11 +528,20 @@ def _references(node: Any) -> tuple[set[str], set[str]]:
     return refs, lookups
 
 
-def test_template_body_stays_small_with_200_device_types() -> None:
-    many = deploy({"aws:region": REGION, "deviceTypes": [f"type-{n:03d}" for n in range(200)]})
-    body = many.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
+def test_template_body_stays_small_with_200_device_types(build: Build, dev: Deployment) -> None:
+    # The body names no device type, so 200 types deploy the body that 2, 3 or 4 types do; each type adds
+    # its own policy beside the claim's.
+    body = template_body(BASE)
     assert len(body.encode()) < 10 * 1024
-    assert Counter(r.type for r in many.mocks.resources)["aws:iot/policy:Policy"] == 201  # 200 types + claim
+    for types, deployment in (
+        (TWO_TYPES, build({"aws:region": REGION, "deviceTypes": TWO_TYPES})),
+        (THREE_TYPES, build({"aws:region": REGION, "deviceTypes": THREE_TYPES})),
+        (["temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway"], dev),
+    ):
+        template = deployment.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate")
+        assert template.inputs["templateBody"] == body
+        policies = Counter(r.type for r in deployment.mocks.resources)["aws:iot/policy:Policy"]
+        assert policies == len(types) + 1  # the types' and the claim's
 
 
 # --- roles and the hook --------------------------------------------------------------------------------
@@ -536,8 +578,8 @@ def scoped_role_statements(deployment: Deployment) -> list[dict[str, Any]]:
     return statements(policy_document(role_policy))
 
 
-def test_scoped_provisioning_role_keeps_every_managed_action_within_this_stack() -> None:
-    scoped = deploy({"aws:region": REGION, "provisioningRolePolicy": "scoped"})
+def test_scoped_provisioning_role_keeps_every_managed_action_within_this_stack(build: Build) -> None:
+    scoped = build({"aws:region": REGION, "provisioningRolePolicy": "scoped"})
     assert not scoped.mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     granted = scoped_role_statements(scoped)
     actions = [action for statement in granted for action in statement["Action"]]
@@ -564,11 +606,11 @@ def test_scoped_provisioning_role_keeps_every_managed_action_within_this_stack()
     assert "iot:DeletePolicy" not in by_action
 
 
-def test_no_stack_can_touch_another_stacks_things_or_policies() -> None:
+def test_no_stack_can_touch_another_stacks_things_or_policies(build: Build) -> None:
     # "dev" is a prefix of "dev-eu": neither stack's role may reach the other's things, types, groups or
     # policies, even for a serial or type chosen to collide ("eu-SN1" in dev vs "SN1" in dev-eu).
-    dev = deploy({"aws:region": REGION, "provisioningRolePolicy": "scoped"}, stack="dev")
-    dev_eu = deploy({"aws:region": REGION, "provisioningRolePolicy": "scoped"}, stack="dev-eu")
+    dev = build({"aws:region": REGION, "provisioningRolePolicy": "scoped"}, stack="dev")
+    dev_eu = build({"aws:region": REGION, "provisioningRolePolicy": "scoped"}, stack="dev-eu")
     kinds = (
         ("policy", "aws:iot/policy:Policy"),
         ("thinggroup", "aws:iot/thingGroup:ThingGroup"),
@@ -624,8 +666,8 @@ def test_hook_runs_on_arm64_python_313_with_the_layer_json_logs_and_retention(de
     assert log_group.inputs["retentionInDays"] == 30
 
 
-def test_hook_settings_come_from_config() -> None:
-    deployment = deploy(
+def test_hook_settings_come_from_config(build: Build) -> None:
+    deployment = build(
         {"aws:region": "eu-west-1", "lambdaTimeout": 3, "lambdaMemorySize": 512, "powertoolsLayerVersion": 30}
     )
     hook = named(deployment, "aws:lambda/function:Function", HOOK)
@@ -634,12 +676,12 @@ def test_hook_settings_come_from_config() -> None:
     assert hook.inputs["layers"][0].endswith(":30")
 
 
-def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types() -> None:
+def test_hook_package_holds_the_hook_and_the_rules_of_the_configured_types(build: Build) -> None:
     types = [
         "gateway",
         {"name": "meter", "serialPattern": "M-[0-9]{4}", "minFirmwareVersion": "v2.1.0", "retired": False},
     ]
-    deployment = deploy({"aws:region": REGION, "deviceTypes": types, "requirePreregistration": True})
+    deployment = build({"aws:region": REGION, "deviceTypes": types, "requirePreregistration": True})
     assets = named(deployment, "aws:lambda/function:Function", HOOK).inputs["code"].assets
     assert set(assets) == {*archive_sources(PRE_PROVISIONING), f"hook/{RULES_FILE_NAME}"}
     assert {
@@ -715,16 +757,16 @@ def test_registry_table_is_keyed_and_indexed_from_the_hook_contract(dev: Deploym
     assert table.protect is False
 
 
-def test_protected_data_cannot_be_deleted_by_accident() -> None:
-    deployment = deploy({"aws:region": REGION}, stack="prod")
+def test_protected_data_cannot_be_deleted_by_accident(build: Build) -> None:
+    deployment = build({"aws:region": REGION}, stack="prod")
     table = deployment.mocks.one("aws:dynamodb/table:Table")
     assert table.inputs["deletionProtectionEnabled"] is True
     assert table.protect is True
     assert [r.name for r in deployment.mocks.resources if r.protect] == [table.name]
 
 
-def test_provisioned_billing_sets_capacity_on_the_table_and_every_index() -> None:
-    deployment = deploy(
+def test_provisioned_billing_sets_capacity_on_the_table_and_every_index(build: Build) -> None:
+    deployment = build(
         {
             "aws:region": REGION,
             "dynamodbBillingMode": "PROVISIONED",

@@ -14,6 +14,7 @@ DEV_ONLY_MODULES = {
     "aws-lambda-powertools": ["aws_lambda_powertools"],
     "moto": ["moto"],
     "pytest": ["pytest", "_pytest"],
+    "pytest-xdist": ["xdist"],
     "hypothesis": ["hypothesis"],
     "ruff": ["ruff"],
     "mypy": ["mypy"],

@@ -3,6 +3,7 @@ certificate for one device."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import replace
 from typing import Any
@@ -474,13 +475,15 @@ def test_dynamodb_errors_deny_as_registry_unavailable(code: str) -> None:
 
 
 def test_unreachable_registry_denies() -> None:
-    client = boto3.client(
-        "dynamodb",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",
-        config=Config(connect_timeout=0.2, retries={"total_max_attempts": 1}),
-    )
-    with pytest.raises(ProvisioningDenied) as caught:
-        OperatorRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
+    with socket.socket() as unreachable:  # a port this test holds, bound but not listening: refused
+        unreachable.bind(("127.0.0.1", 0))
+        client = boto3.client(
+            "dynamodb",
+            region_name="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{unreachable.getsockname()[1]}",
+            config=Config(connect_timeout=0.2, retries={"total_max_attempts": 1}),
+        )
+        with pytest.raises(ProvisioningDenied) as caught:
+            OperatorRecords(client, TABLE_NAME).approve(REQUEST, provenance(), require_preregistration=False)
     assert caught.value.reason is RejectionReason.REGISTRY_UNAVAILABLE
     assert caught.value.detail.endswith(("EndpointConnectionError", ConnectTimeoutError.__name__))
