@@ -148,19 +148,13 @@ class DeviceRecords:
             condition = absent() | preregistered
         granted: Item | None = None
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    update_member(
-                        self._table_name,
-                        device_key(request.serial_number),
-                        condition,
-                        assign=values,
-                        assign_if_absent={Attr.CREATED_AT: now},
-                    ),
-                    certificate_binding_member(
-                        self._table_name, provenance.certificate_id, request.serial_number, now
-                    ),
-                ]
+            self._update_and_bind(
+                request.serial_number,
+                condition,
+                provenance.certificate_id,
+                now,
+                assign=values,
+                assign_if_absent={Attr.CREATED_AT: now},
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
             granted = approval_decision(reasons_of(cancelled), request, provenance, public_key, now)
@@ -202,25 +196,19 @@ class DeviceRecords:
             & key_unchanged(bound)
         )
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    update_member(
-                        self._table_name,
-                        device_key(request.serial_number),
-                        still_granted,
-                        assign=values,
-                        # The hook does not read the new certificate's expiry: the old one's goes, and
-                        # `fleetctl registry backfill` records the new one's.
-                        remove=(
-                            Attr.REPROVISION_ALLOWED_UNTIL,
-                            Attr.PENDING_CERTIFICATE_ID,
-                            Attr.CERTIFICATE_NOT_AFTER,
-                        ),
-                    ),
-                    certificate_binding_member(
-                        self._table_name, provenance.certificate_id, request.serial_number, now
-                    ),
-                ]
+            self._update_and_bind(
+                request.serial_number,
+                still_granted,
+                provenance.certificate_id,
+                now,
+                assign=values,
+                # The hook does not read the new certificate's expiry: the old one's goes, and
+                # `fleetctl registry backfill` records the new one's.
+                remove=(
+                    Attr.REPROVISION_ALLOWED_UNTIL,
+                    Attr.PENDING_CERTIFICATE_ID,
+                    Attr.CERTIFICATE_NOT_AFTER,
+                ),
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
             raise reprovision_refusal(reasons_of(cancelled)) from cancelled
@@ -250,17 +238,13 @@ class DeviceRecords:
             & key_unchanged(item.get(Attr.PUBLIC_KEY_SHA256))
         )
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    update_member(
-                        self._table_name,
-                        device_key(serial),
-                        unchanged,
-                        assign=pending,
-                        remove=(Attr.ROTATION_FAILED_AT, Attr.ROTATION_FAILURE_REASON),
-                    ),
-                    certificate_binding_member(self._table_name, new_certificate_id, serial, now),
-                ]
+            self._update_and_bind(
+                serial,
+                unchanged,
+                new_certificate_id,
+                now,
+                assign=pending,
+                remove=(Attr.ROTATION_FAILED_AT, Attr.ROTATION_FAILURE_REASON),
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
             if cancelled_by_conditions(reasons_of(cancelled)):
@@ -362,6 +346,34 @@ class DeviceRecords:
                 Key(Attr.STATUS_SHARD).eq(key) & Key(Attr.UPDATED_AT).lt(cutoff),
                 Select="COUNT",
             )
+        )
+
+    def _update_and_bind(
+        self,
+        serial_number: str,
+        condition: ConditionBase,
+        certificate_id: str,
+        now: str,
+        *,
+        assign: Mapping[str, str],
+        assign_if_absent: Mapping[str, str] | None = None,
+        remove: Collection[str] = (),
+    ) -> None:
+        """One ``TransactWriteItems``: the serial's item updated if ``condition`` holds, and the
+        certificate bound to the serial (free, or the serial's already); each member returns its stored
+        item when refused."""
+        self._client.transact_write_items(
+            TransactItems=[
+                update_member(
+                    self._table_name,
+                    device_key(serial_number),
+                    condition,
+                    assign=assign,
+                    assign_if_absent=assign_if_absent,
+                    remove=remove,
+                ),
+                certificate_binding_member(self._table_name, certificate_id, serial_number, now),
+            ]
         )
 
     def _conditional_update(

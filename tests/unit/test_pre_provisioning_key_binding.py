@@ -29,7 +29,7 @@ from tests.support import (
     output_lines,
     valid_parameters,
 )
-from tests.unit.test_handler import DENIED, emf_metrics, registry_count
+from tests.unit.test_pre_provisioning import DENIED, emf_metrics, registry_count
 
 Invoke = Callable[[Any], dict[str, Any]]
 ROOT = Path(__file__).resolve().parents[2]
