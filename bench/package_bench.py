@@ -29,7 +29,8 @@ configuration files), as the previous benchmark measured it."""
 
 
 def packages(stack: str) -> dict[str, bytes]:
-    """Each function's package by handler module, zipped as Lambda receives it."""
+    """Each function's package by handler module, zipped by
+    :func:`~components.function_archives.package_bytes`."""
     declared = deploy(stack_config(stack)).mocks.of_type("aws:lambda/function:Function")
     by_handler = {function.inputs["handler"]: function.inputs["code"] for function in declared}
     return {code.module: package_bytes(by_handler[code.handler]) for code in FUNCTIONS}

@@ -104,8 +104,9 @@ def function_archive(
 
 
 def package_bytes(archive: pulumi.AssetArchive) -> bytes:
-    """The zip file of an archive of file and text assets, as Lambda receives it: entries in name order,
-    each with one fixed time, so equal names and contents give equal bytes."""
+    """A zip file of an archive of file and text assets: entries in name order, each with one fixed time,
+    so equal names and contents give equal bytes. The local deployer uploads it and the benchmarks measure
+    it; on AWS the Pulumi engine zips the archive itself, from the same names and contents."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
         for path, asset in sorted(archive.assets.items()):

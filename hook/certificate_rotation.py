@@ -36,8 +36,7 @@ them too); they are ignored without an answer, so no message of this function ev
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -59,6 +58,7 @@ from hook.contract import (
     metrics_namespace_from_environment,
     rotation_topic,
 )
+from hook.registry_decisions import cancellation_codes, reasons_of
 from hook.registry_items import Item
 from hook.registry_transitions import function_records
 from hook.rotation_requests import SUCCEEDED, RotationRefused, RotationRequest, parse_request
@@ -287,11 +287,7 @@ def is_transient(error: BaseException) -> bool:
     if not isinstance(error, ClientError):
         return False
     if _code(error) == "TransactionCanceledException":
-        reasons = cast(Mapping[str, Any], error.response).get("CancellationReasons")
-        codes = (
-            {r.get("Code") for r in reasons if isinstance(r, dict)} if isinstance(reasons, list) else set()
-        )
-        return bool(codes & _TRANSIENT_CANCELLATION_CODES)
+        return bool(set(cancellation_codes(reasons_of(error))) & _TRANSIENT_CANCELLATION_CODES)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return _code(error) in _TRANSIENT_ERROR_CODES or status >= 500
 

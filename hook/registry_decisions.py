@@ -53,17 +53,17 @@ class Provenance:
     """The event's ``certificatePem``: read only to check its key."""
 
 
+def stored_item(refusal: Mapping[str, Any]) -> Item | None:
+    """The stored item a refusal carries: a cancellation reason, or a refused conditional write's
+    response; ``None`` when there was none."""
+    item = refusal.get("Item")
+    return None if item is None else string_attributes(item)
+
+
 def refused_item(refused: ClientError) -> Item | None:
-    """The stored item a refused conditional write returns; ``None`` when there was none. botocore's
-    error type does not declare the ``Item`` key."""
-    item = cast(Mapping[str, Any], refused.response).get("Item")
-    return None if item is None else string_attributes(item)
-
-
-def stored_item(reason: Reason) -> Item | None:
-    """The stored item a cancellation reason carries."""
-    item = reason.get("Item")
-    return None if item is None else string_attributes(item)
+    """The stored item a refused conditional write returns (botocore's error type does not declare the
+    ``Item`` key)."""
+    return stored_item(cast(Mapping[str, Any], refused.response))
 
 
 def bound_serial(reason: Reason) -> str:
@@ -76,9 +76,15 @@ def reasons_of(cancelled: ClientError) -> object:
     return cast(Mapping[str, Any], cancelled.response).get("CancellationReasons")
 
 
+def cancellation_codes(reasons: object) -> list[object]:
+    """The reason codes of a cancelled transaction's reasons, in order; a reason that is not an object is
+    left out."""
+    return [r.get("Code") for r in reasons if isinstance(r, dict)] if isinstance(reasons, list) else []
+
+
 def cancelled_by_conditions(reasons: object) -> bool:
     """Whether a transaction was cancelled only because a member's condition did not hold."""
-    codes = {r.get("Code") for r in reasons if isinstance(r, dict)} if isinstance(reasons, list) else set()
+    codes = set(cancellation_codes(reasons))
     return CONDITION_FAILED in codes and codes <= {PASSED, CONDITION_FAILED}
 
 
@@ -105,7 +111,7 @@ def approval_decision(
         raise ProvisioningDenied(
             RejectionReason.REGISTRY_UNAVAILABLE, "registry transaction cancelled without its two reasons"
         )
-    codes = [reason.get("Code") for reason in reasons]
+    codes = cancellation_codes(reasons)
     unexpected = [str(code) for code in codes if code not in (PASSED, CONDITION_FAILED)]
     if unexpected or codes == [PASSED, PASSED]:
         raise ProvisioningDenied(
@@ -171,7 +177,7 @@ def decide_from_stored(
 def reprovision_refusal(reasons: object) -> ProvisioningDenied:
     """Why a re-provisioning's transaction (the serial's item, then the certificate's binding) was
     cancelled: the certificate is another serial's, or the grant was used meanwhile."""
-    codes = [r.get("Code") for r in reasons if isinstance(r, dict)] if isinstance(reasons, list) else []
+    codes = cancellation_codes(reasons)
     if codes[1:2] == [CONDITION_FAILED]:
         return ProvisioningDenied(
             RejectionReason.CERTIFICATE_IN_USE, "certificate is already approved for another serial"

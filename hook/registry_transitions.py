@@ -157,7 +157,7 @@ class DeviceRecords:
                 assign_if_absent={Attr.CREATED_AT: now},
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
-            granted = approval_decision(reasons_of(cancelled), request, provenance, public_key, now)
+            granted = approval_decision(reasons_of(cancelled), request, provenance, public_key, timestamp())
         except (ClientError, BotoCoreError) as error:
             raise registry_unavailable(error) from error
         if granted is not None:

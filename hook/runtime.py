@@ -20,15 +20,18 @@ from hook.contract import IOT_DATA_ENDPOINT_ENV
 _Made = TypeVar("_Made")
 
 MAX_BACKOFF_SECONDS: Final = 20.0
-"""botocore's longest back-off between attempts in ``standard`` retry mode: before attempt ``n + 1`` a
-throttled request waits at most ``min(2 ** (n - 1), 20)`` seconds, other errors far less (boto3 developer
-guide, "Retries", standard mode; botocore ``retries/standard.py`` ``ExponentialBackoff``)."""
+"""botocore's longest back-off between attempts in ``standard`` retry mode: before attempt ``n + 1`` it
+waits at most ``min(2 ** (n - 1), 20)`` seconds (boto3 developer guide, "Retries", standard mode; botocore
+``retries/standard.py`` ``ExponentialBackoff``; newer releases wait less for errors other than
+throttling). Not bounded here: a response's ``x-amz-retry-after`` header, which newer botocore releases
+honour with up to 5 seconds more per retry; which botocore runs is the Lambda runtime's."""
 
 
 def client_config(*, deadline: float, attempts: int, connect_timeout: float) -> Config:
-    """A client config whose worst case ends by ``deadline`` seconds: ``attempts`` attempts, each of
-    ``connect_timeout`` plus a read timeout, and the longest back-off before each retry. The read timeout
-    is what the deadline leaves each attempt."""
+    """A client config whose worst case ends by ``deadline`` seconds: ``attempts`` attempts, each taking
+    ``connect_timeout`` to connect and the read timeout to answer, and the longest back-off before each
+    retry. The read timeout is what the deadline leaves each attempt. (Each socket operation has its own
+    timeout, so this is the usual worst case of one request, not a hard limit.)"""
     backoffs = sum(min(2.0**retry, MAX_BACKOFF_SECONDS) for retry in range(attempts - 1))
     read_timeout = (deadline - backoffs) / attempts - connect_timeout
     if read_timeout <= 0:
@@ -42,7 +45,8 @@ def client_config(*, deadline: float, attempts: int, connect_timeout: float) -> 
 
 HOOK_CALL_DEADLINE_SECONDS: Final = 4.0
 """AWS IoT waits 5 seconds for the pre-provisioning hook (developer guide, "Pre-provisioning hooks"); its
-one registry request must end within 4, leaving a second for the decision, its log line and metrics."""
+registry request must end within 4, leaving a second for the decision, its log line and metrics. (A
+re-provisioning grant costs a second request with the same config: ``DeviceRecords.approve``.)"""
 HOOK_CLIENT_CONFIG: Final = client_config(
     deadline=HOOK_CALL_DEADLINE_SECONDS, attempts=2, connect_timeout=0.5
 )
@@ -50,8 +54,8 @@ HOOK_CLIENT_CONFIG: Final = client_config(
 
 FUNCTION_CALL_DEADLINE_SECONDS: Final = 24.0
 """The other functions run asynchronously, with a Lambda timeout of 30 seconds or more
-(``components/device_lifecycle.py``, ``components/certificate_lifecycle.py``); one AWS call of theirs ends
-within 24, leaving the rest of the shortest timeout for the invocation's other work."""
+(``components/device_lifecycle.py``, ``components/certificate_lifecycle.py``). This bounds one AWS call of
+theirs, not an invocation, which may make several: an invocation that times out is retried by Lambda."""
 FUNCTION_CLIENT_CONFIG: Final = client_config(
     deadline=FUNCTION_CALL_DEADLINE_SECONDS, attempts=3, connect_timeout=2.0
 )
@@ -92,7 +96,7 @@ def packaged_file(env: str, file_name: str) -> Path:
 def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config) -> Any:
     """A boto3 client of ``service``; ``iot-data`` at the endpoint ``IOT_DATA_ENDPOINT`` names (the
     account's ``iot:Data-ATS`` endpoint), which AWS IoT's data plane needs."""
-    endpoint = os.environ.get(IOT_DATA_ENDPOINT_ENV) or None if service == "iot-data" else None
+    endpoint = (os.environ.get(IOT_DATA_ENDPOINT_ENV) or None) if service == "iot-data" else None
     return boto3.client(service, config=config, endpoint_url=endpoint)
 
 

@@ -28,6 +28,7 @@ from components.function_archives import (
     imported_modules,
     package_bytes,
 )
+from hook import contract
 from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME
 
 CONFIG_FILES = {RULES_FILE_NAME: '{"deviceTypes": {}}', ACTIVATION_CONFIG_FILE_NAME: "{}"}
@@ -110,6 +111,20 @@ def test_a_package_carries_only_the_configuration_files_its_function_reads() -> 
     assert files(PRE_PROVISIONING) == {f"hook/{RULES_FILE_NAME}"}
     assert files(ACTIVATION) == {f"hook/{ACTIVATION_CONFIG_FILE_NAME}"}
     assert files(STALE_APPROVALS) == files(CERTIFICATE_ROTATION) == files(CERTIFICATE_RETIREMENT) == set()
+
+
+@pytest.mark.parametrize("code", FUNCTIONS, ids=lambda code: code.module)
+def test_a_package_carries_every_configuration_file_its_modules_read(code: FunctionCode) -> None:
+    read = set()
+    for module in imported_modules(code.module):
+        source = HOOK_DIR.parent / (
+            module.replace(".", "/") + ("/__init__.py" if module == "hook" else ".py")
+        )
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("packaged_file"):
+                read.add(getattr(contract, ast.unparse(node.args[1])))
+
+    assert read == set(code.config_files), f"{code.module} reads {sorted(read)}"
 
 
 def test_a_function_reading_a_file_the_stack_does_not_generate_is_refused() -> None:
