@@ -28,6 +28,7 @@ from hook.contract import ACTIVATION_CONFIG_FILE_NAME, RULES_FILE_NAME
 
 HOOK_DIR: Final = Path(__file__).resolve().parent.parent / "hook"
 PACKAGE: Final = HOOK_DIR.name
+_TYPE_CHECKING: Final = frozenset({"TYPE_CHECKING", "typing.TYPE_CHECKING"})
 _FIXED_TIME: Final = (1980, 1, 1, 0, 0, 0)
 """Every entry's time in :func:`package_bytes`: the zip format's earliest, so a package's bytes depend on
 its names and contents alone."""
@@ -44,7 +45,9 @@ class FunctionCode:
 
     @property
     def handler(self) -> str:
-        """The Lambda handler, as the runtime imports it from the package root."""
+        """The Lambda handler, as the runtime imports it from the package root. Renaming a module moves
+        it: the provider sets the new handler before it uploads the new code, so invocations fail in
+        between (docs/deploying.md, "Upgrading a deployed stack")."""
         return f"{self.module}.lambda_handler"
 
 
@@ -139,13 +142,14 @@ def _package_imports(source: Path) -> set[str]:
 
 
 def _executed_nodes(tree: ast.AST) -> Iterator[ast.AST]:
-    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``."""
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (its ``else`` runs, and counts)."""
     for child in ast.iter_child_nodes(tree):
-        if isinstance(child, ast.If) and ast.unparse(child.test) in {"TYPE_CHECKING", "typing.TYPE_CHECKING"}:
-            yield from (node for orelse in child.orelse for node in [orelse, *_executed_nodes(orelse)])
-            continue
-        yield child
-        yield from _executed_nodes(child)
+        executed: list[ast.AST] = [child]
+        if isinstance(child, ast.If) and ast.unparse(child.test) in _TYPE_CHECKING:
+            executed = list(child.orelse)
+        for node in executed:
+            yield node
+            yield from _executed_nodes(node)
 
 
 def _source(module: str, source_dir: Path) -> Path:

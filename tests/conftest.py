@@ -32,7 +32,9 @@ from tests.support import (
     FakeLambdaContext,
     Fleet,
     KeysForMoto,
+    RegistryStream,
     before_every_call,
+    configure_certificate_functions,
     create_registry_table,
     one_moto_request_at_a_time,
     write_rules,
@@ -145,6 +147,15 @@ def no_outputs_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def registry(dynamodb: Any) -> OperatorRecords:
     """The device registry in the ``dynamodb`` fixture's table."""
     return OperatorRecords(dynamodb, TABLE_NAME)
+
+
+@pytest.fixture
+def stream(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegistryStream]:
+    """The registry table's stream of the ``fleet``, delivered by hand, with the rotation and retirement
+    functions configured for its stack (a cold start of both)."""
+    configure_certificate_functions(monkeypatch)
+    yield RegistryStream(fleet.dynamodb)
+    runtime.reset()
 
 
 @pytest.fixture

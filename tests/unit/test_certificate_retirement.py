@@ -24,7 +24,6 @@ from tests.support import (
     Fleet,
     RegistryStream,
     before_every_call,
-    configure_certificate_functions,
     fail_once,
     hook_event,
     metric_counts,
@@ -37,18 +36,6 @@ THING = thing_name(BASE, SERIAL)
 POLICY = f"{BASE}_temperature-sensor"
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # batches that retire nothing
-
-
-@pytest.fixture
-def stream(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Any:
-    configure_certificate_functions(monkeypatch)
-    yield RegistryStream(fleet.dynamodb)
-    runtime.reset()
-
-
-@pytest.fixture
-def registry(fleet: Fleet) -> OperatorRecords:
-    return OperatorRecords(fleet.dynamodb, TABLE_NAME)
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from tests.support import (
     BASE,
     REGION,
     RULES,
-    TABLE_NAME,
     DeviceKey,
     FakeLambdaContext,
     Fleet,
@@ -34,7 +33,6 @@ from tests.support import (
     before_every_call,
     certificate_id,
     certificate_signing_request,
-    configure_certificate_functions,
     device_certificate,
     device_key,
     fail_once,
@@ -64,18 +62,6 @@ CSR_STEP_REQUESTS = [
 """The AWS requests of a CSR step that issues a certificate, in order."""
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # ignored steps count nothing
-
-
-@pytest.fixture
-def stream(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Any:
-    configure_certificate_functions(monkeypatch)
-    yield RegistryStream(fleet.dynamodb)
-    runtime.reset()
-
-
-@pytest.fixture
-def registry(fleet: Fleet) -> OperatorRecords:
-    return OperatorRecords(fleet.dynamodb, TABLE_NAME)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from components.function_archives import (
     PRE_PROVISIONING,
     STALE_APPROVALS,
     FunctionCode,
+    archive_sources,
     function_archive,
     imported_modules,
     package_bytes,
@@ -116,10 +117,7 @@ def test_a_package_carries_only_the_configuration_files_its_function_reads() -> 
 @pytest.mark.parametrize("code", FUNCTIONS, ids=lambda code: code.module)
 def test_a_package_carries_every_configuration_file_its_modules_read(code: FunctionCode) -> None:
     read = set()
-    for module in imported_modules(code.module):
-        source = HOOK_DIR.parent / (
-            module.replace(".", "/") + ("/__init__.py" if module == "hook" else ".py")
-        )
+    for source in archive_sources(code).values():
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("packaged_file"):
                 read.add(getattr(contract, ast.unparse(node.args[1])))
