@@ -5,7 +5,8 @@ configuration (``SetV2LoggingOptions``) and one ``AWSIotLogsV2`` log group per a
 several stacks they collide (the second stack cannot create the log group) and overwrite each other, and the
 provider's delete of either setting does nothing (terraform-provider-aws iot/logging_options.go and
 iot/event_configurations.go: ``DeleteWithoutTimeout: schema.NoopContext``). So exactly one stack per account
-and region declares them (``accountSettings: true``); the others declare none.
+and region declares them (``accountSettings: true``); the others declare none. The owner marker, an SSM
+parameter with one name per account and region, holds a second owner back before it changes anything.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ IOT_LOG_GROUP: Final = "AWSIotLogsV2"
 """The log group AWS IoT v2 logging writes to (one per account and region)."""
 IOT_LOG_LEVEL: Final = "ERROR"
 """Failures only: provisioning and policy errors with their reasons, without a line per MQTT message."""
+IOT_LOGGING_POLICY: Final = "iot-logging"
+"""The logging role's inline policy. Named, not auto-named: a re-created owner can import it by this name
+(an imported auto-named resource gets a new name on the next update, pulumi/pulumi#12378)."""
+OWNER_MARKER: Final = "/iot-fleet-provisioning/accountSettings/owner"
+"""The SSM parameter (one per account and region) whose value names the stack owning the settings."""
 EventType = Literal[
     "CA_CERTIFICATE",
     "CERTIFICATE",
@@ -54,10 +60,13 @@ class AccountSettingsArgs:
     """Arguments of :class:`AccountSettings`."""
 
     name_prefix: str
+    owner: str
+    """The stack owning the settings, ``<project>/<stack>``: the owner marker's value."""
     event_types: frozenset[str]
     """Registry event types to switch on (THING at least: activation runs on it); the others are off."""
     audit_logging: bool
-    """AWS IoT v2 logging to ``AWSIotLogsV2`` and the audit rule over ``$aws/events/#``."""
+    """AWS IoT v2 logging to ``AWSIotLogsV2`` and the audit rule over ``$aws/events/#``; without it, AWS IoT
+    logging declared disabled."""
     log_retention_days: int
     """Retention of AWS IoT's logs and of the audit rule's error log."""
     audit_log_retention_days: int
@@ -66,7 +75,8 @@ class AccountSettingsArgs:
 
 
 class AccountSettings(pulumi.ComponentResource):
-    """Registry events on, and with ``audit_logging`` AWS IoT logging and the account's audit trail."""
+    """Registry events on, AWS IoT logging on or off, with ``audit_logging`` the account's audit trail; all
+    behind the owner marker."""
 
     audit_log_group_name: pulumi.Output[str] | None
 
@@ -80,38 +90,72 @@ class AccountSettings(pulumi.ComponentResource):
         super().__init__("iot-fleet-provisioning:index:AccountSettings", name, None, opts)
         self._args = args
         self._scope = scope
+        self._marker = self._create_owner_marker(name)
         self.audit_log_group_name = None
-        claimed: list[pulumi.Resource] = []
+        self._create_iot_logging(name)
         if args.audit_logging:
-            claimed.append(self._create_iot_logging(name))
             self.audit_log_group_name = self._create_audit_rule(name)
         # Registry events are off by default; without THING events no thing-created event is published
-        # and no device of any stack in the region becomes ACTIVE. Set only once this stack holds
-        # AWSIotLogsV2: a second stack left at accountSettings true stops there, before changing a switch.
+        # and no device of any stack in the region becomes ACTIVE.
         aws.iot.EventConfigurations(
             f"{name}-registry-events",
             event_configurations=event_configurations(args.event_types),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=claimed),
+            opts=self._after_marker(),
         )
         self.register_outputs({"audit_log_group_name": self.audit_log_group_name})
 
-    def _create_iot_logging(self, name: str) -> aws.cloudwatch.LogGroup:
-        """AWS IoT v2 logging at ``ERROR`` into ``AWSIotLogsV2``, with a role that may write only there.
+    def _create_owner_marker(self, name: str) -> aws.ssm.Parameter:
+        """The SSM parameter :data:`OWNER_MARKER`, naming this stack; every other resource here waits for it.
 
-        The group, the role and its policy are kept when the stack is destroyed (``retain_on_delete``):
-        the logging setting outlives the stack (its delete is a no-op), and must not point at a deleted
-        role. Another stack adopts the group with ``pulumi import`` (README, "Account-wide settings").
-        Returns the group, which only one stack per account and region can create.
+        ``overwrite`` is left unset: the provider then creates it with ``Overwrite: false``, so a second
+        owner's create fails with ``ParameterAlreadyExists`` naming the parameter, before any switch
+        changes; this stack's own later updates (a renamed stack) overwrite it. ``overwrite=False`` would
+        make those fail too (terraform-provider-aws ssm/parameter.go, ``shouldUpdateParameter``). Deleted
+        with the stack, so that another stack can take over.
         """
         args = self._args
-        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
-        iot_logs = aws.cloudwatch.LogGroup(
-            f"{name}-iot-logs",
-            name=IOT_LOG_GROUP,
-            retention_in_days=args.log_retention_days,
+        return aws.ssm.Parameter(
+            f"{name}-owner",
+            name=OWNER_MARKER,
+            type="String",
+            tier="Standard",
+            insecure_value=args.owner,
+            description="The stack owning the account-wide AWS IoT settings of this region (accountSettings)",
             tags=args.tags,
-            opts=kept,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _after_marker(
+        self, *, retain: bool = False, depends_on: list[pulumi.Resource] | None = None
+    ) -> pulumi.ResourceOptions:
+        """Options of a child that waits for the owner marker (and ``depends_on``)."""
+        return pulumi.ResourceOptions(
+            parent=self, depends_on=[self._marker, *(depends_on or [])], retain_on_delete=retain
+        )
+
+    def _create_iot_logging(self, name: str) -> None:
+        """AWS IoT v2 logging: at ``ERROR`` into ``AWSIotLogsV2`` with ``audit_logging``, else disabled.
+
+        The provider requires a role either way (terraform-provider-aws iot/logging_options.go:
+        ``role_arn`` is ``Required``), so the role and its policy, which may write only to ``AWSIotLogsV2``,
+        are declared with the same names in both cases and switching logging off and on keeps them. With
+        logging on, the group, the role and its policy are kept when the stack is destroyed
+        (``retain_on_delete``): the logging setting outlives the stack (its delete is a no-op) and must
+        not point at a deleted role. A re-created owner imports them (docs/account-settings.md).
+        """
+        args = self._args
+        logging_on = args.audit_logging
+        depends_on: list[pulumi.Resource] = []
+        if logging_on:
+            depends_on.append(
+                aws.cloudwatch.LogGroup(
+                    f"{name}-iot-logs",
+                    name=IOT_LOG_GROUP,
+                    retention_in_days=args.log_retention_days,
+                    tags=args.tags,
+                    opts=self._after_marker(retain=True),
+                )
+            )
         logging_role = aws.iam.Role(
             f"{name}-iot-logging-role",
             name=f"{args.name_prefix}-iot-logging",
@@ -119,22 +163,27 @@ class AccountSettings(pulumi.ComponentResource):
                 lambda account: documents.service_trust_policy("iot.amazonaws.com", account.account_id)
             ),
             tags=args.tags,
-            opts=kept,
+            opts=self._after_marker(retain=logging_on),
         )
-        logging_policy = aws.iam.RolePolicy(
-            f"{name}-iot-logging-policy",
-            role=logging_role.id,
-            policy=iot_logs.arn.apply(documents.iot_logging_policy),
-            opts=kept,
+        depends_on.append(
+            aws.iam.RolePolicy(
+                f"{name}-iot-logging-policy",
+                name=IOT_LOGGING_POLICY,
+                role=logging_role.id,
+                policy=self._scope.apply(
+                    lambda account: documents.iot_logging_policy(account.logs_arn(IOT_LOG_GROUP))
+                ),
+                opts=self._after_marker(retain=logging_on),
+            )
         )
+        # disableAllLogs: "If true all logs are disabled" (API SetV2LoggingOptions); DISABLED says the same.
         aws.iot.LoggingOptions(
             f"{name}-iot-logging",
-            default_log_level=IOT_LOG_LEVEL,
+            default_log_level=IOT_LOG_LEVEL if logging_on else "DISABLED",
             role_arn=logging_role.arn,
-            disable_all_logs=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logging_policy]),
+            disable_all_logs=not logging_on,
+            opts=self._after_marker(depends_on=depends_on),
         )
-        return iot_logs
 
     def _create_audit_rule(self, name: str) -> pulumi.Output[str]:
         """A rule copying every ``$aws/events/#`` event to an audit log group; returns the group's name.
@@ -151,6 +200,7 @@ class AccountSettings(pulumi.ComponentResource):
             scope=self._scope,
             tags=args.tags,
             parent=self,
+            depends_on=[self._marker],
         )
         errors = create_rule_log_destination(
             f"{name}-audit-errors",
@@ -159,6 +209,7 @@ class AccountSettings(pulumi.ComponentResource):
             scope=self._scope,
             tags=args.tags,
             parent=self,
+            depends_on=[self._marker],
         )
         aws.iot.TopicRule(
             f"{name}-audit-rule",
@@ -176,6 +227,6 @@ class AccountSettings(pulumi.ComponentResource):
             ],
             error_action=errors.error_action(),
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._after_marker(),
         )
         return audit.log_group.name

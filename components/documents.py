@@ -89,6 +89,10 @@ class AccountScope:
         """ARN of an AWS IoT resource (``client/...``, ``topic/...``, ``thing/...``) in this scope."""
         return f"arn:{self.partition}:iot:{self.region}:{self.account_id}:{resource}"
 
+    def logs_arn(self, log_group_name: str) -> str:
+        """ARN of a CloudWatch Logs log group in this scope, whether or not the group exists."""
+        return f"arn:{self.partition}:logs:{self.region}:{self.account_id}:log-group:{log_group_name}"
+
 
 def _dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True)

@@ -3,6 +3,7 @@ function with their failures logged."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -36,9 +37,11 @@ def create_rule_log_destination(
     scope: pulumi.Output[AccountScope],
     tags: dict[str, str],
     parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
 ) -> RuleLogDestination:
-    """A log group with retention, and a role AWS IoT (of this account) assumes to write to it only."""
-    child = pulumi.ResourceOptions(parent=parent)
+    """A log group with retention, and a role AWS IoT (of this account) assumes to write to it only; all
+    created after ``depends_on``."""
+    child = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-logs", name=log_group_name, retention_in_days=retention_days, tags=tags, opts=child
     )

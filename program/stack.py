@@ -129,6 +129,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
             "account",
             AccountSettingsArgs(
                 name_prefix=settings.base_name,
+                owner=f"{pulumi.get_project()}/{pulumi.get_stack()}",
                 event_types=frozenset(settings.account_event_types),
                 audit_logging=settings.enable_audit_logging,
                 log_retention_days=settings.log_retention_days,

@@ -7,11 +7,13 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from local.deploy.mock_engine import EmulatorMocks
+from components.account import OWNER_MARKER
+from local.deploy.mock_engine import LOCAL_STACK, EmulatorMocks
 from local.deploy.resources import Emulated, UnsupportedResource
 from local.deploy.resources.iot_core import provisioning_template
 from local.emulator.launcher import Emulator, EmulatorAddress, listening
 from local.scenario.sandbox import Sandbox
+from program.settings import PROJECT
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +94,10 @@ def test_the_retirement_mapping_reads_the_whole_stream_and_keeps_given_up_batche
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == attributes["QueueArn"]
     assert (attributes["SqsManagedSseEnabled"], attributes["MessageRetentionPeriod"]) == ("true", "1209600")
+
+
+def test_the_local_stack_claims_the_account_settings_with_its_owner_marker(box: Sandbox) -> None:
+    # The local stack owns the account settings (accountSettings defaults to true): the deployer creates the
+    # marker every account setting waits for, naming the stack.
+    marker = box.inspector.client("ssm").get_parameter(Name=OWNER_MARKER)["Parameter"]
+    assert marker["Value"] == f"{PROJECT}/{LOCAL_STACK}"

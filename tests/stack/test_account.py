@@ -247,12 +247,3 @@ def test_functions_read_their_namespace_from_the_deployed_environment(
     assert metrics_namespace_from_environment() == "IoTFleetProvisioning"
     monkeypatch.setenv(METRICS_NAMESPACE_ENV, metrics_namespace("iot-provisioning-dev"))
     assert metrics_namespace_from_environment() == "IoTFleetProvisioning/iot-provisioning-dev"
-
-
-def test_a_second_owner_stops_at_the_log_group_before_changing_any_switch(owner: Deployment) -> None:
-    # Only one stack per account and region can create AWSIotLogsV2: the event switches wait for it, so a
-    # second stack left at accountSettings true fails there without touching the first stack's settings.
-    events = owner.mocks.one("aws:iot/eventConfigurations:EventConfigurations")
-    depends_on = owner.mocks.options[events.name].depends_on or []
-    assert [resource._name for resource in depends_on] == ["account-iot-logs"]  # type: ignore[union-attr]
-    assert named(owner, "aws:cloudwatch/logGroup:LogGroup", "AWSIotLogsV2").name == "account-iot-logs"

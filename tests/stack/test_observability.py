@@ -481,9 +481,16 @@ def test_every_log_group_has_a_retention(build: Build) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "component"), [("enableMonitoring", "monitoring"), ("enableAuditLogging", "account")]
+    ("key", "component", "switched"),
+    [
+        ("enableMonitoring", "monitoring", set()),
+        # Off, the owner declares AWS IoT logging disabled instead of leaving it as it was.
+        ("enableAuditLogging", "account", {("aws:iot/loggingOptions:LoggingOptions", "account-iot-logging")}),
+    ],
 )
-def test_turning_a_feature_off_removes_exactly_its_resources(key: str, component: str, build: Build) -> None:
+def test_turning_a_feature_off_removes_exactly_its_resources(
+    key: str, component: str, switched: set[tuple[str, str]], build: Build
+) -> None:
     on = build({"aws:region": REGION})
     off = build({"aws:region": REGION, key: False})
     declared_on = {(r.type, r.name): comparable(r.inputs) for r in on.mocks.resources}
@@ -492,4 +499,4 @@ def test_turning_a_feature_off_removes_exactly_its_resources(key: str, component
     assert set(declared_off) < set(declared_on)
     assert removed
     assert all(name == component or name.startswith(f"{component}-") for _, name in removed)
-    assert all(declared_off[key_] == declared_on[key_] for key_ in declared_off)
+    assert {key_ for key_ in declared_off if declared_off[key_] != declared_on[key_]} == switched

@@ -45,6 +45,7 @@ TAGGABLE = {
     "aws:lambda/eventSourceMapping:EventSourceMapping",
     "aws:cloudwatch/logGroup:LogGroup",
     "aws:sqs/queue:Queue",
+    "aws:ssm/parameter:Parameter",
 }
 NOT_TAGGABLE = {
     "aws:iot/certificate:Certificate",

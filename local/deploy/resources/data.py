@@ -1,8 +1,10 @@
-"""DynamoDB tables and SQS queues."""
+"""DynamoDB tables, SQS queues and SSM parameters."""
 
 from __future__ import annotations
 
 from typing import Any, Final
+
+from botocore.exceptions import ClientError
 
 from local.deploy.resources.creators import Created, Emulated, UnsupportedResource, creates, number, tag_list
 
@@ -109,3 +111,25 @@ def queue(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
     ]
     arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return url, {**inputs, "arn": arn, "url": url}
+
+
+@creates("aws:ssm/parameter:Parameter")
+def parameter(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """A String parameter, created as the provider creates one without ``overwrite``: never over an existing
+    parameter (``Overwrite: false``); the error names the parameter, as the provider's does."""
+    parameter_name = inputs["name"]
+    request: dict[str, Any] = {
+        "Name": parameter_name,
+        "Value": inputs.get("insecureValue") or inputs["value"],
+        "Type": inputs["type"],
+        "Overwrite": False,
+        "Tags": tag_list(inputs),
+    }
+    if inputs.get("description"):
+        request["Description"] = inputs["description"]
+    try:
+        version = emulated.client("ssm").put_parameter(**request)["Version"]
+    except ClientError as error:
+        raise RuntimeError(f"creating SSM Parameter ({parameter_name}): {error}") from error
+    arn = f"arn:aws:ssm:{emulated.region}:{emulated.account_id}:parameter{parameter_name}"
+    return parameter_name, {**inputs, "arn": arn, "version": version}
