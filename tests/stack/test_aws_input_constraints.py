@@ -385,11 +385,15 @@ def member_shape(service: str, operation: str, path: str) -> Shape:
     shape: Any = _session().get_service_model(service).operation_model(operation).input_shape
     for segment in path.split("."):
         name = segment.removesuffix("[]")
-        shape = {"<key>": getattr(shape, "key", None), "<value>": getattr(shape, "value", None)}.get(
-            name
-        ) or shape.members[name]
+        if name == "<key>":
+            shape = shape.key
+        elif name == "<value>":
+            shape = shape.value
+        else:
+            shape = shape.members[name]
         if segment.endswith("[]"):
             shape = shape.member
+    assert isinstance(shape, Shape)
     return shape
 
 
