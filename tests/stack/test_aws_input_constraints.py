@@ -25,7 +25,7 @@ import pytest
 from botocore.model import Shape
 
 from components.powertools import COMMERCIAL_ARM64_REGIONS, OTHER_PARTITION_LAYER_ACCOUNTS, partition_of
-from program.settings import SettingsError
+from program.settings import TEMPLATE_NAME_MAX_LENGTH, SettingsError
 from tests.pulumi_mocks import Build, Declared, Deployment, settings_for
 
 Member = tuple[str, str, str]
@@ -239,7 +239,7 @@ def longest_config() -> dict[str, Any]:
     environment = "e" * longest(lambda n: _accepts({"environment": "e" * n, "resourcePrefix": "p"}))
     prefix = "p" * longest(lambda n: _accepts({"environment": environment, "resourcePrefix": "p" * n}))
     names = {"environment": environment, "resourcePrefix": prefix}
-    device_type = "T_" + "t" * (longest(lambda n: _accepts({**names, "deviceTypes": ["T_" + "t" * n]})))
+    device_type = "T_" + "t" * longest(lambda n: _accepts({**names, "deviceTypes": ["T_" + "t" * n]}))
     generation = "g" * longest(lambda n: _accepts({**names, "claimCertificates": ["g" * n]}))
     return {
         **names,
@@ -260,7 +260,7 @@ def longest_stacks(build: Build) -> dict[str, Deployment]:
 
 def test_the_checked_config_is_the_longest_the_settings_accept() -> None:
     config = longest_config()
-    assert len(f"{config['resourcePrefix']}-{config['environment']}") >= 30
+    assert len(settings_for({**config, "aws:region": "us-east-1"}).template_name) == TEMPLATE_NAME_MAX_LENGTH
     assert not _accepts({**config, "resourcePrefix": config["resourcePrefix"] + "p"})
     assert set(partition_regions()) == {"aws", "aws-cn", "aws-us-gov"}
 
