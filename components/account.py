@@ -19,6 +19,7 @@ import pulumi_aws as aws
 
 from components import documents
 from components.documents import AccountScope
+from components.names import AccountWideNames, Role
 from components.rule_logs import create_rule_log_destination
 
 IOT_LOG_GROUP: Final = "AWSIotLogsV2"
@@ -158,7 +159,9 @@ class AccountSettings(pulumi.ComponentResource):
             )
         logging_role = aws.iam.Role(
             f"{name}-iot-logging-role",
-            name=f"{args.name_prefix}-iot-logging",
+            name=self._scope.apply(
+                lambda scope: AccountWideNames(args.name_prefix, scope.region).role(Role.IOT_LOGGING)
+            ),
             assume_role_policy=self._scope.apply(
                 lambda account: documents.service_trust_policy("iot.amazonaws.com", account.account_id)
             ),

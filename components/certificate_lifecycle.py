@@ -15,6 +15,7 @@ from components.device_registry import RegistryReference
 from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.function_archives import CERTIFICATE_RETIREMENT, CERTIFICATE_ROTATION
+from components.names import Role
 from components.rule_logs import FunctionRule, create_function_rule
 from hook.contract import (
     IOT_DATA_ENDPOINT_ENV,
@@ -197,6 +198,7 @@ class CertificateLifecycle(pulumi.ComponentResource):
             f"{name}-rotation",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-certificate-rotation",
+                role=Role.ROTATION,
                 code=CERTIFICATE_ROTATION,
                 description="Signs a device's CSR for its new certificate and records the rotation",
                 statements=pulumi.Output.all(self._scope, args.registry.table_arn).apply(
@@ -253,6 +255,7 @@ class CertificateLifecycle(pulumi.ComponentResource):
             f"{name}-retirement",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-certificate-retirement",
+                role=Role.RETIREMENT,
                 code=CERTIFICATE_RETIREMENT,
                 description="Revokes and detaches the certificates the device registry no longer holds",
                 statements=pulumi.Output.all(self._scope, args.registry.stream_arn, failures.arn).apply(

@@ -12,6 +12,7 @@ from components.device_registry import RegistryReference
 from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.function_archives import ACTIVATION, STALE_APPROVALS
+from components.names import Role
 from components.rule_logs import FunctionRule, create_function_rule
 from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_TABLE_ENV, STATUS_INDEX, thing_name
 
@@ -89,6 +90,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
             f"{name}-activation",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-device-activation",
+                role=Role.ACTIVATION,
                 code=ACTIVATION,
                 description="Marks provisioned devices ACTIVE and writes their initial shadow",
                 statements=statements,
@@ -127,6 +129,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
             f"{name}-stale-approvals",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-stale-approvals",
+                role=Role.STALE_APPROVALS,
                 code=STALE_APPROVALS,
                 description="Publishes the number of PENDING approvals older than an hour",
                 statements=args.registry.table_arn.apply(

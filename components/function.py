@@ -11,6 +11,7 @@ import pulumi_aws as aws
 
 from components import documents
 from components.function_archives import FunctionCode, function_archive
+from components.names import AccountWideNames, Role
 from components.powertools import ARCHITECTURE, RUNTIME
 from hook.contract import METRICS_NAMESPACE_ENV
 
@@ -28,6 +29,8 @@ class FunctionDefaults:
     log_retention_days: int
     metrics_namespace: str
     """The stack's namespace of the functions' metrics (:func:`hook.contract.metrics_namespace`)."""
+    account_wide_names: AccountWideNames
+    """Names the functions' roles (IAM names are account-wide, so they carry the region)."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -36,6 +39,8 @@ class FunctionArgs:
     """What differs between the project's functions."""
 
     function_name: str
+    role: Role
+    """Which of the stack's roles the function runs with; its own, named from this."""
     code: FunctionCode
     description: str
     statements: pulumi.Input[list[dict[str, Any]]]
@@ -48,7 +53,11 @@ class FunctionArgs:
 def create_function(
     name: str, args: FunctionArgs, defaults: FunctionDefaults, parent: pulumi.Resource
 ) -> aws.lambda_.Function:
-    """Declare the function, its log group (``/aws/lambda/<name>``, with retention) and its role."""
+    """Declare the function, its log group (``/aws/lambda/<name>``, with retention) and its role.
+
+    A renamed role is replaced: its ``name`` is ForceNew (terraform-provider-aws iam/role.go) and Pulumi
+    creates the new role before it deletes the old one; the function's ``role`` is updated in place, retried
+    while the new role propagates (lambda/function.go ``retryFunctionOp``)."""
     child = pulumi.ResourceOptions(parent=parent)
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-logs",
@@ -59,7 +68,7 @@ def create_function(
     )
     role = aws.iam.Role(
         f"{name}-role",
-        name=args.function_name,
+        name=defaults.account_wide_names.role(args.role),
         assume_role_policy=documents.service_trust_policy("lambda.amazonaws.com"),
         tags=defaults.tags,
         opts=child,

@@ -16,6 +16,7 @@ from components import documents
 from components.alarms import AlarmSpec, MonitoredNames, alarm_specs
 from components.dashboard import dashboard_body
 from components.documents import AccountScope
+from components.names import AccountWideNames
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,10 @@ class Monitoring(pulumi.ComponentResource):
             )
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
-            dashboard_name=f"{args.name_prefix}-provisioning",
+            # Dashboards are account-wide (components/names.py): the name carries the region.
+            dashboard_name=scope.apply(
+                lambda account: AccountWideNames(args.name_prefix, account.region).dashboard
+            ),
             dashboard_body=dashboard_body(args.names, scope.apply(lambda account: account.region)),
             opts=child,
         )

@@ -13,6 +13,7 @@ from components.device_registry import RegistryReference
 from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.function_archives import PRE_PROVISIONING
+from components.names import Role
 from hook.contract import REGISTRY_TABLE_ENV, Attr, claim_policy_name, device_type_resource_name
 
 SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
@@ -160,6 +161,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             f"{name}-hook",
             FunctionArgs(
                 function_name=f"{args.name_prefix}-provisioning-hook",
+                role=Role.HOOK,
                 code=PRE_PROVISIONING,
                 description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
                 # The hook's one request is a TransactWriteItems of two Update members (the serial's item
@@ -231,7 +233,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         args = self._args
         role = aws.iam.Role(
             f"{name}-provisioning-role",
-            name=f"{args.name_prefix}-provisioning",
+            name=args.defaults.account_wide_names.role(Role.PROVISIONING),
             assume_role_policy=self._scope.apply(
                 lambda scope: documents.service_trust_policy("iot.amazonaws.com", scope.account_id)
             ),

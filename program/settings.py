@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.account import EventType
+from components.names import IAM_ROLE_NAME_MAX_LENGTH, AccountWideNames
 from components.powertools import LayerUnavailable, powertools_layer_arn
 from hook.contract import template_name
 from hook.rules import RulesError, parse_rules
@@ -33,6 +34,7 @@ from program.device_types import (
     DeviceTypeSettings,
     ShadowDocument,
 )
+from program.environments import is_production
 
 PROJECT: Final = "iot-fleet-provisioning"
 IOT_HOOK_DEADLINE_SECONDS: Final = 5
@@ -152,12 +154,14 @@ class Settings(BaseModel):
     """Every device type binds keys (``keyBinding``): a serial provisions only with a certificate of the key
     registered for it, so the stack is CSR-only (:attr:`claim_allows_aws_keys`)."""
     protect_data: bool = Field(default="auto", validate_default=True)
-    """Deletion protection and Pulumi ``protect`` on stored data; ``auto`` means true in ``prod``."""
+    """Deletion protection and Pulumi ``protect`` on stored data; ``auto`` means true in production
+    (:func:`program.environments.is_production`)."""
     claim_certificates: ClaimGenerations = Field(default=("1",), validate_default=True)
     """Generations of the claim certificate, oldest first; the last is the one to ship. Each is a name or
     ``{name, csr, active}``. Append one to rotate; deactivate the old one, then drop it."""
     log_retention_days: RetentionDays = Field(default="auto", validate_default=True)
-    """Retention of the log groups; ``auto`` means 365 days in ``prod``, 30 elsewhere."""
+    """Retention of the log groups; ``auto`` means 365 days in production
+    (:func:`program.environments.is_production`), 30 elsewhere."""
     audit_log_retention_days: RetentionDays = 365
     """Retention of the audit log group (registry and lifecycle events)."""
     initial_shadow: ShadowDocument = Field(default_factory=lambda: dict(DEFAULT_INITIAL_SHADOW))
@@ -188,6 +192,11 @@ class Settings(BaseModel):
     def base_name(self) -> str:
         """``<resourcePrefix>-<environment>``: the start of every resource name."""
         return f"{self.resource_prefix}-{self.environment}"
+
+    @property
+    def account_wide_names(self) -> AccountWideNames:
+        """Names of the IAM roles and the dashboard: account-wide, so they carry the region."""
+        return AccountWideNames(self.base_name, self.region)
 
     @property
     def template_name(self) -> str:
@@ -315,7 +324,7 @@ class Settings(BaseModel):
     @field_validator("protect_data", mode="before")
     @classmethod
     def _protect_data_auto(cls, value: Any, info: ValidationInfo) -> Any:
-        return info.data.get("environment") == "prod" if value == "auto" else value
+        return is_production(info.data.get("environment", "")) if value == "auto" else value
 
     @field_validator("claim_certificates")
     @classmethod
@@ -337,9 +346,8 @@ class Settings(BaseModel):
     def _log_retention_auto(cls, value: Any, info: ValidationInfo) -> Any:
         if value != "auto":
             return value
-        return (
-            PROD_LOG_RETENTION_DAYS if info.data.get("environment") == "prod" else LOG_RETENTION_DAYS_DEFAULT
-        )
+        production = is_production(info.data.get("environment", ""))
+        return PROD_LOG_RETENTION_DAYS if production else LOG_RETENTION_DAYS_DEFAULT
 
     @model_validator(mode="after")
     def _names_fit(self) -> Settings:
@@ -347,6 +355,13 @@ class Settings(BaseModel):
             raise ValueError(
                 f"resourcePrefix and environment make the provisioning template name {self.template_name!r} "
                 f"longer than the {TEMPLATE_NAME_MAX_LENGTH} characters AWS IoT allows; shorten one of them"
+            )
+        oversized = self.account_wide_names.oversized_roles()
+        if oversized:
+            raise ValueError(
+                "resourcePrefix, environment and aws:region make the IAM role name(s) "
+                f"{', '.join(oversized)} longer than the {IAM_ROLE_NAME_MAX_LENGTH} characters IAM allows; "
+                "shorten resourcePrefix or environment"
             )
         return self
 

@@ -55,6 +55,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         layer_arn=settings.layer_arn,
         log_retention_days=settings.log_retention_days,
         metrics_namespace=metrics_namespace(settings.base_name),
+        account_wide_names=settings.account_wide_names,
         tags=tags,
     )
     iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address

@@ -95,15 +95,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
             },
             "aws:index/getPartition:getPartition": {
                 "partition": partition_of(self.region),
-                "dnsSuffix": "amazonaws.com",
+                "dnsSuffix": self._dns_suffix(),
             },
             "aws:iot/getEndpoint:getEndpoint": {
-                "endpointAddress": f"abc123-ats.iot.{self.region}.amazonaws.com"
+                "endpointAddress": f"abc123-ats.iot.{self.region}.{self._dns_suffix()}"
             },
         }
         if args.token not in results:
             raise NotImplementedError(f"the program calls {args.token}, which the mocks do not answer")
         return results[args.token]
+
+    def _dns_suffix(self) -> str:
+        """The partition's domain: ``amazonaws.com.cn`` in China, ``amazonaws.com`` elsewhere."""
+        return "amazonaws.com.cn" if partition_of(self.region) == "aws-cn" else "amazonaws.com"
 
     def _arn(self, typ: str, name: str) -> str:
         partition = partition_of(self.region)

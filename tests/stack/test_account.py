@@ -88,11 +88,11 @@ def test_iot_logging_writes_to_the_account_group_with_a_role_that_outlives_the_s
     owner: Deployment,
 ) -> None:
     group = named(owner, "aws:cloudwatch/logGroup:LogGroup", "AWSIotLogsV2")
-    role = named(owner, "aws:iam/role:Role", f"{BASE}-iot-logging")
+    role = named(owner, "aws:iam/role:Role", f"{BASE}-{REGION}-iot-logging")
     logging = owner.mocks.one("aws:iot/loggingOptions:LoggingOptions")
     assert logging.inputs["defaultLogLevel"] == "ERROR"
     assert logging.inputs["disableAllLogs"] is False
-    assert logging.inputs["roleArn"].endswith(f"role/{BASE}-iot-logging")
+    assert logging.inputs["roleArn"].endswith(f"role/{BASE}-{REGION}-iot-logging")
     # Deleting LoggingOptions does nothing on AWS: destroying the stack must not leave logging pointing at
     # a deleted role, nor drop the logs.
     [policy] = [

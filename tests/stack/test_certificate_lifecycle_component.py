@@ -29,6 +29,8 @@ STREAM_ARN = f"{TABLE_ARN}/stream/{STREAM_LABEL}"
 RULE = "iot_provisioning_dev_certificate_rotation"
 ROTATION = f"{BASE}-certificate-rotation"
 RETIREMENT = f"{BASE}-certificate-retirement"
+ROTATION_ROLE = f"{BASE}-{REGION}-rotation"
+RETIREMENT_ROLE = f"{BASE}-{REGION}-retirement"
 OWN_THINGS = {"ArnLike": {"iot:thingArn": f"{IOT_ARN}:thing/{BASE}_*"}}
 FAILURES_QUEUE = f"{BASE}-certificate-retirement-failures"
 FAILURES_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{FAILURES_QUEUE}"
@@ -156,7 +158,7 @@ def test_rotation_rule_hands_the_function_every_field_of_a_step_and_the_caller_f
 
 
 def test_rotation_role_signs_attaches_and_answers_for_this_stacks_things_only(dev: Deployment) -> None:
-    logs, registry, sign, certificates, things, jobs, answer = role_statements(dev, ROTATION)
+    logs, registry, sign, certificates, things, jobs, answer = role_statements(dev, ROTATION_ROLE)
     assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{ROTATION}:*"]
     assert registry == {
         "Effect": "Allow",
@@ -193,7 +195,7 @@ def test_rotation_role_signs_attaches_and_answers_for_this_stacks_things_only(de
 def test_retirement_role_reads_the_stream_and_retires_certificates_of_this_stacks_things(
     dev: Deployment,
 ) -> None:
-    logs, stream, list_streams, certificates, things, failures = role_statements(dev, RETIREMENT)
+    logs, stream, list_streams, certificates, things, failures = role_statements(dev, RETIREMENT_ROLE)
     assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{RETIREMENT}:*"]
     assert stream == {
         "Effect": "Allow",
@@ -223,8 +225,8 @@ def test_neither_function_attaches_or_detaches_another_stacks_things(build: Buil
         patterns = [
             statement["Condition"]["ArnLike"]["iot:thingArn"]
             for role in (
-                f"iot-provisioning-{mine}-certificate-rotation",
-                f"iot-provisioning-{mine}-certificate-retirement",
+                f"iot-provisioning-{mine}-{REGION}-rotation",
+                f"iot-provisioning-{mine}-{REGION}-retirement",
             )
             for statement in role_statements(stacks[mine], role)
             if "Condition" in statement

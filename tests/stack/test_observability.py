@@ -74,7 +74,7 @@ def role_statements(deployment: Deployment, role: str) -> list[dict[str, Any]]:
 def test_activation_role_reads_and_activates_the_registry_and_writes_only_this_stacks_shadows(
     dev: Deployment,
 ) -> None:
-    logs, registry, shadow, certificates = role_statements(dev, f"{BASE}-device-activation")
+    logs, registry, shadow, certificates = role_statements(dev, f"{BASE}-{REGION}-activation")
     assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert registry == {
         "Effect": "Allow",
@@ -96,7 +96,7 @@ def test_activation_role_reads_and_activates_the_registry_and_writes_only_this_s
 def test_stale_approvals_function_may_only_query_the_status_index_and_read_event_switches(
     dev: Deployment,
 ) -> None:
-    _, query, events = role_statements(dev, f"{BASE}-stale-approvals")
+    _, query, events = role_statements(dev, f"{BASE}-{REGION}-stale-approvals")
     assert query["Action"] == ["dynamodb:Query"]
     assert query["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}/index/byStatusShard"]
     assert events == {"Effect": "Allow", "Action": ["iot:DescribeEventConfigurations"], "Resource": ["*"]}

@@ -460,7 +460,7 @@ def test_template_is_an_enabled_fleet_template_with_the_hook(dev: Deployment) ->
         "targetArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{hook.inputs['name']}",
         "payloadVersion": "2020-04-01",
     }
-    assert template.inputs["provisioningRoleArn"].endswith(f"role/{BASE}-provisioning")
+    assert template.inputs["provisioningRoleArn"].endswith(f"role/{BASE}-{REGION}-provisioning")
 
 
 def test_template_body_builds_the_thing_from_the_parameters(dev: Deployment) -> None:
@@ -549,7 +549,7 @@ def test_template_body_stays_small_with_200_device_types(build: Build, dev: Depl
 
 
 def test_provisioning_role_is_trusted_by_iot_for_this_account_only(dev: Deployment) -> None:
-    role = named(dev, "aws:iam/role:Role", f"{BASE}-provisioning")
+    role = named(dev, "aws:iam/role:Role", f"{BASE}-{REGION}-provisioning")
     assert policy_document(role, "assumeRolePolicy")["Statement"] == [
         {
             "Effect": "Allow",
@@ -562,12 +562,12 @@ def test_provisioning_role_is_trusted_by_iot_for_this_account_only(dev: Deployme
 
 def test_provisioning_role_gets_the_policy_aws_documents_by_default(dev: Deployment) -> None:
     attachment = dev.mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attachment.inputs["role"] == f"{BASE}-provisioning"
+    assert attachment.inputs["role"] == f"{BASE}-{REGION}-provisioning"
     assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration"
     roles_with_inline_policies = {
         p.inputs["role"] for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
     }
-    assert f"{BASE}-provisioning-id" not in roles_with_inline_policies
+    assert f"{BASE}-{REGION}-provisioning-id" not in roles_with_inline_policies
 
 
 def scoped_role_statements(deployment: Deployment) -> list[dict[str, Any]]:
@@ -640,12 +640,12 @@ def test_no_stack_can_touch_another_stacks_things_or_policies(build: Build) -> N
 def test_hook_role_may_only_write_its_logs_and_update_the_registry(dev: Deployment) -> None:
     policies = {p.inputs["role"]: p for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
     log_group = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/lambda/{HOOK}")
-    logs, registry = statements(policy_document(policies[f"{HOOK}-id"]))
+    logs, registry = statements(policy_document(policies[f"{BASE}-{REGION}-hook-id"]))
     assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{log_group.inputs['name']}:*"]
     assert registry["Action"] == ["dynamodb:UpdateItem"]
     assert registry["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"]
-    hook_role = named(dev, "aws:iam/role:Role", HOOK)
+    hook_role = named(dev, "aws:iam/role:Role", f"{BASE}-{REGION}-hook")
     assert policy_document(hook_role, "assumeRolePolicy")["Statement"][0]["Principal"] == {
         "Service": "lambda.amazonaws.com"
     }

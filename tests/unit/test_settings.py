@@ -53,6 +53,14 @@ def test_environment_defaults_to_the_stack_and_prod_protects_data_and_keeps_logs
     assert parse(stack="dev", protectData=True).protect_data is True
 
 
+@pytest.mark.parametrize("environment", ["prod-eu", "production", "prod2", "eu-prd", "live"])
+def test_auto_protects_and_keeps_logs_for_every_name_that_says_production(environment: str) -> None:
+    settings = parse(environment=environment)
+    assert (settings.protect_data, settings.log_retention_days) == (True, 365)
+    explicit = parse(environment=environment, protectData=False, logRetentionDays=14)
+    assert (explicit.protect_data, explicit.log_retention_days) == (False, 14)
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
