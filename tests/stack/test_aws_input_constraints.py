@@ -34,6 +34,17 @@ Member = tuple[str, str, str]
 
 CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:iam/role:Role": {"name": ("iam", "CreateRole", "RoleName")},
+    "aws:iam/rolePolicy:RolePolicy": {
+        "name": ("iam", "PutRolePolicy", "PolicyName"),
+        "role": ("iam", "PutRolePolicy", "RoleName"),
+    },
+    "aws:ssm/parameter:Parameter": {
+        "name": ("ssm", "PutParameter", "Name"),
+        "type": ("ssm", "PutParameter", "Type"),
+        "tier": ("ssm", "PutParameter", "Tier"),
+        "description": ("ssm", "PutParameter", "Description"),
+        "insecureValue": ("ssm", "PutParameter", "Value"),
+    },
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": {
         "role": ("iam", "AttachRolePolicy", "RoleName"),
         "policyArn": ("iam", "AttachRolePolicy", "PolicyArn"),
@@ -182,7 +193,6 @@ provider sends it as."""
 
 NOTHING_TO_CHECK: Final = {
     "aws:iot/certificate:Certificate": "no name: a CSR (or none) and whether it is active",
-    "aws:iam/rolePolicy:RolePolicy": "an inline policy, auto-named within its role",
     "aws:sns/topicPolicy:TopicPolicy": "a topic ARN and a policy document",
     "aws:sns/topicSubscription:TopicSubscription": "a topic ARN, a protocol and an address; no name",
 }
