@@ -12,6 +12,18 @@ one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are n
 
 That covers a completed rotation (the old current certificate), an abandoned or replaced one (the
 pending certificate), a re-provisioning (the certificate the grant replaced) and a released approval.
+
+A current certificate replaced by another (a completed rotation, a re-provisioning) is retired only once
+its replacement is attached to the thing (``ListThingPrincipals``): the hook records a re-provisioning's
+certificate before ``RegisterThing`` has run its template, which may still fail, and AWS IoT applies an
+attachment after a delay (``DetachThingPrincipal`` "might take several seconds" to propagate, botocore's
+IoT model; terraform-provider-aws #48563 shows attachments missing right after an attach). The check is
+made again after :data:`ATTACHMENT_RECHECK_DELAYS`; a replacement still not attached keeps the old
+certificate (a device is never left without a working one): the record fails, counted as
+``CertificateRetirementDeferred`` rather than as a failure, and Lambda retries it; when the retries run
+out it lands in the on-failure queue (its alarm). The next confirmed replacement of that serial also
+retires the newest certificates of ``replacedCertificateIds`` still not revoked, so a certificate kept that
+way is retired by the serial's next rotation or re-provisioning at the latest.
 An item that is ``REVOKED`` or ``DECOMMISSIONED`` holds no certificate, whatever its attributes still name:
 its revocation retires both its current and its pending certificate (a rotation's certificate issued while
 ``fleetctl revoke`` ran would otherwise stay active and attached), and later changes of such an item retire
@@ -33,7 +45,8 @@ certificate, which happens once per rotation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -64,6 +77,18 @@ HELD: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID)
 """The attributes of a device's item that hold its certificates."""
 HOLDS_NONE: Final = frozenset({DeviceStatus.REVOKED.value, DeviceStatus.DECOMMISSIONED.value})
 """Statuses whose item holds no certificate, whatever :data:`HELD` attributes it keeps."""
+SWEPT_REPLACED_CERTIFICATES: Final = 5
+"""How many of the newest replaced certificates a confirmed replacement checks (one ``DescribeCertificate``
+each): a certificate kept by a failed replacement is among them unless 5 replacements failed in a row."""
+ATTACHMENT_RECHECK_DELAYS: Final = (0.5, 1.0)
+"""Seconds waited before each new look for a replacement's attachment: at most 1.5 s per record, so a
+batch of 25 such records stays inside the function's 60-second timeout."""
+
+
+class ReplacementNotAttached(Exception):
+    """The serial's new current certificate is not attached to its thing (yet): the one it replaced is
+    kept, and the record is retried."""
+
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=SERVICE)
@@ -76,12 +101,19 @@ class CountingBatchProcessor(BatchProcessor):
     AWS Lambda (Python), Batch Processing, "Extending BatchProcessor")."""
 
     def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
-        metrics.add_metric(name=Metric.CERTIFICATE_RETIREMENT_FAILED, unit=MetricUnit.Count, value=1)
-        logger.error(
-            "certificate retirement failed; Lambda retries the record",
-            extra={"serialNumber": _serial_of(record)},
-            exc_info=exception[1],
-        )
+        if isinstance(exception[1], ReplacementNotAttached):
+            metrics.add_metric(name=Metric.CERTIFICATE_RETIREMENT_DEFERRED, unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "replacement not attached to the thing; the old certificate is kept and Lambda retries",
+                extra={"serialNumber": _serial_of(record), "detail": str(exception[1])},
+            )
+        else:
+            metrics.add_metric(name=Metric.CERTIFICATE_RETIREMENT_FAILED, unit=MetricUnit.Count, value=1)
+            logger.error(
+                "certificate retirement failed; Lambda retries the record",
+                extra={"serialNumber": _serial_of(record)},
+                exc_info=exception[1],
+            )
         return super().failure_handler(record, exception)
 
 
@@ -113,8 +145,8 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     key = change.keys.get(REGISTRY_PARTITION_KEY)
     if not isinstance(key, str) or is_binding_key(key):
         return []
-    old = change.old_image
-    dropped = dropped_certificates(old, change.new_image)
+    old, new = change.old_image, change.new_image
+    dropped = dropped_certificates(old, new)
     if not dropped:
         return []
     base_name = runtime.required_env(STACK_BASE_NAME_ENV)
@@ -122,9 +154,71 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     device_type = _text(old, Attr.DEVICE_TYPE)
     policy = device_type_resource_name(base_name, device_type) if device_type else None
     logger.append_keys(serialNumber=key, thingName=thing)
-    for certificate_id in dropped:
-        retire(runtime.iot(), certificate_id, thing, policy)
-    return dropped
+    iot = runtime.iot()
+    replacement = replacing_certificate(old, new)
+    kept: str | None = None
+    if replacement and not attached_after_waiting(iot, thing, replacement):
+        kept = _text(old, Attr.CERTIFICATE_ID)
+    elif replacement:
+        dropped = sorted(set(dropped) | set(unrevoked(iot, recently_replaced(new))))
+    retired = [certificate_id for certificate_id in dropped if certificate_id != kept]
+    for certificate_id in retired:
+        retire(iot, certificate_id, thing, policy)
+    if kept:
+        raise ReplacementNotAttached(f"certificate {replacement} is not attached to {thing}; {kept} is kept")
+    return retired
+
+
+def replacing_certificate(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The new current certificate when the change replaced the current one of a serial that holds
+    certificates (a completed rotation, a re-provisioning); ``""`` for any other change."""
+    before, after = _text(old, Attr.CERTIFICATE_ID), _text(new, Attr.CERTIFICATE_ID)
+    if not (before and after and before != after) or not held_certificates(new):
+        return ""
+    return after
+
+
+def recently_replaced(image: Mapping[str, Any]) -> list[str]:
+    """The newest :data:`SWEPT_REPLACED_CERTIFICATES` certificates an item records as replaced
+    (``replacedCertificateIds``, space-separated, newest first)."""
+    return _text(image, Attr.REPLACED_CERTIFICATE_IDS).split()[:SWEPT_REPLACED_CERTIFICATES]
+
+
+def attached_after_waiting(iot: Any, thing: str, certificate_id: str) -> bool:
+    """Whether the certificate is attached to ``thing``, looked for again after each of
+    :data:`ATTACHMENT_RECHECK_DELAYS` while it is not."""
+    for delay in (0.0, *ATTACHMENT_RECHECK_DELAYS):
+        time.sleep(delay)
+        if is_attached(iot, thing, certificate_id):
+            return True
+    return False
+
+
+def is_attached(iot: Any, thing: str, certificate_id: str) -> bool:
+    """Whether ``ListThingPrincipals`` of ``thing`` names the certificate (principals are ARNs ending in
+    ``cert/<id>``); a thing that does not exist has none."""
+    suffix = f":cert/{certificate_id}"
+    try:
+        return any(principal.endswith(suffix) for principal in _thing_principals(iot, thing))
+    except ClientError as error:
+        if _not_found(error):
+            return False
+        raise
+
+
+def _thing_principals(iot: Any, thing: str) -> Iterator[str]:
+    for page in iot.get_paginator("list_thing_principals").paginate(thingName=thing):
+        yield from page.get("principals", [])
+
+
+def unrevoked(iot: Any, certificate_ids: list[str]) -> list[str]:
+    """Those of the certificates that still exist and are not revoked."""
+    found = []
+    for certificate_id in certificate_ids:
+        description = _description(iot, certificate_id)
+        if description is not None and description.get("status") != "REVOKED":
+            found.append(certificate_id)
+    return found
 
 
 def dropped_certificates(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -143,13 +237,10 @@ def held_certificates(image: Mapping[str, Any]) -> set[str]:
 
 def retire(iot: Any, certificate_id: str, thing: str, policy: str | None) -> None:
     """Revoke the certificate, detach it from ``thing`` and from ``policy``; anything already gone is done."""
-    try:
-        description = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
-    except ClientError as error:
-        if _not_found(error):
-            logger.info("certificate already deleted", extra={"certificateId": certificate_id})
-            return
-        raise
+    description = _description(iot, certificate_id)
+    if description is None:
+        logger.info("certificate already deleted", extra={"certificateId": certificate_id})
+        return
     arn = description["certificateArn"]
     if description.get("status") != "REVOKED":
         _done_if_absent(iot.update_certificate, certificateId=certificate_id, newStatus="REVOKED")
@@ -160,6 +251,19 @@ def retire(iot: Any, certificate_id: str, thing: str, policy: str | None) -> Non
         _done_if_absent(iot.detach_policy, policyName=policy, target=arn)
     logger.info("certificate retired", extra={"certificateId": certificate_id, "policy": policy})
     metrics.add_metric(name=Metric.CERTIFICATE_RETIRED, unit=MetricUnit.Count, value=1)
+
+
+def _description(iot: Any, certificate_id: str) -> dict[str, Any] | None:
+    """``DescribeCertificate``'s description; ``None`` when the certificate no longer exists."""
+    try:
+        description: dict[str, Any] = iot.describe_certificate(certificateId=certificate_id)[
+            "certificateDescription"
+        ]
+    except ClientError as error:
+        if _not_found(error):
+            return None
+        raise
+    return description
 
 
 def _done_if_absent(call: Callable[..., Any], **arguments: str) -> None:
