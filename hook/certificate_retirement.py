@@ -13,8 +13,8 @@ one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are n
 That covers a completed rotation (the old current certificate), an abandoned or replaced one (the
 pending certificate), a re-provisioning (the certificate the grant replaced) and a released approval.
 
-A current certificate replaced by another (a completed rotation, a re-provisioning) is retired only once
-its replacement is attached to the thing (``ListThingPrincipals``): the hook records a re-provisioning's
+A current certificate replaced by another (a completed rotation, a re-provisioning) and not yet revoked
+is retired only once its replacement is attached to the thing (``ListThingPrincipals``): the hook records a re-provisioning's
 certificate before ``RegisterThing`` has run its template, which may still fail, and AWS IoT applies an
 attachment after a delay (``DetachThingPrincipal`` "might take several seconds" to propagate, botocore's
 IoT model; terraform-provider-aws #48563 shows attachments missing right after an attach). The check is
@@ -157,10 +157,11 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     iot = runtime.iot()
     replacement = replacing_certificate(old, new)
     kept: str | None = None
-    if replacement and not attached_after_waiting(iot, thing, replacement):
-        kept = _text(old, Attr.CERTIFICATE_ID)
-    elif replacement:
-        dropped = sorted(set(dropped) | set(unrevoked(iot, recently_replaced(new))))
+    if replacement and unrevoked(iot, [_text(old, Attr.CERTIFICATE_ID)]):
+        if attached_after_waiting(iot, thing, replacement):
+            dropped = sorted(set(dropped) | set(unrevoked(iot, recently_replaced(new))))
+        else:
+            kept = _text(old, Attr.CERTIFICATE_ID)
     retired = [certificate_id for certificate_id in dropped if certificate_id != kept]
     for certificate_id in retired:
         retire(iot, certificate_id, thing, policy)
