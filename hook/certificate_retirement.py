@@ -13,22 +13,24 @@ one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are n
 That covers a completed rotation (the old current certificate), an abandoned or replaced one (the
 pending certificate), a re-provisioning (the certificate the grant replaced) and a released approval.
 
-A current certificate replaced by another (a completed rotation, a re-provisioning) and not yet revoked
-is retired only once its replacement is attached to the thing (``ListThingPrincipals``): the hook records a re-provisioning's
-certificate before ``RegisterThing`` has run its template, which may still fail, and AWS IoT applies an
-attachment after a delay (``DetachThingPrincipal`` "might take several seconds" to propagate, botocore's
-IoT model; terraform-provider-aws #48563 shows attachments missing right after an attach). The check is
-made again after :data:`ATTACHMENT_RECHECK_DELAYS`; a replacement still not attached keeps the old
-certificate (a device is never left without a working one): the record fails, counted as
-``CertificateRetirementDeferred`` rather than as a failure, and Lambda retries it; when the retries run
-out it lands in the on-failure queue (its alarm). The next confirmed replacement of that serial also
-retires the newest certificates of ``replacedCertificateIds`` still not revoked, so a certificate kept that
-way is retired by the serial's next rotation or re-provisioning at the latest.
 An item that is ``REVOKED`` or ``DECOMMISSIONED`` holds no certificate, whatever its attributes still name:
 its revocation retires both its current and its pending certificate (a rotation's certificate issued while
 ``fleetctl revoke`` ran would otherwise stay active and attached), and later changes of such an item retire
 nothing more. Certificate binding items (``certificate#<id>``) are never retired from: a binding outlives
 its certificate.
+
+A current certificate replaced by another (a completed rotation, a re-provisioning) and not yet revoked is
+retired only once its replacement is attached to the thing (``ListThingPrincipals``): the hook records a
+re-provisioning's certificate before ``RegisterThing`` has run its template, which may still fail; AWS IoT
+publishes no event for an attachment (its registry events cover things, thing types and groups); and it
+applies one after a delay (``DetachThingPrincipal`` "might take several seconds" to propagate, botocore's
+IoT model; terraform-provider-aws #48563 shows attachments missing right after an attach). The function
+looks again after :data:`ATTACHMENT_RECHECK_DELAYS`; a replacement still not attached keeps the old
+certificate (a device is never left without a working one): the record fails, counted as
+``CertificateRetirementDeferred`` rather than as a failure, and Lambda retries it; when the retries run out
+it lands in the on-failure queue (its alarm). A confirmed replacement also retires the newest certificates
+of ``replacedCertificateIds`` still not revoked, so a certificate kept that way is retired by the serial's
+next rotation or re-provisioning at the latest.
 
 Each step is idempotent, and ``ResourceNotFoundException`` (no such certificate, thing or policy, or no
 such attachment) counts as done. Any other error fails that record only: Powertools' batch processor
@@ -40,7 +42,8 @@ on-failure queue (``components/certificate_lifecycle.py``).
 The certificate's ARN is read with ``DescribeCertificate`` rather than built from the function's own
 ARN: AWS says what the ARN is (partition, region, account and format are not assumed, also on an
 emulator), and a certificate already deleted is known before any change. It costs one read per retired
-certificate, which happens once per rotation.
+certificate; a replacement adds one ``ListThingPrincipals`` (more when it must look again) and one read
+per recently replaced certificate, once per rotation or re-provisioning.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ item stops holding is revoked and detached from the thing and the policy, and no
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,7 +178,7 @@ def attach_as_the_template_does(fleet: Fleet, certificate: dict[str, Any]) -> No
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The retirement function's waits for an attachment, recorded instead of slept."""
     waited: list[float] = []
-    monkeypatch.setattr(certificate_retirement.time, "sleep", waited.append)
+    monkeypatch.setattr(time, "sleep", waited.append)
     return waited
 
 
@@ -218,9 +219,7 @@ def test_an_attachment_that_propagates_late_retires_the_old_certificate_on_a_lat
     """The stream can run before RegisterThing has attached the certificate, or before the attachment is
     visible: the function looks again after a wait, and retires once it sees it."""
     replacement = reprovision(fleet, registry, invoke, attached=False)
-    monkeypatch.setattr(
-        certificate_retirement.time, "sleep", lambda _: attach_as_the_template_does(fleet, replacement)
-    )
+    monkeypatch.setattr(time, "sleep", lambda _: attach_as_the_template_does(fleet, replacement))
 
     assert retire(stream) == {"batchItemFailures": []}
 
