@@ -158,19 +158,31 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     policy = device_type_resource_name(base_name, device_type) if device_type else None
     logger.append_keys(serialNumber=key, thingName=thing)
     iot = runtime.iot()
-    replacement = replacing_certificate(old, new)
-    kept: str | None = None
-    if replacement and unrevoked(iot, [_text(old, Attr.CERTIFICATE_ID)]):
-        if attached_after_waiting(iot, thing, replacement):
-            dropped = sorted(set(dropped) | set(unrevoked(iot, recently_replaced(new))))
-        else:
-            kept = _text(old, Attr.CERTIFICATE_ID)
-    retired = [certificate_id for certificate_id in dropped if certificate_id != kept]
+    retired, kept = _after_replacement(iot, thing, old, new, dropped)
     for certificate_id in retired:
         retire(iot, certificate_id, thing, policy)
     if kept:
-        raise ReplacementNotAttached(f"certificate {replacement} is not attached to {thing}; {kept} is kept")
+        raise ReplacementNotAttached(f"{kept} is kept: its replacement is not attached to {thing}")
     return retired
+
+
+def _after_replacement(
+    iot: Any, thing: str, old: Mapping[str, Any], new: Mapping[str, Any], dropped: list[str]
+) -> tuple[list[str], str | None]:
+    """What to retire, and the certificate kept, if any. A change that replaced the current certificate
+    retires the old one only when the replacement is attached (or the old one is revoked or gone already),
+    and then also the newest replaced certificates still unrevoked; else the old one is kept."""
+    replacement = replacing_certificate(old, new)
+    if not replacement:
+        return dropped, None
+    current = _text(old, Attr.CERTIFICATE_ID)
+    if not is_attached(iot, thing, replacement):
+        if not unrevoked(iot, [current]):
+            return dropped, None
+        if not attached_after_waiting(iot, thing, replacement):
+            return [certificate_id for certificate_id in dropped if certificate_id != current], current
+    swept = unrevoked(iot, [each for each in recently_replaced(new) if each not in dropped])
+    return sorted({*dropped, *swept}), None
 
 
 def replacing_certificate(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -189,9 +201,9 @@ def recently_replaced(image: Mapping[str, Any]) -> list[str]:
 
 
 def attached_after_waiting(iot: Any, thing: str, certificate_id: str) -> bool:
-    """Whether the certificate is attached to ``thing``, looked for again after each of
-    :data:`ATTACHMENT_RECHECK_DELAYS` while it is not."""
-    for delay in (0.0, *ATTACHMENT_RECHECK_DELAYS):
+    """Whether the certificate is attached to ``thing``, looked for after each of
+    :data:`ATTACHMENT_RECHECK_DELAYS` until it is."""
+    for delay in ATTACHMENT_RECHECK_DELAYS:
         time.sleep(delay)
         if is_attached(iot, thing, certificate_id):
             return True
