@@ -137,16 +137,7 @@ def test_a_reprovisioning_grant_used_by_the_hook_retires_the_replaced_certificat
     original: str,
     invoke: Any,
 ) -> None:
-    until = timestamp(datetime.now(UTC) + timedelta(hours=1))
-    registry.grant_reprovision(SERIAL, "main board replaced", "alice", until)
-    replacement = fleet.iot.create_keys_and_certificate(setAsActive=True)
-    event = hook_event(valid_parameters(SerialNumber=SERIAL, FirmwareVersion="2.1.0"))
-    event["certificateId"] = replacement["certificateId"]
-
-    assert invoke(event)["allowProvisioning"] is True
-    # the template attaches the new certificate to the same thing and the type's policy
-    fleet.iot.attach_thing_principal(thingName=THING, principal=replacement["certificateArn"])
-    fleet.iot.attach_policy(policyName=POLICY, target=replacement["certificateArn"])
+    replacement = reprovision(fleet, registry, invoke, attached=True)
     assert retire(stream) == {"batchItemFailures": []}
 
     assert item(registry)[Attr.CERTIFICATE_ID] == replacement["certificateId"]
