@@ -110,8 +110,9 @@ def retirement_statements(
     """What the retirement function needs: its event source mapping reads the table's stream (AWS's
     example policy for a Lambda function on a DynamoDB stream: DescribeStream, GetRecords, GetShardIterator
     and ListStreams, DynamoDB developer guide) and sends a record of each batch it gives up on to the
-    on-failure queue; the function reads a certificate's ARN and status, revokes it and detaches it from the
-    device type's policy and from this stack's things."""
+    on-failure queue; the function reads a certificate's ARN and status, checks that a replacement is
+    attached to the thing, revokes the old certificate and detaches it from the device type's policy and
+    from this stack's things."""
     return [
         documents.allow(
             ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], [stream_arn]
@@ -125,6 +126,10 @@ def retirement_statements(
             [scope.iot_arn("cert/*")],
         ),
         on_own_things(["iot:DetachThingPrincipal"], scope, name_prefix),
+        # ListThingPrincipals' one resource type is the thing (Service Authorization Reference).
+        documents.allow(
+            ["iot:ListThingPrincipals"], [scope.iot_arn(f"thing/{thing_name(name_prefix, '*')}")]
+        ),
         # For a stream source, Lambda sends to the on-failure destination with the function's execution
         # role: "Your execution role must have permissions for the destination: For SQS destinations:
         # sqs:SendMessage" (Lambda developer guide, "Retain discarded records for a DynamoDB event source").

@@ -157,7 +157,8 @@ class DeviceRegistry(pulumi.ComponentResource):
             global_secondary_indexes=[
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
                     name=index,
-                    # key_schemas needs pulumi-aws 7.17 or later (the pyproject floor).
+                    # key_schemas needs pulumi-aws 7.17; 7.37 (the pyproject floor) bundles the fixes of
+                    # its perpetual diff and index rebuilds (docs/deploying.md).
                     key_schemas=[
                         aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
                             attribute_name=hash_key, key_type="HASH"

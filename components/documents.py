@@ -308,7 +308,8 @@ def _joined(base_name: str, parameter: Parameter) -> dict[str, Any]:
 
 def template_body(name_prefix: str) -> str:
     """The fleet provisioning template: the thing named ``<name_prefix>_<serial>``, typed, grouped and
-    attributed from the parameters; the certificate activated; the device type's policy attached.
+    attributed from the parameters; the certificate activated; the device type's policy attached. An
+    existing thing (a re-provisioning) keeps the groups and attributes it has besides these.
 
     Per-type names are derived (``<name_prefix>_<DeviceType>``), not looked up in a table, so the body
     has the same size for 4 device types or 400. A type without resources fails provisioning.
@@ -329,10 +330,14 @@ def template_body(name_prefix: str) -> str:
                             for parameter, attribute in PARAMETER_ATTRIBUTES.items()
                         },
                     },
+                    # A re-provisioned thing exists: MERGE keeps the groups and attributes operators
+                    # gave it (OTA, canary) and needs no removal from a group outside the stack, which
+                    # the scoped role may not do; the type is one value, so it is replaced (developer
+                    # guide, "Provisioning templates", thing resources' OverrideSettings).
                     "OverrideSettings": {
-                        "AttributePayload": "REPLACE",
+                        "AttributePayload": "MERGE",
                         "ThingTypeName": "REPLACE",
-                        "ThingGroups": "REPLACE",
+                        "ThingGroups": "MERGE",
                     },
                 },
                 "certificate": {

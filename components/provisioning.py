@@ -60,6 +60,15 @@ class FleetProvisioningArgs:
     """Payload formats of the provisioning topics the claim certificate may use (``json``, ``cbor``)."""
 
 
+def provisioning_template_body(args: FleetProvisioningArgs) -> str:
+    """The template body the stack declares: a function of the name prefix alone, so no other setting
+    (device types, claim generations, role policy, payload formats, tags...) changes it. Each change of
+    the body is a new template version, AWS keeps at most 5, and the provider never deletes old ones
+    (terraform-provider-aws #35392, iot/provisioning_template.go update): docs/deploying.md says what to do
+    when the body must change."""
+    return documents.template_body(args.name_prefix)
+
+
 class FleetProvisioning(pulumi.ComponentResource):
     """Everything a device needs to provision by claim, and nothing it does not."""
 
@@ -281,7 +290,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             type="FLEET_PROVISIONING",
             enabled=True,  # the provider's default is false: a template that refuses every device
             provisioning_role_arn=role.arn,
-            template_body=documents.template_body(args.name_prefix),
+            template_body=provisioning_template_body(args),
             pre_provisioning_hook=aws.iot.ProvisioningTemplatePreProvisioningHookArgs(
                 target_arn=hook.arn, payload_version="2020-04-01"
             ),

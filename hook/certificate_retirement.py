@@ -12,11 +12,25 @@ one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are n
 
 That covers a completed rotation (the old current certificate), an abandoned or replaced one (the
 pending certificate), a re-provisioning (the certificate the grant replaced) and a released approval.
+
 An item that is ``REVOKED`` or ``DECOMMISSIONED`` holds no certificate, whatever its attributes still name:
 its revocation retires both its current and its pending certificate (a rotation's certificate issued while
 ``fleetctl revoke`` ran would otherwise stay active and attached), and later changes of such an item retire
 nothing more. Certificate binding items (``certificate#<id>``) are never retired from: a binding outlives
 its certificate.
+
+A current certificate replaced by another (a completed rotation, a re-provisioning) and not yet revoked is
+retired only once its replacement is attached to the thing (``ListThingPrincipals``): the hook records a
+re-provisioning's certificate before ``RegisterThing`` has run its template, which may still fail; AWS IoT
+publishes no event for an attachment (its registry events cover things, thing types and groups); and it
+applies one after a delay (``DetachThingPrincipal`` "might take several seconds" to propagate, botocore's
+IoT model; terraform-provider-aws #48563 shows attachments missing right after an attach). The function
+looks again after :data:`ATTACHMENT_RECHECK_DELAYS`; a replacement still not attached keeps the old
+certificate (a device is never left without a working one): the record fails, counted as
+``CertificateRetirementDeferred`` rather than as a failure, and Lambda retries it; when the retries run out
+it lands in the on-failure queue (its alarm). A confirmed replacement also retires the newest certificates
+of ``replacedCertificateIds`` still not revoked, so a certificate kept that way is retired by the serial's
+next rotation or re-provisioning at the latest.
 
 Each step is idempotent, and ``ResourceNotFoundException`` (no such certificate, thing or policy, or no
 such attachment) counts as done. Any other error fails that record only: Powertools' batch processor
@@ -28,12 +42,14 @@ on-failure queue (``components/certificate_lifecycle.py``).
 The certificate's ARN is read with ``DescribeCertificate`` rather than built from the function's own
 ARN: AWS says what the ARN is (partition, region, account and format are not assumed, also on an
 emulator), and a certificate already deleted is known before any change. It costs one read per retired
-certificate, which happens once per rotation.
+certificate; a replacement adds one ``ListThingPrincipals`` (more when it must look again) and one read
+per recently replaced certificate, once per rotation or re-provisioning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -64,6 +80,18 @@ HELD: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID)
 """The attributes of a device's item that hold its certificates."""
 HOLDS_NONE: Final = frozenset({DeviceStatus.REVOKED.value, DeviceStatus.DECOMMISSIONED.value})
 """Statuses whose item holds no certificate, whatever :data:`HELD` attributes it keeps."""
+SWEPT_REPLACED_CERTIFICATES: Final = 5
+"""How many of the newest replaced certificates a confirmed replacement checks (one ``DescribeCertificate``
+each): a certificate kept by a failed replacement is among them unless 5 replacements failed in a row."""
+ATTACHMENT_RECHECK_DELAYS: Final = (0.5, 1.0)
+"""Seconds waited before each new look for a replacement's attachment: at most 1.5 s per record, so a
+batch of 25 such records stays inside the function's 60-second timeout."""
+
+
+class ReplacementNotAttached(Exception):
+    """The serial's new current certificate is not attached to its thing (yet): the one it replaced is
+    kept, and the record is retried."""
+
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=metrics_namespace_from_environment(), service=SERVICE)
@@ -76,12 +104,19 @@ class CountingBatchProcessor(BatchProcessor):
     AWS Lambda (Python), Batch Processing, "Extending BatchProcessor")."""
 
     def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
-        metrics.add_metric(name=Metric.CERTIFICATE_RETIREMENT_FAILED, unit=MetricUnit.Count, value=1)
-        logger.error(
-            "certificate retirement failed; Lambda retries the record",
-            extra={"serialNumber": _serial_of(record)},
-            exc_info=exception[1],
-        )
+        if isinstance(exception[1], ReplacementNotAttached):
+            metrics.add_metric(name=Metric.CERTIFICATE_RETIREMENT_DEFERRED, unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "replacement not attached to the thing; the old certificate is kept and Lambda retries",
+                extra={"serialNumber": _serial_of(record), "detail": str(exception[1])},
+            )
+        else:
+            metrics.add_metric(name=Metric.CERTIFICATE_RETIREMENT_FAILED, unit=MetricUnit.Count, value=1)
+            logger.error(
+                "certificate retirement failed; Lambda retries the record",
+                extra={"serialNumber": _serial_of(record)},
+                exc_info=exception[1],
+            )
         return super().failure_handler(record, exception)
 
 
@@ -113,8 +148,8 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     key = change.keys.get(REGISTRY_PARTITION_KEY)
     if not isinstance(key, str) or is_binding_key(key):
         return []
-    old = change.old_image
-    dropped = dropped_certificates(old, change.new_image)
+    old, new = change.old_image, change.new_image
+    dropped = dropped_certificates(old, new)
     if not dropped:
         return []
     base_name = runtime.required_env(STACK_BASE_NAME_ENV)
@@ -122,9 +157,84 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     device_type = _text(old, Attr.DEVICE_TYPE)
     policy = device_type_resource_name(base_name, device_type) if device_type else None
     logger.append_keys(serialNumber=key, thingName=thing)
-    for certificate_id in dropped:
-        retire(runtime.iot(), certificate_id, thing, policy)
-    return dropped
+    iot = runtime.iot()
+    retired, kept = _after_replacement(iot, thing, old, new, dropped)
+    for certificate_id in retired:
+        retire(iot, certificate_id, thing, policy)
+    if kept:
+        raise ReplacementNotAttached(f"{kept} is kept: its replacement is not attached to {thing}")
+    return retired
+
+
+def _after_replacement(
+    iot: Any, thing: str, old: Mapping[str, Any], new: Mapping[str, Any], dropped: list[str]
+) -> tuple[list[str], str | None]:
+    """What to retire, and the certificate kept, if any. A change that replaced the current certificate
+    retires the old one only when the replacement is attached (or the old one is revoked or gone already),
+    and then also the newest replaced certificates still unrevoked; else the old one is kept."""
+    replacement = replacing_certificate(old, new)
+    if not replacement:
+        return dropped, None
+    current = _text(old, Attr.CERTIFICATE_ID)
+    if not is_attached(iot, thing, replacement):
+        if not unrevoked(iot, [current]):
+            return dropped, None
+        if not attached_after_waiting(iot, thing, replacement):
+            return [certificate_id for certificate_id in dropped if certificate_id != current], current
+    swept = unrevoked(iot, [each for each in recently_replaced(new) if each not in dropped])
+    return sorted({*dropped, *swept}), None
+
+
+def replacing_certificate(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The new current certificate when the change replaced the current one of a serial that holds
+    certificates (a completed rotation, a re-provisioning); ``""`` for any other change."""
+    before, after = _text(old, Attr.CERTIFICATE_ID), _text(new, Attr.CERTIFICATE_ID)
+    if not (before and after and before != after) or not held_certificates(new):
+        return ""
+    return after
+
+
+def recently_replaced(image: Mapping[str, Any]) -> list[str]:
+    """The newest :data:`SWEPT_REPLACED_CERTIFICATES` certificates an item records as replaced
+    (``replacedCertificateIds``, space-separated, newest first)."""
+    return _text(image, Attr.REPLACED_CERTIFICATE_IDS).split()[:SWEPT_REPLACED_CERTIFICATES]
+
+
+def attached_after_waiting(iot: Any, thing: str, certificate_id: str) -> bool:
+    """Whether the certificate is attached to ``thing``, looked for after each of
+    :data:`ATTACHMENT_RECHECK_DELAYS` until it is."""
+    for delay in ATTACHMENT_RECHECK_DELAYS:
+        time.sleep(delay)
+        if is_attached(iot, thing, certificate_id):
+            return True
+    return False
+
+
+def is_attached(iot: Any, thing: str, certificate_id: str) -> bool:
+    """Whether ``ListThingPrincipals`` of ``thing`` names the certificate (principals are ARNs ending in
+    ``cert/<id>``); a thing that does not exist has none."""
+    suffix = f":cert/{certificate_id}"
+    try:
+        return any(principal.endswith(suffix) for principal in _thing_principals(iot, thing))
+    except ClientError as error:
+        if _not_found(error):
+            return False
+        raise
+
+
+def _thing_principals(iot: Any, thing: str) -> Iterator[str]:
+    for page in iot.get_paginator("list_thing_principals").paginate(thingName=thing):
+        yield from page.get("principals", [])
+
+
+def unrevoked(iot: Any, certificate_ids: list[str]) -> list[str]:
+    """Those of the certificates that still exist and are not revoked."""
+    found = []
+    for certificate_id in certificate_ids:
+        description = _description(iot, certificate_id)
+        if description is not None and description.get("status") != "REVOKED":
+            found.append(certificate_id)
+    return found
 
 
 def dropped_certificates(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -143,13 +253,10 @@ def held_certificates(image: Mapping[str, Any]) -> set[str]:
 
 def retire(iot: Any, certificate_id: str, thing: str, policy: str | None) -> None:
     """Revoke the certificate, detach it from ``thing`` and from ``policy``; anything already gone is done."""
-    try:
-        description = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
-    except ClientError as error:
-        if _not_found(error):
-            logger.info("certificate already deleted", extra={"certificateId": certificate_id})
-            return
-        raise
+    description = _description(iot, certificate_id)
+    if description is None:
+        logger.info("certificate already deleted", extra={"certificateId": certificate_id})
+        return
     arn = description["certificateArn"]
     if description.get("status") != "REVOKED":
         _done_if_absent(iot.update_certificate, certificateId=certificate_id, newStatus="REVOKED")
@@ -160,6 +267,19 @@ def retire(iot: Any, certificate_id: str, thing: str, policy: str | None) -> Non
         _done_if_absent(iot.detach_policy, policyName=policy, target=arn)
     logger.info("certificate retired", extra={"certificateId": certificate_id, "policy": policy})
     metrics.add_metric(name=Metric.CERTIFICATE_RETIRED, unit=MetricUnit.Count, value=1)
+
+
+def _description(iot: Any, certificate_id: str) -> dict[str, Any] | None:
+    """``DescribeCertificate``'s description; ``None`` when the certificate no longer exists."""
+    try:
+        description: dict[str, Any] = iot.describe_certificate(certificateId=certificate_id)[
+            "certificateDescription"
+        ]
+    except ClientError as error:
+        if _not_found(error):
+            return None
+        raise
+    return description
 
 
 def _done_if_absent(call: Callable[..., Any], **arguments: str) -> None:

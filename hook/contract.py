@@ -326,6 +326,9 @@ class Metric(StrEnum):
     CERTIFICATE_RETIREMENT_FAILED = "CertificateRetirementFailed"
     """A registry change whose certificates could not be retired (the record is retried, then sent to the
     retirement function's on-failure queue)."""
+    CERTIFICATE_RETIREMENT_DEFERRED = "CertificateRetirementDeferred"
+    """A replaced current certificate kept because its replacement is not attached to the thing (yet): the
+    record is retried, then sent to the on-failure queue."""
 
 
 class ProvisioningDenied(Exception):

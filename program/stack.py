@@ -15,7 +15,7 @@ from components.account import AccountSettings, AccountSettingsArgs
 from components.alarms import MonitoredNames
 from components.certificate_lifecycle import CertificateLifecycle, CertificateLifecycleArgs
 from components.device_lifecycle import DeviceLifecycle, DeviceLifecycleArgs
-from components.device_registry import DeviceRegistry, DeviceRegistryArgs
+from components.device_registry import DeviceRegistry, DeviceRegistryArgs, RegistryReference
 from components.documents import AccountScope
 from components.function import FunctionDefaults
 from components.function_archives import config_json
@@ -60,27 +60,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     )
     iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address
     provisioning = FleetProvisioning(
-        "provisioning",
-        FleetProvisioningArgs(
-            name_prefix=settings.base_name,
-            template_name=settings.template_name,
-            device_types=tuple(device_type.name for device_type in settings.device_types),
-            retired_device_types=frozenset(
-                device_type.name for device_type in settings.device_types if device_type.retired
-            ),
-            registry=registry.reference,
-            defaults=functions,
-            hook_timeout=settings.lambda_timeout,
-            hook_memory_size=settings.lambda_memory_size,
-            claim_generations=tuple(
-                ClaimGeneration(name=generation.name, csr=generation.csr, active=generation.active)
-                for generation in settings.claim_certificates
-            ),
-            role_policy=settings.provisioning_role_policy,
-            aws_keys=settings.claim_allows_aws_keys,
-            payload_formats=settings.provisioning_payload_formats,
-        ),
-        scope,
+        "provisioning", provisioning_args(settings, registry.reference, functions), scope
     )
     lifecycle = DeviceLifecycle(
         "lifecycle",
@@ -172,3 +152,28 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     if provisioning.claim_private_key is not None:
         outputs[StackOutput.CLAIM_PRIVATE_KEY] = provisioning.claim_private_key
     return outputs
+
+
+def provisioning_args(
+    settings: Settings, registry: RegistryReference, functions: FunctionDefaults
+) -> FleetProvisioningArgs:
+    """What the stack gives its provisioning component, from the settings: declares nothing."""
+    return FleetProvisioningArgs(
+        name_prefix=settings.base_name,
+        template_name=settings.template_name,
+        device_types=tuple(device_type.name for device_type in settings.device_types),
+        retired_device_types=frozenset(
+            device_type.name for device_type in settings.device_types if device_type.retired
+        ),
+        registry=registry,
+        defaults=functions,
+        hook_timeout=settings.lambda_timeout,
+        hook_memory_size=settings.lambda_memory_size,
+        claim_generations=tuple(
+            ClaimGeneration(name=generation.name, csr=generation.csr, active=generation.active)
+            for generation in settings.claim_certificates
+        ),
+        role_policy=settings.provisioning_role_policy,
+        aws_keys=settings.claim_allows_aws_keys,
+        payload_formats=settings.provisioning_payload_formats,
+    )

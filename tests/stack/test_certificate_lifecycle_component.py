@@ -195,7 +195,9 @@ def test_rotation_role_signs_attaches_and_answers_for_this_stacks_things_only(de
 def test_retirement_role_reads_the_stream_and_retires_certificates_of_this_stacks_things(
     dev: Deployment,
 ) -> None:
-    logs, stream, list_streams, certificates, things, failures = role_statements(dev, RETIREMENT_ROLE)
+    logs, stream, list_streams, certificates, things, principals, failures = role_statements(
+        dev, RETIREMENT_ROLE
+    )
     assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{RETIREMENT}:*"]
     assert stream == {
         "Effect": "Allow",
@@ -213,6 +215,12 @@ def test_retirement_role_reads_the_stream_and_retires_certificates_of_this_stack
         "Action": ["iot:DetachThingPrincipal"],
         "Resource": [f"{IOT_ARN}:cert/*"],
         "Condition": OWN_THINGS,
+    }
+    # whether a replacement certificate is attached yet, on this stack's things only
+    assert principals == {
+        "Effect": "Allow",
+        "Action": ["iot:ListThingPrincipals"],
+        "Resource": [f"{IOT_ARN}:thing/{BASE}_*"],
     }
     # Lambda sends a stream mapping's on-failure records with the function's execution role.
     assert failures == {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [FAILURES_QUEUE_ARN]}

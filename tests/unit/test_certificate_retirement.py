@@ -3,6 +3,7 @@ item stops holding is revoked and detached from the thing and the policy, and no
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,20 +137,111 @@ def test_a_reprovisioning_grant_used_by_the_hook_retires_the_replaced_certificat
     original: str,
     invoke: Any,
 ) -> None:
-    until = timestamp(datetime.now(UTC) + timedelta(hours=1))
-    registry.grant_reprovision(SERIAL, "main board replaced", "alice", until)
-    replacement = fleet.iot.create_keys_and_certificate(setAsActive=True)
-    event = hook_event(valid_parameters(SerialNumber=SERIAL, FirmwareVersion="2.1.0"))
-    event["certificateId"] = replacement["certificateId"]
-
-    assert invoke(event)["allowProvisioning"] is True
-    # the template attaches the new certificate to the same thing and the type's policy
-    fleet.iot.attach_thing_principal(thingName=THING, principal=replacement["certificateArn"])
-    fleet.iot.attach_policy(policyName=POLICY, target=replacement["certificateArn"])
+    replacement = reprovision(fleet, registry, invoke, attached=True)
     assert retire(stream) == {"batchItemFailures": []}
 
     assert item(registry)[Attr.CERTIFICATE_ID] == replacement["certificateId"]
     assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, replacement["certificateId"]) == ("ACTIVE", [THING], [POLICY])
+
+
+def reprovision(fleet: Fleet, registry: OperatorRecords, invoke: Any, *, attached: bool) -> dict[str, Any]:
+    """An operator's grant, then the hook approving a new certificate; with ``attached``, the template
+    attaches it to the thing and the type's policy (RegisterThing succeeded), else it never does."""
+    until = timestamp(datetime.now(UTC) + timedelta(hours=1))
+    registry.grant_reprovision(SERIAL, "main board replaced", "alice", until)
+    replacement = fleet.iot.create_keys_and_certificate(setAsActive=False)
+    event = hook_event(valid_parameters(SerialNumber=SERIAL, FirmwareVersion="2.1.0"))
+    event["certificateId"] = replacement["certificateId"]
+    assert invoke(event)["allowProvisioning"] is True
+    if attached:
+        attach_as_the_template_does(fleet, replacement)
+    return dict(replacement)
+
+
+def attach_as_the_template_does(fleet: Fleet, certificate: dict[str, Any]) -> None:
+    fleet.iot.attach_thing_principal(thingName=THING, principal=certificate["certificateArn"])
+    fleet.iot.attach_policy(policyName=POLICY, target=certificate["certificateArn"])
+    fleet.iot.update_certificate(certificateId=certificate["certificateId"], newStatus="ACTIVE")
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retirement function's waits for an attachment, recorded instead of slept."""
+    waited: list[float] = []
+    monkeypatch.setattr(time, "sleep", waited.append)
+    return waited
+
+
+def test_a_reprovisioning_whose_register_thing_failed_keeps_the_old_certificate(
+    fleet: Fleet,
+    registry: OperatorRecords,
+    stream: RegistryStream,
+    original: str,
+    invoke: Any,
+    waits: list[float],
+    capsys: Any,
+) -> None:
+    """The hook approved, the template then failed: the new certificate is never attached, and the device
+    must keep the only certificate that works."""
+    replacement = reprovision(fleet, registry, invoke, attached=False)
+    capsys.readouterr()
+
+    result = retire(stream)
+
+    assert len(result["batchItemFailures"]) == 1  # Lambda retries it, then queues it
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+    assert attachments(fleet, replacement["certificateId"]) == ("INACTIVE", [], [])
+    assert waits == list(certificate_retirement.ATTACHMENT_RECHECK_DELAYS)  # looked at again after each
+    lines = output_lines(capsys)
+    service = {"service": Service.CERTIFICATE_RETIREMENT.value}
+    assert metric_counts(lines, "CertificateRetirementDeferred") == [(service, 1.0)]
+    assert metric_counts(lines, "CertificateRetirementFailed") == []
+
+
+def test_an_attachment_that_propagates_late_retires_the_old_certificate_on_a_later_look(
+    fleet: Fleet,
+    registry: OperatorRecords,
+    stream: RegistryStream,
+    original: str,
+    invoke: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream can run before RegisterThing has attached the certificate, or before the attachment is
+    visible: the function looks again after a wait, and retires once it sees it."""
+    replacement = reprovision(fleet, registry, invoke, attached=False)
+    monkeypatch.setattr(time, "sleep", lambda _: attach_as_the_template_does(fleet, replacement))
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, replacement["certificateId"]) == ("ACTIVE", [THING], [POLICY])
+
+
+def test_a_retried_record_retires_the_old_certificate_once_the_replacement_is_attached(
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, invoke: Any, waits: Any
+) -> None:
+    replacement = reprovision(fleet, registry, invoke, attached=False)
+    event = stream.event()
+    assert certificate_retirement.lambda_handler(event, FakeLambdaContext())["batchItemFailures"]
+    attach_as_the_template_does(fleet, replacement)  # the device's RegisterThing retry succeeds
+
+    assert certificate_retirement.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert attachments(fleet, original) == RETIRED
+
+
+def test_the_next_confirmed_replacement_retires_a_certificate_kept_by_a_failed_one(
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, invoke: Any, waits: Any
+) -> None:
+    never_attached = reprovision(fleet, registry, invoke, attached=False)
+    assert retire(stream)["batchItemFailures"]  # retries run out: the record goes to the failures queue
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+
+    replacement = reprovision(fleet, registry, invoke, attached=True)  # an operator grants again
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, never_attached["certificateId"]) == ("REVOKED", [], [])
     assert attachments(fleet, replacement["certificateId"]) == ("ACTIVE", [THING], [POLICY])
 
 
