@@ -18,7 +18,8 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 from moto.core.botocore_stubber import BotocoreStubber
 from typer.testing import CliRunner, Result
@@ -327,16 +328,19 @@ def rules_entry(**restrictions: Any) -> dict[str, Any]:
 
 
 def certificate_signing_request(common_name: str = "device", key: DeviceKey | None = None) -> str:
-    """A PEM CSR of ``key`` (a new P-256 key by default), as a device makes one to rotate its certificate."""
+    """A PEM CSR of ``key`` (a new P-256 key by default), as a device makes one to rotate its certificate;
+    signed with SHA-256, or by EdDSA's own digest."""
     key = key or device_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    digest = None if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) else hashes.SHA256()
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, digest)
     return request.public_bytes(serialization.Encoding.PEM).decode()
 
 
 # --- device keys (key binding) -----------------------------------------------------------------------------
 
-DeviceKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+DeviceKey = CertificateIssuerPrivateKeyTypes
+"""Any key a certificate or a CSR can carry, those AWS IoT refuses included (tests/unit/test_key_algorithms.py)."""
 _ISSUER_KEY = ec.generate_private_key(ec.SECP256R1())
 """Signs the tests' device certificates, as AWS IoT's CA signs a device's: only the subject key matters."""
 
