@@ -211,16 +211,19 @@ class Fleet:
         certificate_pem: str | None = None,
     ) -> str:
         """What the hook, the template and the activation function do for a device; returns its certificate id.
-        Its certificate is made by moto (valid 365 days), or is ``certificate_pem``."""
+        Its certificate is made by moto, as AWS IoT makes one (no expiry recorded: the activation function
+        records none), or is ``certificate_pem``, standing for a certificate with an expiry of its own (a
+        stack-own CA's), recorded as the registry's ``activate`` allows."""
         parameters = valid_parameters(SerialNumber=serial, DeviceType=device_type, FirmwareVersion="2.1.0")
         request = validate_request(parameters, parse_rules(RULES))
+        expires = None
         if certificate_pem is None:
             certificate = self.iot.create_keys_and_certificate(setAsActive=True)
-            certificate_pem = str(certificate["certificatePem"])
         else:
             certificate = self.iot.register_certificate_without_ca(
                 certificatePem=certificate_pem, status="ACTIVE"
             )
+            expires = x509.load_pem_x509_certificate(certificate_pem.encode()).not_valid_after_utc
         registry = OperatorRecords(self.dynamodb, TABLE_NAME)
         provenance = Provenance(
             certificate["certificateId"], claim or self.claim_certificate_id, TEMPLATE_ARN, serial
@@ -235,10 +238,7 @@ class Fleet:
             self.iot.create_thing_group(thingGroupName=policy)
         self.iot.attach_policy(policyName=policy, target=certificate["certificateArn"])
         self.iot.add_thing_to_thing_group(thingGroupName=policy, thingName=name)
-        # The activation function records the expiry DescribeCertificate reports: on AWS the certificate's
-        # own notAfter, which moto does not report (its validity is the creation time plus a day).
-        expires = x509.load_pem_x509_certificate(certificate_pem.encode()).not_valid_after_utc
-        assert registry.activate(serial, name, timestamp(expires)) is None
+        assert registry.activate(serial, name, None if expires is None else timestamp(expires)) is None
         return str(certificate["certificateId"])
 
     def certificate(self, certificate_id: str) -> dict[str, Any]:
