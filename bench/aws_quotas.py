@@ -108,14 +108,6 @@ UPDATE_CERTIFICATE: Final = Quota(
     note="the template activates the certificate; whether that counts as UpdateCertificate is not "
     "documented: confirm before relying on it",
 )
-DESCRIBE_CERTIFICATE: Final = Quota(
-    "DescribeCertificate (by activation)",
-    10,
-    "requests/s",
-    f"{IOT_QUOTAS_PAGE}, AWS IoT Core throttling limits: DescribeCertificate",
-    adjustable=True,
-    note=f"10 per {_THINGPRESS_LIST}; the activation function records each certificate's expiry",
-)
 CONNECTS_PER_ACCOUNT: Final = Quota(
     "MQTT CONNECT per account",
     500,
@@ -185,7 +177,6 @@ QUOTAS: Final = (
     ATTACH_THING_PRINCIPAL,
     ADD_THING_TO_THING_GROUP,
     UPDATE_CERTIFICATE,
-    DESCRIBE_CERTIFICATE,
     CONNECTS_PER_ACCOUNT,
     LAMBDA_CONCURRENCY,
     LAMBDA_SCALING_RATE,

@@ -15,12 +15,12 @@ connections (the claim certificate's, then the thing's), one ``CreateKeysAndCert
 IoT makes the key) or one ``CreateCertificateFromCsr`` (``--keys device``), one ``RegisterThing`` and the
 calls it makes for the template (``CreateThing`` with its type and group, ``AttachPolicy``,
 ``AttachThingPrincipal``, the certificate's activation), one hook invocation and one activation invocation
-(Lambda concurrency is invocations per second times their duration), which reads the certificate's expiry for
-the registry with one ``DescribeCertificate``, and these registry writes: the hook's transaction of two items
-(two write units per item: DynamoDB writes every item of a transaction twice, to prepare and to commit it,
-:data:`~bench.aws_quotas.TRANSACTIONS_PAGE`) and the activation's ``UpdateItem`` on the table; on the busiest
-index partition key, the status index's ``PENDING`` value gets the approval and loses it at activation (two
-writes).
+(Lambda concurrency is invocations per second times their duration; the activation reads no certificate:
+AWS IoT's all expire 2049-12-31, ``hook/activation.py``), and these registry writes: the hook's transaction
+of two items (two write units per item: DynamoDB writes every item of a transaction twice, to prepare and to
+commit it, :data:`~bench.aws_quotas.TRANSACTIONS_PAGE`) and the activation's ``UpdateItem`` on the table; on
+the busiest index partition key, the status index's ``PENDING`` value gets the approval and loses it at
+activation (two writes).
 
 **What one pre-registered row costs**: one ``PutItem`` on the table (one request per row, as
 ``fleetctl preregister`` writes), and one write on the status index's ``PREREGISTERED`` value. With
@@ -56,7 +56,6 @@ from bench.aws_quotas import (
     CREATE_CERTIFICATE_FROM_CSR,
     CREATE_KEYS_AND_CERTIFICATE,
     CREATE_THING,
-    DESCRIBE_CERTIFICATE,
     DYNAMODB_NEW_TABLE_WRITES,
     DYNAMODB_PARTITION_WRITES,
     DYNAMODB_TABLE_WRITES,
@@ -124,7 +123,6 @@ def provisioning_uses(assumptions: Assumptions) -> list[Use]:
             for quota in (CREATE_THING, ATTACH_POLICY, ATTACH_THING_PRINCIPAL, ADD_THING_TO_THING_GROUP)
         ),
         Use(UPDATE_CERTIFICATE, 1),
-        Use(DESCRIBE_CERTIFICATE, 1),
         Use(CONNECTS_PER_ACCOUNT, 2),
         Use(LAMBDA_CONCURRENCY, assumptions.hook_seconds + assumptions.activation_seconds),
         Use(DYNAMODB_TABLE_WRITES, 2 * 2 * units + units),

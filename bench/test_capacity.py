@@ -8,7 +8,6 @@ from bench.aws_quotas import (
     ATTACH_POLICY,
     CREATE_CERTIFICATE_FROM_CSR,
     CREATE_KEYS_AND_CERTIFICATE,
-    DESCRIBE_CERTIFICATE,
     DYNAMODB_NEW_TABLE_WRITES,
     DYNAMODB_PARTITION_WRITES,
     REGISTER_THING,
@@ -43,8 +42,7 @@ def test_a_million_devices_in_a_day_needs_12_requests_a_second_of_each_10_per_se
         REGISTER_THING: 12,
         CREATE_KEYS_AND_CERTIFICATE: 12,
         UPDATE_CERTIFICATE: 12,
-        DESCRIBE_CERTIFICATE: 12,  # the activation function reads each certificate's expiry
-    }
+    }  # no DescribeCertificate: the activation function reads no certificate
 
 
 def test_device_made_keys_use_create_certificate_from_csr_and_attach_policy_is_the_next_wall() -> None:

@@ -70,8 +70,8 @@ class DeviceLifecycle(pulumi.ComponentResource):
         )
 
     def _create_activation(self, name: str) -> aws.lambda_.Function:
-        """Reads and activates registry items, reads the expiry of device certificates, writes the shadows
-        of this stack's things only."""
+        """Reads and activates registry items and writes the shadows of this stack's things only; it reads
+        no certificate (``hook/activation.py``: AWS IoT's certificates all expire 2049-12-31)."""
         args = self._args
         statements = pulumi.Output.all(args.registry.table_arn, self._scope).apply(
             lambda values: [
@@ -80,10 +80,6 @@ class DeviceLifecycle(pulumi.ComponentResource):
                     ["iot:UpdateThingShadow"],
                     [values[1].iot_arn(f"thing/{thing_name(args.name_prefix, '*')}")],
                 ),
-                # DescribeCertificate's one resource type is cert (Service Authorization Reference for
-                # AWS IoT); a device's certificate id is known only once it exists, so any of this account
-                # and region.
-                documents.allow(["iot:DescribeCertificate"], [values[1].iot_arn("cert/*")]),
             ]
         )
         return create_function(

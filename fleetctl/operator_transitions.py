@@ -193,24 +193,6 @@ class OperatorRecords(RegistryReads):
         written.pop(Attr.PENDING_CERTIFICATE_ID, None)
         return written
 
-    def record_certificate_expiry(self, serial_number: str, certificate_id: str, not_after: str) -> bool:
-        """Record when the serial's current certificate expires, on an item that lacks it (written before
-        the registry kept it, or re-provisioned since); conditional on ``certificate_id`` still being the
-        current certificate, ``False`` when it no longer is. Not a transition: ``updatedAt`` and the index
-        keys are left alone."""
-        try:
-            self._client.update_item(
-                TableName=self._table_name,
-                Key=device_key(serial_number),
-                **expressions(
-                    Attribute(Attr.CERTIFICATE_ID).eq(certificate_id),
-                    assign={Attr.CERTIFICATE_NOT_AFTER: not_after},
-                ),
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
     def revoke(self, serial_number: str, reason: str) -> Item | None:
         """Mark the serial ``REVOKED`` with ``reason``, creating the item if absent, unless it is already
         ``REVOKED`` or ``DECOMMISSIONED``; returns the item as written, or ``None`` if unchanged."""

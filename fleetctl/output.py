@@ -15,13 +15,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fleetctl.expiring_certificates import AWS_IOT_CERTIFICATES_EXPIRE
 from fleetctl.manifest_import import ImportOutcome
 from hook.contract import Attr, DeviceStatus
 
 if TYPE_CHECKING:
     from fleetctl.bulk import BulkRun, Row
     from fleetctl.device_removal import Step
-    from fleetctl.expiring_certificates import ExpiringCertificates, ExpiryBackfillReport
+    from fleetctl.expiring_certificates import ExpiringCertificates
     from fleetctl.manifest import CheckedManifest
     from fleetctl.manifest_import import ImportTally
     from fleetctl.registry_reads import BackfillReport
@@ -346,7 +347,7 @@ def print_claim_deactivation(certificate_id: str, status: str, changed: bool, js
 
 
 def print_expiring(found: ExpiringCertificates, days: int, json_output: bool) -> None:
-    """Certificates expiring within ``days``, and how many devices were not checked."""
+    """Certificates expiring within ``days``, and how many devices hold AWS IoT's certificates instead."""
     if json_output:
         print_json(found.report())
         return
@@ -354,24 +355,20 @@ def print_expiring(found: ExpiringCertificates, days: int, json_output: bool) ->
     print_section(f"Certificates expiring within {days} days", columns, found.certificates)
     if found.without_recorded_expiry:
         print_line(
-            f"{found.without_recorded_expiry} ACTIVE device(s) have no certificate expiry in the registry "
-            "(recorded before it was kept, or re-provisioned since) and were not checked: "
-            "`fleetctl registry backfill` records it"
+            f"{found.without_recorded_expiry} ACTIVE device(s) hold certificates AWS IoT issued, which all "
+            f"expire at {AWS_IOT_CERTIFICATES_EXPIRE}: rotate those by age "
+            "(`fleetctl rotate start --older-than DAYS --dry-run` lists them)"
         )
 
 
-def print_backfill(report: BackfillReport, expiry: ExpiryBackfillReport, json_output: bool) -> None:
-    """What ``registry backfill`` wrote: index keys, then certificate expiry."""
+def print_backfill(report: BackfillReport, json_output: bool) -> None:
+    """What ``registry backfill`` wrote: index keys."""
     if json_output:
-        print_json({**asdict(report), "certificateExpiry": asdict(expiry)})
+        print_json(asdict(report))
         return
     print_line(
         f"{report.scanned} device item(s) read, {report.updated} updated, "
         f"{report.skipped} changed meanwhile (their own transition wrote the keys)"
-    )
-    print_line(
-        f"{expiry.scanned} ACTIVE device(s) without a certificate expiry, {expiry.recorded} recorded, "
-        f"{expiry.skipped} skipped (certificate changed meanwhile, or unknown to AWS IoT)"
     )
 
 

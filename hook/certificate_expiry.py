@@ -1,10 +1,12 @@
-"""A certificate's expiry as AWS IoT reports it: what the activation and rotation functions record as the
-registry's ``certificateNotAfter`` when a certificate becomes a serial's current one.
+"""A certificate's expiry as AWS IoT reports it: what the rotation function records as the registry's
+``certificateNotAfter`` when a new certificate becomes a serial's current one.
 
 ``DescribeCertificate`` returns ``certificateDescription.validity.notAfter`` (AWS IoT API Reference,
-DescribeCertificate and CertificateValidity), so the functions need no X.509 parser in their package. The
+DescribeCertificate and CertificateValidity), so the function needs no X.509 parser in its package. The
 API model marks ``validity`` and ``notAfter`` optional (the local emulator leaves them out): then nothing is
-recorded, and ``fleetctl certs expiring`` counts the device among those without a recorded expiry.
+recorded. For a certificate AWS IoT issued, as every one of this stack is, the answer is always
+2049-12-31T23:59:59Z (AWS IoT developer guide, X.509 client certificates), which is why the activation
+function no longer asks (:mod:`hook.activation`).
 """
 
 from __future__ import annotations

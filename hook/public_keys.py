@@ -1,7 +1,9 @@
 """Key binding's fingerprints of a manifest's key, a certificate's and a CSR's: the lowercase hex SHA-256 of
-the key's DER SubjectPublicKeyInfo as ``cryptography`` encodes it (EC points uncompressed). Only EC P-256
-and RSA of at least 2048 bits are accepted. Imported only where a key is checked; ``cryptography`` comes
-with the Powertools layer (``components/powertools.py``). Errors never repeat the input."""
+the key's DER SubjectPublicKeyInfo as ``cryptography`` encodes it (EC points uncompressed). The keys
+accepted are exactly those ``CreateCertificateFromCsr`` takes (:data:`ACCEPTED_KEYS`), for the manifest,
+the hook's key binding and the rotation function's CSR check alike. Imported only where a key is checked;
+``cryptography`` comes with the Powertools layer (``components/powertools.py``). Errors never repeat the
+input."""
 
 from __future__ import annotations
 
@@ -21,6 +23,12 @@ if TYPE_CHECKING:  # cryptography 40+; at run time nothing newer than 3.1 is nee
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 RSA_MIN_BITS: Final = 2048
+"""AWS IoT API Reference, CreateCertificateFromCsr: "The CSR must include a public key that is either an RSA
+key with a length of at least 2048 bits or an ECC key from NIST P-256, NIST P-384, or NIST P-521 curves"
+(also botocore's iot model). AWS names no largest RSA key, so none is refused here; the PEM length limits
+below bound the work."""
+EC_CURVES: Final[tuple[type[ec.EllipticCurve], ...]] = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+"""NIST P-256, P-384 and P-521: the curves CreateCertificateFromCsr takes (see :data:`RSA_MIN_BITS`)."""
 PEM_MAX_LENGTH: Final = 65536
 """AWS IoT's certificatePem is at most 65536 characters (API reference, RegisterCertificate)."""
 
@@ -28,7 +36,10 @@ KEY_FORMS: Final = (
     "a PEM public key (-----BEGIN PUBLIC KEY-----), base64 DER SubjectPublicKeyInfo, "
     "or its SHA-256 fingerprint (64 hex digits, optionally prefixed sha256:)"
 )
-ACCEPTED_KEYS: Final = f"EC P-256 (secp256r1) or RSA of at least {RSA_MIN_BITS} bits"
+ACCEPTED_KEYS: Final = (
+    f"EC on NIST P-256, P-384 or P-521 (secp256r1, secp384r1, secp521r1) or RSA of at least {RSA_MIN_BITS} "
+    "bits"
+)
 
 _FINGERPRINT = re.compile(r"(?:sha256:)?([0-9a-f]{64})", re.IGNORECASE)
 _PEM_PUBLIC_KEY = ("-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----")
@@ -132,7 +143,7 @@ def _load_der_key(der: bytes) -> PublicKeyTypes:
 def _fingerprint(key: PublicKeyTypes, what: str = "the key") -> str:
     """The fingerprint of an accepted key; :class:`PublicKeyError` naming its kind for any other."""
     if isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, ec.SECP256R1):
+        if not isinstance(key.curve, EC_CURVES):
             raise PublicKeyError(f"{what} is EC on curve {key.curve.name}; expected {ACCEPTED_KEYS}")
     elif isinstance(key, rsa.RSAPublicKey):
         if key.key_size < RSA_MIN_BITS:

@@ -18,7 +18,8 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 from moto.core.botocore_stubber import BotocoreStubber
 from typer.testing import CliRunner, Result
@@ -210,16 +211,19 @@ class Fleet:
         certificate_pem: str | None = None,
     ) -> str:
         """What the hook, the template and the activation function do for a device; returns its certificate id.
-        Its certificate is made by moto (valid 365 days), or is ``certificate_pem``."""
+        Its certificate is made by moto, as AWS IoT makes one (no expiry recorded: the activation function
+        records none), or is ``certificate_pem``, standing for a certificate with an expiry of its own (a
+        stack-own CA's), recorded as the registry's ``activate`` allows."""
         parameters = valid_parameters(SerialNumber=serial, DeviceType=device_type, FirmwareVersion="2.1.0")
         request = validate_request(parameters, parse_rules(RULES))
+        expires = None
         if certificate_pem is None:
             certificate = self.iot.create_keys_and_certificate(setAsActive=True)
-            certificate_pem = str(certificate["certificatePem"])
         else:
             certificate = self.iot.register_certificate_without_ca(
                 certificatePem=certificate_pem, status="ACTIVE"
             )
+            expires = x509.load_pem_x509_certificate(certificate_pem.encode()).not_valid_after_utc
         registry = OperatorRecords(self.dynamodb, TABLE_NAME)
         provenance = Provenance(
             certificate["certificateId"], claim or self.claim_certificate_id, TEMPLATE_ARN, serial
@@ -234,10 +238,7 @@ class Fleet:
             self.iot.create_thing_group(thingGroupName=policy)
         self.iot.attach_policy(policyName=policy, target=certificate["certificateArn"])
         self.iot.add_thing_to_thing_group(thingGroupName=policy, thingName=name)
-        # The activation function records the expiry DescribeCertificate reports: on AWS the certificate's
-        # own notAfter, which moto does not report (its validity is the creation time plus a day).
-        expires = x509.load_pem_x509_certificate(certificate_pem.encode()).not_valid_after_utc
-        assert registry.activate(serial, name, timestamp(expires)) is None
+        assert registry.activate(serial, name, None if expires is None else timestamp(expires)) is None
         return str(certificate["certificateId"])
 
     def certificate(self, certificate_id: str) -> dict[str, Any]:
@@ -327,16 +328,19 @@ def rules_entry(**restrictions: Any) -> dict[str, Any]:
 
 
 def certificate_signing_request(common_name: str = "device", key: DeviceKey | None = None) -> str:
-    """A PEM CSR of ``key`` (a new P-256 key by default), as a device makes one to rotate its certificate."""
+    """A PEM CSR of ``key`` (a new P-256 key by default), as a device makes one to rotate its certificate;
+    signed with SHA-256, or by EdDSA's own digest."""
     key = key or device_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    digest = None if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) else hashes.SHA256()
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, digest)
     return request.public_bytes(serialization.Encoding.PEM).decode()
 
 
 # --- device keys (key binding) -----------------------------------------------------------------------------
 
-DeviceKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+DeviceKey = CertificateIssuerPrivateKeyTypes
+"""Any key a certificate or a CSR can carry, those AWS IoT refuses included (tests/unit/test_key_algorithms.py)."""
 _ISSUER_KEY = ec.generate_private_key(ec.SECP256R1())
 """Signs the tests' device certificates, as AWS IoT's CA signs a device's: only the subject key matters."""
 

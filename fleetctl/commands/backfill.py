@@ -1,5 +1,4 @@
-"""``fleetctl registry backfill``: what a registry from before the sharded indexes and the recorded
-certificate expiry lacks."""
+"""``fleetctl registry backfill``: what a registry from before the sharded indexes lacks."""
 
 from __future__ import annotations
 
@@ -9,15 +8,14 @@ from rich.progress import Progress
 
 from fleetctl.commands.options import JsonFlag, stack_of
 from fleetctl.context import AWS_CONCURRENCY
-from fleetctl.expiring_certificates import record_missing_expiry
 from fleetctl.output import print_backfill
 from fleetctl.registry_reads import SCAN_SEGMENTS
 
 
 def backfill(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Write the sharded index keys (statusShard, typeShard) on every device item that lacks them or has
-    stale ones (a registry created before the indexes were sharded), and the certificate expiry on every
-    ACTIVE device item that lacks it. Safe to re-run; a second run writes nothing."""
+    stale ones (a registry created before the indexes were sharded). Safe to re-run; a second run writes
+    nothing."""
     stack = stack_of(ctx)
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -28,8 +26,4 @@ def backfill(ctx: typer.Context, json_output: JsonFlag = False) -> None:
             concurrency=AWS_CONCURRENCY - SCAN_SEGMENTS,
             on_item=lambda: progress.advance(task),
         )
-        expiry_task = progress.add_task("certificate expiry", total=None)
-        expiry = record_missing_expiry(
-            stack, concurrency=AWS_CONCURRENCY - SCAN_SEGMENTS, on_item=lambda: progress.advance(expiry_task)
-        )
-    print_backfill(report, expiry, json_output)
+    print_backfill(report, json_output)

@@ -14,11 +14,18 @@ from cryptography.x509.oid import NameOID
 
 
 class KeyAlgorithm(StrEnum):
-    """Key pairs a device makes for ``CreateCertificateFromCsr`` (AWS IoT also takes P-384, P-521 and
-    larger RSA keys)."""
+    """Key pairs a device makes for ``CreateCertificateFromCsr`` (AWS IoT also takes P-521 and larger RSA
+    keys)."""
 
     EC_P256 = "ec-p256"
+    EC_P384 = "ec-p384"
     RSA_2048 = "rsa-2048"
+
+
+_CURVES: dict[KeyAlgorithm, ec.EllipticCurve] = {
+    KeyAlgorithm.EC_P256: ec.SECP256R1(),
+    KeyAlgorithm.EC_P384: ec.SECP384R1(),
+}
 
 
 class KeyAndCsr(NamedTuple):
@@ -76,13 +83,13 @@ class AwsKeys:
 
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-"""The private keys a device may hold: EC P-256 or RSA 2048 (:class:`KeyAlgorithm`)."""
+"""The private keys a device may hold: EC P-256, EC P-384 or RSA 2048 (:class:`KeyAlgorithm`)."""
 
 
 def new_private_key(algorithm: KeyAlgorithm) -> PrivateKey:
     """A new private key of ``algorithm``."""
-    if algorithm is KeyAlgorithm.EC_P256:
-        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm in _CURVES:
+        return ec.generate_private_key(_CURVES[algorithm])
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
@@ -121,8 +128,8 @@ def certificate_matches_key(certificate_pem: str, private_key_pem: str) -> bool:
 def key_algorithm(private_key_pem: str) -> KeyAlgorithm | None:
     """The :class:`KeyAlgorithm` of a PEM private key, ``None`` for any other kind of key."""
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        return KeyAlgorithm.EC_P256
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return next((each for each, curve in _CURVES.items() if curve.name == key.curve.name), None)
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048:
         return KeyAlgorithm.RSA_2048
     return None

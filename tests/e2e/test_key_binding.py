@@ -35,7 +35,7 @@ from local.devices.factory import KeyForm, write_manifest
 from local.devices.firmware import Identity, ProvisionedDevice, telemetry_topic
 from local.devices.fleet_runner import HOOK_DENIED
 from local.devices.jobs_agent import JobStatus, rotate_by_job
-from local.devices.key_pairs import AwsKeys, DeviceKeys, KeyAlgorithm, KeySource
+from local.devices.key_pairs import AwsKeys, DeviceKeys, KeyAlgorithm, KeySource, key_algorithm
 from local.devices.mqtt_session import Rejected, Session
 from local.devices.secure_element import SecureElement
 from local.scenario.deployment import eventually
@@ -166,6 +166,23 @@ def test_the_genuine_device_provisions_and_its_certificate_carries_its_elements_
     certificate = box.inspector.certificate(device.certificate_id)
     assert certificate is not None
     assert (certificate.status, certificate.things) == ("ACTIVE", [device.thing_name])
+    _works_as_its_thing(box, device)
+
+
+def test_a_device_whose_element_holds_a_p384_key_provisions_with_it(
+    box: Sandbox, fleetctl: Fleetctl, tmp_path: Path
+) -> None:
+    """CreateCertificateFromCsr takes EC P-384 (AWS IoT API reference); so do fleetctl and the hook."""
+    identity = _identity("SL-960003")
+    element = SecureElement(KeyAlgorithm.EC_P384)
+    _preregister(fleetctl, tmp_path, identity, element)
+
+    device = _provisioned_and_active(box, identity, element)
+
+    assert element.carries_key(device.credentials.certificate_pem)
+    assert key_algorithm(device.credentials.private_key) is KeyAlgorithm.EC_P384
+    item = box.inspector.registry(box.registry_table)[identity.serial_number]
+    assert item[Attr.PUBLIC_KEY_SHA256] == element.public_key_sha256()
     _works_as_its_thing(box, device)
 
 

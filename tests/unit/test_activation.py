@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Iterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from hook import activation, runtime, stale_approvals
 from hook.activation import activate
 from hook.activation_config import ActivationConfig
 from hook.contract import ACTIVATION_CONFIG_ENV, REGISTRY_TABLE_ENV, Attr, DeviceStatus, thing_name
-from hook.registry_items import shard_attributes, timestamp
+from hook.registry_items import shard_attributes
 from hook.registry_transitions import function_records
 from tests.support import TABLE_NAME, FakeLambdaContext
 
@@ -88,8 +86,8 @@ def test_pending_device_becomes_active_with_its_types_initial_shadow(
     put_device(dynamodb, "M-1", DeviceStatus.PENDING, "meter")
     gateway, meter = create_thing(iot, "GW-1"), create_thing(iot, "M-1")
 
-    assert activate(gateway, CONFIG, registry, shadows, iot) == "activated"
-    assert activate(meter, CONFIG, registry, shadows, iot) == "activated"
+    assert activate(gateway, CONFIG, registry, shadows) == "activated"
+    assert activate(meter, CONFIG, registry, shadows) == "activated"
 
     item = stored(dynamodb, "GW-1")
     assert (item["status"], item["thingName"]) == ("ACTIVE", gateway)
@@ -98,58 +96,29 @@ def test_pending_device_becomes_active_with_its_types_initial_shadow(
     assert shadow(shadows, meter)["state"]["desired"] == {"telemetryIntervalSeconds": 900}
 
 
-def test_activation_records_when_the_certificate_expires_with_one_more_request(
+def test_activation_reads_no_certificate_and_records_no_expiry(
     dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
 ) -> None:
+    """AWS IoT issued the certificate, so it expires 2049-12-31: activation does not describe it, and no
+    earlier certificate's expiry stays on the item (a re-provisioned device's, say)."""
     certificate = iot.create_keys_and_certificate(setAsActive=True)["certificateId"]
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING, certificate=certificate)
+    dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"serialNumber": {"S": "GW-1"}},
+        UpdateExpression="SET certificateNotAfter = :earlier",
+        ExpressionAttributeValues={":earlier": {"S": "2027-01-01T00:00:00.000+00:00"}},
+    )
     name = create_thing(iot, "GW-1")
-    not_after = iot.describe_certificate(certificateId=certificate)["certificateDescription"]["validity"][
-        "notAfter"
-    ]
     sent: list[str] = []
     for client in (dynamodb, iot, shadows):
         client.meta.events.register("before-call", lambda model, **_: sent.append(model.name))
 
-    assert activate(name, CONFIG, registry, shadows, iot) == "activated"
+    assert activate(name, CONFIG, registry, shadows) == "activated"
 
-    assert sent == ["GetItem", "DescribeCertificate", "UpdateThingShadow", "UpdateItem"]
-    recorded = stored(dynamodb, "GW-1")[Attr.CERTIFICATE_NOT_AFTER]
-    assert recorded == timestamp(not_after.astimezone(UTC))
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", recorded)  # as updatedAt
-
-
-def test_a_certificate_whose_expiry_aws_iot_does_not_give_is_activated_without_one(
-    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
-) -> None:
-    put_device(dynamodb, "GW-1", DeviceStatus.PENDING)  # a certificate AWS IoT does not know
-    put_device(dynamodb, "GW-2", DeviceStatus.PENDING, certificate="d" * 64)
-    first, second = create_thing(iot, "GW-1"), create_thing(iot, "GW-2")
-    with Stubber(iot) as stubber:  # the API model makes validity optional; the local emulator omits it
-        description = {"certificateId": "d" * 64, "status": "ACTIVE"}
-        stubber.add_response("describe_certificate", {"certificateDescription": description})
-        assert activate(second, CONFIG, registry, shadows, iot) == "activated"
-
-    assert activate(first, CONFIG, registry, shadows, iot) == "activated"
-
-    for serial in ("GW-1", "GW-2"):
-        assert stored(dynamodb, serial)["status"] == "ACTIVE"
-        assert Attr.CERTIFICATE_NOT_AFTER not in stored(dynamodb, serial)
-
-
-def test_a_failed_certificate_read_leaves_the_device_pending_for_lambda_to_retry(
-    dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords
-) -> None:
-    put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
-    name = create_thing(iot, "GW-1")
-    with Stubber(iot) as stubber, pytest.raises(ClientError):
-        stubber.add_client_error("describe_certificate", "UnauthorizedException", http_status_code=401)
-        activate(name, CONFIG, registry, shadows, iot)
-
-    assert stored(dynamodb, "GW-1")["status"] == "PENDING"
-    with pytest.raises(ClientError):
-        shadows.get_thing_shadow(thingName=name)
-    assert activate(name, CONFIG, registry, shadows, iot) == "activated"  # the retry finishes the job
+    assert sent == ["GetItem", "UpdateThingShadow", "UpdateItem"]
+    assert stored(dynamodb, "GW-1")["status"] == "ACTIVE"
+    assert Attr.CERTIFICATE_NOT_AFTER not in stored(dynamodb, "GW-1")
 
 
 def test_redelivered_event_changes_nothing(
@@ -157,10 +126,10 @@ def test_redelivered_event_changes_nothing(
 ) -> None:
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     name = create_thing(iot, "GW-1")
-    activate(name, CONFIG, registry, shadows, iot)
+    activate(name, CONFIG, registry, shadows)
     before_item, before_shadow = stored(dynamodb, "GW-1"), shadow(shadows, name)
 
-    assert activate(name, CONFIG, registry, shadows, iot) == "already-active"
+    assert activate(name, CONFIG, registry, shadows) == "already-active"
     assert stored(dynamodb, "GW-1") == before_item
     assert shadow(shadows, name)["version"] == before_shadow["version"]
 
@@ -177,11 +146,11 @@ def test_redelivery_after_a_failed_registry_update_finishes_the_activation(
     with monkeypatch.context() as patch:
         patch.setattr(registry, "activate", throttled)
         with pytest.raises(ClientError):
-            activate(name, CONFIG, registry, shadows, iot)
+            activate(name, CONFIG, registry, shadows)
     assert stored(dynamodb, "GW-1")["status"] == "PENDING"
     assert shadow(shadows, name)["state"]["desired"] == CONFIG.initial_shadows["gateway"]
 
-    assert activate(name, CONFIG, registry, shadows, iot) == "activated"
+    assert activate(name, CONFIG, registry, shadows) == "activated"
     assert stored(dynamodb, "GW-1")["status"] == "ACTIVE"
 
 
@@ -189,7 +158,7 @@ def test_thing_without_registry_item_is_counted_not_ignored(
     dynamodb: Any, iot: Any, shadows: Any, registry: OperatorRecords, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = create_thing(iot, "GHOST-1")
-    assert activate(name, CONFIG, registry, shadows, iot) == "no-registry-item"
+    assert activate(name, CONFIG, registry, shadows) == "no-registry-item"
     activation.metrics.flush_metrics()
     assert '"ThingWithoutRegistryItem":[1.0]' in capsys.readouterr().out.replace(" ", "")
     with pytest.raises(ClientError):
@@ -210,7 +179,7 @@ def test_thing_for_a_serial_that_is_not_pending_is_flagged_and_left_alone(
     put_device(dynamodb, "GW-1", status)
     name = create_thing(iot, "GW-1")
     before = stored(dynamodb, "GW-1")
-    assert activate(name, CONFIG, registry, shadows, iot) == "unexpected-state"
+    assert activate(name, CONFIG, registry, shadows) == "unexpected-state"
     activation.metrics.flush_metrics()
     assert '"UnexpectedActivation":[1.0]' in capsys.readouterr().out.replace(" ", "")
     assert stored(dynamodb, "GW-1") == before
@@ -222,7 +191,7 @@ def test_things_of_another_stack_are_ignored(
     put_device(dynamodb, "GW-1", DeviceStatus.PENDING)
     other = thing_name(f"{BASE}-eu", "GW-1")
     iot.create_thing(thingName=other)
-    assert activate(other, CONFIG, registry, shadows, iot) == "ignored"
+    assert activate(other, CONFIG, registry, shadows) == "ignored"
     assert stored(dynamodb, "GW-1")["status"] == "PENDING"
 
 

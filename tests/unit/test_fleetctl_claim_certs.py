@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, thing_name
-from tests.support import BASE, CLAIM_POLICY, TABLE_NAME, Fleet
+from tests.support import BASE, CLAIM_POLICY, Fleet
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
@@ -117,15 +117,6 @@ def described(calls: list[tuple[str, str | None]]) -> list[str | None]:
     return sorted((certificate for name, certificate in calls if name == "DescribeCertificate"), key=str)
 
 
-def forget_expiry(fleet: Fleet, serial: str) -> None:
-    """The item as a registry from before ``certificateNotAfter`` was kept holds it: without it."""
-    fleet.dynamodb.update_item(
-        TableName=TABLE_NAME,
-        Key={"serialNumber": {"S": serial}},
-        UpdateExpression="REMOVE certificateNotAfter",
-    )
-
-
 def test_claim_status_describes_only_the_claim_certificates_it_reports(
     fleet: Fleet, calls: list[tuple[str, str | None]]
 ) -> None:
@@ -147,7 +138,8 @@ def test_claim_status_describes_only_the_claim_certificates_it_reports(
 def test_certs_expiring_describes_only_the_certificates_the_registry_says_expire(
     fleet: Fleet, calls: list[tuple[str, str | None]]
 ) -> None:
-    year_long = fleet.provision("TS-000001")  # moto: 365 days
+    year_long = fleet.provision("TS-000001", certificate_pem=certificate_pem(timedelta(days=365)))
+    aws_issued = fleet.provision("TS-000005")  # moto's, as AWS IoT's: no expiry recorded, never described
     soon = fleet.provision("TS-000002", certificate_pem=certificate_pem(timedelta(days=10)))
     expired = fleet.provision(
         "TS-000003", certificate_pem=certificate_pem(timedelta(days=-2), issued_ago=timedelta(days=30))
@@ -173,7 +165,7 @@ def test_certs_expiring_describes_only_the_certificates_the_registry_says_expire
         (expired, "TS-000003", thing_name(BASE, "TS-000003")),
         (soon, "TS-000002", thing_name(BASE, "TS-000002")),
     ]
-    assert within_30["withoutRecordedExpiry"] == 0
+    assert within_30["withoutRecordedExpiry"] == 1
     assert [each["daysLeft"] for each in within_30["certificates"]] == [-3, 9]  # whole days, rounded down
     assert described(calls) == sorted([expired, soon])
     assert {name for name, _ in calls} == {"Scan", "DescribeCertificate"}  # never ListCertificates
@@ -184,6 +176,7 @@ def test_certs_expiring_describes_only_the_certificates_the_registry_says_expire
 
     assert [each["certificateId"] for each in within_400["certificates"]] == [expired, soon, year_long]
     assert described(calls) == sorted([expired, soon, year_long])
+    assert aws_issued not in described(calls)
 
 
 def test_certs_expiring_leaves_out_a_certificate_aws_iot_no_longer_has_active(fleet: Fleet) -> None:
@@ -193,60 +186,28 @@ def test_certs_expiring_leaves_out_a_certificate_aws_iot_no_longer_has_active(fl
     assert fleet.run_json("certs", "expiring")["certificates"] == []
 
 
-def test_certs_expiring_counts_devices_without_a_recorded_expiry_and_backfill_records_it(
+def test_certs_expiring_counts_aws_iot_certificates_without_describing_them_and_points_to_their_age(
     fleet: Fleet, calls: list[tuple[str, str | None]]
 ) -> None:
-    soon = fleet.provision("TS-000001", certificate_pem=certificate_pem(timedelta(days=10)))
+    """AWS IoT's certificates all expire 2049-12-31: activation records no expiry for them, the report
+    describes none of them, and the registry backfill no longer describes them to record one."""
+    fleet.provision("TS-000001")
     fleet.provision("TS-000002")
-    recorded = fleet.item("TS-000001")[Attr.CERTIFICATE_NOT_AFTER]
-    forget_expiry(fleet, "TS-000001")
+    assert Attr.CERTIFICATE_NOT_AFTER not in fleet.item("TS-000001")
     calls.clear()
 
-    before = fleet.run_json("certs", "expiring")
+    report = fleet.run_json("certs", "expiring")
     text = fleet.run("certs", "expiring")
-
-    assert before == {"certificates": [], "withoutRecordedExpiry": 1}
-    assert described(calls) == []
-    assert text.stdout == (
-        "Certificates expiring within 30 days: none\n"
-        "1 ACTIVE device(s) have no certificate expiry in the registry (recorded before it was kept, or "
-        "re-provisioned since) and were not checked: `fleetctl registry backfill` records it\n"
-    )
-    calls.clear()
-
     backfilled = fleet.run_json("registry", "backfill")
 
-    assert backfilled["certificateExpiry"] == {"scanned": 1, "recorded": 1, "skipped": 0}
-    assert described(calls) == [soon]
-    assert fleet.item("TS-000001")[Attr.CERTIFICATE_NOT_AFTER] == recorded  # what activation recorded
-    after = fleet.run_json("certs", "expiring")
-    assert ([each["certificateId"] for each in after["certificates"]], after["withoutRecordedExpiry"]) == (
-        [soon],
-        0,
+    assert report == {"certificates": [], "withoutRecordedExpiry": 2}
+    assert text.stdout == (
+        "Certificates expiring within 30 days: none\n"
+        "2 ACTIVE device(s) hold certificates AWS IoT issued, which all expire at 2049-12-31T23:59:59Z: "
+        "rotate those by age (`fleetctl rotate start --older-than DAYS --dry-run` lists them)\n"
     )
-    assert fleet.run_json("registry", "backfill")["certificateExpiry"] == {
-        "scanned": 0,
-        "recorded": 0,
-        "skipped": 0,
-    }
-
-
-def test_backfill_skips_a_certificate_aws_iot_does_not_know_and_tries_it_again_next_time(
-    fleet: Fleet,
-) -> None:
-    fleet.provision("TS-000001")
-    forget_expiry(fleet, "TS-000001")
-    fleet.dynamodb.update_item(
-        TableName=TABLE_NAME,
-        Key={"serialNumber": {"S": "TS-000001"}},
-        UpdateExpression="SET certificateId = :gone",
-        ExpressionAttributeValues={":gone": {"S": "0" * 64}},
-    )
-
-    first = fleet.run_json("registry", "backfill")["certificateExpiry"]
-    again = fleet.run_json("registry", "backfill")["certificateExpiry"]
-
-    assert first == again == {"scanned": 1, "recorded": 0, "skipped": 1}
+    assert "certificateExpiry" not in backfilled
+    assert described(calls) == []
     assert Attr.CERTIFICATE_NOT_AFTER not in fleet.item("TS-000001")
 
 

@@ -293,7 +293,7 @@ def test_the_header_names_public_key_as_optional(fleet: Fleet) -> None:
     ("key", "message"),
     [
         (lambda: _public_key(rsa.generate_private_key(65537, 1024))[1], "RSA of 1024 bits"),  # noqa: S505 (refused)
-        (lambda: _public_key(ec.generate_private_key(ec.SECP384R1()))[1], "EC on curve secp384r1"),
+        (lambda: _public_key(ec.generate_private_key(ec.SECP256K1()))[1], "EC on curve secp256k1"),
         (lambda: "not-a-key", "neither PEM, base64 nor a fingerprint"),
         (
             lambda: (

@@ -207,9 +207,9 @@ def test_an_unknown_serial_is_not_found_and_nothing_is_written(fleet: Fleet) -> 
     [
         (["--public-key", "not a key!", "--reason", "why"], "--public-key", "expected a PEM public key"),
         (
-            ["--public-key", public_key_pem(ec.generate_private_key(ec.SECP384R1())), "--reason", "why"],
+            ["--public-key", public_key_pem(ec.generate_private_key(ec.SECP256K1())), "--reason", "why"],
             "--public-key",
-            "EC P-256",
+            "EC on curve secp256k1; expected EC on NIST P-256, P-384 or P-521",
         ),
         (
             [

@@ -77,7 +77,7 @@ def pem_of(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519
         ("notakeyatall", "not a DER SubjectPublicKeyInfo"),
         ("sha256:" + "0" * 63, "neither PEM, base64 nor a fingerprint"),
         (base64.b64encode(b"just bytes").decode(), "not a DER SubjectPublicKeyInfo"),
-        (pem_of(ec.generate_private_key(ec.SECP384R1())), "EC on curve secp384r1"),
+        (pem_of(ec.generate_private_key(ec.SECP256K1())), "EC on curve secp256k1"),
         (pem_of(rsa.generate_private_key(65537, 1024)), "RSA of 1024 bits"),  # noqa: S505 (refused)
         (pem_of(ed25519.Ed25519PrivateKey.generate()), "of type Ed25519"),
         (device_certificate(KEY), "a PEM certificate, not a public key"),
@@ -116,7 +116,7 @@ def test_a_key_that_cannot_be_bound_is_refused_with_the_problem_and_the_expected
         ("\x00\xff garbage", "not a readable PEM"),
         (public_key_pem(KEY), "not a readable PEM certificate"),
         ("-----BEGIN CERTIFICATE-----\n" + "A" * PEM_MAX_LENGTH + "\n-----END CERTIFICATE-----", "longer"),
-        (device_certificate(ec.generate_private_key(ec.SECP384R1())), "EC on curve secp384r1"),
+        (device_certificate(ec.generate_private_key(ec.SECP256K1())), "EC on curve secp256k1"),
     ],
     ids=lambda value: repr(value).split("\\n")[0][:40],  # a PEM's first line: the same in every process
 )

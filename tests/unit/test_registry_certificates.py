@@ -390,20 +390,4 @@ def test_a_reprovisioning_drops_the_replaced_certificates_expiry(registry: Opera
 
     reprovisioned = item(registry)
     assert reprovisioned[Attr.CERTIFICATE_ID] == certificate_id("replacement")
-    assert Attr.CERTIFICATE_NOT_AFTER not in reprovisioned  # fleetctl registry backfill records the new one's
-
-
-def test_an_expiry_is_recorded_only_for_the_certificate_still_current(
-    registry: OperatorRecords, active: Item
-) -> None:
-    assert (
-        registry.record_certificate_expiry(SERIAL, certificate_id("other"), "2030-01-01T00:00:00.000+00:00")
-        is False
-    )
-    assert Attr.CERTIFICATE_NOT_AFTER not in item(registry)
-
-    assert registry.record_certificate_expiry(SERIAL, ORIGINAL, "2030-01-01T00:00:00.000+00:00") is True
-
-    recorded = item(registry)
-    assert recorded[Attr.CERTIFICATE_NOT_AFTER] == "2030-01-01T00:00:00.000+00:00"
-    assert recorded[Attr.UPDATED_AT] == active[Attr.UPDATED_AT]  # not a transition
+    assert Attr.CERTIFICATE_NOT_AFTER not in reprovisioned  # AWS IoT issued the new one: 2049-12-31

@@ -285,7 +285,7 @@ def test_a_certificate_that_cannot_be_read_is_denied_before_any_request(
 def test_a_certificate_of_a_key_aws_iot_would_not_issue_is_unreadable(
     registry: OperatorRecords, bound: Item
 ) -> None:
-    weak = provenance(key=ec.generate_private_key(ec.SECP384R1()))
+    weak = provenance(key=ec.generate_private_key(ec.SECP256K1()))
     assert denial(registry, weak) == RejectionReason.CERTIFICATE_UNREADABLE
 
 
