@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -92,3 +92,16 @@ def switch_certificate(
         with connect_old() as session:
             fail(session, reason)
         return reason
+
+
+def connect_first_accepted(
+    stack: ExitStack, connects: Sequence[Callable[[], AbstractContextManager[_Session]]]
+) -> _Session:
+    """A session entered on ``stack`` with the first credentials the broker accepts, tried in order (the
+    current certificate, then the one before the last rotation); the last refusal is raised."""
+    for connect in connects[:-1]:
+        try:
+            return stack.enter_context(connect())
+        except ConnectRefused:
+            continue
+    return stack.enter_context(connects[-1]())

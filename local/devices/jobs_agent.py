@@ -73,6 +73,10 @@ class RotationOutcome:
     credentials: Credentials
     certificate_id: str
     reason: str = ""
+    previous: Credentials | None = None
+    """After a rotation, the credentials before it: kept until the next rotation, for when the new
+    certificate is refused because its confirmation never reached the registry and ``fleetctl rotate
+    resume`` retired it (:func:`~local.devices.certificate_switch.connect_first_accepted`)."""
 
 
 def rotate_by_job(
@@ -121,7 +125,9 @@ def rotate_by_job(
     )
     if not_switched is not None:
         return RotationOutcome(JobStatus.FAILED, job.job_id, credentials, certificate_id, not_switched)
-    return RotationOutcome(JobStatus.SUCCEEDED, job.job_id, rotated, str(issued["certificateId"]))
+    return RotationOutcome(
+        JobStatus.SUCCEEDED, job.job_id, rotated, str(issued["certificateId"]), previous=credentials
+    )
 
 
 @dataclass(frozen=True)

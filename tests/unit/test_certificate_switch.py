@@ -4,12 +4,18 @@ connections with it may be refused; the device retries within a bounded window b
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import pytest
 
-from local.devices.certificate_switch import NEW_CERTIFICATE_RETRY, Backoff, switch_certificate
+from local.devices.certificate_switch import (
+    NEW_CERTIFICATE_RETRY,
+    Backoff,
+    connect_first_accepted,
+    switch_certificate,
+)
 from local.devices.mqtt_session import ConnectRefused, DeviceError
 
 
@@ -103,3 +109,19 @@ def test_the_waits_grow_capped_with_jitter_between_half_and_the_whole_ceiling() 
     assert list(backoff.waits(uniform)) == [2.0, 4.0, 8.0, 15.0, 15.0]
     assert draws == [(2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (15.0, 30.0), (15.0, 30.0)]
     assert backoff.window == 88.0
+
+
+def test_a_device_whose_new_certificate_was_retired_connects_with_its_previous_one() -> None:
+    # The confirmation never reached the registry; `fleetctl rotate resume` retired the new certificate.
+    broker = Broker(refusals=1)
+
+    with ExitStack() as stack:
+        session = connect_first_accepted(
+            stack, [lambda: broker.connect("new"), lambda: broker.connect("old")]
+        )
+
+    assert session.certificate == "old"
+    refusing = Broker(refusals=9)
+    with ExitStack() as stack, pytest.raises(ConnectRefused):
+        connect_first_accepted(stack, [lambda: refusing.connect("new"), lambda: refusing.connect("new")])
+    assert refusing.attempts == 2
