@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.errors import AwsProblem, NotFound, UsageProblem
-from fleetctl.iot_reads import describe_job, job_executions, jobs_in_progress
+from fleetctl.iot_reads import job_executions, jobs_in_progress
 from fleetctl.job_ends import has_ended, scheduling_config
-from fleetctl.rotation_outcomes import OPEN_STATUSES, RESUMABLE, Outcome, execution_outcome
+from fleetctl.rotation_executions import read_executions, rotation_job
+from fleetctl.rotation_outcomes import OPEN_STATUSES, RESUMABLE, Outcome
 from hook.contract import (
     ROTATION_JOB_OPERATION,
     Attr,
     DeviceStatus,
     RotationKeyAlgorithm,
     rotation_job_id_prefix,
-    serial_number_of,
 )
-from hook.registry_decisions import rotation_completed, stale_pending_rotation
+from hook.registry_decisions import stale_pending_rotation
 
 if TYPE_CHECKING:
     from mypy_boto3_iot.type_defs import SchedulingConfigTypeDef
@@ -102,17 +102,6 @@ class Job:
     job_id: str
     targets: list[Target]
     arn: str | None = None
-
-
-@dataclass(frozen=True)
-class Execution:
-    """A device's execution of a rotation job, read with the device's registry item."""
-
-    thing_name: str
-    serial: str | None
-    status: str
-    item: Item | None
-    outcome: Outcome
 
 
 @dataclass(frozen=True)
@@ -233,27 +222,6 @@ def plan_resume(
     ended = job_id if has_ended(job, now) else None
     targets = _not_asked_already(stack, targets, skipped, pacer, ended)
     return Plan(document, _jobs(stack, targets, now), skipped, end_after, job_id, stale)
-
-
-def read_executions(
-    stack: StackContext, job_id: str, job: Mapping[str, Any], now: datetime
-) -> list[Execution]:
-    """The executions of the described rotation job ``job_id``, each with its device's registry item and
-    outcome (:func:`~fleetctl.rotation_outcomes.execution_outcome`) at ``now``."""
-    ended = has_ended(job, now)
-    listed = [
-        (thing, serial_number_of(stack.base_name, thing), status)
-        for thing, status in job_executions(stack.iot, job_id)
-    ]
-    named = [serial for _, serial, _ in listed if serial]
-    items = {item[Attr.SERIAL_NUMBER]: item for item in stack.records.get_many(named)}
-    executions = []
-    for thing, serial, status in listed:
-        item = items.get(serial) if serial else None
-        rotated = item is not None and rotation_completed(item, job_id)
-        outcome = execution_outcome(status, job_ended=ended, rotated=rotated)
-        executions.append(Execution(thing, serial, status, item, outcome))
-    return executions
 
 
 def create_jobs(stack: StackContext, plan: Plan, pacer: Pacer, now: datetime) -> Plan:
@@ -414,22 +382,6 @@ def _jobs(stack: StackContext, targets: Sequence[Target], now: datetime) -> list
                 "a-z A-Z 0-9 _ -): the stack's base name is too long"
             )
     return [Job(job_id, list(chunk)) for job_id, chunk in zip(ids, chunks, strict=True)]
-
-
-def rotation_job(stack: StackContext, job_id: str) -> tuple[Mapping[str, Any], dict[str, str]]:
-    """The description and the document of job ``job_id``: :class:`NotFound` when it does not exist, a
-    :class:`UsageProblem` when it is not a certificate rotation job."""
-    job = describe_job(stack.iot, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id!r} does not exist in AWS IoT ({stack.region})")
-    document = json.loads(stack.iot.get_job_document(jobId=job_id).get("document") or "{}")
-    operation = document.get("operation") if isinstance(document, dict) else None
-    if operation != ROTATION_JOB_OPERATION:
-        raise UsageProblem(
-            f"job {job_id!r} is not a certificate rotation job (its operation is {operation!r}, "
-            f"expected {ROTATION_JOB_OPERATION!r})"
-        )
-    return job, document
 
 
 def _target_row(target: Target) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fleetctl.iot_reads import job_execution_details
 from fleetctl.job_ends import has_ended, job_end
-from fleetctl.rotation_jobs import read_executions, rotation_job
+from fleetctl.rotation_executions import read_executions, rotation_job
 from fleetctl.rotation_outcomes import Outcome
 from hook.contract import Attr
 
