@@ -238,14 +238,23 @@ def print_plan(plan: Plan) -> None:
     skipped = [{"serial": each.serial, "reason": each.reason} for each in plan.skipped]
     if skipped:
         print_table("Skipped", [("serial", "Serial"), ("reason", "Why")], skipped)
+    stale = plan.report(created=False)["stalePending"]
+    if stale:
+        columns = [("serial", "Serial"), ("certificateId", "Certificate")]
+        print_table(
+            "Pending certificates to retire (unconfirmed past the in-progress timeout)", columns, stale
+        )
 
 
 def print_plan_not_created(plan: Plan, json_output: bool) -> None:
     """That a rotation plan's jobs were not created: a dry run, or no device to ask."""
     if json_output:
         print_json(plan.report(created=False))
-    elif plan.targets:
-        print_line(f"dry run: {len(plan.jobs)} job(s) for {len(plan.targets)} device(s) were not created")
+    elif plan.targets or plan.stale_pending:
+        print_line(
+            f"dry run: {len(plan.jobs)} job(s) for {len(plan.targets)} device(s) were not created, "
+            f"{len(plan.stale_pending)} pending certificate(s) not retired"
+        )
     else:
         print_line("no device to rotate; no job created")
 
@@ -255,26 +264,36 @@ def print_jobs_created(done: Plan, json_output: bool) -> None:
     if json_output:
         print_json(done.report(created=True))
         return
+    if done.stale_pending:
+        print_line(
+            f"{len(done.stale_pending)} unconfirmed pending certificate(s) dropped; the registry retires them"
+        )
+    if not done.jobs:
+        return
     jobs = [{"jobId": job.job_id, "devices": len(job.targets), "jobArn": job.arn} for job in done.jobs]
     print_table("Jobs created", [("jobId", "Job"), ("devices", "Devices"), ("jobArn", "ARN")], jobs)
-    print_line(f"follow with: fleetctl rotate status {done.jobs[0].job_id}")
+    print_line(f"each ends at {done.ends_at} UTC; follow with: fleetctl rotate status {done.jobs[0].job_id}")
 
 
 def print_job_status(report: dict[str, Any], json_output: bool) -> None:
-    """How a rotation job is doing (:func:`~fleetctl.rotation_jobs.job_status`)."""
+    """How a rotation job is doing (:func:`~fleetctl.rotation_status.job_status`)."""
     if json_output:
         print_json(report)
         return
-    print_line(f"{report['jobId']}: {report['jobStatus']}, created {report['createdAt']}")
+    end = f"end time {report['endTime'] or 'none'}"
+    ends = f"ended ({end})" if report["ended"] else end
+    print_line(f"{report['jobId']}: {report['jobStatus']}, created {report['createdAt']}, {ends}")
     counts = [{"status": name, "count": count} for name, count in report["executions"].items() if count]
     print_section("Executions", [("status", "Status"), ("count", "Devices")], counts)
-    failed_columns = [
+    outcomes = [{"outcome": name, "count": count} for name, count in report["outcomes"].items() if count]
+    print_section("Outcomes (with the registry)", [("outcome", "Outcome"), ("count", "Devices")], outcomes)
+    not_rotated_columns = [
         ("serial", "Serial"),
-        ("thingName", "Thing"),
         ("status", "Status"),
+        ("outcome", "Outcome"),
         ("reason", "Reason"),
     ]
-    print_section("Not rotated", failed_columns, report["failed"])
+    print_section("Not rotated", not_rotated_columns, report["notRotated"])
 
 
 def print_grant(serial: str, window: int, granted: dict[str, Any], json_output: bool) -> None:

@@ -1,11 +1,12 @@
-"""Certificate rotation by AWS IoT job: which devices, the jobs that ask them to rotate, a job's failures
-resumed in a new job, and a job's progress.
+"""Certificate rotation by AWS IoT job: which devices, the jobs that ask them to rotate, and a job's
+devices that did not rotate resumed in a new job (:mod:`fleetctl.rotation_status` follows a job).
 
 The device does the rotation (a new key and CSR on the device; see ``hook/certificate_rotation.py``);
 fleetctl only asks, with a ``SNAPSHOT`` job whose document is ``{"operation": "rotate-certificate",
 "keyAlgorithm": ...}`` targeting the devices' things. Devices are chosen through the registry by
 :mod:`fleetctl.selection`, and ``--older-than``: only ``ACTIVE`` devices with a thing can rotate. Jobs are
-created at the pace of ``CreateJob``'s rate (:mod:`fleetctl.pacing`).
+created at the pace of ``CreateJob``'s rate (:mod:`fleetctl.pacing`), each with an end
+(:mod:`fleetctl.job_ends`).
 """
 
 from __future__ import annotations
@@ -13,26 +14,30 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.errors import AwsProblem, NotFound, UsageProblem
-from fleetctl.iot_reads import describe_job, job_execution_details, job_executions, jobs_in_progress
+from fleetctl.iot_reads import job_executions, jobs_in_progress
+from fleetctl.job_ends import has_ended, scheduling_config
+from fleetctl.rotation_executions import read_executions, rotation_job
+from fleetctl.rotation_outcomes import OPEN_STATUSES, RESUMABLE, Outcome
 from hook.contract import (
     ROTATION_JOB_OPERATION,
     Attr,
     DeviceStatus,
     RotationKeyAlgorithm,
     rotation_job_id_prefix,
-    serial_number_of,
 )
+from hook.registry_decisions import stale_pending_rotation
 
 if TYPE_CHECKING:
+    from mypy_boto3_iot.type_defs import SchedulingConfigTypeDef
+
     from fleetctl.context import StackContext
     from fleetctl.pacing import Pacer
     from fleetctl.selection import Selection
@@ -51,22 +56,10 @@ IN_PROGRESS_TIMEOUT_MINUTES: Final = 30
 ``TIMED_OUT`` and ``rotate resume`` picks the device up. A rotation takes the device seconds (a key, a CSR,
 one reconnection); 30 minutes leave room for slow links. AWS IoT API Reference, TimeoutConfig:
 ``inProgressTimeoutInMinutes`` from 1 to 10080; a QUEUED execution (a device that never took the job) does
-not time out."""
-JOB_EXECUTION_STATUSES: Final = (
-    "QUEUED",
-    "IN_PROGRESS",
-    "SUCCEEDED",
-    "FAILED",
-    "TIMED_OUT",
-    "REJECTED",
-    "REMOVED",
-    "CANCELED",
-)
-"""Every JobExecutionStatus (AWS IoT API Reference, JobExecutionSummary)."""
-UNSUCCESSFUL: Final = frozenset({"FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"})
-"""Execution statuses that ended without a rotation: resumed by ``rotate resume``."""
-PENDING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
-"""Execution statuses of a device that was asked and has not answered yet: a QUEUED one does not time out."""
+not time out: the job's end cancels it (:mod:`fleetctl.job_ends`). A device retries its new certificate's
+first connection for about a minute (``local/devices/jobs_agent.py``), well within this."""
+STALE_PENDING_REASON: Final = "no confirmation within the job's in-progress timeout (fleetctl rotate resume)"
+"""Why ``rotate resume`` dropped a pending certificate, as the registry records it."""
 _LIMIT_EXCEEDED: Final = "LimitExceededException"
 _AT_ACTIVE_JOBS_LIMIT: Final = (
     "AWS IoT limits the jobs in progress in an account, and those rolling out at once. A job is in "
@@ -113,12 +106,17 @@ class Job:
 
 @dataclass(frozen=True)
 class Plan:
-    """The jobs to create, the document they carry and the devices left out."""
+    """The jobs to create, the document they carry, when they end, the devices left out, and (resuming)
+    the pending certificates to retire first: their job's in-progress timeout passed unconfirmed."""
 
     document: dict[str, str]
     jobs: list[Job]
     skipped: list[Skipped]
+    end_after: timedelta
     resumed_from: str | None = None
+    stale_pending: list[Item] = field(default_factory=list)
+    ends_at: str | None = None
+    """The jobs' ``endTime``, once created."""
     targets: list[Target] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -130,12 +128,18 @@ class Plan:
             "created": created,
             "resumedFrom": self.resumed_from,
             "document": self.document,
+            "endAfterHours": self.end_after // timedelta(hours=1),
+            "endTime": self.ends_at,
             "jobs": [
                 {"jobId": job.job_id, "jobArn": job.arn, "serials": [each.serial for each in job.targets]}
                 for job in self.jobs
             ],
             "targets": [_target_row(target) for target in self.targets],
             "skipped": [{"serial": each.serial, "reason": each.reason} for each in self.skipped],
+            "stalePending": [
+                {"serial": item[Attr.SERIAL_NUMBER], "certificateId": item[Attr.PENDING_CERTIFICATE_ID]}
+                for item in self.stale_pending
+            ],
         }
 
 
@@ -146,29 +150,37 @@ def plan_rotation(
     key_algorithm: RotationKeyAlgorithm,
     now: datetime,
     *,
+    end_after: timedelta,
     pacer: Pacer,
 ) -> Plan:
-    """The jobs that would ask the selected devices (those of ``older_than_days`` among them, when given)
-    to rotate to a ``key_algorithm`` key, leaving out the devices an unfinished rotation job of the stack
-    has asked already (read at ``pacer``'s pace): a run stopped by AWS IoT's limit on active jobs, run
-    again later, asks only the others."""
+    """The jobs, ending ``end_after`` after their creation, that would ask the selected devices (those of
+    ``older_than_days`` among them, when given) to rotate to a ``key_algorithm`` key, leaving out the
+    devices an unfinished rotation job of the stack has asked already (read at ``pacer``'s pace): a run
+    stopped by AWS IoT's limit on active jobs, run again later, asks only the others."""
     targets, skipped = _select(stack, selection, older_than_days, now)
     targets = _not_asked_already(stack, targets, skipped, pacer)
     document = {"operation": ROTATION_JOB_OPERATION, "keyAlgorithm": key_algorithm.value}
-    return Plan(document, _jobs(stack, targets, now), skipped)
+    return Plan(document, _jobs(stack, targets, now), skipped, end_after)
 
 
 def _not_asked_already(
-    stack: StackContext, targets: list[Target], skipped: list[Skipped], pacer: Pacer
+    stack: StackContext,
+    targets: list[Target],
+    skipped: list[Skipped],
+    pacer: Pacer,
+    ended_job: str | None = None,
 ) -> list[Target]:
-    """The targets without a :data:`PENDING` execution of one of the stack's rotation jobs in progress
-    (read at ``pacer``'s pace); the others are added to ``skipped`` with that job's id."""
+    """The targets without an open execution of one of the stack's rotation jobs in progress other than
+    ``ended_job`` (the job resumed: past its end, AWS IoT may still list it in progress for a while, and with
+    ``STOP_ROLLOUT`` keep its executions QUEUED), read at ``pacer``'s pace; the others are added to
+    ``skipped`` with that job's id."""
     with pacer.pacing(stack.iot):
         asked = {
             thing: job_id
             for job_id in jobs_in_progress(stack.iot, rotation_job_id_prefix(stack.base_name))
+            if job_id != ended_job
             for thing, status in job_executions(stack.iot, job_id)
-            if status in PENDING
+            if status in OPEN_STATUSES
         }
     skipped += [
         Skipped(target.serial, f"asked by job {asked[target.thing_name]}, not finished (see rotate status)")
@@ -178,36 +190,53 @@ def _not_asked_already(
     return [target for target in targets if target.thing_name not in asked]
 
 
-def plan_resume(stack: StackContext, job_id: str, now: datetime, *, pacer: Pacer) -> Plan:
-    """A new job, with the document of rotation job ``job_id``, for its devices whose execution ended
-    without success (:data:`UNSUCCESSFUL`) and that are still ``ACTIVE`` and not rotated since, leaving out
-    those another unfinished rotation job has asked."""
-    job, document = _rotation_job(stack, job_id)
+def plan_resume(
+    stack: StackContext, job_id: str, now: datetime, *, end_after: timedelta, pacer: Pacer
+) -> Plan:
+    """A new job, with the document of rotation job ``job_id``, for its devices that did not rotate
+    (:data:`~fleetctl.rotation_outcomes.RESUMABLE`: a ``SUCCEEDED`` execution counts only when the registry
+    shows the job's rotation completed) and that are still ``ACTIVE`` and not rotated since, leaving out
+    those another unfinished rotation job has asked. The pending certificates of ``job_id`` older than its
+    in-progress timeout are retired first, so each such device can rotate again."""
+    job, document = rotation_job(stack, job_id)
     created: datetime = job["createdAt"]
-    failed = [thing for thing, status in job_executions(stack.iot, job_id) if status in UNSUCCESSFUL]
-    by_thing = {thing: serial_number_of(stack.base_name, thing) for thing in failed}
-    named = [serial for serial in by_thing.values() if serial]
-    items = {item[Attr.SERIAL_NUMBER]: item for item in stack.records.get_many(named)}
+    executions = read_executions(stack, job_id, job, now)
+    minutes = job.get("timeoutConfig", {}).get("inProgressTimeoutInMinutes", IN_PROGRESS_TIMEOUT_MINUTES)
+    timeout = timedelta(minutes=minutes)
+    stale = [
+        each.item
+        for each in executions
+        if each.item is not None
+        and each.outcome is not Outcome.WAITING
+        and stale_pending_rotation(each.item, job_id, timeout, now)
+    ]
     targets, skipped = [], []
-    for thing, serial in by_thing.items():
-        item = items.get(serial) if serial else None
-        reason = _not_resumable(stack, thing, serial, item, created)
+    for each in executions:
+        if each.outcome not in RESUMABLE:
+            continue
+        reason = _not_resumable(stack, each.thing_name, each.serial, each.item, created)
         if reason:
-            skipped.append(Skipped(serial or thing, reason))
-        elif serial and item:
-            targets.append(_target(serial, thing, item, now))
-    targets = _not_asked_already(stack, targets, skipped, pacer)
-    return Plan(document, _jobs(stack, targets, now), skipped, resumed_from=job_id)
+            skipped.append(Skipped(each.serial or each.thing_name, reason))
+        elif each.serial and each.item:
+            targets.append(_target(each.serial, each.thing_name, each.item, now))
+    ended = job_id if has_ended(job, now) else None
+    targets = _not_asked_already(stack, targets, skipped, pacer, ended)
+    return Plan(document, _jobs(stack, targets, now), skipped, end_after, job_id, stale)
 
 
-def create_jobs(stack: StackContext, plan: Plan, pacer: Pacer) -> Plan:
-    """Create the plan's jobs, paced by ``pacer``; the plan with each job's ARN. When a request fails, the
-    jobs already created are named in the error."""
+def create_jobs(stack: StackContext, plan: Plan, pacer: Pacer, now: datetime) -> Plan:
+    """Retire the plan's stale pending certificates, then create its jobs, ending ``plan.end_after`` from
+    ``now``, paced by ``pacer``; the plan with each job's ARN. When a request fails, the jobs already
+    created are named in the error."""
+    for item in plan.stale_pending:
+        # Conditional on the pending certificate: a confirmation that arrived meanwhile wins. The
+        # registry's stream then revokes and detaches the certificate (hook.certificate_retirement).
+        stack.records.abandon_rotation(item, STALE_PENDING_REASON)
     with pacer.pacing(stack.iot):
-        return _create_jobs(stack, plan)
+        return _create_jobs(stack, plan, scheduling_config(now, plan.end_after))
 
 
-def _create_jobs(stack: StackContext, plan: Plan) -> Plan:
+def _create_jobs(stack: StackContext, plan: Plan, scheduling: SchedulingConfigTypeDef) -> Plan:
     created: list[Job] = []
     parts = len(plan.jobs)
     for number, job in enumerate(plan.jobs, start=1):
@@ -223,6 +252,7 @@ def _create_jobs(stack: StackContext, plan: Plan) -> Plan:
                 description=description,
                 targetSelection="SNAPSHOT",
                 timeoutConfig={"inProgressTimeoutInMinutes": IN_PROGRESS_TIMEOUT_MINUTES},
+                schedulingConfig=scheduling,
             )
         except (ClientError, BotoCoreError) as error:
             at_limit = isinstance(error, ClientError) and error.response["Error"]["Code"] == _LIMIT_EXCEEDED
@@ -237,34 +267,15 @@ def _create_jobs(stack: StackContext, plan: Plan) -> Plan:
                 + (f"\n{_AT_ACTIVE_JOBS_LIMIT}" if at_limit else "")
             ) from error
         created.append(Job(job.job_id, job.targets, response["jobArn"]))
-    return Plan(plan.document, created, plan.skipped, plan.resumed_from)
-
-
-def job_status(stack: StackContext, job_id: str) -> dict[str, Any]:
-    """How a rotation job is doing: its status, how many executions are in each status, and the devices
-    whose execution ended without success with the reason they reported (``statusDetails``)."""
-    job, _ = _rotation_job(stack, job_id)
-    executions = list(job_executions(stack.iot, job_id))
-    counts = Counter(status for _, status in executions)
-    failed = []
-    for thing, status in executions:
-        if status in UNSUCCESSFUL:
-            details = job_execution_details(stack.iot, job_id, thing)
-            failed.append(
-                {
-                    "serial": serial_number_of(stack.base_name, thing),
-                    "thingName": thing,
-                    "status": status,
-                    "reason": details.get("reason", ""),
-                }
-            )
-    return {
-        "jobId": job_id,
-        "jobStatus": job.get("status"),
-        "createdAt": job["createdAt"].isoformat() if "createdAt" in job else None,
-        "executions": {status: counts[status] for status in JOB_EXECUTION_STATUSES},
-        "failed": sorted(failed, key=lambda row: row["thingName"]),
-    }
+    return Plan(
+        plan.document,
+        created,
+        plan.skipped,
+        plan.end_after,
+        plan.resumed_from,
+        plan.stale_pending,
+        scheduling.get("endTime"),
+    )
 
 
 def is_job_id(value: str) -> bool:
@@ -371,22 +382,6 @@ def _jobs(stack: StackContext, targets: Sequence[Target], now: datetime) -> list
                 "a-z A-Z 0-9 _ -): the stack's base name is too long"
             )
     return [Job(job_id, list(chunk)) for job_id, chunk in zip(ids, chunks, strict=True)]
-
-
-def _rotation_job(stack: StackContext, job_id: str) -> tuple[Mapping[str, Any], dict[str, str]]:
-    """The description and the document of job ``job_id``: :class:`NotFound` when it does not exist, a
-    :class:`UsageProblem` when it is not a certificate rotation job."""
-    job = describe_job(stack.iot, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id!r} does not exist in AWS IoT ({stack.region})")
-    document = json.loads(stack.iot.get_job_document(jobId=job_id).get("document") or "{}")
-    operation = document.get("operation") if isinstance(document, dict) else None
-    if operation != ROTATION_JOB_OPERATION:
-        raise UsageProblem(
-            f"job {job_id!r} is not a certificate rotation job (its operation is {operation!r}, "
-            f"expected {ROTATION_JOB_OPERATION!r})"
-        )
-    return job, document
 
 
 def _target_row(target: Target) -> dict[str, Any]:

@@ -67,6 +67,10 @@ class Attr(StrEnum):
     PENDING_CERTIFICATE_ID = "pendingCertificateId"
     """A rotation in progress: the new certificate, issued and attached, not yet confirmed by the device."""
     ROTATION_JOB_ID = "rotationJobId"
+    """The rotation job of the latest CSR: of the pending certificate while there is one."""
+    COMPLETED_ROTATION_JOB_IDS = "completedRotationJobIds"
+    """The rotation jobs whose rotation completed (the device confirmed its new certificate), newest first,
+    separated by spaces: what ``fleetctl rotate status`` counts as rotated."""
     ROTATION_REQUESTED_AT = "rotationRequestedAt"
     ROTATED_AT = "rotatedAt"
     ROTATION_FAILED_AT = "rotationFailedAt"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +36,8 @@ BOUND_STATES: Final = frozenset({DeviceStatus.PREREGISTERED, *PROVISIONED_STATES
 
 REPLACED_CERTIFICATES_KEPT: Final = 20
 """How many replaced certificates an item lists; older ones were retired long since."""
+COMPLETED_ROTATION_JOBS_KEPT: Final = 20
+"""How many completed rotation jobs an item lists: far more than an operator follows up."""
 
 PASSED: Final = "None"
 """A transaction member's cancellation reason code when its own condition held."""
@@ -219,8 +222,34 @@ def reprovision_granted(item: Item, request: DeviceRequest, now: str) -> bool:
 def replaced_certificates(item: Item, certificate_id: str) -> str:
     """The replaced certificates of ``item`` with ``certificate_id`` added in front, the newest
     :data:`REPLACED_CERTIFICATES_KEPT` only (an item must stay far below DynamoDB's 400 KB)."""
-    replaced = [certificate_id, *item.get(Attr.REPLACED_CERTIFICATE_IDS, "").split()]
-    return " ".join(replaced[:REPLACED_CERTIFICATES_KEPT]).strip()
+    return _newest_first(item, Attr.REPLACED_CERTIFICATE_IDS, certificate_id, REPLACED_CERTIFICATES_KEPT)
+
+
+def completed_rotation_jobs(item: Item) -> str:
+    """The completed rotation jobs of ``item`` with its rotation in progress (``rotationJobId``) added in
+    front, the newest :data:`COMPLETED_ROTATION_JOBS_KEPT` only."""
+    job_id = item.get(Attr.ROTATION_JOB_ID, "")
+    return _newest_first(item, Attr.COMPLETED_ROTATION_JOB_IDS, job_id, COMPLETED_ROTATION_JOBS_KEPT)
+
+
+def rotation_completed(item: Item, job_id: str) -> bool:
+    """Whether the registry shows that rotation job ``job_id`` rotated the serial's certificate: the device
+    confirmed the new certificate with it. A job execution reported ``SUCCEEDED`` alone does not show it
+    (the confirmation may have been lost, or the device never sent a CSR)."""
+    return job_id in item.get(Attr.COMPLETED_ROTATION_JOB_IDS, "").split()
+
+
+def stale_pending_rotation(item: Item, job_id: str, in_progress_timeout: timedelta, now: datetime) -> bool:
+    """Whether ``item`` holds a pending certificate of job ``job_id`` requested longer than the job's
+    in-progress timeout before ``now``: AWS IoT has ended that execution, so no confirmation of it is
+    still to come, and the certificate is to be retired."""
+    requested = item.get(Attr.ROTATION_REQUESTED_AT)
+    return (
+        bool(item.get(Attr.PENDING_CERTIFICATE_ID))
+        and item.get(Attr.ROTATION_JOB_ID) == job_id
+        and requested is not None
+        and datetime.fromisoformat(requested) + in_progress_timeout < now
+    )
 
 
 def certificate_expiry(not_after: str | None) -> tuple[Item, tuple[str, ...]]:
@@ -251,6 +280,13 @@ def registry_unavailable(error: ClientError | BotoCoreError) -> ProvisioningDeni
     """The denial for a registry request that failed (throttled, unreachable, refused)."""
     code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
     return ProvisioningDenied(RejectionReason.REGISTRY_UNAVAILABLE, f"registry request failed: {code}")
+
+
+def _newest_first(item: Item, attribute: str, value: str, kept: int) -> str:
+    """The space-separated list ``attribute`` of ``item`` with ``value`` added in front (once), the newest
+    ``kept`` only."""
+    listed = [value, *(each for each in item.get(attribute, "").split() if each != value)]
+    return " ".join(listed[:kept]).strip()
 
 
 def _identity(item: Item) -> str:

@@ -15,8 +15,9 @@ are ``fleetctl``'s, in :mod:`fleetctl.operator_transitions`, built from the same
   re-provisioning removes).
 - ``begin_rotation`` (rotation): an ``ACTIVE`` serial, asked by its current certificate, gets a pending
   certificate (bound to it like an approved one); ``complete_rotation`` makes the pending certificate
-  current and records the one it replaced; ``abandon_rotation`` drops the pending certificate with the
-  reason.
+  current and records the one it replaced and the job that rotated it; ``abandon_rotation`` drops the
+  pending certificate with the reason (the device's, or ``fleetctl rotate resume``'s for a certificate its
+  job's in-progress timeout left unconfirmed).
 - Operators' (``fleetctl``): ``preregister`` (an unknown serial becomes ``PREREGISTERED``, with its
   device's key bound to it if given: no key on two serials), ``rebind_key``, ``revoke``, ``decommission``,
   ``release`` (a ``PENDING`` approval goes back to ``PREREGISTERED``, or away when nothing was before it)
@@ -58,6 +59,7 @@ from hook.registry_decisions import (
     cancelled_by_conditions,
     certificate_expiry,
     certificate_key,
+    completed_rotation_jobs,
     reasons_of,
     refused_item,
     registry_unavailable,
@@ -254,12 +256,13 @@ class DeviceRecords:
 
     def complete_rotation(self, item: Item, certificate_not_after: str | None = None) -> Item | None:
         """Make the pending certificate of ``item`` current, with its expiry (when known; else none is
-        kept), and record the one it replaces, with ``rotatedAt``; the item as written, or ``None`` when the
-        serial changed since ``item`` was read."""
+        kept), and record the one it replaces, with ``rotatedAt``, and its job among the completed rotation
+        jobs; the item as written, or ``None`` when the serial changed since ``item`` was read."""
         pending = item.get(Attr.PENDING_CERTIFICATE_ID)
         if not pending:
             return None
         current = item.get(Attr.CERTIFICATE_ID, "")
+        job_id = item.get(Attr.ROTATION_JOB_ID)
         now = timestamp()
         expiry, no_expiry = certificate_expiry(certificate_not_after)
         assign: Item = {
@@ -267,6 +270,7 @@ class DeviceRecords:
             Attr.REPLACED_CERTIFICATE_IDS: replaced_certificates(item, current),
             Attr.ROTATED_AT: now,
             Attr.UPDATED_AT: now,
+            **({Attr.COMPLETED_ROTATION_JOB_IDS: completed_rotation_jobs(item)} if job_id else {}),
             **expiry,
             **shard_attributes(item[Attr.SERIAL_NUMBER], status=DeviceStatus.ACTIVE),
         }

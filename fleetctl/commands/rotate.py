@@ -3,12 +3,12 @@ a job's failures in a new job, and follow a job (:mod:`fleetctl.rotation_jobs`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
-from fleetctl import rotation_jobs
+from fleetctl import job_ends, rotation_jobs, rotation_status
 from fleetctl.commands.options import (
     JsonFlag,
     RunOptions,
@@ -35,6 +35,27 @@ def _job_id(value: str) -> str:
     return value
 
 
+def _end_after(value: str | timedelta) -> timedelta:
+    if isinstance(value, timedelta):  # Click converts the default too
+        return value
+    try:
+        return job_ends.parse_end_after(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+EndAfterOption = Annotated[
+    timedelta,
+    typer.Option(
+        metavar="DURATION",
+        parser=_end_after,
+        help="End each job this long after its creation (<N>d or <N>h, 1h to 730d): AWS IoT then cancels "
+        "the executions of devices that never took it, and the job stops holding one of the account's "
+        "active jobs.",
+    ),
+]
+_DEFAULT_END_AFTER = job_ends.parse_end_after(job_ends.END_AFTER_DEFAULT)
+
 JobIdArgument = Annotated[
     str,
     typer.Argument(metavar="JOB_ID", callback=_job_id, help="A rotation job, as `rotate start` named it."),
@@ -58,6 +79,7 @@ def start(
         RotationKeyAlgorithm,
         typer.Option(help="The key pair the device makes for its new certificate."),
     ] = RotationKeyAlgorithm.EC_P256,
+    end_after: EndAfterOption = _DEFAULT_END_AFTER,
     selected: Selectors,
     run: RunOptions,
 ) -> None:
@@ -67,37 +89,53 @@ def start(
     chosen = resolve(stack, selected, own={"--older-than DAYS": older_than})
     pacer = pacer_of(ctx, run.rates)
     plan = rotation_jobs.plan_rotation(
-        stack, chosen, older_than, key_algorithm, datetime.now(UTC), pacer=pacer
+        stack, chosen, older_than, key_algorithm, datetime.now(UTC), end_after=end_after, pacer=pacer
     )
     _carry_out(stack, plan, pacer, run)
 
 
 @with_options(run=run_options)
-def resume(ctx: typer.Context, job_id: JobIdArgument, *, run: RunOptions) -> None:
-    """A new job, with JOB_ID's document, for its devices that failed, timed out or were removed and are
-    still ACTIVE and not rotated since."""
+def resume(
+    ctx: typer.Context,
+    job_id: JobIdArgument,
+    *,
+    end_after: EndAfterOption = _DEFAULT_END_AFTER,
+    run: RunOptions,
+) -> None:
+    """A new job, with JOB_ID's document, for its devices that did not rotate (failed, timed out, removed,
+    cancelled at the job's end, or SUCCEEDED without the registry showing the rotation) and are still
+    ACTIVE and not rotated since; pending certificates JOB_ID left unconfirmed past its in-progress timeout
+    are retired first."""
     stack = stack_of(ctx)
     pacer = pacer_of(ctx, run.rates)
-    _carry_out(stack, rotation_jobs.plan_resume(stack, job_id, datetime.now(UTC), pacer=pacer), pacer, run)
+    plan = rotation_jobs.plan_resume(stack, job_id, datetime.now(UTC), end_after=end_after, pacer=pacer)
+    _carry_out(stack, plan, pacer, run)
 
 
 def status(ctx: typer.Context, job_id: JobIdArgument, json_output: JsonFlag = False) -> None:
-    """How rotation job JOB_ID is doing: its executions by status, and why devices did not rotate; changes
-    nothing."""
-    print_job_status(rotation_jobs.job_status(stack_of(ctx), job_id), json_output)
+    """How rotation job JOB_ID is doing: its executions by status and outcome, and why devices did not
+    rotate; changes nothing."""
+    print_job_status(rotation_status.job_status(stack_of(ctx), job_id, datetime.now(UTC)), json_output)
 
 
 def _carry_out(stack: StackContext, plan: rotation_jobs.Plan, pacer: Pacer, run: RunOptions) -> None:
     """Show the plan, then (unless a dry run, or declined) create its jobs and show them."""
     if not run.json_output:
         print_plan(plan)
-    if not plan.targets or run.dry_run:
+    if not (plan.targets or plan.stale_pending) or run.dry_run:
         print_plan_not_created(plan, run.json_output)
         return
     question = (
         f"Create {len(plan.jobs)} job(s) asking {len(plan.targets)} device(s) to rotate their certificate "
-        f"({plan.document.get('keyAlgorithm')})?"
+        f"({plan.document.get('keyAlgorithm')})"
+        + (
+            f", after retiring {len(plan.stale_pending)} unconfirmed pending certificate(s)"
+            if plan.stale_pending
+            else ""
+        )
+        + "?"
     )
     if not run.yes and not typer.confirm(question, err=True):
         raise Declined("no job created")
-    print_jobs_created(rotation_jobs.create_jobs(stack, plan, pacer), run.json_output)
+    done = rotation_jobs.create_jobs(stack, plan, pacer, datetime.now(UTC))
+    print_jobs_created(done, run.json_output)

@@ -5,8 +5,10 @@ device with a secure element certifies the element's key again instead), sends a
 ``rotation/<thing>/csr`` with its current certificate and receives the new certificate. It then connects
 with the new certificate and only then reports success: the job execution ``SUCCEEDED``, then
 ``rotation/<thing>/result``, which makes the registry switch certificates (and the old one is retired after
-that). Any failure leaves the device on its old certificate: it reconnects with
-it, reports the job execution ``FAILED`` with the reason, and publishes the failure.
+that). AWS IoT applies the new certificate's activation and attachments after a delay, so a refused first
+connection is retried for about a minute (:data:`~local.devices.certificate_switch.NEW_CERTIFICATE_RETRY`).
+Any failure leaves the device on its old certificate: it reconnects with it, reports the job execution
+``FAILED`` with the reason, and publishes the failure.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from awscrt import mqtt_request_response
 from awsiot import iotjobs
 
 from hook.contract import ROTATION_JOB_OPERATION, RotationKeyAlgorithm, RotationStep, rotation_topic
+from local.devices.certificate_switch import NEW_CERTIFICATE_RETRY, Backoff, switch_certificate
 from local.devices.key_pairs import KeyAlgorithm, new_key_and_csr
 from local.devices.mqtt_session import (
     TIMEOUT_SECONDS,
@@ -70,6 +73,10 @@ class RotationOutcome:
     credentials: Credentials
     certificate_id: str
     reason: str = ""
+    previous: Credentials | None = None
+    """After a rotation, the credentials before it: kept until the next rotation, for when the new
+    certificate is refused because its confirmation never reached the registry and ``fleetctl rotate
+    resume`` retired it (:func:`~local.devices.certificate_switch.connect_first_accepted`)."""
 
 
 def rotate_by_job(
@@ -80,10 +87,12 @@ def rotate_by_job(
     *,
     element: SecureElement | None = None,
     fault: Fault | None = None,
+    new_certificate_retry: Backoff = NEW_CERTIFICATE_RETRY,
 ) -> RotationOutcome:
     """Run the device's next pending job if it is a rotation; the device's credentials afterwards. A device
     with a secure ``element`` sends a CSR of the element's key, whatever key the job asks for: the element
-    holds one key pair for life."""
+    holds one key pair for life. A refused first connection with the new certificate is retried with
+    ``new_certificate_retry`` before the device falls back to its old one."""
     unchanged = RotationOutcome(JobStatus.NO_JOB, None, credentials, certificate_id)
     with Session(broker, credentials, thing_name) as session:
         jobs = iotjobs.IotJobsClientV2(session.client, _CLIENT_OPTIONS)
@@ -107,13 +116,18 @@ def rotate_by_job(
     if fault is Fault.WRONG_KEY:
         private_key, _ = new_key_and_csr(algorithm, thing_name)
     rotated = Credentials(issued["certificatePem"], private_key)
-    try:
-        with Session(broker, rotated, thing_name) as new_session:
-            job.report(new_session, JobStatus.SUCCEEDED)
-    except DeviceError as failure:
-        with Session(broker, credentials, thing_name) as session:
-            return job.fail(session, f"the new certificate did not connect: {failure}", unchanged)
-    return RotationOutcome(JobStatus.SUCCEEDED, job.job_id, rotated, str(issued["certificateId"]))
+    not_switched = switch_certificate(
+        lambda: Session(broker, rotated, thing_name),
+        lambda: Session(broker, credentials, thing_name),
+        lambda session: job.report(session, JobStatus.SUCCEEDED),
+        lambda session, reason: job.report(session, JobStatus.FAILED, reason),
+        new_certificate_retry,
+    )
+    if not_switched is not None:
+        return RotationOutcome(JobStatus.FAILED, job.job_id, credentials, certificate_id, not_switched)
+    return RotationOutcome(
+        JobStatus.SUCCEEDED, job.job_id, rotated, str(issued["certificateId"]), previous=credentials
+    )
 
 
 @dataclass(frozen=True)

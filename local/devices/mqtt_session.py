@@ -112,6 +112,7 @@ class Session:
         return self._client
 
     def __enter__(self) -> Session:
+        """Connect: :class:`ConnectRefused` when the broker refuses (the session is then closed)."""
         self._client.start()
         try:
             self._connected.result(TIMEOUT_SECONDS)

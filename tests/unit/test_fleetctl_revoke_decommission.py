@@ -215,5 +215,5 @@ def test_revoke_decommission_and_rotate_take_one_block_of_selectors_and_run_opti
     run = {"--dry-run", "--yes", "--rate", "--json"}
     for command in (root.commands["revoke"], root.commands["decommission"], rotate.commands["start"]):
         assert selectors | run <= options(command), command.name
-    assert options(rotate.commands["resume"]) == {"job_id", *run}
+    assert options(rotate.commands["resume"]) == {"job_id", "--end-after", *run}
     assert options(rotate.commands["status"]) == {"job_id", "--json"}

@@ -78,15 +78,32 @@ def report(job_id: str, serial: str, status: str, **details: str) -> None:
     execution.status_details_map = details
 
 
-def rotation_job(fleet: Fleet, job_id: str, *serials: str, key: str = "RSA-2048") -> None:
-    """A rotation job as an earlier ``fleetctl rotate`` created it."""
+def rotation_job(fleet: Fleet, job_id: str, *serials: str, key: str = "RSA-2048", **config: Any) -> None:
+    """A rotation job as an earlier ``fleetctl rotate`` created it, with CreateJob's ``config``."""
     document = {"operation": "rotate-certificate", "keyAlgorithm": key}
     fleet.iot.create_job(
         jobId=job_id,
         targets=[thing_arn(serial) for serial in serials],
         document=json.dumps(document),
         targetSelection="SNAPSHOT",
+        **config,
     )
+
+
+def begin_rotation(fleet: Fleet, serial: str, job_id: str, minutes_ago: float = 0) -> str:
+    """The rotation function's CSR step in the registry: a pending certificate of ``job_id``, requested
+    ``minutes_ago``; its id."""
+    pending = fleet.iot.create_keys_and_certificate(setAsActive=True)["certificateId"]
+    assert OperatorRecords(fleet.dynamodb, TABLE_NAME).begin_rotation(fleet.item(serial), pending, job_id)
+    if minutes_ago:
+        set_times(fleet, serial, rotationRequestedAt=minutes_ago / (24 * 60))
+    return str(pending)
+
+
+def confirm_rotation(fleet: Fleet, serial: str, job_id: str) -> None:
+    """A whole rotation by ``job_id`` as the registry records it: the device confirmed its new certificate."""
+    begin_rotation(fleet, serial, job_id)
+    assert OperatorRecords(fleet.dynamodb, TABLE_NAME).complete_rotation(fleet.item(serial)) is not None
 
 
 def selected(fleet: Fleet, *args: str) -> tuple[list[str], dict[str, str]]:
@@ -260,6 +277,11 @@ def test_yes_creates_a_snapshot_job_for_the_devices_things_with_the_rotation_doc
     assert document == {"operation": "rotate-certificate", "keyAlgorithm": "RSA-2048"}
     # A device that took the job and never reports ends TIMED_OUT, which rotate resume picks up.
     assert job["timeoutConfig"] == {"inProgressTimeoutInMinutes": 30}
+    # A device that never takes it is cancelled at the job's end, 14 days on by default.
+    assert job["schedulingConfig"]["endBehavior"] == "CANCEL"
+    end = datetime.strptime(job["schedulingConfig"]["endTime"], "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+    assert timedelta(days=14, minutes=-2) < end - datetime.now(UTC) <= timedelta(days=14)
+    assert done["endTime"] == job["schedulingConfig"]["endTime"]
     # The rotation function answers only CSRs of a job whose id starts with the stack's rotation prefix.
     assert created["jobId"].startswith(rotation_job_id_prefix(BASE))
     assert JOB_ID.fullmatch(created["jobId"])
@@ -450,6 +472,9 @@ def test_nothing_to_rotate_creates_nothing_and_asks_nothing(fleet: Fleet) -> Non
         (["start", "TS 1", "--yes"], "SERIAL"),
         (["start", "--type", "gateway", "--key-algorithm", "DSA", "--yes"], "--key-algorithm"),
         (["resume", "not a job", "--yes"], "JOB_ID"),
+        (["start", "--type", "gateway", "--end-after", "20m", "--yes"], "--end-after"),
+        (["start", "--type", "gateway", "--end-after", "0h", "--yes"], "expected from 1h to 730d"),
+        (["resume", "job-1", "--end-after", "731d", "--yes"], "expected from 1h to 730d"),
         (["status", "x" * 65], "JOB_ID"),
         (["start", "--yes"], "SERIAL, --type TYPE, --older-than DAYS and/or --file PATH"),
         # What each sub-command does not take is Click's usage error: "No such option".
@@ -502,13 +527,16 @@ def test_an_unknown_serial_is_not_found(fleet: Fleet) -> None:
 # --- resume and status ---------------------------------------------------------------------------------
 
 
-def test_resume_targets_only_the_failed_devices_still_active_and_not_rotated_since(fleet: Fleet) -> None:
-    serials = ["TS-000001", "TS-000002", "TS-000003", "TS-000004", "TS-000005", "TS-000006"]
+def test_resume_targets_only_the_devices_not_rotated_still_active_and_not_rotated_since(fleet: Fleet) -> None:
+    serials = ["TS-000001", "TS-000002", "TS-000003", "TS-000004", "TS-000005", "TS-000006", "TS-000007"]
     for serial in serials:
         fleet.provision(serial)
     rotation_job(fleet, f"{BASE}-rotate-20250101000000", *serials)
     report(f"{BASE}-rotate-20250101000000", "TS-000001", "FAILED", reason="new key lost")
+    # SUCCEEDED, but the registry never heard the device confirm its new certificate: not rotated.
     report(f"{BASE}-rotate-20250101000000", "TS-000002", "SUCCEEDED")
+    confirm_rotation(fleet, "TS-000007", f"{BASE}-rotate-20250101000000")
+    report(f"{BASE}-rotate-20250101000000", "TS-000007", "SUCCEEDED")
     report(f"{BASE}-rotate-20250101000000", "TS-000003", "TIMED_OUT")
     report(f"{BASE}-rotate-20250101000000", "TS-000004", "FAILED")
     fleet.run_json("revoke", "TS-000004", "--reason", "stolen")
@@ -519,7 +547,7 @@ def test_resume_targets_only_the_failed_devices_still_active_and_not_rotated_sin
     plan = fleet.run_json("rotate", "resume", f"{BASE}-rotate-20250101000000", "--dry-run")
 
     assert plan["resumedFrom"] == f"{BASE}-rotate-20250101000000"
-    assert [row["serial"] for row in plan["targets"]] == ["TS-000001", "TS-000003"]
+    assert [row["serial"] for row in plan["targets"]] == ["TS-000001", "TS-000002", "TS-000003"]
     skipped = {row["serial"]: row["reason"] for row in plan["skipped"]}
     assert skipped["TS-000004"] == "REVOKED; only ACTIVE devices rotate"
     assert skipped["TS-000005"].startswith("rotated since the job was created")
@@ -529,7 +557,7 @@ def test_resume_targets_only_the_failed_devices_still_active_and_not_rotated_sin
     [resumed] = done["jobs"]
     assert resumed["jobId"] != f"{BASE}-rotate-20250101000000"
     job = fleet.iot.describe_job(jobId=resumed["jobId"])["job"]
-    assert sorted(job["targets"]) == [thing_arn("TS-000001"), thing_arn("TS-000003")]
+    assert sorted(job["targets"]) == [thing_arn("TS-000001"), thing_arn("TS-000002"), thing_arn("TS-000003")]
     document = json.loads(fleet.iot.get_job_document(jobId=resumed["jobId"])["document"])
     assert document == {"operation": "rotate-certificate", "keyAlgorithm": "RSA-2048"}
 
@@ -571,41 +599,132 @@ def test_resume_refuses_a_job_that_is_not_a_rotation_and_a_job_that_does_not_exi
     assert jobs(fleet) == ["firmware-update-7"]
 
 
-def test_status_counts_executions_and_lists_the_failed_devices_with_their_reason(fleet: Fleet) -> None:
-    for serial in ("TS-000001", "TS-000002", "TS-000003", "TS-000004"):
+def test_status_counts_executions_and_lists_the_devices_not_rotated_with_their_reason(fleet: Fleet) -> None:
+    serials = ("TS-000001", "TS-000002", "TS-000003", "TS-000004", "TS-000005")
+    for serial in serials:
         fleet.provision(serial)
     job_id = f"{BASE}-rotate-20250101000000"
-    rotation_job(fleet, job_id, "TS-000001", "TS-000002", "TS-000003", "TS-000004")
+    rotation_job(fleet, job_id, *serials)
     report(job_id, "TS-000001", "FAILED", reason="new key lost")
-    report(job_id, "TS-000002", "SUCCEEDED")
+    pending = begin_rotation(fleet, "TS-000002", job_id)
+    report(job_id, "TS-000002", "SUCCEEDED")  # its confirmation never reached the registry
     report(job_id, "TS-000003", "TIMED_OUT")
+    confirm_rotation(fleet, "TS-000005", job_id)
+    report(job_id, "TS-000005", "SUCCEEDED")
 
     status = fleet.run_json("rotate", "status", job_id)
 
     assert {name: count for name, count in status["executions"].items() if count} == {
         "QUEUED": 1,
-        "SUCCEEDED": 1,
+        "SUCCEEDED": 2,
         "FAILED": 1,
         "TIMED_OUT": 1,
     }
-    assert status["failed"] == [
+    assert {name: count for name, count in status["outcomes"].items() if count} == {
+        "rotated": 1,
+        "unconfirmed": 1,
+        "failed": 1,
+        "ended-unfinished": 1,
+        "waiting": 1,
+    }
+    assert (status["ended"], status["endTime"]) == (False, None)  # created without an end, as before
+    assert status["notRotated"] == [
         {
             "serial": "TS-000001",
             "thingName": thing_name(BASE, "TS-000001"),
             "status": "FAILED",
+            "outcome": "failed",
             "reason": "new key lost",
+            "pendingCertificateId": None,
+        },
+        {
+            "serial": "TS-000002",
+            "thingName": thing_name(BASE, "TS-000002"),
+            "status": "SUCCEEDED",
+            "outcome": "unconfirmed",
+            "reason": "",
+            "pendingCertificateId": pending,
         },
         {
             "serial": "TS-000003",
             "thingName": thing_name(BASE, "TS-000003"),
             "status": "TIMED_OUT",
+            "outcome": "ended-unfinished",
             "reason": "",
+            "pendingCertificateId": None,
         },
     ]
     table = fleet.run("rotate", "status", job_id)
     assert table.exit_code == ExitCode.OK
     assert "new key lost" in table.stdout
     assert jobs(fleet) == [job_id]
+
+
+def test_end_after_sets_each_jobs_end_resumed_ones_included(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+
+    [first] = fleet.run_json("rotate", "start", "TS-000001", "--end-after", "36h", "--yes")["jobs"]
+    report(first["jobId"], "TS-000001", "FAILED")
+    [second] = fleet.run_json("rotate", "resume", first["jobId"], "--end-after", "2d", "--yes")["jobs"]
+
+    for job_id, hours in ((first["jobId"], 36), (second["jobId"], 48)):
+        scheduling = fleet.iot.describe_job(jobId=job_id)["job"]["schedulingConfig"]
+        end = datetime.strptime(scheduling["endTime"], "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+        assert timedelta(hours=hours, minutes=-2) < end - datetime.now(UTC) <= timedelta(hours=hours)
+
+
+def test_status_counts_executions_still_open_when_the_job_ended_as_ended_unfinished(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+    fleet.provision("TS-000002")
+    job_id = f"{BASE}-rotate-20250101000000"
+    ended = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+    rotation_job(
+        fleet,
+        job_id,
+        "TS-000001",
+        "TS-000002",
+        schedulingConfig={"endTime": ended, "endBehavior": "STOP_ROLLOUT"},
+    )
+    report(job_id, "TS-000002", "IN_PROGRESS")
+
+    status = fleet.run_json("rotate", "status", job_id)
+
+    assert status["ended"] is True
+    assert {name: count for name, count in status["outcomes"].items() if count} == {"ended-unfinished": 2}
+    assert [row["serial"] for row in status["notRotated"]] == ["TS-000001", "TS-000002"]
+    plan = fleet.run_json("rotate", "resume", job_id, "--dry-run")
+    assert [row["serial"] for row in plan["targets"]] == ["TS-000001", "TS-000002"]
+
+
+def test_resume_retires_the_jobs_pending_certificates_left_past_its_in_progress_timeout(fleet: Fleet) -> None:
+    serials = ("TS-000001", "TS-000002", "TS-000003")
+    for serial in serials:
+        fleet.provision(serial)
+    job_id = f"{BASE}-rotate-20250101000000"
+    rotation_job(fleet, job_id, *serials, timeoutConfig={"inProgressTimeoutInMinutes": 30})
+    lost = begin_rotation(fleet, "TS-000001", job_id, minutes_ago=45)
+    report(job_id, "TS-000001", "SUCCEEDED")  # the device's confirmation was lost on the way
+    begin_rotation(fleet, "TS-000002", job_id, minutes_ago=10)
+    report(job_id, "TS-000002", "SUCCEEDED")  # its confirmation may still be on its way
+    other = begin_rotation(fleet, "TS-000003", "another-job", minutes_ago=45)
+    report(job_id, "TS-000003", "TIMED_OUT")
+
+    plan = fleet.run_json("rotate", "resume", job_id, "--dry-run")
+    assert plan["stalePending"] == [{"serial": "TS-000001", "certificateId": lost}]
+    assert fleet.item("TS-000001")[Attr.PENDING_CERTIFICATE_ID] == lost  # a dry run changes nothing
+
+    done = fleet.run_json("rotate", "resume", job_id, "--yes")
+
+    [job] = done["jobs"]
+    assert job["serials"] == ["TS-000001", "TS-000002", "TS-000003"]
+    retired = fleet.item("TS-000001")
+    assert Attr.PENDING_CERTIFICATE_ID not in retired  # the registry's stream revokes and detaches it
+    assert retired[Attr.ROTATION_FAILURE_REASON] == rotation_jobs.STALE_PENDING_REASON
+    assert fleet.item("TS-000002")[Attr.PENDING_CERTIFICATE_ID] != lost
+    assert fleet.item("TS-000003")[Attr.PENDING_CERTIFICATE_ID] == other
+    # The device can rotate again: a CSR of the new job, with its current certificate, begins a rotation.
+    records = OperatorRecords(fleet.dynamodb, TABLE_NAME)
+    assert records.begin_rotation(retired, certificate_id("again"), job["jobId"])
 
 
 # --- what other commands see of a rotation -------------------------------------------------------------

@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from fleetctl.operator_transitions import OperatorRecords, TransitionRefused
 from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
-from hook.registry_decisions import Provenance
+from hook.registry_decisions import Provenance, rotation_completed
 from hook.registry_items import Item
 from hook.registry_transitions import DeviceRecords
 from hook.rules import DeviceRequest
@@ -136,6 +136,20 @@ def test_completing_makes_the_pending_certificate_current_and_records_the_old_on
     assert Attr.PENDING_CERTIFICATE_ID not in completed
     assert completed[Attr.ROTATED_AT] == completed[Attr.UPDATED_AT]
     assert (completed[Attr.STATUS], completed[Attr.THING_NAME]) == (DeviceStatus.ACTIVE, THING)
+
+
+def test_completing_records_which_job_rotated_the_certificate_and_abandoning_does_not(
+    registry: OperatorRecords, active: Item
+) -> None:
+    rotate(registry, "second", job="job-1")
+    registry.begin_rotation(item(registry), certificate_id("third"), "job-2")
+    registry.abandon_rotation(item(registry), "the new certificate did not connect")
+    rotate(registry, "fourth", job="job-3")
+
+    stored = item(registry)
+    assert stored[Attr.COMPLETED_ROTATION_JOB_IDS].split() == ["job-3", "job-1"]
+    assert rotation_completed(stored, "job-1")
+    assert not rotation_completed(stored, "job-2")
 
 
 def test_completing_is_refused_without_a_pending_certificate_or_when_it_changed(

@@ -3,6 +3,7 @@ reasons mean, without DynamoDB."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from boto3.dynamodb.types import TypeSerializer
 
 from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
 from hook.registry_decisions import (
+    COMPLETED_ROTATION_JOBS_KEPT,
     CONDITION_FAILED,
     PASSED,
     REPLACED_CERTIFICATES_KEPT,
@@ -17,12 +19,15 @@ from hook.registry_decisions import (
     approval_decision,
     cancelled_by_conditions,
     certificate_expiry,
+    completed_rotation_jobs,
     decide_from_stored,
     replaced_certificates,
     reprovision_granted,
     reprovision_refusal,
+    rotation_completed,
+    stale_pending_rotation,
 )
-from hook.registry_items import Item
+from hook.registry_items import Item, timestamp
 from hook.rules import DeviceRequest
 from tests.support import certificate_id
 
@@ -173,6 +178,46 @@ def test_replaced_certificates_are_kept_newest_first_and_bounded() -> None:
     kept = item[Attr.REPLACED_CERTIFICATE_IDS].split()
     assert len(kept) == REPLACED_CERTIFICATES_KEPT
     assert kept[:2] == [f"c{REPLACED_CERTIFICATES_KEPT + 4}", f"c{REPLACED_CERTIFICATES_KEPT + 3}"]
+
+
+def test_completed_rotation_jobs_are_kept_newest_first_once_and_bounded() -> None:
+    item: Item = {}
+    for number in range(COMPLETED_ROTATION_JOBS_KEPT + 5):
+        item[Attr.ROTATION_JOB_ID] = f"job-{number}"
+        item[Attr.COMPLETED_ROTATION_JOB_IDS] = completed_rotation_jobs(item)
+    item[Attr.COMPLETED_ROTATION_JOB_IDS] = completed_rotation_jobs(item)  # a repeated completion
+
+    kept = item[Attr.COMPLETED_ROTATION_JOB_IDS].split()
+    assert len(kept) == COMPLETED_ROTATION_JOBS_KEPT
+    assert kept[:2] == [f"job-{COMPLETED_ROTATION_JOBS_KEPT + 4}", f"job-{COMPLETED_ROTATION_JOBS_KEPT + 3}"]
+    assert rotation_completed(item, f"job-{COMPLETED_ROTATION_JOBS_KEPT + 4}")
+    assert not rotation_completed(item, "job-0")  # dropped from the list
+    assert not rotation_completed({Attr.ROTATION_JOB_ID: "job-9", Attr.ROTATED_AT: "2026-01-01"}, "job-9")
+
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TIMEOUT = timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("requested_minutes_ago", "job", "pending", "stale"),
+    [
+        (31, "job-1", certificate_id("new"), True),
+        (29, "job-1", certificate_id("new"), False),  # the device may still confirm it
+        (31, "job-2", certificate_id("new"), False),  # another job's certificate
+        (31, "job-1", None, False),  # nothing pending
+    ],
+)
+def test_a_pending_certificate_is_stale_only_past_its_own_jobs_in_progress_timeout(
+    requested_minutes_ago: int, job: str, pending: str | None, stale: bool
+) -> None:
+    item: Item = {
+        Attr.ROTATION_JOB_ID: job,
+        Attr.ROTATION_REQUESTED_AT: timestamp(AT - timedelta(minutes=requested_minutes_ago)),
+        **({Attr.PENDING_CERTIFICATE_ID: pending} if pending else {}),
+    }
+
+    assert stale_pending_rotation(item, "job-1", TIMEOUT, AT) is stale
 
 
 def test_a_new_current_certificate_without_a_known_expiry_removes_the_old_one() -> None:
