@@ -15,7 +15,7 @@ error names the device."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -31,7 +31,7 @@ from hook.contract import Attr
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
     from fleetctl.device_removal import Step
-    from fleetctl.selection import Selection
+    from fleetctl.selection import Candidate
     from hook.registry_items import Item
 
 WORKERS: Final = AWS_CONCURRENCY - SCAN_SEGMENTS
@@ -41,6 +41,15 @@ the pace (at 10 requests a second, a device's ~6 AWS IoT requests of about 100 m
 most of the time)."""
 DONE: Final = "done"
 SKIP: Final = "skip"
+
+
+class Candidates(Protocol):
+    """Where a bulk run's devices come from: a :class:`~fleetctl.selection.Selection`, or the things and
+    devices ``teardown`` finds (:mod:`fleetctl.stack_teardown`)."""
+
+    def candidates(self, stack: StackContext, *, attributes: Collection[Attr] = ()) -> Iterator[Candidate]:
+        """Each device, with at least ``attributes`` of its item, or why it is skipped (its ``mismatch``)."""
+        ...
 
 
 class Operation(Protocol):
@@ -115,7 +124,7 @@ class BulkRun:
     and stream their rows; :attr:`tally` counts the last one."""
 
     stack: StackContext
-    selection: Selection
+    selection: Candidates
     operation: Operation
     tally: Tally = field(default_factory=Tally)
 
@@ -189,3 +198,11 @@ class BulkRun:
             self.tally.error = failure if self.tally.error is None else f"{self.tally.error}\n{failure}"
             return
         yield Row(row.serial, row.status, row.action, steps=steps)
+
+
+def advancing(rows: Iterator[Row], advance: Callable[[], None]) -> Iterator[Row]:
+    """The rows, calling ``advance`` (a progress bar's) for each device done, not for a skipped one."""
+    for row in rows:
+        if row.steps is not None:
+            advance()
+        yield row
