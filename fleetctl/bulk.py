@@ -1,5 +1,6 @@
-"""``revoke`` and ``decommission`` of selected devices (:mod:`fleetctl.selection`): what each would do, and
-doing it with bounded parallelism, paced to AWS IoT's API rates (:mod:`fleetctl.pacing`).
+"""``revoke`` and ``decommission`` of selected devices (:mod:`fleetctl.selection`), and ``teardown``'s of a
+stack's devices and leftover things (:mod:`fleetctl.stack_teardown`): what each would do, and doing it
+with bounded parallelism, paced to AWS IoT's API rates (:mod:`fleetctl.pacing`).
 
 Nothing is held but a few pages of items and the devices in flight: devices are read, classified and
 worked on as they stream, and each result is handed back as soon as it (and every one before it) is done.
@@ -54,7 +55,7 @@ class Candidates(Protocol):
 
 class Operation(Protocol):
     """What a bulk command does to one device (:class:`~fleetctl.device_removal.Revocation`,
-    :class:`~fleetctl.device_removal.Decommissioning`)."""
+    :class:`~fleetctl.device_removal.Decommissioning`, :class:`~fleetctl.stack_teardown.LeftoverRemoval`)."""
 
     @property
     def verb(self) -> str: ...

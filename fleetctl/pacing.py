@@ -73,7 +73,8 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
 ``decommission`` call ``ListThingPrincipals``, ``DescribeCertificate``, ``UpdateCertificate``,
 ``ListAttachedPolicies``, ``DetachPolicy``, ``DetachThingPrincipal`` and ``DeleteThing``; ``rotate start``
 and ``rotate resume`` call ``ListJobs`` and ``ListJobExecutionsForJob`` (the devices its unfinished jobs
-asked) and ``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen
+asked) and ``CreateJob``; ``teardown`` a decommission's, ``ListJobs``, ``CancelJob``, ``ListThings`` and
+``ListTargetsForPolicy``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen
 is at or below the lowest published default of the table's neighbouring APIs, and says so."""
 LIFECYCLE_APIS: Final = frozenset(
     {
