@@ -22,7 +22,10 @@ What the destroy trips on, and what is done about it, in this order:
    resources, left to the destroy (its provider deactivates and deletes them).
 5. What remains is looked for until none does or the wait is over: AWS IoT applies detachments and
    deletions asynchronously (API Reference, DetachThingPrincipal; DeletePolicy: "it can take up to five
-   minutes after a policy is detached before it's ready to be deleted").
+   minutes after a policy is detached before it's ready to be deleted"). Thing groups an operator made
+   under the stack's fleet group are reported too, never deleted: the provider's DeleteThingGroup waits
+   while "there are still child groups attached" (terraform-provider-aws ``iot/thing_group.go``), then
+   fails. Thing groups are not in the way otherwise: DeleteThingGroup names no conflict with member things.
 
 A second run reads everything afresh: finished devices are skipped by their registry record, deleted
 things and detached certificates are no longer listed, so it finishes an interrupted run and repeats
@@ -96,6 +99,11 @@ class StackScope:
         return [device_type_resource_name(self.base_name, each) for each in self.device_types]
 
     @property
+    def fleet_group(self) -> str:
+        """The group every device type's group sits under, as ``components/documents.py`` names it."""
+        return f"{self.base_name}-fleet"
+
+    @property
     def rotation_job_prefix(self) -> str:
         """How every rotation job id of the stack starts."""
         return rotation_job_id_prefix(self.base_name)
@@ -135,7 +143,7 @@ class LeftoverThings:
                     yield from self._leftover(name, serial, items.get(serial) if serial else None)
 
     def _leftover(self, name: str, serial: str | None, item: Item | None) -> Iterator[Candidate]:
-        if serial is None or thing_name(self.scope.base_name, serial) != name:
+        if serial is None:
             expected = thing_name(self.scope.base_name, "<serial>")
             reason = f"not named {expected}: not the stack's; delete it or remove its thing type"
             yield Candidate(name, {Attr.THING_NAME: name}, reason)
@@ -183,18 +191,19 @@ class PolicyTarget:
 
 @dataclass(frozen=True)
 class Remaining:
-    """What of the stack's devices is still there: targets by device-type policy, things by thing type
-    (each only when it has some)."""
+    """What is still in the destroy's way: targets by device-type policy, things by thing type (each only
+    when it has some), and the thing groups under the fleet group that the stack did not make."""
 
     policy_targets: dict[str, list[str]]
     things: dict[str, list[str]]
+    groups: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.policy_targets or self.things)
+        return bool(self.policy_targets or self.things or self.groups)
 
     def report(self) -> dict[str, Any]:
         """As JSON-ready data."""
-        return {"policyTargets": self.policy_targets, "things": self.things}
+        return {"policyTargets": self.policy_targets, "things": self.things, "groups": self.groups}
 
 
 def things_of_type(stack: StackContext, thing_type: str) -> Iterator[str]:
@@ -289,13 +298,25 @@ class Teardown:
         return steps
 
     def remaining(self) -> Remaining:
-        """What is still attached to the device-type policies, and the things the thing types still have."""
+        """What is still attached to the device-type policies, the things the thing types still have, and
+        the groups under the fleet group that are not the stack's."""
         targets = {name: policy_targets(self.stack, name) for name in self.scope.resource_names}
         things = {name: list(things_of_type(self.stack, name)) for name in self.scope.resource_names}
         return Remaining(
             {name: found for name, found in targets.items() if found},
             {name: found for name, found in things.items() if found},
+            self._foreign_groups(),
         )
+
+    def _foreign_groups(self) -> list[str]:
+        pages = self.stack.iot.get_paginator("list_thing_groups").paginate(
+            parentGroup=self.scope.fleet_group, recursive=True
+        )
+        try:
+            groups = list(pages.search("thingGroups[].groupName"))
+        except self.stack.iot.exceptions.ResourceNotFoundException:
+            return []
+        return [name for name in groups if name not in self.scope.resource_names]
 
     def wait_until_clear(
         self,
@@ -318,9 +339,13 @@ def remaining_problem(remaining: Remaining, scope: StackScope) -> str:
     targets, things = remaining.policy_targets.items(), remaining.things.items()
     lines += [f"  {policy} attached to {', '.join(found)}" for policy, found in targets]
     lines += [f"  thing type {kind} has {', '.join(found)}" for kind, found in things]
+    if remaining.groups:
+        groups = ", ".join(remaining.groups)
+        lines.append(f"  thing group {scope.fleet_group} has groups the stack did not make: {groups}")
     lines.append(
         "run `fleetctl teardown` again (a device approved during the run is taken then); a thing not named "
-        f"{thing_name(scope.base_name, '<serial>')} is not the stack's: delete it or remove its thing type"
+        f"{thing_name(scope.base_name, '<serial>')} is not the stack's: delete it or remove its thing type; "
+        "a group the stack did not make: delete it or move it out of the fleet group"
     )
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.documents import fleet_group_name
 from fleetctl.context import StackContext
 from fleetctl.errors import ExitCode
 from fleetctl.stack_teardown import Remaining, StackScope, Teardown
@@ -48,7 +49,7 @@ def test_teardown_decommissions_every_approved_device_and_leaves_the_claim_certi
         "skipped": 1,
         "error": None,
     }
-    assert report["remaining"] == {"policyTargets": {}, "things": {}}
+    assert report["remaining"] == {"policyTargets": {}, "things": {}, "groups": []}
     assert targets(fleet) == [] and things_of_type(fleet) == []
     for serial, certificate_id in zip(("TS-000001", "TS-000002"), certificates, strict=True):
         assert fleet.item(serial)[Attr.STATUS] == DeviceStatus.DECOMMISSIONED
@@ -86,6 +87,20 @@ def test_a_thing_of_a_stack_type_not_named_by_the_stack_is_reported_and_left_alo
     assert f"thing type {SENSORS} has bench-unit" in result.stderr
     assert "not the stack's: delete it or remove its thing type" in result.stderr
     assert things_of_type(fleet) == ["bench-unit"]
+
+
+def test_a_group_an_operator_made_under_the_fleet_group_is_reported_and_left_alone(fleet: Fleet) -> None:
+    gateways = device_type_resource_name(BASE, "gateway")
+    fleet.iot.create_thing_group(thingGroupName=f"{BASE}-fleet")
+    fleet.iot.create_thing_group(thingGroupName=gateways, parentGroupName=f"{BASE}-fleet")
+    fleet.iot.create_thing_group(thingGroupName="canary", parentGroupName=gateways)
+
+    result = fleet.run("teardown", "--yes", "--wait", "0")
+
+    assert result.exit_code == ExitCode.AWS
+    assert f"thing group {BASE}-fleet has groups the stack did not make: canary" in result.stderr
+    groups = fleet.iot.list_thing_groups(parentGroup=gateways)["thingGroups"]
+    assert [group["groupName"] for group in groups] == ["canary"]
 
 
 def test_what_only_a_device_policy_holds_is_released_and_a_claim_certificate_only_detached(
@@ -139,7 +154,7 @@ def test_a_run_after_an_interruption_finishes_the_job_and_a_third_changes_nothin
 
     finished = fleet.run_json("teardown", "--yes")
     assert (finished["deviceCounts"]["changed"], finished["deviceCounts"]["alreadyDone"]) == (1, 2)
-    assert finished["remaining"] == {"policyTargets": {}, "things": {}}
+    assert finished["remaining"] == {"policyTargets": {}, "things": {}, "groups": []}
     assert things_of_type(fleet) == [] and targets(fleet) == []
 
     aws_operations.clear()
@@ -236,3 +251,4 @@ def test_the_scope_names_every_device_type_and_claim_certificate(fleet: Fleet) -
     ]
     assert scope.claim_certificate_ids == {fleet.claim_certificate_id}
     assert scope.rotation_job_prefix == f"{BASE}-rotate-"
+    assert scope.fleet_group == fleet_group_name(BASE)
