@@ -29,7 +29,7 @@ WaitOption = Annotated[
 @with_options(run=run_options)
 def teardown(ctx: typer.Context, *, wait: WaitOption = WAIT_SECONDS, run: RunOptions) -> None:
     """Make the stack ready for `pulumi destroy`: cancel its rotation jobs, decommission every device it
-    approved and every thing of its thing types, detach what its device policies are still attached to,
+    approved and every thing left in its thing types, detach what its device policies are still attached to,
     then check that nothing remains. Safe to re-run: a re-run finishes an interrupted one."""
     stack = stack_of(ctx)
     work = Teardown(stack, StackScope.of(stack))

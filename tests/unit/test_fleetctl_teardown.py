@@ -182,6 +182,18 @@ def test_a_dry_run_lists_everything_and_changes_nothing(fleet: Fleet) -> None:
     assert fleet.item("TS-000001")[Attr.STATUS] == DeviceStatus.ACTIVE
 
 
+def test_a_dry_run_in_tables_says_what_would_change(fleet: Fleet) -> None:
+    provision(fleet, "TS-000001")
+
+    result = fleet.run("teardown", "--dry-run")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "TS-000001: ACTIVE: would decommission" in result.stdout
+    assert f"{SENSORS} is attached to arn:" in result.stdout
+    assert "nothing was changed" in result.stdout
+    assert things_of_type(fleet) == [thing_name(BASE, "TS-000001")]
+
+
 def test_the_confirmation_names_the_count_and_no_changes_nothing(fleet: Fleet) -> None:
     for serial in ("TS-000001", "TS-000002"):
         provision(fleet, serial)
