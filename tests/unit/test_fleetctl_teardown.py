@@ -61,6 +61,29 @@ def test_teardown_decommissions_every_approved_device_and_leaves_the_claim_certi
     assert fleet.policies(fleet.claim_certificate_id) == [CLAIM_POLICY]
 
 
+def test_a_rotation_in_progress_loses_its_pending_certificate_too(fleet: Fleet) -> None:
+    current = provision(fleet, "TS-000001")
+    pending = fleet.iot.create_keys_and_certificate(setAsActive=True)  # issued, attached, not yet confirmed
+    fleet.iot.attach_policy(policyName=SENSORS, target=pending["certificateArn"])
+    fleet.iot.attach_thing_principal(
+        thingName=thing_name(BASE, "TS-000001"), principal=pending["certificateArn"]
+    )
+    fleet.dynamodb.update_item(
+        TableName=fleet_table(fleet),
+        Key={"serialNumber": {"S": "TS-000001"}},
+        UpdateExpression="SET pendingCertificateId = :pending",
+        ExpressionAttributeValues={":pending": {"S": pending["certificateId"]}},
+    )
+
+    report = fleet.run_json("teardown", "--yes")
+
+    [row] = report["devices"]
+    revoked = [step["target"] for step in row["steps"] if step["action"] == "revoke-certificate"]
+    assert sorted(revoked) == sorted([current, pending["certificateId"]])
+    assert report["policyTargets"] == []  # nothing was left for the last sweep
+    assert targets(fleet) == [] and things_of_type(fleet) == []
+
+
 def test_things_the_registry_no_longer_holds_and_kept_things_are_removed(fleet: Fleet) -> None:
     lost = provision(fleet, "TS-000001")
     kept = provision(fleet, "TS-000002")
@@ -151,9 +174,12 @@ def test_a_run_after_an_interruption_finishes_the_job_and_a_third_changes_nothin
     assert failed.exit_code == ExitCode.AWS
     assert "a re-run of `fleetctl teardown` finishes the job" in failed.stderr
     assert "DeleteThing" in failed.stderr
+    serials = ("TS-000001", "TS-000002", "TS-000003")
+    done = sum(fleet.item(serial)[Attr.STATUS] == DeviceStatus.DECOMMISSIONED for serial in serials)
+    assert done < 3
 
     finished = fleet.run_json("teardown", "--yes")
-    assert (finished["deviceCounts"]["changed"], finished["deviceCounts"]["alreadyDone"]) == (1, 2)
+    assert (finished["deviceCounts"]["changed"], finished["deviceCounts"]["alreadyDone"]) == (3 - done, done)
     assert finished["remaining"] == {"policyTargets": {}, "things": {}, "groups": []}
     assert things_of_type(fleet) == [] and targets(fleet) == []
 
