@@ -1,5 +1,6 @@
-"""``revoke`` and ``decommission`` of selected devices (:mod:`fleetctl.selection`): what each would do, and
-doing it with bounded parallelism, paced to AWS IoT's API rates (:mod:`fleetctl.pacing`).
+"""``revoke`` and ``decommission`` of selected devices (:mod:`fleetctl.selection`), and ``teardown``'s of a
+stack's devices and leftover things (:mod:`fleetctl.stack_teardown`): what each would do, and doing it
+with bounded parallelism, paced to AWS IoT's API rates (:mod:`fleetctl.pacing`).
 
 Nothing is held but a few pages of items and the devices in flight: devices are read, classified and
 worked on as they stream, and each result is handed back as soon as it (and every one before it) is done.
@@ -15,7 +16,7 @@ error names the device."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -31,7 +32,7 @@ from hook.contract import Attr
 if TYPE_CHECKING:
     from fleetctl.context import StackContext
     from fleetctl.device_removal import Step
-    from fleetctl.selection import Selection
+    from fleetctl.selection import Candidate
     from hook.registry_items import Item
 
 WORKERS: Final = AWS_CONCURRENCY - SCAN_SEGMENTS
@@ -43,9 +44,18 @@ DONE: Final = "done"
 SKIP: Final = "skip"
 
 
+class Candidates(Protocol):
+    """Where a bulk run's devices come from: a :class:`~fleetctl.selection.Selection`, or the things and
+    devices ``teardown`` finds (:mod:`fleetctl.stack_teardown`)."""
+
+    def candidates(self, stack: StackContext, *, attributes: Collection[Attr] = ()) -> Iterator[Candidate]:
+        """Each device, with at least ``attributes`` of its item, or why it is skipped (its ``mismatch``)."""
+        ...
+
+
 class Operation(Protocol):
     """What a bulk command does to one device (:class:`~fleetctl.device_removal.Revocation`,
-    :class:`~fleetctl.device_removal.Decommissioning`)."""
+    :class:`~fleetctl.device_removal.Decommissioning`, :class:`~fleetctl.stack_teardown.LeftoverRemoval`)."""
 
     @property
     def verb(self) -> str: ...
@@ -115,7 +125,7 @@ class BulkRun:
     and stream their rows; :attr:`tally` counts the last one."""
 
     stack: StackContext
-    selection: Selection
+    selection: Candidates
     operation: Operation
     tally: Tally = field(default_factory=Tally)
 
@@ -189,3 +199,11 @@ class BulkRun:
             self.tally.error = failure if self.tally.error is None else f"{self.tally.error}\n{failure}"
             return
         yield Row(row.serial, row.status, row.action, steps=steps)
+
+
+def advancing(rows: Iterator[Row], advance: Callable[[], None]) -> Iterator[Row]:
+    """The rows, calling ``advance`` (a progress bar's) for each device done, not for a skipped one."""
+    for row in rows:
+        if row.steps is not None:
+            advance()
+        yield row

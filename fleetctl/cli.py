@@ -24,6 +24,7 @@ from fleetctl.commands import (
     revoke,
     rotate,
     show,
+    teardown,
 )
 from fleetctl.context import StackContext
 from fleetctl.errors import ExitCode, FleetctlError
@@ -85,6 +86,7 @@ app.command("release")(release.release)
 app.command("decommission")(decommission.decommission)
 app.command("reprovision")(reprovision.reprovision)
 app.command("rebind")(rebind.rebind)
+app.command("teardown")(teardown.teardown)
 
 rotate_app = typer.Typer(
     no_args_is_help=True,

@@ -7,9 +7,10 @@ can tell the finished devices from the registry alone."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from fleetctl.devices import Device, device_of, find_device
 from fleetctl.errors import UsageProblem
@@ -182,18 +183,25 @@ def _delete_thing(stack: StackContext, name: str) -> None:
             time.sleep(DELETE_THING_BACKOFF_SECONDS * (attempt + 1))
 
 
+def revoke_and_detach(stack: StackContext, description: Mapping[str, Any]) -> list[Step]:
+    """Revoke a described certificate (unless it is already) and detach every policy attached to it."""
+    arn = description["certificateArn"]
+    steps = []
+    if description["status"] != REVOKED:
+        stack.iot.update_certificate(certificateId=description["certificateId"], newStatus=REVOKED)
+        steps.append(Step("revoke-certificate", description["certificateId"]))
+    for policy in attached_policies(stack.iot, arn):
+        stack.iot.detach_policy(policyName=policy, target=arn)
+        steps.append(Step("detach-policy", policy))
+    return steps
+
+
 def _revoke_certificate(stack: StackContext, device: Device, certificate_id: str) -> list[Step]:
     description = describe_certificate(stack.iot, certificate_id)
     if description is None:
         return []
     arn = description["certificateArn"]
-    steps = []
-    if description["status"] != REVOKED:
-        stack.iot.update_certificate(certificateId=certificate_id, newStatus=REVOKED)
-        steps.append(Step("revoke-certificate", certificate_id))
-    for policy in attached_policies(stack.iot, arn):
-        stack.iot.detach_policy(policyName=policy, target=arn)
-        steps.append(Step("detach-policy", policy))
+    steps = revoke_and_detach(stack, description)
     if arn in (device.thing_certificate_arns or []):
         stack.iot.detach_thing_principal(thingName=device.thing_name, principal=arn)
         steps.append(Step("detach-thing-principal", device.thing_name))

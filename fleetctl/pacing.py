@@ -56,6 +56,16 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
     ),
     "ListJobs": Rate(10, f"10/s in {_OLDER_TABLE}"),
     "ListJobExecutionsForJob": Rate(10, f"10/s in {_OLDER_TABLE}"),
+    "ListThings": Rate(
+        10, f"{_LISTED}: {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table"
+    ),
+    "ListTargetsForPolicy": Rate(
+        10, f"{_LISTED}: {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table"
+    ),
+    "ListThingGroups": Rate(
+        10, f"{_LISTED}: {_NOT_FOUND}; 10/s chosen, the default of every List* API in the table"
+    ),
+    "CancelJob": Rate(1, f"{_NOT_FOUND}; 1/s chosen: a stack has few rotation jobs open at once"),
     "CreateJob": Rate(
         1,
         f"10/s in {_OLDER_TABLE}; 1/s chosen: a job carries 100 devices, and AWS IoT's limit on jobs in "
@@ -66,8 +76,10 @@ IOT_RATES: Final[Mapping[str, Rate]] = {
 ``decommission`` call ``ListThingPrincipals``, ``DescribeCertificate``, ``UpdateCertificate``,
 ``ListAttachedPolicies``, ``DetachPolicy``, ``DetachThingPrincipal`` and ``DeleteThing``; ``rotate start``
 and ``rotate resume`` call ``ListJobs`` and ``ListJobExecutionsForJob`` (the devices its unfinished jobs
-asked) and ``CreateJob``. ``DescribeThing`` is for ``show``. Where a default was not found, the rate chosen
-is at or below the lowest published default of the table's neighbouring APIs, and says so."""
+asked) and ``CreateJob``; ``teardown`` a decommission's, ``ListJobs``, ``CancelJob``, ``ListThings``,
+``ListTargetsForPolicy`` and ``ListThingGroups``. ``DescribeThing`` is for ``show``. Where a default was
+not found, the rate chosen is at or below the lowest published default of the table's neighbouring APIs,
+and says so."""
 LIFECYCLE_APIS: Final = frozenset(
     {
         "ListThingPrincipals",
@@ -82,9 +94,19 @@ LIFECYCLE_APIS: Final = frozenset(
 """The AWS IoT operations a bulk ``revoke`` or ``decommission`` paces."""
 ROTATION_APIS: Final = frozenset({"ListJobs", "ListJobExecutionsForJob", "CreateJob"})
 """The AWS IoT operations ``rotate start`` and ``rotate resume`` pace."""
+TEARDOWN_APIS: Final = LIFECYCLE_APIS | {
+    "ListJobs",
+    "CancelJob",
+    "ListThings",
+    "ListTargetsForPolicy",
+    "ListThingGroups",
+}
+"""The AWS IoT operations ``teardown`` paces: a decommissioning's, and the listings and cancellations of
+the stack's rotation jobs, things and device policies' targets."""
 COMMAND_APIS: Final[Mapping[str, frozenset[str]]] = {
     "revoke": LIFECYCLE_APIS,
     "decommission": LIFECYCLE_APIS,
+    "teardown": TEARDOWN_APIS,
     "rotate start": ROTATION_APIS,
     "rotate resume": ROTATION_APIS,
 }

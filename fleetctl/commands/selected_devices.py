@@ -3,8 +3,6 @@ confirmed run paced to AWS IoT's rates (:mod:`fleetctl.bulk`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import typer
 
 from fleetctl import bulk, selection
@@ -40,17 +38,10 @@ def act_on_selected(
         if total and not typer.confirm(question, err=True):
             raise Declined("nothing was changed")
     with show_progress(operation.verb, total, unit="devices") as advance:
-        rows = _advancing(bulk_run.execute(pacer_of(ctx, run.rates)), advance)
+        rows = bulk.advancing(bulk_run.execute(pacer_of(ctx, run.rates)), advance)
         print_bulk(rows, bulk_run, json_output=run.json_output, dry_run=False)
     if bulk_run.tally.error is not None:
         raise AwsProblem(
             f"stopped at a failure; {bulk_run.tally.to_change:,} device(s) were changed before it, and a "
             f"re-run with the same selectors finishes the job:\n{bulk_run.tally.error}"
         )
-
-
-def _advancing(rows: Iterator[bulk.Row], advance: Callable[[], None]) -> Iterator[bulk.Row]:
-    for row in rows:
-        if row.steps is not None:
-            advance()
-        yield row

@@ -4,7 +4,7 @@ sample fleet provisioned into it once. The emulator is stopped when the session 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -13,6 +13,15 @@ from local.devices.sample_fleet import load_fleet
 from local.scenario.provisioned_fleet import FLEET_CONCURRENCY, Fleet, provision_devices
 from local.scenario.sandbox import Sandbox, sandbox
 from program.settings import Settings
+
+TEARS_DOWN_THE_STACK: Final = "tears_down_the_stack"
+"""The marker of a test that removes the session's fleet (``fleetctl teardown``)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that tear the session's stack down run after every other one, whatever the order they were
+    collected in: the others need the sample fleet they remove."""
+    items.sort(key=lambda item: item.get_closest_marker(TEARS_DOWN_THE_STACK) is not None)
 
 
 @pytest.fixture(scope="session")
