@@ -87,7 +87,7 @@ def rotation_statements(scope: AccountScope, name_prefix: str, table_arn: str) -
         # AttachPolicy's resource is the target (cert or thinggroup), never the policy: IAM cannot limit
         # which policy is attached. The certificate is new, so its id cannot be named either.
         documents.allow(
-            ["iot:AttachPolicy", "iot:DescribeCertificate", "iot:UpdateCertificate"],
+            ["iot:AttachPolicy", "iot:UpdateCertificate"],
             [scope.iot_arn("cert/*")],
         ),
         on_own_things(["iot:AttachThingPrincipal"], scope, name_prefix),

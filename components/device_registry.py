@@ -157,7 +157,7 @@ class DeviceRegistry(pulumi.ComponentResource):
             global_secondary_indexes=[
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
                     name=index,
-                    # key_schemas needs pulumi-aws 7.17; 7.37 (the pyproject floor) bundles the fixes of
+                    # key_schemas needs pulumi-aws 7.17; 7.24 (the pyproject floor) bundles the fixes of
                     # its perpetual diff and index rebuilds (docs/deploying.md).
                     key_schemas=[
                         aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(

@@ -11,7 +11,7 @@ and ``step`` (the topic's second and third levels). Steps (:class:`hook.contract
   activated and sent back on ``certificate``.
 - ``result`` ``{"jobId", "status", "reason"}``: ``SUCCEEDED`` must be published with the pending
   certificate, which proves the device connected with it; the registry makes it current
-  (:meth:`DeviceRecords.complete_rotation`), with its expiry (:mod:`hook.certificate_expiry`). ``FAILED``
+  (:meth:`DeviceRecords.complete_rotation`). ``FAILED``
   (from the current or the pending certificate) drops the pending certificate
   (:meth:`DeviceRecords.abandon_rotation`); the device keeps its old one.
 
@@ -43,7 +43,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from hook import runtime
-from hook.certificate_expiry import certificate_not_after
 from hook.contract import (
     REASON_DIMENSION,
     SERVICE_DIMENSION,
@@ -207,10 +206,7 @@ def complete(request: RotationRequest, item: Item) -> str:
         )
     _require_active_thing(request, item)
     _require_job_in_progress(request, item)
-    # Its expiry, recorded with it: one DescribeCertificate per rotation, here rather than at the CSR
-    # step, where a certificate may still be abandoned or replaced.
-    not_after = certificate_not_after(runtime.iot(), pending)
-    if function_records().complete_rotation(item, not_after) is None:
+    if function_records().complete_rotation(item) is None:
         raise RotationRefused(
             RotationRejection.NOT_CURRENT_CERTIFICATE, "the device's registry record changed meanwhile", thing
         )

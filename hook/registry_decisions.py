@@ -38,6 +38,10 @@ REPLACED_CERTIFICATES_KEPT: Final = 20
 """How many replaced certificates an item lists; older ones were retired long since."""
 COMPLETED_ROTATION_JOBS_KEPT: Final = 20
 """How many completed rotation jobs an item lists: far more than an operator follows up."""
+EXPIRY_OF_THE_REPLACED: Final = (Attr.CERTIFICATE_NOT_AFTER,)
+"""What every write that makes another certificate current removes: ``certificateNotAfter`` never names
+another certificate's expiry. Nothing here records the new one's: AWS IoT's certificates all expire
+2049-12-31 (developer guide, "X.509 client certificates"), so the registry dates them by age."""
 
 PASSED: Final = "None"
 """A transaction member's cancellation reason code when its own condition held."""
@@ -250,14 +254,6 @@ def stale_pending_rotation(item: Item, job_id: str, in_progress_timeout: timedel
         and requested is not None
         and datetime.fromisoformat(requested) + in_progress_timeout < now
     )
-
-
-def certificate_expiry(not_after: str | None) -> tuple[Item, tuple[str, ...]]:
-    """What a write that changes the current certificate sets and removes: its expiry when known, else the
-    previous certificate's is removed (``certificateNotAfter`` never names another certificate's)."""
-    if not_after:
-        return {Attr.CERTIFICATE_NOT_AFTER: not_after}, ()
-    return {}, (Attr.CERTIFICATE_NOT_AFTER,)
 
 
 def certificate_key(provenance: Provenance) -> str:

@@ -54,10 +54,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hook import runtime
 from hook.contract import REGISTRY_TABLE_ENV, STATUS_INDEX, Attr, DeviceStatus, shard_keys
 from hook.registry_decisions import (
+    EXPIRY_OF_THE_REPLACED,
     Provenance,
     approval_decision,
     cancelled_by_conditions,
-    certificate_expiry,
     certificate_key,
     completed_rotation_jobs,
     reasons_of,
@@ -204,12 +204,10 @@ class DeviceRecords:
                 provenance.certificate_id,
                 now,
                 assign=values,
-                # The hook does not read the new certificate's expiry: the old one's goes, and
-                # `fleetctl registry backfill` records the new one's.
                 remove=(
                     Attr.REPROVISION_ALLOWED_UNTIL,
                     Attr.PENDING_CERTIFICATE_ID,
-                    Attr.CERTIFICATE_NOT_AFTER,
+                    *EXPIRY_OF_THE_REPLACED,
                 ),
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
@@ -254,24 +252,23 @@ class DeviceRecords:
             raise
         return True
 
-    def complete_rotation(self, item: Item, certificate_not_after: str | None = None) -> Item | None:
-        """Make the pending certificate of ``item`` current, with its expiry (when known; else none is
-        kept), and record the one it replaces, with ``rotatedAt``, and its job among the completed rotation
-        jobs; the item as written, or ``None`` when the serial changed since ``item`` was read."""
+    def complete_rotation(self, item: Item) -> Item | None:
+        """Make the pending certificate of ``item`` current (without the old one's expiry:
+        :data:`EXPIRY_OF_THE_REPLACED`), and record the one it replaces, with ``rotatedAt``, and its job
+        among the completed rotation jobs; the item as written, or ``None`` when the serial changed since
+        ``item`` was read."""
         pending = item.get(Attr.PENDING_CERTIFICATE_ID)
         if not pending:
             return None
         current = item.get(Attr.CERTIFICATE_ID, "")
         job_id = item.get(Attr.ROTATION_JOB_ID)
         now = timestamp()
-        expiry, no_expiry = certificate_expiry(certificate_not_after)
         assign: Item = {
             Attr.CERTIFICATE_ID: pending,
             Attr.REPLACED_CERTIFICATE_IDS: replaced_certificates(item, current),
             Attr.ROTATED_AT: now,
             Attr.UPDATED_AT: now,
             **({Attr.COMPLETED_ROTATION_JOB_IDS: completed_rotation_jobs(item)} if job_id else {}),
-            **expiry,
             **shard_attributes(item[Attr.SERIAL_NUMBER], status=DeviceStatus.ACTIVE),
         }
         unchanged = (
@@ -280,7 +277,7 @@ class DeviceRecords:
             & Attribute(Attr.PENDING_CERTIFICATE_ID).eq(pending)
         )
         return self._conditional_update(
-            item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID, *no_expiry)
+            item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID, *EXPIRY_OF_THE_REPLACED)
         )
 
     def abandon_rotation(self, item: Item, reason: str) -> Item | None:
@@ -309,20 +306,16 @@ class DeviceRecords:
         ).get("Item")
         return None if item is None else string_attributes(item)
 
-    def activate(
-        self, serial_number: str, thing_name: str, certificate_not_after: str | None = None
-    ) -> Item | None:
-        """Move a ``PENDING`` serial to ``ACTIVE`` with its thing name and its certificate's expiry (when
-        known; else none is kept); return ``None`` when done, or the stored item when it was not
-        ``PENDING`` (a redelivered event or an unexpected state)."""
+    def activate(self, serial_number: str, thing_name: str) -> Item | None:
+        """Move a ``PENDING`` serial to ``ACTIVE`` with its thing name (without an earlier certificate's
+        expiry: :data:`EXPIRY_OF_THE_REPLACED`); return ``None`` when done, or the stored item when it was
+        not ``PENDING`` (a redelivered event or an unexpected state)."""
         now = timestamp()
-        expiry, no_expiry = certificate_expiry(certificate_not_after)
         assign: Item = {
             Attr.STATUS: DeviceStatus.ACTIVE,
             Attr.THING_NAME: thing_name,
             Attr.ACTIVATED_AT: now,
             Attr.UPDATED_AT: now,
-            **expiry,
             **shard_attributes(serial_number, status=DeviceStatus.ACTIVE),
         }
         try:
@@ -331,7 +324,9 @@ class DeviceRecords:
                 Key=device_key(serial_number),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **expressions(
-                    Attribute(Attr.STATUS).eq(DeviceStatus.PENDING), assign=assign, remove=no_expiry
+                    Attribute(Attr.STATUS).eq(DeviceStatus.PENDING),
+                    assign=assign,
+                    remove=EXPIRY_OF_THE_REPLACED,
                 ),
             )
         except self._client.exceptions.ConditionalCheckFailedException as refused:

@@ -36,6 +36,7 @@ from hook.contract import (
     REGISTRY_PARTITION_KEY,
     REGISTRY_TABLE_ENV,
     STACK_BASE_NAME_ENV,
+    Attr,
     Parameter,
     device_type_resource_name,
     thing_name,
@@ -213,7 +214,7 @@ class Fleet:
         """What the hook, the template and the activation function do for a device; returns its certificate id.
         Its certificate is made by moto, as AWS IoT makes one (no expiry recorded: the activation function
         records none), or is ``certificate_pem``, standing for a certificate with an expiry of its own (a
-        stack-own CA's), recorded as the registry's ``activate`` allows."""
+        stack-own CA's), recorded as its issuer would record it."""
         parameters = valid_parameters(SerialNumber=serial, DeviceType=device_type, FirmwareVersion="2.1.0")
         request = validate_request(parameters, parse_rules(RULES))
         expires = None
@@ -238,7 +239,15 @@ class Fleet:
             self.iot.create_thing_group(thingGroupName=policy)
         self.iot.attach_policy(policyName=policy, target=certificate["certificateArn"])
         self.iot.add_thing_to_thing_group(thingGroupName=policy, thingName=name)
-        assert registry.activate(serial, name, None if expires is None else timestamp(expires)) is None
+        assert registry.activate(serial, name) is None
+        if expires is not None:
+            self.dynamodb.update_item(
+                TableName=TABLE_NAME,
+                Key={Attr.SERIAL_NUMBER: {"S": serial}},
+                UpdateExpression="SET #n = :n",
+                ExpressionAttributeNames={"#n": Attr.CERTIFICATE_NOT_AFTER},
+                ExpressionAttributeValues={":n": {"S": timestamp(expires)}},
+            )
         return str(certificate["certificateId"])
 
     def certificate(self, certificate_id: str) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def test_rotation_role_signs_attaches_and_answers_for_this_stacks_things_only(de
     assert sign == {"Effect": "Allow", "Action": ["iot:CreateCertificateFromCsr"], "Resource": ["*"]}
     assert certificates == {
         "Effect": "Allow",
-        "Action": ["iot:AttachPolicy", "iot:DescribeCertificate", "iot:UpdateCertificate"],
+        "Action": ["iot:AttachPolicy", "iot:UpdateCertificate"],
         "Resource": [f"{IOT_ARN}:cert/*"],
     }
     assert things == {

@@ -378,26 +378,35 @@ def test_a_rotation_cancelled_for_another_reason_than_a_condition_is_raised(code
 # --- the current certificate's expiry -----------------------------------------------------------------
 
 
-def test_the_recorded_expiry_is_always_the_current_certificates(registry: OperatorRecords) -> None:
-    registry.approve(REQUEST, provenance("original"), require_preregistration=False)
-    assert registry.activate(SERIAL, THING, "2027-01-01T00:00:00.000+00:00") is None
-    assert item(registry)[Attr.CERTIFICATE_NOT_AFTER] == "2027-01-01T00:00:00.000+00:00"
+def with_expiry(registry: OperatorRecords, not_after: str) -> None:
+    """The serial's item with a ``certificateNotAfter``, as an earlier release's activation wrote it."""
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE_NAME,
+        Key={Attr.SERIAL_NUMBER: {"S": SERIAL}},
+        UpdateExpression="SET #n = :n",
+        ExpressionAttributeNames={"#n": Attr.CERTIFICATE_NOT_AFTER},
+        ExpressionAttributeValues={":n": {"S": not_after}},
+    )
 
+
+def test_a_recorded_expiry_never_outlives_its_certificate(registry: OperatorRecords) -> None:
+    registry.approve(REQUEST, provenance("original"), require_preregistration=False)
+    with_expiry(registry, "2026-01-01T00:00:00.000+00:00")
+    assert registry.activate(SERIAL, THING) is None
+    assert Attr.CERTIFICATE_NOT_AFTER not in item(registry)  # AWS IoT issued the new one: 2049-12-31
+
+    with_expiry(registry, "2027-01-01T00:00:00.000+00:00")
     assert registry.begin_rotation(item(registry), certificate_id("new"), "job-1")
     assert item(registry)[Attr.CERTIFICATE_NOT_AFTER] == "2027-01-01T00:00:00.000+00:00"  # still current
-    completed = registry.complete_rotation(item(registry), "2028-06-01T00:00:00.000+00:00")
-    assert completed is not None
-    assert completed[Attr.CERTIFICATE_NOT_AFTER] == "2028-06-01T00:00:00.000+00:00"
-
-    assert registry.begin_rotation(item(registry), certificate_id("unknown expiry"), "job-2")
-    completed = registry.complete_rotation(item(registry))  # AWS IoT did not say: none, not the old one's
+    completed = registry.complete_rotation(item(registry))
     assert completed is not None
     assert Attr.CERTIFICATE_NOT_AFTER not in completed
 
 
 def test_a_reprovisioning_drops_the_replaced_certificates_expiry(registry: OperatorRecords) -> None:
     registry.approve(REQUEST, provenance("original"), require_preregistration=False)
-    assert registry.activate(SERIAL, THING, "2027-01-01T00:00:00.000+00:00") is None
+    assert registry.activate(SERIAL, THING) is None
+    with_expiry(registry, "2027-01-01T00:00:00.000+00:00")
     registry.grant_reprovision(SERIAL, "main board replaced", "alice", in_hours(1))
 
     registry.approve(REQUEST, provenance("replacement"), require_preregistration=False)

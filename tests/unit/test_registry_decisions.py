@@ -18,7 +18,6 @@ from hook.registry_decisions import (
     Provenance,
     approval_decision,
     cancelled_by_conditions,
-    certificate_expiry,
     completed_rotation_jobs,
     decide_from_stored,
     replaced_certificates,
@@ -218,11 +217,3 @@ def test_a_pending_certificate_is_stale_only_past_its_own_jobs_in_progress_timeo
     }
 
     assert stale_pending_rotation(item, "job-1", TIMEOUT, AT) is stale
-
-
-def test_a_new_current_certificate_without_a_known_expiry_removes_the_old_one() -> None:
-    assert certificate_expiry("2049-12-31T23:59:59.000+00:00") == (
-        {Attr.CERTIFICATE_NOT_AFTER: "2049-12-31T23:59:59.000+00:00"},
-        (),
-    )
-    assert certificate_expiry(None) == ({}, (Attr.CERTIFICATE_NOT_AFTER,))
