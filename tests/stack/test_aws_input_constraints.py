@@ -227,12 +227,10 @@ DOCUMENTED_ONLY: Final[dict[Member, tuple[int, int, str]]] = {
 """Limits the API references state in words where the model's shape has none (min, max, pattern)."""
 
 MAX_NON_WHITESPACE: Final[dict[Member, int]] = {
-    # CreatePolicy (API reference): "policyDocument must have a minimum length of 1, with a maximum length
-    # of 2048, excluding whitespace"; the model's shape allows 404600.
+    # CreatePolicy: "a maximum length of 2048, excluding whitespace" (the model allows 404600).
     ("iot", "CreatePolicy", "policyDocument"): 2048,
-    # IAM User Guide, "IAM and AWS STS quotas": role trust policy length 2,048 characters (the default;
-    # AssumeRolePolicySizeQuota), role policy size 10,240 (all of a role's inline policies together; each
-    # role here has one); "IAM does not count white space". The model's shapes allow 131072.
+    # IAM User Guide, "IAM and AWS STS quotas" (white space not counted; the model allows 131072): role trust
+    # policy 2,048 by default, role policy 10,240 for all of a role's inline policies (each role here has one).
     ("iam", "CreateRole", "AssumeRolePolicyDocument"): 2048,
     ("iam", "PutRolePolicy", "PolicyDocument"): 10240,
 }
