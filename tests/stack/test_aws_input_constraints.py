@@ -6,8 +6,7 @@ with the longest resource prefix, environment, device type and claim generation 
 by asking the settings, not written down here), and each input in :data:`CONSTRAINTS` is checked against
 its member. A resource type the stack declares must be in :data:`CONSTRAINTS` or :data:`NOTHING_TO_CHECK`,
 and each of its ``name``-like inputs in :data:`CONSTRAINTS`, so a later feature cannot skip the check.
-Policy documents are checked against the sizes AWS documents (:data:`MAX_NON_WHITESPACE`): an AWS IoT
-policy may hold 2048 characters, and a device type's policy for the longest type name comes near it.
+Policy documents are held to AWS's documented sizes (:data:`MAX_NON_WHITESPACE`).
 
 AWS validates a whole value against a member's pattern (``Member must satisfy regular expression
 pattern``): patterns are matched with :func:`re.fullmatch`. botocore's patterns are Java regular
@@ -270,7 +269,7 @@ def _accepts(config: dict[str, Any]) -> bool:
 
 
 def longest_config() -> dict[str, Any]:
-    """The longest environment, then resourcePrefix, device type and claim generation the settings accept."""
+    """The longest environment, then resourcePrefix, device type, claim generation the settings accept."""
     environment = "e" * longest(lambda n: _accepts({"environment": "e" * n, "resourcePrefix": "p"}))
     prefix = "p" * longest(lambda n: _accepts({"environment": environment, "resourcePrefix": "p" * n}))
     names = {"environment": environment, "resourcePrefix": prefix}
@@ -281,6 +280,7 @@ def longest_config() -> dict[str, Any]:
         "deviceTypes": [device_type, "gateway"],
         "claimCertificates": [generation],
         "alertEmail": "alerts@example.com",
+        "provisioningPayloadFormats": ["json", "cbor"],  # the claim policy at its largest
     }
 
 
