@@ -6,6 +6,7 @@ with the longest resource prefix, environment, device type and claim generation 
 by asking the settings, not written down here), and each input in :data:`CONSTRAINTS` is checked against
 its member. A resource type the stack declares must be in :data:`CONSTRAINTS` or :data:`NOTHING_TO_CHECK`,
 and each of its ``name``-like inputs in :data:`CONSTRAINTS`, so a later feature cannot skip the check.
+Policy documents are held to AWS's documented sizes (:data:`MAX_NON_WHITESPACE`).
 
 AWS validates a whole value against a member's pattern (``Member must satisfy regular expression
 pattern``): patterns are matched with :func:`re.fullmatch`. botocore's patterns are Java regular
@@ -33,10 +34,14 @@ Member = tuple[str, str, str]
 ``A.<key>`` / ``A.<value>`` a map's keys / values."""
 
 CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
-    "aws:iam/role:Role": {"name": ("iam", "CreateRole", "RoleName")},
+    "aws:iam/role:Role": {
+        "name": ("iam", "CreateRole", "RoleName"),
+        "assumeRolePolicy": ("iam", "CreateRole", "AssumeRolePolicyDocument"),
+    },
     "aws:iam/rolePolicy:RolePolicy": {
         "name": ("iam", "PutRolePolicy", "PolicyName"),
         "role": ("iam", "PutRolePolicy", "RoleName"),
+        "policy": ("iam", "PutRolePolicy", "PolicyDocument"),
     },
     "aws:ssm/parameter:Parameter": {
         "name": ("ssm", "PutParameter", "Name"),
@@ -106,6 +111,11 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
             "PutMetricAlarm",
             "Metrics[].MetricStat.Metric.Dimensions[].Name",
         ),
+        "metricQueries[].metric.dimensions.<value>": (
+            "cloudwatch",
+            "PutMetricAlarm",
+            "Metrics[].MetricStat.Metric.Dimensions[].Value",
+        ),
         "metricQueries[].metric.period": ("cloudwatch", "PutMetricAlarm", "Metrics[].MetricStat.Period"),
     },
     "aws:cloudwatch/dashboard:Dashboard": {"dashboardName": ("cloudwatch", "PutDashboard", "DashboardName")},
@@ -151,7 +161,10 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
         "name": ("iot", "CreateThingGroup", "thingGroupName"),
         "parentGroupName": ("iot", "CreateThingGroup", "parentGroupName"),
     },
-    "aws:iot/policy:Policy": {"name": ("iot", "CreatePolicy", "policyName")},
+    "aws:iot/policy:Policy": {
+        "name": ("iot", "CreatePolicy", "policyName"),
+        "policy": ("iot", "CreatePolicy", "policyDocument"),
+    },
     "aws:iot/policyAttachment:PolicyAttachment": {"policy": ("iot", "AttachPolicy", "policyName")},
     "aws:iot/topicRule:TopicRule": {
         "name": ("iot", "CreateTopicRule", "ruleName"),
@@ -176,6 +189,7 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
             "preProvisioningHook.payloadVersion",
         ),
         "provisioningRoleArn": ("iot", "CreateProvisioningTemplate", "provisioningRoleArn"),
+        "templateBody": ("iot", "CreateProvisioningTemplate", "templateBody"),
     },
     "aws:iot/loggingOptions:LoggingOptions": {
         "defaultLogLevel": ("iot", "SetV2LoggingOptions", "defaultLogLevel")
@@ -211,6 +225,16 @@ DOCUMENTED_ONLY: Final[dict[Member, tuple[int, int, str]]] = {
 }
 """Limits the API references state in words where the model's shape has none (min, max, pattern)."""
 
+MAX_NON_WHITESPACE: Final[dict[Member, int]] = {
+    # CreatePolicy: "a maximum length of 2048, excluding whitespace" (the model allows 404600).
+    ("iot", "CreatePolicy", "policyDocument"): 2048,
+    # IAM User Guide, "IAM and AWS STS quotas" (white space not counted; the model allows 131072): role trust
+    # policy 2,048 by default, role policy 10,240 for all of a role's inline policies (each role here has one).
+    ("iam", "CreateRole", "AssumeRolePolicyDocument"): 2048,
+    ("iam", "PutRolePolicy", "PolicyDocument"): 10240,
+}
+"""Documented size limits on policy documents, counted without white space, tighter than the model's."""
+
 JAVA_CLASSES: Final = {
     r"\p{Graph}": "!-~",  # Java's POSIX class: a visible US-ASCII character
     r"\p{C}": r"\x00-\x1f\x7f-\x9f",  # Unicode "Other": here only its controls (Cc)
@@ -245,7 +269,7 @@ def _accepts(config: dict[str, Any]) -> bool:
 
 
 def longest_config() -> dict[str, Any]:
-    """The longest environment, then resourcePrefix, device type and claim generation the settings accept."""
+    """The longest environment, then resourcePrefix, device type, claim generation the settings accept."""
     environment = "e" * longest(lambda n: _accepts({"environment": "e" * n, "resourcePrefix": "p"}))
     prefix = "p" * longest(lambda n: _accepts({"environment": environment, "resourcePrefix": "p" * n}))
     names = {"environment": environment, "resourcePrefix": prefix}
@@ -256,6 +280,7 @@ def longest_config() -> dict[str, Any]:
         "deviceTypes": [device_type, "gateway"],
         "claimCertificates": [generation],
         "alertEmail": "alerts@example.com",
+        "provisioningPayloadFormats": ["json", "cbor"],  # the claim policy at its largest
     }
 
 
@@ -318,6 +343,9 @@ def test_a_name_aws_would_refuse_is_reported() -> None:
         "not one of ['PROVISIONED', 'PAY_PER_REQUEST']"
     ]
     assert violations("a\x07b", ("iot", "CreateProvisioningTemplate", "description")) != []
+    policy = ("iot", "CreatePolicy", "policyDocument")
+    assert violations("x" * 2049, policy) == ["2049 characters without white space, more than 2048"]
+    assert violations("x " * 2048, policy) == []
 
 
 # --- reading the inputs and the model ------------------------------------------------------------------
@@ -381,6 +409,10 @@ def violations(value: Any, member: Member) -> list[str]:
         problems.append(f"{len(text)} characters, fewer than {metadata['min']}")
     if "max" in metadata and len(text) > metadata["max"]:
         problems.append(f"{len(text)} characters, more than {metadata['max']}")
+    if member in MAX_NON_WHITESPACE:
+        size, limit = len(re.sub(r"\s", "", text)), MAX_NON_WHITESPACE[member]
+        if size > limit:
+            problems.append(f"{size} characters without white space, more than {limit}")
     if "pattern" in metadata and not java_pattern(metadata["pattern"]).fullmatch(text):
         problems.append(f"does not match {metadata['pattern']}")
     enum = getattr(shape, "enum", None)
