@@ -214,9 +214,9 @@ def plan_resume(
     for each in executions:
         if each.outcome not in RESUMABLE:
             continue
-        reason = _not_resumable(stack, each.thing_name, each.serial, each.item, created) or (
-            _confirmation_due(each.item, job_id, timeout, now) if each.outcome is Outcome.UNCONFIRMED else None
-        )
+        reason = _not_resumable(stack, each.thing_name, each.serial, each.item, created)
+        if not reason and each.outcome is Outcome.UNCONFIRMED:
+            reason = _confirmation_due(each.item, job_id, timeout, now)
         if reason:
             skipped.append(Skipped(each.serial or each.thing_name, reason))
         elif each.serial and each.item:

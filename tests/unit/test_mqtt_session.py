@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from awsiot import mqtt5_client_builder
 
 from local.devices import mqtt_session
 from local.devices.mqtt_session import Broker, ConnectRefused, Credentials, Session
@@ -33,10 +34,10 @@ def test_a_connection_never_answered_is_refused_and_closed(monkeypatch: pytest.M
         made.append(SilentClient(options))
         return made[-1]
 
-    monkeypatch.setattr(mqtt_session.mqtt5_client_builder, "mtls_from_bytes", builder)
+    monkeypatch.setattr(mqtt5_client_builder, "mtls_from_bytes", builder)
     monkeypatch.setattr(mqtt_session, "TIMEOUT_SECONDS", 0.05)
 
+    session = Session(Broker("broker", 8883, "ca"), Credentials("cert", "key"), "thing")
     with pytest.raises(ConnectRefused, match="no answer"):
-        with Session(Broker("broker", 8883, "ca"), Credentials("cert", "key"), "thing"):
-            pass
+        session.__enter__()
     assert made[0].stopped
