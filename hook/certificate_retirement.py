@@ -30,7 +30,8 @@ certificate (a device is never left without a working one): the record fails, co
 ``CertificateRetirementDeferred`` rather than as a failure, and Lambda retries it; when the retries run out
 it lands in the on-failure queue (its alarm). A confirmed replacement also retires the newest certificates
 of ``replacedCertificateIds`` still not revoked, so a certificate kept that way is retired by the serial's
-next rotation or re-provisioning at the latest.
+next rotation or re-provisioning at the latest, or by its revocation or decommissioning, which retires them
+too.
 
 Each step is idempotent, and ``ResourceNotFoundException`` (no such certificate, thing or policy, or no
 such attachment) counts as done. Any other error fails that record only: Powertools' batch processor
@@ -171,9 +172,14 @@ def _after_replacement(
 ) -> tuple[list[str], str | None]:
     """What to retire, and the certificate kept, if any. A change that replaced the current certificate
     retires the old one only when the replacement is attached (or the old one is revoked or gone already),
-    and then also the newest replaced certificates still unrevoked; else the old one is kept."""
+    and then also the newest replaced certificates still unrevoked; else the old one is kept. A change to
+    ``REVOKED`` or ``DECOMMISSIONED`` retires those replaced certificates too."""
     replacement = replacing_certificate(old, new)
     if not replacement:
+        if _text(new, Attr.STATUS) in HOLDS_NONE:
+            # A revocation also retires the certificates a replacement kept (still attached and active).
+            swept = unrevoked(iot, [each for each in recently_replaced(old) if each not in dropped])
+            return sorted({*dropped, *swept}), None
         return dropped, None
     current = _text(old, Attr.CERTIFICATE_ID)
     if not is_attached(iot, thing, replacement):
