@@ -319,6 +319,15 @@ def _ineligible(item: Item | None) -> str | None:
         return f"{status}; only ACTIVE devices rotate"
     if not item.get(Attr.THING_NAME):
         return "no thingName in the registry item"
+    pending = item.get(Attr.PENDING_CERTIFICATE_ID)
+    if pending:
+        # The device may be on it (it reported SUCCEEDED and the confirmation was lost): a CSR it sends
+        # for a new job would come from a certificate the registry does not call current, and be refused.
+        job_id = item.get(Attr.ROTATION_JOB_ID, "?")
+        return (
+            f"pending certificate {pending} of job {job_id} not confirmed: rotate resume {job_id} retires it "
+            "once that job's in-progress timeout has passed, and asks the device again"
+        )
     return None
 
 
