@@ -5,8 +5,9 @@ changes. For each change of a device's item, the certificates that were the seri
 one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are neither after
 (``NewImage``; absent when the item was removed) are retired:
 
-1. ``UpdateCertificate`` to ``REVOKED``: AWS IoT disconnects whoever still uses it and refuses it from
-   then on (skipped when it already is).
+1. ``UpdateCertificate`` to ``REVOKED``: AWS IoT refuses it for new connections and disconnects whoever
+   still uses it "within a few minutes" (botocore's IoT model, UpdateCertificate); skipped when it
+   already is.
 2. ``DetachThingPrincipal`` from the device's thing (``thingName``, else ``<base>_<serial>``).
 3. ``DetachPolicy`` of the device type's policy (``<base>_<type>``).
 
