@@ -30,7 +30,10 @@ in the middle of its rotation, which then cannot report it (CancelJob: ``force``
 would leave the offline devices' executions ``QUEUED``. Valid values: ``STOP_ROLLOUT | CANCEL |
 FORCE_CANCEL`` (API Reference, SchedulingConfig ``endBehavior``)."""
 END_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M"
-"""``endTime``: "YYYY-MM-DD for the date and HH:MM for the time" (API Reference, SchedulingConfig), UTC."""
+"""``endTime`` as sent: "YYYY-MM-DD for the date and HH:MM for the time" (API Reference, SchedulingConfig),
+written in UTC. That page and the CLI's Timestamp page it links name no time zone for this string; UTC is
+fleetctl's choice (the zone of its job ids), not a documented rule; ``rotate start`` reports the
+``endTime`` it sent."""
 ENDED_JOB_STATUSES: Final = frozenset({"COMPLETED", "CANCELED", "DELETION_IN_PROGRESS"})
 """Job statuses after which no execution runs (API Reference, Job ``status``)."""
 _END_AFTER = re.compile(r"(\d{1,6})([dh])")
@@ -61,9 +64,18 @@ def scheduling_config(now: datetime, end_after: timedelta) -> SchedulingConfigTy
 
 
 def job_end(job: Mapping[str, Any]) -> datetime | None:
-    """When a described job ends (its ``schedulingConfig.endTime``, UTC), or ``None`` when it has no end."""
+    """When a described job ends (its ``schedulingConfig.endTime``; UTC unless it names an offset), or
+    ``None`` when it has no end or one that cannot be read. DescribeJob's model types ``endTime`` as a
+    free string (1-64 characters), so seconds, fractions or a ``Z`` that AWS IoT may add when it echoes
+    the value are read too; an unreadable one leaves the job's ``status`` to tell whether it ended."""
     end = job.get("schedulingConfig", {}).get("endTime")
-    return datetime.strptime(end, END_TIME_FORMAT).replace(tzinfo=UTC) if end else None
+    if not end:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(end).strip())
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def has_ended(job: Mapping[str, Any], now: datetime) -> bool:

@@ -215,6 +215,8 @@ def plan_resume(
         if each.outcome not in RESUMABLE:
             continue
         reason = _not_resumable(stack, each.thing_name, each.serial, each.item, created)
+        if not reason and each.outcome is Outcome.UNCONFIRMED:
+            reason = _confirmation_due(each.item, job_id, timeout, now)
         if reason:
             skipped.append(Skipped(each.serial or each.thing_name, reason))
         elif each.serial and each.item:
@@ -317,6 +319,15 @@ def _ineligible(item: Item | None) -> str | None:
         return f"{status}; only ACTIVE devices rotate"
     if not item.get(Attr.THING_NAME):
         return "no thingName in the registry item"
+    pending = item.get(Attr.PENDING_CERTIFICATE_ID)
+    if pending:
+        # The device may be on it (it reported SUCCEEDED and the confirmation was lost): a CSR it sends
+        # for a new job would come from a certificate the registry does not call current, and be refused.
+        job_id = item.get(Attr.ROTATION_JOB_ID, "?")
+        return (
+            f"pending certificate {pending} of job {job_id} not confirmed: rotate resume {job_id} retires it "
+            "once that job's in-progress timeout has passed, and asks the device again"
+        )
     return None
 
 
@@ -347,6 +358,24 @@ def _not_resumable(
     if rotated and datetime.fromisoformat(rotated) > job_created:
         return f"rotated since the job was created (rotatedAt {rotated})"
     return None
+
+
+def _confirmation_due(item: Item | None, job_id: str, timeout: timedelta, now: datetime) -> str | None:
+    """Why a device that reported ``SUCCEEDED`` without a confirmation on record is not asked again yet:
+    it holds a pending certificate of ``job_id`` younger than the job's in-progress timeout, so it may be
+    using that certificate and its confirmation may still arrive (the rule invokes the rotation function
+    asynchronously, and Lambda retries). A new job now would find it on a certificate the registry does
+    not call current, which the rotation function refuses a CSR from; once the timeout has passed,
+    ``rotate resume`` retires the certificate and the device, back on its old one, is asked again."""
+    if item is None or item.get(Attr.ROTATION_JOB_ID) != job_id or not item.get(Attr.PENDING_CERTIFICATE_ID):
+        return None
+    if stale_pending_rotation(item, job_id, timeout, now) or not item.get(Attr.ROTATION_REQUESTED_AT):
+        return None
+    due = datetime.fromisoformat(item[Attr.ROTATION_REQUESTED_AT]) + timeout
+    return (
+        f"reported SUCCEEDED and may still confirm its new certificate {item[Attr.PENDING_CERTIFICATE_ID]}: "
+        f"resume again after {due.isoformat(timespec='seconds')}"
+    )
 
 
 def certificate_since(item: Item) -> datetime | None:

@@ -5,8 +5,9 @@ changes. For each change of a device's item, the certificates that were the seri
 one before (``OldImage``: ``certificateId``, ``pendingCertificateId``) and are neither after
 (``NewImage``; absent when the item was removed) are retired:
 
-1. ``UpdateCertificate`` to ``REVOKED``: AWS IoT disconnects whoever still uses it and refuses it from
-   then on (skipped when it already is).
+1. ``UpdateCertificate`` to ``REVOKED``: AWS IoT refuses it for new connections and disconnects whoever
+   still uses it "within a few minutes" (botocore's IoT model, UpdateCertificate); skipped when it
+   already is.
 2. ``DetachThingPrincipal`` from the device's thing (``thingName``, else ``<base>_<serial>``).
 3. ``DetachPolicy`` of the device type's policy (``<base>_<type>``).
 
@@ -30,7 +31,8 @@ certificate (a device is never left without a working one): the record fails, co
 ``CertificateRetirementDeferred`` rather than as a failure, and Lambda retries it; when the retries run out
 it lands in the on-failure queue (its alarm). A confirmed replacement also retires the newest certificates
 of ``replacedCertificateIds`` still not revoked, so a certificate kept that way is retired by the serial's
-next rotation or re-provisioning at the latest.
+next rotation or re-provisioning at the latest, or by its revocation or decommissioning, which retires every
+certificate still attached to the thing (one more ``ListThingPrincipals``).
 
 Each step is idempotent, and ``ResourceNotFoundException`` (no such certificate, thing or policy, or no
 such attachment) counts as done. Any other error fails that record only: Powertools' batch processor
@@ -43,7 +45,8 @@ The certificate's ARN is read with ``DescribeCertificate`` rather than built fro
 ARN: AWS says what the ARN is (partition, region, account and format are not assumed, also on an
 emulator), and a certificate already deleted is known before any change. It costs one read per retired
 certificate; a replacement adds one ``ListThingPrincipals`` (more when it must look again) and one read
-per recently replaced certificate, once per rotation or re-provisioning.
+per recently replaced certificate, once per rotation or re-provisioning; a revocation adds one
+``ListThingPrincipals``.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ HOLDS_NONE: Final = frozenset({DeviceStatus.REVOKED.value, DeviceStatus.DECOMMIS
 SWEPT_REPLACED_CERTIFICATES: Final = 5
 """How many of the newest replaced certificates a confirmed replacement checks (one ``DescribeCertificate``
 each): a certificate kept by a failed replacement is among them unless 5 replacements failed in a row."""
+_CERTIFICATE_ARN_PART: Final = ":cert/"
 ATTACHMENT_RECHECK_DELAYS: Final = (0.5, 1.0)
 """Seconds waited before each new look for a replacement's attachment: at most 1.5 s per record, so a
 batch of 25 such records stays inside the function's 60-second timeout."""
@@ -171,9 +175,15 @@ def _after_replacement(
 ) -> tuple[list[str], str | None]:
     """What to retire, and the certificate kept, if any. A change that replaced the current certificate
     retires the old one only when the replacement is attached (or the old one is revoked or gone already),
-    and then also the newest replaced certificates still unrevoked; else the old one is kept."""
+    and then also the newest replaced certificates still unrevoked; else the old one is kept. A change to
+    ``REVOKED`` or ``DECOMMISSIONED`` also retires every certificate still attached to the thing."""
     replacement = replacing_certificate(old, new)
     if not replacement:
+        if _text(new, Attr.STATUS) in HOLDS_NONE:
+            # A revocation also retires what else is attached to the thing: a certificate a replacement
+            # kept is still attached and active (one ListThingPrincipals; fleetctl revoke does the same).
+            swept = [each for each in attached_certificates(iot, thing) if each not in dropped]
+            return sorted({*dropped, *swept}), None
         return dropped, None
     current = _text(old, Attr.CERTIFICATE_ID)
     if not is_attached(iot, thing, replacement):
@@ -211,14 +221,22 @@ def attached_after_waiting(iot: Any, thing: str, certificate_id: str) -> bool:
 
 
 def is_attached(iot: Any, thing: str, certificate_id: str) -> bool:
-    """Whether ``ListThingPrincipals`` of ``thing`` names the certificate (principals are ARNs ending in
-    ``cert/<id>``); a thing that does not exist has none."""
-    suffix = f":cert/{certificate_id}"
+    """Whether ``ListThingPrincipals`` of ``thing`` names the certificate."""
+    return certificate_id in attached_certificates(iot, thing)
+
+
+def attached_certificates(iot: Any, thing: str) -> list[str]:
+    """The certificates ``ListThingPrincipals`` names for ``thing`` (principals are ARNs, a certificate's
+    ending in ``cert/<id>``); a thing that does not exist has none."""
     try:
-        return any(principal.endswith(suffix) for principal in _thing_principals(iot, thing))
+        return [
+            principal.rsplit(_CERTIFICATE_ARN_PART, 1)[1]
+            for principal in _thing_principals(iot, thing)
+            if _CERTIFICATE_ARN_PART in principal
+        ]
     except ClientError as error:
         if _not_found(error):
-            return False
+            return []
         raise
 
 

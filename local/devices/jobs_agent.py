@@ -138,20 +138,30 @@ class _JobExecution:
     job_id: str
 
     def report(self, session: Session, status: JobStatus, reason: str = "") -> None:
-        """Update the job execution to ``status``, then tell the stack on ``rotation/<thing>/result``."""
+        """Update the job execution to ``status``, then tell the stack on ``rotation/<thing>/result``. A
+        failure is told to the stack even when AWS IoT rejects the update because the execution has ended
+        (it timed out, or an earlier ``SUCCEEDED`` went through unanswered): the stack then drops the new
+        certificate the device no longer uses, and the device stays on its old one."""
         details = {"reason": reason[:REASON_MAX_LENGTH]} if reason else {}
         jobs = iotjobs.IotJobsClientV2(session.client, _CLIENT_OPTIONS)  # alive until it answers
-        await_result(
-            "UpdateJobExecution",
-            jobs.update_job_execution(
-                iotjobs.UpdateJobExecutionRequest(
-                    thing_name=self.thing_name,
-                    job_id=self.job_id,
-                    status=status.value,
-                    status_details=details,
-                )
-            ),
-        )
+        try:
+            await_result(
+                "UpdateJobExecution",
+                jobs.update_job_execution(
+                    iotjobs.UpdateJobExecutionRequest(
+                        thing_name=self.thing_name,
+                        job_id=self.job_id,
+                        status=status.value,
+                        status_details=details,
+                    )
+                ),
+            )
+        except Rejected:
+            if status is not JobStatus.FAILED:
+                raise
+        self._tell_stack(session, status, details)
+
+    def _tell_stack(self, session: Session, status: JobStatus, details: dict[str, str]) -> None:
         session.publish(
             rotation_topic(self.thing_name, RotationStep.RESULT),
             {"jobId": self.job_id, "status": status.value, **details},

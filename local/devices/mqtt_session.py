@@ -28,7 +28,8 @@ class DeviceError(RuntimeError):
 
 
 class ConnectRefused(DeviceError):
-    """The broker refused the connection (for instance ``NOT_AUTHORIZED`` for the client id)."""
+    """The broker refused the connection (for instance ``NOT_AUTHORIZED`` for the client id, or a TLS
+    handshake it ended), or did not complete it within :data:`TIMEOUT_SECONDS`."""
 
 
 class PublishRefused(DeviceError):
@@ -112,10 +113,16 @@ class Session:
         return self._client
 
     def __enter__(self) -> Session:
-        """Connect: :class:`ConnectRefused` when the broker refuses (the session is then closed)."""
+        """Connect: :class:`ConnectRefused` when the broker refuses or does not answer in time (the session
+        is then closed)."""
         self._client.start()
         try:
             self._connected.result(TIMEOUT_SECONDS)
+        except TimeoutError:
+            self.close()
+            raise ConnectRefused(
+                f"connect as {self.client_id}: no answer within {TIMEOUT_SECONDS:.0f} s"
+            ) from None
         except BaseException:
             self.close()
             raise

@@ -245,6 +245,22 @@ def test_the_next_confirmed_replacement_retires_a_certificate_kept_by_a_failed_o
     assert attachments(fleet, replacement["certificateId"]) == ("ACTIVE", [THING], [POLICY])
 
 
+def test_revoking_a_device_retires_a_certificate_kept_by_a_failed_replacement(
+    fleet: Fleet, registry: OperatorRecords, stream: RegistryStream, original: str, invoke: Any, waits: Any
+) -> None:
+    """The old certificate a never-attached replacement kept is still active and attached: the device's
+    revocation (a stolen device) must not leave it working."""
+    never_attached = reprovision(fleet, registry, invoke, attached=False)
+    assert retire(stream)["batchItemFailures"]
+    assert attachments(fleet, original) == ("ACTIVE", [THING], [POLICY])
+
+    assert registry.revoke(SERIAL, "stolen") is not None
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert attachments(fleet, original) == RETIRED
+    assert attachments(fleet, never_attached["certificateId"]) == ("REVOKED", [], [])
+
+
 def test_a_released_approval_retires_its_certificate_without_a_thing(
     fleet: Fleet, registry: OperatorRecords, stream: RegistryStream
 ) -> None:

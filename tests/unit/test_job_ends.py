@@ -73,3 +73,21 @@ def test_a_jobs_end_is_read_back_as_utc() -> None:
         2026, 3, 15, 12, 0, tzinfo=UTC
     )
     assert job_end({}) is None
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    ["2026-03-15T12:00", "2026-03-15T12:00:00", "2026-03-15T12:00:00.000Z", "2026-03-15T14:00+02:00"],
+)
+def test_a_jobs_end_is_read_in_the_forms_aws_iot_may_echo(echoed: str) -> None:
+    # DescribeJob's endTime is a free string in the model: a form other than the one sent must not stop
+    # rotate status or resume.
+    assert job_end({"schedulingConfig": {"endTime": echoed}}) == datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+
+
+def test_an_unreadable_end_leaves_the_jobs_status_to_tell() -> None:
+    job = {"status": "IN_PROGRESS", "schedulingConfig": {"endTime": "next Tuesday"}}
+
+    assert job_end(job) is None
+    assert has_ended(job, NOW) is False
+    assert has_ended({**job, "status": "CANCELED"}, NOW) is True
