@@ -259,6 +259,9 @@ class RejectionReason(StrEnum):
 
     MALFORMED_EVENT = "MalformedEvent"
     MISSING_PARAMETER = "MissingParameter"
+    UNKNOWN_PARAMETER = "UnknownParameter"
+    """A parameter the template does not declare (:class:`Parameter`): whether AWS IoT would let it shadow a
+    pseudo-parameter such as ``AWS::IoT::Certificate::Id`` is undocumented, so the hook refuses it."""
     INVALID_PARAMETER = "InvalidParameter"
     UNKNOWN_DEVICE_TYPE = "UnknownDeviceType"
     DEVICE_TYPE_RETIRED = "DeviceTypeRetired"
