@@ -94,6 +94,12 @@ class DeviceRequest:
             Parameter.LOCATION.value: self.location,
         }
 
+    def firmware_older_than(self, recorded: str) -> bool:
+        """Whether this request's firmware is older than ``recorded``, both read by
+        :func:`parse_firmware_version`; ``False`` when ``recorded`` is not a version (nothing to compare)."""
+        mine, theirs = parse_firmware_version(self.firmware_version), parse_firmware_version(recorded)
+        return mine is not None and theirs is not None and mine < theirs
+
 
 def parse_firmware_version(text: str) -> FirmwareVersion | None:
     """``"1.2.3"`` or ``"v1.2.3"`` as a comparable tuple, or ``None`` when it is not of that form."""
