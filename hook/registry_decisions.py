@@ -227,7 +227,7 @@ def reprovision_granted(item: Item, request: DeviceRequest, now: str) -> bool:
 def require_no_downgrade(item: Item, request: DeviceRequest) -> None:
     """Deny a re-provisioning whose firmware is older than the serial's recorded one, unless its grant
     allows a downgrade. The grant is read with the item, and the re-provisioning's write is conditional on
-    its deadline (unique to the millisecond), so a grant replaced meanwhile is not used."""
+    its deadline (to the millisecond), so a grant replaced meanwhile is not used."""
     recorded = item.get(Attr.FIRMWARE_VERSION, "")
     if item.get(Attr.REPROVISION_ALLOWS_DOWNGRADE) != "true" and request.firmware_older_than(recorded):
         raise ProvisioningDenied(
