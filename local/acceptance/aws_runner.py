@@ -36,6 +36,7 @@ from local.acceptance.run_plan import (
     amazon_root_ca,
     fetch_url,
     make_plan,
+    refuse_existing_deployment,
 )
 from local.acceptance.run_report import Exit, Report
 from local.scenario.full_run import ScenarioResult
@@ -258,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(arguments.stack, arguments.region, arguments.own_account_settings)
         if shutil.which("pulumi") is None:
             raise Refused("the Pulumi CLI is not on PATH: https://www.pulumi.com/docs/install/")
-        event_types = account_event_types(
-            boto3.client("iot", region_name=plan.region), plan.own_account_settings
-        )
+        iot = boto3.client("iot", region_name=plan.region)
+        event_types = account_event_types(iot, plan.own_account_settings)
         plan = dataclasses.replace(plan, account_event_types=event_types)
+        refuse_existing_deployment(plan, boto3.client("dynamodb", region_name=plan.region), iot)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
         report = run(plan, create_local_stack, AwsScenario(plan, ca_pem), log=print)
     except Refused as refused:
