@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol
@@ -33,6 +34,7 @@ from local.acceptance.run_plan import (
     Plan,
     Refused,
     account_event_types,
+    account_switches,
     amazon_root_ca,
     fetch_url,
     make_plan,
@@ -102,6 +104,8 @@ def run(
     scenario: Scenario,
     log: Callable[[str], Any],
     root: Path = PROJECT_DIR,
+    *,
+    restore_account: Callable[[], str] | None = None,
 ) -> Report:
     """Create the stack, configure it, deploy it, run the scenario; then, whatever happened (an error,
     Ctrl-C, SIGTERM), remove the scenario's devices, destroy the stack and remove it from the workspace.
@@ -109,7 +113,8 @@ def run(
     It works only on a stack it creates. :class:`Refused`, with nothing created or destroyed, when
     ``Pulumi.<stack>.yaml`` exists in ``root`` (a committed or someone's stack) or the stack exists in
     the backend. It writes :data:`MARKER_KEY` into the new stack's config, and deploys and destroys only
-    while the stack's config holds this run's value.
+    while the stack's config holds this run's value. Once the stack is destroyed, ``restore_account`` puts
+    back the account-wide settings it changed and says what it did.
     """
     if (root / f"Pulumi.{plan.stack}.yaml").exists():
         raise Refused(
@@ -144,6 +149,8 @@ def run(
     finally:
         with _interrupts_deferred(log):
             _tear_down(stack, scenario, outputs, report, log)
+            if not report.not_ours and restore_account is not None:
+                _restore_account(restore_account, report)
     return report
 
 
@@ -171,6 +178,20 @@ def _tear_down(
             report.removed = True
         except Exception as error:
             report.destroy_errors.append(f"stack rm failed: {_describe(error)}")
+
+
+def _restore_account(restore: Callable[[], str], report: Report) -> None:
+    """Switch back the account's registry events once the stack is destroyed (its delete does nothing)."""
+    if not report.destroyed:
+        report.left_behind.append(
+            "AWS IoT event configurations: the stack still declares them; once it is destroyed, switch back "
+            "what it switched on (docs/acceptance.md, Teardown)"
+        )
+        return
+    try:
+        report.account = restore()
+    except Exception as error:
+        report.left_behind.append(f"AWS IoT event configurations not switched back: {_describe(error)}")
 
 
 def _destroy(stack: PulumiStack, report: Report, log: Callable[[str], Any]) -> None:
@@ -260,11 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which("pulumi") is None:
             raise Refused("the Pulumi CLI is not on PATH: https://www.pulumi.com/docs/install/")
         iot = boto3.client("iot", region_name=plan.region)
+        found = account_switches(iot)  # recorded before anything changes them
         event_types = account_event_types(iot, plan.own_account_settings)
         plan = dataclasses.replace(plan, account_event_types=event_types)
         refuse_existing_deployment(plan, boto3.client("dynamodb", region_name=plan.region), iot)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
-        report = run(plan, create_local_stack, AwsScenario(plan, ca_pem), log=print)
+        restore = partial(found.restore, iot, event_types) if plan.own_account_settings else None
+        report = run(plan, create_local_stack, AwsScenario(plan, ca_pem), print, restore_account=restore)
     except Refused as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return Exit.REFUSED

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from components.documents import fleet_group_name
 from hook.contract import template_name
+from local.acceptance.event_switches import EventSwitches
 from local.scenario.full_run import scenario_config
 from program.config import settings_from_config
 from program.settings import PROJECT, TEMPLATE_NAME_MAX_LENGTH, Settings
@@ -87,11 +88,7 @@ def account_event_types(iot: Any, own_account_settings: bool) -> tuple[str, ...]
     events are on, or this stack is to own the setting: without them no thing-created event fires, and no
     approved device could become ``ACTIVE``. An owner sets every event type, and deleting the setting
     does nothing on AWS, so it must not switch off what other workloads of the account use."""
-    try:
-        configurations = iot.describe_event_configurations().get("eventConfigurations", {})
-    except (BotoCoreError, ClientError) as error:
-        raise Refused(f"cannot read the account's AWS IoT event configurations: {error}") from error
-    enabled = {kind for kind, switch in configurations.items() if switch.get("Enabled")}
+    enabled = account_switches(iot).enabled
     if not own_account_settings and "THING" not in enabled:
         raise Refused(
             "AWS IoT THING registry events are off in this account and region, so no approved device could "
@@ -100,6 +97,14 @@ def account_event_types(iot: Any, own_account_settings: bool) -> tuple[str, ...]
             "AWSIotLogsV2 log group, event configurations) for the run."
         )
     return tuple(sorted(enabled | {"THING"}))
+
+
+def account_switches(iot: Any) -> EventSwitches:
+    """The account's registry-event switches now; :class:`Refused` when they cannot be read."""
+    try:
+        return EventSwitches.read(iot)
+    except (BotoCoreError, ClientError) as error:
+        raise Refused(f"cannot read the account's AWS IoT event configurations: {error}") from error
 
 
 def refuse_existing_deployment(plan: Plan, dynamodb: Any, iot: Any) -> None:

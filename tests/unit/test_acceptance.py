@@ -280,3 +280,55 @@ def test_main_refuses_without_the_pulumi_cli(
 
     assert aws_runner.main(["--stack", "acc1", "--region", "eu-west-1"]) == Exit.REFUSED
     assert "refused: the Pulumi CLI is not on PATH" in capsys.readouterr().err
+
+
+def _run_restoring(stack: FakeStack, events: list[str], tmp_path: Path, restore: Callable[[], str]) -> Report:
+    def create(name: str) -> FakeStack:
+        return stack
+
+    return aws_runner.run(
+        PLAN, create, FakeScenario(events), lambda line: None, root=tmp_path, restore_account=restore
+    )
+
+
+def test_account_settings_are_switched_back_once_the_stack_is_destroyed(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    def restore() -> str:
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run_restoring(FakeStack(events), events, tmp_path, restore)
+
+    assert events[-3:] == ["destroy", "remove acc1", "restore"]
+    assert "  account event configurations: switched back: THING off\n" in report.render()
+    assert report.exit_code == Exit.PASSED
+
+
+def test_account_settings_that_cannot_be_switched_back_are_left_behind(tmp_path: Path) -> None:
+    events: list[str] = []
+    denied = _raises(RuntimeError("AccessDeniedException: iot:UpdateEventConfigurations"))
+
+    report = _run_restoring(FakeStack(events), events, tmp_path, lambda: str(denied()))
+
+    assert report.removed
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "LEFT BEHIND: AWS IoT event configurations not switched back: RuntimeError: AccessDenied" in (
+        report.render()
+    )
+
+
+def test_account_settings_are_not_touched_while_the_stack_still_declares_them(tmp_path: Path) -> None:
+    events: list[str] = []
+    stack = FakeStack(events)
+    stack.destroy_failures = [_raises(_command_error("error: deleting policy"))] * aws_runner.DESTROY_ATTEMPTS
+
+    def restore() -> str:
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run_restoring(stack, events, tmp_path, restore)
+
+    assert "restore" not in events
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "LEFT BEHIND: AWS IoT event configurations: the stack still declares them" in report.render()
