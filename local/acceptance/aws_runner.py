@@ -41,6 +41,7 @@ from local.acceptance.run_plan import (
     refuse_existing_deployment,
 )
 from local.acceptance.run_report import Exit, Report
+from local.acceptance.stack_sweep import Sweep
 from local.scenario.full_run import ScenarioResult
 from program.config import PROJECT_DIR
 
@@ -83,11 +84,11 @@ class PulumiStack(Protocol):
 
 
 class Scenario(Protocol):
-    """What the runner runs once the stack is up, and what it removes before destroying it."""
+    """What the runner runs once the stack is up, and what it sweeps before destroying it."""
 
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult: ...
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str: ...
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep: ...
 
 
 def create_local_stack(name: str) -> PulumiStack:
@@ -162,14 +163,18 @@ def _tear_down(
     log: Callable[[str], Any],
 ) -> None:
     if outputs is not None:
-        log("removing the scenario's devices")
+        log("sweeping what the scenario's devices left (fleetctl teardown)")
         with report.timed("clean up"):
             try:
-                report.clean_up = scenario.clean_up(outputs)
+                swept = scenario.clean_up(outputs)
+                report.clean_up, report.destroy_blocked = str(swept), swept.blocks_destroy
+                report.left_behind += swept.left
             except Exception as error:
                 report.clean_up = f"FAILED: {_describe(error)}"
     if report.not_ours or not _holds_marker(stack, report.plan, log):
         report.not_ours = True
+        return
+    if report.destroy_blocked:  # each attempt would fail on the same policy or thing type
         return
     _destroy(stack, report, log)
     if report.destroyed:

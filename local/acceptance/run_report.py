@@ -37,6 +37,8 @@ class Report:
     interrupted: bool = False
     clean_up: str = ""
     destroy_errors: list[str] = field(default_factory=list)
+    destroy_blocked: bool = False
+    """The sweep left what ``pulumi destroy`` would fail on, so the stack was not destroyed."""
     destroyed: bool = False
     removed: bool = False
     account: str = ""
@@ -84,11 +86,13 @@ class Report:
             lines += ["Error:", *(f"  {line}" for line in self.error.splitlines()), ""]
         lines += ["Teardown", "", f"  devices: {self.clean_up or 'none provisioned'}"]
         lines += [f"  destroy {error}" for error in self.destroy_errors]
+        if self.destroy_blocked:
+            lines.append("  destroy not attempted: the sweep left what it would fail on (LEFT BEHIND)")
         lines += [
             f"  stack destroyed: {'yes' if self.destroyed else 'NO'}",
             f"  stack removed from the workspace: {'yes' if self.removed else 'NO'}",
             *([f"  account event configurations: {self.account}"] if self.account else []),
-            *(f"  LEFT BEHIND: {line}" for line in self.left_behind),
+            *(f"  LEFT BEHIND: {line}".replace("\n", "\n    ") for line in self.left_behind),
             "",
             "Time: " + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in self.seconds.items()),
             f"Result: {self._verdict()}",
@@ -103,8 +107,14 @@ class Report:
                 f"deployed nor destroyed. Check it, then `pulumi stack rm {stack} --cwd {cwd}`."
             )
         if not self.destroyed:
+            teardown = (
+                f"`pulumi stack output --json --stack {stack} --cwd {cwd} > outputs.json`, "
+                "`fleetctl --outputs outputs.json teardown`, then "
+                if self.destroy_blocked
+                else ""
+            )
             return (
-                f"RESOURCES MAY REMAIN: run `pulumi destroy --stack {stack} --cwd {cwd}`, then "
+                f"RESOURCES MAY REMAIN: run {teardown}`pulumi destroy --stack {stack} --cwd {cwd}`, then "
                 f"`pulumi stack rm {stack} --cwd {cwd}`."
             )
         if not self.removed:

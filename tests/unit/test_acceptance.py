@@ -18,11 +18,13 @@ import pytest
 from local.acceptance import aws_runner
 from local.acceptance.run_plan import MARKER_KEY, Plan, Refused
 from local.acceptance.run_report import Exit, Report
+from local.acceptance.stack_sweep import Sweep
 from local.scenario.full_run import CheckResult, ScenarioResult
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 OUTPUTS = {"iotEndpoint": auto.OutputValue("abc-ats.iot.eu-west-1.amazonaws.com", False)}
 PASSED = ScenarioResult([], [CheckResult("every device gets the outcome", passed=True)])
+CLEAN = Sweep(decommissioned=2, certificates=3, shadows=2, left=[], blocks_destroy=False)
 
 
 def _command_error(message: str) -> auto.CommandError:
@@ -71,14 +73,20 @@ class FakeStack:
 
 
 class FakeScenario:
-    """Records ``scenario`` and ``clean up``; ``run`` returns ``result`` or raises ``error``."""
+    """Records ``scenario`` and ``clean up``; ``run`` returns ``result`` or raises ``error``; the clean-up
+    sweeps as ``swept``."""
 
     def __init__(
-        self, events: list[str], result: ScenarioResult = PASSED, error: BaseException | None = None
+        self,
+        events: list[str],
+        result: ScenarioResult = PASSED,
+        error: BaseException | None = None,
+        swept: Sweep = CLEAN,
     ):
         self.events = events
         self.result = result
         self.error = error
+        self.swept = swept
         self.outputs: Mapping[str, Any] = {}
 
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult:
@@ -88,9 +96,9 @@ class FakeScenario:
             raise self.error
         return self.result
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str:
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep:
         self.events.append("clean up")
-        return "2 devices decommissioned, 3 certificates deleted"
+        return self.swept
 
 
 def _run(stack: FakeStack, scenario: FakeScenario, tmp_path: Path, log: list[str] | None = None) -> Report:
@@ -240,6 +248,37 @@ def test_a_stack_that_cannot_be_destroyed_is_kept_in_the_workspace_and_reported(
     assert not report.removed
     assert report.exit_code == Exit.LEFT_BEHIND
     assert "RESOURCES MAY REMAIN: run `pulumi destroy --stack acc1" in report.render()
+
+
+def test_what_the_sweep_left_that_blocks_the_destroy_keeps_the_stack_for_fleetctl_teardown(
+    tmp_path: Path,
+) -> None:
+    events: list[str] = []
+    blocker = "stack iot-provisioning-acc1 is not ready for `pulumi destroy`; still there:\n  thing type ..."
+    swept = Sweep(1, 2, 1, [blocker], blocks_destroy=True)
+
+    report = _run(FakeStack(events), FakeScenario(events, swept=swept), tmp_path)
+
+    assert events[-2:] == ["scenario", "clean up"]  # no destroy: each attempt would fail the same way
+    assert report.exit_code == Exit.LEFT_BEHIND
+    text = report.render()
+    assert "  LEFT BEHIND: stack iot-provisioning-acc1 is not ready for `pulumi destroy`" in text
+    assert "`fleetctl --outputs outputs.json teardown`, then `pulumi destroy --stack acc1" in text
+
+
+def test_a_leftover_that_does_not_block_the_destroy_still_fails_the_run_with_its_id(tmp_path: Path) -> None:
+    events: list[str] = []
+    swept = Sweep(2, 2, 2, ["certificate c9: AccessDeniedException"], blocks_destroy=False)
+
+    report = _run(FakeStack(events), FakeScenario(events, swept=swept), tmp_path)
+
+    assert events[-3:] == TEARDOWN
+    assert report.exit_code == Exit.LEFT_BEHIND
+    text = report.render()
+    assert "  LEFT BEHIND: certificate c9: AccessDeniedException\n" in text
+    assert text.endswith(
+        "Result: LEFT BEHIND (see the teardown): PASSED (1 checks); the stack was destroyed and removed."
+    )
 
 
 def test_refuses_a_stack_that_already_exists_in_the_backend(tmp_path: Path) -> None:
