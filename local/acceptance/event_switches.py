@@ -31,9 +31,9 @@ class EventSwitches:
         return frozenset(kind for kind, on in self.found.items() if on)
 
     def restore(self, iot: Any, kept_on: Collection[str]) -> str:
-        """Switch back each type that a stack keeping ``kept_on`` on (and the others off) changed, unless it
-        has been switched again since (another workload's change is kept); says what was switched back.
-        Raises botocore's errors."""
+        """Switch back each type that a stack keeping ``kept_on`` on (and the others off) changed, unless it is
+        not as the stack set it (switched again since by another workload, or never set by a failed
+        ``up``): that is left as it is. Says what was switched back; raises botocore's errors."""
         declared = event_configurations(frozenset(kept_on))
         changed = {kind for kind, on in declared.items() if on != self.found.get(kind, False)}
         if not changed:
@@ -49,5 +49,5 @@ class EventSwitches:
         kept = sorted(changed - back.keys())
         switched = ", ".join(f"{kind} {'on' if value['Enabled'] else 'off'}" for kind, value in back.items())
         return f"switched back: {switched or 'none'}" + (
-            f"; changed since, kept: {', '.join(kept)}" if kept else ""
+            f"; not as the stack set them, so left as they are: {', '.join(kept)}" if kept else ""
         )

@@ -53,4 +53,6 @@ def test_a_switch_changed_again_since_the_stack_set_it_is_left_as_it_is(iot: tup
     found = EventSwitches.read(client)  # THING left out: off
     stubber.add_response("describe_event_configurations", _described("JOB"))  # THING off again, by someone
 
-    assert found.restore(client, ("JOB", "THING")) == "switched back: none; changed since, kept: THING"
+    assert found.restore(client, ("JOB", "THING")) == (
+        "switched back: none; not as the stack set them, so left as they are: THING"
+    )
