@@ -31,8 +31,8 @@ class EventSwitches:
         return frozenset(kind for kind, on in self.found.items() if on)
 
     def restore(self, iot: Any, kept_on: Collection[str]) -> str:
-        """Switch back each type that a stack keeping ``kept_on`` on (and the others off) changed, unless it is
-        not as the stack set it (switched again since by another workload, or never set by a failed
+        """Switch back each type that a stack keeping ``kept_on`` on (and the others off) changed, unless
+        it is not as the stack set it (switched again since by another workload, or never set by a failed
         ``up``): that is left as it is. Says what was switched back; raises botocore's errors."""
         declared = event_configurations(frozenset(kept_on))
         changed = {kind for kind, on in declared.items() if on != self.found.get(kind, False)}
