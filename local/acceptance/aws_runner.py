@@ -171,6 +171,9 @@ def _tear_down(
                 report.left_behind += swept.left
             except Exception as error:
                 report.clean_up = f"FAILED: {_describe(error)}"
+                report.left_behind.append(
+                    "what the devices left is unknown: the sweep failed (devices, above)"
+                )
     if report.not_ours or not _holds_marker(stack, report.plan, log):
         report.not_ours = True
         return

@@ -74,14 +74,14 @@ class FakeStack:
 
 class FakeScenario:
     """Records ``scenario`` and ``clean up``; ``run`` returns ``result`` or raises ``error``; the clean-up
-    sweeps as ``swept``."""
+    sweeps as ``swept`` or raises it."""
 
     def __init__(
         self,
         events: list[str],
         result: ScenarioResult = PASSED,
         error: BaseException | None = None,
-        swept: Sweep = CLEAN,
+        swept: Sweep | Exception = CLEAN,
     ):
         self.events = events
         self.result = result
@@ -98,6 +98,8 @@ class FakeScenario:
 
     def clean_up(self, outputs: Mapping[str, Any]) -> Sweep:
         self.events.append("clean up")
+        if isinstance(self.swept, Exception):
+            raise self.swept
         return self.swept
 
 
@@ -279,6 +281,17 @@ def test_a_leftover_that_does_not_block_the_destroy_still_fails_the_run_with_its
     assert text.endswith(
         "Result: LEFT BEHIND (see the teardown): PASSED (1 checks); the stack was destroyed and removed."
     )
+
+
+def test_a_sweep_that_fails_leaves_the_devices_leftovers_unknown_and_the_run_exits_3(tmp_path: Path) -> None:
+    events: list[str] = []
+    scenario = FakeScenario(events, swept=RuntimeError("no registry table"))
+
+    report = _run(FakeStack(events), scenario, tmp_path)
+
+    assert report.destroyed and report.removed
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "  devices: FAILED: RuntimeError: no registry table\n" in report.render()
 
 
 def test_refuses_a_stack_that_already_exists_in_the_backend(tmp_path: Path) -> None:
