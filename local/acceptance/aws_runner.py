@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol
@@ -33,11 +34,14 @@ from local.acceptance.run_plan import (
     Plan,
     Refused,
     account_event_types,
+    account_switches,
     amazon_root_ca,
     fetch_url,
     make_plan,
+    refuse_existing_deployment,
 )
 from local.acceptance.run_report import Exit, Report
+from local.acceptance.stack_sweep import Sweep
 from local.scenario.full_run import ScenarioResult
 from program.config import PROJECT_DIR
 
@@ -80,11 +84,11 @@ class PulumiStack(Protocol):
 
 
 class Scenario(Protocol):
-    """What the runner runs once the stack is up, and what it removes before destroying it."""
+    """What the runner runs once the stack is up, and what it sweeps before destroying it."""
 
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult: ...
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str: ...
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep: ...
 
 
 def create_local_stack(name: str) -> PulumiStack:
@@ -101,6 +105,8 @@ def run(
     scenario: Scenario,
     log: Callable[[str], Any],
     root: Path = PROJECT_DIR,
+    *,
+    restore_account: Callable[[], str] | None = None,
 ) -> Report:
     """Create the stack, configure it, deploy it, run the scenario; then, whatever happened (an error,
     Ctrl-C, SIGTERM), remove the scenario's devices, destroy the stack and remove it from the workspace.
@@ -108,7 +114,8 @@ def run(
     It works only on a stack it creates. :class:`Refused`, with nothing created or destroyed, when
     ``Pulumi.<stack>.yaml`` exists in ``root`` (a committed or someone's stack) or the stack exists in
     the backend. It writes :data:`MARKER_KEY` into the new stack's config, and deploys and destroys only
-    while the stack's config holds this run's value.
+    while the stack's config holds this run's value. Once the stack is destroyed, ``restore_account`` puts
+    back the account-wide settings it changed and says what it did.
     """
     if (root / f"Pulumi.{plan.stack}.yaml").exists():
         raise Refused(
@@ -143,6 +150,8 @@ def run(
     finally:
         with _interrupts_deferred(log):
             _tear_down(stack, scenario, outputs, report, log)
+            if not report.not_ours and restore_account is not None:
+                _restore_account(restore_account, report)
     return report
 
 
@@ -154,14 +163,21 @@ def _tear_down(
     log: Callable[[str], Any],
 ) -> None:
     if outputs is not None:
-        log("removing the scenario's devices")
+        log("sweeping what the scenario's devices left (fleetctl teardown)")
         with report.timed("clean up"):
             try:
-                report.clean_up = scenario.clean_up(outputs)
+                swept = scenario.clean_up(outputs)
+                report.clean_up, report.destroy_blocked = str(swept), swept.blocks_destroy
+                report.left_behind += swept.left
             except Exception as error:
                 report.clean_up = f"FAILED: {_describe(error)}"
+                report.left_behind.append(
+                    "what the devices left is unknown: the sweep failed (devices, above)"
+                )
     if report.not_ours or not _holds_marker(stack, report.plan, log):
         report.not_ours = True
+        return
+    if report.destroy_blocked:  # each attempt would fail on the same policy or thing type
         return
     _destroy(stack, report, log)
     if report.destroyed:
@@ -170,6 +186,20 @@ def _tear_down(
             report.removed = True
         except Exception as error:
             report.destroy_errors.append(f"stack rm failed: {_describe(error)}")
+
+
+def _restore_account(restore: Callable[[], str], report: Report) -> None:
+    """Switch back the account's registry events once the stack is destroyed (its delete does nothing)."""
+    if not report.destroyed:
+        report.left_behind.append(
+            "AWS IoT event configurations: the stack still declares them; once it is destroyed, switch back "
+            "what it switched on (docs/acceptance.md, Teardown)"
+        )
+        return
+    try:
+        report.account = restore()
+    except Exception as error:
+        report.left_behind.append(f"AWS IoT event configurations not switched back: {_describe(error)}")
 
 
 def _destroy(stack: PulumiStack, report: Report, log: Callable[[str], Any]) -> None:
@@ -258,12 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(arguments.stack, arguments.region, arguments.own_account_settings)
         if shutil.which("pulumi") is None:
             raise Refused("the Pulumi CLI is not on PATH: https://www.pulumi.com/docs/install/")
-        event_types = account_event_types(
-            boto3.client("iot", region_name=plan.region), plan.own_account_settings
-        )
+        iot = boto3.client("iot", region_name=plan.region)
+        found = account_switches(iot)  # recorded before anything changes them
+        event_types = account_event_types(iot, plan.own_account_settings)
         plan = dataclasses.replace(plan, account_event_types=event_types)
+        refuse_existing_deployment(plan, boto3.client("dynamodb", region_name=plan.region), iot)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
-        report = run(plan, create_local_stack, AwsScenario(plan, ca_pem), log=print)
+        restore = partial(found.restore, iot, event_types) if plan.own_account_settings else None
+        report = run(plan, create_local_stack, AwsScenario(plan, ca_pem), print, restore_account=restore)
     except Refused as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return Exit.REFUSED

@@ -18,11 +18,13 @@ import pytest
 from local.acceptance import aws_runner
 from local.acceptance.run_plan import MARKER_KEY, Plan, Refused
 from local.acceptance.run_report import Exit, Report
+from local.acceptance.stack_sweep import Sweep
 from local.scenario.full_run import CheckResult, ScenarioResult
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 OUTPUTS = {"iotEndpoint": auto.OutputValue("abc-ats.iot.eu-west-1.amazonaws.com", False)}
 PASSED = ScenarioResult([], [CheckResult("every device gets the outcome", passed=True)])
+CLEAN = Sweep(decommissioned=2, certificates=3, shadows=2, left=[], blocks_destroy=False)
 
 
 def _command_error(message: str) -> auto.CommandError:
@@ -71,14 +73,20 @@ class FakeStack:
 
 
 class FakeScenario:
-    """Records ``scenario`` and ``clean up``; ``run`` returns ``result`` or raises ``error``."""
+    """Records ``scenario`` and ``clean up``; ``run`` returns ``result`` or raises ``error``; the clean-up
+    sweeps as ``swept`` or raises it."""
 
     def __init__(
-        self, events: list[str], result: ScenarioResult = PASSED, error: BaseException | None = None
+        self,
+        events: list[str],
+        result: ScenarioResult = PASSED,
+        error: BaseException | None = None,
+        swept: Sweep | Exception = CLEAN,
     ):
         self.events = events
         self.result = result
         self.error = error
+        self.swept = swept
         self.outputs: Mapping[str, Any] = {}
 
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult:
@@ -88,9 +96,11 @@ class FakeScenario:
             raise self.error
         return self.result
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str:
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep:
         self.events.append("clean up")
-        return "2 devices decommissioned, 3 certificates deleted"
+        if isinstance(self.swept, Exception):
+            raise self.swept
+        return self.swept
 
 
 def _run(stack: FakeStack, scenario: FakeScenario, tmp_path: Path, log: list[str] | None = None) -> Report:
@@ -242,6 +252,48 @@ def test_a_stack_that_cannot_be_destroyed_is_kept_in_the_workspace_and_reported(
     assert "RESOURCES MAY REMAIN: run `pulumi destroy --stack acc1" in report.render()
 
 
+def test_what_the_sweep_left_that_blocks_the_destroy_keeps_the_stack_for_fleetctl_teardown(
+    tmp_path: Path,
+) -> None:
+    events: list[str] = []
+    blocker = "stack iot-provisioning-acc1 is not ready for `pulumi destroy`; still there:\n  thing type ..."
+    swept = Sweep(1, 2, 1, [blocker], blocks_destroy=True)
+
+    report = _run(FakeStack(events), FakeScenario(events, swept=swept), tmp_path)
+
+    assert events[-2:] == ["scenario", "clean up"]  # no destroy: each attempt would fail the same way
+    assert report.exit_code == Exit.LEFT_BEHIND
+    text = report.render()
+    assert "  LEFT BEHIND: stack iot-provisioning-acc1 is not ready for `pulumi destroy`" in text
+    assert "`fleetctl --outputs outputs.json teardown`, then `pulumi destroy --stack acc1" in text
+
+
+def test_a_leftover_that_does_not_block_the_destroy_still_fails_the_run_with_its_id(tmp_path: Path) -> None:
+    events: list[str] = []
+    swept = Sweep(2, 2, 2, ["certificate c9: AccessDeniedException"], blocks_destroy=False)
+
+    report = _run(FakeStack(events), FakeScenario(events, swept=swept), tmp_path)
+
+    assert events[-3:] == TEARDOWN
+    assert report.exit_code == Exit.LEFT_BEHIND
+    text = report.render()
+    assert "  LEFT BEHIND: certificate c9: AccessDeniedException\n" in text
+    assert text.endswith(
+        "Result: LEFT BEHIND (see the teardown): PASSED (1 checks); the stack was destroyed and removed."
+    )
+
+
+def test_a_sweep_that_fails_leaves_the_devices_leftovers_unknown_and_the_run_exits_3(tmp_path: Path) -> None:
+    events: list[str] = []
+    scenario = FakeScenario(events, swept=RuntimeError("no registry table"))
+
+    report = _run(FakeStack(events), scenario, tmp_path)
+
+    assert report.destroyed and report.removed
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "  devices: FAILED: RuntimeError: no registry table\n" in report.render()
+
+
 def test_refuses_a_stack_that_already_exists_in_the_backend(tmp_path: Path) -> None:
     events: list[str] = []
 
@@ -280,3 +332,55 @@ def test_main_refuses_without_the_pulumi_cli(
 
     assert aws_runner.main(["--stack", "acc1", "--region", "eu-west-1"]) == Exit.REFUSED
     assert "refused: the Pulumi CLI is not on PATH" in capsys.readouterr().err
+
+
+def _run_restoring(stack: FakeStack, events: list[str], tmp_path: Path, restore: Callable[[], str]) -> Report:
+    def create(name: str) -> FakeStack:
+        return stack
+
+    return aws_runner.run(
+        PLAN, create, FakeScenario(events), lambda line: None, root=tmp_path, restore_account=restore
+    )
+
+
+def test_account_settings_are_switched_back_once_the_stack_is_destroyed(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    def restore() -> str:
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run_restoring(FakeStack(events), events, tmp_path, restore)
+
+    assert events[-3:] == ["destroy", "remove acc1", "restore"]
+    assert "  account event configurations: switched back: THING off\n" in report.render()
+    assert report.exit_code == Exit.PASSED
+
+
+def test_account_settings_that_cannot_be_switched_back_are_left_behind(tmp_path: Path) -> None:
+    events: list[str] = []
+    denied = _raises(RuntimeError("AccessDeniedException: iot:UpdateEventConfigurations"))
+
+    report = _run_restoring(FakeStack(events), events, tmp_path, lambda: str(denied()))
+
+    assert report.removed
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "LEFT BEHIND: AWS IoT event configurations not switched back: RuntimeError: AccessDenied" in (
+        report.render()
+    )
+
+
+def test_account_settings_are_not_touched_while_the_stack_still_declares_them(tmp_path: Path) -> None:
+    events: list[str] = []
+    stack = FakeStack(events)
+    stack.destroy_failures = [_raises(_command_error("error: deleting policy"))] * aws_runner.DESTROY_ATTEMPTS
+
+    def restore() -> str:
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run_restoring(stack, events, tmp_path, restore)
+
+    assert "restore" not in events
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "LEFT BEHIND: AWS IoT event configurations: the stack still declares them" in report.render()
