@@ -72,6 +72,7 @@ from hook.registry_items import (
     Item,
     absent,
     certificate_binding_member,
+    conditional_update,
     device_key,
     expressions,
     key_unchanged,
@@ -387,16 +388,9 @@ class DeviceRecords:
         self, item: Item, condition: ConditionBase, assign: Item, *, remove: Collection[str] = ()
     ) -> Item | None:
         """Update the serial of ``item`` if ``condition`` holds: the item as written, else ``None``."""
-        try:
-            written = self._client.update_item(
-                TableName=self._table_name,
-                Key=device_key(item[Attr.SERIAL_NUMBER]),
-                ReturnValues="ALL_NEW",
-                **expressions(condition, assign=assign, remove=remove),
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return None
-        return string_attributes(written.get("Attributes", {}))
+        return conditional_update(
+            self._client, self._table_name, item, condition, assign=assign, remove=remove
+        )
 
     def _pages(
         self,

@@ -21,7 +21,7 @@ from boto3.dynamodb.conditions import ConditionBase
 
 from hook import runtime
 from hook.contract import REGISTRY_TABLE_ENV, Attr, DeviceStatus
-from hook.registry_items import Item, device_key, expressions, key_unchanged, string_attributes
+from hook.registry_items import Item, conditional_update, key_unchanged
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -69,34 +69,23 @@ class RotationAttempts:
             & key_unchanged(item.get(Attr.PUBLIC_KEY_SHA256))
             & attempts_unchanged(item)
         )
-        return self._update(item, unchanged, {Attr.ATTEMPTED_ROTATION_JOB_IDS: with_attempt(item, job_id)})
+        assign: Item = {Attr.ATTEMPTED_ROTATION_JOB_IDS: with_attempt(item, job_id)}
+        return conditional_update(self._client, self._table_name, item, unchanged, assign=assign)
 
     def release(self, reserved: Item, job_id: str) -> bool:
         """Take ``job_id`` back off the attempted jobs of ``reserved`` (as :meth:`reserve` wrote it), so
         Lambda's retry of an event that met a passing AWS error may attempt the job again; ``False`` when
         the attempted jobs changed since."""
         kept = [each for each in _attempted(reserved) if each != job_id]
-        written = self._update(
+        written = conditional_update(
+            self._client,
+            self._table_name,
             reserved,
             attempts_unchanged(reserved),
-            {Attr.ATTEMPTED_ROTATION_JOB_IDS: " ".join(kept)} if kept else {},
+            assign={Attr.ATTEMPTED_ROTATION_JOB_IDS: " ".join(kept)} if kept else {},
             remove=() if kept else (Attr.ATTEMPTED_ROTATION_JOB_IDS,),
         )
         return written is not None
-
-    def _update(
-        self, item: Item, condition: ConditionBase, assign: Item, remove: tuple[str, ...] = ()
-    ) -> Item | None:
-        try:
-            written = self._client.update_item(
-                TableName=self._table_name,
-                Key=device_key(item[Attr.SERIAL_NUMBER]),
-                ReturnValues="ALL_NEW",
-                **expressions(condition, assign=assign, remove=remove),
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return None
-        return string_attributes(written.get("Attributes", {}))
 
 
 def _attempted(item: Item) -> list[str]:
