@@ -247,9 +247,11 @@ def alarm_specs(
         # The rotation function counts a rotation job's failed attempt once per serial and job (refused after
         # the job was reserved, or reported failed by the device) with its service dimension alone, and once
         # more per Reason; refusals a device can repeat at will (malformed, no open execution, not its
-        # current certificate) count RotationStepRefused instead, which no alarm watches. CloudWatch has no
-        # distinct-count statistic for a custom metric, so the count itself is made distinct: a Sum is a
-        # number of (serial, job) pairs, and one device adds at most one per job an operator created for it.
+        # current certificate) count RotationStepRefused instead, which no alarm watches. CloudWatch's
+        # statistics have no distinct count; Contributor Insights' UniqueContributors has one (CloudWatch API
+        # reference, GetInsightRuleReport) but needs a rule on the function's logs, which the alarm tests
+        # cannot evaluate. So the count itself is made distinct: a Sum is a number of (serial, job) pairs, and
+        # one device adds at most one per job an operator created for it.
         AlarmSpec(
             "rotation-failed",
             "A rotation job's attempt failed on a device (counted once per serial and job): the rotation "
