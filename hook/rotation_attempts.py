@@ -21,6 +21,7 @@ from boto3.dynamodb.conditions import ConditionBase
 
 from hook import runtime
 from hook.contract import REGISTRY_TABLE_ENV, Attr, DeviceStatus
+from hook.registry_decisions import attempted_rotation_jobs
 from hook.registry_items import Item, conditional_update, key_unchanged
 
 if TYPE_CHECKING:
@@ -40,8 +41,7 @@ def rotation_attempted(item: Item, job_id: str) -> bool:
 
 def with_attempt(item: Item, job_id: str) -> str:
     """The attempted jobs of ``item`` with ``job_id`` added in front, the newest kept only."""
-    listed = [job_id, *(each for each in _attempted(item) if each != job_id)]
-    return " ".join(listed[:ATTEMPTED_ROTATION_JOBS_KEPT])
+    return attempted_rotation_jobs(item, job_id, ATTEMPTED_ROTATION_JOBS_KEPT)
 
 
 def attempts_unchanged(item: Item) -> ConditionBase:
