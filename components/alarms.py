@@ -102,6 +102,9 @@ def alarm_specs(
             {SERVICE_DIMENSION: Service.HOOK, CLAIM_CERTIFICATE_DIMENSION: claim_certificate_id},
         )
 
+    def key_binding_rejected(service: Service) -> MetricRef:
+        return MetricRef(names.metrics_namespace, Metric.KEY_BINDING_REJECTED, {SERVICE_DIMENSION: service})
+
     hook_rejections = MetricRef(
         names.metrics_namespace, Metric.PROVISIONING_REJECTED, {SERVICE_DIMENSION: Service.HOOK}
     )
@@ -127,22 +130,27 @@ def alarm_specs(
             statistic="p99",
             comparison="GreaterThanThreshold",
         ),
-        # Counted by the hook for PublicKeyMismatch, PublicKeyNotRegistered and CertificateUnreadable, and
-        # by the rotation function for a CSR of another key: never a device's honest mistake. FILL(.., 0), as
-        # in register-thing-failed: a period with only one function's count has no datapoint for the other.
+        # Counted by the hook for PublicKeyMismatch, PublicKeyNotRegistered and CertificateUnreadable: never a
+        # device's honest mistake. The rotation function's count has its own alarm, so a rotation's
+        # attempt at another key raises a notification of its own whatever the hook's alarm is doing.
         AlarmSpec(
             "key-binding-rejected",
-            "A certificate or CSR did not carry the key registered for its serial: someone holding the "
-            "claim certificate (or a device's) tries a serial with another key, or a factory manifest has a "
-            "wrong or missing key (the hook's and the rotation function's WARNING logs name the serial)",
-            tuple(
-                MetricRef(
-                    names.metrics_namespace, Metric.KEY_BINDING_REJECTED, {SERVICE_DIMENSION: service}, query
-                )
-                for service, query in ((Service.HOOK, "hook"), (Service.CERTIFICATE_ROTATION, "rotation"))
-            ),
+            "A certificate did not carry the key registered for its serial: someone holding the claim "
+            "certificate tries a serial with another key, or a factory manifest has a wrong or missing key "
+            "(the hook's WARNING logs name the serial)",
+            (key_binding_rejected(Service.HOOK),),
             1,
-            expression="FILL(hook, 0) + FILL(rotation, 0)",
+        ),
+        # Counted once per serial and rotation job (the job's one attempt, hook/rotation_attempts.py), and
+        # only for an open execution: one device, even one whose certificate was stolen, adds at most one
+        # per job an operator created for it, so it cannot keep this alarm in ALARM on its own.
+        AlarmSpec(
+            "rotation-key-binding-rejected",
+            "A rotation CSR of a device with a registered key carried another key: whoever holds the "
+            "device's certificate tries to move the serial to a key of their own (the rotation function's "
+            "WARNING log names the serial and the job)",
+            (key_binding_rejected(Service.CERTIFICATE_ROTATION),),
+            1,
         ),
         AlarmSpec(
             "provisioning-rejected",
@@ -236,13 +244,19 @@ def alarm_specs(
             statistic="Maximum",
             period=STALE_APPROVALS_PERIOD_SECONDS,
         ),
-        # The rotation function counts each refused or failed step once with its service dimension alone
-        # (and once more per Reason, which the dashboard can break down), as the hook counts rejections.
+        # The rotation function counts a rotation job's failed attempt once per serial and job (refused after
+        # the job was reserved, or reported failed by the device) with its service dimension alone, and once
+        # more per Reason; refusals a device can repeat at will (malformed, no open execution, not its
+        # current certificate) count RotationStepRefused instead, which no alarm watches. CloudWatch's
+        # statistics have no distinct count; Contributor Insights' UniqueContributors has one (CloudWatch API
+        # reference, GetInsightRuleReport) but needs a rule on the function's logs, which the alarm tests
+        # cannot evaluate. So the count itself is made distinct: a Sum is a number of (serial, job) pairs, and
+        # one device adds at most one per job an operator created for it.
         AlarmSpec(
             "rotation-failed",
-            "A certificate rotation step failed: the rotation function refused a device's request (bad CSR, "
-            "not its current certificate, not ACTIVE) or a device reported that its new certificate did not "
-            "work; the device keeps its current certificate",
+            "A rotation job's attempt failed on a device (counted once per serial and job): the rotation "
+            "function refused its CSR (bad CSR, registry changed meanwhile) or the device reported that the "
+            "rotation failed; the device keeps its current certificate and needs a new job (rotate resume)",
             (
                 MetricRef(
                     names.metrics_namespace,

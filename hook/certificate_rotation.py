@@ -5,22 +5,28 @@ A topic rule on ``rotation/+/+`` invokes :func:`lambda_handler` with the device'
 ``callerCertificateId`` (``principal()``: the certificate the message was published with), ``thingName``
 and ``step`` (the topic's second and third levels). Steps (:class:`hook.contract.RotationStep`):
 
-- ``csr`` ``{"csr", "jobId"}``, published with the serial's current certificate: AWS IoT issues a
-  certificate from the CSR (inactive), the registry records it as the serial's pending certificate
-  (:meth:`DeviceRecords.begin_rotation`), the device type's policy and the thing are attached to it, it is
-  activated and sent back on ``certificate``.
+- ``csr`` ``{"csr", "jobId"}``, published with the serial's current certificate, for an open execution
+  of a rotation job: the job's one attempt is reserved in the registry (:mod:`hook.rotation_attempts`; a
+  later CSR of the job is ignored), AWS IoT issues a certificate from the CSR (inactive), the registry
+  records it as the serial's pending certificate (:meth:`DeviceRecords.begin_rotation`), the device
+  type's policy and the thing are attached to it, it is activated and sent back on ``certificate``.
+  A passing AWS error releases the job for Lambda's retry of the event.
 - ``result`` ``{"jobId", "status", "reason"}``: ``SUCCEEDED`` must be published with the pending
   certificate, which proves the device connected with it; the registry makes it current
   (:meth:`DeviceRecords.complete_rotation`). ``FAILED``
   (from the current or the pending certificate) drops the pending certificate
-  (:meth:`DeviceRecords.abandon_rotation`); the device keeps its old one.
+  (:meth:`DeviceRecords.abandon_rotation`); the device keeps its old one. A failure before any CSR must be
+  of an open execution, and spends the job's attempt.
 
 Certificates leave the serial only through the registry: its stream's function
 (:mod:`hook.certificate_retirement`) revokes and detaches the replaced or dropped ones.
 
 Failure policy. The payload is device input and every field is checked; anything in doubt is refused
-with a ``rejected`` message to the device (``{"reason": <RotationRejection>, "message"}``) and one
-``CertificateRotationFailed`` counted plainly and once more per ``Reason``. A refusal is an answer, not an
+with a ``rejected`` message to the device (``{"reason": <RotationRejection>, "message"}``). Only a job's
+attempt that fails (refused after its reservation, or reported failed) and an internal error count one
+``CertificateRotationFailed`` plainly and once more per ``Reason`` (alarmed): once per serial and job, so
+one device cannot keep the alarms firing. Refusals before that (malformed, no open execution, not the
+current certificate) count ``RotationStepRefused`` per ``Reason`` only. A refusal is an answer, not an
 error: the handler returns normally, so Lambda does not retry an asynchronous invocation that would be
 refused again. AWS errors that a later attempt can fix (throttling, a service unavailable, a timeout),
 still there after the clients' own retries, are raised instead: Lambda retries the event (twice, minutes
@@ -60,6 +66,7 @@ from hook.contract import (
 from hook.registry_decisions import cancellation_codes, reasons_of
 from hook.registry_items import Item
 from hook.registry_transitions import function_records
+from hook.rotation_attempts import function_attempts, rotation_attempted
 from hook.rotation_requests import SUCCEEDED, RotationRefused, RotationRequest, parse_request
 
 SERVICE: Final = Service.CERTIFICATE_ROTATION.value
@@ -132,7 +139,8 @@ def handle(request: RotationRequest) -> str:
 
 
 def issue(request: RotationRequest, item: Item) -> str:
-    """Issue a certificate from the CSR, record it as pending, attach it and send it to the device."""
+    """Reserve the job's one attempt, then issue a certificate from the CSR, record it as pending, attach it
+    and send it to the device. Refusals after the reservation are the job's attempt: counted once."""
     thing = request.thing_name
     _require_active_thing(request, item)
     if item.get(Attr.CERTIFICATE_ID) != request.caller_certificate_id:
@@ -144,13 +152,37 @@ def issue(request: RotationRequest, item: Item) -> str:
     device_type = item.get(Attr.DEVICE_TYPE)
     if not device_type:
         raise RotationRefused(RotationRejection.INTERNAL_ERROR, "the registry item has no device type", thing)
-    if item.get(Attr.PENDING_CERTIFICATE_ID) and item.get(Attr.ROTATION_JOB_ID) == request.job_id:
-        # One certificate per job: a repeated CSR (a redelivered event, a device retrying) gets no second
-        # certificate and no answer; the first one's answer is on its way, or the job ends and is resumed.
-        logger.info("a certificate was already issued for this job; repeated CSR ignored")
-        return "duplicate-csr-ignored"
-    _require_bound_key(request, item)
+    if rotation_attempted(item, request.job_id):
+        return _repeated_csr()
     _require_open_job(request)
+    reserved = function_attempts().reserve(item, request.job_id)
+    if reserved is None:
+        if rotation_attempted(function_records().get(request.serial_number) or {}, request.job_id):
+            return _repeated_csr()  # a CSR sent at the same moment reserved the job
+        raise RotationRefused(
+            RotationRejection.NOT_CURRENT_CERTIFICATE, "the device's registry record changed meanwhile", thing
+        )
+    try:
+        return _issue_reserved(request, reserved, device_type)
+    except RotationRefused as refusal:
+        raise RotationRefused(refusal.reason, refusal.message, refusal.thing, attempt=True) from refusal
+    except Exception as error:
+        if is_transient(error) and not function_attempts().release(reserved, request.job_id):
+            logger.error("the job could not be released for a retry; it needs a new job")
+        raise
+
+
+def _repeated_csr() -> str:
+    """One certificate per job: a repeated CSR (a redelivered event, a device retrying or looping, one sent
+    at the same moment) gets no certificate and no answer, which the first CSR's answer would race."""
+    logger.info("this job had its attempt already; repeated CSR ignored")
+    return "duplicate-csr-ignored"
+
+
+def _issue_reserved(request: RotationRequest, reserved: Item, device_type: str) -> str:
+    """Issue, record, attach, activate and deliver the certificate of a reserved job."""
+    thing = request.thing_name
+    _require_bound_key(request, reserved)
     iot = runtime.iot()
     try:
         created = iot.create_certificate_from_csr(certificateSigningRequest=request.csr, setAsActive=False)
@@ -161,7 +193,7 @@ def issue(request: RotationRequest, item: Item) -> str:
     certificate_id, arn = created["certificateId"], created["certificateArn"]
     logger.append_keys(newCertificateId=certificate_id)
     try:
-        begun = function_records().begin_rotation(item, certificate_id, request.job_id)
+        begun = function_records().begin_rotation(reserved, certificate_id, request.job_id)
     except Exception:
         _revoke_unrecorded(certificate_id)
         raise
@@ -184,7 +216,7 @@ def issue(request: RotationRequest, item: Item) -> str:
             {"certificateId": certificate_id, "certificatePem": created["certificatePem"]},
         )
     except Exception as error:
-        pending = {**item, Attr.PENDING_CERTIFICATE_ID: certificate_id}
+        pending = {**reserved, Attr.PENDING_CERTIFICATE_ID: certificate_id}
         _abandon_quietly(pending, f"the new certificate could not be delivered: {_describe(error)}")
         raise
     logger.info("certificate issued from the device's CSR", extra={"jobId": request.job_id})
@@ -225,10 +257,17 @@ def abandon(request: RotationRequest, item: Item) -> str:
             "a failure must be reported with the device's current or new certificate",
             thing,
         )
+    job_id = None
     if pending is not None:
         _require_job_in_progress(request, item)
+    elif rotation_attempted(item, request.job_id):
+        logger.info("this job's attempt has ended already; repeated failure ignored")
+        return "duplicate-result-ignored"
+    else:  # a failure before any CSR: the job's attempt, recorded once
+        _require_open_job(request)
+        job_id = request.job_id
     reason = request.reason or "no reason given"
-    if function_records().abandon_rotation(item, reason) is None:
+    if function_records().abandon_rotation(item, reason, job_id) is None:
         raise RotationRefused(
             RotationRejection.NOT_CURRENT_CERTIFICATE, "the device's registry record changed meanwhile", thing
         )
@@ -240,9 +279,14 @@ def abandon(request: RotationRequest, item: Item) -> str:
 
 
 def refuse(refusal: RotationRefused) -> dict[str, str]:
-    """Log and count a refusal and, when the event named a thing of this stack, tell the device."""
+    """Log and count a refusal and, when the event named a thing of this stack, tell the device. A job's
+    attempt, or an internal error, counts as a failure (alarmed); any other refusal a device can repeat at
+    will, so it counts as ``RotationStepRefused`` only."""
     logger.warning("rotation step refused", extra={"reason": refusal.reason.value, "detail": refusal.message})
-    count_failure(refusal.reason)
+    if refusal.attempt or refusal.reason is RotationRejection.INTERNAL_ERROR:
+        count_failure(refusal.reason)
+    else:
+        _count_by_reason(Metric.ROTATION_STEP_REFUSED, refusal.reason)
     if refusal.thing is not None:
         try:
             publish(
@@ -261,8 +305,13 @@ def count_failure(reason: RotationRejection) -> None:
     metrics.add_metric(name=Metric.CERTIFICATE_ROTATION_FAILED, unit=MetricUnit.Count, value=1)
     if reason is RotationRejection.PUBLIC_KEY_MISMATCH:
         metrics.add_metric(name=Metric.KEY_BINDING_REJECTED, unit=MetricUnit.Count, value=1)
+    _count_by_reason(Metric.CERTIFICATE_ROTATION_FAILED, reason)
+
+
+def _count_by_reason(metric: Metric, reason: RotationRejection) -> None:
+    """One more ``metric`` under {service, ``Reason``}."""
     with single_metric(
-        name=Metric.CERTIFICATE_ROTATION_FAILED,
+        name=metric,
         unit=MetricUnit.Count,
         value=1,
         namespace=metrics.namespace,

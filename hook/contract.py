@@ -71,6 +71,10 @@ class Attr(StrEnum):
     COMPLETED_ROTATION_JOB_IDS = "completedRotationJobIds"
     """The rotation jobs whose rotation completed (the device confirmed its new certificate), newest first,
     separated by spaces: what ``fleetctl rotate status`` counts as rotated."""
+    ATTEMPTED_ROTATION_JOB_IDS = "attemptedRotationJobIds"
+    """The rotation jobs that had their one attempt at this serial (a CSR reserved the job before its
+    certificate was asked for, or a failure was reported before any CSR), newest first, separated by
+    spaces: a job issues at most one certificate (:mod:`hook.rotation_attempts`)."""
     ROTATION_REQUESTED_AT = "rotationRequestedAt"
     ROTATED_AT = "rotatedAt"
     ROTATION_FAILED_AT = "rotationFailedAt"
@@ -331,11 +335,17 @@ class Metric(StrEnum):
     """1 when the account's THING registry events are off in this region: no device can become ``ACTIVE``."""
     CERTIFICATE_ROTATED = "CertificateRotated"
     CERTIFICATE_ROTATION_FAILED = "CertificateRotationFailed"
-    """A rotation step refused or reported failed by the device; also counted per :data:`REASON_DIMENSION`."""
+    """A rotation job's attempt that failed (refused after the job was reserved, or reported failed by the
+    device), counted once per serial and job; also counted per :data:`REASON_DIMENSION` (alarmed)."""
+    ROTATION_STEP_REFUSED = "RotationStepRefused"
+    """A rotation step refused before it was a job's attempt (malformed, no open execution, not the
+    current certificate...): a device can send these at will, so they are counted per
+    :data:`REASON_DIMENSION` for the dashboard and never alarmed."""
     CERTIFICATE_RETIRED = "CertificateRetired"
     """A certificate the registry no longer holds was revoked and detached."""
     KEY_BINDING_REJECTED = "KeyBindingRejected"
-    """A hook denial of :data:`KEY_BINDING_REJECTIONS`, or a rotation CSR of another key (alarmed)."""
+    """A hook denial of :data:`KEY_BINDING_REJECTIONS`, or a rotation CSR of another key (once per serial and
+    job); each function's count has its own alarm."""
     CERTIFICATE_RETIREMENT_FAILED = "CertificateRetirementFailed"
     """A registry change whose certificates could not be retired (the record is retried, then sent to the
     retirement function's on-failure queue)."""
@@ -435,7 +445,8 @@ ROTATION_JOB_OPERATION: Final = "rotate-certificate"
 
 
 class RotationRejection(StrEnum):
-    """Why the rotation function refused a step: the ``Reason`` dimension of ``CertificateRotationFailed``."""
+    """Why the rotation function refused a step: the ``Reason`` dimension of ``CertificateRotationFailed`` and
+    ``RotationStepRefused``."""
 
     MALFORMED_REQUEST = "MalformedRequest"
     NOT_CURRENT_CERTIFICATE = "NotCurrentCertificate"

@@ -251,6 +251,12 @@ def completed_rotation_jobs(item: Item) -> str:
     return _newest_first(item, Attr.COMPLETED_ROTATION_JOB_IDS, job_id, COMPLETED_ROTATION_JOBS_KEPT)
 
 
+def attempted_rotation_jobs(item: Item, job_id: str, kept: int) -> str:
+    """The attempted rotation jobs of ``item`` with ``job_id`` added in front, the newest ``kept`` only
+    (:mod:`hook.rotation_attempts`)."""
+    return _newest_first(item, Attr.ATTEMPTED_ROTATION_JOB_IDS, job_id, kept)
+
+
 def rotation_completed(item: Item, job_id: str) -> bool:
     """Whether the registry shows that rotation job ``job_id`` rotated the serial's certificate: the device
     confirmed the new certificate with it. A job execution reported ``SUCCEEDED`` alone does not show it

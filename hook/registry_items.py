@@ -29,6 +29,7 @@ from hook.contract import (
 )
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
     from hook.rules import DeviceRequest
@@ -153,6 +154,28 @@ def expressions(
             placeholder: _SERIALIZER.serialize(value) for placeholder, value in values.items()
         }
     return arguments
+
+
+def conditional_update(
+    client: DynamoDBClient,
+    table_name: str,
+    item: Item,
+    condition: ConditionBase,
+    *,
+    assign: Mapping[str, str],
+    remove: Collection[str] = (),
+) -> Item | None:
+    """Update the serial of ``item`` if ``condition`` holds: the item as written, else ``None``."""
+    try:
+        written = client.update_item(
+            TableName=table_name,
+            Key=device_key(item[Attr.SERIAL_NUMBER]),
+            ReturnValues="ALL_NEW",
+            **expressions(condition, assign=assign, remove=remove),
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return None
+    return string_attributes(written.get("Attributes", {}))
 
 
 def update_member(

@@ -17,7 +17,8 @@ are ``fleetctl``'s, in :mod:`fleetctl.operator_transitions`, built from the same
   certificate (bound to it like an approved one); ``complete_rotation`` makes the pending certificate
   current and records the one it replaced and the job that rotated it; ``abandon_rotation`` drops the
   pending certificate with the reason (the device's, or ``fleetctl rotate resume``'s for a certificate its
-  job's in-progress timeout left unconfirmed).
+  job's in-progress timeout left unconfirmed). Each rotation job gets one attempt per serial, reserved
+  before its certificate is issued (:mod:`hook.rotation_attempts`).
 - Operators' (``fleetctl``): ``preregister`` (an unknown serial becomes ``PREREGISTERED``, with its
   device's key bound to it if given: no key on two serials), ``rebind_key``, ``revoke``, ``decommission``,
   ``release`` (a ``PENDING`` approval goes back to ``PREREGISTERED``, or away when nothing was before it)
@@ -71,6 +72,7 @@ from hook.registry_items import (
     Item,
     absent,
     certificate_binding_member,
+    conditional_update,
     device_key,
     expressions,
     key_unchanged,
@@ -80,6 +82,7 @@ from hook.registry_items import (
     timestamp,
     update_member,
 )
+from hook.rotation_attempts import attempts_unchanged, with_attempt
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -220,10 +223,11 @@ class DeviceRecords:
         """Give the ``ACTIVE`` serial of ``item`` a pending certificate, bound to the serial; ``False`` when
         the serial changed since ``item`` was read (another certificate, another state).
 
-        One transaction: the serial's item, conditional on it still having the certificate and key of
-        ``item``, and the new certificate's binding. A pending certificate of an earlier attempt is replaced
-        (and so retired). A transaction cancelled for another reason than a condition (a conflicting write,
-        throttling) is raised: it says nothing about the serial, and a retry may succeed."""
+        One transaction: the serial's item, conditional on it still having the certificate, key and attempted
+        rotation jobs (:mod:`hook.rotation_attempts`) of ``item``, and the new certificate's binding. A
+        pending certificate of an earlier attempt is replaced (and so retired). A transaction cancelled for
+        another reason than a condition (a conflicting write, throttling) is raised: it says nothing about
+        the serial, and a retry may succeed."""
         serial = item[Attr.SERIAL_NUMBER]
         now = timestamp()
         pending: Item = {
@@ -237,6 +241,7 @@ class DeviceRecords:
             Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE)
             & Attribute(Attr.CERTIFICATE_ID).eq(item.get(Attr.CERTIFICATE_ID, ""))
             & key_unchanged(item.get(Attr.PUBLIC_KEY_SHA256))
+            & attempts_unchanged(item)
         )
         try:
             self._update_and_bind(
@@ -281,10 +286,11 @@ class DeviceRecords:
             item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID, *EXPIRY_OF_THE_REPLACED)
         )
 
-    def abandon_rotation(self, item: Item, reason: str) -> Item | None:
+    def abandon_rotation(self, item: Item, reason: str, job_id: str | None = None) -> Item | None:
         """Drop the pending certificate of ``item`` (which retires it) and record why the rotation failed;
-        the device keeps its current certificate. The item as written, or ``None`` when the serial changed
-        since ``item`` was read."""
+        the device keeps its current certificate. With ``job_id`` and no pending certificate, the failure
+        is that job's attempt: the job joins the attempted ones, conditional on them being as read, so it is
+        recorded once. The item as written, or ``None`` when the serial changed since ``item`` was read."""
         now = timestamp()
         assign: Item = {
             Attr.ROTATION_FAILED_AT: now,
@@ -298,6 +304,9 @@ class DeviceRecords:
             else Attribute(Attr.PENDING_CERTIFICATE_ID).not_exists()
             & Attribute(Attr.CERTIFICATE_ID).eq(item.get(Attr.CERTIFICATE_ID, ""))
         )
+        if job_id and not pending:
+            unchanged &= attempts_unchanged(item)
+            assign[Attr.ATTEMPTED_ROTATION_JOB_IDS] = with_attempt(item, job_id)
         return self._conditional_update(item, unchanged, assign, remove=(Attr.PENDING_CERTIFICATE_ID,))
 
     def get(self, serial_number: str) -> Item | None:
@@ -380,16 +389,9 @@ class DeviceRecords:
         self, item: Item, condition: ConditionBase, assign: Item, *, remove: Collection[str] = ()
     ) -> Item | None:
         """Update the serial of ``item`` if ``condition`` holds: the item as written, else ``None``."""
-        try:
-            written = self._client.update_item(
-                TableName=self._table_name,
-                Key=device_key(item[Attr.SERIAL_NUMBER]),
-                ReturnValues="ALL_NEW",
-                **expressions(condition, assign=assign, remove=remove),
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return None
-        return string_attributes(written.get("Attributes", {}))
+        return conditional_update(
+            self._client, self._table_name, item, condition, assign=assign, remove=remove
+        )
 
     def _pages(
         self,

@@ -53,13 +53,18 @@ _OWN_STEPS = frozenset({RotationStep.CERTIFICATE.value, RotationStep.REJECTED.va
 
 class RotationRefused(Exception):
     """A step refused with a reason from the fixed set; ``thing`` is where the device hears it (``None``
-    when the event names no thing of this stack, or is not a device's step)."""
+    when the event names no thing of this stack, or is not a device's step); ``attempt`` when the refusal
+    ends a rotation job's one attempt (:mod:`hook.rotation_attempts`), which happens once per serial and
+    job."""
 
-    def __init__(self, reason: RotationRejection, message: str, thing: str | None) -> None:
+    def __init__(
+        self, reason: RotationRejection, message: str, thing: str | None, *, attempt: bool = False
+    ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
         self.thing = thing
+        self.attempt = attempt
 
 
 @dataclass(frozen=True)
@@ -96,13 +101,13 @@ def parse_request(event: Any, base_name: str) -> RotationRequest | None:
     job_id = event.get("jobId")
     if not (isinstance(job_id, str) and _JOB_ID.fullmatch(job_id)):
         raise malformed("jobId must be 1-64 characters of a-z, A-Z, 0-9, _ and -")
+    if not job_id.startswith(rotation_job_id_prefix(base_name)):
+        raise RotationRefused(
+            RotationRejection.NO_ROTATION_JOB,
+            f"jobId must be a rotation job of this stack ({rotation_job_id_prefix(base_name)}...)",
+            thing,
+        )
     if step is RotationStep.CSR:
-        if not job_id.startswith(rotation_job_id_prefix(base_name)):
-            raise RotationRefused(
-                RotationRejection.NO_ROTATION_JOB,
-                f"jobId must be a rotation job of this stack ({rotation_job_id_prefix(base_name)}...)",
-                thing,
-            )
         csr = event.get("csr")
         if not (isinstance(csr, str) and len(csr.encode()) <= CSR_MAX_BYTES):
             raise malformed(f"csr must be a string of at most {CSR_MAX_BYTES} bytes")

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from hook.contract import Attr, DeviceStatus, device_type_resource_name
+from hook.contract import Attr, DeviceStatus, RotationStep, device_type_resource_name, rotation_topic
 from local.devices.firmware import Identity, ProvisionedDevice, telemetry_topic
 from local.devices.jobs_agent import Fault, JobStatus, RotationOutcome, rotate_by_job
+from local.devices.key_pairs import KeyAlgorithm, new_key_and_csr
 from local.devices.mqtt_session import Session
 from local.scenario.deployment import eventually
 from local.scenario.revocation_checks import expect_new_connection_refused, provision_and_connect
@@ -147,3 +148,46 @@ def test_a_failed_rotation_keeps_the_old_certificate_and_a_rerun_resumes(
     assert Attr.ROTATION_FAILED_AT not in item
     _wait_until_retired(box, device.certificate_id)
     _connects_and_publishes(box, device, outcome)
+
+
+def test_one_job_issues_one_certificate_whatever_the_device_sends(
+    box: Sandbox, settings: Settings, fleetctl: Fleetctl
+) -> None:
+    """A device (or whoever holds its certificate) publishes two CSRs of one job back to back, then reports
+    the rotation failed and sends a CSR again: the rule invokes the rotation function for each, and the
+    job's reservation lets one certificate through. Whether the emulator runs the first two invocations side
+    by side is its own choice (moto's test holds them together: tests/unit/test_certificate_rotation.py)."""
+    identity = Identity("TS-940003", "temperature-sensor", "AcmeIoT", "1.4.2", "rotation-lab")
+    device = provision_and_connect(box, identity)
+    job_id = _rotate(box, fleetctl, device, identity.serial_number)
+    iot = box.inspector.client("iot")
+
+    def certificates() -> set[str]:
+        return {each["certificateId"] for each in iot.list_certificates(pageSize=250)["certificates"]}
+
+    def send_csr(session: Session) -> None:
+        csr = new_key_and_csr(KeyAlgorithm.EC_P256, device.thing_name).csr_pem
+        session.publish(rotation_topic(device.thing_name, RotationStep.CSR), {"csr": csr, "jobId": job_id})
+
+    before = certificates()
+    with Session(box.target.broker, device.credentials, device.thing_name) as session:
+        send_csr(session)
+        send_csr(session)
+        item = _registry_item(box, identity.serial_number, lambda found: Attr.PENDING_CERTIFICATE_ID in found)
+        time.sleep(WAIT_SECONDS / 3)  # the other invocation's time to issue a certificate, had it been let in
+        assert certificates() - before == {item[Attr.PENDING_CERTIFICATE_ID]}
+
+        session.publish(
+            rotation_topic(device.thing_name, RotationStep.RESULT),
+            {"jobId": job_id, "status": "FAILED", "reason": "looping"},
+        )
+        _registry_item(box, identity.serial_number, lambda found: Attr.PENDING_CERTIFICATE_ID not in found)
+        send_csr(session)
+        time.sleep(WAIT_SECONDS / 3)
+
+    assert certificates() - before == {item[Attr.PENDING_CERTIFICATE_ID]}
+    final = box.inspector.registry(box.registry_table)[identity.serial_number]
+    assert (final[Attr.ATTEMPTED_ROTATION_JOB_IDS], final[Attr.ROTATION_FAILURE_REASON]) == (
+        job_id,
+        "looping",
+    )

@@ -24,20 +24,31 @@ from moto import mock_aws
 
 from fleetctl.operator_transitions import OperatorRecords
 from hook import certificate_retirement, certificate_rotation, pre_provisioning, runtime
-from hook.contract import IOT_DATA_ENDPOINT_ENV, METRICS_NAMESPACE_ENV, STACK_BASE_NAME_ENV
+from hook.contract import METRICS_NAMESPACE_ENV, STACK_BASE_NAME_ENV
 from hook.rules import parse_rules, validate_request
 from tests.pulumi_mocks import Build, Deployment
 from tests.support import (
     RULES,
     TABLE_NAME,
     FakeLambdaContext,
+    Fleet,
+    RegistryStream,
     certificate_id,
+    certificate_signing_request,
     device_certificate,
     device_key,
     fail_once,
     hook_event,
     key_fingerprint,
     valid_parameters,
+)
+from tests.unit.test_certificate_rotation import (
+    JOB_1,
+    SERIAL,
+    THING,
+    csr_event,
+    open_rotation_jobs,
+    result_event,
 )
 
 HOUR = 3600
@@ -428,14 +439,14 @@ def test_a_certificate_of_another_key_raises_key_binding_rejected_and_ordinary_d
     hook.output.readouterr()
     assert hook.invoke(attacker)["allowProvisioning"] is False
     attack = emf_data(hook.output.readouterr().out, at=310)
-    # The rotation function's count of a CSR of another key, as it publishes it.
+    # The rotation function's count of a CSR of another key, as it publishes it: its own alarm's business.
     rotation_attempt = published(
         namespace, "KeyBindingRejected", {"service": "certificate-rotation"}, [1.0], 910
     )
-    assert evaluate(alarm, [*ordinary, *attack, *rotation_attempt], until=1200) == (
-        [0, 1, 0, 1],
-        ["OK", "ALARM", "OK", "ALARM"],
-    )
+    data = [*ordinary, *attack, *rotation_attempt]
+    assert evaluate(alarm, data, until=1200) == ([None, 1, None, None], ["OK", "ALARM", "OK", "OK"])
+    rotation_alarm = declared["rotation-key-binding-rejected"]
+    assert evaluate(rotation_alarm, data, until=1200) == ([None, None, None, 1], ["OK", "OK", "OK", "ALARM"])
 
 
 # --- activation rule and thing events ----------------------------------------------------------------------
@@ -475,37 +486,79 @@ def test_thing_events_disabled_raises_while_a_report_says_so(
 # --- certificate rotation ----------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # the ignored answer counts nothing
-def test_a_refused_rotation_step_raises_rotation_failed_once_in_its_hour(
-    declared: dict[str, dict[str, Any]],
+@dataclass
+class Rotation:
+    """The rotation function of the moto ``fleet``, publishing in the deployed namespace."""
+
+    output: pytest.CaptureFixture[str]
+
+    def steps(self, events: Iterable[dict[str, Any]], at: int) -> list[Datum]:
+        """Hand ``events`` to the function as the rotation rule does; their EMF data, published at ``at``."""
+        self.output.readouterr()
+        for event in events:
+            certificate_rotation.lambda_handler(event, FakeLambdaContext())
+        return emf_data(self.output.readouterr().out, at)
+
+
+@pytest.fixture
+def rotation(
+    fleet: Fleet,
+    stream: RegistryStream,
     namespace: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    alarm = declared["rotation-failed"]
-    monkeypatch.setenv(STACK_BASE_NAME_ENV, "iot-provisioning-dev")
-    monkeypatch.delenv(IOT_DATA_ENDPOINT_ENV, raising=False)
+) -> Rotation:
     monkeypatch.setattr(certificate_rotation.metrics, "namespace", namespace)
-    runtime.reset()
-    thing = "iot-provisioning-dev_TS-000001"
-    # As the rotation rule hands them over: the function's own answer, then a request it must refuse.
-    own_answer = {"thingName": thing, "step": "certificate", "callerCertificateId": "ab" * 32}
-    refused = {
-        "jobId": "not a job id",
-        "csr": "",
-        "callerCertificateId": "ab" * 32,
-        "thingName": thing,
-        "step": "csr",
-    }
-    with mock_aws():
-        capsys.readouterr()
-        assert certificate_rotation.lambda_handler(own_answer, FakeLambdaContext()) == {"outcome": "ignored"}
-        quiet = emf_data(capsys.readouterr().out, at=60)
-        assert certificate_rotation.lambda_handler(refused, FakeLambdaContext())["outcome"] == "rejected"
-        failed = emf_data(capsys.readouterr().out, at=HOUR + 60)
-    runtime.reset()
-    # Counted once with the service alone and once more per Reason: the alarm sees the first only.
-    assert evaluate(alarm, [*quiet, *failed], until=2 * HOUR) == ([None, 1], ["OK", "ALARM"])
+    return Rotation(capsys)
+
+
+def junk(caller: str) -> list[dict[str, Any]]:
+    """Steps a device can send at will: malformed, and CSRs and failures of jobs it has no execution of."""
+    return [
+        {**csr_event(caller), "jobId": "not a job id"},
+        csr_event(caller, job_id=f"{JOB_1}9"),
+        result_event(caller, "FAILED", job_id=f"{JOB_1}9"),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # the ignored steps count nothing
+def test_one_device_looping_a_rotation_job_raises_rotation_failed_once_not_for_good(
+    declared: dict[str, dict[str, Any]], fleet: Fleet, rotation: Rotation
+) -> None:
+    """A device sends CSR then FAILED in one open execution, and steps of no job, for two hours: the job's
+    failed attempt raises the alarm in its hour; nothing else the device sends keeps it there."""
+    alarm = declared["rotation-failed"]
+    current = fleet.provision(SERIAL)
+    open_rotation_jobs(fleet, JOB_1)
+    loop = [csr_event(current), result_event(current, "FAILED")] * 3
+    data = [*rotation.steps([*loop, *junk(current)], at=60)]
+    data += rotation.steps([*loop, *junk(current)] * 2, at=HOUR + 60)
+    assert evaluate(alarm, data, until=2 * HOUR) == ([1, None], ["ALARM", "OK"])
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # the ignored steps count nothing
+def test_a_stolen_certificate_raises_rotation_key_binding_rejected_once_per_job(
+    declared: dict[str, dict[str, Any]], fleet: Fleet, registry: OperatorRecords, rotation: Rotation
+) -> None:
+    """Whoever holds a bound device's certificate sends CSRs of their own key every five minutes: without an
+    open execution they count nothing, and in one they count once; the hook's alarm hears none of it."""
+    key = device_key()
+    request = validate_request(valid_parameters(SerialNumber=SERIAL), parse_rules(RULES))
+    registry.preregister(request, "2026-01-01T00:00:00.000Z", key_fingerprint(key))
+    current = fleet.provision(SERIAL, certificate_pem=device_certificate(key, THING))
+    open_rotation_jobs(fleet, JOB_1)
+
+    def another_key(job_id: str) -> dict[str, Any]:
+        return csr_event(current, job_id=job_id, csr=certificate_signing_request(THING, device_key()))
+
+    data = rotation.steps([another_key(f"{JOB_1}{each}") for each in range(3)], at=60)
+    for period in range(1, 4):
+        data += rotation.steps([another_key(JOB_1)], at=period * 300 + 60)
+    assert evaluate(declared["rotation-key-binding-rejected"], data, until=1200) == (
+        [None, 1, None, None],
+        ["OK", "ALARM", "OK", "OK"],
+    )
+    assert evaluate(declared["key-binding-rejected"], data, until=1200)[1] == ["OK"] * 4
 
 
 # --- certificate retirement --------------------------------------------------------------------------------

@@ -188,6 +188,25 @@ SINGLE_METRIC_ALARMS = {
         900,
         GE,
     ),
+    # The hook's and the rotation function's key-binding denials each raise their own alarm.
+    "key-binding-rejected": (
+        NAMESPACE,
+        "KeyBindingRejected",
+        {"service": "provisioning-hook"},
+        "Sum",
+        1,
+        300,
+        GE,
+    ),
+    "rotation-key-binding-rejected": (
+        NAMESPACE,
+        "KeyBindingRejected",
+        {"service": "certificate-rotation"},
+        "Sum",
+        1,
+        300,
+        GE,
+    ),
     "rotation-failed": (
         NAMESPACE,
         "CertificateRotationFailed",
@@ -226,7 +245,6 @@ SINGLE_METRIC_ALARMS = {
     ),
 }
 QUERY_ALARMS = {
-    "key-binding-rejected",
     "registry-throttles",
     "registry-system-errors",
     "register-thing-failed",
@@ -330,37 +348,6 @@ def test_register_thing_failed_counts_only_the_failures_the_hook_did_not_cause(d
     )
     assert "other than the hook's denials" in alarm["alarmDescription"]
     assert "provisioning-rejected" in alarm["alarmDescription"]
-
-
-def test_key_binding_rejected_sums_the_hooks_and_the_rotation_functions_counts_from_one(
-    dev: Deployment,
-) -> None:
-    alarm = alarms(dev)["key-binding-rejected"]
-    assert alarm["metricQueries"] == [
-        *(
-            {
-                "id": query_id,
-                "returnData": False,
-                "metric": {
-                    "namespace": NAMESPACE,
-                    "metricName": "KeyBindingRejected",
-                    "dimensions": {"service": service},
-                    "period": 300,
-                    "stat": "Sum",
-                },
-            }
-            for query_id, service in (("hook", "provisioning-hook"), ("rotation", "certificate-rotation"))
-        ),
-        {
-            "id": "result",
-            "expression": "FILL(hook, 0) + FILL(rotation, 0)",
-            "label": "key-binding-rejected",
-            "returnData": True,
-        },
-    ]
-    assert (alarm["threshold"], alarm["comparisonOperator"], alarm["evaluationPeriods"]) == (1, GE, 1)
-    assert (alarm["alarmActions"], alarm["okActions"]) == ([TOPIC], [TOPIC])
-    assert "factory manifest" in alarm["alarmDescription"]
 
 
 def test_activation_rule_failures_are_counted_by_rule_whatever_the_action_type(dev: Deployment) -> None:

@@ -6,6 +6,8 @@ retirement function, as in a deployment."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -50,6 +52,7 @@ JOB_2 = f"{rotation_job_id_prefix(BASE)}2"
 CSR_STEP_REQUESTS = [
     "GetItem",
     "DescribeJobExecution",
+    "UpdateItem",
     "CreateCertificateFromCsr",
     "TransactWriteItems",
     "AttachPolicy",
@@ -58,7 +61,8 @@ CSR_STEP_REQUESTS = [
     "GetItem",
     "Publish",
 ]
-"""The AWS requests of a CSR step that issues a certificate, in order."""
+"""The AWS requests of a CSR step that issues a certificate, in order: the job is reserved (UpdateItem)
+before AWS IoT is asked for a certificate."""
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # ignored steps count nothing
 
@@ -138,12 +142,21 @@ def failures(capsys: Any) -> list[tuple[dict[str, str], float]]:
     return metric_counts(output_lines(capsys), "CertificateRotationFailed")
 
 
-def refused_once(capsys: Any, reason: str) -> None:
-    """``CertificateRotationFailed`` counted once plainly and once under its ``Reason``."""
+def failed_once(capsys: Any, reason: str) -> None:
+    """A job's attempt failed: ``CertificateRotationFailed`` counted once plainly and once under its
+    ``Reason``."""
     assert sorted(failures(capsys), key=lambda counted: len(counted[0])) == [
         ({"service": SERVICE}, 1.0),
         ({"service": SERVICE, "Reason": reason}, 1.0),
     ]
+
+
+def refused_once(capsys: Any, reason: str) -> None:
+    """A step that was no job's attempt refused: ``RotationStepRefused`` counted under its ``Reason``, no
+    ``CertificateRotationFailed`` (a device can repeat such a step at will)."""
+    lines = output_lines(capsys)
+    assert metric_counts(lines, "RotationStepRefused") == [({"service": SERVICE, "Reason": reason}, 1.0)]
+    assert metric_counts(lines, "CertificateRotationFailed") == []
 
 
 IN_USE: tuple[str, list[str], list[str]] = ("ACTIVE", [THING], [POLICY])
@@ -259,8 +272,8 @@ def test_a_csr_aws_iot_refuses_is_an_invalid_csr(
     capsys.readouterr()
 
     assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "InvalidCsr"}
-    assert item(registry) == before
-    refused_once(capsys, "InvalidCsr")
+    assert item(registry) == {**before, Attr.ATTEMPTED_ROTATION_JOB_IDS: JOB_1}  # the job had its attempt
+    failed_once(capsys, "InvalidCsr")
 
 
 def test_a_failure_reported_by_the_device_abandons_and_retires_the_new_certificate(
@@ -278,7 +291,7 @@ def test_a_failure_reported_by_the_device_abandons_and_retires_the_new_certifica
     assert Attr.PENDING_CERTIFICATE_ID not in abandoned
     assert abandoned[Attr.ROTATION_FAILURE_REASON] == reason
     assert [step for step, _ in published()] == [RotationStep.CERTIFICATE]  # the device knows; no answer
-    refused_once(capsys, "DeviceReportedFailure")
+    failed_once(capsys, "DeviceReportedFailure")
     retire(stream)
     assert attachments(fleet, new) == RETIRED
     assert attachments(fleet, original) == IN_USE
@@ -338,11 +351,10 @@ def test_a_device_that_is_not_active_gets_no_certificate(
     refused_once(capsys, "NotActive")
 
 
-def test_a_registry_change_while_issuing_revokes_the_issued_certificate(
-    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
+def test_a_registry_change_before_the_reservation_issues_nothing(
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    """The device is revoked between the function's read and its write: the certificate AWS IoT issued
-    meanwhile is revoked, since no registry record will ever retire it."""
+    """The device is revoked between the function's read and the job's reservation: AWS IoT is never asked."""
     get = DeviceRecords.get
 
     def read_then_revoked(self: DeviceRecords, serial: str) -> Any:
@@ -351,13 +363,35 @@ def test_a_registry_change_while_issuing_revokes_the_issued_certificate(
         return found
 
     known = certificates(fleet)
+    capsys.readouterr()
     with monkeypatch.context() as patch:
         patch.setattr(DeviceRecords, "get", read_then_revoked)
         assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "NotCurrentCertificate"}
 
+    assert certificates(fleet) == known
+    refused_once(capsys, "NotCurrentCertificate")
+
+
+def test_a_registry_change_while_issuing_revokes_the_issued_certificate(
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The device is revoked while AWS IoT issues its certificate: the certificate is revoked, since no
+    registry record will ever retire it, and the job's failed attempt is counted."""
+
+    def revoke_meanwhile(model: Any, **_: Any) -> None:
+        if model.name == "CreateCertificateFromCsr":
+            registry.revoke(SERIAL, "stolen")
+
+    before_every_call(monkeypatch, revoke_meanwhile)
+    known = certificates(fleet)
+    capsys.readouterr()
+
+    assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "NotCurrentCertificate"}
+
     [issued] = certificates(fleet) - known
     assert attachments(fleet, issued) == RETIRED
     assert Attr.PENDING_CERTIFICATE_ID not in item(registry)
+    failed_once(capsys, "NotCurrentCertificate")
 
 
 def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certificate(
@@ -404,7 +438,7 @@ def test_an_aws_error_a_retry_cannot_fix_is_refused_as_internal(
 
     assert Attr.PENDING_CERTIFICATE_ID not in item(registry)
     assert published()[-1][1]["reason"] == "InternalError"
-    refused_once(capsys, "InternalError")
+    failed_once(capsys, "InternalError")
 
 
 def test_the_functions_own_messages_are_ignored_without_an_answer(original: str, capsys: Any) -> None:
@@ -626,14 +660,15 @@ def test_a_bound_device_rotating_its_own_key_gets_a_certificate_at_no_extra_requ
     assert item(registry)[Attr.PUBLIC_KEY_SHA256] == key_fingerprint(key)
 
 
-def test_a_csr_of_a_new_key_for_a_bound_serial_is_refused_before_any_aws_request(
+def test_a_csr_of_a_new_key_for_a_bound_serial_is_refused_before_aws_iot_is_asked_and_counted_once(
     fleet: Fleet,
     registry: OperatorRecords,
     bound_key: tuple[DeviceKey, str],
     aws_operations: list[str],
     capsys: Any,
 ) -> None:
-    """Whoever holds the device's certificate (copied off a device) cannot move it to a key of their own."""
+    """Whoever holds the device's certificate (copied off a device) cannot move it to a key of their own,
+    and a repeated attempt in the same job is not counted again: the job had its attempt."""
     _, current = bound_key
     before, known = item(registry), certificates(fleet)
     capsys.readouterr()
@@ -642,7 +677,8 @@ def test_a_csr_of_a_new_key_for_a_bound_serial_is_refused_before_any_aws_request
     answer = invoke(csr_event(current, csr=certificate_signing_request(THING, device_key())))
 
     assert answer == {"outcome": "rejected", "reason": "PublicKeyMismatch"}
-    assert aws_operations == ["GetItem", "Publish"]  # the registry read, then the answer on rejected
+    # the registry read, the open execution, the job's reservation, then the answer on rejected
+    assert aws_operations == ["GetItem", "DescribeJobExecution", "UpdateItem", "Publish"]
     assert published()[-1] == (
         RotationStep.REJECTED,
         {
@@ -651,7 +687,10 @@ def test_a_csr_of_a_new_key_for_a_bound_serial_is_refused_before_any_aws_request
         },
     )
     assert certificates(fleet) == known
-    assert item(registry) == before
+    assert item(registry) == {**before, Attr.ATTEMPTED_ROTATION_JOB_IDS: JOB_1}
+    for _ in range(3):
+        again = invoke(csr_event(current, csr=certificate_signing_request(THING, device_key())))
+        assert again == {"outcome": "duplicate-csr-ignored"}
     lines = output_lines(capsys)
     assert metric_counts(lines, "KeyBindingRejected") == [({"service": SERVICE}, 1.0)]
     assert sorted(metric_counts(lines, "CertificateRotationFailed"), key=lambda counted: len(counted[0])) == [
@@ -668,3 +707,102 @@ def test_an_unbound_device_may_rotate_to_a_new_key_and_is_counted_as_no_key_bind
         "outcome": "certificate-issued"
     }
     assert metric_counts(output_lines(capsys), "KeyBindingRejected") == []
+
+
+# --- one attempt per job: a device cannot have a job issue twice, nor pin the alarms ----------------------
+
+
+def test_a_device_looping_csr_and_failure_in_one_job_gets_one_certificate(
+    fleet: Fleet, registry: OperatorRecords, original: str, capsys: Any
+) -> None:
+    """The device reports each rotation failed with its current certificate and sends the CSR again, in the
+    same open execution: only the first CSR reaches AWS IoT, and the failure is counted once."""
+    known = certificates(fleet)
+    capsys.readouterr()
+
+    outcomes = []
+    for attempt in range(5):
+        outcomes.append(invoke(csr_event(original))["outcome"])
+        invoke(result_event(original, "FAILED", reason=f"attempt {attempt}"))
+
+    assert outcomes == ["certificate-issued", *["duplicate-csr-ignored"] * 4]
+    assert len(certificates(fleet) - known) == 1
+    assert item(registry)[Attr.ROTATION_FAILURE_REASON] == "attempt 0"  # later reports change nothing
+    failed_once(capsys, "DeviceReportedFailure")
+    # A new attempt needs a new job, as `fleetctl rotate resume` creates.
+    assert invoke(csr_event(original, job_id=JOB_2)) == {"outcome": "certificate-issued"}
+
+
+def test_two_csrs_sent_at_once_for_one_job_issue_one_certificate(
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both requests read the serial before either writes (a barrier holds each after its read): the job's
+    reservation lets one through, and the other never reaches AWS IoT."""
+    both_read = threading.Barrier(2, timeout=10)
+    reads: list[str] = []
+    get = DeviceRecords.get
+
+    def read_together(self: DeviceRecords, serial: str) -> Any:
+        found = get(self, serial)
+        reads.append(serial)
+        if len(reads) <= 2:
+            both_read.wait()
+        return found
+
+    monkeypatch.setattr(DeviceRecords, "get", read_together)
+    known = certificates(fleet)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(lambda _: invoke(csr_event(original))["outcome"], range(2)))
+
+    assert outcomes == ["certificate-issued", "duplicate-csr-ignored"]
+    [issued] = certificates(fleet) - known
+    assert item(registry)[Attr.PENDING_CERTIFICATE_ID] == issued
+    assert [step for step, _ in published()] == [RotationStep.CERTIFICATE]
+
+
+def test_a_bound_device_without_an_open_job_counts_no_key_binding_rejection(
+    bound_key: tuple[DeviceKey, str], registry: OperatorRecords, capsys: Any
+) -> None:
+    """CSRs of another key under job ids of no execution are refused before the key is read: one device
+    sending them cannot keep ``KeyBindingRejected`` (or ``CertificateRotationFailed``) counting."""
+    _, current = bound_key
+    before = item(registry)
+    capsys.readouterr()
+
+    for job in range(3):
+        event = csr_event(
+            current, job_id=f"{JOB_1}{job}", csr=certificate_signing_request(THING, device_key())
+        )
+        assert invoke(event) == {"outcome": "rejected", "reason": "NoRotationJob"}
+
+    lines = output_lines(capsys)
+    assert metric_counts(lines, "KeyBindingRejected") == []
+    assert metric_counts(lines, "CertificateRotationFailed") == []
+    assert (
+        metric_counts(lines, "RotationStepRefused")
+        == [({"service": SERVICE, "Reason": "NoRotationJob"}, 1.0)] * 3
+    )
+    assert item(registry) == before
+
+
+def test_a_failure_reported_before_any_csr_is_recorded_once_and_only_for_an_open_job(
+    registry: OperatorRecords, original: str, capsys: Any
+) -> None:
+    before = item(registry)
+    capsys.readouterr()
+
+    no_such_job = result_event(original, "FAILED", job_id=f"{JOB_1}9", reason="=HYPERLINK(...)")
+    assert invoke(no_such_job) == {"outcome": "rejected", "reason": "NoRotationJob"}
+    assert item(registry) == before
+    refused_once(capsys, "NoRotationJob")
+
+    assert invoke(result_event(original, "FAILED", reason="no key slot")) == {"outcome": "abandoned"}
+    assert invoke(result_event(original, "FAILED", reason="overwritten?")) == {
+        "outcome": "duplicate-result-ignored"
+    }
+
+    recorded = item(registry)
+    assert recorded[Attr.ROTATION_FAILURE_REASON] == "no key slot"
+    assert recorded[Attr.ATTEMPTED_ROTATION_JOB_IDS] == JOB_1
+    failed_once(capsys, "DeviceReportedFailure")
+    assert invoke(csr_event(original)) == {"outcome": "duplicate-csr-ignored"}  # the job had its attempt
