@@ -38,6 +38,8 @@ class Report:
     destroy_errors: list[str] = field(default_factory=list)
     destroyed: bool = False
     removed: bool = False
+    pending_operations: list[str] = field(default_factory=list)
+    """What the state recorded as under way before the destroy: resources it may not have removed."""
     not_ours: bool = False
     """The stack's config lacked this run's marker: it was neither deployed nor destroyed."""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -53,8 +55,9 @@ class Report:
 
     @property
     def exit_code(self) -> Exit:
-        """``LEFT_BEHIND`` unless the stack is gone, then ``INTERRUPTED``, ``FAILED`` or ``PASSED``."""
-        if not self.removed:
+        """``LEFT_BEHIND`` unless the stack is gone with no pending operation, then ``INTERRUPTED``,
+        ``FAILED`` or ``PASSED``."""
+        if not self.removed or self.pending_operations:
             return Exit.LEFT_BEHIND
         if self.interrupted:
             return Exit.INTERRUPTED
@@ -77,6 +80,9 @@ class Report:
         if self.error:
             lines += ["Error:", *(f"  {line}" for line in self.error.splitlines()), ""]
         lines += ["Teardown", "", f"  devices: {self.clean_up or 'none provisioned'}"]
+        if self.pending_operations:
+            lines.append("  pending operations (destroy may have left these resources; check the account):")
+            lines += [f"    * {operation}" for operation in self.pending_operations]
         lines += [f"  destroy {error}" for error in self.destroy_errors]
         lines += [
             f"  stack destroyed: {'yes' if self.destroyed else 'NO'}",
@@ -94,11 +100,14 @@ class Report:
                 f"REFUSED: the config of stack {stack} lacks this run's {MARKER_KEY}; it was neither "
                 f"deployed nor destroyed. Check it, then `pulumi stack rm {stack} --cwd {cwd}`."
             )
-        if not self.destroyed:
-            return (
-                f"RESOURCES MAY REMAIN: run `pulumi destroy --stack {stack} --cwd {cwd}`, then "
-                f"`pulumi stack rm {stack} --cwd {cwd}`."
+        if not self.destroyed or self.pending_operations:
+            todo = (
+                f"run `pulumi destroy --stack {stack} --cwd {cwd}`, "
+                f"then `pulumi stack rm {stack} --cwd {cwd}`."
+                if not self.destroyed
+                else "the destroy forgot the pending operations above; look for them in the account."
             )
+            return f"RESOURCES MAY REMAIN: {todo}"
         if not self.removed:
             return f"DESTROYED, NOT REMOVED: run `pulumi stack rm {stack} --cwd {cwd}`."
         if self.interrupted:
