@@ -271,19 +271,21 @@ def test_a_stack_that_cannot_be_destroyed_is_kept_in_the_workspace_and_reported(
     assert "RESOURCES MAY REMAIN: run `pulumi destroy --stack acc1" in report.render()
 
 
+class ExistingStack(FakeStack):
+    """A stack that already exists in the backend."""
+
+    def create(self, stack_name: str) -> FakeStack:
+        self.events.append(f"create {stack_name}")
+        raise auto.StackAlreadyExistsError(
+            auto.CommandResult("", f"error: stack '{stack_name}' already exists", 255)
+        )
+
+
 def test_refuses_a_stack_that_already_exists_in_the_backend(tmp_path: Path) -> None:
     events: list[str] = []
 
-    stack = FakeStack(events)
-
-    def exists(name: str) -> FakeStack:
-        events.append(f"create {name}")
-        raise auto.StackAlreadyExistsError(auto.CommandResult("", "error: stack 'acc1' already exists", 255))
-
-    stack.create = exists  # type: ignore[method-assign]
-
     with pytest.raises(Refused, match="already exists in the Pulumi backend"):
-        _run(stack, FakeScenario(events), tmp_path)
+        _run(ExistingStack(events), FakeScenario(events), tmp_path)
     assert events == ["create acc1"]
 
 
