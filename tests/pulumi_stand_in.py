@@ -9,8 +9,8 @@ stack_config.py``), locks the stack and records each resource it creates as a pe
 done; the first SIGINT or SIGTERM cancels (``cancellation_scope.go``: it goes on printing while its
 in-flight operation finishes, then fails with "update canceled" and unlocks), a second one terminates at
 once; a write to a closed pipe kills it with SIGPIPE, as it does a Go program; ``destroy`` refuses a
-locked stack; ``cancel`` unlocks. ``$PULUMI_STAND_IN_SIGNAL`` (``SIGINT`` or ``SIGTERM``) makes ``up`` send
-that signal to its parent, the runner: ``$PULUMI_STAND_IN_SIGNAL_DURING`` names the command (``up``, the
+locked stack; ``cancel`` unlocks. ``$PULUMI_STAND_IN_SIGNAL`` (``SIGINT``, ``SIGTERM``, or several, comma-separated) makes ``up``
+send them to its parent, the runner: ``$PULUMI_STAND_IN_SIGNAL_DURING`` names the command (``up``, the
 default, after its second resource; ``stack init``; ``destroy``). ``$PULUMI_STAND_IN_VERSION`` is the
 version it reports.
 """
@@ -67,9 +67,10 @@ def fail(message: str) -> None:
 
 
 def signal_parent() -> None:
-    """Send ``$PULUMI_STAND_IN_SIGNAL``, if set, to the runner, and give it a moment to arrive."""
-    if "PULUMI_STAND_IN_SIGNAL" in os.environ:
-        os.kill(os.getppid(), signal.Signals[os.environ["PULUMI_STAND_IN_SIGNAL"]])
+    """Send each signal of ``$PULUMI_STAND_IN_SIGNAL`` (``SIGINT,SIGTERM``), if set, to the runner, each
+    given a moment to arrive."""
+    for name in filter(None, os.environ.get("PULUMI_STAND_IN_SIGNAL", "").split(",")):
+        os.kill(os.getppid(), signal.Signals[name])
         time.sleep(0.2)
 
 

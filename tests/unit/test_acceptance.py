@@ -16,11 +16,14 @@ import pulumi.automation as auto
 import pytest
 
 from local.acceptance import aws_runner
+from local.acceptance.aws_scenario import AwsScenario
 from local.acceptance.pulumi_cli import Interrupts
 from local.acceptance.run_plan import MARKER_KEY, Plan, Refused
 from local.acceptance.run_report import Exit, Report
+from local.devices.mqtt_session import Broker
 from local.scenario.full_run import CheckResult, ScenarioResult
 from program.config import PROJECT_DIR
+from program.outputs import StackOutput
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 OUTPUTS = {"iotEndpoint": auto.OutputValue("abc-ats.iot.eu-west-1.amazonaws.com", False)}
@@ -338,3 +341,18 @@ def test_main_takes_the_aws_profiles_region_when_none_is_given(
 
     assert aws_runner.main(["--stack", "acc1"]) == Exit.REFUSED
     assert regions == [expected]
+
+
+@pytest.mark.parametrize("port", [8883, 443])
+def test_devices_connect_on_the_port_the_run_was_given(port: int) -> None:
+    outputs = {
+        StackOutput.IOT_ENDPOINT: "abc-ats.iot.eu-west-1.amazonaws.com",
+        StackOutput.CLAIM_CERTIFICATE_PEM: "claim-pem",
+        StackOutput.CLAIM_PRIVATE_KEY: "claim-key",
+        StackOutput.CLAIM_CLIENT_ID_PREFIX: "claim-",
+        StackOutput.TEMPLATE_NAME: "iot-provisioning-acc1-fleet",
+    }
+
+    deployment = AwsScenario(PLAN, "ca-pem", port).deployment(outputs)
+
+    assert deployment.target.broker == Broker("abc-ats.iot.eu-west-1.amazonaws.com", port, "ca-pem")

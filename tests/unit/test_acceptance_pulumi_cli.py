@@ -135,6 +135,21 @@ def test_an_interrupt_during_up_cancels_it_and_the_stack_is_destroyed_at_once(
     assert report.exit_code == Exit.INTERRUPTED
 
 
+def test_a_second_interrupt_is_not_forwarded_so_the_cli_finishes_cancelling(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULUMI_STAND_IN_SIGNAL", "SIGINT,SIGTERM")
+    log: list[str] = []
+
+    report = _run(project, Plan("acc1", "eu-west-1", False), Scenario(), log)
+
+    assert "SIGTERM: waiting for the Pulumi CLI to finish cancelling" in log
+    assert sum("received; cancelling" in line for line in log) == 1
+    assert not any("terminating" in line for line in log)
+    assert _state()["stacks"] == {"dev": {}}
+    assert report.exit_code == Exit.INTERRUPTED
+
+
 def test_a_stack_a_killed_cli_left_locked_is_cancelled_then_destroyed_and_its_pending_operation_reported(
     project: Path,
 ) -> None:
