@@ -179,34 +179,27 @@ def test_a_stack_a_killed_cli_left_locked_is_cancelled_then_destroyed_and_its_pe
     assert "RESOURCES MAY REMAIN: the destroy forgot the pending operations" in report.render()
 
 
-def test_sigterm_during_stack_init_lets_it_finish_then_removes_the_stack(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("during", "noted", "exit_code"),
+    [
+        ("stack init", "SIGTERM: the run stops after this step and tears the stack down", Exit.INTERRUPTED),
+        ("destroy", "SIGTERM: still tearing down, so that the stack is not left behind", Exit.PASSED),
+    ],
+)
+def test_sigterm_while_the_stack_is_created_or_destroyed_is_noted_and_the_stack_still_removed(
+    project: Path, monkeypatch: pytest.MonkeyPatch, during: str, noted: str, exit_code: Exit
 ) -> None:
     monkeypatch.setenv("PULUMI_STAND_IN_SIGNAL", "SIGTERM")
-    monkeypatch.setenv("PULUMI_STAND_IN_SIGNAL_DURING", "stack init")
+    monkeypatch.setenv("PULUMI_STAND_IN_SIGNAL_DURING", during)
     log: list[str] = []
 
     report = _run(project, Plan("acc1", "eu-west-1", False), Scenario(), log)
 
-    assert "SIGTERM: the run stops after this step and tears the stack down" in log
-    assert "up" not in _commands()
+    assert noted in log
+    assert ("up" in _commands()) is (during == "destroy")  # after `stack init`, straight to the teardown
     assert _state()["stacks"] == {"dev": {}}
     assert _state()["current"] == "dev"
-    assert report.exit_code == Exit.INTERRUPTED
-
-
-def test_sigterm_during_destroy_does_not_stop_the_teardown(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PULUMI_STAND_IN_SIGNAL", "SIGTERM")
-    monkeypatch.setenv("PULUMI_STAND_IN_SIGNAL_DURING", "destroy")
-    log: list[str] = []
-
-    report = _run(project, Plan("acc1", "eu-west-1", False), Scenario(), log)
-
-    assert "SIGTERM: still tearing down, so that the stack is not left behind" in log
-    assert _state()["stacks"] == {"dev": {}}
-    assert (report.destroyed, report.removed, report.exit_code) == (True, True, Exit.PASSED)
+    assert report.exit_code == exit_code
 
 
 @pytest.mark.parametrize("own_account_settings", [False, True])
