@@ -345,7 +345,7 @@ def test_main_takes_the_aws_profiles_region_when_none_is_given(
 
 @pytest.mark.parametrize("port", [8883, 443])
 def test_devices_connect_on_the_port_the_run_was_given(port: int) -> None:
-    outputs = {
+    outputs: dict[str, Any] = {
         StackOutput.IOT_ENDPOINT: "abc-ats.iot.eu-west-1.amazonaws.com",
         StackOutput.CLAIM_CERTIFICATE_PEM: "claim-pem",
         StackOutput.CLAIM_PRIVATE_KEY: "claim-key",
