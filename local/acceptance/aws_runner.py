@@ -352,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return Exit.REFUSED
+    except KeyboardInterrupt:  # before `pulumi stack init`: from there on, run() handles signals
+        print("interrupted before anything was created", file=sys.stderr)
+        return Exit.INTERRUPTED
     print(report.render())
     return report.exit_code
 

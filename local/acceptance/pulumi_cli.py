@@ -77,10 +77,10 @@ class Interrupts:
         name = signal.Signals(signum).name
         first, self.received = not self.received, self.received or name
         if not (first and self._interruptible):
-            if self._forwarded:
-                going_on = "waiting for the Pulumi CLI to finish cancelling"
-            elif self.tearing_down:
+            if self.tearing_down:
                 going_on = "still tearing down, so that the stack is not left behind"
+            elif self._forwarded and self._cli_running:
+                going_on = "waiting for the Pulumi CLI to finish cancelling"
             else:
                 going_on = "the run stops after this step and tears the stack down"
             self._log(f"{name}: {going_on}")
