@@ -60,6 +60,7 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.REPROVISION_GRANTED_BY,
     Attr.REPROVISION_GRANTED_AT,
     Attr.REPROVISION_REASON,
+    Attr.REPROVISION_ALLOWS_DOWNGRADE,
     Attr.REPROVISIONED_AT,
     Attr.PREVIOUS_PUBLIC_KEY_SHA256,
     Attr.KEY_REBOUND_AT,
@@ -72,6 +73,14 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
 )
 """The CSV's columns, in this order: who the device is, its certificates and keys, then its history. An
 attribute a device does not have is an empty cell."""
+
+FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
+"""A CSV cell starting with one of these is read as a formula by spreadsheets; OWASP's "CSV Injection"
+(owasp.org/www-community/attacks/CSV_Injection) lists them, and the csv module's quoting takes care of the
+separators and quotes that could start another cell."""
+TEXT_MARKER: Final = "'"
+"""Put in front of such a cell, as OWASP advises: spreadsheets then show it as text. A genuine value is
+read back by dropping one leading ``'`` when a trigger follows it (``'-5th-floor`` is ``-5th-floor``)."""
 
 LEFT_OUT: Final = frozenset({Attr.STATUS_SHARD, Attr.TYPE_SHARD, Attr.DEVICE_SERIAL_NUMBER})
 """Never exported: the sharded indexes' keys (derived from the status, the type and the serial) and the
@@ -127,7 +136,7 @@ def _write(
         writer = csv.writer(file)
         writer.writerow(CSV_COLUMNS)
         for item in devices:
-            writer.writerow([item.get(column, "") for column in CSV_COLUMNS])
+            writer.writerow([as_text_cell(item.get(column, "")) for column in CSV_COLUMNS])
             count += 1
             on_item()
     else:
@@ -136,6 +145,13 @@ def _write(
             count += 1
             on_item()
     return count
+
+
+def as_text_cell(value: str) -> str:
+    """``value`` as a CSV cell no spreadsheet reads as a formula: with :data:`TEXT_MARKER` in front when it
+    starts with one of :data:`FORMULA_TRIGGERS`. JSON lines need none of it: no JSON reader evaluates a
+    string."""
+    return TEXT_MARKER + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
 def _exported(item: Item) -> Item:

@@ -121,10 +121,13 @@ class OperatorRecords(RegistryReads):
             return stored_item(device) or {}
         return None
 
-    def grant_reprovision(self, serial_number: str, reason: str, granted_by: str, until: str) -> Item:
+    def grant_reprovision(
+        self, serial_number: str, reason: str, granted_by: str, until: str, *, allow_downgrade: bool = False
+    ) -> Item:
         """Allow the ``ACTIVE`` serial one next provisioning with a new certificate until ``until`` (ISO
-        8601), recording who allowed it and why; returns the item as written. Raises
-        :class:`TransitionRefused` with the stored item when the serial is absent or not ``ACTIVE``."""
+        8601), of a firmware older than its recorded one only with ``allow_downgrade``, recording who
+        allowed it and why; returns the item as written. Raises :class:`TransitionRefused` with the stored
+        item when the serial is absent or not ``ACTIVE``."""
         now = timestamp()
         grant: Item = {
             Attr.REPROVISION_ALLOWED_UNTIL: until,
@@ -140,7 +143,11 @@ class OperatorRecords(RegistryReads):
                 Key=device_key(serial_number),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **expressions(Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE), assign=grant),
+                **expressions(
+                    Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE),
+                    assign=grant | ({Attr.REPROVISION_ALLOWS_DOWNGRADE: "true"} if allow_downgrade else {}),
+                    remove=() if allow_downgrade else (Attr.REPROVISION_ALLOWS_DOWNGRADE,),
+                ),
             )
         except self._client.exceptions.ConditionalCheckFailedException as refused:
             raise TransitionRefused(serial_number, refused_item(refused)) from refused

@@ -306,6 +306,12 @@ def print_grant(serial: str, window: int, granted: dict[str, Any], json_output: 
         f"until {granted['allowedUntil']} ({window} h). It stays ACTIVE on thing {granted['thingName']}; "
         f"certificate {granted['certificateId']} is then replaced and revoked."
     )
+    firmware = granted["firmwareVersion"]
+    print_line(
+        f"Any firmware version is admitted (recorded: {firmware})."
+        if granted["allowsDowngrade"]
+        else f"Firmware {firmware} or newer is admitted; an older one only with --allow-downgrade."
+    )
     print_line(f"granted by {granted['grantedBy']}: {granted['reason']}")
     print_line(
         "Until then, anyone holding the claim certificate who knows the serial can use this grant: provision "

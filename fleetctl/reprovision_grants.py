@@ -35,14 +35,18 @@ _WHY_REFUSED: Final[dict[str, str]] = {
 }
 
 
-def grant(stack: StackContext, serial: str, reason: str, window_hours: int) -> dict[str, Any]:
-    """Allow ``serial`` one provisioning with a new certificate for ``window_hours``, recorded with the
-    caller's identity and ``reason``; what the grant allows, as JSON-ready data. A serial that is not in
-    the registry is :class:`NotFound`; one that is not ``ACTIVE``, a :class:`UsageProblem` naming its
-    state."""
+def grant(
+    stack: StackContext, serial: str, reason: str, window_hours: int, *, allow_downgrade: bool = False
+) -> dict[str, Any]:
+    """Allow ``serial`` one provisioning with a new certificate for ``window_hours``, of a firmware older
+    than its recorded one only with ``allow_downgrade``, recorded with the caller's identity and
+    ``reason``; what the grant allows, as JSON-ready data. A serial that is not in the registry is
+    :class:`NotFound`; one that is not ``ACTIVE``, a :class:`UsageProblem` naming its state."""
     until = timestamp(datetime.now(UTC) + timedelta(hours=window_hours))
     try:
-        item = stack.records.grant_reprovision(serial, reason, stack.caller.arn, until)
+        item = stack.records.grant_reprovision(
+            serial, reason, stack.caller.arn, until, allow_downgrade=allow_downgrade
+        )
     except TransitionRefused as refused:
         if refused.stored is None:
             raise NotFound(f"serial {serial!r}: no item in registry {stack.table}") from refused
@@ -56,6 +60,8 @@ def grant(stack: StackContext, serial: str, reason: str, window_hours: int) -> d
         "serial": serial,
         "status": item.get(Attr.STATUS),
         "thingName": item.get(Attr.THING_NAME),
+        "firmwareVersion": item.get(Attr.FIRMWARE_VERSION),
+        "allowsDowngrade": item.get(Attr.REPROVISION_ALLOWS_DOWNGRADE) == "true",
         "certificateId": item.get(Attr.CERTIFICATE_ID),
         "allowedUntil": item.get(Attr.REPROVISION_ALLOWED_UNTIL),
         "grantedBy": item.get(Attr.REPROVISION_GRANTED_BY),

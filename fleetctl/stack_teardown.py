@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from fleetctl.bulk import BulkRun
 from fleetctl.device_removal import Decommissioning, Step, decommission, revoke_and_detach
@@ -57,6 +57,7 @@ from hook.contract import (
 from program.outputs import StackOutput
 
 if TYPE_CHECKING:
+    from fleetctl.bulk import Row
     from fleetctl.context import StackContext
     from fleetctl.pacing import Pacer
     from hook.registry_items import Item
@@ -332,6 +333,34 @@ class Teardown:
         while (found := self.remaining()) and clock() < deadline:
             sleep(min(interval, max(0.0, deadline - clock())))
         return found
+
+
+class TeardownSteps(Protocol):
+    """Who is handed each step's results as :func:`run_teardown` runs: ``fleetctl teardown``'s output
+    (:mod:`fleetctl.teardown_output`), or the acceptance run's sweep."""
+
+    def cancelled(self, job_ids: list[str]) -> None:
+        """The rotation jobs cancelled."""
+
+    def ran(self, run: BulkRun, rows: Iterator[Row]) -> None:
+        """The rows of the devices' or the leftovers' run as they come; consumes them (that runs it)."""
+
+    def released(self, targets: list[PolicyTarget]) -> None:
+        """What the device-type policies were still attached to, and what releasing it took."""
+
+
+def run_teardown(work: Teardown, pacer: Pacer, wait: float, steps: TeardownSteps) -> Remaining | None:
+    """Run the teardown step by step, handing each step's results to ``steps``: cancel the rotation jobs,
+    decommission the devices, then the leftover things, release the policy targets, then look for what
+    remains for up to ``wait`` seconds. What remained, or ``None`` when a device failed
+    (:attr:`Teardown.failure`) and the later steps were not run."""
+    steps.cancelled(work.cancel_rotation_jobs(pacer))
+    for run in (work.devices, work.leftovers):
+        steps.ran(run, run.execute(pacer))
+        if work.failure:
+            return None
+    steps.released(work.release_targets(pacer))
+    return work.wait_until_clear(wait)
 
 
 def remaining_problem(remaining: Remaining, scope: StackScope) -> str:

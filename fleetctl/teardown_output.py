@@ -5,11 +5,12 @@ rows are never held); otherwise a line per device, certificate or job, and a sum
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fleetctl.bulk import advancing
 from fleetctl.output import print_bulk, print_json_stream, print_line
-from fleetctl.stack_teardown import PolicyTarget, Remaining, Teardown, reports
+from fleetctl.stack_teardown import PolicyTarget, Remaining, Teardown, reports, run_teardown
 
 if TYPE_CHECKING:
     from fleetctl.bulk import BulkRun, Row
@@ -69,18 +70,30 @@ def print_run(
             }
         )
         return found[-1] if found else None
-    _print_jobs("rotation jobs cancelled", work.cancel_rotation_jobs(pacer))
-    for run in (work.devices, work.leftovers):
-        print_bulk(devices(run), run, json_output=False, dry_run=False)
-        if work.failure:
-            return None
-    _print_released(work.release_targets(pacer))
-    remaining = verified()
-    if not remaining:
+    remaining = run_teardown(work, pacer, wait, _PrintedSteps(work, advance))
+    if remaining is not None and not remaining:
         print_line(
             f"stack {work.scope.base_name}: nothing of its devices remains; ready for `pulumi destroy`"
         )
     return remaining
+
+
+@dataclass(frozen=True)
+class _PrintedSteps:
+    """Each step's results as lines, the devices' progress advanced as each is done."""
+
+    work: Teardown
+    advance: Callable[[], None]
+
+    def cancelled(self, job_ids: list[str]) -> None:
+        _print_jobs("rotation jobs cancelled", job_ids)
+
+    def ran(self, run: BulkRun, rows: Iterator[Row]) -> None:
+        shown = advancing(rows, self.advance) if run is self.work.devices else rows
+        print_bulk(shown, run, json_output=False, dry_run=False)
+
+    def released(self, targets: list[PolicyTarget]) -> None:
+        _print_released(targets)
 
 
 def _bulk_fields(

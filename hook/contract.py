@@ -82,6 +82,9 @@ class Attr(StrEnum):
     REPROVISION_GRANTED_BY = "reprovisionGrantedBy"
     REPROVISION_GRANTED_AT = "reprovisionGrantedAt"
     REPROVISION_REASON = "reprovisionReason"
+    REPROVISION_ALLOWS_DOWNGRADE = "reprovisionAllowsDowngrade"
+    """``"true"`` on a grant that admits a firmware older than the serial's recorded one (``fleetctl
+    reprovision --allow-downgrade``); absent otherwise, and removed with the grant when it is used."""
     REPROVISIONED_AT = "reprovisionedAt"
     STATUS_SHARD = "statusShard"
     """``<status>#<shard>`` (:func:`shard_key`): the partition key of :data:`STATUS_INDEX`. Only on device
@@ -259,12 +262,18 @@ class RejectionReason(StrEnum):
 
     MALFORMED_EVENT = "MalformedEvent"
     MISSING_PARAMETER = "MissingParameter"
+    UNKNOWN_PARAMETER = "UnknownParameter"
+    """A parameter the template does not declare (:class:`Parameter`): whether AWS IoT would let it shadow a
+    pseudo-parameter such as ``AWS::IoT::Certificate::Id`` is undocumented, so the hook refuses it."""
     INVALID_PARAMETER = "InvalidParameter"
     UNKNOWN_DEVICE_TYPE = "UnknownDeviceType"
     DEVICE_TYPE_RETIRED = "DeviceTypeRetired"
     SERIAL_PATTERN_MISMATCH = "SerialPatternMismatch"
     MANUFACTURER_NOT_ALLOWED = "ManufacturerNotAllowed"
     FIRMWARE_TOO_OLD = "FirmwareTooOld"
+    FIRMWARE_DOWNGRADE = "FirmwareDowngrade"
+    """A re-provisioning with a firmware older than the serial's recorded one, which its grant does not
+    allow."""
     NOT_PREREGISTERED = "NotPreregistered"
     PREREGISTRATION_MISMATCH = "PreregistrationMismatch"
     DUPLICATE_SERIAL = "DuplicateSerial"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
+from hook.contract import Attr, DeviceStatus, Parameter, ProvisioningDenied, RejectionReason
 from hook.registry_items import Item, string_attributes
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ def decide_from_stored(
     if status in PROVISIONED_STATES:
         if item.get(Attr.CERTIFICATE_ID) != provenance.certificate_id:
             if reprovision_granted(item, request, now):
+                require_no_downgrade(item, request)
                 return item
             raise ProvisioningDenied(
                 RejectionReason.DUPLICATE_SERIAL,
@@ -221,6 +222,20 @@ def reprovision_granted(item: Item, request: DeviceRequest, now: str) -> bool:
         and (item.get(Attr.DEVICE_TYPE), item.get(Attr.MANUFACTURER))
         == (request.device_type, request.manufacturer)
     )
+
+
+def require_no_downgrade(item: Item, request: DeviceRequest) -> None:
+    """Deny a re-provisioning whose firmware is older than the serial's recorded one, unless its grant
+    allows a downgrade. The grant is read with the item, and the re-provisioning's write is conditional on
+    its deadline (to the millisecond), so a grant replaced meanwhile is not used."""
+    recorded = item.get(Attr.FIRMWARE_VERSION, "")
+    if item.get(Attr.REPROVISION_ALLOWS_DOWNGRADE) != "true" and request.firmware_older_than(recorded):
+        raise ProvisioningDenied(
+            RejectionReason.FIRMWARE_DOWNGRADE,
+            f"FirmwareVersion {request.firmware_version} is older than {recorded}, the serial's recorded "
+            "firmware; only a grant with --allow-downgrade admits it",
+            Parameter.FIRMWARE_VERSION,
+        )
 
 
 def replaced_certificates(item: Item, certificate_id: str) -> str:

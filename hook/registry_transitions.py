@@ -206,6 +206,7 @@ class DeviceRecords:
                 assign=values,
                 remove=(
                     Attr.REPROVISION_ALLOWED_UNTIL,
+                    Attr.REPROVISION_ALLOWS_DOWNGRADE,
                     Attr.PENDING_CERTIFICATE_ID,
                     *EXPIRY_OF_THE_REPLACED,
                 ),

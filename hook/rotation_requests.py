@@ -26,6 +26,11 @@ characters (AWS IoT API reference, and botocore's model)."""
 REASON_MAX_LENGTH: Final = 256
 """A device's failure reason is kept to this many characters (a job execution's statusDetails value is
 at most 1024)."""
+REASON_CHARACTERS: Final = "A-Z a-z 0-9, space and . , : _ - / ( )"
+"""What a device's failure reason is stored with; any other character becomes ``?``. Enough for an error
+message (``TLS handshake failed: timeout (30 s)``), nothing a spreadsheet, a shell or a log reader treats
+specially (no ``= + @ " ' & ; < >``, no control characters)."""
+_OUTSIDE_REASON_CHARACTERS = re.compile(r"[^A-Za-z0-9 .,:_/()-]")
 SUCCEEDED: Final = "SUCCEEDED"
 FAILED: Final = "FAILED"
 
@@ -112,7 +117,7 @@ def parse_request(event: Any, base_name: str) -> RotationRequest | None:
     reason = event.get("reason", "")
     if not isinstance(reason, str):
         raise malformed("reason must be a string")
-    return RotationRequest(thing, serial, step, caller, job_id, status=status, reason=_printable(reason))
+    return RotationRequest(thing, serial, step, caller, job_id, status=status, reason=_narrowed(reason))
 
 
 def _addressee(event: Any, base_name: str) -> tuple[str, str, RotationStep] | None:
@@ -149,7 +154,8 @@ def is_csr_pem(text: str) -> bool:
     return False
 
 
-def _printable(text: str) -> str:
-    """Device text as stored and logged: at most :data:`REASON_MAX_LENGTH` characters, control
-    characters replaced."""
-    return "".join(each if each.isprintable() else "?" for each in text[:REASON_MAX_LENGTH])
+def _narrowed(text: str) -> str:
+    """A device's reason as stored and logged: its first :data:`REASON_MAX_LENGTH` characters, each outside
+    :data:`REASON_CHARACTERS` replaced by ``?``. Replaced rather than refused: the failure is worth
+    recording whatever the device's text, which a device cannot usefully correct."""
+    return _OUTSIDE_REASON_CHARACTERS.sub("?", text[:REASON_MAX_LENGTH])

@@ -21,6 +21,12 @@ from hook.contract import (
 )
 from hook.regex_safety import unsafe_construct
 
+DECLARED_PARAMETERS: Final = frozenset(Parameter)
+"""The only keys a request's ``parameters`` may hold: those the template declares
+(``components/documents.py``). AWS IoT adds none of its own: the hook's ``parameters`` are "the properties
+in the parameters argument passed in the RegisterThing request payload" (developer guide,
+"Pre-provisioning hooks")."""
+_LOGGED_NAME_MAX_LENGTH: Final = 64
 RAW_VALUE_MAX_LENGTH: Final = 1024
 """Values longer than this are refused before any other work is done on them."""
 
@@ -87,6 +93,12 @@ class DeviceRequest:
             Parameter.FIRMWARE_VERSION.value: self.firmware_version,
             Parameter.LOCATION.value: self.location,
         }
+
+    def firmware_older_than(self, recorded: str) -> bool:
+        """Whether this request's firmware is older than ``recorded``, both read by
+        :func:`parse_firmware_version`; ``False`` when ``recorded`` is not a version (nothing to compare)."""
+        mine, theirs = parse_firmware_version(self.firmware_version), parse_firmware_version(recorded)
+        return mine is not None and theirs is not None and mine < theirs
 
 
 def parse_firmware_version(text: str) -> FirmwareVersion | None:
@@ -233,6 +245,7 @@ def validate_request(parameters: object, rules: RuleSet) -> DeviceRequest:
     """Check request parameters against ``rules``; raise :class:`ProvisioningDenied` at the first problem."""
     if not isinstance(parameters, dict):
         raise ProvisioningDenied(RejectionReason.MALFORMED_EVENT, "parameters must be a JSON object")
+    _refuse_undeclared(parameters)
     values = {name: _clean(parameters, name) for name in Parameter}
 
     serial = values[Parameter.SERIAL_NUMBER]
@@ -286,6 +299,19 @@ def validate_request(parameters: object, rules: RuleSet) -> DeviceRequest:
         firmware_version=format_firmware_version(firmware),
         location=values[Parameter.LOCATION],
     )
+
+
+def _refuse_undeclared(parameters: dict[Any, Any]) -> None:
+    """Deny a request with any key the template does not declare, naming the first one, shortened and
+    escaped (it is device input)."""
+    undeclared = sorted(str(name) for name in parameters.keys() - DECLARED_PARAMETERS)
+    if undeclared:
+        first = ascii(undeclared[0][:_LOGGED_NAME_MAX_LENGTH])
+        raise ProvisioningDenied(
+            RejectionReason.UNKNOWN_PARAMETER,
+            f"{len(undeclared)} parameter(s) the template does not declare, first {first}; "
+            f"declared: {', '.join(Parameter)}",
+        )
 
 
 def _clean(parameters: dict[Any, Any], name: Parameter) -> str:

@@ -203,6 +203,11 @@ class Settings(BaseModel):
         """Name of the fleet provisioning template."""
         return template_name(self.base_name)
 
+    @property
+    def registry_table_name(self) -> str:
+        """Name of the device registry's DynamoDB table."""
+        return f"{self.base_name}-device-registry"
+
     def hook_rules(self) -> dict[str, Any]:
         """The hook's rules document for these settings: ``requireKeyBinding`` makes every type bind keys."""
         return {

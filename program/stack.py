@@ -37,7 +37,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     registry = DeviceRegistry(
         "registry",
         DeviceRegistryArgs(
-            table_name=f"{settings.base_name}-device-registry",
+            table_name=settings.registry_table_name,
             billing_mode=settings.dynamodb_billing_mode,
             read_capacity=settings.dynamodb_read_capacity,
             write_capacity=settings.dynamodb_write_capacity,

@@ -31,9 +31,18 @@ def reprovision(
             "knows the serial can use it: keep it short.",
         ),
     ] = reprovision_grants.WINDOW_HOURS_DEFAULT,
+    allow_downgrade: Annotated[
+        bool,
+        typer.Option(
+            "--allow-downgrade",
+            help="Also admit a firmware older than the serial's recorded one (a device restored from an "
+            "older factory image); without it such a request is denied as FirmwareDowngrade.",
+        ),
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Allow an ACTIVE device to provision once more with a new certificate (lost or wiped key), for a
-    while; it keeps its thing and its old certificate is retired."""
-    granted = reprovision_grants.grant(stack_of(ctx), serial, reason, window)
+    while, with its recorded firmware or a newer one; it keeps its thing and its old certificate is
+    retired."""
+    granted = reprovision_grants.grant(stack_of(ctx), serial, reason, window, allow_downgrade=allow_downgrade)
     print_grant(serial, window, granted, json_output)

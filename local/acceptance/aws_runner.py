@@ -2,8 +2,9 @@
 
 Deploys this very program as a new stack with the Pulumi Automation API, provisions the sample fleet and a
 device to revoke against the real endpoint with ``local/devices/firmware.py``, runs the scenario's checks,
-prints a report, and always removes the devices, destroys the stack and removes it from the workspace, also
-after a failure, Ctrl-C or SIGTERM. It only ever deploys and destroys a stack it created (see :func:`run`).
+prints a report, and always sweeps what the devices left, destroys the stack, removes it from the workspace
+and switches back the registry events it switched on, also after a failure, Ctrl-C or SIGTERM. It only
+ever deploys and destroys a stack it created (see :func:`run`).
 Needs the Pulumi CLI and AWS credentials; nothing in ``make test`` runs it.
 """
 
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -32,12 +34,15 @@ from local.acceptance.run_plan import (
     Plan,
     Refused,
     account_event_types,
+    account_switches,
     amazon_root_ca,
     fetch_url,
     make_plan,
+    refuse_existing_deployment,
 )
 from local.acceptance.run_report import Exit, Report
 from local.acceptance.stack_config import declared_types, set_all_arguments, stored_by_path, type_errors
+from local.acceptance.stack_sweep import Sweep
 from local.scenario.full_run import ScenarioResult
 from program.config import PROJECT_DIR
 
@@ -83,11 +88,11 @@ class Workspace(Protocol):
 
 
 class Scenario(Protocol):
-    """What the runner runs once the stack is up, and what it removes before destroying it."""
+    """What the runner runs once the stack is up, and what it sweeps before destroying it."""
 
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult: ...
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str: ...
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep: ...
 
 
 class ProjectWorkspace(auto.LocalWorkspace):
@@ -112,16 +117,19 @@ def run(
     interrupts: Interrupts,
     log: Callable[[str], Any],
     root: Path = PROJECT_DIR,
+    restore_account: Callable[[], str] | None = None,
 ) -> Report:
     """Create the stack, configure it, deploy it, run the scenario; then, whatever happened (an error,
-    Ctrl-C, SIGTERM), remove the scenario's devices, destroy the stack, remove it from the workspace and
-    select again the stack that was selected before.
+    Ctrl-C, SIGTERM), sweep what the scenario's devices left, destroy the stack, remove it from the
+    workspace and select again the stack that was selected before.
 
     It works only on a stack it creates. :class:`Refused`, with nothing created or destroyed, when
     ``Pulumi.<stack>.yaml`` exists in ``root`` (a committed or someone's stack), the stack exists in the
     backend, or ``pulumi up`` would refuse the config's types. It writes :data:`MARKER_KEY` into the new
     stack's config, and deploys and destroys only while the stack's config holds this run's value.
-    Signals are handled by ``interrupts`` from ``pulumi stack init`` to the end of the teardown.
+    Once the stack is destroyed, ``restore_account`` puts back the account-wide settings it changed and
+    says what it did. Signals are handled by ``interrupts`` from ``pulumi stack init`` to the end of the
+    teardown.
     """
     if (root / f"Pulumi.{plan.stack}.yaml").exists():
         raise Refused(
@@ -156,6 +164,8 @@ def run(
             interrupts.tearing_down = True
             report.interrupted = report.interrupted or bool(interrupts.received)
             _tear_down(stack, workspace, scenario, outputs, report=report, log=log)
+            if not report.not_ours and restore_account is not None:
+                _restore_account(restore_account, report)
             _select_again(workspace, previous, report, log)
     return report
 
@@ -204,14 +214,21 @@ def _tear_down(
     log: Callable[[str], Any],
 ) -> None:
     if outputs is not None:
-        log("removing the scenario's devices")
+        log("sweeping what the scenario's devices left (fleetctl teardown)")
         with report.timed("clean up"):
             try:
-                report.clean_up = scenario.clean_up(outputs)
+                swept = scenario.clean_up(outputs)
+                report.clean_up, report.destroy_blocked = str(swept), swept.blocks_destroy
+                report.left_behind += swept.left
             except Exception as error:
                 report.clean_up = f"FAILED: {_describe(error)}"
+                report.left_behind.append(
+                    "what the devices left is unknown: the sweep failed (devices, above)"
+                )
     if report.not_ours or not _holds_marker(stack, report.plan, log):
         report.not_ours = True
+        return
+    if report.destroy_blocked:  # each attempt would fail on the same policy or thing type
         return
     report.pending_operations = _pending_operations(stack)
     _destroy(stack, report, log)
@@ -221,6 +238,20 @@ def _tear_down(
             report.removed = True
         except Exception as error:
             report.destroy_errors.append(f"stack rm failed: {_describe(error)}")
+
+
+def _restore_account(restore: Callable[[], str], report: Report) -> None:
+    """Switch back the account's registry events once the stack is destroyed (its delete does nothing)."""
+    if not report.destroyed:
+        report.left_behind.append(
+            "AWS IoT event configurations: the stack still declares them; once it is destroyed, switch back "
+            "what it switched on (docs/acceptance.md, step 6)"
+        )
+        return
+    try:
+        report.account = restore()
+    except Exception as error:
+        report.left_behind.append(f"AWS IoT event configurations not switched back: {_describe(error)}")
 
 
 def _pending_operations(stack: PulumiStack) -> list[str]:
@@ -342,13 +373,22 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.mqtt_port == MQTT_PORT_WITH_ALPN and not crt_io.is_alpn_available():
             raise Refused(f"--mqtt-port {MQTT_PORT_WITH_ALPN} needs TLS ALPN, which awscrt lacks here")
         command = pulumi_command(interrupts)
-        event_types = account_event_types(
-            boto3.client("iot", region_name=plan.region), plan.own_account_settings
-        )
+        iot = boto3.client("iot", region_name=plan.region)
+        found = account_switches(iot)  # recorded before anything changes them
+        event_types = account_event_types(iot, plan.own_account_settings)
         plan = dataclasses.replace(plan, account_event_types=event_types)
+        refuse_existing_deployment(plan, boto3.client("dynamodb", region_name=plan.region), iot)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
         scenario = AwsScenario(plan, ca_pem, arguments.mqtt_port)
-        report = run(plan, ProjectWorkspace(command), scenario, interrupts=interrupts, log=print)
+        restore = partial(found.restore, iot, event_types) if plan.own_account_settings else None
+        report = run(
+            plan,
+            ProjectWorkspace(command),
+            scenario,
+            interrupts=interrupts,
+            log=print,
+            restore_account=restore,
+        )
     except Refused as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return Exit.REFUSED

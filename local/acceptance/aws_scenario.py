@@ -1,6 +1,6 @@
 """The shared scenario (``local/scenario/``) on the deployed AWS stack: the stack as a
 :class:`~local.scenario.deployment.Deployment` reached at its ``iotEndpoint``, devices revoked with fleetctl,
-and what they left removed before the stack is destroyed."""
+and what they left swept before the stack is destroyed."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import boto3
 
 from fleetctl.context import StackContext
 from fleetctl.device_removal import revoke
-from local.acceptance.device_cleanup import remove_devices
 from local.acceptance.run_plan import Plan
+from local.acceptance.stack_sweep import Sweep, sweep
 from local.deploy.inspection import Inspector
 from local.devices.fleet_runner import FleetTarget
 from local.devices.mqtt_session import Broker
@@ -53,13 +53,15 @@ class AwsScenario:
         self._ca_pem = ca_pem
         self._mqtt_port = mqtt_port
         self.certificates: set[str] = set()
-        """Every certificate a device of the scenario was issued."""
+        """Every certificate a device of the scenario was issued, recorded as AWS IoT issued it."""
 
     def deployment(self, outputs: Mapping[str, Any]) -> Deployment:
         """The stack as the scenario sees it, reached at its ``iotEndpoint`` with Amazon Root CA 1."""
         endpoint = str(outputs[StackOutput.IOT_ENDPOINT])
         return Deployment(
-            target=FleetTarget.from_outputs(Broker(endpoint, self._mqtt_port, self._ca_pem), dict(outputs)),
+            target=FleetTarget.from_outputs(
+                Broker(endpoint, self._mqtt_port, self._ca_pem), dict(outputs), self.certificates.add
+            ),
             inspector=AwsInspector(self._plan.region, endpoint),
             outputs=outputs,
             settings=stack_settings(self._plan.config(), self._plan.stack),
@@ -69,14 +71,10 @@ class AwsScenario:
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult:
         """Run the scenario; devices are revoked with fleetctl, as an operator would."""
         context = StackContext(outputs)
-        return full_run.run(
-            self.deployment(outputs),
-            lambda serial, reason: revoke(context, serial, reason),
-            on_certificate=self.certificates.add,
-        )
+        return full_run.run(self.deployment(outputs), lambda serial, reason: revoke(context, serial, reason))
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str:
-        """Remove the scenario's devices and certificates; says what was removed."""
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep:
+        """Sweep what the scenario's devices left (:func:`~local.acceptance.stack_sweep.sweep`)."""
         endpoint = str(outputs[StackOutput.IOT_ENDPOINT])
         inspector = AwsInspector(self._plan.region, endpoint)
-        return str(remove_devices(StackContext(outputs), inspector, self.certificates))
+        return sweep(StackContext(outputs), inspector.client("iot-data"), self.certificates)

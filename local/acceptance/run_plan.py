@@ -1,5 +1,5 @@
 """What the acceptance run deploys, and the checks that refuse a run before anything is created: the stack
-name, the region, the account's THING registry events, Amazon Root CA 1."""
+name, the region, the account's THING registry events, a same-named deployment, Amazon Root CA 1."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from components.documents import fleet_group_name
 from hook.contract import template_name
+from local.acceptance.event_switches import EventSwitches
 from local.scenario.full_run import scenario_config
+from program.config import settings_from_config
 from program.settings import PROJECT, TEMPLATE_NAME_MAX_LENGTH, Settings
 
 MARKER_KEY: Final = "acceptance:runId"
@@ -85,11 +88,7 @@ def account_event_types(iot: Any, own_account_settings: bool) -> tuple[str, ...]
     events are on, or this stack is to own the setting: without them no thing-created event fires, and no
     approved device could become ``ACTIVE``. An owner sets every event type, and deleting the setting
     does nothing on AWS, so it must not switch off what other workloads of the account use."""
-    try:
-        configurations = iot.describe_event_configurations().get("eventConfigurations", {})
-    except (BotoCoreError, ClientError) as error:
-        raise Refused(f"cannot read the account's AWS IoT event configurations: {error}") from error
-    enabled = {kind for kind, switch in configurations.items() if switch.get("Enabled")}
+    enabled = account_switches(iot).enabled
     if not own_account_settings and "THING" not in enabled:
         raise Refused(
             "AWS IoT THING registry events are off in this account and region, so no approved device could "
@@ -98,6 +97,51 @@ def account_event_types(iot: Any, own_account_settings: bool) -> tuple[str, ...]
             "AWSIotLogsV2 log group, event configurations) for the run."
         )
     return tuple(sorted(enabled | {"THING"}))
+
+
+def account_switches(iot: Any) -> EventSwitches:
+    """The account's registry-event switches now; :class:`Refused` when they cannot be read."""
+    try:
+        return EventSwitches.read(iot)
+    except (BotoCoreError, ClientError) as error:
+        raise Refused(f"cannot read the account's AWS IoT event configurations: {error}") from error
+
+
+def refuse_existing_deployment(plan: Plan, dynamodb: Any, iot: Any) -> None:
+    """:class:`Refused` when the stack's registry table, provisioning template or fleet group already exists
+    in the account and region: a deployment of the same name that is not this run's. ``up`` would adopt
+    its groups (AWS IoT API Reference, CreateThingGroup: "If the ThingGroup that you create has the exact
+    same attributes as an existing ThingGroup, you will get a 200 success response") and the teardown
+    would delete them."""
+    settings = settings_from_config(plan.config(), plan.stack)
+    table, template = settings.registry_table_name, settings.template_name
+    group = fleet_group_name(settings.base_name)
+    probes: list[tuple[str, Callable[[], object], Any]] = [
+        (f"DynamoDB table {table}", lambda: dynamodb.describe_table(TableName=table), dynamodb),
+        (
+            f"provisioning template {template}",
+            lambda: iot.describe_provisioning_template(templateName=template),
+            iot,
+        ),
+        (f"thing group {group}", lambda: iot.describe_thing_group(thingGroupName=group), iot),
+    ]
+    found = [name for name, probe, client in probes if _exists(name, probe, client)]
+    if found:
+        raise Refused(
+            f"{', '.join(found)} already exist(s) in {plan.region}: another deployment named {plan.stack} "
+            "(of this or another project) that the run would take over and then destroy; pick another "
+            "stack name, or destroy that deployment first"
+        )
+
+
+def _exists(name: str, probe: Callable[[], object], client: Any) -> bool:
+    try:
+        probe()
+    except client.exceptions.ResourceNotFoundException:
+        return False
+    except (BotoCoreError, ClientError) as error:
+        raise Refused(f"cannot tell whether {name} exists: {error}") from error
+    return True
 
 
 def amazon_root_ca(ca_file: Path | None, fetch: Callable[[str], bytes]) -> str:

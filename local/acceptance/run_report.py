@@ -22,7 +22,8 @@ class Exit(IntEnum):
     FAILED = 1
     REFUSED = 2
     LEFT_BEHIND = 3
-    """The stack could not be destroyed or removed: resources may remain."""
+    """The stack could not be destroyed or removed, or something the run made or changed remains (the
+    report names it)."""
     INTERRUPTED = 130
 
 
@@ -36,10 +37,16 @@ class Report:
     interrupted: bool = False
     clean_up: str = ""
     destroy_errors: list[str] = field(default_factory=list)
+    destroy_blocked: bool = False
+    """The sweep left what ``pulumi destroy`` would fail on, so the stack was not destroyed."""
     destroyed: bool = False
     removed: bool = False
     pending_operations: list[str] = field(default_factory=list)
     """What the state recorded as under way before the destroy: resources it may not have removed."""
+    account: str = ""
+    """What was done to the account-wide settings the stack changed, once it was destroyed."""
+    left_behind: list[str] = field(default_factory=list)
+    """What the run made or changed and could not remove or undo, with its ids."""
     not_ours: bool = False
     """The stack's config lacked this run's marker: it was neither deployed nor destroyed."""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -55,9 +62,9 @@ class Report:
 
     @property
     def exit_code(self) -> Exit:
-        """``LEFT_BEHIND`` unless the stack is gone with no pending operation, then ``INTERRUPTED``,
-        ``FAILED`` or ``PASSED``."""
-        if not self.removed or self.pending_operations:
+        """``LEFT_BEHIND`` unless the stack is gone with no pending operation and nothing is left behind,
+        then ``INTERRUPTED``, ``FAILED`` or ``PASSED``."""
+        if not self.removed or self.pending_operations or self.left_behind:
             return Exit.LEFT_BEHIND
         if self.interrupted:
             return Exit.INTERRUPTED
@@ -84,9 +91,13 @@ class Report:
             lines.append("  pending operations (destroy may have left these resources; check the account):")
             lines += [f"    * {operation}" for operation in self.pending_operations]
         lines += [f"  destroy {error}" for error in self.destroy_errors]
+        if self.destroy_blocked:
+            lines.append("  destroy not attempted: the sweep left what it would fail on (LEFT BEHIND)")
         lines += [
             f"  stack destroyed: {'yes' if self.destroyed else 'NO'}",
             f"  stack removed from the workspace: {'yes' if self.removed else 'NO'}",
+            *([f"  account event configurations: {self.account}"] if self.account else []),
+            *(f"  LEFT BEHIND: {line}".replace("\n", "\n    ") for line in self.left_behind),
             "",
             "Time: " + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in self.seconds.items()),
             f"Result: {self._verdict()}",
@@ -100,16 +111,30 @@ class Report:
                 f"REFUSED: the config of stack {stack} lacks this run's {MARKER_KEY}; it was neither "
                 f"deployed nor destroyed. Check it, then `pulumi stack rm {stack} --cwd {cwd}`."
             )
-        if not self.destroyed or self.pending_operations:
-            todo = (
-                f"run `pulumi destroy --stack {stack} --cwd {cwd}`, "
-                f"then `pulumi stack rm {stack} --cwd {cwd}`."
-                if not self.destroyed
-                else "the destroy forgot the pending operations above; look for them in the account."
+        if not self.destroyed:
+            teardown = (
+                f"`pulumi stack output --json --stack {stack} --cwd {cwd} > outputs.json`, "
+                "`fleetctl --outputs outputs.json teardown`, then "
+                if self.destroy_blocked
+                else ""
             )
-            return f"RESOURCES MAY REMAIN: {todo}"
+            return (
+                f"RESOURCES MAY REMAIN: run {teardown}`pulumi destroy --stack {stack} --cwd {cwd}`, then "
+                f"`pulumi stack rm {stack} --cwd {cwd}`."
+            )
+        if self.pending_operations:
+            return (
+                "RESOURCES MAY REMAIN: the destroy forgot the pending operations above; look for them in the "
+                "account."
+            )
         if not self.removed:
             return f"DESTROYED, NOT REMOVED: run `pulumi stack rm {stack} --cwd {cwd}`."
+        outcome = self._outcome()
+        if self.left_behind:
+            return f"LEFT BEHIND (see the teardown): {outcome}"
+        return outcome
+
+    def _outcome(self) -> str:
         if self.interrupted:
             return "INTERRUPTED; the stack was destroyed and removed."
         checks = self.scenario.checks if self.scenario is not None else []

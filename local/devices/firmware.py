@@ -11,6 +11,7 @@ same code provisions against AWS IoT with the stack's ``iotEndpoint``, port 8883
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -143,6 +144,7 @@ def provision(
     identity: Identity,
     *,
     keys: KeySource = AwsKeys(),
+    on_certificate: Callable[[str], None] = lambda certificate_id: None,
 ) -> ProvisionedDevice:
     """Provision by claim: connect with the claim certificate, get a certificate, register the thing.
 
@@ -150,7 +152,7 @@ def provision(
     (``local/devices/secure_element.py``) holds one from the factory, and either way the device sends a CSR
     whose subject is the serial number (``CreateCertificateFromCsr``); :class:`AwsKeys` has AWS IoT make the
     key pair (``CreateKeysAndCertificate``). Step ``create certificate`` of the timings includes making the
-    key."""
+    key. ``on_certificate`` is told the certificate's id as soon as it is issued."""
     timings = Timings()
     started = time.perf_counter()
     with Session(broker, claim, claim_client_id) as session:
@@ -158,6 +160,7 @@ def provision(
         provisioning = Provisioning(session)
         started = time.perf_counter()
         issued = provisioning.create_certificate(keys, identity.serial_number)
+        on_certificate(issued.certificate_id)
         timings.measure("create certificate", started)
         started = time.perf_counter()
         try:

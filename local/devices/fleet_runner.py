@@ -27,9 +27,17 @@ class FleetTarget:
     claim: Credentials
     claim_client_id_prefix: str
     template_name: str
+    on_certificate: Callable[[str], None] = field(default=lambda certificate_id: None, compare=False)
+    """Told the id of every certificate a device gets, as soon as AWS IoT has issued it (before
+    ``RegisterThing``, which may fail): whoever cleans up finds it even if the device fails later."""
 
     @classmethod
-    def from_outputs(cls, broker: Broker, outputs: dict[str, Any]) -> FleetTarget:
+    def from_outputs(
+        cls,
+        broker: Broker,
+        outputs: dict[str, Any],
+        on_certificate: Callable[[str], None] = lambda certificate_id: None,
+    ) -> FleetTarget:
         """The target described by the stack outputs (the claim key is the ``claimCertificatePrivateKey``)."""
         return cls(
             broker=broker,
@@ -38,6 +46,7 @@ class FleetTarget:
             ),
             claim_client_id_prefix=outputs[StackOutput.CLAIM_CLIENT_ID_PREFIX],
             template_name=outputs[StackOutput.TEMPLATE_NAME],
+            on_certificate=on_certificate,
         )
 
     def claim_session(self, serial_number: str) -> Session:
@@ -54,6 +63,7 @@ class FleetTarget:
             self.template_name,
             identity,
             keys=AwsKeys() if keys is None else keys,
+            on_certificate=self.on_certificate,
         )
 
     def _claim_client_id(self, serial_number: str) -> str:

@@ -62,20 +62,10 @@ def run(
     deployment: Deployment,
     revoke: Callable[[str, str], object],
     *,
-    on_certificate: Callable[[str], None],
     checks: Collection[FleetCheck] = FLEET_CHECKS,
 ) -> ScenarioResult:
-    """The whole scenario: provision the sample fleet, run ``checks`` on it, then revoke a device.
-    ``on_certificate`` receives the id of every certificate a device of the fleet was issued."""
-
-    def record(outcome: Outcome) -> None:
-        issued = (
-            outcome.provisioned.certificate_id if outcome.provisioned else outcome.rejected_certificate_id
-        )
-        if issued:
-            on_certificate(issued)
-
-    fleet = provision_devices(deployment, load_fleet(), on_outcome=record)
+    """The whole scenario: provision the sample fleet, run ``checks`` on it, then revoke a device."""
+    fleet = provision_devices(deployment, load_fleet())
     results = [run_check(_name(check), partial(check, deployment, fleet)) for check in checks]
     results.append(
         run_check(

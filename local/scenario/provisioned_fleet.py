@@ -4,7 +4,7 @@ device provisioned, the hook's reasons for the rejected ones read back, and the 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -64,14 +64,13 @@ def provision_devices(
     devices: Iterable[FleetDevice],
     *,
     concurrency: int = FLEET_CONCURRENCY,
-    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> Fleet:
     """Pre-register the devices of the factory manifest (:func:`preregister_fleet`), provision ``devices``,
     wait for the hook's reasons to be logged and for approved devices to be ``ACTIVE`` (up to the
     deployment's patience), and return the fleet."""
     devices = list(devices)
     preregister_fleet(deployment, devices)
-    outcomes = provision_fleet(deployment.target, devices, concurrency=concurrency, on_outcome=on_outcome)
+    outcomes = provision_fleet(deployment.target, devices, concurrency=concurrency)
     logs = deployment.inspector.client("logs")
     outcomes = eventually(
         lambda: with_hook_reasons(outcomes, logs, deployment.outputs[StackOutput.HOOK_FUNCTION]),

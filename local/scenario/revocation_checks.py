@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, Generic, TypeVar
 
 from hook.contract import Attr, DeviceStatus
 from local.devices.firmware import Identity, ProvisionedDevice, telemetry_topic
 from local.devices.mqtt_session import ConnectRefused, Session
-from local.scenario.deployment import Deployment
+from local.scenario.deployment import Deployment, eventually
 from local.scenario.expectations import ScenarioFailure, expect, expect_equal, present
 
 R = TypeVar("R")
@@ -57,22 +58,45 @@ def expect_new_connection_refused(deployment: Deployment, device: ProvisionedDev
 
 def expect_revoked(deployment: Deployment, device: ProvisionedDevice, reason: str) -> None:
     """The registry has the device ``REVOKED`` with ``reason``; its certificate is ``REVOKED`` without
-    policy or thing; its thing is kept, without a certificate."""
+    policy or thing; its thing is kept, without a certificate.
+
+    AWS IoT applies a revocation and its detachments asynchronously (API Reference, DetachThingPrincipal:
+    "might take several seconds"), so what AWS IoT reports is read again for the deployment's
+    ``patience.revocation`` until it holds; the last difference is the failure."""
     serial = device.identity.serial_number
-    inspector = deployment.inspector
-    item = present(inspector.registry(deployment.registry_table).get(serial), f"registry item {serial}")
+    item = present(
+        deployment.inspector.registry(deployment.registry_table).get(serial), f"registry item {serial}"
+    )
     expect_equal(item[Attr.STATUS], DeviceStatus.REVOKED, f"{serial} status")
     expect_equal(item.get(Attr.REVOCATION_REASON), reason, f"{serial} revocationReason")
     expect(item.get(Attr.REVOKED_AT), f"{serial}: no revokedAt")
     expect_equal(item[Attr.CERTIFICATE_ID], device.certificate_id, f"{serial} certificateId")
-    certificate = present(
-        inspector.certificate(device.certificate_id), f"certificate {device.certificate_id}"
+    failure = eventually(
+        partial(_iot_difference, deployment, device),
+        lambda difference: difference is None,
+        deployment.patience.revocation,
+        deployment.patience.interval,
     )
-    expect_equal(certificate.status, "REVOKED", f"{serial}: certificate status")
-    expect_equal(certificate.policies, [], f"{serial}: certificate policies")
-    expect_equal(certificate.things, [], f"{serial}: certificate things")
-    thing = present(inspector.thing(device.thing_name), f"thing {device.thing_name}")
-    expect_equal(thing.principals, [], f"{device.thing_name} principals")
+    if failure is not None:
+        raise failure
+
+
+def _iot_difference(deployment: Deployment, device: ProvisionedDevice) -> ScenarioFailure | None:
+    """How the revoked device's certificate and thing in AWS IoT differ from revoked and detached, if
+    they do."""
+    serial, inspector = device.identity.serial_number, deployment.inspector
+    try:
+        certificate = present(
+            inspector.certificate(device.certificate_id), f"certificate {device.certificate_id}"
+        )
+        expect_equal(certificate.status, "REVOKED", f"{serial}: certificate status")
+        expect_equal(certificate.policies, [], f"{serial}: certificate policies")
+        expect_equal(certificate.things, [], f"{serial}: certificate things")
+        thing = present(inspector.thing(device.thing_name), f"thing {device.thing_name}")
+        expect_equal(thing.principals, [], f"{device.thing_name} principals")
+    except ScenarioFailure as failure:
+        return failure
+    return None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from local.acceptance.aws_scenario import AwsScenario
 from local.acceptance.pulumi_cli import Interrupts
 from local.acceptance.run_plan import MARKER_KEY, Plan, Refused
 from local.acceptance.run_report import Exit, Report
+from local.acceptance.stack_sweep import Sweep
 from local.devices.mqtt_session import Broker
 from local.scenario.full_run import CheckResult, ScenarioResult
 from program.config import PROJECT_DIR
@@ -28,6 +29,7 @@ from program.outputs import StackOutput
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 OUTPUTS = {"iotEndpoint": auto.OutputValue("abc-ats.iot.eu-west-1.amazonaws.com", False)}
 PASSED = ScenarioResult([], [CheckResult("every device gets the outcome", passed=True)])
+CLEAN = Sweep(decommissioned=2, certificates=3, shadows=2, left=[], blocks_destroy=False)
 
 
 def _command_error(message: str) -> auto.CommandError:
@@ -94,14 +96,20 @@ class FakeStack:
 
 
 class FakeScenario:
-    """Records ``scenario`` and ``clean up``; ``run`` returns ``result`` or raises ``error``."""
+    """Records ``scenario`` and ``clean up``; ``run`` returns ``result`` or raises ``error``; the clean-up
+    sweeps as ``swept`` or raises it."""
 
     def __init__(
-        self, events: list[str], result: ScenarioResult = PASSED, error: BaseException | None = None
+        self,
+        events: list[str],
+        result: ScenarioResult = PASSED,
+        error: BaseException | None = None,
+        swept: Sweep | Exception = CLEAN,
     ):
         self.events = events
         self.result = result
         self.error = error
+        self.swept = swept
         self.outputs: Mapping[str, Any] = {}
 
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult:
@@ -111,15 +119,31 @@ class FakeScenario:
             raise self.error
         return self.result
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str:
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep:
         self.events.append("clean up")
-        return "2 devices decommissioned, 3 certificates deleted"
+        if isinstance(self.swept, Exception):
+            raise self.swept
+        return self.swept
 
 
-def _run(stack: FakeStack, scenario: FakeScenario, tmp_path: Path, log: list[str] | None = None) -> Report:
+def _run(
+    stack: FakeStack,
+    scenario: FakeScenario,
+    tmp_path: Path,
+    log: list[str] | None = None,
+    restore_account: Callable[[], str] | None = None,
+) -> Report:
     (tmp_path / "Pulumi.yaml").write_bytes((PROJECT_DIR / "Pulumi.yaml").read_bytes())
     logged = (log if log is not None else []).append
-    return aws_runner.run(PLAN, stack, scenario, interrupts=Interrupts(logged), log=logged, root=tmp_path)
+    return aws_runner.run(
+        PLAN,
+        stack,
+        scenario,
+        interrupts=Interrupts(logged),
+        log=logged,
+        root=tmp_path,
+        restore_account=restore_account,
+    )
 
 
 TEARDOWN = ["clean up", "destroy", "remove acc1"]
@@ -284,6 +308,48 @@ class ExistingStack(FakeStack):
         )
 
 
+def test_what_the_sweep_left_that_blocks_the_destroy_keeps_the_stack_for_fleetctl_teardown(
+    tmp_path: Path,
+) -> None:
+    events: list[str] = []
+    blocker = "stack iot-provisioning-acc1 is not ready for `pulumi destroy`; still there:\n  thing type ..."
+    swept = Sweep(1, 2, 1, [blocker], blocks_destroy=True)
+
+    report = _run(FakeStack(events), FakeScenario(events, swept=swept), tmp_path)
+
+    assert events[-2:] == ["scenario", "clean up"]  # no destroy: each attempt would fail the same way
+    assert report.exit_code == Exit.LEFT_BEHIND
+    text = report.render()
+    assert "  LEFT BEHIND: stack iot-provisioning-acc1 is not ready for `pulumi destroy`" in text
+    assert "`fleetctl --outputs outputs.json teardown`, then `pulumi destroy --stack acc1" in text
+
+
+def test_a_leftover_that_does_not_block_the_destroy_still_fails_the_run_with_its_id(tmp_path: Path) -> None:
+    events: list[str] = []
+    swept = Sweep(2, 2, 2, ["certificate c9: AccessDeniedException"], blocks_destroy=False)
+
+    report = _run(FakeStack(events), FakeScenario(events, swept=swept), tmp_path)
+
+    assert events[-3:] == TEARDOWN
+    assert report.exit_code == Exit.LEFT_BEHIND
+    text = report.render()
+    assert "  LEFT BEHIND: certificate c9: AccessDeniedException\n" in text
+    assert text.endswith(
+        "Result: LEFT BEHIND (see the teardown): PASSED (1 checks); the stack was destroyed and removed."
+    )
+
+
+def test_a_sweep_that_fails_leaves_the_devices_leftovers_unknown_and_the_run_exits_3(tmp_path: Path) -> None:
+    events: list[str] = []
+    scenario = FakeScenario(events, swept=RuntimeError("no registry table"))
+
+    report = _run(FakeStack(events), scenario, tmp_path)
+
+    assert report.destroyed and report.removed
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "  devices: FAILED: RuntimeError: no registry table\n" in report.render()
+
+
 def test_refuses_a_stack_that_already_exists_in_the_backend(tmp_path: Path) -> None:
     events: list[str] = []
 
@@ -356,3 +422,72 @@ def test_devices_connect_on_the_port_the_run_was_given(port: int) -> None:
     deployment = AwsScenario(PLAN, "ca-pem", port).deployment(outputs)
 
     assert deployment.target.broker == Broker("abc-ats.iot.eu-west-1.amazonaws.com", port, "ca-pem")
+
+
+def _run_restoring(stack: FakeStack, events: list[str], tmp_path: Path, restore: Callable[[], str]) -> Report:
+    return _run(stack, FakeScenario(events), tmp_path, restore_account=restore)
+
+
+def test_account_settings_are_switched_back_once_the_stack_is_destroyed(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    def restore() -> str:
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run_restoring(FakeStack(events), events, tmp_path, restore)
+
+    assert events[-3:] == ["destroy", "remove acc1", "restore"]
+    assert "  account event configurations: switched back: THING off\n" in report.render()
+    assert report.exit_code == Exit.PASSED
+
+
+def test_account_settings_that_cannot_be_switched_back_are_left_behind(tmp_path: Path) -> None:
+    events: list[str] = []
+    denied = _raises(RuntimeError("AccessDeniedException: iot:UpdateEventConfigurations"))
+
+    report = _run_restoring(FakeStack(events), events, tmp_path, lambda: str(denied()))
+
+    assert report.removed
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "LEFT BEHIND: AWS IoT event configurations not switched back: RuntimeError: AccessDenied" in (
+        report.render()
+    )
+
+
+def test_account_settings_are_not_touched_while_the_stack_still_declares_them(tmp_path: Path) -> None:
+    events: list[str] = []
+    stack = FakeStack(events)
+    stack.destroy_failures = [_raises(_command_error("error: deleting policy"))] * aws_runner.DESTROY_ATTEMPTS
+
+    def restore() -> str:
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run_restoring(stack, events, tmp_path, restore)
+
+    assert "restore" not in events
+    assert report.exit_code == Exit.LEFT_BEHIND
+    assert "LEFT BEHIND: AWS IoT event configurations: the stack still declares them" in report.render()
+
+
+def test_ctrl_c_while_events_are_switched_back_is_noted_and_the_previous_stack_selected_again(
+    tmp_path: Path,
+) -> None:
+    events: list[str] = []
+    log: list[str] = []
+    stack = FakeStack(events)
+
+    def restore() -> str:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run(stack, FakeScenario(events), tmp_path, log, restore_account=restore)
+
+    assert events[-3:] == ["destroy", "remove acc1", "restore"]
+    assert "SIGINT: still tearing down, so that the stack is not left behind" in log
+    assert stack.selected == "dev"
+    assert report.account == "switched back: THING off"
+    assert report.exit_code == Exit.PASSED

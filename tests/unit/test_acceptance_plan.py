@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from moto import mock_aws
 
 from local.acceptance.run_plan import (
     AMAZON_ROOT_CA_URL,
@@ -24,11 +28,14 @@ from local.acceptance.run_plan import (
     account_event_types,
     amazon_root_ca,
     make_plan,
+    refuse_existing_deployment,
 )
 from local.deploy.mock_engine import local_config
 from local.scenario.deployment import stack_settings
+from tests.support import create_registry_table
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
+BASE = "iot-provisioning-acc1"
 
 
 def test_the_throwaway_stack_config() -> None:
@@ -141,3 +148,81 @@ def test_the_stack_name_must_be_usable_as_the_environment() -> None:
             make_plan(name, "eu-west-1", False)
     with pytest.raises(Refused, match="no AWS region"):
         make_plan("acc1", "", False)
+
+
+def _answer(iot: Any, operation: str, answer: Callable[[str], tuple[int, dict[str, Any]]]) -> None:
+    """Answer ``operation`` with ``answer(<the request's URL path>)`` = (HTTP status, parsed body), through
+    botocore's ``before-call`` hook (the one its Stubber uses); every other call still goes to moto."""
+
+    def respond(params: dict[str, Any], **_: Any) -> Any:
+        status, body = answer(params["url_path"])
+        return SimpleNamespace(status_code=status), body
+
+    iot.meta.events.register(f"before-call.iot.{operation}", respond)
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+
+
+def _provisioning_templates(iot: Any, existing: set[str]) -> None:
+    """DescribeProvisioningTemplate, which moto lacks, answered from ``existing`` as AWS IoT does."""
+
+    def describe(path: str) -> tuple[int, dict[str, Any]]:
+        name = path.rsplit("/", 1)[-1]
+        if name in existing:
+            return 200, {"templateName": name, "enabled": True}
+        return _error(404, "ResourceNotFoundException", f"{name} not found")
+
+    _answer(iot, "DescribeProvisioningTemplate", describe)
+
+
+@pytest.mark.parametrize(
+    ("existing", "named"),
+    [
+        ("table", f"DynamoDB table {BASE}-device-registry"),
+        ("template", f"provisioning template {BASE}-fleet"),
+        ("group", f"thing group {BASE}-fleet"),
+    ],
+)
+def test_refuses_a_deployment_of_the_same_name_already_in_the_account(existing: str, named: str) -> None:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        iot = boto3.client("iot", region_name="eu-west-1")
+        _provisioning_templates(iot, {f"{BASE}-fleet"} if existing == "template" else set())
+        if existing == "table":
+            create_registry_table(dynamodb, f"{BASE}-device-registry")
+        if existing == "group":
+            iot.create_thing_group(thingGroupName=f"{BASE}-fleet")
+        iot.create_thing_group(thingGroupName="iot-provisioning-acc2-fleet")  # another stack's: no matter
+
+        with pytest.raises(Refused, match=f"^{named} already exist\\(s\\) in eu-west-1: another deployment"):
+            refuse_existing_deployment(PLAN, dynamodb, iot)
+
+
+def test_a_stack_name_unused_in_the_account_is_not_refused() -> None:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        iot = boto3.client("iot", region_name="eu-west-1")
+        _provisioning_templates(iot, {"iot-provisioning-acc2-fleet"})
+        create_registry_table(dynamodb, "iot-provisioning-acc2-device-registry")
+        iot.create_thing_group(thingGroupName="iot-provisioning-acc2-fleet")
+
+        refuse_existing_deployment(PLAN, dynamodb, iot)  # acc1's names are free
+
+
+def test_a_deployment_that_cannot_be_looked_for_refuses_the_run() -> None:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        iot = boto3.client("iot", region_name="eu-west-1")
+
+        _answer(iot, "DescribeThingGroup", lambda path: _error(403, "AccessDeniedException", "not allowed"))
+        _provisioning_templates(iot, set())
+
+        with pytest.raises(
+            Refused, match=f"cannot tell whether thing group {BASE}-fleet exists: .*not allowed"
+        ):
+            refuse_existing_deployment(PLAN, dynamodb, iot)

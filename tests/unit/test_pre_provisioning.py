@@ -69,16 +69,42 @@ def test_approval_answers_exactly_with_normalised_overrides(invoke: Invoke) -> N
     assert json.loads(json.dumps(answer)) == answer
 
 
-def test_undeclared_parameters_never_reach_the_overrides(invoke: Invoke) -> None:
-    answer = invoke(hook_event(valid_parameters(Admin="true", ThingName="someone-else")))
-    assert answer["allowProvisioning"] is True
-    assert set(answer["parameterOverrides"]) == {
-        "SerialNumber",
-        "DeviceType",
-        "Manufacturer",
-        "FirmwareVersion",
-        "Location",
+def test_the_documented_event_of_a_genuine_request_is_approved(invoke: Invoke, dynamodb: Any) -> None:
+    # The input of the developer guide's "Pre-provisioning hooks": its parameters are the RegisterThing
+    # request's own, AWS IoT adds none (no AWS::IoT::* key), so a device sending the five is approved.
+    event = {
+        "claimCertificateId": CLAIM_CERTIFICATE_ID,
+        "certificateId": certificate_id("device-1"),
+        "certificatePem": "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
+        "templateArn": "arn:aws:iot:us-east-1:1234567890:provisioningtemplate/MyTemplate",
+        "clientId": "221a6d10-9c7f-42f1-9153-e52e6fc869c1",
+        "parameters": valid_parameters(),
     }
+    assert invoke(event)["allowProvisioning"] is True
+    assert registry_count(dynamodb) == 2  # the serial's item and its certificate's binding
+
+
+@pytest.mark.parametrize(
+    "undeclared",
+    [{"AWS::IoT::Certificate::Id": "f" * 64}, {"ThingName": "someone-else"}, {"serialNumber": "TS-9"}],
+    ids=repr,
+)
+def test_a_parameter_the_template_does_not_declare_is_denied_and_counted(
+    invoke: Invoke,
+    hook_output: pytest.CaptureFixture[str],
+    dynamodb: Any,
+    undeclared: dict[str, str],
+) -> None:
+    hook_output.readouterr()
+    assert invoke(hook_event(valid_parameters(**undeclared))) == DENIED
+    lines = output_lines(hook_output)
+    [log] = decision_logs(lines)
+    assert log["reason"] == "UnknownParameter"
+    assert ascii(next(iter(undeclared))) in log["detail"]
+    assert ("ProvisioningRejected", {"Reason": "UnknownParameter", "service": "provisioning-hook"}) in (
+        emf_metrics(lines)
+    )
+    assert registry_count(dynamodb) == 0
 
 
 def test_approval_logs_the_decision_and_emits_the_approved_metric(

@@ -14,6 +14,7 @@ import pytest
 from components.device_registry import RegistryReference
 from components.function import FunctionDefaults
 from components.provisioning import provisioning_template_body
+from hook.rules import DECLARED_PARAMETERS
 from program.config import parse_settings
 from program.stack import provisioning_args
 
@@ -70,3 +71,9 @@ def test_a_reprovisioned_thing_keeps_the_groups_and_attributes_operators_gave_it
         "ThingGroups": "MERGE",
         "ThingTypeName": "REPLACE",
     }
+
+
+def test_the_hook_admits_exactly_the_parameters_the_template_declares() -> None:
+    # The hook denies every other key (UnknownParameter); a parameter added to one and not the other would
+    # either deny every device or let an undeclared key through.
+    assert set(json.loads(_body(BASELINE))["Parameters"]) == DECLARED_PARAMETERS

