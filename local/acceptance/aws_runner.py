@@ -2,8 +2,9 @@
 
 Deploys this very program as a new stack with the Pulumi Automation API, provisions the sample fleet and a
 device to revoke against the real endpoint with ``local/devices/firmware.py``, runs the scenario's checks,
-prints a report, and always removes the devices, destroys the stack and removes it from the workspace, also
-after a failure, Ctrl-C or SIGTERM. It only ever deploys and destroys a stack it created (see :func:`run`).
+prints a report, and always sweeps what the devices left, destroys the stack, removes it from the workspace
+and switches back the registry events it switched on, also after a failure, Ctrl-C or SIGTERM. It only
+ever deploys and destroys a stack it created (see :func:`run`).
 Needs the Pulumi CLI and AWS credentials; nothing in ``make test`` runs it.
 """
 
@@ -13,20 +14,19 @@ import argparse
 import dataclasses
 import os
 import shutil
-import signal
+import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final, Protocol
 
 import boto3
 import pulumi.automation as auto
+from awscrt import io as crt_io
 
-from local.acceptance.aws_scenario import AwsScenario
+from local.acceptance.aws_scenario import MQTT_PORT, MQTT_PORT_WITH_ALPN, AwsScenario
+from local.acceptance.pulumi_cli import InterruptibleCommand, Interrupts
 from local.acceptance.run_plan import (
     AMAZON_ROOT_CA_NAME,
     MARKER_KEY,
@@ -41,24 +41,15 @@ from local.acceptance.run_plan import (
     refuse_existing_deployment,
 )
 from local.acceptance.run_report import Exit, Report
+from local.acceptance.stack_config import declared_types, set_all_arguments, stored_by_path, type_errors
 from local.acceptance.stack_sweep import Sweep
 from local.scenario.full_run import ScenarioResult
 from program.config import PROJECT_DIR
 
 DESTROY_ATTEMPTS: Final = 3
-LOCK_WAIT_SECONDS: Final = 900.0
-"""How long the teardown waits for another update of the stack to finish: a ``pulumi up`` the runner was
-interrupted in goes on until it has cancelled (Ctrl-C) or finished (SIGTERM, which it does not get)."""
-LOCK_POLL_SECONDS = 15.0
 
 
 # --- the Automation API, as the runner uses it ---------------------------------------------------------
-
-
-class Workspace(Protocol):
-    """The part of ``pulumi.automation.Workspace`` the runner uses."""
-
-    def remove_stack(self, stack_name: str) -> None: ...
 
 
 class UpResult(Protocol):
@@ -71,16 +62,29 @@ class UpResult(Protocol):
 class PulumiStack(Protocol):
     """The part of ``pulumi.automation.Stack`` the runner uses."""
 
-    @property
-    def workspace(self) -> Workspace: ...
-
-    def set_all_config(self, config: dict[str, auto.ConfigValue]) -> None: ...
+    def set_all_config(self, config: dict[str, auto.ConfigValue], *, path: bool = False) -> None: ...
 
     def get_all_config(self) -> Mapping[str, auto.ConfigValue]: ...
 
     def up(self, *, on_output: Callable[[str], Any]) -> UpResult: ...
 
     def destroy(self, *, on_output: Callable[[str], Any]) -> object: ...
+
+    def cancel(self) -> None: ...
+
+    def export_stack(self) -> auto.Deployment: ...
+
+
+class Workspace(Protocol):
+    """The part of ``pulumi.automation.LocalWorkspace`` the runner uses, and ``pulumi stack init``."""
+
+    def stack(self) -> auto.StackSummary | None: ...
+
+    def create(self, stack_name: str) -> PulumiStack: ...
+
+    def select_stack(self, stack_name: str) -> None: ...
+
+    def remove_stack(self, stack_name: str) -> None: ...
 
 
 class Scenario(Protocol):
@@ -91,9 +95,15 @@ class Scenario(Protocol):
     def clean_up(self, outputs: Mapping[str, Any]) -> Sweep: ...
 
 
-def create_local_stack(name: str) -> PulumiStack:
-    """``pulumi stack init <name>`` of this very program: a LocalWorkspace on the project root."""
-    return auto.create_stack(name, work_dir=str(PROJECT_DIR))
+class ProjectWorkspace(auto.LocalWorkspace):
+    """The LocalWorkspace of this very program (``Pulumi.yaml`` in ``work_dir``), run by ``command``."""
+
+    def __init__(self, command: auto.PulumiCommand, work_dir: Path = PROJECT_DIR) -> None:
+        super().__init__(work_dir=str(work_dir), pulumi_command=command)
+
+    def create(self, stack_name: str) -> auto.Stack:
+        """``pulumi stack init <name>``, which also selects it."""
+        return auto.Stack.create(stack_name, self)
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -101,28 +111,90 @@ def create_local_stack(name: str) -> PulumiStack:
 
 def run(
     plan: Plan,
-    create_stack: Callable[[str], PulumiStack],
+    workspace: Workspace,
     scenario: Scenario,
+    *,
+    interrupts: Interrupts,
     log: Callable[[str], Any],
     root: Path = PROJECT_DIR,
-    *,
     restore_account: Callable[[], str] | None = None,
 ) -> Report:
     """Create the stack, configure it, deploy it, run the scenario; then, whatever happened (an error,
-    Ctrl-C, SIGTERM), remove the scenario's devices, destroy the stack and remove it from the workspace.
+    Ctrl-C, SIGTERM), sweep what the scenario's devices left, destroy the stack, remove it from the
+    workspace and select again the stack that was selected before.
 
     It works only on a stack it creates. :class:`Refused`, with nothing created or destroyed, when
-    ``Pulumi.<stack>.yaml`` exists in ``root`` (a committed or someone's stack) or the stack exists in
-    the backend. It writes :data:`MARKER_KEY` into the new stack's config, and deploys and destroys only
-    while the stack's config holds this run's value. Once the stack is destroyed, ``restore_account`` puts
-    back the account-wide settings it changed and says what it did.
+    ``Pulumi.<stack>.yaml`` exists in ``root`` (a committed or someone's stack), the stack exists in the
+    backend, or ``pulumi up`` would refuse the config's types. It writes :data:`MARKER_KEY` into the new
+    stack's config, and deploys and destroys only while the stack's config holds this run's value.
+    Once the stack is destroyed, ``restore_account`` puts back the account-wide settings it changed and
+    says what it did. Signals are handled by ``interrupts`` from ``pulumi stack init`` to the end of the
+    teardown.
     """
     if (root / f"Pulumi.{plan.stack}.yaml").exists():
         raise Refused(
             f"Pulumi.{plan.stack}.yaml exists: {plan.stack} is not a throwaway stack; pick another name"
         )
+    arguments = config_arguments(plan, root)
+    previous = _selected_stack(workspace)
+    with interrupts.handled():
+        stack = _create(workspace, plan)
+        log(f"created stack {plan.stack} (run {plan.run_id})")
+        report = Report(plan)
+        outputs: dict[str, Any] | None = None
+        try:
+            # also when interrupted: the teardown destroys only a stack whose config holds the marker
+            config = {key: auto.ConfigValue(value) for key, value in arguments.items()}
+            stack.set_all_config(config, path=True)
+            with interrupts.interruptible():
+                report.not_ours = not _holds_marker(stack, plan, log)
+                interrupts.check()
+                if not report.not_ours:
+                    with report.timed("deploy"):
+                        up = stack.up(on_output=log)
+                    interrupts.check()  # an interrupt that came too late to cancel it
+                    outputs = {name: output.value for name, output in up.outputs.items()}
+                    with report.timed("scenario"):
+                        report.scenario = scenario.run(outputs)
+        except KeyboardInterrupt:
+            report.interrupted = True
+        except Exception as error:
+            report.error = _describe(error)
+        finally:
+            interrupts.tearing_down = True
+            report.interrupted = report.interrupted or bool(interrupts.received)
+            _tear_down(stack, workspace, scenario, outputs, report=report, log=log)
+            if not report.not_ours and restore_account is not None:
+                _restore_account(restore_account, report)
+            _select_again(workspace, previous, report, log)
+    return report
+
+
+def config_arguments(plan: Plan, root: Path = PROJECT_DIR) -> dict[str, str]:
+    """The ``pulumi config set-all --path`` arguments of the plan's config; :class:`Refused` when
+    ``pulumi up`` would refuse a value's type (``Pulumi.yaml`` in ``root``)."""
+    declared = declared_types(root / "Pulumi.yaml")
     try:
-        stack = create_stack(plan.stack)
+        arguments = set_all_arguments(plan.config(), declared)
+    except ValueError as error:
+        raise Refused(str(error)) from error
+    problems = type_errors(plan.stack, stored_by_path(arguments), declared)
+    if problems:
+        raise Refused("`pulumi up` would refuse the stack config: " + "; ".join(problems))
+    return arguments
+
+
+def _selected_stack(workspace: Workspace) -> str | None:
+    try:
+        selected = workspace.stack()
+    except auto.CommandError as error:
+        raise Refused(f"`pulumi stack ls` failed: {_describe(error)}") from error
+    return selected.name if selected is not None else None
+
+
+def _create(workspace: Workspace, plan: Plan) -> PulumiStack:
+    try:
+        return workspace.create(plan.stack)
     except auto.StackAlreadyExistsError as error:
         raise Refused(
             f"stack {plan.stack} already exists in the Pulumi backend; the runner only deploys and destroys "
@@ -130,35 +202,14 @@ def run(
         ) from error
     except auto.CommandError as error:
         raise Refused(f"`pulumi stack init {plan.stack}` failed: {_describe(error)}") from error
-    log(f"created stack {plan.stack} (run {plan.run_id})")
-    report = Report(plan)
-    outputs: dict[str, Any] | None = None
-    try:
-        with _termination_as_interrupt():
-            stack.set_all_config({key: auto.ConfigValue(value) for key, value in plan.config().items()})
-            report.not_ours = not _holds_marker(stack, plan, log)
-            if not report.not_ours:
-                with report.timed("deploy"):
-                    up = stack.up(on_output=log)
-                outputs = {name: output.value for name, output in up.outputs.items()}
-                with report.timed("scenario"):
-                    report.scenario = scenario.run(outputs)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    except Exception as error:
-        report.error = _describe(error)
-    finally:
-        with _interrupts_deferred(log):
-            _tear_down(stack, scenario, outputs, report, log)
-            if not report.not_ours and restore_account is not None:
-                _restore_account(restore_account, report)
-    return report
 
 
 def _tear_down(
     stack: PulumiStack,
+    workspace: Workspace,
     scenario: Scenario,
     outputs: Mapping[str, Any] | None,
+    *,
     report: Report,
     log: Callable[[str], Any],
 ) -> None:
@@ -179,10 +230,11 @@ def _tear_down(
         return
     if report.destroy_blocked:  # each attempt would fail on the same policy or thing type
         return
+    report.pending_operations = _pending_operations(stack)
     _destroy(stack, report, log)
     if report.destroyed:
         try:
-            stack.workspace.remove_stack(report.plan.stack)
+            workspace.remove_stack(report.plan.stack)
             report.removed = True
         except Exception as error:
             report.destroy_errors.append(f"stack rm failed: {_describe(error)}")
@@ -193,7 +245,7 @@ def _restore_account(restore: Callable[[], str], report: Report) -> None:
     if not report.destroyed:
         report.left_behind.append(
             "AWS IoT event configurations: the stack still declares them; once it is destroyed, switch back "
-            "what it switched on (docs/acceptance.md, Teardown)"
+            "what it switched on (docs/acceptance.md, step 6)"
         )
         return
     try:
@@ -202,26 +254,63 @@ def _restore_account(restore: Callable[[], str], report: Report) -> None:
         report.left_behind.append(f"AWS IoT event configurations not switched back: {_describe(error)}")
 
 
+def _pending_operations(stack: PulumiStack) -> list[str]:
+    """The operations the state records as under way: what a stopped ``pulumi up`` was changing, which
+    ``pulumi destroy`` drops from the state (pulumi/pulumi ``deployment_executor.go``
+    ``printPendingOperationsWarning``), so that a resource being created may stay in the account."""
+    try:
+        deployment = stack.export_stack().deployment or {}
+    except Exception as error:
+        return [f"unknown: `pulumi stack export` failed: {_describe(error, lines=2)}"]
+    return [
+        f"{operation['resource']['urn']}, interrupted while {operation['type']}"
+        for operation in deployment.get("pending_operations") or []
+    ]
+
+
 def _destroy(stack: PulumiStack, report: Report, log: Callable[[str], Any]) -> None:
-    """``pulumi destroy``, until it succeeds or has failed :data:`DESTROY_ATTEMPTS` times. While another
-    update holds the stack (an interrupted ``pulumi up`` still finishing), wait for it instead."""
+    """``pulumi destroy``, until it succeeds or has failed :data:`DESTROY_ATTEMPTS` times. Every CLI
+    command of the run has ended by now, so a stack still locked was left so by a CLI that was killed:
+    ``pulumi cancel`` (once) releases it."""
     failures = 0
-    waiting_until = time.monotonic() + LOCK_WAIT_SECONDS
+    cancelled = False
     while failures < DESTROY_ATTEMPTS:
         log(f"destroying stack {report.plan.stack}")
         try:
             with report.timed("destroy"):
                 stack.destroy(on_output=log)
-        except Exception as error:
-            if isinstance(error, auto.ConcurrentUpdateError) and time.monotonic() < waiting_until:
-                log("another update holds the stack (an interrupted `pulumi up` finishing?): waiting")
-                time.sleep(LOCK_POLL_SECONDS)
+        except auto.ConcurrentUpdateError as error:
+            if cancelled:
+                failures += 1
+                report.destroy_errors.append(f"attempt {failures} failed: {_describe(error)}")
                 continue
+            log("an update that did not end (a Pulumi CLI was killed) locks the stack: `pulumi cancel`")
+            cancelled = True
+            try:
+                stack.cancel()
+            except Exception as cancel_error:
+                report.destroy_errors.append(f"cancel failed: {_describe(cancel_error)}")
+            continue
+        except Exception as error:
             failures += 1
             report.destroy_errors.append(f"attempt {failures} failed: {_describe(error)}")
             continue
         report.destroyed = True
         return
+
+
+def _select_again(
+    workspace: Workspace, previous: str | None, report: Report, log: Callable[[str], Any]
+) -> None:
+    """``pulumi stack init`` selected the new stack and ``pulumi stack rm`` leaves none selected
+    (pulumi/pulumi ``stack_remove.go``): select again the stack that was selected before the run."""
+    if previous is None:
+        return
+    try:
+        workspace.select_stack(previous)
+    except Exception as error:
+        log(f"could not select stack {previous} again: {_describe(error, lines=2)}")
+        report.destroy_errors.append(f"`pulumi stack select {previous}` failed: {_describe(error, lines=2)}")
 
 
 def _holds_marker(stack: PulumiStack, plan: Plan, log: Callable[[str], Any]) -> bool:
@@ -239,33 +328,17 @@ def _describe(error: BaseException, lines: int = 12) -> str:
     return f"{type(error).__name__}: {text}"
 
 
-@contextmanager
-def _termination_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises ``KeyboardInterrupt``, as Ctrl-C does, so both end in the teardown."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+def pulumi_command(interrupts: Interrupts) -> InterruptibleCommand:
+    """The Pulumi CLI on ``PATH``; :class:`Refused` when it is missing, or a version the SDK does not
+    support (the SDK's ``InvalidVersionError``)."""
+    if shutil.which("pulumi") is None:
+        raise Refused("the Pulumi CLI is not on PATH: https://www.pulumi.com/docs/install/")
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def _interrupts_deferred(log: Callable[[str], Any]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM do not stop the teardown; a ``pulumi destroy`` they cancel is run again."""
-
-    def note(signum: int, frame: FrameType | None) -> None:
-        log(f"{signal.Signals(signum).name}: still tearing down, so that the stack is not left behind")
-
-    previous = {each: signal.signal(each, note) for each in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for each, handler in previous.items():
-            signal.signal(each, handler)
+        return InterruptibleCommand(interrupts)
+    except auto.InvalidVersionError as error:
+        raise Refused(f"this Pulumi CLI does not suit the Automation API installed ({error})") from error
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise Refused(f"`pulumi version` failed: {error}") from error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stack", required=True, help=f"new stack name, also its environment (<= {MAX_STACK_NAME})"
     )
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION", ""), help="default: $AWS_REGION")
+    parser.add_argument("--region", help="default: $AWS_REGION, else the AWS profile's region")
     parser.add_argument(
         "--ca-file", type=Path, help=f"{AMAZON_ROOT_CA_NAME} PEM; default: fetched from amazontrust.com"
     )
@@ -283,22 +356,45 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the stack owns the account-wide AWS IoT settings (accountSettings true) for the run",
     )
+    parser.add_argument(
+        "--mqtt-port",
+        type=int,
+        choices=(MQTT_PORT, MQTT_PORT_WITH_ALPN),
+        default=MQTT_PORT,
+        help=f"port devices connect to; {MQTT_PORT_WITH_ALPN} (TLS with ALPN x-amzn-mqtt-ca) where a network "
+        f"blocks {MQTT_PORT}",
+    )
     arguments = parser.parse_args(argv)
+    interrupts = Interrupts(print)
     try:
-        plan = make_plan(arguments.stack, arguments.region, arguments.own_account_settings)
-        if shutil.which("pulumi") is None:
-            raise Refused("the Pulumi CLI is not on PATH: https://www.pulumi.com/docs/install/")
+        # boto3's region: AWS_DEFAULT_REGION, else the profile's `region` (AWS_PROFILE or default)
+        region = arguments.region or os.environ.get("AWS_REGION") or boto3.session.Session().region_name
+        plan = make_plan(arguments.stack, region or "", arguments.own_account_settings)
+        if arguments.mqtt_port == MQTT_PORT_WITH_ALPN and not crt_io.is_alpn_available():
+            raise Refused(f"--mqtt-port {MQTT_PORT_WITH_ALPN} needs TLS ALPN, which awscrt lacks here")
+        command = pulumi_command(interrupts)
         iot = boto3.client("iot", region_name=plan.region)
         found = account_switches(iot)  # recorded before anything changes them
         event_types = account_event_types(iot, plan.own_account_settings)
         plan = dataclasses.replace(plan, account_event_types=event_types)
         refuse_existing_deployment(plan, boto3.client("dynamodb", region_name=plan.region), iot)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
+        scenario = AwsScenario(plan, ca_pem, arguments.mqtt_port)
         restore = partial(found.restore, iot, event_types) if plan.own_account_settings else None
-        report = run(plan, create_local_stack, AwsScenario(plan, ca_pem), print, restore_account=restore)
+        report = run(
+            plan,
+            ProjectWorkspace(command),
+            scenario,
+            interrupts=interrupts,
+            log=print,
+            restore_account=restore,
+        )
     except Refused as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return Exit.REFUSED
+    except KeyboardInterrupt:  # before `pulumi stack init`: from there on, run() handles signals
+        print("interrupted before anything was created", file=sys.stderr)
+        return Exit.INTERRUPTED
     print(report.render())
     return report.exit_code
 

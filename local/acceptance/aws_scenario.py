@@ -22,6 +22,9 @@ from local.scenario.full_run import ScenarioResult
 from program.outputs import StackOutput
 
 MQTT_PORT: Final = 8883
+MQTT_PORT_WITH_ALPN: Final = 443
+"""AWS IoT takes MQTT over TLS on 443 from a client that offers ALPN ``x-amzn-mqtt-ca`` ("Device
+communication protocols"); the device SDK's builder offers it on this port (``mqtt5_client_builder``)."""
 
 
 class AwsInspector(Inspector):
@@ -45,9 +48,10 @@ class AwsInspector(Inspector):
 class AwsScenario:
     """The shared scenario against the deployed stack on AWS, and the removal of what its devices left."""
 
-    def __init__(self, plan: Plan, ca_pem: str) -> None:
+    def __init__(self, plan: Plan, ca_pem: str, mqtt_port: int = MQTT_PORT) -> None:
         self._plan = plan
         self._ca_pem = ca_pem
+        self._mqtt_port = mqtt_port
         self.certificates: set[str] = set()
         """Every certificate a device of the scenario was issued, recorded as AWS IoT issued it."""
 
@@ -56,7 +60,7 @@ class AwsScenario:
         endpoint = str(outputs[StackOutput.IOT_ENDPOINT])
         return Deployment(
             target=FleetTarget.from_outputs(
-                Broker(endpoint, MQTT_PORT, self._ca_pem), dict(outputs), self.certificates.add
+                Broker(endpoint, self._mqtt_port, self._ca_pem), dict(outputs), self.certificates.add
             ),
             inspector=AwsInspector(self._plan.region, endpoint),
             outputs=outputs,

@@ -74,7 +74,7 @@ class Plan:
 def make_plan(stack: str, region: str, own_account_settings: bool) -> Plan:
     """The plan, or :class:`Refused` when the stack name cannot be an environment or no region is given."""
     if not region:
-        raise Refused("no AWS region: pass --region or set AWS_REGION")
+        raise Refused("no AWS region: pass --region, set AWS_REGION, or give the AWS profile a region")
     if not (_STACK_NAME.fullmatch(stack) and len(stack) <= MAX_STACK_NAME):
         raise Refused(
             f"stack name {stack!r}: it is also the stack's environment, so 1-{MAX_STACK_NAME} characters "

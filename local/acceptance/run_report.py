@@ -41,6 +41,8 @@ class Report:
     """The sweep left what ``pulumi destroy`` would fail on, so the stack was not destroyed."""
     destroyed: bool = False
     removed: bool = False
+    pending_operations: list[str] = field(default_factory=list)
+    """What the state recorded as under way before the destroy: resources it may not have removed."""
     account: str = ""
     """What was done to the account-wide settings the stack changed, once it was destroyed."""
     left_behind: list[str] = field(default_factory=list)
@@ -60,9 +62,9 @@ class Report:
 
     @property
     def exit_code(self) -> Exit:
-        """``LEFT_BEHIND`` unless the stack is gone and nothing is left behind, then ``INTERRUPTED``,
-        ``FAILED`` or ``PASSED``."""
-        if not self.removed or self.left_behind:
+        """``LEFT_BEHIND`` unless the stack is gone with no pending operation and nothing is left behind,
+        then ``INTERRUPTED``, ``FAILED`` or ``PASSED``."""
+        if not self.removed or self.pending_operations or self.left_behind:
             return Exit.LEFT_BEHIND
         if self.interrupted:
             return Exit.INTERRUPTED
@@ -85,6 +87,9 @@ class Report:
         if self.error:
             lines += ["Error:", *(f"  {line}" for line in self.error.splitlines()), ""]
         lines += ["Teardown", "", f"  devices: {self.clean_up or 'none provisioned'}"]
+        if self.pending_operations:
+            lines.append("  pending operations (destroy may have left these resources; check the account):")
+            lines += [f"    * {operation}" for operation in self.pending_operations]
         lines += [f"  destroy {error}" for error in self.destroy_errors]
         if self.destroy_blocked:
             lines.append("  destroy not attempted: the sweep left what it would fail on (LEFT BEHIND)")
@@ -116,6 +121,11 @@ class Report:
             return (
                 f"RESOURCES MAY REMAIN: run {teardown}`pulumi destroy --stack {stack} --cwd {cwd}`, then "
                 f"`pulumi stack rm {stack} --cwd {cwd}`."
+            )
+        if self.pending_operations:
+            return (
+                "RESOURCES MAY REMAIN: the destroy forgot the pending operations above; look for them in the "
+                "account."
             )
         if not self.removed:
             return f"DESTROYED, NOT REMOVED: run `pulumi stack rm {stack} --cwd {cwd}`."

@@ -16,10 +16,15 @@ import pulumi.automation as auto
 import pytest
 
 from local.acceptance import aws_runner
+from local.acceptance.aws_scenario import AwsScenario
+from local.acceptance.pulumi_cli import Interrupts
 from local.acceptance.run_plan import MARKER_KEY, Plan, Refused
 from local.acceptance.run_report import Exit, Report
 from local.acceptance.stack_sweep import Sweep
+from local.devices.mqtt_session import Broker
 from local.scenario.full_run import CheckResult, ScenarioResult
+from program.config import PROJECT_DIR
+from program.outputs import StackOutput
 
 PLAN = Plan("acc1", "eu-west-1", own_account_settings=False, run_id="run-1")
 OUTPUTS = {"iotEndpoint": auto.OutputValue("abc-ats.iot.eu-west-1.amazonaws.com", False)}
@@ -39,17 +44,28 @@ def _raises(error: BaseException) -> Callable[[], None]:
 
 
 class FakeStack:
-    """An Automation API stack that records each call in ``events``."""
+    """An Automation API stack, and its workspace, that records each call in ``events``."""
 
     def __init__(self, events: list[str], *, keeps_config: bool = True) -> None:
         self.events = events
         self.keeps_config = keeps_config
         self.config: dict[str, auto.ConfigValue] = {}
-        self.workspace = self
+        self.selected: str | None = "dev"
         self.on_up: Callable[[], None] = lambda: None
         self.destroy_failures: list[Callable[[], None]] = []
 
-    def set_all_config(self, config: dict[str, auto.ConfigValue]) -> None:
+    def stack(self) -> auto.StackSummary | None:
+        return auto.StackSummary(self.selected, current=True) if self.selected else None
+
+    def create(self, stack_name: str) -> FakeStack:
+        self.events.append(f"create {stack_name}")
+        self.selected = stack_name
+        return self
+
+    def select_stack(self, stack_name: str) -> None:
+        self.selected = stack_name
+
+    def set_all_config(self, config: dict[str, auto.ConfigValue], *, path: bool = False) -> None:
         self.events.append("set config")
         if self.keeps_config:
             self.config.update(config)
@@ -68,8 +84,15 @@ class FakeStack:
         if self.destroy_failures:
             self.destroy_failures.pop(0)()
 
+    def cancel(self) -> None:
+        self.events.append("cancel")
+
+    def export_stack(self) -> auto.Deployment:
+        return auto.Deployment(version=3, deployment={})
+
     def remove_stack(self, stack_name: str) -> None:
         self.events.append(f"remove {stack_name}")
+        self.selected = None
 
 
 class FakeScenario:
@@ -103,12 +126,24 @@ class FakeScenario:
         return self.swept
 
 
-def _run(stack: FakeStack, scenario: FakeScenario, tmp_path: Path, log: list[str] | None = None) -> Report:
-    def create(name: str) -> FakeStack:
-        stack.events.append(f"create {name}")
-        return stack
-
-    return aws_runner.run(PLAN, create, scenario, (log if log is not None else []).append, root=tmp_path)
+def _run(
+    stack: FakeStack,
+    scenario: FakeScenario,
+    tmp_path: Path,
+    log: list[str] | None = None,
+    restore_account: Callable[[], str] | None = None,
+) -> Report:
+    (tmp_path / "Pulumi.yaml").write_bytes((PROJECT_DIR / "Pulumi.yaml").read_bytes())
+    logged = (log if log is not None else []).append
+    return aws_runner.run(
+        PLAN,
+        stack,
+        scenario,
+        interrupts=Interrupts(logged),
+        log=logged,
+        root=tmp_path,
+        restore_account=restore_account,
+    )
 
 
 TEARDOWN = ["clean up", "destroy", "remove acc1"]
@@ -125,6 +160,7 @@ def test_the_happy_path_deploys_runs_the_scenario_then_destroys_and_removes_the_
     assert {key: value.value for key, value in stack.config.items()} == PLAN.config()
     assert not any(value.secret for value in stack.config.values())
     assert (report.destroyed, report.removed, report.exit_code) == (True, True, Exit.PASSED)
+    assert stack.selected == "dev"  # `stack init` selected acc1, `stack rm` none: the previous one again
 
 
 def test_a_failed_check_still_destroys_and_fails_the_run(tmp_path: Path) -> None:
@@ -200,10 +236,10 @@ def test_ctrl_c_during_teardown_does_not_stop_it_and_a_cancelled_destroy_is_run_
     stack = FakeStack(events)
     before = signal.getsignal(signal.SIGINT)
 
-    def cancelled() -> None:  # the terminal's Ctrl-C reaches `pulumi destroy` too, which cancels
+    def cancelled() -> None:  # Ctrl-C while `pulumi destroy` fails
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)
-        raise _command_error("error: destroy canceled")
+        raise _command_error("error: destroy failed")
 
     stack.destroy_failures = [cancelled]
 
@@ -216,25 +252,35 @@ def test_ctrl_c_during_teardown_does_not_stop_it_and_a_cancelled_destroy_is_run_
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_the_teardown_waits_for_an_interrupted_up_that_still_holds_the_stack(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(aws_runner, "LOCK_POLL_SECONDS", 0.0)
+LOCKED = auto.ConcurrentUpdateError(auto.CommandResult("", "error: the stack is currently locked by", 255))
+
+
+def test_a_stack_left_locked_is_cancelled_once_then_destroyed_without_waiting(tmp_path: Path) -> None:
     events: list[str] = []
     stack = FakeStack(events)
-
-    locked = auto.ConcurrentUpdateError(auto.CommandResult("", "error: the stack is currently locked", 255))
-    stack.destroy_failures = [_raises(locked)] * (aws_runner.DESTROY_ATTEMPTS + 1)
+    stack.destroy_failures = [_raises(LOCKED)]
 
     report = _run(stack, FakeScenario(events, error=KeyboardInterrupt()), tmp_path)
 
-    assert events[events.index("clean up") :] == [
-        "clean up",
-        *["destroy"] * (aws_runner.DESTROY_ATTEMPTS + 2),  # more than the attempts a failure may take
-        "remove acc1",
-    ]
+    assert events[events.index("clean up") :] == ["clean up", "destroy", "cancel", "destroy", "remove acc1"]
     assert report.destroy_errors == []
     assert report.exit_code == Exit.INTERRUPTED
+
+
+def test_a_stack_still_locked_after_cancel_counts_as_a_failed_destroy(tmp_path: Path) -> None:
+    events: list[str] = []
+    stack = FakeStack(events)
+    stack.destroy_failures = [_raises(LOCKED)] * (aws_runner.DESTROY_ATTEMPTS + 1)
+
+    report = _run(stack, FakeScenario(events), tmp_path)
+
+    assert events[events.index("clean up") :] == [
+        "clean up",
+        "destroy",
+        "cancel",
+        *["destroy"] * aws_runner.DESTROY_ATTEMPTS,
+    ]
+    assert report.exit_code == Exit.LEFT_BEHIND
 
 
 def test_a_stack_that_cannot_be_destroyed_is_kept_in_the_workspace_and_reported(tmp_path: Path) -> None:
@@ -250,6 +296,16 @@ def test_a_stack_that_cannot_be_destroyed_is_kept_in_the_workspace_and_reported(
     assert not report.removed
     assert report.exit_code == Exit.LEFT_BEHIND
     assert "RESOURCES MAY REMAIN: run `pulumi destroy --stack acc1" in report.render()
+
+
+class ExistingStack(FakeStack):
+    """A stack that already exists in the backend."""
+
+    def create(self, stack_name: str) -> FakeStack:
+        self.events.append(f"create {stack_name}")
+        raise auto.StackAlreadyExistsError(
+            auto.CommandResult("", f"error: stack '{stack_name}' already exists", 255)
+        )
 
 
 def test_what_the_sweep_left_that_blocks_the_destroy_keeps_the_stack_for_fleetctl_teardown(
@@ -297,12 +353,8 @@ def test_a_sweep_that_fails_leaves_the_devices_leftovers_unknown_and_the_run_exi
 def test_refuses_a_stack_that_already_exists_in_the_backend(tmp_path: Path) -> None:
     events: list[str] = []
 
-    def create(name: str) -> FakeStack:
-        events.append(f"create {name}")
-        raise auto.StackAlreadyExistsError(auto.CommandResult("", "error: stack 'acc1' already exists", 255))
-
     with pytest.raises(Refused, match="already exists in the Pulumi backend"):
-        aws_runner.run(PLAN, create, FakeScenario(events), print, root=tmp_path)
+        _run(ExistingStack(events), FakeScenario(events), tmp_path)
     assert events == ["create acc1"]
 
 
@@ -334,13 +386,46 @@ def test_main_refuses_without_the_pulumi_cli(
     assert "refused: the Pulumi CLI is not on PATH" in capsys.readouterr().err
 
 
-def _run_restoring(stack: FakeStack, events: list[str], tmp_path: Path, restore: Callable[[], str]) -> Report:
-    def create(name: str) -> FakeStack:
-        return stack
-
-    return aws_runner.run(
-        PLAN, create, FakeScenario(events), lambda line: None, root=tmp_path, restore_account=restore
+@pytest.mark.parametrize(("profile_region", "expected"), [("eu-central-1", "eu-central-1"), (None, "")])
+def test_main_takes_the_aws_profiles_region_when_none_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile_region: str | None, expected: str
+) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text(
+        f"[default]\nregion = {profile_region}\n" if profile_region else "[default]\n", encoding="utf-8"
     )
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    regions: list[str] = []
+
+    def make_plan(stack: str, region: str, own_account_settings: bool) -> Plan:
+        regions.append(region)
+        raise Refused("stop here")
+
+    monkeypatch.setattr(aws_runner, "make_plan", make_plan)
+
+    assert aws_runner.main(["--stack", "acc1"]) == Exit.REFUSED
+    assert regions == [expected]
+
+
+@pytest.mark.parametrize("port", [8883, 443])
+def test_devices_connect_on_the_port_the_run_was_given(port: int) -> None:
+    outputs: dict[str, Any] = {
+        StackOutput.IOT_ENDPOINT: "abc-ats.iot.eu-west-1.amazonaws.com",
+        StackOutput.CLAIM_CERTIFICATE_PEM: "claim-pem",
+        StackOutput.CLAIM_PRIVATE_KEY: "claim-key",
+        StackOutput.CLAIM_CLIENT_ID_PREFIX: "claim-",
+        StackOutput.TEMPLATE_NAME: "iot-provisioning-acc1-fleet",
+    }
+
+    deployment = AwsScenario(PLAN, "ca-pem", port).deployment(outputs)
+
+    assert deployment.target.broker == Broker("abc-ats.iot.eu-west-1.amazonaws.com", port, "ca-pem")
+
+
+def _run_restoring(stack: FakeStack, events: list[str], tmp_path: Path, restore: Callable[[], str]) -> Report:
+    return _run(stack, FakeScenario(events), tmp_path, restore_account=restore)
 
 
 def test_account_settings_are_switched_back_once_the_stack_is_destroyed(tmp_path: Path) -> None:
@@ -384,3 +469,25 @@ def test_account_settings_are_not_touched_while_the_stack_still_declares_them(tm
     assert "restore" not in events
     assert report.exit_code == Exit.LEFT_BEHIND
     assert "LEFT BEHIND: AWS IoT event configurations: the stack still declares them" in report.render()
+
+
+def test_ctrl_c_while_events_are_switched_back_is_noted_and_the_previous_stack_selected_again(
+    tmp_path: Path,
+) -> None:
+    events: list[str] = []
+    log: list[str] = []
+    stack = FakeStack(events)
+
+    def restore() -> str:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        events.append("restore")
+        return "switched back: THING off"
+
+    report = _run(stack, FakeScenario(events), tmp_path, log, restore_account=restore)
+
+    assert events[-3:] == ["destroy", "remove acc1", "restore"]
+    assert "SIGINT: still tearing down, so that the stack is not left behind" in log
+    assert stack.selected == "dev"
+    assert report.account == "switched back: THING off"
+    assert report.exit_code == Exit.PASSED
