@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from hook.contract import Attr, DeviceStatus, claim_policy_name, device_type_resource_name
+from fleetctl.iot_reads import jobs_in_progress
+from hook.contract import (
+    Attr,
+    DeviceStatus,
+    claim_policy_name,
+    device_type_resource_name,
+    rotation_job_id_prefix,
+)
 from local.devices.fleet_runner import Outcome
 from local.scenario.sandbox import Sandbox
 from program.outputs import StackOutput
@@ -44,10 +51,14 @@ def test_after_teardown_nothing_of_the_stacks_devices_remains_attached(
     stray = iot.create_keys_and_certificate(setAsActive=True)
     iot.attach_policy(policyName=names[0], target=stray["certificateArn"])
     assert any(_paged(iot, "list_targets_for_policy", "targets", policyName=name) for name in names)
+    # Earlier tests of the session may have left rotation jobs of the stack open too: all are cancelled.
+    open_jobs = set(jobs_in_progress(iot, rotation_job_id_prefix(base)))
+    assert job["jobId"] in open_jobs
 
     report = fleetctl("teardown", "--yes")
 
-    assert report["rotationJobsCancelled"] == [job["jobId"]]
+    assert set(report["rotationJobsCancelled"]) == open_jobs
+    assert list(jobs_in_progress(iot, rotation_job_id_prefix(base))) == []
     assert report["deviceCounts"]["error"] is None
     assert {row["serial"] for row in report["leftoverThings"]} >= {
         lost.identity.serial_number,
