@@ -11,7 +11,8 @@ in-flight operation finishes, then fails with "update canceled" and unlocks), a 
 once; a write to a closed pipe kills it with SIGPIPE, as it does a Go program; ``destroy`` refuses a
 locked stack; ``cancel`` unlocks. ``$PULUMI_STAND_IN_SIGNAL`` (``SIGINT``, ``SIGTERM``, or several, comma-separated) makes ``up``
 send them to its parent, the runner: ``$PULUMI_STAND_IN_SIGNAL_DURING`` names the command (``up``, the
-default, after its second resource; ``stack init``; ``destroy``). ``$PULUMI_STAND_IN_VERSION`` is the
+default, after its second resource; ``stack init``; ``config <stack>``, the read of its config;
+``destroy``). ``$PULUMI_STAND_IN_VERSION`` is the
 version it reports.
 """
 
@@ -85,9 +86,8 @@ def main(args: list[str]) -> None:
     save(state)
     words = [arg for arg in args if not arg.startswith("-")]
     command = " ".join(words[:2])
-    if os.environ.get("PULUMI_STAND_IN_SIGNAL_DURING") in {"stack init", "destroy"} and command.startswith(
-        os.environ["PULUMI_STAND_IN_SIGNAL_DURING"]
-    ):
+    during = os.environ.get("PULUMI_STAND_IN_SIGNAL_DURING", "up")
+    if during != "up" and command.startswith(during):
         signal_parent()
     if words[:1] == ["version"]:
         print(os.environ.get("PULUMI_STAND_IN_VERSION", "v3.272.0"))
