@@ -145,6 +145,7 @@ def run(
         try:
             # also when interrupted: the teardown destroys only a stack whose config holds the marker, and
             # a `pulumi config` that an interrupt cut short would make the new stack look someone else's
+            # (outside an update's cancellation scope a Go CLI exits on SIGINT: os/signal, "Default behavior")
             config = {key: auto.ConfigValue(value) for key, value in arguments.items()}
             stack.set_all_config(config, path=True)
             report.not_ours = not _holds_marker(stack, plan, log)
