@@ -9,10 +9,11 @@ stack_config.py``), locks the stack and records each resource it creates as a pe
 done; the first SIGINT or SIGTERM cancels (``cancellation_scope.go``: it goes on printing while its
 in-flight operation finishes, then fails with "update canceled" and unlocks), a second one terminates at
 once; a write to a closed pipe kills it with SIGPIPE, as it does a Go program; ``destroy`` refuses a
-locked stack; ``cancel`` unlocks. ``$PULUMI_STAND_IN_SIGNAL`` (``SIGINT``, ``SIGTERM``, or several, comma-separated) makes ``up``
-send them to its parent, the runner: ``$PULUMI_STAND_IN_SIGNAL_DURING`` names the command (``up``, the
-default, after its second resource; ``stack init``; ``destroy``). ``$PULUMI_STAND_IN_VERSION`` is the
-version it reports.
+locked stack; ``cancel`` unlocks. ``$PULUMI_STAND_IN_SIGNAL`` (``SIGINT``, ``SIGTERM``, or several,
+comma-separated) makes ``up`` send them to its parent, the runner (a SIGINT, as a terminal's Ctrl-C, to
+itself too when it is in the runner's process group): ``$PULUMI_STAND_IN_SIGNAL_DURING`` names the
+command (``up``, the default, after its second resource; ``stack init``; ``config <stack>``, the read of
+its config; ``destroy``). ``$PULUMI_STAND_IN_VERSION`` is the version it reports.
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ def fail(message: str) -> None:
 
 def signal_parent() -> None:
     """Send each signal of ``$PULUMI_STAND_IN_SIGNAL`` (``SIGINT,SIGTERM``), if set, to the runner, each
-    given a moment to arrive."""
+    given a moment to arrive. A SIGINT is a terminal's Ctrl-C, which the terminal sends to its foreground
+    process group: it reaches this CLI too when it runs in the runner's process group."""
     for name in filter(None, os.environ.get("PULUMI_STAND_IN_SIGNAL", "").split(",")):
         os.kill(os.getppid(), signal.Signals[name])
+        if name == "SIGINT" and os.getpgid(0) == os.getpgid(os.getppid()):
+            os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)
 
 
@@ -85,9 +89,8 @@ def main(args: list[str]) -> None:
     save(state)
     words = [arg for arg in args if not arg.startswith("-")]
     command = " ".join(words[:2])
-    if os.environ.get("PULUMI_STAND_IN_SIGNAL_DURING") in {"stack init", "destroy"} and command.startswith(
-        os.environ["PULUMI_STAND_IN_SIGNAL_DURING"]
-    ):
+    during = os.environ.get("PULUMI_STAND_IN_SIGNAL_DURING", "up")
+    if during != "up" and command.startswith(during):
         signal_parent()
     if words[:1] == ["version"]:
         print(os.environ.get("PULUMI_STAND_IN_VERSION", "v3.272.0"))

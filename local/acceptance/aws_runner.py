@@ -143,12 +143,13 @@ def run(
         report = Report(plan)
         outputs: dict[str, Any] | None = None
         try:
-            # also when interrupted: the teardown destroys only a stack whose config holds the marker
+            # also when interrupted: the teardown destroys only a stack whose config holds the marker, and
+            # a `pulumi config` that an interrupt cut short would make the new stack look someone else's
+            # (outside an update's cancellation scope a Go CLI exits on SIGINT: os/signal, "Default behavior")
             config = {key: auto.ConfigValue(value) for key, value in arguments.items()}
             stack.set_all_config(config, path=True)
+            report.not_ours = not _holds_marker(stack, plan, log)
             with interrupts.interruptible():
-                report.not_ours = not _holds_marker(stack, plan, log)
-                interrupts.check()
                 if not report.not_ours:
                     with report.timed("deploy"):
                         up = stack.up(on_output=log)

@@ -184,6 +184,8 @@ def test_a_stack_a_killed_cli_left_locked_is_cancelled_then_destroyed_and_its_pe
     ("during", "noted", "exit_code"),
     [
         ("stack init", "SIGTERM: the run stops after this step and tears the stack down", Exit.INTERRUPTED),
+        # the read of the new stack's marker: a CLI cut short must not make the stack look someone else's
+        ("config acc1", "SIGTERM: the run stops after this step and tears the stack down", Exit.INTERRUPTED),
         ("destroy", "SIGTERM: still tearing down, so that the stack is not left behind", Exit.PASSED),
     ],
 )
