@@ -806,3 +806,34 @@ def test_a_failure_reported_before_any_csr_is_recorded_once_and_only_for_an_open
     assert recorded[Attr.ATTEMPTED_ROTATION_JOB_IDS] == JOB_1
     failed_once(capsys, "DeviceReportedFailure")
     assert invoke(csr_event(original)) == {"outcome": "duplicate-csr-ignored"}  # the job had its attempt
+
+
+def test_two_failures_sent_at_once_before_any_csr_are_recorded_and_counted_once(
+    registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Both reports read the serial before either writes: the job joins the attempted ones once, so one
+    device cannot count a job's failure twice by sending its report many times at once."""
+    both_read = threading.Barrier(2, timeout=10)
+    reads: list[str] = []
+    get = DeviceRecords.get
+
+    def read_together(self: DeviceRecords, serial: str) -> Any:
+        found = get(self, serial)
+        reads.append(serial)
+        if len(reads) <= 2:
+            both_read.wait()
+        return found
+
+    monkeypatch.setattr(DeviceRecords, "get", read_together)
+    capsys.readouterr()
+    reasons = ["first", "second"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(
+            pool.map(
+                lambda reason: invoke(result_event(original, "FAILED", reason=reason))["outcome"], reasons
+            )
+        )
+
+    assert outcomes == ["abandoned", "rejected"]
+    assert item(registry)[Attr.ATTEMPTED_ROTATION_JOB_IDS] == JOB_1
+    failed_once(capsys, "DeviceReportedFailure")
