@@ -759,11 +759,9 @@ def test_a_device_looping_csr_and_failure_in_one_job_gets_one_certificate(
     assert invoke(csr_event(original, job_id=JOB_2)) == {"outcome": "certificate-issued"}
 
 
-def test_two_csrs_sent_at_once_for_one_job_issue_one_certificate(
-    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Both requests read the serial before either writes (a barrier holds each after its read): the job's
-    reservation lets one through, and the other never reaches AWS IoT."""
+def hold_the_first_two_reads_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two concurrent requests each read the serial before either writes: a barrier holds each after its
+    read until the other has read too."""
     both_read = threading.Barrier(2, timeout=10)
     reads: list[str] = []
     get = DeviceRecords.get
@@ -776,6 +774,14 @@ def test_two_csrs_sent_at_once_for_one_job_issue_one_certificate(
         return found
 
     monkeypatch.setattr(DeviceRecords, "get", read_together)
+
+
+def test_two_csrs_sent_at_once_for_one_job_issue_one_certificate(
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both requests read the serial before either writes (a barrier holds each after its read): the job's
+    reservation lets one through, and the other never reaches AWS IoT."""
+    hold_the_first_two_reads_together(monkeypatch)
     known = certificates(fleet)
     with ThreadPoolExecutor(max_workers=2) as pool:
         outcomes = sorted(pool.map(lambda _: invoke(csr_event(original))["outcome"], range(2)))
@@ -839,18 +845,7 @@ def test_two_failures_sent_at_once_before_any_csr_are_recorded_and_counted_once(
 ) -> None:
     """Both reports read the serial before either writes: the job joins the attempted ones once, so one
     device cannot count a job's failure twice by sending its report many times at once."""
-    both_read = threading.Barrier(2, timeout=10)
-    reads: list[str] = []
-    get = DeviceRecords.get
-
-    def read_together(self: DeviceRecords, serial: str) -> Any:
-        found = get(self, serial)
-        reads.append(serial)
-        if len(reads) <= 2:
-            both_read.wait()
-        return found
-
-    monkeypatch.setattr(DeviceRecords, "get", read_together)
+    hold_the_first_two_reads_together(monkeypatch)
     capsys.readouterr()
     reasons = ["first", "second"]
     with ThreadPoolExecutor(max_workers=2) as pool:
