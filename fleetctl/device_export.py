@@ -85,9 +85,11 @@ a comma (OWASP names both): a device's ``clientId`` (any text after the claim po
 TEXT_MARKER: Final = "'"
 """Put before such a trigger, at the start of a cell or after a ``;``, as OWASP advises: spreadsheets then
 show it as text. A genuine value is read back by dropping a ``'`` there when a trigger follows it
-(``'-5th-floor`` is ``-5th-floor``)."""
-_CELL_STARTS: Final = re.compile(r"(?:^|(?<=;))(?=[=+\-@\t\r\n])")
-"""Where a spreadsheet may start a cell with a trigger: the start of the value, or just after a ``;``."""
+(``'-5th-floor`` is ``-5th-floor``); a value that already has ``'`` there gets one more (``'=1`` is the cell
+``''=1``), so that reading holds for every value."""
+_CELL_STARTS: Final = re.compile(r"(?:^|(?<=;))(?='*[=+\-@\t\r\n])")
+"""Where a spreadsheet may start a cell with a trigger (after any ``'``): the start of the value, or just
+after a ``;``."""
 
 LEFT_OUT: Final = frozenset({Attr.STATUS_SHARD, Attr.TYPE_SHARD, Attr.DEVICE_SERIAL_NUMBER})
 """Never exported: the sharded indexes' keys (derived from the status, the type and the serial) and the
