@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
@@ -77,11 +78,18 @@ attribute a device does not have is an empty cell."""
 
 FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
 """A CSV cell starting with one of these is read as a formula by spreadsheets; OWASP's "CSV Injection"
-(owasp.org/www-community/attacks/CSV_Injection) lists them, and the csv module's quoting takes care of the
-separators and quotes that could start another cell."""
+(owasp.org/www-community/attacks/CSV_Injection) lists them. The csv module's quoting keeps a ``,`` or a
+``"`` inside its cell, but not a ``;``, the separator a spreadsheet uses in locales whose decimal mark is
+a comma (OWASP names both): a device's ``clientId`` (any text after the claim policy's prefix) can hold
+``;=...;``, a cell of its own there."""
 TEXT_MARKER: Final = "'"
-"""Put in front of such a cell, as OWASP advises: spreadsheets then show it as text. A genuine value is
-read back by dropping one leading ``'`` when a trigger follows it (``'-5th-floor`` is ``-5th-floor``)."""
+"""Put before such a trigger, at the start of a cell or after a ``;``, as OWASP advises: spreadsheets then
+show it as text. A genuine value is read back by dropping a ``'`` there when a trigger follows it
+(``'-5th-floor`` is ``-5th-floor``); a value that already has ``'`` there gets one more (``'=1`` is the cell
+``''=1``), so that reading holds for every value."""
+_CELL_STARTS: Final = re.compile(r"(?:^|(?<=;))(?='*[=+\-@\t\r\n])")
+"""Where a spreadsheet may start a cell with a trigger (after any ``'``): the start of the value, or just
+after a ``;``."""
 
 LEFT_OUT: Final = frozenset({Attr.STATUS_SHARD, Attr.TYPE_SHARD, Attr.DEVICE_SERIAL_NUMBER})
 """Never exported: the sharded indexes' keys (derived from the status, the type and the serial) and the
@@ -149,10 +157,10 @@ def _write(
 
 
 def as_text_cell(value: str) -> str:
-    """``value`` as a CSV cell no spreadsheet reads as a formula: with :data:`TEXT_MARKER` in front when it
-    starts with one of :data:`FORMULA_TRIGGERS`. JSON lines need none of it: no JSON reader evaluates a
-    string."""
-    return TEXT_MARKER + value if value.startswith(FORMULA_TRIGGERS) else value
+    """``value`` as a CSV cell no spreadsheet reads as a formula: :data:`TEXT_MARKER` before each of
+    :data:`FORMULA_TRIGGERS` that starts it or follows a ``;``. JSON lines need none of it: no JSON reader
+    evaluates a string."""
+    return _CELL_STARTS.sub(TEXT_MARKER, value)
 
 
 def _exported(item: Item) -> Item:

@@ -4,6 +4,7 @@ prints of what it did, in one of those forms (``json_output``: JSON and nothing 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from itertools import islice
@@ -56,6 +57,8 @@ def print_json(data: object) -> None:
 
 TABLE_ROWS_SHOWN: Final = 1000
 """Rows a table of per-row facts shows at most; ``--json`` lists every one."""
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters but the line feed: ESC and CSI start terminal escape sequences."""
 
 
 def print_json_stream(fields: Mapping[str, object]) -> None:
@@ -91,12 +94,14 @@ def print_rows(title: str, columns: Columns, rows: Iterable[Mapping[str, object]
 
 
 def print_table(title: str, columns: Columns, rows: Iterable[Mapping[str, object]]) -> None:
-    """Rows as a table; values are shown as they are (never read as Rich markup)."""
+    """Rows as a table; values are shown as they are (never read as Rich markup), but for control
+    characters, shown as ``?``: a device writes some cells (a job execution's reason), and an escape
+    sequence in one would drive the operator's terminal (Rich passes ESC through)."""
     table = Table(title=title, title_justify="left")
     for _, heading in columns:
         table.add_column(heading, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(_cell(row.get(key))) for key, _ in columns))
+        table.add_row(*(Text(_CONTROL_CHARACTERS.sub("?", _cell(row.get(key)))) for key, _ in columns))
     Console().print(table)
 
 

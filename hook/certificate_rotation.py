@@ -10,7 +10,8 @@ and ``step`` (the topic's second and third levels). Steps (:class:`hook.contract
   later CSR of the job is ignored), AWS IoT issues a certificate from the CSR (inactive), the registry
   records it as the serial's pending certificate (:meth:`DeviceRecords.begin_rotation`), the device
   type's policy and the thing are attached to it, it is activated and sent back on ``certificate``.
-  A passing AWS error releases the job for Lambda's retry of the event.
+  A passing AWS error before AWS IoT issued the certificate releases the job for Lambda's retry of the
+  event; one after it ends the job's attempt (a retry would issue a second certificate).
 - ``result`` ``{"jobId", "status", "reason"}``: ``SUCCEEDED`` must be published with the pending
   certificate, which proves the device connected with it; the registry makes it current
   (:meth:`DeviceRecords.complete_rotation`). ``FAILED``
@@ -30,7 +31,9 @@ current certificate) count ``RotationStepRefused`` per ``Reason`` only. A refusa
 error: the handler returns normally, so Lambda does not retry an asynchronous invocation that would be
 refused again. AWS errors that a later attempt can fix (throttling, a service unavailable, a timeout),
 still there after the clients' own retries, are raised instead: Lambda retries the event (twice, minutes
-apart) and the device hears nothing until then; its job times out if the retries fail too. Any other
+apart) and the device hears nothing until then; its job times out if the retries fail too. Once AWS IoT
+has issued a job's certificate, such an error is the job's failed attempt instead (``InternalError``):
+the job issues no second certificate. Any other
 error is refused as ``InternalError``. A certificate issued for a request that then fails is never left
 usable: before the registry holds it, it is revoked here; after, the rotation is abandoned in the
 registry and the retirement function revokes it.
@@ -42,7 +45,7 @@ them too); they are ignored without an answer, so no message of this function ev
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -68,6 +71,9 @@ from hook.registry_items import Item
 from hook.registry_transitions import function_records
 from hook.rotation_attempts import function_attempts, rotation_attempted
 from hook.rotation_requests import SUCCEEDED, RotationRefused, RotationRequest, parse_request
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot.type_defs import CreateCertificateFromCsrResponseTypeDef
 
 SERVICE: Final = Service.CERTIFICATE_ROTATION.value
 
@@ -166,10 +172,6 @@ def issue(request: RotationRequest, item: Item) -> str:
         return _issue_reserved(request, reserved, device_type)
     except RotationRefused as refusal:
         raise RotationRefused(refusal.reason, refusal.message, refusal.thing, attempt=True) from refusal
-    except Exception as error:
-        if is_transient(error) and not function_attempts().release(reserved, request.job_id):
-            logger.error("the job could not be released for a retry; it needs a new job")
-        raise
 
 
 def _repeated_csr() -> str:
@@ -180,16 +182,55 @@ def _repeated_csr() -> str:
 
 
 def _issue_reserved(request: RotationRequest, reserved: Item, device_type: str) -> str:
-    """Issue, record, attach, activate and deliver the certificate of a reserved job."""
-    thing = request.thing_name
-    _require_bound_key(request, reserved)
-    iot = runtime.iot()
+    """Issue the certificate of a reserved job, then deliver it. A passing AWS error gives the job back
+    while AWS IoT has issued nothing, for Lambda's retry of the event; once it has, a retry would issue a
+    second certificate for the job, so the error ends the job's attempt instead."""
     try:
-        created = iot.create_certificate_from_csr(certificateSigningRequest=request.csr, setAsActive=False)
+        created = _certificate_from_csr(request, reserved)
+    except Exception as error:
+        if is_transient(error) and not function_attempts().release(reserved, request.job_id):
+            logger.error("the job could not be released for a retry; it needs a new job")
+        raise
+    try:
+        return _deliver(request, reserved, device_type, created)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        logger.warning("AWS error after the certificate was issued; the job needs a new one", exc_info=True)
+        raise RotationRefused(
+            RotationRejection.INTERNAL_ERROR,
+            f"the new certificate could not be delivered ({_describe(error)}); the job needs a new one",
+            request.thing_name,
+        ) from error
+
+
+def _certificate_from_csr(
+    request: RotationRequest, reserved: Item
+) -> CreateCertificateFromCsrResponseTypeDef:
+    """AWS IoT's certificate (inactive) from the CSR of a reserved job, of the serial's registered key."""
+    _require_bound_key(request, reserved)
+    try:
+        created: CreateCertificateFromCsrResponseTypeDef = runtime.iot().create_certificate_from_csr(
+            certificateSigningRequest=request.csr, setAsActive=False
+        )
     except ClientError as error:
         if _code(error) == "InvalidRequestException":
-            raise RotationRefused(RotationRejection.INVALID_CSR, "AWS IoT refused the CSR", thing) from error
+            raise RotationRefused(
+                RotationRejection.INVALID_CSR, "AWS IoT refused the CSR", request.thing_name
+            ) from error
         raise
+    return created
+
+
+def _deliver(
+    request: RotationRequest,
+    reserved: Item,
+    device_type: str,
+    created: CreateCertificateFromCsrResponseTypeDef,
+) -> str:
+    """Record the issued certificate of a reserved job as pending, attach, activate and deliver it."""
+    thing = request.thing_name
+    iot = runtime.iot()
     certificate_id, arn = created["certificateId"], created["certificateArn"]
     logger.append_keys(newCertificateId=certificate_id)
     try:

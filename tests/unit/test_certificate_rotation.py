@@ -394,17 +394,13 @@ def test_a_registry_change_while_issuing_revokes_the_issued_certificate(
     failed_once(capsys, "NotCurrentCertificate")
 
 
-def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certificate(
-    fleet: Fleet,
-    registry: OperatorRecords,
-    stream: RegistryStream,
-    original: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: Any,
+def test_throttling_before_aws_iot_issues_is_raised_for_a_retry_that_may_attempt_the_job(
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
+    """AWS IoT issued nothing, so the job is given back: Lambda's retry of the event gets the certificate."""
     event = csr_event(original)
     known = certificates(fleet)
-    fail_once(monkeypatch, "AttachThingPrincipal", "ThrottlingException", times=3)  # every attempt
+    fail_once(monkeypatch, "CreateCertificateFromCsr", "ThrottlingException", times=3)  # every attempt
     runtime.reset()
     capsys.readouterr()
 
@@ -414,17 +410,47 @@ def test_throttling_after_issuing_is_raised_for_a_retry_and_drops_the_new_certif
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
     assert published() == []  # the device hears nothing until Lambda retries the event
     assert failures(capsys) == []
-    dropped = item(registry)
-    assert Attr.PENDING_CERTIFICATE_ID not in dropped
-    assert "ThrottlingException" in dropped[Attr.ROTATION_FAILURE_REASON]
-    [first] = certificates(fleet) - known
+    assert certificates(fleet) == known
+    assert Attr.ATTEMPTED_ROTATION_JOB_IDS not in item(registry)
 
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # AWS answers again
     runtime.reset()
     assert invoke(event) == {"outcome": "certificate-issued"}  # Lambda's retry of the same event
+    assert len(certificates(fleet) - known) == 1
+
+
+def test_throttling_after_issuing_ends_the_jobs_attempt_and_drops_the_new_certificate(
+    fleet: Fleet,
+    registry: OperatorRecords,
+    stream: RegistryStream,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """A certificate was issued: a retry of the event would issue a second one for the same job, so the
+    job's attempt fails (counted once) and the device hears it; a new job rotates."""
+    event = csr_event(original)
+    known = certificates(fleet)
+    fail_once(monkeypatch, "AttachThingPrincipal", "ThrottlingException", times=3)  # every attempt
+    runtime.reset()
+    capsys.readouterr()
+
+    assert invoke(event) == {"outcome": "rejected", "reason": "InternalError"}
+
+    assert published()[-1][0] == RotationStep.REJECTED
+    failed_once(capsys, "InternalError")
+    dropped = item(registry)
+    assert Attr.PENDING_CERTIFICATE_ID not in dropped
+    assert "ThrottlingException" in dropped[Attr.ROTATION_FAILURE_REASON]
+    [first] = certificates(fleet) - known
     retire(stream)
     assert attachments(fleet, first) == RETIRED
-    assert attachments(fleet, item(registry)[Attr.PENDING_CERTIFICATE_ID]) == IN_USE
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # AWS answers again
+    runtime.reset()
+    assert invoke(event) == {"outcome": "duplicate-csr-ignored"}  # a redelivery of the event
+    assert certificates(fleet) - known == {first}
+    assert invoke(csr_event(original, job_id=JOB_2)) == {"outcome": "certificate-issued"}
 
 
 def test_an_aws_error_a_retry_cannot_fix_is_refused_as_internal(
@@ -513,7 +539,7 @@ def test_malformed_device_messages_are_refused_with_an_answer(
     refused_once(capsys, "MalformedRequest")
 
 
-def test_a_conflicting_registry_write_is_raised_for_a_retry_and_revokes_the_issued_certificate(
+def test_a_conflicting_registry_write_after_issuing_ends_the_jobs_attempt_and_revokes_the_certificate(
     fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DynamoDB cancels the rotation's transaction for a concurrent write on the item, not for a condition."""
@@ -533,13 +559,13 @@ def test_a_conflicting_registry_write_is_raised_for_a_retry_and_revokes_the_issu
     runtime.reset()
     known = certificates(fleet)
 
-    with pytest.raises(ClientError):
-        invoke(csr_event(original))
+    assert invoke(csr_event(original)) == {"outcome": "rejected", "reason": "InternalError"}
 
     [issued] = certificates(fleet) - known
     assert attachments(fleet, issued) == RETIRED
-    assert published() == []
-    assert invoke(csr_event(original)) == {"outcome": "certificate-issued"}
+    # One certificate per job: a device cannot have a concurrent write of its own turn the job into many.
+    assert invoke(csr_event(original)) == {"outcome": "duplicate-csr-ignored"}
+    assert certificates(fleet) - known == {issued}
 
 
 def test_each_rotation_step_makes_a_known_set_of_aws_requests(
@@ -733,11 +759,9 @@ def test_a_device_looping_csr_and_failure_in_one_job_gets_one_certificate(
     assert invoke(csr_event(original, job_id=JOB_2)) == {"outcome": "certificate-issued"}
 
 
-def test_two_csrs_sent_at_once_for_one_job_issue_one_certificate(
-    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Both requests read the serial before either writes (a barrier holds each after its read): the job's
-    reservation lets one through, and the other never reaches AWS IoT."""
+def hold_the_first_two_reads_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two concurrent requests each read the serial before either writes: a barrier holds each after its
+    read until the other has read too."""
     both_read = threading.Barrier(2, timeout=10)
     reads: list[str] = []
     get = DeviceRecords.get
@@ -750,6 +774,14 @@ def test_two_csrs_sent_at_once_for_one_job_issue_one_certificate(
         return found
 
     monkeypatch.setattr(DeviceRecords, "get", read_together)
+
+
+def test_two_csrs_sent_at_once_for_one_job_issue_one_certificate(
+    fleet: Fleet, registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both requests read the serial before either writes (a barrier holds each after its read): the job's
+    reservation lets one through, and the other never reaches AWS IoT."""
+    hold_the_first_two_reads_together(monkeypatch)
     known = certificates(fleet)
     with ThreadPoolExecutor(max_workers=2) as pool:
         outcomes = sorted(pool.map(lambda _: invoke(csr_event(original))["outcome"], range(2)))
@@ -806,3 +838,23 @@ def test_a_failure_reported_before_any_csr_is_recorded_once_and_only_for_an_open
     assert recorded[Attr.ATTEMPTED_ROTATION_JOB_IDS] == JOB_1
     failed_once(capsys, "DeviceReportedFailure")
     assert invoke(csr_event(original)) == {"outcome": "duplicate-csr-ignored"}  # the job had its attempt
+
+
+def test_two_failures_sent_at_once_before_any_csr_are_recorded_and_counted_once(
+    registry: OperatorRecords, original: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Both reports read the serial before either writes: the job joins the attempted ones once, so one
+    device cannot count a job's failure twice by sending its report many times at once."""
+    hold_the_first_two_reads_together(monkeypatch)
+    capsys.readouterr()
+    reasons = ["first", "second"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(
+            pool.map(
+                lambda reason: invoke(result_event(original, "FAILED", reason=reason))["outcome"], reasons
+            )
+        )
+
+    assert outcomes == ["abandoned", "rejected"]
+    assert item(registry)[Attr.ATTEMPTED_ROTATION_JOB_IDS] == JOB_1
+    failed_once(capsys, "DeviceReportedFailure")

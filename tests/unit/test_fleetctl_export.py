@@ -133,6 +133,26 @@ def test_csv_cells_a_device_chose_never_open_as_formulas(
     }
 
 
+def test_a_client_id_cannot_start_a_formula_cell_where_a_spreadsheet_splits_at_semicolons(
+    fleet: Fleet, invoke: Callable[[Any], dict[str, Any]]
+) -> None:
+    # The device picks its MQTT client id after the claim policy's prefix; a spreadsheet whose list
+    # separator is ";" (locales with a decimal comma) splits the comma-separated line there, so the text
+    # between two ";" is a cell of its own (OWASP, "CSV Injection": take care of the field separator).
+    client_id = "fleet-claim-x;=cmd|' /C calc'!A0;"
+    event = hook_event(
+        valid_parameters(SerialNumber="HS-1", DeviceType="humidity-sensor"), client_id=client_id
+    )
+    assert invoke(event)["allowProvisioning"] is True
+
+    exported = fleet.run("export").stdout
+    [row] = list(csv.DictReader(io.StringIO(exported)))
+    semicolon_cells = [cell for line in exported.splitlines() for cell in line.split(";")]
+
+    assert row[Attr.CLIENT_ID] == "fleet-claim-x;'=cmd|' /C calc'!A0;"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in semicolon_cells)
+
+
 @pytest.mark.parametrize(
     ("value", "cell"),
     [
@@ -141,11 +161,16 @@ def test_csv_cells_a_device_chose_never_open_as_formulas(
         ("\rx", "'\rx"),
         ("\nx", "'\nx"),
         ("x=1", "x=1"),
-        ("'=1", "'=1"),
+        ("'=1", "''=1"),  # read back by dropping one ', as any marked cell
+        ("'x", "'x"),
+        ("a;b;@c", "a;b;'@c"),
+        ("=a;-b", "'=a;'-b"),
         ("", ""),
     ],
 )
-def test_only_a_cell_starting_with_a_formula_trigger_gets_the_text_marker(value: str, cell: str) -> None:
+def test_the_text_marker_goes_before_a_formula_trigger_only_where_a_cell_can_start(
+    value: str, cell: str
+) -> None:
     assert as_text_cell(value) == cell
 
 

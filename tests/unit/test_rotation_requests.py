@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from hook.contract import thing_name
-from hook.rotation_requests import REASON_MAX_LENGTH, parse_request
+from hook.contract import RotationRejection, thing_name
+from hook.rotation_requests import REASON_MAX_LENGTH, RotationRefused, parse_request
 from tests.support import certificate_id
 
 BASE = "iot-provisioning-test"
 
 
-def stored_reason(reason: str) -> str:
-    event = {
+def failure_event(reason: str, job_id: str = f"{BASE}-rotate-1") -> dict[str, str]:
+    return {
         "callerCertificateId": certificate_id("device"),
         "thingName": thing_name(BASE, "TS-000123"),
         "step": "result",
-        "jobId": f"{BASE}-rotate-1",
+        "jobId": job_id,
         "status": "FAILED",
         "reason": reason,
     }
-    request = parse_request(event, BASE)
+
+
+def stored_reason(reason: str) -> str:
+    request = parse_request(failure_event(reason), BASE)
     assert request is not None
     return request.reason
 
@@ -47,3 +50,12 @@ def test_a_devices_failure_reason_is_stored_in_a_narrow_character_set(
 
 def test_a_devices_failure_reason_is_cut_to_its_maximum_length() -> None:
     assert stored_reason("x" * 5000) == "x" * REASON_MAX_LENGTH
+
+
+@pytest.mark.parametrize("job_id", ["ota-firmware-7", f"{BASE}-other-rotate-1", "iot-provisioning-rotate-1"])
+def test_a_failure_of_a_job_that_is_no_rotation_job_of_this_stack_is_refused(job_id: str) -> None:
+    # A thing's other open jobs (a firmware update) are no rotation: a failure reported under one would
+    # otherwise spend that job and count toward the rotation-failed alarm.
+    with pytest.raises(RotationRefused) as refused:
+        parse_request(failure_event("x", job_id), BASE)
+    assert refused.value.reason is RotationRejection.NO_ROTATION_JOB
