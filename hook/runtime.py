@@ -23,8 +23,11 @@ MAX_BACKOFF_SECONDS: Final = 20.0
 """botocore's longest back-off between attempts in ``standard`` retry mode: before attempt ``n + 1`` it
 waits at most ``min(2 ** (n - 1), 20)`` seconds (boto3 developer guide, "Retries", standard mode; botocore
 ``retries/standard.py`` ``ExponentialBackoff``; newer releases wait less for errors other than
-throttling). Not bounded here: a response's ``x-amz-retry-after`` header, which newer botocore releases
-honour with up to 5 seconds more per retry; which botocore runs is the Lambda runtime's."""
+throttling). The clients made here ignore ``x-amz-retry-after`` (:func:`ignore_retry_after`), so this
+bound holds whichever botocore the Lambda runtime brings."""
+RETRY_AFTER_HEADER: Final = "x-amz-retry-after"
+"""A response header newer botocore releases honour before a retry, with up to 5 seconds more than the
+back-off (``ExponentialBackoff._RETRY_AFTER_MAX_ADDITIONAL``)."""
 
 
 def client_config(*, deadline: float, attempts: int, connect_timeout: float) -> Config:
@@ -93,11 +96,25 @@ def packaged_file(env: str, file_name: str) -> Path:
     return Path(os.environ.get(env) or Path(__file__).with_name(file_name))
 
 
+def ignore_retry_after(response: tuple[Any, Any] | None = None, **_: Any) -> None:
+    """A ``needs-retry`` handler, run before botocore's own: drops a response's :data:`RETRY_AFTER_HEADER`,
+    so that a retry waits botocore's back-off only. Honouring it could add 5 seconds per retry, which no
+    deadline here leaves room for (the hook's whole answer must reach AWS IoT within 5); a request that
+    still fails after its attempts fails the invocation, and the device or Lambda retries it."""
+    if response is not None:
+        response[0].headers.pop(RETRY_AFTER_HEADER, None)
+
+
 def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config) -> Any:
-    """A boto3 client of ``service``; ``iot-data`` at the endpoint ``IOT_DATA_ENDPOINT`` names (the
-    account's ``iot:Data-ATS`` endpoint), which AWS IoT's data plane needs."""
+    """A boto3 client of ``service`` that ignores ``x-amz-retry-after`` (:func:`ignore_retry_after`);
+    ``iot-data`` at the endpoint ``IOT_DATA_ENDPOINT`` names (the account's ``iot:Data-ATS`` endpoint),
+    which AWS IoT's data plane needs."""
     endpoint = (os.environ.get(IOT_DATA_ENDPOINT_ENV) or None) if service == "iot-data" else None
-    return boto3.client(service, config=config, endpoint_url=endpoint)
+    made = boto3.client(service, config=config, endpoint_url=endpoint)
+    # Beside botocore's retry handler, on the same event name (needs-retry.<service id>), and before it.
+    service_event = made.meta.service_model.service_id.hyphenize()
+    made.meta.events.register_first(f"needs-retry.{service_event}", ignore_retry_after)
+    return made
 
 
 @once

@@ -3,11 +3,15 @@ reset, and the environment the program configures them through."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import botocore.endpoint
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from hook import runtime
@@ -104,3 +108,35 @@ def test_a_packaged_file_is_found_beside_the_code_unless_the_environment_names_a
     assert runtime.packaged_file("RULES_FILE", "rules.json") == Path(runtime.__file__).with_name("rules.json")
     monkeypatch.setenv("RULES_FILE", "/elsewhere/rules.json")
     assert str(runtime.packaged_file("RULES_FILE", "rules.json")) == "/elsewhere/rules.json"
+
+
+class _Body:
+    """A response body as botocore reads one (``AWSResponse.content`` joins ``stream()``)."""
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}'
+
+
+def _throttled_asking_for_five_seconds(request: AWSPreparedRequest, **_: object) -> AWSResponse:
+    """A ``before-send`` handler: DynamoDB throttles every attempt and asks for a 5-second wait."""
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/x-amz-json-1.0"
+    headers[runtime.RETRY_AFTER_HEADER] = "5000"
+    return AWSResponse(request.url, 400, headers, _Body())
+
+
+def test_a_retry_waits_the_back_off_the_deadline_allows_not_what_the_response_asks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore 1.43.3 and later would wait the 5 s the header asks before the hook's second attempt, after
+    which AWS IoT has stopped waiting (``retries/standard.py``, ``ExponentialBackoff.delay_amount``)."""
+    waits: list[float] = []
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", waits.append)  # type: ignore[attr-defined]
+    dynamodb = runtime.client("dynamodb", runtime.HOOK_CLIENT_CONFIG)
+    dynamodb.meta.events.register("before-send.dynamodb.*", _throttled_asking_for_five_seconds)
+
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        dynamodb.get_item(TableName="registry", Key={"serialNumber": {"S": "SN-1"}})
+
+    assert len(waits) == 1  # two attempts
+    assert 0 <= waits[0] <= 1.0  # the throttling back-off before a second attempt, jitter at most 1
