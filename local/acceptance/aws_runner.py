@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -26,6 +26,8 @@ import pulumi.automation as auto
 from awscrt import io as crt_io
 
 from local.acceptance.aws_scenario import MQTT_PORT, MQTT_PORT_WITH_ALPN, AwsScenario
+from local.acceptance.event_switches import EventSwitches
+from local.acceptance.logging_options import LoggingOptions
 from local.acceptance.pulumi_cli import InterruptibleCommand, Interrupts
 from local.acceptance.run_plan import (
     AMAZON_ROOT_CA_NAME,
@@ -34,6 +36,7 @@ from local.acceptance.run_plan import (
     Plan,
     Refused,
     account_event_types,
+    account_logging,
     account_switches,
     amazon_root_ca,
     fetch_url,
@@ -241,18 +244,27 @@ def _tear_down(
             report.destroy_errors.append(f"stack rm failed: {_describe(error)}")
 
 
+def _put_back(iot: Any, switches: EventSwitches, logging: LoggingOptions, kept_on: Collection[str]) -> str:
+    """What an owning stack changed in the account and its destroy leaves, put back as the run found it:
+    the registry events, then AWS IoT's logging options (not tried when the first raises)."""
+    return f"{switches.restore(iot, kept_on)}; {logging.restore(iot)}"
+
+
 def _restore_account(restore: Callable[[], str], report: Report) -> None:
-    """Switch back the account's registry events once the stack is destroyed (its delete does nothing)."""
+    """Put back the account's registry events and logging once the stack is destroyed (their delete does
+    nothing)."""
     if not report.destroyed:
         report.left_behind.append(
-            "AWS IoT event configurations: the stack still declares them; once it is destroyed, switch back "
-            "what it switched on (docs/acceptance.md, step 6)"
+            "AWS IoT event configurations and logging options: the stack still declares them; once it is "
+            "destroyed, put back what it changed (docs/acceptance.md, step 6)"
         )
         return
     try:
         report.account = restore()
     except Exception as error:
-        report.left_behind.append(f"AWS IoT event configurations not switched back: {_describe(error)}")
+        report.left_behind.append(
+            f"AWS IoT event configurations or logging options not put back: {_describe(error)}"
+        )
 
 
 def _pending_operations(stack: PulumiStack) -> list[str]:
@@ -376,12 +388,13 @@ def main(argv: list[str] | None = None) -> int:
         command = pulumi_command(interrupts)
         iot = boto3.client("iot", region_name=plan.region)
         found = account_switches(iot)  # recorded before anything changes them
+        logging = account_logging(iot)
         event_types = account_event_types(iot, plan.own_account_settings)
         plan = dataclasses.replace(plan, account_event_types=event_types)
         refuse_existing_deployment(plan, boto3.client("dynamodb", region_name=plan.region), iot)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
         scenario = AwsScenario(plan, ca_pem, arguments.mqtt_port)
-        restore = partial(found.restore, iot, event_types) if plan.own_account_settings else None
+        restore = partial(_put_back, iot, found, logging, event_types) if plan.own_account_settings else None
         report = run(
             plan,
             ProjectWorkspace(command),

@@ -1,5 +1,6 @@
 """What the acceptance run deploys, and the checks that refuse a run before anything is created: the stack
-name, the region, the account's THING registry events, a same-named deployment, Amazon Root CA 1."""
+name, the region, the account's THING registry events and logging options, a same-named deployment, Amazon
+Root CA 1."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
@@ -19,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from components.documents import fleet_group_name
 from hook.contract import template_name
 from local.acceptance.event_switches import EventSwitches
+from local.acceptance.logging_options import LoggingOptions
 from local.scenario.full_run import scenario_config
 from program.config import settings_from_config
 from program.settings import PROJECT, TEMPLATE_NAME_MAX_LENGTH, Settings
@@ -32,6 +34,7 @@ _RESOURCE_PREFIX: Final[str] = Settings.model_fields["resource_prefix"].default
 MAX_STACK_NAME: Final = TEMPLATE_NAME_MAX_LENGTH - len(template_name(f"{_RESOURCE_PREFIX}-"))
 """The stack name is the environment: it must keep ``<prefix>-<env>-fleet`` within AWS IoT's limit."""
 _STACK_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]*")
+_Found = TypeVar("_Found")
 
 
 class Refused(Exception):
@@ -101,10 +104,19 @@ def account_event_types(iot: Any, own_account_settings: bool) -> tuple[str, ...]
 
 def account_switches(iot: Any) -> EventSwitches:
     """The account's registry-event switches now; :class:`Refused` when they cannot be read."""
+    return _read_or_refuse(EventSwitches.read, iot, "event configurations")
+
+
+def account_logging(iot: Any) -> LoggingOptions:
+    """The account's AWS IoT logging options now; :class:`Refused` when they cannot be read."""
+    return _read_or_refuse(LoggingOptions.read, iot, "logging options")
+
+
+def _read_or_refuse(read: Callable[[Any], _Found], iot: Any, what: str) -> _Found:
     try:
-        return EventSwitches.read(iot)
+        return read(iot)
     except (BotoCoreError, ClientError) as error:
-        raise Refused(f"cannot read the account's AWS IoT event configurations: {error}") from error
+        raise Refused(f"cannot read the account's AWS IoT {what}: {error}") from error
 
 
 def refuse_existing_deployment(plan: Plan, dynamodb: Any, iot: Any) -> None:

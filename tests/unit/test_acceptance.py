@@ -450,8 +450,9 @@ def test_account_settings_that_cannot_be_switched_back_are_left_behind(tmp_path:
 
     assert report.removed
     assert report.exit_code == Exit.LEFT_BEHIND
-    assert "LEFT BEHIND: AWS IoT event configurations not switched back: RuntimeError: AccessDenied" in (
-        report.render()
+    assert (
+        "LEFT BEHIND: AWS IoT event configurations or logging options not put back: RuntimeError: AccessDenied"
+        in (report.render())
     )
 
 
@@ -468,7 +469,10 @@ def test_account_settings_are_not_touched_while_the_stack_still_declares_them(tm
 
     assert "restore" not in events
     assert report.exit_code == Exit.LEFT_BEHIND
-    assert "LEFT BEHIND: AWS IoT event configurations: the stack still declares them" in report.render()
+    assert (
+        "LEFT BEHIND: AWS IoT event configurations and logging options: the stack still declares them"
+        in report.render()
+    )
 
 
 def test_ctrl_c_while_events_are_switched_back_is_noted_and_the_previous_stack_selected_again(
