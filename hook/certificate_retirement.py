@@ -83,9 +83,6 @@ HELD: Final = (Attr.CERTIFICATE_ID, Attr.PENDING_CERTIFICATE_ID)
 """The attributes of a device's item that hold its certificates."""
 HOLDS_NONE: Final = frozenset({DeviceStatus.REVOKED.value, DeviceStatus.DECOMMISSIONED.value})
 """Statuses whose item holds no certificate, whatever :data:`HELD` attributes it keeps."""
-SWEPT_REPLACED_CERTIFICATES: Final = 5
-"""How many of the newest replaced certificates a confirmed replacement checks (one ``DescribeCertificate``
-each): a certificate kept by a failed replacement is among them unless 5 replacements failed in a row."""
 _CERTIFICATE_ARN_PART: Final = ":cert/"
 ATTACHMENT_RECHECK_DELAYS: Final = (0.5, 1.0)
 """Seconds waited before each new look for a replacement's attachment: at most 1.5 s per record, so a
@@ -174,25 +171,24 @@ def _after_replacement(
     iot: Any, thing: str, old: Mapping[str, Any], new: Mapping[str, Any], dropped: list[str]
 ) -> tuple[list[str], str | None]:
     """What to retire, and the certificate kept, if any. A change that replaced the current certificate
-    retires the old one only when the replacement is attached (or the old one is revoked or gone already),
-    and then also the newest replaced certificates still unrevoked; else the old one is kept. A change to
-    ``REVOKED`` or ``DECOMMISSIONED`` also retires every certificate still attached to the thing."""
+    retires the old one only when the replacement is attached (or the old one is revoked or gone already);
+    else the old one is kept. A confirmed replacement and a change to ``REVOKED`` or ``DECOMMISSIONED`` also
+    retire every other certificate still attached to the thing that the item no longer holds: one a failed
+    replacement kept stays attached until then (read from the same ``ListThingPrincipals``; fleetctl revoke
+    does the same)."""
     replacement = replacing_certificate(old, new)
-    if not replacement:
-        if _text(new, Attr.STATUS) in HOLDS_NONE:
-            # A revocation also retires what else is attached to the thing: a certificate a replacement
-            # kept is still attached and active (one ListThingPrincipals; fleetctl revoke does the same).
-            swept = [each for each in attached_certificates(iot, thing) if each not in dropped]
-            return sorted({*dropped, *swept}), None
+    if not replacement and _text(new, Attr.STATUS) not in HOLDS_NONE:
         return dropped, None
-    current = _text(old, Attr.CERTIFICATE_ID)
-    if not is_attached(iot, thing, replacement):
+    attached = attached_certificates(iot, thing)
+    if replacement and replacement not in attached:
+        current = _text(old, Attr.CERTIFICATE_ID)
         if not unrevoked(iot, [current]):
             return dropped, None
-        if not attached_after_waiting(iot, thing, replacement):
+        attached = attached_after_waiting(iot, thing, replacement)
+        if not attached:
             return [certificate_id for certificate_id in dropped if certificate_id != current], current
-    swept = unrevoked(iot, [each for each in recently_replaced(new) if each not in dropped])
-    return sorted({*dropped, *swept}), None
+    held = held_certificates(new)
+    return sorted({*dropped, *(each for each in attached if each not in held)}), None
 
 
 def replacing_certificate(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -204,25 +200,15 @@ def replacing_certificate(old: Mapping[str, Any], new: Mapping[str, Any]) -> str
     return after
 
 
-def recently_replaced(image: Mapping[str, Any]) -> list[str]:
-    """The newest :data:`SWEPT_REPLACED_CERTIFICATES` certificates an item records as replaced
-    (``replacedCertificateIds``, space-separated, newest first)."""
-    return _text(image, Attr.REPLACED_CERTIFICATE_IDS).split()[:SWEPT_REPLACED_CERTIFICATES]
-
-
-def attached_after_waiting(iot: Any, thing: str, certificate_id: str) -> bool:
-    """Whether the certificate is attached to ``thing``, looked for after each of
-    :data:`ATTACHMENT_RECHECK_DELAYS` until it is."""
+def attached_after_waiting(iot: Any, thing: str, certificate_id: str) -> list[str]:
+    """The certificates attached to ``thing`` once ``certificate_id`` is among them, looked for after each
+    of :data:`ATTACHMENT_RECHECK_DELAYS`; ``[]`` if it never is."""
     for delay in ATTACHMENT_RECHECK_DELAYS:
         time.sleep(delay)
-        if is_attached(iot, thing, certificate_id):
-            return True
-    return False
-
-
-def is_attached(iot: Any, thing: str, certificate_id: str) -> bool:
-    """Whether ``ListThingPrincipals`` of ``thing`` names the certificate."""
-    return certificate_id in attached_certificates(iot, thing)
+        attached = attached_certificates(iot, thing)
+        if certificate_id in attached:
+            return attached
+    return []
 
 
 def attached_certificates(iot: Any, thing: str) -> list[str]:
