@@ -70,14 +70,19 @@ from hook.registry_decisions import cancellation_codes, reasons_of
 from hook.registry_items import Item
 from hook.registry_transitions import function_records
 from hook.rotation_attempts import function_attempts, rotation_attempted
+from hook.rotation_preconditions import (
+    already_rotated,
+    require_active_thing,
+    require_bound_key,
+    require_job_in_progress,
+    require_open_job,
+)
 from hook.rotation_requests import SUCCEEDED, RotationRefused, RotationRequest, parse_request
 
 if TYPE_CHECKING:
     from mypy_boto3_iot.type_defs import CreateCertificateFromCsrResponseTypeDef
 
 SERVICE: Final = Service.CERTIFICATE_ROTATION.value
-
-_OPEN_JOB_STATES = frozenset({"QUEUED", "IN_PROGRESS"})
 
 _TRANSIENT_ERROR_CODES = frozenset(
     {
@@ -148,7 +153,7 @@ def issue(request: RotationRequest, item: Item) -> str:
     """Reserve the job's one attempt, then issue a certificate from the CSR, record it as pending, attach it
     and send it to the device. Refusals after the reservation are the job's attempt: counted once."""
     thing = request.thing_name
-    _require_active_thing(request, item)
+    require_active_thing(request, item)
     if item.get(Attr.CERTIFICATE_ID) != request.caller_certificate_id:
         raise RotationRefused(
             RotationRejection.NOT_CURRENT_CERTIFICATE,
@@ -160,7 +165,7 @@ def issue(request: RotationRequest, item: Item) -> str:
         raise RotationRefused(RotationRejection.INTERNAL_ERROR, "the registry item has no device type", thing)
     if rotation_attempted(item, request.job_id):
         return _repeated_csr()
-    _require_open_job(request)
+    require_open_job(request)
     reserved = function_attempts().reserve(item, request.job_id)
     if reserved is None:
         if rotation_attempted(function_records().get(request.serial_number) or {}, request.job_id):
@@ -208,7 +213,7 @@ def _certificate_from_csr(
     request: RotationRequest, reserved: Item
 ) -> CreateCertificateFromCsrResponseTypeDef:
     """AWS IoT's certificate (inactive) from the CSR of a reserved job, of the serial's registered key."""
-    _require_bound_key(request, reserved)
+    require_bound_key(request, reserved)
     try:
         created: CreateCertificateFromCsrResponseTypeDef = runtime.iot().create_certificate_from_csr(
             certificateSigningRequest=request.csr, setAsActive=False
@@ -268,7 +273,7 @@ def complete(request: RotationRequest, item: Item) -> str:
     """Make the pending certificate current: the device connected with it and says so with it."""
     thing = request.thing_name
     pending = item.get(Attr.PENDING_CERTIFICATE_ID)
-    if pending is None and _already_rotated(request, item):
+    if pending is None and already_rotated(request, item):
         logger.info("rotation already completed; repeated result")
         return "already-rotated"
     if pending is None or request.caller_certificate_id != pending:
@@ -277,8 +282,8 @@ def complete(request: RotationRequest, item: Item) -> str:
             "success must be reported with the new certificate of the rotation in progress",
             thing,
         )
-    _require_active_thing(request, item)
-    _require_job_in_progress(request, item)
+    require_active_thing(request, item)
+    require_job_in_progress(request, item)
     if function_records().complete_rotation(item) is None:
         raise RotationRefused(
             RotationRejection.NOT_CURRENT_CERTIFICATE, "the device's registry record changed meanwhile", thing
@@ -300,12 +305,12 @@ def abandon(request: RotationRequest, item: Item) -> str:
         )
     job_id = None
     if pending is not None:
-        _require_job_in_progress(request, item)
+        require_job_in_progress(request, item)
     elif rotation_attempted(item, request.job_id):
         logger.info("this job's attempt has ended already; repeated failure ignored")
         return "duplicate-result-ignored"
     else:  # a failure before any CSR: the job's attempt, recorded once
-        _require_open_job(request)
+        require_open_job(request)
         job_id = request.job_id
     reason = request.reason or "no reason given"
     if function_records().abandon_rotation(item, reason, job_id) is None:
@@ -378,64 +383,6 @@ def is_transient(error: BaseException) -> bool:
     return _code(error) in _TRANSIENT_ERROR_CODES or status >= 500
 
 
-def _require_active_thing(request: RotationRequest, item: Item) -> None:
-    if item.get(Attr.STATUS) != DeviceStatus.ACTIVE or item.get(Attr.THING_NAME) != request.thing_name:
-        raise RotationRefused(
-            RotationRejection.NOT_ACTIVE,
-            f"the device is {item.get(Attr.STATUS)}, not ACTIVE as this thing",
-            request.thing_name,
-        )
-
-
-def _require_bound_key(request: RotationRequest, item: Item) -> None:
-    """A serial with a registered key (its secure element's) gets a certificate only for that key: the CSR
-    must carry it, re-certified. Checked here, before any AWS request; only such serials load the parser."""
-    bound = item.get(Attr.PUBLIC_KEY_SHA256)
-    if not bound:
-        return
-    from hook.public_keys import PublicKeyError, csr_key_sha256  # noqa: PLC0415 (key binding only)
-
-    try:
-        key = csr_key_sha256(request.csr)
-    except PublicKeyError as error:
-        raise RotationRefused(RotationRejection.INVALID_CSR, f"csr: {error}", request.thing_name) from None
-    if key != bound:
-        raise RotationRefused(
-            RotationRejection.PUBLIC_KEY_MISMATCH,
-            "the CSR's key is not the device's registered key: a rotation re-certifies the same key",
-            request.thing_name,
-        )
-
-
-def _require_job_in_progress(request: RotationRequest, item: Item) -> None:
-    """The result is about the rotation in progress: the job of its CSR."""
-    if item.get(Attr.ROTATION_JOB_ID, request.job_id) != request.job_id:
-        raise RotationRefused(
-            RotationRejection.MALFORMED_REQUEST,
-            f"job {request.job_id} is not the rotation in progress",
-            request.thing_name,
-        )
-
-
-def _require_open_job(request: RotationRequest) -> None:
-    """The CSR belongs to a job execution of this thing that has not ended: an operator asked for the
-    rotation, and a device cannot have certificates issued at will (DescribeJobExecution, AWS IoT API
-    reference; QUEUED and IN_PROGRESS are the states before an execution ends)."""
-    try:
-        execution = runtime.iot().describe_job_execution(jobId=request.job_id, thingName=request.thing_name)
-        status = execution["execution"]["status"]
-    except ClientError as error:
-        if _code(error) != "ResourceNotFoundException":
-            raise
-        status = "none"
-    if status not in _OPEN_JOB_STATES:
-        raise RotationRefused(
-            RotationRejection.NO_ROTATION_JOB,
-            f"job {request.job_id} has no open execution for this thing (status {status})",
-            request.thing_name,
-        )
-
-
 def _require_still_pending(request: RotationRequest, certificate_id: str) -> None:
     """After the certificate was activated, the registry must still hold it as the serial's pending one;
     otherwise (revoked, decommissioned, another CSR) it is revoked here before the device ever gets it."""
@@ -450,15 +397,6 @@ def _require_still_pending(request: RotationRequest, certificate_id: str) -> Non
         RotationRejection.NOT_ACTIVE,
         f"the device became {item.get(Attr.STATUS)} while its new certificate was issued",
         request.thing_name,
-    )
-
-
-def _already_rotated(request: RotationRequest, item: Item) -> bool:
-    """A repeated ``SUCCEEDED`` of the rotation that already completed: the caller is now current."""
-    return (
-        item.get(Attr.CERTIFICATE_ID) == request.caller_certificate_id
-        and item.get(Attr.ROTATION_JOB_ID) == request.job_id
-        and Attr.ROTATED_AT in item
     )
 
 
