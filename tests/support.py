@@ -330,6 +330,7 @@ def rules_entry(**restrictions: Any) -> dict[str, Any]:
         "minFirmwareVersion": None,
         "retired": False,
         "keyBinding": False,
+        "zeroTouch": None,
     } | restrictions
 
 
