@@ -15,6 +15,7 @@ from typing import Any, Final
 from hook.contract import (
     NAME_CHARSET,
     SERIAL_NUMBER_MAX_LENGTH,
+    VENDOR_CHAIN_PARAMETER,
     Parameter,
     ProvisioningDenied,
     RejectionReason,
@@ -27,11 +28,11 @@ from hook.vendor_rules import (
     check_serial_rule,
 )
 
-DECLARED_PARAMETERS: Final = frozenset(Parameter)
+DECLARED_PARAMETERS: Final = frozenset({*Parameter, VENDOR_CHAIN_PARAMETER})
 """The only keys a request's ``parameters`` may hold: those the template declares
-(``components/documents.py``). AWS IoT adds none of its own: the hook's ``parameters`` are "the properties
-in the parameters argument passed in the RegisterThing request payload" (developer guide,
-"Pre-provisioning hooks")."""
+(``components/documents.py``); the vendor chain is read for zero-touch types only (:mod:`hook.vendor_chain`).
+AWS IoT adds none of its own: the hook's ``parameters`` are "the properties in the parameters argument passed
+in the RegisterThing request payload" (developer guide, "Pre-provisioning hooks")."""
 _LOGGED_NAME_MAX_LENGTH: Final = 64
 RAW_VALUE_MAX_LENGTH: Final = 1024
 """Values longer than this are refused before any other work is done on them."""
