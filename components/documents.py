@@ -320,9 +320,7 @@ def template_body(name_prefix: str) -> str:
         {
             # The vendor chain is declared for zero-touch types and referenced by no resource: the hook
             # reads it from the request's parameters, and no thing attribute (800 characters) could hold it.
-            "Parameters": {
-                name: {"Type": "String"} for name in (*Parameter, VENDOR_CHAIN_PARAMETER)
-            },
+            "Parameters": {name: {"Type": "String"} for name in (*Parameter, VENDOR_CHAIN_PARAMETER)},
             "Resources": {
                 "thing": {
                     "Type": "AWS::IoT::Thing",
