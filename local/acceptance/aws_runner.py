@@ -46,6 +46,7 @@ from local.acceptance.run_plan import (
 from local.acceptance.run_report import Exit, Report
 from local.acceptance.stack_config import declared_types, set_all_arguments, stored_by_path, type_errors
 from local.acceptance.stack_sweep import Sweep
+from local.deploy.vendor_roots import ensure_vendor_roots
 from local.scenario.full_run import ScenarioResult
 from program.config import PROJECT_DIR
 
@@ -139,6 +140,7 @@ def run(
             f"Pulumi.{plan.stack}.yaml exists: {plan.stack} is not a throwaway stack; pick another name"
         )
     arguments = config_arguments(plan, root)
+    ensure_vendor_roots(plan.config())  # the local device types' zero-touch root, read by `pulumi up`
     previous = _selected_stack(workspace)
     with interrupts.handled():
         stack = _create(workspace, plan)
