@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import VENDOR_CHAIN_PARAMETER, Attr
@@ -22,6 +21,7 @@ from tests.support import (
     decision_logs,
     device_certificate,
     device_key,
+    element_certificate,
     hook_event,
     output_lines,
     rules_entry,
@@ -49,13 +49,8 @@ def zero_touch(configure_hook: Callable[[dict[str, Any]], None]) -> None:
     configure_hook(ZERO_TOUCH_RULES)
 
 
-def issued_for(made: VendorElement) -> str:
-    key = serialization.load_pem_private_key(made.element.key_and_csr("x").private_key_pem.encode(), None)
-    return device_certificate(key)  # type: ignore[arg-type]
-
-
 def event(made: VendorElement, certificate_pem: str | None = None, **parameters: Any) -> dict[str, Any]:
-    pem = certificate_pem or issued_for(made)
+    pem = certificate_pem or element_certificate(made.element)
     values = {
         "SerialNumber": f"SL-{made.unique_id}",
         "DeviceType": "smart-lock",

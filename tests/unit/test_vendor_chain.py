@@ -18,19 +18,13 @@ from hook.rules import DeviceRequest
 from hook.vendor_chain import CHAIN_MAX_LENGTH, attest
 from hook.vendor_rules import ZeroTouchRule
 from local.devices.vendor import Vendor, VendorElement, certificate_chain_parameter
-from tests.support import certificate_id, device_certificate, device_key
+from tests.support import certificate_id, device_certificate, device_key, element_certificate
 
 VENDOR = Vendor()
 
 
 def rule(vendor: Vendor = VENDOR, denied: frozenset[int] = frozenset()) -> ZeroTouchRule:
     return ZeroTouchRule((vendor.root.certificate_pem(),), "SL-{uniqueId}", denied)
-
-
-def issued_for(made: VendorElement) -> str:
-    """The certificate AWS IoT issues for the element's CSR: same key, AWS's issuer."""
-    key = serialization.load_pem_private_key(made.element.key_and_csr("x").private_key_pem.encode(), None)
-    return device_certificate(key)  # type: ignore[arg-type]
 
 
 def request(serial: str) -> DeviceRequest:
@@ -45,7 +39,7 @@ def provenance(certificate_pem: Any) -> Provenance:
 
 def refusal(chain: Any, made: VendorElement, **overrides: Any) -> RejectionReason:
     serial = overrides.pop("serial", f"SL-{made.unique_id}")
-    certificate = overrides.pop("certificate", issued_for(made))
+    certificate = overrides.pop("certificate", element_certificate(made.element))
     with pytest.raises(ProvisioningDenied) as denied:
         attest(chain, overrides.pop("rule", rule()), request(serial), provenance(certificate))
     return denied.value.reason
@@ -54,7 +48,10 @@ def refusal(chain: Any, made: VendorElement, **overrides: Any) -> RejectionReaso
 def test_a_genuine_element_is_attested_with_its_key_signer_and_unique_id() -> None:
     made = VENDOR.make_element()
     attested = attest(
-        made.chain_parameter(), rule(), request(f"SL-{made.unique_id}"), provenance(issued_for(made))
+        made.chain_parameter(),
+        rule(),
+        request(f"SL-{made.unique_id}"),
+        provenance(element_certificate(made.element)),
     )
 
     assert attested.public_key == made.element.public_key_sha256()
@@ -68,7 +65,9 @@ def test_a_genuine_element_is_attested_with_its_key_signer_and_unique_id() -> No
 def test_a_chain_that_also_carries_the_pinned_root_is_attested() -> None:
     made = VENDOR.make_element()
     chain = certificate_chain_parameter([made.device_certificate, *made.signers, VENDOR.root.certificate])
-    assert attest(chain, rule(), request(f"SL-{made.unique_id}"), provenance(issued_for(made))).public_key
+    assert attest(
+        chain, rule(), request(f"SL-{made.unique_id}"), provenance(element_certificate(made.element))
+    ).public_key
 
 
 def test_a_self_made_chain_is_untrusted() -> None:
