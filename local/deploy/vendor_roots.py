@@ -28,17 +28,24 @@ def vendor_root_paths(config: Mapping[str, str]) -> list[Path]:
 
 
 def write_vendor_roots(config: Mapping[str, str], vendor: Vendor) -> None:
-    """Write ``vendor``'s root to every root file the config names (each replaced at once, never half
-    written)."""
+    """Write ``vendor``'s root to every root file the config names."""
     for path in vendor_root_paths(config):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
-            file.write(vendor.root.certificate_pem())
-        os.replace(file.name, path)
+        _replace(path, vendor.root.certificate_pem())
 
 
 def ensure_vendor_roots(config: Mapping[str, str]) -> None:
     """Write a new simulated vendor's root to the root files the config names that do not exist yet: what
     reading the local config needs when no deployment wrote them (a fresh clone's tests)."""
-    if not all(path.exists() for path in vendor_root_paths(config)):
-        write_vendor_roots(config, Vendor())
+    missing = [path for path in vendor_root_paths(config) if not path.exists()]
+    if missing:
+        root = Vendor().root.certificate_pem()
+        for path in missing:
+            _replace(path, root)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` at once, never half (a concurrent reader sees the old file or the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
+        file.write(text)
+    os.replace(file.name, path)

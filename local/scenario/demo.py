@@ -23,7 +23,7 @@ from local.scenario.hook_logs import with_hook_reasons
 from local.scenario.provisioned_fleet import preregister_fleet
 from local.scenario.result_tables import outcome_result, outcomes_table, outputs_table, registry_table
 from local.scenario.sandbox import sandbox
-from local.scenario.zero_touch import zero_touch_devices, zero_touch_type
+from local.scenario.zero_touch import zero_touch_devices
 from program.outputs import StackOutput
 
 
@@ -47,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         step(f"emulator ready; local stack deployed: {len(box.stack.created)} resources")
         for note in box.stack.notes:
             step(f"  note: {note}")
-        devices = [*devices, *zero_touch_devices(box.stack.vendor, box.settings)]
+        zero_touch = zero_touch_devices(box)
+        devices = [*devices, *zero_touch]
         step(
-            f"zero-touch: {zero_touch_type(box.settings).name} trusts the simulated vendor's root, "
-            "written before deploying; its devices send their factory certificate chain, no manifest"
+            f"zero-touch: {len(zero_touch)} devices of a type that trusts the simulated vendor's root, "
+            "written before deploying; they send their factory certificate chain and are in no manifest"
         )
         manifest = preregistered(devices)
         report = preregister_fleet(box, devices)

@@ -41,6 +41,7 @@ def sandbox(vendor: Vendor | None = None) -> Iterator[Sandbox]:
             outputs=stack.outputs,
             settings=stack_settings(local_config(), LOCAL_STACK),
             patience=EMULATOR_PATIENCE,
+            vendor=stack.vendor,
             fleetctl_environment={
                 "AWS_ENDPOINT_URL": endpoint_url,
                 "AWS_ACCESS_KEY_ID": ACCESS_KEY,  # the emulator's root credentials: AUTH=true checks keys
