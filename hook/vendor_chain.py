@@ -11,8 +11,10 @@ Each link is checked explicitly: ``verify_directly_issued_by`` (cryptography 40+
 signature), both ends' validity, and the issuer's basicConstraints (CA, path length) and keyUsage. Not
 cryptography's ``PolicyBuilder`` client verifier: it applies the web PKI profile, which requires a
 subjectAltName that Trust&GO device certificates do not carry, and only cryptography 45+ lets a caller relax
-that (``ExtensionPolicy``), newer than the Powertools layer is known to bring (``components/powertools.py``).
-Nothing here is newer than cryptography 42 (``not_valid_after_utc``), the project's floor.
+that (``ExtensionPolicy``). The Powertools layer (``components/powertools.py``) brings whichever cryptography
+pip chose when it was built: its ``[all]`` extra asks for ``aws-encryption-sdk>=3.1.1,<5`` (Powertools 3.24
+``setup.py``), which bounds cryptography from below only. Nothing here is newer than cryptography 42
+(``not_valid_after_utc``), the project's floor.
 """
 
 from __future__ import annotations
