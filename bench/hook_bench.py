@@ -1,19 +1,22 @@
 """Performance figures of the pre-provisioning hook, each printed with its target and PASS/FAIL, for a stack
-without key binding ("plain") and for a device type that binds keys ("binding").
+without key binding ("plain"), for a device type that binds keys ("binding") and for a zero-touch device type
+("zero-touch").
 
 Run from the repository root::
 
     .venv/bin/python -m bench.hook_bench [--strict] [--rounds 5] [--cold-runs 3] [--decisions 400]
 
 Figure 1 is ``bench/hook_cold_start.py``'s, figures 2 and 3 ``bench/hook_overhead.py``'s, figure 4 this
-script's; the two cases are ``bench/hook_cases.py``'s. Everything runs locally with fake credentials; no AWS
+script's; the three cases are ``bench/hook_cases.py``'s. Everything runs locally with fake credentials; no AWS
 account is used. The cold-start figure needs moto's server (``pip install flask flask-cors``, or
 ``moto[server]``).
 
 Key binding (issue 12) parses the certificate being registered with ``cryptography``, imported only on that
 path; the targets hold for stacks without binding, and the binding figures are printed beside them. Its
 events carry a real certificate (an EC P-256 key, as a secure element makes one) of the key the serial was
-pre-registered with.
+pre-registered with. Zero-touch (issue 23) also verifies the device's vendor chain (device certificate and
+signer, base64 DER, to a pinned root) in ``hook/vendor_chain.py``, imported only for zero-touch types; its
+devices are new elements of a vendor made by the bench, and need no pre-registration.
 
 Noise: each figure is measured in ``--rounds`` rounds, the measured side and its baseline interleaved within
 each round; a round gives one ratio, and the figure is the median of the rounds' ratios, printed with their
@@ -23,13 +26,14 @@ spread (lowest-highest) and every round's value. Nothing is dropped.
    to a moto server on 127.0.0.1), divided by ``import boto3`` plus creating one DynamoDB client. Each runs
    in a fresh interpreter started in the unpacked function package, with the same environment and preamble,
    timed inside the interpreter with ``time.perf_counter()``. A round runs ``--cold-runs`` interpreters of
-   each side (plain, binding, baseline), rotating which goes first; its ratio is the medians' ratio. Target
-   <= 1.2 for plain; binding for information, with what the binding path adds in milliseconds. Each plain
+   each side (plain, binding, zero-touch, baseline), rotating which goes first; its ratio is the medians'
+   ratio. Target <= 1.2 for plain; binding and zero-touch for information, with what each path adds in
+   milliseconds. Each plain
    interpreter reports whether ``cryptography`` (or ``hook.public_keys``) was imported: it must not be.
 2. Overhead per decision: the real handler, in process, approving new serials with a stubbed DynamoDB
    client, against the same stubbed request sent alone on the same client; a round's ratio is the p50 of
-   its ``--decisions`` hook decisions over the p50 of as many lone requests, and the two cases take turns
-   round by round. Target <= 1.5 for plain; binding for information. p99 and the difference in
+   its ``--decisions`` hook decisions over the p50 of as many lone requests, and the cases take turns
+   round by round. Target <= 1.5 for plain; binding and zero-touch for information. p99 and the difference in
    microseconds are pooled over the rounds, for information. The stub is a ``before-send`` handler on the
    hook's own client that answers every request with DynamoDB's success (HTTP 200, ``{}``) instead of
    sending it, so both sides go through all of botocore but the socket: parameter validation and
@@ -47,7 +51,8 @@ spread (lowest-highest) and every round's value. Nothing is dropped.
    serial, same certificate; informational).
 4. Size of the zipped function code: the archive the program declares (``hook/**/*.py``, ``rules.json``,
    ``activation.json``), deflated as the local deployer uploads it, for a stack of default settings and for
-   the same stack with a device type that binds keys. The binding path ships nothing more in it:
+   the same stack with a device type that binds keys, or a zero-touch type (whose pinned root rides in
+   ``rules.json``). The binding path ships nothing more in it:
    ``cryptography`` comes with the Powertools layer (``components/powertools.py``); the figure checks that
    the package holds no ``cryptography``. The cold starts run in these very packages.
 
@@ -66,7 +71,7 @@ from typing import Any, Final
 
 from bench.fake_aws import REGION
 from bench.figures import Figure, print_figures
-from bench.hook_cases import BINDING, BINDING_TYPE, PLAIN
+from bench.hook_cases import BINDING, BINDING_TYPE, PLAIN, VENDOR, ZERO_TOUCH, zero_touch_type_config
 from bench.hook_cold_start import measure_cold_start
 from bench.hook_overhead import hook_on_moto, measure_overhead, measure_requests
 from components.function_archives import PRE_PROVISIONING, package_bytes
@@ -74,14 +79,23 @@ from program.device_types import DEFAULT_DEVICE_TYPES
 from tests.pulumi_mocks import deploy
 
 ZIP_SIZE_LIMIT: Final = 50 * 1024
-STACKS: Final[dict[str, dict[str, Any]]] = {
-    PLAIN.name: {"aws:region": REGION},
-    BINDING.name: {
-        "aws:region": REGION,
-        "deviceTypes": [*DEFAULT_DEVICE_TYPES, {"name": BINDING_TYPE, "keyBinding": True}],
-    },
-}
-"""Stack config of each case: default settings, and the same with a device type that binds keys."""
+
+
+def stacks(root_file: Path) -> dict[str, dict[str, Any]]:
+    """Stack config of each case: default settings, and the same with a device type that binds keys, or
+    with a zero-touch type pinning the bench vendor's root (written to ``root_file``)."""
+    root_file.write_text(VENDOR.root.certificate_pem(), encoding="utf-8")
+    return {
+        PLAIN.name: {"aws:region": REGION},
+        BINDING.name: {
+            "aws:region": REGION,
+            "deviceTypes": [*DEFAULT_DEVICE_TYPES, {"name": BINDING_TYPE, "keyBinding": True}],
+        },
+        ZERO_TOUCH.name: {
+            "aws:region": REGION,
+            "deviceTypes": [*DEFAULT_DEVICE_TYPES, zero_touch_type_config(str(root_file))],
+        },
+    }
 
 
 def function_package(config: dict[str, Any]) -> bytes:
@@ -135,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counted-approvals", type=int, default=50, help="approvals counted (default 50)")
     args = parser.parse_args(argv)
 
-    packages = {case: function_package(config) for case, config in STACKS.items()}
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="hook-bench-") as work:
         work_dir = Path(work)
+        configs = stacks(work_dir / "vendor-root.pem")
+        packages = {case: function_package(config) for case, config in configs.items()}
         figures += measure_cold_start(args.rounds, args.cold_runs, work_dir, packages)
         figures += measure_overhead(work_dir, args.rounds, args.decisions)
         with hook_on_moto(work_dir) as client:

@@ -1,5 +1,6 @@
-"""The hook benchmark's two cases: a stack without key binding ("plain") and a device type that binds keys
-("binding"), with the devices that provision through each."""
+"""The hook benchmark's cases: a stack without key binding ("plain"), a device type that binds keys
+("binding") and a zero-touch device type that trusts a vendor root ("zero-touch"), with the devices that
+provision through each."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from fleetctl.operator_transitions import OperatorRecords
+from hook.contract import VENDOR_CHAIN_PARAMETER
 from hook.registry_items import timestamp
 from hook.rules import parse_rules, validate_request
+from local.devices.vendor import Vendor
 from tests.support import (
     RULES,
     device_certificate,
     device_key,
+    element_certificate,
     hook_event,
     key_fingerprint,
     valid_parameters,
@@ -24,6 +28,21 @@ BINDING_TYPE: Final = "secure-sensor"
 BINDING_RULES: Final[dict[str, Any]] = {
     **RULES,
     "deviceTypes": {**RULES["deviceTypes"], BINDING_TYPE: {"keyBinding": True}},
+}
+
+ZERO_TOUCH_TYPE: Final = "vendor-meter"
+"""The bench's zero-touch device type; its serials are ``VM-<unique id>``."""
+VENDOR: Final = Vendor("Bench Silicon")
+"""The simulated vendor whose root the zero-touch type pins; made once per process."""
+ZERO_TOUCH_SERIAL: Final = "VM-{uniqueId}"
+ZERO_TOUCH_RULES: Final[dict[str, Any]] = {
+    **RULES,
+    "deviceTypes": {
+        **RULES["deviceTypes"],
+        ZERO_TOUCH_TYPE: {
+            "zeroTouch": {"roots": [VENDOR.root.certificate_pem()], "serial": ZERO_TOUCH_SERIAL}
+        },
+    },
 }
 
 
@@ -60,6 +79,25 @@ def binding_device(number: int) -> Device:
     )
 
 
+def zero_touch_device(number: int) -> Device:
+    """A device of :data:`ZERO_TOUCH_TYPE`: a new element of :data:`VENDOR` (its unique id makes the serial;
+    ``number`` plays no part), its factory chain and a certificate of its key; no pre-registration."""
+    del number
+    made = VENDOR.make_element()
+    parameters = valid_parameters(
+        SerialNumber=ZERO_TOUCH_SERIAL.replace("{uniqueId}", made.unique_id),
+        DeviceType=ZERO_TOUCH_TYPE,
+        **{VENDOR_CHAIN_PARAMETER: made.chain_parameter()},
+    )
+    return Device(parameters, element_certificate(made.element))
+
+
+def zero_touch_type_config(root_file: str) -> dict[str, Any]:
+    """The stack config entry of :data:`ZERO_TOUCH_TYPE`, pinning the root written to ``root_file``."""
+    vendor = {"roots": [root_file], "serial": ZERO_TOUCH_SERIAL, "zeroTouch": True}
+    return {"name": ZERO_TOUCH_TYPE, "vendor": vendor}
+
+
 def preregister(records: OperatorRecords, device: Device) -> None:
     """Pre-register ``device`` with its key, as ``fleetctl preregister`` does from a factory manifest."""
     request = validate_request(device.parameters, parse_rules(BINDING_RULES))
@@ -78,3 +116,5 @@ class Case:
 
 PLAIN: Final = Case("plain", RULES, plain_device)
 BINDING: Final = Case("binding", BINDING_RULES, binding_device)
+ZERO_TOUCH: Final = Case("zero-touch", ZERO_TOUCH_RULES, zero_touch_device)
+CASES: Final = (PLAIN, BINDING, ZERO_TOUCH)

@@ -27,7 +27,7 @@ except ImportError as missing:  # moto's server needs Flask, which moto[dynamodb
 
 from bench.fake_aws import FAKE_CREDENTIALS, REGION
 from bench.figures import Figure, median_of_rounds, replace_passed
-from bench.hook_cases import BINDING, PLAIN, plain_device, preregister
+from bench.hook_cases import BINDING, CASES, PLAIN, plain_device, preregister
 from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
 from tests.support import (
@@ -152,13 +152,13 @@ class ColdStarts:
     case in its own stack's unpacked package, and the baseline. Each hook run approves a new serial (a
     binding one pre-registered with its key first, untimed); what each run reported is kept."""
 
-    SIDES: Final = (PLAIN.name, BINDING.name, "baseline")
+    SIDES: Final = (*(case.name for case in CASES), "baseline")
 
     def __init__(self, work_dir: Path, packages: dict[str, bytes], endpoint: str, records: OperatorRecords):
         self._records = records
         self._task_dirs: dict[str, Path] = {}
         self._envs: dict[str, dict[str, str]] = {}
-        for case in (PLAIN, BINDING):
+        for case in CASES:
             self._task_dirs[case.name] = work_dir / f"task-{case.name}"
             with zipfile.ZipFile(io.BytesIO(packages[case.name])) as archive:
                 archive.extractall(self._task_dirs[case.name])
@@ -166,7 +166,7 @@ class ColdStarts:
             self._envs[case.name] = _subprocess_env(endpoint, rules_file)
         self._runs = 0
         self.denied: list[str] = []
-        self.binding_modules: dict[str, list[list[str]]] = {PLAIN.name: [], BINDING.name: []}
+        self.binding_modules: dict[str, list[list[str]]] = {case.name: [] for case in CASES}
         """Per case, the binding modules each of its cold starts had loaded."""
 
     def run(self, side: str) -> float:
@@ -178,7 +178,7 @@ class ColdStarts:
                 _BASELINE_COLD_START, event, self._envs[PLAIN.name], self._task_dirs[PLAIN.name]
             )
             return float(baseline["seconds"])
-        case = PLAIN if side == PLAIN.name else BINDING
+        [case] = [case for case in CASES if case.name == side]
         device = case.device(900_000 + self._runs)
         if device.key_sha256 is not None:
             preregister(self._records, device)
@@ -228,12 +228,15 @@ def measure_cold_start(rounds: int, runs: int, work_dir: Path, packages: dict[st
     with_cryptography = sum("cryptography" in names for names in cold.binding_modules[BINDING.name])
     return [
         replace_passed(plain, bool(plain.passed) and not cold.denied),
-        median_of_rounds(
-            f"cold start ratio, {BINDING.name}",
-            ratios(BINDING.name),
-            f"hook {pooled[BINDING.name]:.3f} s, "
-            f"{1000 * (pooled[BINDING.name] - pooled[PLAIN.name]):+.0f} ms on {PLAIN.name}",
-            None,
+        *(
+            median_of_rounds(
+                f"cold start ratio, {case.name}",
+                ratios(case.name),
+                f"hook {pooled[case.name]:.3f} s, "
+                f"{1000 * (pooled[case.name] - pooled[PLAIN.name]):+.0f} ms on {PLAIN.name}",
+                None,
+            )
+            for case in CASES[1:]
         ),
         Figure(
             f"{PLAIN.name} cold start imports binding",

@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from bench.fake_aws import FAKE_CREDENTIALS, REGION, StubBody
 from bench.figures import Figure, median_of_rounds
-from bench.hook_cases import BINDING, PLAIN, Case, plain_device
+from bench.hook_cases import CASES, PLAIN, Case, plain_device
 from hook import pre_provisioning, runtime
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
 from tests.support import (
@@ -209,18 +209,18 @@ def measure_overhead(work_dir: Path, rounds: int, decisions: int, warm_up: int =
     What is left is what the hook adds per decision: the event's checks, the rules, reading the
     certificate's key (binding), building the transaction, the decorators, the decision's log line and
     metrics. Within a round, hook and lone request alternate (hook, alone, alone, hook, ...) so that
-    machine noise and cache effects fall on both; the cases take turns, each round starting with the other,
-    so that a change in the machine's load falls on both cases. Each case runs on a hook configured with
+    machine noise and cache effects fall on both; the cases take turns, each round starting with the next
+    one, so that a change in the machine's load falls on every case. Each case runs on a hook configured with
     its own stack's rules (a new client, warmed up untimed); devices, events and parameter copies are made
     untimed.
     """
-    timings = {case.name: Timings() for case in (PLAIN, BINDING)}
+    timings = {case.name: Timings() for case in CASES}
     for block in range(rounds):
-        for case in (PLAIN, BINDING) if block % 2 == 0 else (BINDING, PLAIN):
+        for case in CASES[block % len(CASES) :] + CASES[: block % len(CASES)]:
             with _hook_on_stub(work_dir, case.rules) as client:
                 _time_block(client, case, block, timings[case.name], decisions=decisions, warm_up=warm_up)
     figures = []
-    for case in (PLAIN, BINDING):
+    for case in CASES:
         timed = timings[case.name]
         all_hook = [seconds for samples in timed.hook for seconds in samples]
         all_alone = [seconds for samples in timed.alone for seconds in samples]

@@ -130,14 +130,16 @@ def alarm_specs(
             statistic="p99",
             comparison="GreaterThanThreshold",
         ),
-        # Counted by the hook for PublicKeyMismatch, PublicKeyNotRegistered and CertificateUnreadable: never a
-        # device's honest mistake. The rotation function's count has its own alarm, so a rotation's
-        # attempt at another key raises a notification of its own whatever the hook's alarm is doing.
+        # Counted by the hook for PublicKeyMismatch, PublicKeyNotRegistered and CertificateUnreadable, and for
+        # zero-touch's Vendor* reasons (hook/contract.py KEY_BINDING_REJECTIONS): never a device's honest
+        # mistake. The rotation function's count has its own alarm, so a rotation's attempt at another key
+        # raises a notification of its own whatever the hook's alarm is doing.
         AlarmSpec(
             "key-binding-rejected",
-            "A certificate did not carry the key registered for its serial: someone holding the claim "
-            "certificate tries a serial with another key, or a factory manifest has a wrong or missing key "
-            "(the hook's WARNING logs name the serial)",
+            "A certificate did not carry the key registered or vendor-attested for its serial: someone "
+            "holding the claim certificate tries a serial with another key or a chain no pinned vendor root "
+            "signed, or a factory manifest has a wrong or missing key (the hook's WARNING logs name the "
+            "serial and the reason)",
             (key_binding_rejected(Service.HOOK),),
             1,
         ),

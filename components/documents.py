@@ -16,6 +16,7 @@ from hook.contract import (
     PARAMETER_ATTRIBUTES,
     ROTATION_TOPIC_ROOT,
     STACK_NAME_SEPARATOR,
+    VENDOR_CHAIN_PARAMETER,
     Parameter,
     RotationStep,
     rotation_topic,
@@ -317,7 +318,9 @@ def template_body(name_prefix: str) -> str:
     per_type = _joined(name_prefix, Parameter.DEVICE_TYPE)
     return _dumps(
         {
-            "Parameters": {parameter.value: {"Type": "String"} for parameter in Parameter},
+            # The vendor chain is declared for zero-touch types and referenced by no resource: the hook
+            # reads it from the request's parameters, and no thing attribute (800 characters) could hold it.
+            "Parameters": {name: {"Type": "String"} for name in (*Parameter, VENDOR_CHAIN_PARAMETER)},
             "Resources": {
                 "thing": {
                     "Type": "AWS::IoT::Thing",

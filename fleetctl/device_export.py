@@ -72,9 +72,12 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.REVOCATION_REASON,
     Attr.CERTIFICATES_REVOKED_AT,
     Attr.DECOMMISSIONED_AT,
+    Attr.ATTESTED_BY,
+    Attr.UNIQUE_ID,
 )
-"""The CSV's columns, in this order: who the device is, its certificates and keys, then its history. An
-attribute a device does not have is an empty cell."""
+"""The CSV's columns, in this order: who the device is, its certificates and keys, then its history, then
+what attested it (added last, so the earlier columns keep their places). An attribute a device does not
+have is an empty cell."""
 
 FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
 """A CSV cell starting with one of these is read as a formula by spreadsheets; OWASP's "CSV Injection"

@@ -104,6 +104,10 @@ class Attr(StrEnum):
     KEY_REBOUND_AT = "keyReboundAt"
     KEY_REBOUND_BY = "keyReboundBy"
     KEY_REBOUND_REASON = "keyReboundReason"
+    ATTESTED_BY = "attestedBy"
+    """An attested item: the SHA-256 thumbprint (hex) of the vendor certificate that vouched for the key."""
+    UNIQUE_ID = "uniqueId"
+    """An attested item: the vendor's unique id of the secure element (lowercase hex)."""
 
 
 REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER
@@ -260,6 +264,10 @@ RULES_FILE_ENV: Final = "HOOK_RULES_FILE"
 RULES_FILE_NAME: Final = "rules.json"
 """Default rules file, packaged beside the handler."""
 
+VENDOR_CHAIN_PARAMETER: Final = "VendorCertificateChain"
+"""Zero-touch types: the element's factory certificate chain, device certificate first, each certificate as
+base64 DER, joined by commas (JWS ``x5c`` order, RFC 7515 4.1.6). Declared by the template, never stored."""
+
 
 class RejectionReason(StrEnum):
     """Why the hook denied a request: a small, fixed set, used as the ``Reason`` metric dimension."""
@@ -293,6 +301,13 @@ class RejectionReason(StrEnum):
     """Key binding: the serial was registered without a key."""
     CERTIFICATE_UNREADABLE = "CertificateUnreadable"
     """Key binding: the event's certificatePem is missing or not a certificate of an accepted key."""
+    VENDOR_CHAIN_UNREADABLE = "VendorChainUnreadable"
+    """Zero-touch: the vendor certificate chain parameter is missing, oversized or not certificates."""
+    VENDOR_CHAIN_UNTRUSTED = "VendorChainUntrusted"
+    VENDOR_CERTIFICATE_EXPIRED = "VendorCertificateExpired"
+    VENDOR_CERTIFICATE_DENIED = "VendorCertificateDenied"
+    VENDOR_KEY_MISMATCH = "VendorKeyMismatch"
+    VENDOR_SERIAL_MISMATCH = "VendorSerialMismatch"
     UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     RULES_UNAVAILABLE = "RulesUnavailable"
@@ -304,6 +319,12 @@ KEY_BINDING_REJECTIONS: Final = frozenset(
         RejectionReason.PUBLIC_KEY_MISMATCH,
         RejectionReason.PUBLIC_KEY_NOT_REGISTERED,
         RejectionReason.CERTIFICATE_UNREADABLE,
+        RejectionReason.VENDOR_CHAIN_UNREADABLE,
+        RejectionReason.VENDOR_CHAIN_UNTRUSTED,
+        RejectionReason.VENDOR_CERTIFICATE_EXPIRED,
+        RejectionReason.VENDOR_CERTIFICATE_DENIED,
+        RejectionReason.VENDOR_KEY_MISMATCH,
+        RejectionReason.VENDOR_SERIAL_MISMATCH,
     }
 )
 """The denials that also count ``KeyBindingRejected``."""

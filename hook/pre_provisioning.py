@@ -21,6 +21,7 @@ from hook.contract import (
     RULES_FILE_ENV,
     RULES_FILE_NAME,
     SERVICE_DIMENSION,
+    VENDOR_CHAIN_PARAMETER,
     Metric,
     Parameter,
     ProvisioningDenied,
@@ -28,9 +29,10 @@ from hook.contract import (
     Service,
     metrics_namespace_from_environment,
 )
-from hook.registry_decisions import Provenance
+from hook.registry_decisions import Attestation, Provenance
 from hook.registry_transitions import DeviceRecords, registry_from_environment
-from hook.rules import RulesError, RuleSet, load_rules, validate_request
+from hook.rules import DeviceRequest, RulesError, RuleSet, load_rules, validate_request
+from hook.vendor_rules import ZeroTouchRule
 
 SERVICE: Final = Service.HOOK.value
 
@@ -114,13 +116,27 @@ def _decide(event: Any) -> tuple[dict[str, str], str]:
     request = validate_request(parameters, rules)
     logger.append_keys(serialNumber=request.serial_number, deviceType=request.device_type)
     provenance = _provenance(event)
+    rule = rules.device_types[request.device_type]
     _registry().approve(
         request,
         provenance,
         require_preregistration=rules.require_preregistration,
-        key_binding=rules.device_types[request.device_type].key_binding,
+        key_binding=rule.key_binding,
+        attestation=_attestation(parameters, rule.zero_touch, request, provenance),
     )
     return request.parameters(), provenance.claim_certificate_id
+
+
+def _attestation(
+    parameters: Any, rule: ZeroTouchRule | None, request: DeviceRequest, provenance: Provenance
+) -> Attestation | None:
+    """A zero-touch type's verified vendor chain (``parameters`` were validated as an object); imports
+    :mod:`hook.vendor_chain` for such types only."""
+    if rule is None:
+        return None
+    from hook.vendor_chain import attest  # noqa: PLC0415 (zero-touch types only)
+
+    return attest(parameters.get(VENDOR_CHAIN_PARAMETER), rule, request, provenance)
 
 
 def _deny(reason: RejectionReason, detail: str) -> dict[str, Any]:

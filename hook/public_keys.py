@@ -66,12 +66,12 @@ def registered_key_sha256(text: str) -> str:
         return fingerprint.group(1).lower()
     header = _PEM_HEADER.search(stripped)
     if header:
-        return _fingerprint(_load_der_key(_pem_body(stripped, header.group(1))))
+        return key_sha256(_load_der_key(_pem_body(stripped, header.group(1))))
     try:
         der = base64.b64decode("".join(stripped.split()), validate=True)
     except (binascii.Error, ValueError):
         raise PublicKeyError(f"neither PEM, base64 nor a fingerprint; expected {KEY_FORMS}") from None
-    return _fingerprint(_load_der_key(der))
+    return key_sha256(_load_der_key(der))
 
 
 def certificate_key_sha256(certificate_pem: str) -> str:
@@ -81,7 +81,7 @@ def certificate_key_sha256(certificate_pem: str) -> str:
         key = certificate.public_key()
     except _PARSE_ERRORS:
         raise PublicKeyError(f"the certificate's key cannot be read; expected {ACCEPTED_KEYS}") from None
-    return _fingerprint(key, "the certificate's key")
+    return key_sha256(key, "the certificate's key")
 
 
 def csr_key_sha256(csr_pem: str) -> str:
@@ -97,7 +97,7 @@ def csr_key_sha256(csr_pem: str) -> str:
         ) from None
     if not signed:
         raise PublicKeyError("the certificate request's signature does not verify with its own key")
-    return _fingerprint(key, "the certificate request's key")
+    return key_sha256(key, "the certificate request's key")
 
 
 def _load(text: str, what: str, loader: Callable[[bytes], _Loaded]) -> _Loaded:
@@ -140,8 +140,9 @@ def _load_der_key(der: bytes) -> PublicKeyTypes:
         ) from None
 
 
-def _fingerprint(key: PublicKeyTypes, what: str = "the key") -> str:
-    """The fingerprint of an accepted key; :class:`PublicKeyError` naming its kind for any other."""
+def key_sha256(key: PublicKeyTypes, what: str = "the key") -> str:
+    """The fingerprint of an accepted key (``what`` names it in errors); :class:`PublicKeyError` naming its
+    kind for any other."""
     if isinstance(key, ec.EllipticCurvePublicKey):
         if not isinstance(key.curve, EC_CURVES):
             raise PublicKeyError(f"{what} is EC on curve {key.curve.name}; expected {ACCEPTED_KEYS}")

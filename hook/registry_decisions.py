@@ -60,6 +60,15 @@ class Provenance:
     """The event's ``certificatePem``: read only to check its key."""
 
 
+@dataclass(frozen=True)
+class Attestation:
+    """A device's key as its vendor attested it (:mod:`hook.vendor_chain`): its fingerprint, and the
+    provenance attributes the approval records (``attestedBy``, ``uniqueId``)."""
+
+    public_key: str
+    attributes: Item
+
+
 def stored_item(refusal: Mapping[str, Any]) -> Item | None:
     """The stored item a refusal carries: a cancellation reason, or a refused conditional write's
     response; ``None`` when there was none."""

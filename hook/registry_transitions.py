@@ -56,6 +56,7 @@ from hook import runtime
 from hook.contract import REGISTRY_TABLE_ENV, STATUS_INDEX, Attr, DeviceStatus, shard_keys
 from hook.registry_decisions import (
     EXPIRY_OF_THE_REPLACED,
+    Attestation,
     Provenance,
     approval_decision,
     cancelled_by_conditions,
@@ -108,6 +109,7 @@ class DeviceRecords:
         *,
         require_preregistration: bool,
         key_binding: bool = False,
+        attestation: Attestation | None = None,
     ) -> None:
         """Mark the serial ``PENDING`` for this certificate and bind the certificate to the serial, or raise
         :class:`~hook.contract.ProvisioningDenied`.
@@ -122,8 +124,18 @@ class DeviceRecords:
         With ``key_binding``, the certificate's key is read before any request, and the condition admits
         only a ``PREREGISTERED`` serial registered with that key; the refused item tells
         ``PublicKeyMismatch`` from ``PublicKeyNotRegistered``.
+
+        With an ``attestation`` (a zero-touch type: the vendor chain proved the certificate's key), a new
+        serial needs no pre-registration whatever ``require_preregistration`` says, and the item records the
+        attestation and the attested key (so a retry, a re-provisioning and a rotation keep to that key; no
+        ``publicKey#`` binding item is written: the vendor's unique id already gives the key one serial); a
+        ``PREREGISTERED`` serial is admitted with the attested key only. A serial approved before is refused
+        as any other (provision-once, one certificate).
         """
-        public_key = certificate_key(provenance) if key_binding else None
+        if attestation is not None:
+            public_key: str | None = attestation.public_key
+        else:
+            public_key = certificate_key(provenance) if key_binding else None
         now = timestamp()
         values: dict[str, str] = {
             Attr.STATUS: DeviceStatus.PENDING,
@@ -136,6 +148,8 @@ class DeviceRecords:
         }
         values.update(request_attributes(request))
         del values[Attr.SERIAL_NUMBER]
+        if attestation is not None:
+            values.update({**attestation.attributes, Attr.PUBLIC_KEY_SHA256: attestation.public_key})
         values.update(
             shard_attributes(
                 request.serial_number, status=DeviceStatus.PENDING, device_type=request.device_type
@@ -149,6 +163,8 @@ class DeviceRecords:
         condition: ConditionBase = preregistered
         if public_key is not None:
             condition = preregistered & Attribute(Attr.PUBLIC_KEY_SHA256).eq(public_key)
+            if attestation is not None:
+                condition = absent() | condition
         elif not require_preregistration:
             condition = absent() | preregistered
         granted: Item | None = None

@@ -15,17 +15,24 @@ from typing import Any, Final
 from hook.contract import (
     NAME_CHARSET,
     SERIAL_NUMBER_MAX_LENGTH,
+    VENDOR_CHAIN_PARAMETER,
     Parameter,
     ProvisioningDenied,
     RejectionReason,
 )
 from hook.regex_safety import unsafe_construct
+from hook.vendor_rules import (
+    CERTIFICATE_SERIAL_FORM,
+    ZeroTouchRule,
+    certificate_serial,
+    check_serial_rule,
+)
 
-DECLARED_PARAMETERS: Final = frozenset(Parameter)
+DECLARED_PARAMETERS: Final = frozenset({*Parameter, VENDOR_CHAIN_PARAMETER})
 """The only keys a request's ``parameters`` may hold: those the template declares
-(``components/documents.py``). AWS IoT adds none of its own: the hook's ``parameters`` are "the properties
-in the parameters argument passed in the RegisterThing request payload" (developer guide,
-"Pre-provisioning hooks")."""
+(``components/documents.py``); the vendor chain is read for zero-touch types only (:mod:`hook.vendor_chain`).
+AWS IoT adds none of its own: the hook's ``parameters`` are "the properties in the parameters argument passed
+in the RegisterThing request payload" (developer guide, "Pre-provisioning hooks")."""
 _LOGGED_NAME_MAX_LENGTH: Final = 64
 RAW_VALUE_MAX_LENGTH: Final = 1024
 """Values longer than this are refused before any other work is done on them."""
@@ -64,6 +71,9 @@ class DeviceTypeRule:
     key_binding: bool = False
     """A serial of this type provisions only with a certificate of the key registered for it (exported from
     its secure element at the factory): pre-registration with the key is implied."""
+    zero_touch: ZeroTouchRule | None = None
+    """A device of this type provisions with its vendor certificate chain (:mod:`hook.vendor_chain`), no
+    pre-registration needed; ``None`` for the other types."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +146,8 @@ def load_rules(path: Path) -> RuleSet:
 
 def parse_rules(document: object) -> RuleSet:
     """Validate a rules document of the form ``{"deviceTypes": {name: {serialPattern, manufacturers,
-    minFirmwareVersion, retired, keyBinding}}, "requirePreregistration": bool}``; unknown keys are errors.
+    minFirmwareVersion, retired, keyBinding, zeroTouch}}, "requirePreregistration": bool}``; unknown keys are
+    errors.
     """
     root = _object(document, "rules", required={"deviceTypes"}, optional={"requirePreregistration"})
     device_types = _object(root["deviceTypes"], "deviceTypes")
@@ -161,7 +172,14 @@ def _device_type_rule(name: str, document: object) -> DeviceTypeRule:
     rule = _object(
         document,
         where,
-        optional={"serialPattern", "manufacturers", "minFirmwareVersion", "retired", "keyBinding"},
+        optional={
+            "serialPattern",
+            "manufacturers",
+            "minFirmwareVersion",
+            "retired",
+            "keyBinding",
+            "zeroTouch",
+        },
     )
     return DeviceTypeRule(
         serial_pattern=_serial_pattern(rule.get("serialPattern"), f"{where}.serialPattern"),
@@ -169,6 +187,37 @@ def _device_type_rule(name: str, document: object) -> DeviceTypeRule:
         min_firmware_version=_min_firmware(rule.get("minFirmwareVersion"), f"{where}.minFirmwareVersion"),
         retired=_flag(rule, "retired", where),
         key_binding=_flag(rule, "keyBinding", where),
+        zero_touch=_zero_touch(rule.get("zeroTouch"), f"{where}.zeroTouch"),
+    )
+
+
+def _zero_touch(value: object, where: str) -> ZeroTouchRule | None:
+    """``{"roots": [PEM...], "serial": "SL-{uniqueId}", "deniedCertificates": [hex...]}``, or null. The PEMs
+    are only checked to be certificates' here; :mod:`hook.vendor_chain` reads them on first use."""
+    if value is None:
+        return None
+    rule = _object(value, where, required={"roots", "serial"}, optional={"deniedCertificates"})
+    roots, serial, denied = rule["roots"], rule["serial"], rule.get("deniedCertificates", [])
+    if not (isinstance(roots, list) and roots and all(_is_pem_certificate(root) for root in roots)):
+        raise RulesError(f"{where}.roots: expected a non-empty list of PEM certificates")
+    try:
+        check_serial_rule(serial if isinstance(serial, str) else repr(serial))
+    except ValueError as error:
+        raise RulesError(f"{where}.serial: {error}") from None
+    try:
+        if not isinstance(denied, list) or not all(isinstance(each, str) for each in denied):
+            raise ValueError(f"expected a list of {CERTIFICATE_SERIAL_FORM}")
+        denied_serials = frozenset(certificate_serial(each) for each in denied)
+    except ValueError as error:
+        raise RulesError(f"{where}.deniedCertificates: {error}") from None
+    return ZeroTouchRule(tuple(roots), serial, denied_serials)
+
+
+def _is_pem_certificate(text: object) -> bool:
+    return (
+        isinstance(text, str)
+        and text.startswith("-----BEGIN CERTIFICATE-----")
+        and text.rstrip().endswith("-----END CERTIFICATE-----")
     )
 
 

@@ -4,9 +4,13 @@ devices' shadows start with."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from hook.vendor_rules import serial_for
+from program.vendors import VendorSettings
 
 DEFAULT_DEVICE_TYPES: Final = ("temperature-sensor", "humidity-sensor", "pressure-sensor", "gateway")
 DEFAULT_INITIAL_SHADOW: Final = {"telemetryIntervalSeconds": 300}
@@ -47,11 +51,27 @@ class DeviceTypeSettings(BaseModel):
     key_binding: bool = Field(default=False, alias="keyBinding")
     """A serial of this type provisions only with a certificate of the key the factory registered for it
     (pre-registration with the key is implied); see also the stack-wide ``requireKeyBinding``."""
+    vendor: VendorSettings | None = None
+    """The chip vendor whose elements this type trusts: signed manifests, and with ``zeroTouch``
+    provisioning from the vendor's device certificate alone."""
 
     @model_validator(mode="before")
     @classmethod
     def _name_alone(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def zero_touch(self) -> bool:
+        """Whether this type provisions from a vendor certificate chain, with no pre-registration."""
+        return self.vendor is not None and self.vendor.zero_touch
+
+    def serial_for_unique_id(self, unique_id: str) -> str:
+        """The serial the vendor's rule makes of an element's unique id; ``ValueError`` when this type has
+        no vendor, or the id is not lowercase hex, or the serial does not match ``serialPattern``."""
+        if self.vendor is None:
+            raise ValueError(f"device type {self.name!r} names no vendor")
+        pattern = re.compile(self.serial_pattern, re.ASCII) if self.serial_pattern else None
+        return serial_for(self.vendor.serial, unique_id, pattern)
 
     def rule(self) -> dict[str, Any]:
         """This type's entry in the hook's rules file."""
@@ -61,4 +81,5 @@ class DeviceTypeSettings(BaseModel):
             "minFirmwareVersion": self.min_firmware_version,
             "retired": self.retired,
             "keyBinding": self.key_binding,
+            "zeroTouch": self.vendor.zero_touch_rule() if self.vendor is not None else None,
         }

@@ -296,9 +296,9 @@ class Settings(BaseModel):
         )
         if value == "device-or-aws" and binds:
             raise ValueError(
-                "every device type binds keys (requireKeyBinding, or keyBinding on each), so a key pair AWS "
-                'IoT makes could never pass the hook: expected "device", or leave deviceKeys unset (the '
-                "stack is then CSR-only)"
+                "every device type binds keys (requireKeyBinding, or keyBinding or vendor.zeroTouch on "
+                'each), so a key pair AWS IoT makes could never pass the hook: expected "device", or leave '
+                "deviceKeys unset (the stack is then CSR-only)"
             )
         return value
 
@@ -372,8 +372,10 @@ class Settings(BaseModel):
 
 
 def _every_type_binds_keys(device_types: tuple[DeviceTypeSettings, ...], require_key_binding: bool) -> bool:
-    """Whether every device type that may provision (one at least) binds keys."""
+    """Whether every device type that may provision (one at least) binds keys: by key binding, or by
+    zero-touch (the certificate must carry the vendor certificate's key)."""
     provisioning = [device_type for device_type in device_types if not device_type.retired]
     return bool(provisioning) and all(
-        require_key_binding or device_type.key_binding for device_type in provisioning
+        require_key_binding or device_type.key_binding or device_type.zero_touch
+        for device_type in provisioning
     )

@@ -22,6 +22,8 @@ from fleetctl import pacing
 from fleetctl.operator_transitions import OperatorRecords
 from hook import pre_provisioning, runtime
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
+from local.deploy.mock_engine import local_config
+from local.deploy.vendor_roots import ensure_vendor_roots
 from tests.support import (
     BASE,
     CLAIM_POLICY,
@@ -49,6 +51,13 @@ def one_botocore_loader() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(botocore.session, "create_loader", functools.cache(botocore.session.create_loader))
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def local_vendor_root() -> None:
+    """The local stack's zero-touch type pins a root file that only a deployment writes
+    (``local/deploy/vendor_roots.py``): tests that read the local config need one to exist."""
+    ensure_vendor_roots(local_config())
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ from hook.contract import (
 from hook.registry_decisions import Provenance
 from hook.registry_items import timestamp
 from hook.rules import parse_rules, validate_request
+from local.devices.secure_element import SecureElement
 
 TABLE_NAME = "test-device-registry"
 TEMPLATE_ARN = "arn:aws:iot:us-east-1:123456789012:provisioningtemplate/test-fleet"
@@ -330,6 +331,7 @@ def rules_entry(**restrictions: Any) -> dict[str, Any]:
         "minFirmwareVersion": None,
         "retired": False,
         "keyBinding": False,
+        "zeroTouch": None,
     } | restrictions
 
 
@@ -391,6 +393,12 @@ def device_certificate(key: DeviceKey, common_name: str = "device") -> str:
         .sign(_ISSUER_KEY, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def element_certificate(element: SecureElement) -> str:
+    """The certificate AWS IoT issues for the CSR a secure element signs: the element's key, AWS's issuer."""
+    key = serialization.load_pem_private_key(element.key_and_csr("device").private_key_pem.encode(), None)
+    return device_certificate(key)  # type: ignore[arg-type]
 
 
 def configure_certificate_functions(monkeypatch: pytest.MonkeyPatch) -> None:

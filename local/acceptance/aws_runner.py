@@ -46,6 +46,7 @@ from local.acceptance.run_plan import (
 from local.acceptance.run_report import Exit, Report
 from local.acceptance.stack_config import declared_types, set_all_arguments, stored_by_path, type_errors
 from local.acceptance.stack_sweep import Sweep
+from local.deploy.vendor_roots import write_vendor_roots
 from local.scenario.full_run import ScenarioResult
 from program.config import PROJECT_DIR
 
@@ -394,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         refuse_existing_deployment(plan, boto3.client("dynamodb", region_name=plan.region), iot)
         ca_pem = amazon_root_ca(arguments.ca_file, fetch_url)
         scenario = AwsScenario(plan, ca_pem, arguments.mqtt_port)
+        write_vendor_roots(
+            plan.config(), scenario.vendor
+        )  # what the zero-touch type pins; `pulumi up` reads it
         restore = partial(_put_back, iot, found, logging, event_types) if plan.own_account_settings else None
         report = run(
             plan,

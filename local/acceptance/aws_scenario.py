@@ -16,6 +16,7 @@ from local.acceptance.stack_sweep import Sweep, sweep
 from local.deploy.inspection import Inspector
 from local.devices.fleet_runner import FleetTarget
 from local.devices.mqtt_session import Broker
+from local.devices.vendor import Vendor
 from local.scenario import full_run
 from local.scenario.deployment import AWS_PATIENCE, Deployment, stack_settings
 from local.scenario.full_run import ScenarioResult
@@ -54,6 +55,9 @@ class AwsScenario:
         self._mqtt_port = mqtt_port
         self.certificates: set[str] = set()
         """Every certificate a device of the scenario was issued, recorded as AWS IoT issued it."""
+        self.vendor = Vendor()
+        """The simulated vendor whose root the stack's zero-touch types pin, written before the deployment
+        (``local/deploy/vendor_roots.py``); the scenario's zero-touch devices are its elements."""
 
     def deployment(self, outputs: Mapping[str, Any]) -> Deployment:
         """The stack as the scenario sees it, reached at its ``iotEndpoint`` with Amazon Root CA 1."""
@@ -66,6 +70,7 @@ class AwsScenario:
             outputs=outputs,
             settings=stack_settings(self._plan.config(), self._plan.stack),
             patience=AWS_PATIENCE,
+            vendor=self.vendor,
         )
 
     def run(self, outputs: Mapping[str, Any]) -> ScenarioResult:

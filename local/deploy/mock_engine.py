@@ -16,6 +16,8 @@ from typing import Any, Final
 import pulumi
 
 from local.deploy.resources import CREATORS, Emulated, UnsupportedResource
+from local.deploy.vendor_roots import write_vendor_roots
+from local.devices.vendor import Vendor
 from program.config import load_settings, read_stack_file
 from program.settings import PROJECT
 from program.stack import build_stack
@@ -99,6 +101,8 @@ class LocalStack:
     """(type, name, id) of every resource created."""
     notes: list[str] = field(default_factory=list)
     """Where the emulator differs from AWS."""
+    vendor: Vendor = field(default_factory=Vendor)
+    """The simulated chip vendor whose root the stack's zero-touch types pin."""
 
 
 def local_config(stack: str = LOCAL_STACK) -> dict[str, str]:
@@ -106,9 +110,12 @@ def local_config(stack: str = LOCAL_STACK) -> dict[str, str]:
     return read_stack_file(stack)
 
 
-def deploy(endpoint_url: str, stack: str = LOCAL_STACK) -> LocalStack:
-    """Run the program with the stack's config; create every resource in the emulator at ``endpoint_url``."""
+def deploy(endpoint_url: str, stack: str = LOCAL_STACK, vendor: Vendor | None = None) -> LocalStack:
+    """Run the program with the stack's config; create every resource in the emulator at ``endpoint_url``.
+    The root files the config names are first written with ``vendor``'s root (a new vendor's by default)."""
     config = local_config(stack)
+    vendor = vendor or Vendor()
+    write_vendor_roots(config, vendor)
     emulated = Emulated(endpoint_url=endpoint_url, region=config["aws:region"])
     mocks = EmulatorMocks(emulated)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
@@ -129,4 +136,4 @@ def deploy(endpoint_url: str, stack: str = LOCAL_STACK) -> LocalStack:
         ) from error
     if mocks.failures:
         raise DeployError("the local stack could not be deployed:\n  " + "\n  ".join(mocks.failures))
-    return LocalStack(outputs=outputs, created=list(mocks.created), notes=list(emulated.notes))
+    return LocalStack(outputs=outputs, created=list(mocks.created), notes=list(emulated.notes), vendor=vendor)

@@ -18,6 +18,7 @@ from typing import Any, Final
 from awscrt import mqtt_request_response
 from awsiot import iotidentity, iotshadow
 
+from hook.contract import VENDOR_CHAIN_PARAMETER
 from hook.rules import DeviceRequest
 from local.devices.key_pairs import AwsKeys, KeyAndCsr, KeySource, certificate_matches_key
 from local.devices.mqtt_session import (
@@ -145,6 +146,7 @@ def provision(
     *,
     keys: KeySource = AwsKeys(),
     on_certificate: Callable[[str], None] = lambda certificate_id: None,
+    vendor_chain: str | None = None,
 ) -> ProvisionedDevice:
     """Provision by claim: connect with the claim certificate, get a certificate, register the thing.
 
@@ -152,7 +154,11 @@ def provision(
     (``local/devices/secure_element.py``) holds one from the factory, and either way the device sends a CSR
     whose subject is the serial number (``CreateCertificateFromCsr``); :class:`AwsKeys` has AWS IoT make the
     key pair (``CreateKeysAndCertificate``). Step ``create certificate`` of the timings includes making the
-    key. ``on_certificate`` is told the certificate's id as soon as it is issued."""
+    key. ``on_certificate`` is told the certificate's id as soon as it is issued. A zero-touch device sends
+    its secure element's factory certificate chain (``vendor_chain``) beside its identity."""
+    parameters = identity.parameters()
+    if vendor_chain is not None:
+        parameters[VENDOR_CHAIN_PARAMETER] = vendor_chain
     timings = Timings()
     started = time.perf_counter()
     with Session(broker, claim, claim_client_id) as session:
@@ -164,9 +170,7 @@ def provision(
         timings.measure("create certificate", started)
         started = time.perf_counter()
         try:
-            thing_name = provisioning.register_thing(
-                template_name, issued.ownership_token, identity.parameters()
-            )
+            thing_name = provisioning.register_thing(template_name, issued.ownership_token, parameters)
         except Rejected as rejection:
             rejection.certificate_id = issued.certificate_id
             raise

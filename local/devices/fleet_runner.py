@@ -53,9 +53,12 @@ class FleetTarget:
         """A connection with the claim certificate, as the device of ``serial_number`` makes it."""
         return Session(self.broker, self.claim, self._claim_client_id(serial_number))
 
-    def provision(self, identity: Identity, keys: KeySource | None = None) -> ProvisionedDevice:
+    def provision(
+        self, identity: Identity, keys: KeySource | None = None, vendor_chain: str | None = None
+    ) -> ProvisionedDevice:
         """Provision the device of ``identity`` by claim (:func:`~local.devices.firmware.provision`) with
-        ``keys`` (AWS IoT makes the key pair when none are given)."""
+        ``keys`` (AWS IoT makes the key pair when none are given), and a zero-touch device's
+        ``vendor_chain``."""
         return provision(
             self.broker,
             self.claim,
@@ -64,6 +67,7 @@ class FleetTarget:
             identity,
             keys=AwsKeys() if keys is None else keys,
             on_certificate=self.on_certificate,
+            vendor_chain=vendor_chain,
         )
 
     def _claim_client_id(self, serial_number: str) -> str:
@@ -98,7 +102,7 @@ def run_device(target: FleetTarget, device: FleetDevice) -> Outcome:
     started = time.perf_counter()
     identity = device.identity
     try:
-        provisioned = target.provision(identity, device.keys)
+        provisioned = target.provision(identity, device.keys, device.vendor_chain)
     except Rejected as rejection:
         return Outcome(
             device,

@@ -44,6 +44,10 @@ class FleetDevice:
     preregister: bool = False
     """In the factory manifest that ``fleetctl preregister`` imports before the fleet provisions, with its
     secure element's public key when it has one."""
+    vendor_chain: str | None = None
+    """A zero-touch device's factory certificate chain, sent when it provisions
+    (``local/scenario/zero_touch.py`` makes such devices; a fleet file holds none: the chain depends on the
+    vendor of the deployment)."""
 
     @property
     def element(self) -> SecureElement | None:

@@ -9,6 +9,7 @@ no vendor file is shipped, and the root is made anew for each :class:`Vendor`.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import secrets
 from dataclasses import dataclass
@@ -44,10 +45,25 @@ class VendorElement:
     element: SecureElement
     unique_id: str
     device_certificate: x509.Certificate
+    signers: tuple[x509.Certificate, ...] = ()
+    """The vendor certificates between the device certificate and the root (Trust&GO: the device signer)."""
 
     def device_certificate_pem(self) -> str:
         """The device certificate as PEM."""
         return self.device_certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    def chain_parameter(self) -> str:
+        """What a zero-touch device sends as ``VendorCertificateChain``: its certificate and signers."""
+        return certificate_chain_parameter([self.device_certificate, *self.signers])
+
+
+def certificate_chain_parameter(certificates: list[x509.Certificate]) -> str:
+    """A ``VendorCertificateChain`` value: each certificate as base64 DER, device certificate first, joined by
+    commas (:data:`hook.contract.VENDOR_CHAIN_PARAMETER`)."""
+    return ",".join(
+        base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
+        for certificate in certificates
+    )
 
 
 def _name(organization: str, common_name: str) -> x509.Name:
@@ -159,7 +175,8 @@ class Vendor:
         """A new secure element, its unique id and the device certificate the vendor's line gives it."""
         element = SecureElement(algorithm)
         unique_id = "01" + secrets.token_hex(8)
-        return VendorElement(element, unique_id, self.device_certificate(element, unique_id))
+        certificate = self.device_certificate(element, unique_id)
+        return VendorElement(element, unique_id, certificate, (self.device_signer.certificate,))
 
     def device_certificate(self, element: SecureElement, unique_id: str) -> x509.Certificate:
         """The device certificate ``O=<vendor>, CN=sn<unique_id>`` for ``element``'s key, signed by the

@@ -2,7 +2,8 @@
 
 Starts the emulator, deploys the local stack, pre-registers the sample fleet's factory manifest (devices
 with secure elements, with their public keys) with fleetctl, provisions the sample fleet (valid devices of
-every type, and devices the hook must deny), prints what happened to each device, the registry and the stack
+every type, and devices the hook must deny) and zero-touch devices (a genuine vendor element, a counterfeit
+chain, a copied chain with another key), prints what happened to each device, the registry and the stack
 outputs, and stops the emulator. Exits non-zero when a device's outcome is not the one its entry in
 the fleet file expects.
 """
@@ -22,6 +23,7 @@ from local.scenario.hook_logs import with_hook_reasons
 from local.scenario.provisioned_fleet import preregister_fleet
 from local.scenario.result_tables import outcome_result, outcomes_table, outputs_table, registry_table
 from local.scenario.sandbox import sandbox
+from local.scenario.zero_touch import zero_touch_devices
 from program.outputs import StackOutput
 
 
@@ -45,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         step(f"emulator ready; local stack deployed: {len(box.stack.created)} resources")
         for note in box.stack.notes:
             step(f"  note: {note}")
+        zero_touch = zero_touch_devices(box)
+        devices = [*devices, *zero_touch]
+        step(
+            f"zero-touch: {len(zero_touch)} devices of a type that trusts the simulated vendor's root, "
+            "written before deploying; they send their factory certificate chain and are in no manifest"
+        )
         manifest = preregistered(devices)
         report = preregister_fleet(box, devices)
         if report is not None:

@@ -12,6 +12,7 @@ from typing import Any, Final, TypeVar
 from hook.contract import Attr, DeviceStatus
 from local.deploy.inspection import Inspector
 from local.devices.fleet_runner import FleetTarget
+from local.devices.vendor import Vendor
 from local.scenario.fleetctl_runner import run_fleetctl
 from local.scenario.hook_logs import Denial, hook_denials
 from program.config import settings_from_config
@@ -57,6 +58,9 @@ class Deployment:
     outputs: Mapping[str, Any]
     settings: Settings
     patience: Patience
+    vendor: Vendor | None = None
+    """The simulated chip vendor whose root the stack's zero-touch types pin: the scenario's zero-touch
+    devices are its elements (``local/scenario/zero_touch.py``)."""
     fleetctl_environment: Mapping[str, str | None] = field(default_factory=dict)
     """What fleetctl needs in its environment to reach the stack (the emulator's endpoint and credentials);
     nothing on AWS, where it uses the default credentials."""

@@ -47,9 +47,9 @@ def outcome_result(outcome: Outcome) -> str:
 
 def manifest_entry(device: FleetDevice) -> str:
     """How the factory manifest lists a device: ``public key`` (pre-registered with its secure element's
-    key), ``row`` (pre-registered without a key), or empty (not in it)."""
+    key), ``row`` (pre-registered without a key), ``vendor chain`` (in none: zero-touch), or empty."""
     if not device.preregister:
-        return ""
+        return "vendor chain" if device.vendor_chain is not None else ""
     return "public key" if device.element is not None else "row"
 
 

@@ -11,6 +11,7 @@ from local.deploy.inspection import Inspector
 from local.deploy.mock_engine import LOCAL_STACK, LocalStack, deploy, local_config
 from local.devices.fleet_runner import FleetTarget
 from local.devices.mqtt_session import Broker
+from local.devices.vendor import Vendor
 from local.emulator.launcher import ACCESS_KEY, Emulator
 from local.scenario.deployment import EMULATOR_PATIENCE, Deployment, stack_settings
 from program.outputs import StackOutput
@@ -25,11 +26,12 @@ class Sandbox(Deployment):
 
 
 @contextmanager
-def sandbox() -> Iterator[Sandbox]:
-    """Start the emulator, deploy the local stack into it, and stop the emulator on exit, whatever happens."""
+def sandbox(vendor: Vendor | None = None) -> Iterator[Sandbox]:
+    """Start the emulator, deploy the local stack into it (its zero-touch types pinning ``vendor``'s root, a
+    new vendor's by default: ``stack.vendor``), and stop the emulator on exit, whatever happens."""
     with Emulator() as emulator:
         endpoint_url = emulator.address.endpoint_url
-        stack = deploy(endpoint_url)
+        stack = deploy(endpoint_url, vendor=vendor)
         broker = Broker(emulator.address.mqtt_host, emulator.address.mqtt_port, emulator.ca_pem())
         yield Sandbox(
             emulator=emulator,
@@ -39,6 +41,7 @@ def sandbox() -> Iterator[Sandbox]:
             outputs=stack.outputs,
             settings=stack_settings(local_config(), LOCAL_STACK),
             patience=EMULATOR_PATIENCE,
+            vendor=stack.vendor,
             fleetctl_environment={
                 "AWS_ENDPOINT_URL": endpoint_url,
                 "AWS_ACCESS_KEY_ID": ACCESS_KEY,  # the emulator's root credentials: AUTH=true checks keys

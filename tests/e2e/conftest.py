@@ -12,6 +12,7 @@ from local.devices.fleet_runner import Outcome
 from local.devices.sample_fleet import load_fleet
 from local.scenario.provisioned_fleet import FLEET_CONCURRENCY, Fleet, provision_devices
 from local.scenario.sandbox import Sandbox, sandbox
+from local.scenario.zero_touch import zero_touch_devices
 from program.settings import Settings
 
 TEARS_DOWN_THE_STACK: Final = "tears_down_the_stack"
@@ -39,9 +40,10 @@ def settings(box: Sandbox) -> Settings:
 
 @pytest.fixture(scope="session")
 def fleet(box: Sandbox) -> Fleet:
-    """The sample fleet provisioned (its factory manifest pre-registered first), with the hook's reasons for
-    the rejected devices."""
-    return provision_devices(box, load_fleet(), concurrency=FLEET_CONCURRENCY)
+    """The sample fleet and the zero-touch devices provisioned (the factory manifest pre-registered first),
+    with the hook's reasons for the rejected devices."""
+    devices = [*load_fleet(), *zero_touch_devices(box)]
+    return provision_devices(box, devices, concurrency=FLEET_CONCURRENCY)
 
 
 @pytest.fixture(scope="session")

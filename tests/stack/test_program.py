@@ -11,7 +11,14 @@ import pytest
 
 from components.documents import THINGS_REGISTRATION_ACTIONS, AccountScope, claim_policy, template_body
 from components.function_archives import FUNCTIONS, PRE_PROVISIONING, archive_sources
-from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, RULES_FILE_NAME, Parameter, thing_name
+from hook.contract import (
+    REGISTRY_INDEXES,
+    REGISTRY_PARTITION_KEY,
+    RULES_FILE_NAME,
+    VENDOR_CHAIN_PARAMETER,
+    Parameter,
+    thing_name,
+)
 from hook.rules import parse_rules
 from program.outputs import deployment_instructions
 from program.settings import SettingsError
@@ -467,7 +474,8 @@ def test_template_body_builds_the_thing_from_the_parameters(dev: Deployment) -> 
     body = json.loads(
         dev.mocks.one("aws:iot/provisioningTemplate:ProvisioningTemplate").inputs["templateBody"]
     )
-    assert set(body["Parameters"]) == {parameter.value for parameter in Parameter}
+    # Zero-touch types read the vendor chain from the request; no resource refers to it (issue 23).
+    assert set(body["Parameters"]) == {*(parameter.value for parameter in Parameter), VENDOR_CHAIN_PARAMETER}
     per_type = {"Fn::Join": ["_", [BASE, {"Ref": "DeviceType"}]]}
     thing = body["Resources"]["thing"]["Properties"]
     assert thing["ThingName"] == {"Fn::Join": ["_", [BASE, {"Ref": "SerialNumber"}]]}

@@ -190,20 +190,17 @@ _IMPORTS_PROBE = textwrap.dedent(
 )
 
 
-def test_a_type_without_binding_imports_no_parsing_library(tmp_path: Path) -> None:
-    """In a fresh interpreter, as a cold start: importing the hook and approving a device of a type that
-    does not bind keys loads neither ``cryptography`` nor ``hook.public_keys``; a binding type then does."""
-    rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps(BINDING_RULES), encoding="utf-8")
-    events = {
-        "without binding": hook_event(valid_parameters(SerialNumber="HS-1", DeviceType="humidity-sensor")),
-        "with binding": event_with(device_certificate(GENUINE)),
-    }
+def run_imports_probe(tmp_path: Path, rules: dict[str, Any], events: dict[str, Any]) -> dict[str, Any]:
+    """In a fresh interpreter, as a cold start: import the hook, then approve the events ``without binding``
+    and ``with binding`` in turn (the registry stubbed); their answers and whether ``cryptography`` or
+    ``hook.public_keys`` was loaded after the import and after each."""
+    rules_file = tmp_path / "rules.json"
+    rules_file.write_text(json.dumps(rules), encoding="utf-8")
     environment = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),
         "REGISTRY_TABLE_NAME": TABLE_NAME,
-        "HOOK_RULES_FILE": str(rules),
+        "HOOK_RULES_FILE": str(rules_file),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -219,6 +216,17 @@ def test_a_type_without_binding_imports_no_parsing_library(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     [probe] = [line for line in done.stdout.splitlines() if line.startswith("PROBE ")]
-    result = json.loads(probe.removeprefix("PROBE "))
+    result: dict[str, Any] = json.loads(probe.removeprefix("PROBE "))
+    return result
+
+
+def test_a_type_without_binding_imports_no_parsing_library(tmp_path: Path) -> None:
+    """Approving a device of a type that does not bind keys loads neither ``cryptography`` nor
+    ``hook.public_keys``; a binding type then does."""
+    events = {
+        "without binding": hook_event(valid_parameters(SerialNumber="HS-1", DeviceType="humidity-sensor")),
+        "with binding": event_with(device_certificate(GENUINE)),
+    }
+    result = run_imports_probe(tmp_path, BINDING_RULES, events)
     assert result["answers"] == [True, True]
     assert result["loaded"] == {"after import": False, "without binding": False, "with binding": True}
