@@ -80,7 +80,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 outputs["privateKey"] = (
                     "-----BEGIN RSA PRIVATE KEY-----\nMOCK\n-----END RSA PRIVATE KEY-----\n"
                 )
-            return "0" * 63 + "1", outputs
+            # Each certificate its own 64-hex-digit id, as AWS gives: ...01 for the first declared.
+            certificates = len(self.of_type("aws:iot/certificate:Certificate"))
+            return f"{certificates:064x}", outputs
         if args.typ == "aws:dynamodb/table:Table" and inputs.get("streamEnabled"):
             outputs["streamLabel"] = STREAM_LABEL
             outputs["streamArn"] = f"{outputs['arn']}/stream/{STREAM_LABEL}"
