@@ -188,7 +188,6 @@ def suppress_claim_certificates(
     """One shared-certificate suppression for each claim generation's certificate, expiring on ``expires``
     (``YYYY-MM-DD``). ``depends_on``: the audit that turns the check on, when this stack declares it
     (a suppression's check "must be enabled for your account", API CreateAuditSuppression)."""
-    options = pulumi.ResourceOptions(depends_on=depends_on or [])
     props: dict[str, Any] = {"region": region, "expires": expires}
     return [
         AuditSuppression(
@@ -198,7 +197,7 @@ def suppress_claim_certificates(
                 "certificateId": certificate_id,
                 "description": suppression_description(name_prefix, generation),
             },
-            options,
+            pulumi.ResourceOptions(depends_on=list(depends_on or [])),
         )
         for generation, certificate_id in claim_certificate_ids.items()
     ]

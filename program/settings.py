@@ -191,9 +191,9 @@ class Settings(BaseModel):
     """Device Defender audit (docs/defender-audit.md): the account-settings owner configures the account's
     audit and a daily scheduled audit; every stack suppresses the shared-certificate finding of its claim
     certificates."""
-    defender_suppression_expires: date | None = None
+    defender_suppression_expires: date | None = Field(default="", validate_default=True)
     """The day the claim certificates' suppressions expire, within a year: required with
-    ``defenderAudit``."""
+    ``defenderAudit``; empty (``None``) for none."""
 
     # --- derived values -------------------------------------------------------------------------------
 
@@ -323,6 +323,8 @@ class Settings(BaseModel):
     @field_validator("defender_suppression_expires", mode="before")
     @classmethod
     def _a_day(cls, value: Any) -> Any:
+        if value == "":
+            return None
         if isinstance(value, str):
             try:
                 return date.fromisoformat(value)

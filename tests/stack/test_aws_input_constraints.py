@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Final
 
@@ -201,6 +202,14 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:kms/key:Key": {"description": ("kms", "CreateKey", "Description")},
     "aws:sns/topic:Topic": {"name": ("sns", "CreateTopic", "Name")},
     "aws:sqs/queue:Queue": {"name": ("sqs", "CreateQueue", "QueueName")},
+    "pulumi-python:dynamic/defender:AccountAudit": {
+        "roleArn": ("iot", "UpdateAccountAuditConfiguration", "roleArn"),
+        "scheduleName": ("iot", "CreateScheduledAudit", "scheduledAuditName"),
+    },
+    "pulumi-python:dynamic/defender:AuditSuppression": {
+        "certificateId": ("iot", "CreateAuditSuppression", "resourceIdentifier.deviceCertificateId"),
+        "description": ("iot", "CreateAuditSuppression", "description"),
+    },
 }
 """Pulumi type token -> input path (as :data:`Member`, in the provider's camelCase) -> the member the
 provider sends it as."""
@@ -281,6 +290,8 @@ def longest_config() -> dict[str, Any]:
         "claimCertificates": [generation],
         "alertEmail": "alerts@example.com",
         "provisioningPayloadFormats": ["json", "cbor"],  # the claim policy at its largest
+        "defenderAudit": True,
+        "defenderSuppressionExpires": str(datetime.now(UTC).date() + timedelta(days=90)),
     }
 
 

@@ -3,6 +3,7 @@ without a creator in ``local/deploy/resources/`` fails here, naming the type, be
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from local.deploy.resources import CREATORS
@@ -15,6 +16,8 @@ EVERY_FEATURE: Final[dict[str, Any]] = {
     "alertEmail": "alerts@example.com",
     "requirePreregistration": True,
     "protectData": True,
+    "defenderAudit": True,
+    "defenderSuppressionExpires": str(datetime.now(UTC).date() + timedelta(days=90)),
 }
 """Every optional feature of the settings switched on, so that every resource type the program can declare
 is declared."""
