@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -33,6 +34,10 @@ CONFIGURATIONS = {
     "another stack owns the account settings": {"accountSettings": False},
     "China partition": {"aws:region": "cn-north-1", "provisioningRolePolicy": "scoped"},
     "CSR-only claim, JSON and CBOR": {"deviceKeys": "device", "provisioningPayloadFormats": ["json", "cbor"]},
+    "Device Defender audit": {
+        "defenderAudit": True,
+        "defenderSuppressionExpires": str(datetime.now(UTC).date() + timedelta(days=90)),
+    },
 }
 
 
