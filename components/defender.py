@@ -131,26 +131,25 @@ class DefenderAudit(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         names = AccountWideNames(args.name_prefix, args.region)
         trust = scope.apply(audit_trust_policy)
-        audit_role = aws.iam.Role(
-            f"{name}-audit-role",
-            name=names.role(Role.DEFENDER_AUDIT),
-            assume_role_policy=trust,
-            tags=args.tags,
-            opts=child,
-        )
+
+        def role(purpose: Role) -> aws.iam.Role:
+            # One role per purpose: only the notification role may publish.
+            return aws.iam.Role(
+                f"{name}-{purpose.value.removeprefix('defender-')}-role",
+                name=names.role(purpose),
+                assume_role_policy=trust,
+                tags=args.tags,
+                opts=child,
+            )
+
+        audit_role = role(Role.DEFENDER_AUDIT)
         audit_access = aws.iam.RolePolicyAttachment(
             f"{name}-audit-access",
             role=audit_role.name,
             policy_arn=scope.apply(lambda account: f"arn:{account.partition}:iam::aws:{AUDIT_POLICY}"),
             opts=child,
         )
-        alerts_role = aws.iam.Role(
-            f"{name}-alerts-role",
-            name=names.role(Role.DEFENDER_ALERTS),
-            assume_role_policy=trust,
-            tags=args.tags,
-            opts=child,
-        )
+        alerts_role = role(Role.DEFENDER_ALERTS)
         alerts_access = aws.iam.RolePolicy(
             f"{name}-alerts-policy",
             name=ALERTS_POLICY,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Final
 
@@ -28,7 +27,7 @@ from botocore.model import Shape
 
 from components.powertools import COMMERCIAL_ARM64_REGIONS, OTHER_PARTITION_LAYER_ACCOUNTS, partition_of
 from program.settings import TEMPLATE_NAME_MAX_LENGTH, SettingsError
-from tests.pulumi_mocks import Build, Declared, Deployment, settings_for
+from tests.pulumi_mocks import Build, Declared, Deployment, defender_config, settings_for
 
 Member = tuple[str, str, str]
 """(service, operation, member path) in botocore: ``A.B`` a structure's member, ``A[]`` a list's items,
@@ -203,8 +202,7 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:sns/topic:Topic": {"name": ("sns", "CreateTopic", "Name")},
     "aws:sqs/queue:Queue": {"name": ("sqs", "CreateQueue", "QueueName")},
     "pulumi-python:dynamic/defender:AccountAudit": {
-        "roleArn": ("iot", "UpdateAccountAuditConfiguration", "roleArn"),
-        "scheduleName": ("iot", "CreateScheduledAudit", "scheduledAuditName"),
+        "scheduleName": ("iot", "CreateScheduledAudit", "scheduledAuditName")
     },
     "pulumi-python:dynamic/defender:AuditSuppression": {
         "certificateId": ("iot", "CreateAuditSuppression", "resourceIdentifier.deviceCertificateId"),
@@ -290,8 +288,7 @@ def longest_config() -> dict[str, Any]:
         "claimCertificates": [generation],
         "alertEmail": "alerts@example.com",
         "provisioningPayloadFormats": ["json", "cbor"],  # the claim policy at its largest
-        "defenderAudit": True,
-        "defenderSuppressionExpires": str(datetime.now(UTC).date() + timedelta(days=90)),
+        **defender_config(),
     }
 
 

@@ -6,26 +6,28 @@ end to end; the resources' create, update and delete are tested against botocore
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from components.defender import AUDIT_CHECKS, DefenderAudit
 from program.settings import SettingsError
-from tests.pulumi_mocks import ACCOUNT_ID, Build, Declared, Deployment, deploy, settings_for
+from tests.pulumi_mocks import (
+    ACCOUNT_ID,
+    Build,
+    Declared,
+    Deployment,
+    defender_config,
+    deploy,
+    settings_for,
+)
 
 REGION = "us-east-1"
 BASE = "iot-provisioning-dev"
 AUDIT = "pulumi-python:dynamic/defender:AccountAudit"
 SUPPRESSION = "pulumi-python:dynamic/defender:AuditSuppression"
-EXPIRES = str(datetime.now(UTC).date() + timedelta(days=90))
-DEFENDER = {
-    "aws:region": REGION,
-    "defenderAudit": True,
-    "defenderSuppressionExpires": EXPIRES,
-    "claimCertificates": ["1", "2"],
-}
+DEFENDER = {"aws:region": REGION, **defender_config(), "claimCertificates": ["1", "2"]}
+EXPIRES = DEFENDER["defenderSuppressionExpires"]
 
 
 @pytest.fixture(scope="module")

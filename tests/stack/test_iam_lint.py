@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import inspect
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from components.documents import THINGS_REGISTRATION_ACTIONS, alert_key_policy
 from tests.iam_lint import Finding, lint, resource_types
-from tests.pulumi_mocks import Build, Deployment
+from tests.pulumi_mocks import Build, Deployment, defender_config
 
 DOCUMENTS = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
@@ -34,10 +33,7 @@ CONFIGURATIONS = {
     "another stack owns the account settings": {"accountSettings": False},
     "China partition": {"aws:region": "cn-north-1", "provisioningRolePolicy": "scoped"},
     "CSR-only claim, JSON and CBOR": {"deviceKeys": "device", "provisioningPayloadFormats": ["json", "cbor"]},
-    "Device Defender audit": {
-        "defenderAudit": True,
-        "defenderSuppressionExpires": str(datetime.now(UTC).date() + timedelta(days=90)),
-    },
+    "Device Defender audit": defender_config(),
 }
 
 

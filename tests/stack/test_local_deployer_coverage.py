@@ -3,11 +3,10 @@ without a creator in ``local/deploy/resources/`` fails here, naming the type, be
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from local.deploy.resources import CREATORS
-from tests.pulumi_mocks import deploy, stack_config
+from tests.pulumi_mocks import defender_config, deploy, stack_config
 
 EVERY_FEATURE: Final[dict[str, Any]] = {
     "enableMonitoring": True,
@@ -16,8 +15,7 @@ EVERY_FEATURE: Final[dict[str, Any]] = {
     "alertEmail": "alerts@example.com",
     "requirePreregistration": True,
     "protectData": True,
-    "defenderAudit": True,
-    "defenderSuppressionExpires": str(datetime.now(UTC).date() + timedelta(days=90)),
+    **defender_config(),
 }
 """Every optional feature of the settings switched on, so that every resource type the program can declare
 is declared."""
