@@ -15,7 +15,14 @@ from typing import Any, Final
 
 import boto3
 from botocore.exceptions import ClientError
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
 
 SHARED_CERTIFICATE_CHECK: Final = "DEVICE_CERTIFICATE_SHARED_CHECK"
 """The check every claim certificate fails by design: all devices of a factory line connect with it."""
@@ -167,12 +174,19 @@ def expiration(day: str) -> datetime:
     return datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
 
 
+def suppression_identity(props: dict[str, Any]) -> dict[str, Any]:
+    """What identifies the suppression of one certificate (API DeleteAuditSuppression takes nothing else)."""
+    return {
+        "checkName": SHARED_CERTIFICATE_CHECK,
+        "resourceIdentifier": {"deviceCertificateId": props["certificateId"]},
+    }
+
+
 def suppression_request(props: dict[str, Any]) -> dict[str, Any]:
     """The shared-certificate suppression of one certificate, as ``CreateAuditSuppression`` and
     ``UpdateAuditSuppression`` take it."""
     return {
-        "checkName": SHARED_CERTIFICATE_CHECK,
-        "resourceIdentifier": {"deviceCertificateId": props["certificateId"]},
+        **suppression_identity(props),
         "expirationDate": expiration(props["expires"]),
         "suppressIndefinitely": False,
         "description": props["description"],
@@ -206,12 +220,28 @@ class SuppressionProvider(ResourceProvider):
         iot_client(news["region"]).update_audit_suppression(**suppression_request(news))
         return UpdateResult(_props(news))
 
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """What AWS holds (``pulumi refresh``): a suppression changed by hand shows its description and day,
+        one deleted by hand is gone from the state, and the next ``pulumi up`` puts either back."""
+        try:
+            found = iot_client(props["region"]).describe_audit_suppression(**suppression_identity(props))
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+            return ReadResult("", {})
+        expires = found.get("expirationDate")
+        return ReadResult(
+            id_,
+            _props(props)
+            | {
+                "description": found.get("description", ""),
+                "expires": expires.astimezone(UTC).date().isoformat() if expires else "",
+            },
+        )
+
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # DeleteAuditSuppression lists no not-found error (botocore's model): any error is reported.
-        iot_client(props["region"]).delete_audit_suppression(
-            checkName=SHARED_CERTIFICATE_CHECK,
-            resourceIdentifier={"deviceCertificateId": props["certificateId"]},
-        )
+        iot_client(props["region"]).delete_audit_suppression(**suppression_identity(props))
 
 
 class AuditSuppression(Resource, module="defender", name="AuditSuppression"):

@@ -219,3 +219,32 @@ def test_deleting_a_suppression_names_its_check_and_certificate(stub: Stubber) -
     )
 
     SuppressionProvider().delete("id", SUPPRESSION)
+
+
+def test_refresh_reads_back_a_suppression_changed_by_hand(stub: Stubber) -> None:
+    stub.add_response(
+        "describe_audit_suppression",
+        {
+            "checkName": "DEVICE_CERTIFICATE_SHARED_CHECK",
+            "resourceIdentifier": {"deviceCertificateId": CERTIFICATE},
+            "expirationDate": datetime(2026, 12, 31, tzinfo=UTC),
+            "description": "changed in the console",
+        },
+        {
+            "checkName": "DEVICE_CERTIFICATE_SHARED_CHECK",
+            "resourceIdentifier": {"deviceCertificateId": CERTIFICATE},
+        },
+    )
+
+    result = SuppressionProvider().read("id", SUPPRESSION)
+
+    assert result.id == "id"
+    assert result.outs is not None
+    assert (result.outs["expires"], result.outs["description"]) == ("2026-12-31", "changed in the console")
+    assert SuppressionProvider().diff("id", result.outs, SUPPRESSION).changes  # the next up puts it back
+
+
+def test_refresh_drops_a_suppression_deleted_by_hand(stub: Stubber) -> None:
+    stub.add_client_error("describe_audit_suppression", "ResourceNotFoundException")
+
+    assert SuppressionProvider().read("id", SUPPRESSION).id == ""
