@@ -4,13 +4,16 @@ Device Defender audit API, nor has the emulator)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import dill
 import pytest
 from botocore.stub import Stubber
+from pulumi.dynamic.dynamic import serialize_provider
 
 from components import defender_provider
 from components.defender_provider import (
@@ -248,3 +251,13 @@ def test_refresh_drops_a_suppression_deleted_by_hand(stub: Stubber) -> None:
     stub.add_client_error("describe_audit_suppression", "ResourceNotFoundException")
 
     assert SuppressionProvider().read("id", SUPPRESSION).id == ""
+
+
+@pytest.mark.parametrize("provider", [AccountAuditProvider, SuppressionProvider])
+def test_the_state_holds_the_provider_by_its_module_not_its_code(provider: type) -> None:
+    # Pulumi stores the provider in each resource's state and runs what it loads (pulumi.dynamic): a
+    # reference to components.defender_provider, so a destroy months later runs the current code.
+    stored = base64.b64decode(serialize_provider(provider()))
+
+    assert b"components.defender_provider" in stored
+    assert type(dill.loads(stored)) is provider  # noqa: S301 (bytes this test made)
