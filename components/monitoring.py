@@ -37,6 +37,8 @@ class Monitoring(pulumi.ComponentResource):
     """Alarms with alarm and OK actions to a KMS-encrypted SNS topic, and the provisioning dashboard."""
 
     alert_topic_arn: pulumi.Output[str]
+    alert_key_arn: pulumi.Output[str]
+    """The KMS key of the alert topic: whoever publishes to the topic encrypts with it."""
     dashboard_name: pulumi.Output[str]
 
     def __init__(
@@ -104,6 +106,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=child,
         )
         self.alert_topic_arn = topic.arn
+        self.alert_key_arn = key.arn
         self.dashboard_name = dashboard.dashboard_name
         self.register_outputs(
             {"alert_topic_arn": self.alert_topic_arn, "dashboard_name": self.dashboard_name}

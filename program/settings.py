@@ -8,6 +8,7 @@ the key, the value and the expected form.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
@@ -28,6 +29,7 @@ from hook.contract import template_name
 from hook.rules import RulesError, parse_rules
 from program.claim_generations import ClaimGenerationSettings
 from program.constraints import expected, name_part
+from program.defender import defender_audit_problem
 from program.device_types import (
     DEFAULT_DEVICE_TYPES,
     DEFAULT_INITIAL_SHADOW,
@@ -185,6 +187,13 @@ class Settings(BaseModel):
     provisioning_payload_formats: PayloadFormats = ("json",)
     """Payload formats of the fleet provisioning topics the claim certificate may use: ``json``, and
     ``cbor`` for constrained devices."""
+    defender_audit: bool = False
+    """Device Defender audit (docs/defender-audit.md): the account-settings owner configures the account's
+    audit and a daily scheduled audit; every stack suppresses the shared-certificate finding of its claim
+    certificates."""
+    defender_suppression_expires: date | None = Field(default="", validate_default=True)
+    """The day the claim certificates' suppressions expire, within a year: required with
+    ``defenderAudit``; empty (``None``) for none."""
 
     # --- derived values -------------------------------------------------------------------------------
 
@@ -311,6 +320,18 @@ class Settings(BaseModel):
             )
         return tuple(sorted(set(value)))
 
+    @field_validator("defender_suppression_expires", mode="before")
+    @classmethod
+    def _a_day(cls, value: Any) -> Any:
+        if value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                raise ValueError("expected a day as YYYY-MM-DD, e.g. 2027-06-30") from None
+        return value
+
     @field_validator("provisioning_payload_formats")
     @classmethod
     def _payload_formats(cls, value: tuple[PayloadFormat, ...]) -> tuple[PayloadFormat, ...]:
@@ -353,6 +374,17 @@ class Settings(BaseModel):
             return value
         production = is_production(info.data.get("environment", ""))
         return PROD_LOG_RETENTION_DAYS if production else LOG_RETENTION_DAYS_DEFAULT
+
+    @model_validator(mode="after")
+    def _defender_audit(self) -> Settings:
+        problem = defender_audit_problem(
+            self.defender_audit,
+            self.defender_suppression_expires,
+            owner_without_monitoring=self.account_settings and not self.enable_monitoring,
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _names_fit(self) -> Settings:

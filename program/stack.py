@@ -6,6 +6,7 @@ under Pulumi's mock engine.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pulumi
@@ -14,6 +15,7 @@ import pulumi_aws as aws
 from components.account import AccountSettings, AccountSettingsArgs
 from components.alarms import MonitoredNames
 from components.certificate_lifecycle import CertificateLifecycle, CertificateLifecycleArgs
+from components.defender import DefenderAudit, DefenderAuditArgs, suppress_claim_certificates
 from components.device_lifecycle import DeviceLifecycle, DeviceLifecycleArgs
 from components.device_registry import DeviceRegistry, DeviceRegistryArgs, RegistryReference
 from components.documents import AccountScope
@@ -82,8 +84,9 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         ),
         scope,
     )
+    monitoring = None
     if settings.enable_monitoring:
-        Monitoring(
+        monitoring = Monitoring(
             "monitoring",
             MonitoringArgs(
                 name_prefix=settings.base_name,
@@ -124,6 +127,9 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 aliases=[pulumi.Alias(name="audit", type_="iot-fleet-provisioning:index:AuditTrail")]
             ),
         )
+    expires = settings.defender_suppression_expires  # set whenever defenderAudit is (the settings say so)
+    if settings.defender_audit and expires is not None:
+        declare_defender_audit(settings, expires, provisioning, monitoring, scope)
 
     outputs: dict[str, Any] = {
         StackOutput.TEMPLATE_NAME: provisioning.template_name,
@@ -152,6 +158,41 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     if provisioning.claim_private_key is not None:
         outputs[StackOutput.CLAIM_PRIVATE_KEY] = provisioning.claim_private_key
     return outputs
+
+
+def declare_defender_audit(
+    settings: Settings,
+    expires: date,
+    provisioning: FleetProvisioning,
+    monitoring: Monitoring | None,
+    scope: pulumi.Output[AccountScope],
+) -> None:
+    """The account's audit in the account-settings owner (the settings require its monitoring), and in
+    every stack the suppressions of its own claim certificates, after the owner's audit when it is this
+    stack."""
+    audit: list[pulumi.Resource] = []
+    if settings.account_settings and monitoring is not None:
+        audit.append(
+            DefenderAudit(
+                "defender",
+                DefenderAuditArgs(
+                    name_prefix=settings.base_name,
+                    region=settings.region,
+                    alert_topic_arn=monitoring.alert_topic_arn,
+                    alert_key_arn=monitoring.alert_key_arn,
+                    tags=settings.tags_for_resources(),
+                ),
+                scope,
+            )
+        )
+    suppress_claim_certificates(
+        "defender-claim-suppression",
+        name_prefix=settings.base_name,
+        region=settings.region,
+        claim_certificate_ids=provisioning.claim_certificate_ids,
+        expires=expires.isoformat(),
+        depends_on=audit,
+    )
 
 
 def provisioning_args(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 outputs["privateKey"] = (
                     "-----BEGIN RSA PRIVATE KEY-----\nMOCK\n-----END RSA PRIVATE KEY-----\n"
                 )
-            return "0" * 63 + "1", outputs
+            # Each certificate its own 64-hex-digit id, as AWS gives: ...01 for the first declared.
+            certificates = len(self.of_type("aws:iot/certificate:Certificate"))
+            return f"{certificates:064x}", outputs
         if args.typ == "aws:dynamodb/table:Table" and inputs.get("streamEnabled"):
             outputs["streamLabel"] = STREAM_LABEL
             outputs["streamArn"] = f"{outputs['arn']}/stream/{STREAM_LABEL}"
@@ -149,6 +152,12 @@ def stack_config(stack: str) -> dict[str, Any]:
 def _stored(config: Mapping[str, Any]) -> dict[str, str]:
     """``config`` as Pulumi stores it: every value a string, structured values as JSON."""
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+
+
+def defender_config(days: int = 90) -> dict[str, Any]:
+    """Config that turns the Device Defender audit on, its suppressions expiring ``days`` from today (UTC)."""
+    expires = datetime.now(UTC).date() + timedelta(days=days)
+    return {"defenderAudit": True, "defenderSuppressionExpires": expires.isoformat()}
 
 
 def settings_for(config: Mapping[str, Any], stack: str = "dev") -> Settings:

@@ -27,7 +27,7 @@ from botocore.model import Shape
 
 from components.powertools import COMMERCIAL_ARM64_REGIONS, OTHER_PARTITION_LAYER_ACCOUNTS, partition_of
 from program.settings import TEMPLATE_NAME_MAX_LENGTH, SettingsError
-from tests.pulumi_mocks import Build, Declared, Deployment, settings_for
+from tests.pulumi_mocks import Build, Declared, Deployment, defender_config, settings_for
 
 Member = tuple[str, str, str]
 """(service, operation, member path) in botocore: ``A.B`` a structure's member, ``A[]`` a list's items,
@@ -201,6 +201,13 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:kms/key:Key": {"description": ("kms", "CreateKey", "Description")},
     "aws:sns/topic:Topic": {"name": ("sns", "CreateTopic", "Name")},
     "aws:sqs/queue:Queue": {"name": ("sqs", "CreateQueue", "QueueName")},
+    "pulumi-python:dynamic/defender:AccountAudit": {
+        "scheduleName": ("iot", "CreateScheduledAudit", "scheduledAuditName")
+    },
+    "pulumi-python:dynamic/defender:AuditSuppression": {
+        "certificateId": ("iot", "CreateAuditSuppression", "resourceIdentifier.deviceCertificateId"),
+        "description": ("iot", "CreateAuditSuppression", "description"),
+    },
 }
 """Pulumi type token -> input path (as :data:`Member`, in the provider's camelCase) -> the member the
 provider sends it as."""
@@ -281,6 +288,7 @@ def longest_config() -> dict[str, Any]:
         "claimCertificates": [generation],
         "alertEmail": "alerts@example.com",
         "provisioningPayloadFormats": ["json", "cbor"],  # the claim policy at its largest
+        **defender_config(),
     }
 
 

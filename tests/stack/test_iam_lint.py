@@ -11,7 +11,7 @@ import pytest
 
 from components.documents import THINGS_REGISTRATION_ACTIONS, alert_key_policy
 from tests.iam_lint import Finding, lint, resource_types
-from tests.pulumi_mocks import Build, Deployment
+from tests.pulumi_mocks import Build, Deployment, defender_config
 
 DOCUMENTS = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
@@ -33,6 +33,7 @@ CONFIGURATIONS = {
     "another stack owns the account settings": {"accountSettings": False},
     "China partition": {"aws:region": "cn-north-1", "provisioningRolePolicy": "scoped"},
     "CSR-only claim, JSON and CBOR": {"deviceKeys": "device", "provisioningPayloadFormats": ["json", "cbor"]},
+    "Device Defender audit": defender_config(),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from local.deploy.resources import CREATORS
-from tests.pulumi_mocks import deploy, stack_config
+from tests.pulumi_mocks import defender_config, deploy, stack_config
 
 EVERY_FEATURE: Final[dict[str, Any]] = {
     "enableMonitoring": True,
@@ -15,6 +15,7 @@ EVERY_FEATURE: Final[dict[str, Any]] = {
     "alertEmail": "alerts@example.com",
     "requirePreregistration": True,
     "protectData": True,
+    **defender_config(),
 }
 """Every optional feature of the settings switched on, so that every resource type the program can declare
 is declared."""

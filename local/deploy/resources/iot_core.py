@@ -183,3 +183,12 @@ def logging_options(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Cr
         ),
     )
     return emulated.region, dict(inputs)
+
+
+@creates("pulumi-python:dynamic/defender:AccountAudit")
+@creates("pulumi-python:dynamic/defender:AuditSuppression")
+def defender_audit(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
+    """Device Defender audit: the emulator has no Device Defender API, so a local stack cannot have it."""
+    raise UnsupportedResource(
+        f"{name}: the emulator has no Device Defender API; set defenderAudit: false in the local stack"
+    )
