@@ -4,6 +4,7 @@ way a chain can fail is refused with its own reason. Every vendor is made in the
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import hashlib
 from typing import Any
@@ -178,3 +179,32 @@ def test_a_unique_id_the_serial_rule_cannot_take_is_a_serial_mismatch() -> None:
     made = VENDOR.make_element()
     long_rule = ZeroTouchRule((VENDOR.root.certificate_pem(),), "S" * 60 + "{uniqueId}", frozenset())
     assert refusal(made.chain_parameter(), made, rule=long_rule) == RejectionReason.VENDOR_SERIAL_MISMATCH
+
+
+def test_a_pinned_root_trusts_every_element_its_vendor_certified_a_pinned_signer_only_its_own() -> None:
+    # A vendor root certifies every buyer's parts (Trust&GO: "device and signer certificates signed by
+    # Microchip CA", Trust Platform Manifest File Format 1.2): another customer's genuine element, here of a
+    # second signer under the same root, passes the root; a pinned signer of one's own (custom PKI) only its own.
+    other_customer = copy.copy(VENDOR)
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    other_customer.device_signer = VENDOR._issue(f"{VENDOR.name} Signer 0002", start, 365, path_length=0)
+    ours, theirs = VENDOR.make_element(), other_customer.make_element()
+    signer_pinned = ZeroTouchRule((VENDOR.device_signer.certificate_pem(),), "SL-{uniqueId}", frozenset())
+
+    for made in (ours, theirs):
+        assert attest(
+            made.chain_parameter(),
+            rule(),
+            request(f"SL-{made.unique_id}"),
+            provenance(element_certificate(made.element)),
+        ).public_key
+    assert attest(
+        ours.chain_parameter(),
+        signer_pinned,
+        request(f"SL-{ours.unique_id}"),
+        provenance(element_certificate(ours.element)),
+    ).public_key
+    assert (
+        refusal(theirs.chain_parameter(), theirs, rule=signer_pinned)
+        == RejectionReason.VENDOR_CHAIN_UNTRUSTED
+    )
