@@ -204,3 +204,33 @@ def test_a_revoked_or_decommissioned_zero_touch_serial_stays_refused_to_its_genu
     [log] = decision_logs(output_lines(hook_output))
     assert log["reason"] == reason
     assert everything(dynamodb) == before
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",  # passes the rules file's shape check
+        "-----BEGIN CERTIFICATE-----\n" + "\u00e9" * 8 + "\n-----END CERTIFICATE-----\n",
+    ],
+    ids=["not a certificate", "not base64"],
+)
+def test_a_pinned_root_the_hook_cannot_read_denies_every_zero_touch_request(
+    configure_hook: Callable[[dict[str, Any]], None],
+    invoke: Invoke,
+    dynamodb: Any,
+    hook_output: pytest.CaptureFixture[str],
+    root: str,
+) -> None:
+    # The chain path fails closed: an error reading the roots is no approval, and nothing is written.
+    smart_lock = ZERO_TOUCH_RULES["deviceTypes"]["smart-lock"]
+    broken = smart_lock | {"zeroTouch": smart_lock["zeroTouch"] | {"roots": [root]}}
+    configure_hook(
+        ZERO_TOUCH_RULES | {"deviceTypes": ZERO_TOUCH_RULES["deviceTypes"] | {"smart-lock": broken}}
+    )
+    hook_output.readouterr()
+
+    assert invoke(event(VENDOR.make_element())) == DENIED
+
+    [log] = decision_logs(output_lines(hook_output))
+    assert log["reason"] == "InternalError"
+    assert everything(dynamodb) == []
