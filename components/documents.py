@@ -320,7 +320,13 @@ def template_body(name_prefix: str) -> str:
         {
             # The vendor chain is declared for zero-touch types and referenced by no resource: the hook
             # reads it from the request's parameters, and no thing attribute (800 characters) could hold it.
-            "Parameters": {name: {"Type": "String"} for name in (*Parameter, VENDOR_CHAIN_PARAMETER)},
+            # Devices of other types leave it out: its default stands in for it ("the default value is
+            # used when the dictionary ... does not contain a value", developer guide, "Provisioning
+            # templates"; AWS documents nothing for a declared parameter left without one).
+            "Parameters": {
+                **{name: {"Type": "String"} for name in Parameter},
+                VENDOR_CHAIN_PARAMETER: {"Type": "String", "Default": ""},
+            },
             "Resources": {
                 "thing": {
                     "Type": "AWS::IoT::Thing",

@@ -42,8 +42,10 @@ if TYPE_CHECKING:
     from hook.vendor_rules import ZeroTouchRule
 
 CHAIN_MAX_LENGTH: Final = 4096
-"""A RegisterThing parameter value is at most 4096 characters (AWS IoT API reference, RegisterThing,
-``parameters``): a device certificate and its signer as base64 DER take about 1400 (Trust&GO)."""
+"""This project's bound, about three times a Trust&GO device certificate and signer as base64 DER (1400).
+The MQTT ``RegisterThing`` a device sends documents no length for a parameter value, only the 128 KB of an
+MQTT message (developer guide, "Device provisioning MQTT API"; AWS IoT Core quotas, message broker); 4096 is
+what the control-plane ``RegisterThing`` allows one (API reference, ``parameters``), so a chain fits both."""
 CHAIN_MAX_CERTIFICATES: Final = 3
 """The device certificate and at most two vendor signers under the pinned root."""
 CHAIN_FORM: Final = (

@@ -171,3 +171,66 @@ def test_a_pre_registered_zero_touch_serial_is_admitted_with_the_attested_key_on
     )
 
     assert invoke(event(made))["allowProvisioning"] is approved
+
+
+@pytest.mark.parametrize("provisioned_first", [True, False], ids=["after provisioning", "before"])
+@pytest.mark.parametrize(
+    ("ended", "reason"), [("revoke", "DeviceRevoked"), ("decommission", "DeviceDecommissioned")]
+)
+@pytest.mark.usefixtures("zero_touch")
+def test_a_revoked_or_decommissioned_zero_touch_serial_stays_refused_to_its_genuine_element(
+    invoke: Invoke,
+    dynamodb: Any,
+    hook_output: pytest.CaptureFixture[str],
+    provisioned_first: bool,
+    ended: str,
+    reason: str,
+) -> None:
+    # A zero-touch serial needs no item to provision: an operator's revocation (even of a serial not seen
+    # yet) must still hold against the genuine element's chain and a fresh certificate of its key.
+    made = VENDOR.make_element()
+    if provisioned_first:
+        assert invoke(event(made))["allowProvisioning"] is True
+    operator = OperatorRecords(dynamodb, TABLE_NAME)
+    if ended == "revoke":
+        assert operator.revoke(f"SL-{made.unique_id}", "compromised") is not None
+    else:
+        assert operator.decommission(f"SL-{made.unique_id}") is not None
+    before = everything(dynamodb)
+    hook_output.readouterr()
+
+    assert invoke(event(made)) == DENIED
+
+    [log] = decision_logs(output_lines(hook_output))
+    assert log["reason"] == reason
+    assert everything(dynamodb) == before
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",  # passes the rules file's shape check
+        "-----BEGIN CERTIFICATE-----\n" + "\u00e9" * 8 + "\n-----END CERTIFICATE-----\n",
+    ],
+    ids=["not a certificate", "not base64"],
+)
+def test_a_pinned_root_the_hook_cannot_read_denies_every_zero_touch_request(
+    configure_hook: Callable[[dict[str, Any]], None],
+    invoke: Invoke,
+    dynamodb: Any,
+    hook_output: pytest.CaptureFixture[str],
+    root: str,
+) -> None:
+    # The chain path fails closed: an error reading the roots is no approval, and nothing is written.
+    smart_lock = ZERO_TOUCH_RULES["deviceTypes"]["smart-lock"]
+    broken = smart_lock | {"zeroTouch": smart_lock["zeroTouch"] | {"roots": [root]}}
+    configure_hook(
+        ZERO_TOUCH_RULES | {"deviceTypes": ZERO_TOUCH_RULES["deviceTypes"] | {"smart-lock": broken}}
+    )
+    hook_output.readouterr()
+
+    assert invoke(event(VENDOR.make_element())) == DENIED
+
+    [log] = decision_logs(output_lines(hook_output))
+    assert log["reason"] == "InternalError"
+    assert everything(dynamodb) == []

@@ -14,6 +14,7 @@ import pytest
 from components.device_registry import RegistryReference
 from components.function import FunctionDefaults
 from components.provisioning import provisioning_template_body
+from hook.contract import VENDOR_CHAIN_PARAMETER
 from hook.rules import DECLARED_PARAMETERS
 from program.config import parse_settings
 from program.stack import provisioning_args
@@ -77,3 +78,11 @@ def test_the_hook_admits_exactly_the_parameters_the_template_declares() -> None:
     # The hook denies every other key (UnknownParameter); a parameter added to one and not the other would
     # either deny every device or let an undeclared key through.
     assert set(json.loads(_body(BASELINE))["Parameters"]) == DECLARED_PARAMETERS
+
+
+def test_a_device_that_sends_no_vendor_chain_leaves_out_only_a_parameter_with_a_default() -> None:
+    # Only zero-touch devices send the chain; for every other device AWS IoT fills in the declared default
+    # rather than meet a declared parameter without a value (developer guide, "Provisioning templates").
+    parameters = json.loads(_body(BASELINE))["Parameters"]
+    assert parameters.pop(VENDOR_CHAIN_PARAMETER) == {"Type": "String", "Default": ""}
+    assert all("Default" not in declared for declared in parameters.values())  # the five are required

@@ -4,6 +4,7 @@ way a chain can fail is refused with its own reason. Every vendor is made in the
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import hashlib
 from typing import Any
@@ -14,11 +15,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from hook.contract import Attr, ProvisioningDenied, RejectionReason
 from hook.registry_decisions import Provenance
-from hook.rules import DeviceRequest
+from hook.rules import DeviceRequest, parse_rules
 from hook.vendor_chain import CHAIN_MAX_LENGTH, attest
 from hook.vendor_rules import ZeroTouchRule
 from local.devices.vendor import Vendor, VendorElement, certificate_chain_parameter
-from tests.support import certificate_id, device_certificate, device_key, element_certificate
+from tests.support import (
+    certificate_id,
+    device_certificate,
+    device_key,
+    element_certificate,
+    rules_entry,
+)
 
 VENDOR = Vendor()
 
@@ -178,3 +185,63 @@ def test_a_unique_id_the_serial_rule_cannot_take_is_a_serial_mismatch() -> None:
     made = VENDOR.make_element()
     long_rule = ZeroTouchRule((VENDOR.root.certificate_pem(),), "S" * 60 + "{uniqueId}", frozenset())
     assert refusal(made.chain_parameter(), made, rule=long_rule) == RejectionReason.VENDOR_SERIAL_MISMATCH
+
+
+def test_a_pinned_root_trusts_every_element_its_vendor_certified_a_pinned_signer_only_its_own() -> None:
+    # A vendor root certifies every buyer's parts (Trust&GO: "device and signer certificates signed by
+    # Microchip CA", Trust Platform Manifest File Format 1.2): another customer's genuine element, here of a
+    # second signer under the same root, passes the root; a pinned signer of one's own (custom PKI) only its own.
+    other_customer = copy.copy(VENDOR)
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    other_customer.device_signer = VENDOR._issue(f"{VENDOR.name} Signer 0002", start, 365, path_length=0)
+    ours, theirs = VENDOR.make_element(), other_customer.make_element()
+    signer_pinned = ZeroTouchRule((VENDOR.device_signer.certificate_pem(),), "SL-{uniqueId}", frozenset())
+
+    for made in (ours, theirs):
+        assert attest(
+            made.chain_parameter(),
+            rule(),
+            request(f"SL-{made.unique_id}"),
+            provenance(element_certificate(made.element)),
+        ).public_key
+    assert attest(
+        ours.chain_parameter(),
+        signer_pinned,
+        request(f"SL-{ours.unique_id}"),
+        provenance(element_certificate(ours.element)),
+    ).public_key
+    assert (
+        refusal(theirs.chain_parameter(), theirs, rule=signer_pinned)
+        == RejectionReason.VENDOR_CHAIN_UNTRUSTED
+    )
+
+
+@pytest.mark.parametrize("written", ["4f0a91", "4F:0A:91", "00:4f:0A:91", "004F0A91"])
+def test_a_denied_serial_written_with_leading_zeros_colons_or_either_case_denies_its_element(
+    written: str,
+) -> None:
+    made = VENDOR.make_element()
+    signer = VENDOR.device_signer
+    numbered = (  # the element's device certificate, as its vendor would number it
+        x509.CertificateBuilder()
+        .subject_name(made.device_certificate.subject)
+        .issuer_name(signer.certificate.subject)
+        .public_key(made.device_certificate.public_key())
+        .serial_number(0x4F0A91)
+        .not_valid_before(made.device_certificate.not_valid_before_utc)
+        .not_valid_after(made.device_certificate.not_valid_after_utc)
+        .sign(signer.key, hashes.SHA256())
+    )
+    entry = {
+        "roots": [VENDOR.root.certificate_pem()],
+        "serial": "SL-{uniqueId}",
+        "deniedCertificates": [written],
+    }
+    rules = parse_rules({"deviceTypes": {"smart-lock": rules_entry(zeroTouch=entry)}})
+    chain = certificate_chain_parameter([numbered, signer.certificate])
+
+    denied = rules.device_types["smart-lock"].zero_touch
+    assert refusal(chain, made, rule=denied) == RejectionReason.VENDOR_CERTIFICATE_DENIED
+    assert attest(
+        chain, rule(), request(f"SL-{made.unique_id}"), provenance(element_certificate(made.element))
+    )
