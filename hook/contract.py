@@ -293,6 +293,9 @@ class RejectionReason(StrEnum):
     """Key binding: the serial was registered without a key."""
     CERTIFICATE_UNREADABLE = "CertificateUnreadable"
     """Key binding: the event's certificatePem is missing or not a certificate of an accepted key."""
+    CLAIM_SUSPENDED = "ClaimSuspended"
+    """The claim certificate's breaker is open (tripped, or suspended by an operator):
+    :mod:`hook.claim_breaker`."""
     UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     RULES_UNAVAILABLE = "RulesUnavailable"
@@ -317,6 +320,7 @@ class Service(StrEnum):
     STALE_APPROVALS = "stale-approvals"
     CERTIFICATE_ROTATION = "certificate-rotation"
     CERTIFICATE_RETIREMENT = "certificate-retirement"
+    CLAIM_BREAKER = "claim-breaker"
 
 
 class Metric(StrEnum):
@@ -352,6 +356,8 @@ class Metric(StrEnum):
     CERTIFICATE_RETIREMENT_DEFERRED = "CertificateRetirementDeferred"
     """A replaced current certificate kept because its replacement is not attached to the thing (yet): the
     record is retried, then sent to the on-failure queue."""
+    CLAIM_BREAKER_TRIPPED = "ClaimBreakerTripped"
+    """A claim certificate's breaker tripped: approvals through it passed its budget (alarmed)."""
 
 
 class ProvisioningDenied(Exception):
