@@ -87,7 +87,7 @@ def test_a_burst_past_the_budget_trips_that_claim_certificate_only(
     )
     assert "budget 5" in state[BreakerAttr.REASON]
     tripped = [line for line in output_lines(capsys) if Metric.CLAIM_BREAKER_TRIPPED in line]
-    assert [line[Metric.CLAIM_BREAKER_TRIPPED] for line in tripped] == [1.0]
+    assert [line[Metric.CLAIM_BREAKER_TRIPPED] for line in tripped] == [[1.0]]
 
 
 def test_a_claim_certificate_without_a_budget_is_not_counted(dynamodb: Any, breaker_function: Any) -> None:
