@@ -27,8 +27,8 @@ from hook.contract import (
     STATUS_INDEX,
     Attr,
     DeviceStatus,
-    is_binding_key,
     is_certificate_binding_key,
+    is_device_key,
     shard_keys,
 )
 from hook.registry_items import Item, device_key, expressions, shard_attributes, string_attributes
@@ -159,7 +159,7 @@ class RegistryReads(DeviceRecords):
             arguments["PaginationConfig"] = {"PageSize": limit}
         pages = self._scanned_pages(arguments, segments)
         items = (string_attributes(raw) for page in pages for raw in page)
-        yield from islice((item for item in items if not is_binding_key(item[REGISTRY_PARTITION_KEY])), limit)
+        yield from islice((item for item in items if is_device_key(item[REGISTRY_PARTITION_KEY])), limit)
 
     def backfill_shards(
         self,
@@ -307,6 +307,6 @@ def devices_and_bindings(
         key = item[REGISTRY_PARTITION_KEY]
         if is_certificate_binding_key(key):
             bindings[item[Attr.CERTIFICATE_ID]] = item[Attr.DEVICE_SERIAL_NUMBER]
-        elif not is_binding_key(key):
+        elif is_device_key(key):
             devices[key] = item
     return devices, bindings

@@ -31,6 +31,8 @@ from boto3.dynamodb.conditions import Attr as Attribute
 from boto3.dynamodb.conditions import ConditionBase
 
 from hook.contract import (
+    CLAIM_APPROVALS_PREFIX,
+    CLAIM_BREAKER_PREFIX,
     REGISTRY_PARTITION_KEY,
     REGISTRY_SHARDS,
     ProvisioningDenied,
@@ -42,8 +44,6 @@ from hook.registry_items import Item, binding_item_key, expressions
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-BREAKER_PREFIX: Final = "claimBreaker#"
-APPROVALS_PREFIX: Final = "claimApprovals#"
 BREAKER_SHARDS: Final = REGISTRY_SHARDS
 """Items per breaker: the registry's shard count, so an approval checks the shard of its serial."""
 WINDOW: Final = timedelta(hours=1)
@@ -78,7 +78,7 @@ class BreakerAttr(StrEnum):
 
 def breaker_key(claim_certificate_id: str, shard: int) -> str:
     """The key of one shard's item of a claim certificate's breaker."""
-    return f"{BREAKER_PREFIX}{claim_certificate_id}#{shard}"
+    return f"{CLAIM_BREAKER_PREFIX}{claim_certificate_id}#{shard}"
 
 
 def breaker_keys(claim_certificate_id: str) -> list[str]:
@@ -93,7 +93,7 @@ def window_start(now: datetime) -> datetime:
 
 def approvals_key(claim_certificate_id: str, window: datetime) -> str:
     """The key of the item counting the approvals through a claim certificate in the hour ``window``."""
-    return f"{APPROVALS_PREFIX}{claim_certificate_id}#{window_start(window).strftime('%Y-%m-%dT%H')}"
+    return f"{CLAIM_APPROVALS_PREFIX}{claim_certificate_id}#{window_start(window).strftime('%Y-%m-%dT%H')}"
 
 
 def estimated_approvals(current: int, previous: int, now: datetime) -> float:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from fleetctl.operator_transitions import OperatorRecords
+from fleetctl.registry_reads import devices_and_bindings
 from hook.claim_breaker import (
     BREAKER_SHARDS,
     BreakerAttr,
@@ -18,7 +20,7 @@ from hook.claim_breaker import (
     parse_budgets,
 )
 from hook.claim_breakers import ClaimBreakers
-from hook.contract import ProvisioningDenied, RejectionReason, shard_of
+from hook.contract import Attr, ProvisioningDenied, RejectionReason, shard_of
 from hook.registry_decisions import Provenance
 from hook.registry_transitions import DeviceRecords
 from hook.rules import DeviceRequest
@@ -177,3 +179,19 @@ def test_the_last_hour_estimate_weighs_the_previous_hour_by_what_is_left_of_it()
 def test_budgets_that_are_not_positive_whole_numbers_by_certificate_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="CLAIM_BUDGETS must be a JSON object"):
         parse_budgets(text)
+
+
+def test_breaker_and_count_items_are_never_listed_as_devices(dynamodb: Any) -> None:
+    records, breakers = DeviceRecords(dynamodb, TABLE_NAME), ClaimBreakers(dynamodb, TABLE_NAME)
+    approve(records, "TS-000006")
+    breakers.add_approvals(CLAIM_CERTIFICATE_ID, 1, datetime.now(UTC))
+    breakers.set_state(CLAIM_CERTIFICATE_ID, BreakerState.SUSPENDED, "ops", "leak")
+
+    scan = dynamodb.scan(TableName=TABLE_NAME)["Items"]
+    devices, bindings = devices_and_bindings(scan)
+
+    assert len(scan) == 1 + 1 + 1 + BREAKER_SHARDS  # the device, its binding, the count, the breaker
+    assert list(devices) == ["TS-000006"] and list(bindings.values()) == ["TS-000006"]
+    assert [item[Attr.SERIAL_NUMBER] for item in OperatorRecords(dynamodb, TABLE_NAME).scan_devices()] == [
+        "TS-000006"
+    ]
