@@ -1,5 +1,7 @@
 """The hook benchmark's two cases: a stack without key binding ("plain") and a device type that binds keys
-("binding"), with the devices that provision through each."""
+("binding"), with the devices that provision through each. Both run with the claim breaker on: its check
+rides in every approval's transaction (``hook/claim_breaker.py``); the open breaker's denials are counted
+by ``bench/hook_overhead.py``'s ``measure_requests``."""
 
 from __future__ import annotations
 
