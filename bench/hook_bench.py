@@ -39,7 +39,8 @@ spread (lowest-highest) and every round's value. Nothing is dropped.
    its own bookkeeping: its ``UpdateItem`` cost grows with the number of clauses and its transactions
    deep-copy the table, so a ratio against moto measured moto.) The baseline is what the hook's client
    sent for one approval (one ``TransactWriteItems`` of the serial's item, the certificate's binding and
-   the claim breaker's check, with the key's condition for binding), captured and replayed with the same parameters. The two are
+   the claim breaker's check, with the key's condition for binding), captured and replayed with the same
+   parameters. The two are
    measured in turn, hook then alone, then alone then hook, and so on, after an untimed warm-up of both:
    the machine's noise falls on both.
 3. DynamoDB requests per approval (botocore ``before-send`` events on the hook's client, against

@@ -21,6 +21,7 @@ from typing import Any, Final, cast
 from boto3.dynamodb.conditions import Attr as Attribute
 from boto3.dynamodb.conditions import ConditionBase, Key
 
+from hook.claim_breaker import is_device_key
 from hook.contract import (
     DEVICE_TYPE_INDEX,
     REGISTRY_PARTITION_KEY,
@@ -28,7 +29,6 @@ from hook.contract import (
     Attr,
     DeviceStatus,
     is_certificate_binding_key,
-    is_device_key,
     shard_keys,
 )
 from hook.registry_items import Item, device_key, expressions, shard_attributes, string_attributes

@@ -31,8 +31,7 @@ from boto3.dynamodb.conditions import Attr as Attribute
 from boto3.dynamodb.conditions import ConditionBase
 
 from hook.contract import (
-    CLAIM_APPROVALS_PREFIX,
-    CLAIM_BREAKER_PREFIX,
+    BINDING_PREFIXES,
     REGISTRY_PARTITION_KEY,
     REGISTRY_SHARDS,
     ProvisioningDenied,
@@ -44,6 +43,9 @@ from hook.registry_items import Item, binding_item_key, expressions
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
+CLAIM_BREAKER_PREFIX: Final = "claimBreaker#"
+CLAIM_APPROVALS_PREFIX: Final = "claimApprovals#"
+"""Start the keys of a breaker's items and of its approval counts: ``#`` is never in a serial number."""
 BREAKER_SHARDS: Final = REGISTRY_SHARDS
 """Items per breaker: the registry's shard count, so an approval checks the shard of its serial."""
 WINDOW: Final = timedelta(hours=1)
@@ -74,6 +76,11 @@ class BreakerAttr(StrEnum):
     REASON = "breakerReason"
     APPROVALS = "approvals"
     """A count item's number of approvals (a DynamoDB number, added to with ``ADD``)."""
+
+
+def is_device_key(key: str) -> bool:
+    """Whether a registry key is a device's: not a binding's, a breaker's or an approval count's."""
+    return not key.startswith((*BINDING_PREFIXES, CLAIM_BREAKER_PREFIX, CLAIM_APPROVALS_PREFIX))
 
 
 def breaker_key(claim_certificate_id: str, shard: int) -> str:

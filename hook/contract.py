@@ -148,16 +148,6 @@ def is_binding_key(key: str) -> bool:
     return key.startswith(BINDING_PREFIXES)
 
 
-CLAIM_BREAKER_PREFIX: Final = "claimBreaker#"
-CLAIM_APPROVALS_PREFIX: Final = "claimApprovals#"
-"""Start the keys of a claim breaker's items and of its approval counts (:mod:`hook.claim_breaker`)."""
-
-
-def is_device_key(key: str) -> bool:
-    """Whether a registry key is a device's: not a binding's, a claim breaker's or an approval count's."""
-    return not key.startswith((*BINDING_PREFIXES, CLAIM_BREAKER_PREFIX, CLAIM_APPROVALS_PREFIX))
-
-
 REGISTRY_SHARDS: Final = 16
 """How many partition key values each index spreads one status or one device type over. Writers put a
 device in shard :func:`shard_of` its serial; readers query every shard and merge. Part of the data: it may
@@ -304,8 +294,7 @@ class RejectionReason(StrEnum):
     CERTIFICATE_UNREADABLE = "CertificateUnreadable"
     """Key binding: the event's certificatePem is missing or not a certificate of an accepted key."""
     CLAIM_SUSPENDED = "ClaimSuspended"
-    """The claim certificate's breaker is open (tripped, or suspended by an operator):
-    :mod:`hook.claim_breaker`."""
+    """The claim certificate's breaker is open (tripped, or suspended): :mod:`hook.claim_breaker`."""
     UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     RULES_UNAVAILABLE = "RulesUnavailable"

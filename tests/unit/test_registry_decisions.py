@@ -268,3 +268,17 @@ def test_a_pending_certificate_is_stale_only_past_its_own_jobs_in_progress_timeo
     }
 
     assert stale_pending_rotation(item, "job-1", TIMEOUT, AT) is stale
+
+
+def test_an_open_claim_breaker_denies_before_anything_the_registry_would_allow() -> None:
+    tripped = refused(
+        {"breakerState": "TRIPPED", "breakerChangedBy": "claim-breaker", "breakerReason": "130 > 100"}
+    )
+    retry = stored(DeviceStatus.PENDING, **{Attr.CERTIFICATE_ID: PROVENANCE.certificate_id})
+
+    with pytest.raises(ProvisioningDenied, match="TRIPPED since .* by claim-breaker: 130 > 100") as denied:
+        approval_decision([refused(retry), {"Code": PASSED}, tripped], REQUEST, PROVENANCE, None, NOW)
+    assert denied.value.reason == RejectionReason.CLAIM_SUSPENDED
+    assert reprovision_refusal([{"Code": PASSED}, {"Code": PASSED}, tripped]).reason == (
+        RejectionReason.CLAIM_SUSPENDED
+    )
