@@ -276,7 +276,7 @@ def test_an_open_claim_breaker_denies_before_anything_the_registry_would_allow()
     )
     retry = stored(DeviceStatus.PENDING, **{Attr.CERTIFICATE_ID: PROVENANCE.certificate_id})
 
-    with pytest.raises(ProvisioningDenied, match="TRIPPED since .* by claim-breaker: 130 > 100") as denied:
+    with pytest.raises(ProvisioningDenied, match=r"TRIPPED since .* by claim-breaker: 130 > 100") as denied:
         approval_decision([refused(retry), {"Code": PASSED}, tripped], REQUEST, PROVENANCE, None, NOW)
     assert denied.value.reason == RejectionReason.CLAIM_SUSPENDED
     assert reprovision_refusal([{"Code": PASSED}, {"Code": PASSED}, tripped]).reason == (
