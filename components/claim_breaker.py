@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pulumi
-import pulumi_aws as aws
 
 from components import documents
 from components.device_registry import RegistryReference
-from components.function import FunctionArgs, FunctionDefaults, create_function
+from components.function import FunctionArgs, FunctionDefaults, create_function, create_stream_mapping
 from components.function_archives import CLAIM_BREAKER
 from components.names import Role
 from hook.claim_breaker import CLAIM_BUDGETS_ENV
@@ -102,24 +101,18 @@ class ClaimBreaker(pulumi.ComponentResource):
             args.defaults,
             parent=self,
         )
-        aws.lambda_.EventSourceMapping(
+        create_stream_mapping(
             f"{name}-stream",
-            event_source_arn=args.registry.stream_arn,
-            function_name=function.arn,
+            args.registry.stream_arn,
+            function,
+            breaker_filter_patterns(),
+            tags=args.defaults.tags,
+            parent=self,
             # LATEST: approvals older than the mapping are not this breaker's to count; a replaced mapping
             # misses the approvals made while it was gone (the trip comes later, never falsely).
             starting_position="LATEST",
             batch_size=BREAKER_BATCH_SIZE,
-            bisect_batch_on_function_error=True,
             maximum_retry_attempts=BREAKER_MAXIMUM_RETRY_ATTEMPTS,
-            filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(
-                filters=[
-                    aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(pattern=pattern)
-                    for pattern in breaker_filter_patterns()
-                ]
-            ),
-            tags=args.defaults.tags,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         self.function_name = function.name
         self.register_outputs({"function_name": self.function_name})
