@@ -3,7 +3,7 @@ suspending, resuming and reading a breaker. Used by the claim-breaker function a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hook.claim_breaker import (
@@ -63,7 +63,7 @@ class ClaimBreakers:
     def set_state(self, claim_certificate_id: str, state: BreakerState, changed_by: str, reason: str) -> None:
         """An operator's suspension or resume, on every item of the breaker. A resume also clears the counts
         of this hour and the previous one, so the approvals that tripped it do not trip it again."""
-        now = datetime.fromisoformat(timestamp())
+        now = datetime.now(UTC)
         change = breaker_change(state, changed_by, reason, timestamp(now))
         for key in breaker_keys(claim_certificate_id):
             self._client.update_item(
@@ -86,9 +86,8 @@ class ClaimBreakers:
         items = [string_attributes(raw) for raw in response["Responses"].get(self._table_name, [])]
         if response.get("UnprocessedKeys"):
             raise RuntimeError("the registry did not return every item of the breaker; try again")
-        now = datetime.fromisoformat(timestamp())
         summary = breaker_summary(items)
-        summary[BreakerAttr.APPROVALS] = str(self._approvals(claim_certificate_id, now))
+        summary[BreakerAttr.APPROVALS] = str(self._approvals(claim_certificate_id, datetime.now(UTC)))
         return summary
 
     def _approvals(self, claim_certificate_id: str, hour: datetime) -> int:
