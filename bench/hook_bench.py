@@ -42,13 +42,15 @@ spread (lowest-highest) and every round's value. Nothing is dropped.
    request against an expected one, a cost of its own; moto, which the previous figure used, charges for
    its own bookkeeping: its ``UpdateItem`` cost grows with the number of clauses and its transactions
    deep-copy the table, so a ratio against moto measured moto.) The baseline is what the hook's client
-   sent for one approval (one ``TransactWriteItems`` of the serial's item and the certificate's binding,
-   with the key's condition for binding), captured and replayed with the same parameters. The two are
+   sent for one approval (one ``TransactWriteItems`` of the serial's item, the certificate's binding and
+   the claim breaker's check, with the key's condition for binding), captured and replayed with the same
+   parameters. The two are
    measured in turn, hook then alone, then alone then hook, and so on, after an untimed warm-up of both:
    the machine's noise falls on both.
 3. DynamoDB requests per approval (botocore ``before-send`` events on the hook's client, against
    in-process moto: a retry needs the registry's real conditions), and per retried approval (same
-   serial, same certificate; informational).
+   serial, same certificate; informational), and per denial while the claim certificate's breaker is open
+   (``ClaimSuspended``: the same one request, cancelled by its check).
 4. Size of the zipped function code: the archive the program declares (``hook/**/*.py``, ``rules.json``,
    ``activation.json``), deflated as the local deployer uploads it, for a stack of default settings and for
    the same stack with a device type that binds keys, or a zero-touch type (whose pinned root rides in

@@ -1,6 +1,8 @@
 """The hook benchmark's cases: a stack without key binding ("plain"), a device type that binds keys
 ("binding") and a zero-touch device type that trusts a vendor root ("zero-touch"), with the devices that
-provision through each."""
+provision through each. All run with the claim breaker on: its check rides in every approval's transaction
+(``hook/claim_breaker.py``); the open breaker's denials are counted by ``bench/hook_overhead.py``'s
+``measure_requests``."""
 
 from __future__ import annotations
 

@@ -24,8 +24,11 @@ from bench.fake_aws import FAKE_CREDENTIALS, REGION, StubBody
 from bench.figures import Figure, median_of_rounds
 from bench.hook_cases import CASES, PLAIN, Case, plain_device
 from hook import pre_provisioning, runtime
+from hook.claim_breaker import BreakerState
+from hook.claim_breakers import ClaimBreakers
 from hook.contract import REGISTRY_TABLE_ENV, RULES_FILE_ENV
 from tests.support import (
+    CLAIM_CERTIFICATE_ID,
     RULES,
     TABLE_NAME,
     FakeLambdaContext,
@@ -272,6 +275,21 @@ def measure_requests(client: Any, approvals: int) -> list[Figure]:
         for event in events:
             _approve(event)
         per_retry = len(sent) / approvals
+        # The claim breaker open (hook/claim_breaker.py): the same one request, cancelled by its check.
+        ClaimBreakers(client, TABLE_NAME).set_state(
+            CLAIM_CERTIFICATE_ID, BreakerState.SUSPENDED, "bench", "x"
+        )
+        sent.clear()
+        denials = [
+            pre_provisioning.lambda_handler(
+                plain_device(600_000 + index).event(certificate=f"denied-{index}"), FakeLambdaContext()
+            )
+            for index in range(approvals)
+        ]
+        per_suspended = len(sent) / approvals
+        if any(answer.get("allowProvisioning") is not False for answer in denials):
+            raise RuntimeError("the hook approved a request through a suspended claim certificate")
+        ClaimBreakers(client, TABLE_NAME).set_state(CLAIM_CERTIFICATE_ID, BreakerState.CLOSED, "bench", "x")
     finally:
         client.meta.events.unregister("before-send.dynamodb.*", count)
     return [
@@ -288,5 +306,12 @@ def measure_requests(client: Any, approvals: int) -> list[Figure]:
             "(same serial, same certificate)",
             "-",
             None,
+        ),
+        Figure(
+            "requests per denial, claim breaker open",
+            f"{per_suspended:.2f}",
+            "(ClaimSuspended: the approval's own transaction, cancelled by its check)",
+            f"== {REQUESTS_TARGET}",
+            per_suspended == REQUESTS_TARGET,
         ),
     ]

@@ -52,6 +52,8 @@ class MonitoredNames:
     """The retirement mapping's on-failure queue: each message is a batch of registry changes given up on."""
     claim_certificates: Mapping[str, pulumi.Input[str]]
     """Claim certificate ids by generation: each has its own abuse alarm."""
+    claim_breaker_function: pulumi.Input[str]
+    """The function that counts approvals per claim certificate and trips their breakers."""
     metrics_namespace: str
     """The stack's namespace of the functions' metrics (:func:`hook.contract.metrics_namespace`)."""
 
@@ -85,9 +87,9 @@ class AlarmSpec:
 
 
 def alarm_specs(
-    names: MonitoredNames, alarm_threshold: int, max_provisioning_per_hour: int
+    names: MonitoredNames, alarm_threshold: int, claim_budgets: Mapping[str, int]
 ) -> list[AlarmSpec]:
-    """Every alarm of the stack, as data."""
+    """Every alarm of the stack, as data; ``claim_budgets``: approvals per hour, by claim generation."""
 
     def aws_lambda(metric: str, function: pulumi.Input[str]) -> MetricRef:
         return MetricRef("AWS/Lambda", metric, {"FunctionName": function})
@@ -185,14 +187,38 @@ def alarm_specs(
         *(
             AlarmSpec(
                 f"claim-abuse-{generation}",
-                f"More than {max_provisioning_per_hour} approvals in an hour through claim certificate "
-                f"{generation}: more than the factories make, has it leaked?",
+                f"More than {claim_budgets[generation]} approvals in an hour through claim certificate "
+                f"{generation}: more than the factories make, has it leaked? (its breaker trips at this "
+                "budget too: see claim-breaker-tripped)",
                 (approvals_through(certificate_id),),
-                max_provisioning_per_hour,
+                claim_budgets[generation],
                 period=CLAIM_ABUSE_PERIOD_SECONDS,
                 comparison="GreaterThanThreshold",
             )
             for generation, certificate_id in names.claim_certificates.items()
+        ),
+        # Counted once by the claim-breaker function for each breaker it opens (hook/claim_breaker_trip.py).
+        AlarmSpec(
+            "claim-breaker-tripped",
+            "A claim certificate's breaker tripped: approvals through it passed its generation's budget and "
+            "the hook now denies its requests (ClaimSuspended). `fleetctl claim status` says which, when "
+            "and why; `fleetctl claim resume` after checking (docs/claim-certificate.md)",
+            (
+                MetricRef(
+                    names.metrics_namespace,
+                    Metric.CLAIM_BREAKER_TRIPPED,
+                    {SERVICE_DIMENSION: Service.CLAIM_BREAKER},
+                ),
+            ),
+            1,
+        ),
+        # A failed invocation is retried (its batch counted again); one still failing after the retries is
+        # skipped, and its approvals are never counted: the breaker then trips late.
+        AlarmSpec(
+            "claim-breaker-errors",
+            "The claim-breaker function failed: approvals may go uncounted and a breaker trip late",
+            (aws_lambda("Errors", names.claim_breaker_function),),
+            1,
         ),
         # The TableName dimension alone counts the table's throttles, not its indexes': each index's have its
         # GlobalSecondaryIndexName too, and an index that cannot keep up throttles the table's writes.

@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from components import documents
 from components.device_registry import RegistryReference
 from components.documents import AccountScope
-from components.function import FunctionArgs, FunctionDefaults, create_function
+from components.function import FunctionArgs, FunctionDefaults, create_function, create_stream_mapping
 from components.function_archives import CERTIFICATE_RETIREMENT, CERTIFICATE_ROTATION
 from components.names import Role
 from components.rule_logs import FunctionRule, create_function_rule
@@ -273,12 +273,13 @@ class CertificateLifecycle(pulumi.ComponentResource):
             args.defaults,
             parent=self,
         )
-        # The function's role policy exists before the mapping (the function depends on it), so Lambda's
-        # checks that the role may read the stream and send to the queue pass at creation.
-        aws.lambda_.EventSourceMapping(
+        create_stream_mapping(
             f"{name}-retirement-stream",
-            event_source_arn=args.registry.stream_arn,
-            function_name=function.arn,
+            args.registry.stream_arn,
+            function,
+            retirement_filter_patterns(),
+            tags=args.defaults.tags,
+            parent=self,
             # From the oldest record the stream still holds (24 hours), not only from the mapping's
             # creation (LATEST): changes made between the table's stream and the mapping coming up, or
             # while a replaced mapping was gone, are retired too. Retirement is idempotent, so a change
@@ -286,20 +287,11 @@ class CertificateLifecycle(pulumi.ComponentResource):
             starting_position="TRIM_HORIZON",
             batch_size=RETIREMENT_BATCH_SIZE,
             function_response_types=["ReportBatchItemFailures"],
-            bisect_batch_on_function_error=True,
             maximum_retry_attempts=RETIREMENT_MAXIMUM_RETRY_ATTEMPTS,
             destination_config=aws.lambda_.EventSourceMappingDestinationConfigArgs(
                 on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
                     destination_arn=failures.arn
                 )
             ),
-            filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(
-                filters=[
-                    aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(pattern=pattern)
-                    for pattern in retirement_filter_patterns()
-                ]
-            ),
-            tags=args.defaults.tags,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         return function

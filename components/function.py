@@ -104,3 +104,34 @@ def create_function(
         tags=defaults.tags,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[log_group, role_policy]),
     )
+
+
+def create_stream_mapping(
+    name: str,
+    stream_arn: pulumi.Input[str],
+    function: aws.lambda_.Function,
+    filter_patterns: list[str],
+    *,
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+    **settings: Any,
+) -> aws.lambda_.EventSourceMapping:
+    """A function's event source mapping on a DynamoDB stream, given only the records of
+    ``filter_patterns`` (ORed), with bisection of a failing batch; ``settings``: the mapping's starting
+    position, batch size, retries and the like. Created after the function, so after its role policy:
+    Lambda's checks that the role may read the stream pass at creation."""
+    return aws.lambda_.EventSourceMapping(
+        name,
+        event_source_arn=stream_arn,
+        function_name=function.arn,
+        bisect_batch_on_function_error=True,
+        filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(
+            filters=[
+                aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(pattern=pattern)
+                for pattern in filter_patterns
+            ]
+        ),
+        tags=dict(tags),
+        opts=pulumi.ResourceOptions(parent=parent),
+        **settings,
+    )

@@ -56,12 +56,14 @@ ACTIVATION: Final = FunctionCode(f"{PACKAGE}.activation", (ACTIVATION_CONFIG_FIL
 STALE_APPROVALS: Final = FunctionCode(f"{PACKAGE}.stale_approvals")
 CERTIFICATE_ROTATION: Final = FunctionCode(f"{PACKAGE}.certificate_rotation")
 CERTIFICATE_RETIREMENT: Final = FunctionCode(f"{PACKAGE}.certificate_retirement")
+CLAIM_BREAKER: Final = FunctionCode(f"{PACKAGE}.claim_breaker_trip")
 FUNCTIONS: Final = (
     PRE_PROVISIONING,
     ACTIVATION,
     STALE_APPROVALS,
     CERTIFICATE_ROTATION,
     CERTIFICATE_RETIREMENT,
+    CLAIM_BREAKER,
 )
 
 

@@ -6,6 +6,7 @@ The alarms are data (:mod:`components.alarms`) and the dashboard's body a pure f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,9 @@ class MonitoringArgs:
     names: MonitoredNames
     alarm_threshold: int
     """Failures in five minutes that raise the failure alarms."""
-    max_provisioning_per_hour: int
-    """Approvals through one claim certificate in an hour above which claim abuse is alarmed."""
+    claim_budgets: Mapping[str, int]
+    """Approvals through each generation's claim certificate in an hour above which claim abuse is
+    alarmed, by generation."""
     alert_email: str = ""
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -87,7 +89,7 @@ class Monitoring(pulumi.ComponentResource):
                 endpoint=args.alert_email,
                 opts=child,
             )
-        for spec in alarm_specs(args.names, args.alarm_threshold, args.max_provisioning_per_hour):
+        for spec in alarm_specs(args.names, args.alarm_threshold, args.claim_budgets):
             _create_alarm(
                 f"{name}-{spec.name}",
                 f"{args.name_prefix}-{spec.name}",

@@ -34,6 +34,7 @@ class Role(StrEnum):
     STALE_APPROVALS = "stale-approvals"
     ROTATION = "rotation"
     RETIREMENT = "retirement"
+    CLAIM_BREAKER = "claim-breaker"
     """The execution roles of the functions; shorter than the functions' names, so that the longest base
     name and region fit IAM's 64 characters."""
 

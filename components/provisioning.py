@@ -174,13 +174,16 @@ class FleetProvisioning(pulumi.ComponentResource):
                 code=PRE_PROVISIONING,
                 description="AWS IoT pre-provisioning hook: validates devices against rules and the registry",
                 # The hook's one request is a TransactWriteItems of two Update members (the serial's item
-                # and the certificate's binding, both in this table). TransactWriteItems is no IAM action:
-                # "Permissions for Put, Update, Delete, and Get actions are governed by the permissions
-                # used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem operations"
-                # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html),
-                # so UpdateItem on the table is all it needs.
+                # and the certificate's binding) and a ConditionCheck (the claim breaker), all in this
+                # table. TransactWriteItems is no IAM action: "Permissions for Put, Update, Delete, and Get
+                # actions are governed by the permissions used for the underlying PutItem, UpdateItem,
+                # DeleteItem, and GetItem operations. For the ConditionCheck action, you can use the
+                # dynamodb:ConditionCheckItem permission"
+                # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
                 statements=args.registry.table_arn.apply(
-                    lambda table_arn: [documents.allow(["dynamodb:UpdateItem"], [table_arn])]
+                    lambda table_arn: [
+                        documents.allow(["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"], [table_arn])
+                    ]
                 ),
                 environment={REGISTRY_TABLE_ENV: args.registry.table_name},
                 timeout=args.hook_timeout,

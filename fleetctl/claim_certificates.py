@@ -1,5 +1,5 @@
-"""The stack's claim certificate(s): their status and the devices approved through each, and deactivating
-one once the factory has moved to its replacement."""
+"""The stack's claim certificate(s): their status, breaker and the devices approved through each;
+suspending or resuming a breaker; and deactivating one once the factory has moved to its replacement."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fleetctl.iot_reads import (
     describe_certificate,
     policy_certificate_ids,
 )
+from hook.claim_breaker import BreakerAttr, BreakerState
 from hook.contract import Attr, DeviceStatus
 
 if TYPE_CHECKING:
@@ -41,9 +42,33 @@ def claim_status(stack: StackContext, *, include_all: bool) -> list[dict[str, An
             raise NotFound(f"claim certificate {certificate_id} does not exist in AWS IoT ({stack.region})")
         current = certificate_id == stack.claim_certificate_id
         rows.append(
-            {**certificate_summary(description, now), "current": current, "devices": counts[certificate_id]}
+            {
+                **certificate_summary(description, now),
+                "current": current,
+                "devices": counts[certificate_id],
+                **breaker_row(stack.claim_breakers.state(certificate_id)),
+            }
         )
     return rows
+
+
+def breaker_row(state: Mapping[str, str]) -> dict[str, Any]:
+    """A breaker's state as ``claim status`` reports it."""
+    return {
+        "breaker": state[BreakerAttr.STATE],
+        "breakerChangedAt": state.get(BreakerAttr.CHANGED_AT),
+        "breakerChangedBy": state.get(BreakerAttr.CHANGED_BY),
+        "breakerReason": state.get(BreakerAttr.REASON),
+        "approvalsThisHour": int(state.get(BreakerAttr.APPROVALS, "0")),
+    }
+
+
+def set_breaker(stack: StackContext, certificate_id: str, state: BreakerState, reason: str) -> dict[str, Any]:
+    """Suspend (``SUSPENDED``) or resume (``CLOSED``) the breaker of a claim certificate of this stack, as
+    the caller, with ``reason``; its state as written. Its certificate stays as it is in AWS IoT."""
+    claim_certificate(stack, certificate_id)
+    stack.claim_breakers.set_state(certificate_id, state, stack.caller.arn, reason)
+    return {"certificateId": certificate_id, **breaker_row(stack.claim_breakers.state(certificate_id))}
 
 
 def claim_certificate(stack: StackContext, certificate_id: str) -> Mapping[str, Any]:

@@ -99,6 +99,8 @@ app.add_typer(rotate_app, name="rotate")
 
 claim_app = typer.Typer(no_args_is_help=True, help="The stack's claim certificate(s).")
 claim_app.command("status")(claim.status)
+claim_app.command("suspend")(claim.suspend)
+claim_app.command("resume")(claim.resume)
 claim_app.command("deactivate")(claim.deactivate)
 app.add_typer(claim_app, name="claim")
 

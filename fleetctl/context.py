@@ -14,6 +14,7 @@ from botocore.config import Config
 
 from fleetctl.errors import UsageProblem
 from fleetctl.operator_transitions import OperatorRecords
+from hook.claim_breakers import ClaimBreakers
 from hook.contract import TEMPLATE_NAME_SUFFIX, claim_policy_name, thing_name
 from hook.rules import RulesError, RuleSet, load_rules, parse_rules
 from program.outputs import StackOutput
@@ -141,6 +142,13 @@ class StackContext:
         table = self.table  # first: its error names both ways to supply the stack
         client = boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG)
         return OperatorRecords(client, table)
+
+    @cached_property
+    def claim_breakers(self) -> ClaimBreakers:
+        """The claim certificates' breakers, in the registry table (:mod:`hook.claim_breaker`)."""
+        table = self.table
+        client = boto3.client("dynamodb", region_name=self.region, config=_CLIENT_CONFIG)
+        return ClaimBreakers(client, table)
 
     @cached_property
     def bulk_records(self) -> OperatorRecords:

@@ -358,8 +358,24 @@ def print_claim_certificates(rows: list[dict[str, Any]], json_output: bool) -> N
         ("current", "Current"),
         ("ageDays", "Age (days)"),
         ("devices", "Devices"),
+        ("breaker", "Breaker"),
+        ("approvalsThisHour", "Approvals this hour"),
+        ("breakerChangedAt", "Since"),
+        ("breakerChangedBy", "By"),
+        ("breakerReason", "Why"),
     ]
     print_table("Claim certificates", columns, rows)
+
+
+def print_claim_breaker(row: Mapping[str, Any], json_output: bool) -> None:
+    """A claim certificate's breaker after ``claim suspend|resume``."""
+    if json_output:
+        print_json(row)
+    else:
+        print_line(
+            f"{row['certificateId']}: breaker {row['breaker']} since {row['breakerChangedAt']} by "
+            f"{row['breakerChangedBy']}: {row['breakerReason']}"
+        )
 
 
 def print_claim_deactivation(certificate_id: str, status: str, changed: bool, json_output: bool) -> None:

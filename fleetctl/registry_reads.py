@@ -21,13 +21,13 @@ from typing import Any, Final, cast
 from boto3.dynamodb.conditions import Attr as Attribute
 from boto3.dynamodb.conditions import ConditionBase, Key
 
+from hook.claim_breaker import is_device_key
 from hook.contract import (
     DEVICE_TYPE_INDEX,
     REGISTRY_PARTITION_KEY,
     STATUS_INDEX,
     Attr,
     DeviceStatus,
-    is_binding_key,
     is_certificate_binding_key,
     shard_keys,
 )
@@ -159,7 +159,7 @@ class RegistryReads(DeviceRecords):
             arguments["PaginationConfig"] = {"PageSize": limit}
         pages = self._scanned_pages(arguments, segments)
         items = (string_attributes(raw) for page in pages for raw in page)
-        yield from islice((item for item in items if not is_binding_key(item[REGISTRY_PARTITION_KEY])), limit)
+        yield from islice((item for item in items if is_device_key(item[REGISTRY_PARTITION_KEY])), limit)
 
     def backfill_shards(
         self,
@@ -307,6 +307,6 @@ def devices_and_bindings(
         key = item[REGISTRY_PARTITION_KEY]
         if is_certificate_binding_key(key):
             bindings[item[Attr.CERTIFICATE_ID]] = item[Attr.DEVICE_SERIAL_NUMBER]
-        elif not is_binding_key(key):
+        elif is_device_key(key):
             devices[key] = item
     return devices, bindings

@@ -308,6 +308,8 @@ class RejectionReason(StrEnum):
     VENDOR_CERTIFICATE_DENIED = "VendorCertificateDenied"
     VENDOR_KEY_MISMATCH = "VendorKeyMismatch"
     VENDOR_SERIAL_MISMATCH = "VendorSerialMismatch"
+    CLAIM_SUSPENDED = "ClaimSuspended"
+    """The claim certificate's breaker is open (tripped, or suspended): :mod:`hook.claim_breaker`."""
     UNKNOWN_REGISTRY_STATE = "UnknownRegistryState"
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     RULES_UNAVAILABLE = "RulesUnavailable"
@@ -338,6 +340,7 @@ class Service(StrEnum):
     STALE_APPROVALS = "stale-approvals"
     CERTIFICATE_ROTATION = "certificate-rotation"
     CERTIFICATE_RETIREMENT = "certificate-retirement"
+    CLAIM_BREAKER = "claim-breaker"
 
 
 class Metric(StrEnum):
@@ -373,6 +376,8 @@ class Metric(StrEnum):
     CERTIFICATE_RETIREMENT_DEFERRED = "CertificateRetirementDeferred"
     """A replaced current certificate kept because its replacement is not attached to the thing (yet): the
     record is retried, then sent to the on-failure queue."""
+    CLAIM_BREAKER_TRIPPED = "ClaimBreakerTripped"
+    """A claim certificate's breaker tripped: approvals through it passed its budget (alarmed)."""
 
 
 class ProvisioningDenied(Exception):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hook.claim_breaker import suspension
 from hook.contract import Attr, DeviceStatus, Parameter, ProvisioningDenied, RejectionReason
 from hook.registry_items import Item, string_attributes
 
@@ -118,23 +119,26 @@ def cancellation_reasons(cancelled: ClientError, members: int) -> list[Reason]:
 def approval_decision(
     reasons: object, request: DeviceRequest, provenance: Provenance, public_key: str | None, now: str
 ) -> Item | None:
-    """Decide from a cancelled approval's reasons, one per member (the serial's item, then the
-    certificate's binding). Allow a retry by the certificate on record that is bound to this serial
+    """Decide from a cancelled approval's reasons, one per member (the serial's item, the certificate's
+    binding, the claim certificate's breaker). An open breaker denies whatever else failed
+    (``ClaimSuspended``). Allow a retry by the certificate on record that is bound to this serial
     (``None``), and return the stored item when an operator's re-provisioning grant admits a new
     certificate; anything unexpected denies. ``public_key``: the certificate's key, when the device type
     binds keys."""
-    if not (isinstance(reasons, list) and len(reasons) == 2 and all(isinstance(r, dict) for r in reasons)):
+    if not (isinstance(reasons, list) and len(reasons) == 3 and all(isinstance(r, dict) for r in reasons)):
         raise ProvisioningDenied(
-            RejectionReason.REGISTRY_UNAVAILABLE, "registry transaction cancelled without its two reasons"
+            RejectionReason.REGISTRY_UNAVAILABLE, "registry transaction cancelled without its three reasons"
         )
     codes = cancellation_codes(reasons)
     unexpected = [str(code) for code in codes if code not in (PASSED, CONDITION_FAILED)]
-    if unexpected or codes == [PASSED, PASSED]:
+    if unexpected or codes == [PASSED, PASSED, PASSED]:
         raise ProvisioningDenied(
             RejectionReason.REGISTRY_UNAVAILABLE,
             f"registry transaction cancelled: {', '.join(unexpected) or 'no reason given'}",
         )
-    device, binding = reasons
+    device, binding, breaker = reasons
+    if breaker["Code"] == CONDITION_FAILED:
+        raise suspension(stored_item(breaker))
     granted = None
     if device["Code"] == CONDITION_FAILED:
         granted = decide_from_stored(stored_item(device), request, provenance, public_key, now)
@@ -192,9 +196,12 @@ def decide_from_stored(
 
 
 def reprovision_refusal(reasons: object) -> ProvisioningDenied:
-    """Why a re-provisioning's transaction (the serial's item, then the certificate's binding) was
-    cancelled: the certificate is another serial's, or the grant was used meanwhile."""
+    """Why a re-provisioning's transaction (the serial's item, the certificate's binding, the breaker)
+    was cancelled: the breaker opened, the certificate is another serial's, or the grant was used
+    meanwhile."""
     codes = cancellation_codes(reasons)
+    if codes[2:3] == [CONDITION_FAILED] and isinstance(reasons, list):
+        return suspension(stored_item(reasons[2]))
     if codes[1:2] == [CONDITION_FAILED]:
         return ProvisioningDenied(
             RejectionReason.CERTIFICATE_IN_USE, "certificate is already approved for another serial"

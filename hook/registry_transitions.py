@@ -53,6 +53,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hook import runtime
+from hook.claim_breaker import breaker_check_member
 from hook.contract import REGISTRY_TABLE_ENV, STATUS_INDEX, Attr, DeviceStatus, shard_keys
 from hook.registry_decisions import (
     EXPIRY_OF_THE_REPLACED,
@@ -114,11 +115,12 @@ class DeviceRecords:
         """Mark the serial ``PENDING`` for this certificate and bind the certificate to the serial, or raise
         :class:`~hook.contract.ProvisioningDenied`.
 
-        One ``TransactWriteItems`` of two conditional updates: the serial's item, whose condition admits a
-        new serial (unless pre-registration is required) or a ``PREREGISTERED`` one with the same type and
-        manufacturer, and the certificate's binding, whose condition admits a certificate not yet bound
-        or bound to this serial. When a condition fails, DynamoDB cancels both and returns the stored
-        items with the reasons, and the decision is made from them without a second request
+        One ``TransactWriteItems`` of two conditional updates and a check: the serial's item, whose condition
+        admits a new serial (unless pre-registration is required) or a ``PREREGISTERED`` one with the same
+        type and manufacturer; the certificate's binding, whose condition admits a certificate not yet bound
+        or bound to this serial; and the claim certificate's breaker item of the serial's shard, which must
+        be closed (:mod:`hook.claim_breaker`). When a condition fails, DynamoDB cancels them all and returns
+        the stored items with the reasons, and the decision is made from them without a second request
         (:func:`~hook.registry_decisions.approval_decision`).
 
         With ``key_binding``, the certificate's key is read before any request, and the condition admits
@@ -176,6 +178,7 @@ class DeviceRecords:
                 now,
                 assign=values,
                 assign_if_absent={Attr.CREATED_AT: now},
+                breaker=provenance.claim_certificate_id,
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
             granted = approval_decision(reasons_of(cancelled), request, provenance, public_key, timestamp())
@@ -229,6 +232,7 @@ class DeviceRecords:
                     Attr.PENDING_CERTIFICATE_ID,
                     *EXPIRY_OF_THE_REPLACED,
                 ),
+                breaker=provenance.claim_certificate_id,
             )
         except self._client.exceptions.TransactionCanceledException as cancelled:
             raise reprovision_refusal(reasons_of(cancelled)) from cancelled
@@ -383,9 +387,11 @@ class DeviceRecords:
         assign: Mapping[str, str],
         assign_if_absent: Mapping[str, str] | None = None,
         remove: Collection[str] = (),
+        breaker: str | None = None,
     ) -> None:
         """One ``TransactWriteItems``: the serial's item updated if ``condition`` holds, and the
-        certificate bound to the serial (free, or the serial's already); each member returns its stored
+        certificate bound to the serial (free, or the serial's already); with ``breaker`` (a claim
+        certificate id), a third member checks that its breaker is closed. Each member returns its stored
         item when refused."""
         self._client.transact_write_items(
             TransactItems=[
@@ -398,6 +404,7 @@ class DeviceRecords:
                     remove=remove,
                 ),
                 certificate_binding_member(self._table_name, certificate_id, serial_number, now),
+                *([breaker_check_member(self._table_name, breaker, serial_number)] if breaker else []),
             ]
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from program.constraints import expected, name_part
 
@@ -12,7 +12,7 @@ from program.constraints import expected, name_part
 class ClaimGenerationSettings(BaseModel):
     """One generation of the claim certificate; a bare name is an active one with an AWS-made key."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     name: Annotated[str, name_part(16), expected("generation {value}: expected 1-16 characters of a-z 0-9 -")]
     """Names the generation's resources and alarm."""
@@ -26,6 +26,16 @@ class ClaimGenerationSettings(BaseModel):
     the key pair (the private key of the current generation is then a secret stack output)."""
     active: bool = True
     """False deactivates the certificate. Nothing in the program ever re-activates one."""
+    max_provisioning_per_hour: Annotated[
+        int | None,
+        Field(alias="maxProvisioningPerHour", ge=1),
+        expected(
+            "expected a whole number of approvals per hour >= 1, or leave it out for the stack's "
+            "maxProvisioningPerHour"
+        ),
+    ] = None
+    """This generation's budget: approvals through its claim certificate in an hour above which its breaker
+    trips and its claim-abuse alarm fires; ``None`` for the stack's ``maxProvisioningPerHour``."""
 
     @model_validator(mode="before")
     @classmethod

@@ -113,7 +113,10 @@ PayloadFormats = Annotated[
 ClaimGenerations = Annotated[
     tuple[ClaimGenerationSettings, ...],
     Field(min_length=1),
-    expected('expected a non-empty list of generation names or {name, csr, active}, e.g. ["1"]'),
+    expected(
+        "expected a non-empty list of generation names or {name, csr, active, maxProvisioningPerHour}, "
+        'e.g. ["1"]'
+    ),
 ]
 
 
@@ -169,7 +172,8 @@ class Settings(BaseModel):
     initial_shadow: ShadowDocument = Field(default_factory=lambda: dict(DEFAULT_INITIAL_SHADOW))
     """Desired state every new device's shadow starts with, unless its type sets ``initialShadow``."""
     max_provisioning_per_hour: Annotated[int, Field(ge=1)] = 100
-    """Things registered through the claim certificate per hour above which claim abuse is alarmed."""
+    """Approvals through one claim certificate per hour above which its breaker trips and claim abuse is
+    alarmed, unless its generation sets its own (:meth:`claim_budgets`)."""
     powertools_layer_version: Annotated[int, Field(ge=1)] = 27
     """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer."""
     account_event_types: tuple[EventType, ...] = ("THING",)
@@ -258,6 +262,13 @@ class Settings(BaseModel):
     def layer_arn(self) -> str:
         """The Powertools layer the functions use, in this stack's region and partition."""
         return powertools_layer_arn(self.region, self.powertools_layer_version)
+
+    def claim_budgets(self) -> dict[str, int]:
+        """Each generation's approvals per hour: its own ``maxProvisioningPerHour``, else the stack's."""
+        return {
+            generation.name: generation.max_provisioning_per_hour or self.max_provisioning_per_hour
+            for generation in self.claim_certificates
+        }
 
     @property
     def current_claim_generation(self) -> ClaimGenerationSettings:

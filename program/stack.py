@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from components.account import AccountSettings, AccountSettingsArgs
 from components.alarms import MonitoredNames
 from components.certificate_lifecycle import CertificateLifecycle, CertificateLifecycleArgs
+from components.claim_breaker import ClaimBreaker, ClaimBreakerArgs
 from components.defender import DefenderAudit, DefenderAuditArgs, suppress_claim_certificates
 from components.device_lifecycle import DeviceLifecycle, DeviceLifecycleArgs
 from components.device_registry import DeviceRegistry, DeviceRegistryArgs, RegistryReference
@@ -85,6 +86,16 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         scope,
     )
     monitoring = None
+    breaker = ClaimBreaker(
+        "claim-breaker",
+        ClaimBreakerArgs(
+            name_prefix=settings.base_name,
+            registry=registry.reference,
+            claim_certificates=provisioning.claim_certificate_ids,
+            budget_per_generation=settings.claim_budgets(),
+            defaults=functions,
+        ),
+    )
     if settings.enable_monitoring:
         monitoring = Monitoring(
             "monitoring",
@@ -99,10 +110,11 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                     retirement_function=certificates.retirement_function_name,
                     retirement_failures_queue=certificates.retirement_failures_queue_name,
                     claim_certificates=provisioning.claim_certificate_ids,
+                    claim_breaker_function=breaker.function_name,
                     metrics_namespace=functions.metrics_namespace,
                 ),
                 alarm_threshold=settings.alarm_threshold,
-                max_provisioning_per_hour=settings.max_provisioning_per_hour,
+                claim_budgets=settings.claim_budgets(),
                 alert_email=settings.alert_email,
                 tags=tags,
             ),

@@ -1,4 +1,4 @@
-"""``fleetctl claim status|deactivate``: the stack's claim certificate(s)."""
+"""``fleetctl claim status|suspend|resume|deactivate``: the claim certificate(s) and their breakers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ from typing import Annotated
 import typer
 
 from fleetctl import claim_certificates
-from fleetctl.commands.options import JsonFlag, YesFlag, stack_of
+from fleetctl.commands.options import JsonFlag, YesFlag, grant_reason, stack_of
 from fleetctl.errors import Declined
 from fleetctl.iot_reads import ACTIVE
-from fleetctl.output import print_claim_certificates, print_claim_deactivation
+from fleetctl.output import print_claim_breaker, print_claim_certificates, print_claim_deactivation
+from hook.claim_breaker import BreakerState
+
+_BreakerReason = Annotated[
+    str,
+    typer.Option("--reason", callback=grant_reason, help="Why; recorded on the breaker with who and when."),
+]
 
 
 def status(
@@ -21,7 +27,7 @@ def status(
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Status, age, expiry and devices approved through the claim certificate(s)."""
+    """Status, age, expiry, breaker and devices approved through the claim certificate(s)."""
     rows = claim_certificates.claim_status(stack_of(ctx), include_all=all_certificates)
     print_claim_certificates(rows, json_output)
 
@@ -44,3 +50,21 @@ def deactivate(
     changed = claim_certificates.deactivate(stack, description)
     status_now = "INACTIVE" if changed else description["status"]
     print_claim_deactivation(certificate_id, status_now, changed, json_output)
+
+
+def suspend(
+    ctx: typer.Context, certificate_id: str, reason: _BreakerReason, json_output: JsonFlag = False
+) -> None:
+    """Open a claim certificate's breaker: the hook denies its requests (ClaimSuspended); the certificate
+    stays ACTIVE, and other generations keep provisioning."""
+    row = claim_certificates.set_breaker(stack_of(ctx), certificate_id, BreakerState.SUSPENDED, reason)
+    print_claim_breaker(row, json_output)
+
+
+def resume(
+    ctx: typer.Context, certificate_id: str, reason: _BreakerReason, json_output: JsonFlag = False
+) -> None:
+    """Close a claim certificate's breaker (tripped or suspended) and clear its count of the last hour:
+    devices provision through it again."""
+    row = claim_certificates.set_breaker(stack_of(ctx), certificate_id, BreakerState.CLOSED, reason)
+    print_claim_breaker(row, json_output)

@@ -27,8 +27,8 @@ def test_the_same_stack_in_two_regions_of_one_account_declares_disjoint_account_
     }
     names = {region: account_wide_names(deployment) for region, deployment in stacks.items()}
     for region, declared in names.items():
-        # five function roles, the provisioning role, the IoT logging role and the dashboard
-        assert len(declared) == 8
+        # six function roles, the provisioning role, the IoT logging role and the dashboard
+        assert len(declared) == 9
         assert all(f"-{region}-" in name for name in declared)
     assert not set(names["us-west-2"]) & set(names["eu-west-1"])
 

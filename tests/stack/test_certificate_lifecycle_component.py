@@ -47,6 +47,16 @@ def named(deployment: Deployment, typ: str, name: str) -> Declared:
     return resource
 
 
+def retirement_mapping(deployment: Deployment) -> Declared:
+    """The retirement function's mapping on the registry stream (the claim breaker has one too)."""
+    [mapping] = [
+        m
+        for m in deployment.mocks.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+        if "certificate-retirement" in m.inputs["functionName"]
+    ]
+    return mapping
+
+
 def role_statements(deployment: Deployment, role: str) -> list[dict[str, Any]]:
     [policy] = [
         p
@@ -247,7 +257,7 @@ def test_neither_function_attaches_or_detaches_another_stacks_things(build: Buil
 
 
 def test_retirement_function_follows_the_stream_reporting_failed_records_one_by_one(dev: Deployment) -> None:
-    mapping = dev.mocks.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    mapping = retirement_mapping(dev)
     assert mapping.inputs["eventSourceArn"] == STREAM_ARN
     assert mapping.inputs["functionName"] == f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{RETIREMENT}"
     # From the oldest record the stream holds: changes made before the mapping existed are retired too.
@@ -260,7 +270,7 @@ def test_retirement_function_follows_the_stream_reporting_failed_records_one_by_
 
 
 def test_batches_given_up_on_are_kept_in_an_encrypted_queue_for_two_weeks(dev: Deployment) -> None:
-    mapping = dev.mocks.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    mapping = retirement_mapping(dev)
     assert mapping.inputs["destinationConfig"] == {"onFailure": {"destinationArn": FAILURES_QUEUE_ARN}}
     queue = named(dev, "aws:sqs/queue:Queue", FAILURES_QUEUE)
     assert queue.inputs["sqsManagedSseEnabled"] is True
@@ -344,7 +354,7 @@ def test_every_change_that_drops_a_certificate_reaches_the_retirement_function(
     dev: Deployment, change: Change, invoked: bool
 ) -> None:
     event_name, old, new = change
-    mapping = dev.mocks.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    mapping = retirement_mapping(dev)
     patterns = [json.loads(each["pattern"]) for each in mapping.inputs["filterCriteria"]["filters"]]
     delivered = any(matches(stream_record(event_name, old, new), pattern) for pattern in patterns)
     assert delivered is invoked

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.alarms import rule_failures_query
+from components.claim_breaker import budgets_document
 from tests.pulumi_mocks import ACCOUNT_ID, Build, Declared, Deployment, comparable
 
 REGION = "us-east-1"
@@ -233,6 +234,24 @@ SINGLE_METRIC_ALARMS = {
         3_600_000,
         300,
         GT,
+    ),
+    "claim-breaker-tripped": (
+        NAMESPACE,
+        "ClaimBreakerTripped",
+        {"service": "claim-breaker"},
+        "Sum",
+        1,
+        300,
+        GE,
+    ),
+    "claim-breaker-errors": (
+        "AWS/Lambda",
+        "Errors",
+        {"FunctionName": f"{BASE}-claim-breaker"},
+        "Sum",
+        1,
+        300,
+        GE,
     ),
     "retirement-failures-queued": (
         "AWS/SQS",
@@ -483,3 +502,35 @@ def test_turning_a_feature_off_removes_exactly_its_resources(
     assert removed
     assert all(name == component or name.startswith(f"{component}-") for _, name in removed)
     assert {key_ for key_ in declared_off if declared_off[key_] != declared_on[key_]} == switched
+
+
+def test_claim_breaker_reads_the_registry_stream_and_writes_only_the_registry_table(dev: Deployment) -> None:
+    _, stream, list_streams, registry = role_statements(dev, f"{BASE}-{REGION}-claim-breaker")
+    assert stream["Action"] == ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+    assert list_streams == {"Effect": "Allow", "Action": ["dynamodb:ListStreams"], "Resource": ["*"]}
+    assert registry == {
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        "Resource": [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"],
+    }
+    [mapping] = [
+        m
+        for m in dev.mocks.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+        if m.inputs["functionName"].endswith(f"function:{BASE}-claim-breaker")
+    ]
+    assert mapping.inputs["startingPosition"] == "LATEST"
+    [pattern] = [json.loads(f["pattern"]) for f in mapping.inputs["filterCriteria"]["filters"]]
+    assert pattern == {"dynamodb": {"NewImage": {"claimCertificateId": {"S": [{"exists": True}]}}}}
+
+
+def test_each_generations_budget_reaches_its_breaker_and_its_claim_abuse_alarm(build: Build) -> None:
+    deployment = build({"aws:region": REGION, "maxProvisioningPerHour": 50, "claimCertificates": ["1"]})
+    function = named(deployment, "aws:lambda/function:Function", f"{BASE}-claim-breaker")
+    budgets = json.loads(function.inputs["environment"]["variables"]["CLAIM_BUDGETS"])
+    alarm = alarms(deployment)["claim-abuse-1"]
+    assert budgets == {alarm["dimensions"]["ClaimCertificateId"]: 50} and alarm["threshold"] == 50
+    # The mocks give every certificate one id: the mapping of several is checked on its own.
+    assert json.loads(budgets_document({"old": "a" * 64, "new": "b" * 64}, {"old": 50, "new": 4000})) == {
+        "a" * 64: 50,
+        "b" * 64: 4000,
+    }

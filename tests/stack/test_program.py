@@ -645,13 +645,15 @@ def test_no_stack_can_touch_another_stacks_things_or_policies(build: Build) -> N
     assert thing_name("iot-provisioning-dev", "eu-SN1") != thing_name("iot-provisioning-dev-eu", "SN1")
 
 
-def test_hook_role_may_only_write_its_logs_and_update_the_registry(dev: Deployment) -> None:
+def test_hook_role_may_only_write_its_logs_update_the_registry_and_check_the_claim_breaker(
+    dev: Deployment,
+) -> None:
     policies = {p.inputs["role"]: p for p in dev.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}
     log_group = named(dev, "aws:cloudwatch/logGroup:LogGroup", f"/aws/lambda/{HOOK}")
     logs, registry = statements(policy_document(policies[f"{BASE}-{REGION}-hook-id"]))
     assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert logs["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{log_group.inputs['name']}:*"]
-    assert registry["Action"] == ["dynamodb:UpdateItem"]
+    assert registry["Action"] == ["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"]
     assert registry["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"]
     hook_role = named(dev, "aws:iam/role:Role", f"{BASE}-{REGION}-hook")
     assert policy_document(hook_role, "assumeRolePolicy")["Statement"][0]["Principal"] == {

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fleetctl.errors import ExitCode
-from hook.contract import Attr, thing_name
+from hook.contract import Attr, ProvisioningDenied, RejectionReason, thing_name
 from tests.support import BASE, CLAIM_POLICY, Fleet
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
@@ -132,7 +132,15 @@ def test_claim_status_describes_only_the_claim_certificates_it_reports(
     fleet.run_json("claim", "status", "--all")
 
     assert described(calls) == sorted([fleet.claim_certificate_id, replacement["certificateId"]])
-    assert {name for name, _ in calls} == {"ListTargetsForPolicy", "DescribeCertificate", "Scan"}
+    # Each certificate's breaker: its shards' items in one BatchGetItem and the hour's count (GetItem).
+    assert {name for name, _ in calls} == {
+        "ListTargetsForPolicy",
+        "DescribeCertificate",
+        "Scan",
+        "BatchGetItem",
+        "GetItem",
+    }
+    assert [name for name, _ in calls].count("BatchGetItem") == 2
 
 
 def test_certs_expiring_describes_only_the_certificates_the_registry_says_expire(
@@ -216,3 +224,51 @@ def test_certs_expiring_says_when_none_expire(fleet: Fleet) -> None:
 
     assert result.exit_code == ExitCode.OK
     assert result.stdout == "Certificates expiring within 30 days: none\n"
+
+
+def test_claim_suspend_stops_that_generation_only_and_records_who_when_and_why(fleet: Fleet) -> None:
+    fleet.provision("TS-000001")
+
+    suspended = fleet.run_json("claim", "suspend", fleet.claim_certificate_id, "--reason", "found on a forum")
+
+    assert (suspended["breaker"], suspended["breakerReason"]) == ("SUSPENDED", "found on a forum")
+    assert suspended["breakerChangedBy"].startswith("arn:aws:")
+    with pytest.raises(ProvisioningDenied) as denied:
+        fleet.provision("TS-000002")
+    assert denied.value.reason is RejectionReason.CLAIM_SUSPENDED
+    assert fleet.find_item("TS-000002") is None
+    fleet.provision("TS-000003", claim="another-claim-certificate")
+    assert fleet.certificate(fleet.claim_certificate_id)["status"] == "ACTIVE"
+    [claim] = fleet.run_json("claim", "status")
+    assert (claim["breaker"], claim["breakerReason"], claim["devices"]) == (
+        "SUSPENDED",
+        "found on a forum",
+        1,
+    )
+
+
+def test_claim_resume_lets_the_generation_provision_again(fleet: Fleet) -> None:
+    fleet.run_json("claim", "suspend", fleet.claim_certificate_id, "--reason", "checking a burst")
+
+    resumed = fleet.run_json(
+        "claim", "resume", fleet.claim_certificate_id, "--reason", "the factory's own burst"
+    )
+
+    assert (resumed["breaker"], resumed["breakerReason"]) == ("CLOSED", "the factory's own burst")
+    fleet.provision("TS-000004")
+    [claim] = fleet.run_json("claim", "status")
+    assert (claim["breaker"], claim["devices"]) == ("CLOSED", 1)
+
+
+def test_claim_suspend_refuses_a_blank_reason_and_what_is_not_a_claim_certificate(fleet: Fleet) -> None:
+    device_certificate = fleet.provision("TS-000005")
+
+    blank = fleet.run("claim", "suspend", fleet.claim_certificate_id, "--reason", "  ")
+    refused = fleet.run("claim", "suspend", device_certificate, "--reason", "x")
+    unknown = fleet.run("claim", "resume", "0" * 64, "--reason", "x")
+
+    assert blank.exit_code == ExitCode.USAGE and "must not be blank" in blank.stderr
+    assert refused.exit_code == ExitCode.USAGE and "not a claim certificate" in refused.stderr
+    assert unknown.exit_code == ExitCode.NOT_FOUND
+    [claim] = fleet.run_json("claim", "status")
+    assert claim["breaker"] == "CLOSED"

@@ -4,7 +4,7 @@ reasons mean, without DynamoDB."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
@@ -54,6 +54,10 @@ def refused(item: Item | None) -> dict[str, Any]:
     return reason
 
 
+CLOSED: Final = {"Code": PASSED}
+"""The breaker member's reason when the claim certificate's breaker is closed."""
+
+
 def denial(reasons: object, public_key: str | None = None) -> RejectionReason:
     with pytest.raises(ProvisioningDenied) as denied:
         approval_decision(reasons, REQUEST, PROVENANCE, public_key, NOW)
@@ -63,14 +67,17 @@ def denial(reasons: object, public_key: str | None = None) -> RejectionReason:
 def test_a_retry_by_the_certificate_on_record_is_allowed_again() -> None:
     pending = stored(DeviceStatus.PENDING, **{Attr.CERTIFICATE_ID: PROVENANCE.certificate_id})
 
-    assert approval_decision([refused(pending), {"Code": PASSED}], REQUEST, PROVENANCE, None, NOW) is None
+    assert (
+        approval_decision([refused(pending), {"Code": PASSED}, CLOSED], REQUEST, PROVENANCE, None, NOW)
+        is None
+    )
 
 
 @pytest.mark.parametrize("status", [DeviceStatus.PENDING, DeviceStatus.ACTIVE])
 def test_a_second_certificate_for_a_provisioned_serial_is_a_clone(status: DeviceStatus) -> None:
     other = stored(status, **{Attr.CERTIFICATE_ID: certificate_id("original")})
 
-    assert denial([refused(other), {"Code": PASSED}]) == RejectionReason.DUPLICATE_SERIAL
+    assert denial([refused(other), {"Code": PASSED}, CLOSED]) == RejectionReason.DUPLICATE_SERIAL
 
 
 def test_an_unexpired_grant_of_the_same_type_and_maker_admits_a_new_certificate() -> None:
@@ -82,10 +89,13 @@ def test_an_unexpired_grant_of_the_same_type_and_maker_admits_a_new_certificate(
         },
     )
 
-    assert approval_decision([refused(granted), {"Code": PASSED}], REQUEST, PROVENANCE, None, NOW) == granted
+    assert (
+        approval_decision([refused(granted), {"Code": PASSED}, CLOSED], REQUEST, PROVENANCE, None, NOW)
+        == granted
+    )
     assert reprovision_granted(granted, REQUEST, NOW)
     assert not reprovision_granted(granted, REQUEST, "2026-12-06T11:00:00.001+00:00")  # expired
-    assert denial([refused({**granted, Attr.MANUFACTURER: "Other"}), {"Code": PASSED}]) == (
+    assert denial([refused({**granted, Attr.MANUFACTURER: "Other"}), {"Code": PASSED}, CLOSED]) == (
         RejectionReason.DUPLICATE_SERIAL
     )
 
@@ -114,7 +124,7 @@ def test_a_grant_admits_an_older_firmware_than_the_recorded_one_only_when_it_say
             **({Attr.REPROVISION_ALLOWS_DOWNGRADE: "true"} if allows_downgrade else {}),
         },
     )
-    reasons = [refused(granted), {"Code": PASSED}]
+    reasons = [refused(granted), {"Code": PASSED}, CLOSED]
 
     if approved:
         assert approval_decision(reasons, REQUEST, PROVENANCE, None, NOW) == granted
@@ -145,14 +155,14 @@ def test_a_grant_admits_an_older_firmware_than_the_recorded_one_only_when_it_say
 def test_a_refused_serial_is_denied_with_the_reason_its_stored_item_gives(
     item: Item | None, reason: RejectionReason
 ) -> None:
-    assert denial([refused(item), {"Code": PASSED}]) == reason
+    assert denial([refused(item), {"Code": PASSED}, CLOSED]) == reason
 
 
 def test_a_certificate_bound_to_another_serial_is_denied_naming_that_serial() -> None:
     binding: Item = {Attr.CERTIFICATE_ID: PROVENANCE.certificate_id, Attr.DEVICE_SERIAL_NUMBER: "TS-999999"}
 
     with pytest.raises(ProvisioningDenied, match="'TS-999999'") as denied:
-        approval_decision([{"Code": PASSED}, refused(binding)], REQUEST, PROVENANCE, None, NOW)
+        approval_decision([{"Code": PASSED}, refused(binding), CLOSED], REQUEST, PROVENANCE, None, NOW)
     assert denied.value.reason == RejectionReason.CERTIFICATE_IN_USE
 
 
@@ -161,10 +171,12 @@ def test_a_certificate_bound_to_another_serial_is_denied_naming_that_serial() ->
     [
         None,
         [{"Code": CONDITION_FAILED}],
-        [{"Code": PASSED}, {"Code": PASSED}],
-        [{"Code": "ThrottlingError"}, {"Code": PASSED}],
-        [{"Code": "TransactionConflict"}, {"Code": CONDITION_FAILED}],
-        ["not a reason", {"Code": PASSED}],
+        [{"Code": CONDITION_FAILED}, {"Code": PASSED}],
+        [{"Code": PASSED}, {"Code": PASSED}, CLOSED],
+        [{"Code": "ThrottlingError"}, {"Code": PASSED}, CLOSED],
+        [{"Code": "TransactionConflict"}, {"Code": CONDITION_FAILED}, CLOSED],
+        [{"Code": PASSED}, {"Code": PASSED}, {"Code": "TransactionConflict"}],
+        ["not a reason", {"Code": PASSED}, CLOSED],
     ],
 )
 def test_a_cancellation_that_says_nothing_about_the_serial_fails_closed(reasons: object) -> None:
@@ -256,3 +268,17 @@ def test_a_pending_certificate_is_stale_only_past_its_own_jobs_in_progress_timeo
     }
 
     assert stale_pending_rotation(item, "job-1", TIMEOUT, AT) is stale
+
+
+def test_an_open_claim_breaker_denies_before_anything_the_registry_would_allow() -> None:
+    tripped = refused(
+        {"breakerState": "TRIPPED", "breakerChangedBy": "claim-breaker", "breakerReason": "130 > 100"}
+    )
+    retry = stored(DeviceStatus.PENDING, **{Attr.CERTIFICATE_ID: PROVENANCE.certificate_id})
+
+    with pytest.raises(ProvisioningDenied, match=r"TRIPPED since .* by claim-breaker: 130 > 100") as denied:
+        approval_decision([refused(retry), {"Code": PASSED}, tripped], REQUEST, PROVENANCE, None, NOW)
+    assert denied.value.reason == RejectionReason.CLAIM_SUSPENDED
+    assert reprovision_refusal([{"Code": PASSED}, {"Code": PASSED}, tripped]).reason == (
+        RejectionReason.CLAIM_SUSPENDED
+    )

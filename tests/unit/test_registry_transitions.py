@@ -355,11 +355,14 @@ def cancelled(*reasons: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("fields", "detail"),
     [
-        (cancelled({"Code": "None"}, {"Code": "TransactionConflict"}), "TransactionConflict"),
-        (cancelled({"Code": "ThrottlingError"}, {"Code": "None"}), "ThrottlingError"),
-        (cancelled({"Code": "None"}, {"Code": "None"}), "no reason given"),
-        (cancelled({"Code": "ConditionalCheckFailed"}), "without its two reasons"),
-        ({}, "without its two reasons"),
+        (
+            cancelled({"Code": "None"}, {"Code": "TransactionConflict"}, {"Code": "None"}),
+            "TransactionConflict",
+        ),
+        (cancelled({"Code": "ThrottlingError"}, {"Code": "None"}, {"Code": "None"}), "ThrottlingError"),
+        (cancelled({"Code": "None"}, {"Code": "None"}, {"Code": "None"}), "no reason given"),
+        (cancelled({"Code": "ConditionalCheckFailed"}), "without its three reasons"),
+        ({}, "without its three reasons"),
     ],
 )
 def test_a_transaction_cancelled_for_anything_but_the_conditions_denies(

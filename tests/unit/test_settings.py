@@ -110,6 +110,14 @@ def test_auto_protects_and_keeps_logs_for_every_name_that_says_production(enviro
         ({"claimCertificates": []}, "claimCertificates = []: expected a non-empty list of generation names"),
         ({"claimCertificates": [{"name": "1", "status": "off"}]}, "claimCertificates.0.status = "),
         (
+            {"claimCertificates": ["1", {"name": "2", "maxProvisioningPerHour": 0}]},
+            "claimCertificates.1.maxProvisioningPerHour = ",
+        ),
+        (
+            {"claimCertificates": ["1", {"name": "2", "maxProvisioningPerHour": 0}]},
+            "expected a whole number of approvals per hour >= 1, or leave it out",
+        ),
+        (
             {"claimCertificates": ["1", {"name": "2", "active": False}]},
             "the last generation (2) is the one factories ship and must be active",
         ),
@@ -295,3 +303,12 @@ def test_the_longest_accepted_names_leave_room_for_the_longest_serial_in_a_thing
     settings = parse(resourcePrefix="p" * 13, environment="e" * 16)  # the longest that passes validation
     assert len(settings.template_name) == TEMPLATE_NAME_MAX_LENGTH
     assert len(thing_name(settings.base_name, "S" * SERIAL_NUMBER_MAX_LENGTH)) <= THING_NAME_MAX_LENGTH
+
+
+def test_each_claim_generation_has_its_own_budget_or_the_stacks() -> None:
+    settings = parse(
+        maxProvisioningPerHour=200,
+        claimCertificates=["1", {"name": "2", "maxProvisioningPerHour": 5000}],
+    )
+
+    assert settings.claim_budgets() == {"1": 200, "2": 5000}
