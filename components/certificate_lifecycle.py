@@ -19,7 +19,6 @@ from components.names import Role
 from components.rule_logs import FunctionRule, create_function_rule
 from hook.contract import (
     IOT_DATA_ENDPOINT_ENV,
-    REGISTRY_TABLE_ENV,
     STACK_BASE_NAME_ENV,
     Attr,
     RotationStep,
@@ -192,10 +191,7 @@ class CertificateLifecycle(pulumi.ComponentResource):
         )
 
     def _environment(self) -> dict[str, pulumi.Input[str]]:
-        return {
-            REGISTRY_TABLE_ENV: self._args.registry.table_name,
-            STACK_BASE_NAME_ENV: self._args.name_prefix,
-        }
+        return {**self._args.registry.environment(), STACK_BASE_NAME_ENV: self._args.name_prefix}
 
     def _create_rotation(self, name: str) -> aws.lambda_.Function:
         args = self._args

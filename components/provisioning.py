@@ -14,7 +14,7 @@ from components.documents import AccountScope
 from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.function_archives import PRE_PROVISIONING
 from components.names import Role
-from hook.contract import REGISTRY_TABLE_ENV, Attr, claim_policy_name, device_type_resource_name
+from hook.contract import Attr, claim_policy_name, device_type_resource_name
 
 SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, Attr.LOCATION.value)
 """Thing attributes that fleet indexing and ListThings can filter on (AWS allows three per thing type)."""
@@ -182,7 +182,7 @@ class FleetProvisioning(pulumi.ComponentResource):
                 statements=args.registry.table_arn.apply(
                     lambda table_arn: [documents.allow(["dynamodb:UpdateItem"], [table_arn])]
                 ),
-                environment={REGISTRY_TABLE_ENV: args.registry.table_name},
+                environment=args.registry.environment(),
                 timeout=args.hook_timeout,
                 memory_size=args.hook_memory_size,
             ),

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal, TypeVar
 import boto3
 from botocore.config import Config
 
-from hook.contract import IOT_DATA_ENDPOINT_ENV
+from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_REGION_ENV
 
 _Made = TypeVar("_Made")
 
@@ -108,9 +108,12 @@ def ignore_retry_after(response: tuple[Any, Any] | None = None, **_: Any) -> Non
 def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config) -> Any:
     """A boto3 client of ``service`` that ignores ``x-amz-retry-after`` (:func:`ignore_retry_after`);
     ``iot-data`` at the endpoint ``IOT_DATA_ENDPOINT`` names (the account's ``iot:Data-ATS`` endpoint),
-    which AWS IoT's data plane needs."""
+    which AWS IoT's data plane needs; ``dynamodb`` (only ever the registry) in the region
+    ``REGISTRY_REGION`` names, a global fleet's registry region, or the function's own when unset.
+    (Locally boto3's ``AWS_ENDPOINT_URL_DYNAMODB`` can point it at another emulator.)"""
     endpoint = (os.environ.get(IOT_DATA_ENDPOINT_ENV) or None) if service == "iot-data" else None
-    made = boto3.client(service, config=config, endpoint_url=endpoint)
+    region = (os.environ.get(REGISTRY_REGION_ENV) or None) if service == "dynamodb" else None
+    made = boto3.client(service, config=config, endpoint_url=endpoint, region_name=region)
     # Beside botocore's retry handler, on the same event name (needs-retry.<service id>), and before it.
     service_event = made.meta.service_model.service_id.hyphenize()
     made.meta.events.register_first(f"needs-retry.{service_event}", ignore_retry_after)

@@ -26,12 +26,18 @@ class StackOutput(StrEnum):
     """A secret; only when AWS generated the claim key pair."""
     CLAIM_CLIENT_ID_PREFIX = "claimClientIdPrefix"
     REGISTRY_TABLE = "deviceRegistryTableName"
+    """The registry table's name, in :attr:`REGISTRY_REGION`."""
     HOOK_FUNCTION = "provisioningHookFunctionName"
     IOT_ENDPOINT = "iotEndpoint"
     REGION = "region"
     HOOK_RULES = "hookRules"
     BASE_NAME = "baseName"
     DEPLOYMENT_INSTRUCTIONS = "deploymentInstructions"
+    FLEET_NAME = "fleetName"
+    FLEET_REGIONS = "fleetRegions"
+    """Every region of the fleet (``docs/global-fleet.md``); this stack's own alone in a one-region fleet."""
+    REGISTRY_REGION = "registryRegion"
+    """The region of the registry table every region's functions use."""
 
 
 def deployment_instructions(

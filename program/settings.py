@@ -35,6 +35,7 @@ from program.device_types import (
     ShadowDocument,
 )
 from program.environments import is_production
+from program.fleet import FleetSettings, Region
 
 PROJECT: Final = "iot-fleet-provisioning"
 IOT_HOOK_DEADLINE_SECONDS: Final = 5
@@ -52,11 +53,6 @@ RetentionPeriod = Literal[
 """The retention periods CloudWatch Logs accepts."""
 LOG_RETENTION_DAYS: Final = frozenset(get_args(RetentionPeriod))
 
-Region = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"),
-    expected("expected an AWS region such as us-east-1"),
-]
 Environment = Annotated[
     str, name_part(16), expected("expected 1-16 characters of a-z 0-9 -, starting with a letter or digit")
 ]
@@ -185,6 +181,8 @@ class Settings(BaseModel):
     provisioning_payload_formats: PayloadFormats = ("json",)
     """Payload formats of the fleet provisioning topics the claim certificate may use: ``json``, and
     ``cbor`` for constrained devices."""
+    fleet: FleetSettings | None = None
+    """The global fleet this stack is one region of (:mod:`program.fleet`); none for a one-region fleet."""
 
     # --- derived values -------------------------------------------------------------------------------
 
@@ -207,6 +205,26 @@ class Settings(BaseModel):
     def registry_table_name(self) -> str:
         """Name of the device registry's DynamoDB table."""
         return f"{self.base_name}-device-registry"
+
+    @property
+    def registry_region(self) -> str:
+        """The region of the fleet's registry table: this stack's own without a ``fleet``."""
+        return self.fleet.registry_region if self.fleet else self.region
+
+    @property
+    def holds_registry(self) -> bool:
+        """Whether this stack declares the registry table (and the fleet's claim certificates)."""
+        return self.registry_region == self.region
+
+    @property
+    def fleet_regions(self) -> tuple[str, ...]:
+        """Every region of the fleet: this stack's own alone without a ``fleet``."""
+        return self.fleet.regions if self.fleet else (self.region,)
+
+    @property
+    def fleet_name(self) -> str:
+        """The fleet's name: the base name without a ``fleet``."""
+        return self.fleet.name if self.fleet else self.base_name
 
     def hook_rules(self) -> dict[str, Any]:
         """The hook's rules document for these settings: ``requireKeyBinding`` makes every type bind keys."""
@@ -343,6 +361,19 @@ class Settings(BaseModel):
             raise ValueError(
                 f"the last generation ({value[-1].name}) is the one factories ship and must be active; "
                 "append a new generation before deactivating it"
+            )
+        return value
+
+    @field_validator("fleet")
+    @classmethod
+    def _fleet_has_this_region(
+        cls, value: FleetSettings | None, info: ValidationInfo
+    ) -> FleetSettings | None:
+        region = info.data.get("region")
+        if value is not None and region is not None and region not in value.regions:
+            raise ValueError(
+                f"aws:region {region} is not one of regions ({', '.join(value.regions)}); expected the "
+                "fleet's regions to list every region with a stack of the fleet"
             )
         return value
 

@@ -38,6 +38,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "registry",
         DeviceRegistryArgs(
             table_name=settings.registry_table_name,
+            region=settings.region,
             billing_mode=settings.dynamodb_billing_mode,
             read_capacity=settings.dynamodb_read_capacity,
             write_capacity=settings.dynamodb_write_capacity,
@@ -137,6 +138,9 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         StackOutput.IOT_ENDPOINT: iot_endpoint,
         StackOutput.REGION: settings.region,
         StackOutput.BASE_NAME: settings.base_name,
+        StackOutput.FLEET_NAME: settings.fleet_name,
+        StackOutput.FLEET_REGIONS: list(settings.fleet_regions),
+        StackOutput.REGISTRY_REGION: settings.registry_region,
         StackOutput.HOOK_RULES: settings.hook_rules(),
         StackOutput.DEPLOYMENT_INSTRUCTIONS: pulumi.Output.all(
             template=provisioning.template_name,
