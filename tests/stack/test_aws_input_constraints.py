@@ -197,6 +197,27 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:iot/eventConfigurations:EventConfigurations": {
         "eventConfigurations.<key>": ("iot", "UpdateEventConfigurations", "eventConfigurations.<key>")
     },
+    "aws:iot/domainConfiguration:DomainConfiguration": {
+        "name": ("iot", "CreateDomainConfiguration", "domainConfigurationName"),
+        "domainName": ("iot", "CreateDomainConfiguration", "domainName"),
+        "serverCertificateArns[]": ("iot", "CreateDomainConfiguration", "serverCertificateArns[]"),
+        "serviceType": ("iot", "CreateDomainConfiguration", "serviceType"),
+    },
+    "aws:route53/record:Record": {
+        "name": ("route53", "ChangeResourceRecordSets", "ChangeBatch.Changes[].ResourceRecordSet.Name"),
+        "type": ("route53", "ChangeResourceRecordSets", "ChangeBatch.Changes[].ResourceRecordSet.Type"),
+        "setIdentifier": (
+            "route53",
+            "ChangeResourceRecordSets",
+            "ChangeBatch.Changes[].ResourceRecordSet.SetIdentifier",
+        ),
+        "latencyRoutingPolicies[].region": (
+            "route53",
+            "ChangeResourceRecordSets",
+            "ChangeBatch.Changes[].ResourceRecordSet.Region",
+        ),
+        "zoneId": ("route53", "ChangeResourceRecordSets", "HostedZoneId"),
+    },
     "aws:kms/alias:Alias": {"name": ("kms", "CreateAlias", "AliasName")},
     "aws:kms/key:Key": {"description": ("kms", "CreateKey", "Description")},
     "aws:sns/topic:Topic": {"name": ("sns", "CreateTopic", "Name")},
@@ -288,8 +309,22 @@ def longest_config() -> dict[str, Any]:
 def longest_stacks(build: Build) -> dict[str, Deployment]:
     config = longest_config()
     return {
-        partition: build({**config, "aws:region": region}, stack=config["environment"])
+        partition: build(
+            {**config, "aws:region": region, "deviceDomain": longest_domain(partition, region)},
+            stack=config["environment"],
+        )
         for partition, region in partition_regions().items()
+    }
+
+
+def longest_domain(partition: str, region: str) -> dict[str, str]:
+    """A device domain of 253 characters (DNS's longest name), with a certificate in ``region``."""
+    label = "d" * 61 + "."
+    name = (label * 4)[: 253 - len("example.com")] + "example.com"
+    return {
+        "name": name,
+        "hostedZoneId": "Z" + "A" * 31,
+        "certificateArn": f"arn:{partition}:acm:{region}:123456789012:certificate/{'0' * 36}",
     }
 
 
