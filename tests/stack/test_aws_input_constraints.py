@@ -33,6 +33,7 @@ Member = tuple[str, str, str]
 """(service, operation, member path) in botocore: ``A.B`` a structure's member, ``A[]`` a list's items,
 ``A.<key>`` / ``A.<value>`` a map's keys / values."""
 
+_RECORD_SET: Final = "ChangeBatch.Changes[].ResourceRecordSet"
 CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:iam/role:Role": {
         "name": ("iam", "CreateRole", "RoleName"),
@@ -204,18 +205,10 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
         "serviceType": ("iot", "CreateDomainConfiguration", "serviceType"),
     },
     "aws:route53/record:Record": {
-        "name": ("route53", "ChangeResourceRecordSets", "ChangeBatch.Changes[].ResourceRecordSet.Name"),
-        "type": ("route53", "ChangeResourceRecordSets", "ChangeBatch.Changes[].ResourceRecordSet.Type"),
-        "setIdentifier": (
-            "route53",
-            "ChangeResourceRecordSets",
-            "ChangeBatch.Changes[].ResourceRecordSet.SetIdentifier",
-        ),
-        "latencyRoutingPolicies[].region": (
-            "route53",
-            "ChangeResourceRecordSets",
-            "ChangeBatch.Changes[].ResourceRecordSet.Region",
-        ),
+        "name": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.Name"),
+        "type": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.Type"),
+        "setIdentifier": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.SetIdentifier"),
+        "latencyRoutingPolicies[].region": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.Region"),
         "zoneId": ("route53", "ChangeResourceRecordSets", "HostedZoneId"),
     },
     "aws:kms/alias:Alias": {"name": ("kms", "CreateAlias", "AliasName")},
@@ -319,13 +312,9 @@ def longest_stacks(build: Build) -> dict[str, Deployment]:
 
 def longest_domain(partition: str, region: str) -> dict[str, str]:
     """A device domain of 253 characters (DNS's longest name), with a certificate in ``region``."""
-    label = "d" * 61 + "."
-    name = (label * 4)[: 253 - len("example.com")] + "example.com"
-    return {
-        "name": name,
-        "hostedZoneId": "Z" + "A" * 31,
-        "certificateArn": f"arn:{partition}:acm:{region}:123456789012:certificate/{'0' * 36}",
-    }
+    name = (("d" * 61 + ".") * 4)[:242] + "example.com"
+    certificate = f"arn:{partition}:acm:{region}:123456789012:certificate/{'0' * 36}"
+    return {"name": name, "hostedZoneId": "Z" + "A" * 31, "certificateArn": certificate}
 
 
 def test_the_checked_config_is_the_longest_the_settings_accept() -> None:

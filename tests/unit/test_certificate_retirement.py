@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
@@ -15,7 +14,7 @@ from fleetctl.operator_transitions import OperatorRecords
 from hook import certificate_retirement, runtime
 from hook.contract import Attr, Service, certificate_binding_key, thing_name
 from hook.registry_decisions import Provenance
-from hook.registry_items import serialized, timestamp
+from hook.registry_items import timestamp
 from hook.rules import DeviceRequest
 from tests.support import (
     BASE,
@@ -443,34 +442,3 @@ def test_a_revoked_device_changing_again_retires_nothing(
 
     assert operations == []  # not even a look at the certificate
     assert metric_counts(output_lines(capsys), "CertificateRetired") == []
-
-
-def test_a_device_of_another_fleet_region_has_its_certificates_retired_in_that_region(
-    dynamodb: Any, registry: OperatorRecords, stream: RegistryStream
-) -> None:
-    elsewhere = boto3.client("iot", region_name="eu-west-1")
-    elsewhere.create_policy(policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}')
-    elsewhere.create_thing(thingName=THING)
-    created = elsewhere.create_keys_and_certificate(setAsActive=True)
-    elsewhere.attach_policy(policyName=POLICY, target=created["certificateArn"])
-    elsewhere.attach_thing_principal(thingName=THING, principal=created["certificateArn"])
-    device: dict[str, str] = {
-        Attr.SERIAL_NUMBER: SERIAL,
-        Attr.STATUS: "ACTIVE",
-        Attr.DEVICE_TYPE: "temperature-sensor",
-        Attr.CERTIFICATE_ID: created["certificateId"],
-        Attr.THING_NAME: THING,
-        Attr.REGION: "eu-west-1",
-    }
-    dynamodb.put_item(TableName=TABLE_NAME, Item=serialized(device))
-    assert retire(stream) == {"batchItemFailures": []}
-
-    assert registry.revoke(SERIAL, "stolen") is not None
-    assert retire(stream) == {"batchItemFailures": []}
-
-    described = elsewhere.describe_certificate(certificateId=created["certificateId"])[
-        "certificateDescription"
-    ]
-    assert described["status"] == "REVOKED"
-    assert elsewhere.list_principal_things(principal=created["certificateArn"])["things"] == []
-    assert elsewhere.list_attached_policies(target=created["certificateArn"])["policies"] == []
