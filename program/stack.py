@@ -154,7 +154,8 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         StackOutput.DEPLOYMENT_INSTRUCTIONS: pulumi.Output.all(
             template=provisioning.template_name,
             claim_certificate_id=provisioning.claim_certificate_id,
-            endpoint=iot_endpoint,
+            # With a device domain, factories burn its one hostname (docs/global-fleet.md).
+            endpoint=settings.device_domain.name if settings.device_domain else iot_endpoint,
             table=registry.table_name,
         ).apply(
             lambda names: deployment_instructions(

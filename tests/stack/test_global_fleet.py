@@ -174,6 +174,8 @@ def test_a_device_domain_gives_each_region_a_domain_configuration_and_a_latency_
         assert record.inputs["setIdentifier"] == region
         assert record.inputs["latencyRoutingPolicies"] == [{"region": region}]
         assert record.inputs["records"] == [f"abc123-ats.iot.{region}.amazonaws.com"]
+        instructions = deployment.outputs[StackOutput.DEPLOYMENT_INSTRUCTIONS]
+        assert "the endpoint devices.example.com (port 8883)" in instructions
 
 
 def test_without_a_device_domain_no_domain_configuration_or_record_is_declared(
