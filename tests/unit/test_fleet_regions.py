@@ -3,7 +3,9 @@ registry region's retirement revokes and detaches a device's certificates in tha
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -11,8 +13,8 @@ import pytest
 
 from fleetctl.operator_transitions import OperatorRecords
 from hook.contract import Attr
-from hook.registry_items import serialized
-from tests.support import TABLE_NAME, TEMPLATE_ARN, RegistryStream
+from hook.registry_items import serialized, timestamp
+from tests.support import TABLE_NAME, TEMPLATE_ARN, Fleet, RegistryStream, hook_event, valid_parameters
 from tests.unit.test_certificate_retirement import POLICY, SERIAL, THING, retire
 from tests.unit.test_registry_transitions import REQUEST, provenance, stored
 
@@ -57,3 +59,43 @@ def test_a_device_of_another_fleet_region_has_its_certificates_retired_in_that_r
     assert described["status"] == "REVOKED"
     assert elsewhere.list_principal_things(principal=created["certificateArn"])["things"] == []
     assert elsewhere.list_attached_policies(target=created["certificateArn"])["policies"] == []
+
+
+def test_a_reprovisioning_in_another_region_retires_the_old_certificate_once_the_new_one_is_attached_there(
+    fleet: Fleet,
+    registry: OperatorRecords,
+    stream: RegistryStream,
+    invoke: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)  # the retirement's waits for an attachment
+    original = fleet.provision(SERIAL)
+    assert retire(stream) == {"batchItemFailures": []}
+    registry.grant_reprovision(
+        SERIAL, "moved to Europe", "alice", timestamp(datetime.now(UTC) + timedelta(hours=1))
+    )
+    europe = boto3.client("iot", region_name="eu-west-1")
+    europe.create_thing(thingName=THING)
+    replacement = europe.create_keys_and_certificate(setAsActive=True)
+    event = hook_event(valid_parameters(SerialNumber=SERIAL, FirmwareVersion="2.1.0"))
+    event |= {
+        "certificateId": replacement["certificateId"],
+        "templateArn": TEMPLATE_ARN.replace("us-east-1", "eu-west-1"),
+    }
+    assert invoke(event)["allowProvisioning"] is True
+    europe.attach_thing_principal(thingName=THING, principal=replacement["certificateArn"])
+
+    assert retire(stream) == {"batchItemFailures": []}
+
+    assert waits == []  # the replacement was found attached in its own region at once
+    assert fleet.certificate(original)["status"] == "REVOKED"
+    assert (
+        fleet.iot.list_principal_things(principal=fleet.certificate(original)["certificateArn"])["things"]
+        == []
+    )
+    described = europe.describe_certificate(certificateId=replacement["certificateId"])[
+        "certificateDescription"
+    ]
+    assert described["status"] == "ACTIVE"
+    assert europe.list_principal_things(principal=replacement["certificateArn"])["things"] == [THING]
