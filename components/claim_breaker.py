@@ -16,7 +16,7 @@ from components.function import FunctionArgs, FunctionDefaults, create_function,
 from components.function_archives import CLAIM_BREAKER
 from components.names import Role
 from hook.claim_breaker import CLAIM_BUDGETS_ENV
-from hook.contract import REGISTRY_TABLE_ENV, Attr
+from hook.contract import Attr
 
 BREAKER_TIMEOUT_SECONDS: Final = 30
 BREAKER_BATCH_SIZE: Final = 100
@@ -84,6 +84,11 @@ class ClaimBreaker(pulumi.ComponentResource):
         ).apply(
             lambda ids: budgets_document(dict(zip(generations, ids, strict=True)), args.budget_per_generation)
         )
+        stream_arn = args.registry.stream_arn
+        if stream_arn is None:
+            raise ValueError(
+                "the claim breaker follows the registry's stream: declare it in the registry region"
+            )
         function = create_function(
             f"{name}-function",
             FunctionArgs(
@@ -91,10 +96,10 @@ class ClaimBreaker(pulumi.ComponentResource):
                 role=Role.CLAIM_BREAKER,
                 code=CLAIM_BREAKER,
                 description="Counts approvals per claim certificate and trips its breaker past the budget",
-                statements=pulumi.Output.all(args.registry.table_arn, args.registry.stream_arn).apply(
+                statements=pulumi.Output.all(args.registry.table_arn, stream_arn).apply(
                     lambda values: breaker_statements(values[0], values[1])
                 ),
-                environment={REGISTRY_TABLE_ENV: args.registry.table_name, CLAIM_BUDGETS_ENV: budgets},
+                environment={**args.registry.environment(), CLAIM_BUDGETS_ENV: budgets},
                 timeout=BREAKER_TIMEOUT_SECONDS,
                 memory_size=256,
             ),
@@ -103,7 +108,7 @@ class ClaimBreaker(pulumi.ComponentResource):
         )
         create_stream_mapping(
             f"{name}-stream",
-            args.registry.stream_arn,
+            stream_arn,
             function,
             breaker_filter_patterns(),
             tags=args.defaults.tags,

@@ -14,7 +14,7 @@ from components.function import FunctionArgs, FunctionDefaults, create_function
 from components.function_archives import ACTIVATION, STALE_APPROVALS
 from components.names import Role
 from components.rule_logs import FunctionRule, create_function_rule
-from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_TABLE_ENV, STATUS_INDEX, thing_name
+from hook.contract import IOT_DATA_ENDPOINT_ENV, STATUS_INDEX, thing_name
 
 STALE_APPROVALS_SCHEDULE = "rate(15 minutes)"
 
@@ -91,7 +91,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
                 description="Marks provisioned devices ACTIVE and writes their initial shadow",
                 statements=statements,
                 environment={
-                    REGISTRY_TABLE_ENV: args.registry.table_name,
+                    **args.registry.environment(),
                     IOT_DATA_ENDPOINT_ENV: pulumi.Output.concat("https://", args.iot_endpoint),
                 },
                 timeout=30,
@@ -135,7 +135,7 @@ class DeviceLifecycle(pulumi.ComponentResource):
                         documents.allow(["iot:DescribeEventConfigurations"], ["*"]),
                     ]
                 ),
-                environment={REGISTRY_TABLE_ENV: args.registry.table_name},
+                environment=args.registry.environment(),
                 timeout=60,
                 memory_size=256,
             ),

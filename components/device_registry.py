@@ -86,7 +86,7 @@ from typing import Final, Literal
 import pulumi
 import pulumi_aws as aws
 
-from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY
+from hook.contract import REGISTRY_INDEXES, REGISTRY_PARTITION_KEY, REGISTRY_REGION_ENV, REGISTRY_TABLE_ENV
 
 UPDATE_TIMEOUT: Final = "3h"
 """How long ``pulumi up`` waits for a table update: it includes building each new index."""
@@ -102,6 +102,8 @@ class DeviceRegistryArgs:
 
     table_name: str
     """Name of the DynamoDB table."""
+    region: str
+    """The stack's region, where the table is."""
     billing_mode: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST"
     read_capacity: int = 5
     """Read capacity of the table and of each index, used with ``PROVISIONED``."""
@@ -118,8 +120,15 @@ class RegistryReference:
 
     table_name: pulumi.Output[str]
     table_arn: pulumi.Output[str]
-    stream_arn: pulumi.Output[str]
-    """The table's stream (:data:`STREAM_VIEW_TYPE`), for the functions that follow its changes."""
+    stream_arn: pulumi.Output[str] | None
+    """The table's stream (:data:`STREAM_VIEW_TYPE`), for the functions that follow its changes; none
+    outside the registry region (a stream's event source mapping is in the table's region)."""
+    region: str
+    """The table's region: a global fleet's registry region (``docs/global-fleet.md``)."""
+
+    def environment(self) -> dict[str, pulumi.Input[str]]:
+        """The environment variables through which a function finds the table."""
+        return {REGISTRY_TABLE_ENV: self.table_name, REGISTRY_REGION_ENV: self.region}
 
 
 class DeviceRegistry(pulumi.ComponentResource):
@@ -197,7 +206,7 @@ class DeviceRegistry(pulumi.ComponentResource):
         self.table_arn = table.arn
         self.stream_arn = table.stream_arn
         self.reference = RegistryReference(
-            table_name=table.name, table_arn=table.arn, stream_arn=table.stream_arn
+            table_name=table.name, table_arn=table.arn, stream_arn=table.stream_arn, region=args.region
         )
         self.register_outputs(
             {"table_name": self.table_name, "table_arn": self.table_arn, "stream_arn": self.stream_arn}

@@ -158,8 +158,12 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     device_type = _text(old, Attr.DEVICE_TYPE)
     policy = device_type_resource_name(base_name, device_type) if device_type else None
     logger.append_keys(serialNumber=key, thingName=thing)
-    iot = runtime.iot()
-    retired, kept = _after_replacement(iot, thing, old, new, dropped)
+    # A global fleet's registry region retires every region's certificates, each in its device's region:
+    # the old image's; a re-provisioning in another region attaches the replacement in the new image's.
+    region = _text(old, Attr.REGION) or None
+    iot = runtime.iot(region)
+    replacing = runtime.iot(_text(new, Attr.REGION) or region)
+    retired, kept = _after_replacement(iot, thing, old, new, dropped, replacing=replacing)
     for certificate_id in retired:
         retire(iot, certificate_id, thing, policy)
     if kept:
@@ -168,25 +172,34 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
 
 
 def _after_replacement(
-    iot: Any, thing: str, old: Mapping[str, Any], new: Mapping[str, Any], dropped: list[str]
+    iot: Any,
+    thing: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    dropped: list[str],
+    *,
+    replacing: Any = None,
 ) -> tuple[list[str], str | None]:
     """What to retire, and the certificate kept, if any. A change that replaced the current certificate
     retires the old one only when the replacement is attached (or the old one is revoked or gone already);
     else the old one is kept. A confirmed replacement and a change to ``REVOKED`` or ``DECOMMISSIONED`` also
     retire every other certificate still attached to the thing that the item no longer holds: one a failed
     replacement kept stays attached until then (read from the same ``ListThingPrincipals``; fleetctl revoke
-    does the same)."""
+    does the same). ``replacing`` is the AWS IoT client of the region the replacement was provisioned in,
+    when a global fleet's device re-provisioned in another region than ``iot``'s."""
     replacement = replacing_certificate(old, new)
     if not replacement and _text(new, Attr.STATUS) not in HOLDS_NONE:
         return dropped, None
     attached = attached_certificates(iot, thing)
-    if replacement and replacement not in attached:
+    moved = replacing is not None and replacing.meta.region_name != iot.meta.region_name
+    if replacement and replacement not in (attached_certificates(replacing, thing) if moved else attached):
         current = _text(old, Attr.CERTIFICATE_ID)
         if not unrevoked(iot, [current]):
             return dropped, None
-        attached = attached_after_waiting(iot, thing, replacement)
-        if not attached:
+        confirmed = attached_after_waiting(replacing if moved else iot, thing, replacement)
+        if not confirmed:
             return [certificate_id for certificate_id in dropped if certificate_id != current], current
+        attached = attached if moved else confirmed
     held = held_certificates(new)
     return sorted({*dropped, *(each for each in attached if each not in held)}), None
 

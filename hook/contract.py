@@ -62,6 +62,9 @@ class Attr(StrEnum):
     """When ``fleetctl`` finished revoking and detaching every certificate of a ``REVOKED`` or
     ``DECOMMISSIONED`` serial: written last, so a bulk re-run skips the serials that have it."""
     DECOMMISSIONED_AT = "decommissionedAt"
+    REGION = "provisionedRegion"
+    """The AWS region whose hook approved the serial (its thing and certificates live there); absent, the
+    registry's own region (a one-region fleet, or a serial only pre-registered)."""
     DEVICE_SERIAL_NUMBER = "deviceSerialNumber"
     """On a certificate binding item (:func:`certificate_binding_key`): the serial the certificate is for."""
     PENDING_CERTIFICATE_ID = "pendingCertificateId"
@@ -257,6 +260,9 @@ STACK_BASE_NAME_ENV: Final = "STACK_BASE_NAME"
 
 REGISTRY_TABLE_ENV: Final = "REGISTRY_TABLE_NAME"
 """Environment variable naming the registry table in the deployed functions."""
+
+REGISTRY_REGION_ENV: Final = "REGISTRY_REGION"
+"""Environment variable with the region of the registry table (a global fleet's registry region)."""
 
 RULES_FILE_ENV: Final = "HOOK_RULES_FILE"
 """Environment variable with the path of the hook's rules JSON file."""

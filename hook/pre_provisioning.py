@@ -39,6 +39,9 @@ SERVICE: Final = Service.HOOK.value
 _CERTIFICATE_ID = re.compile(r"[0-9a-f]{64}")
 _CLIENT_ID_MAX_LENGTH: Final = 128
 _ARN_MAX_LENGTH: Final = 2048
+_TEMPLATE_ARN = re.compile(r"arn:[a-z-]+:iot:[a-z]{2}[a-z0-9-]*:[^:]*:.+")
+"""``arn:<partition>:iot:<region>:<account>:provisioningtemplate/<name>``: the region is where the device's
+thing and certificate are made, recorded as its ``provisionedRegion``."""
 _LOGGED_VALUE_MAX_LENGTH: Final = 64
 
 logger = Logger(service=SERVICE)
@@ -167,10 +170,12 @@ def _provenance(event: dict[str, Any]) -> Provenance:
             )
     if not (
         isinstance(template_arn, str)
-        and template_arn.startswith("arn:")
+        and _TEMPLATE_ARN.fullmatch(template_arn)
         and len(template_arn) <= _ARN_MAX_LENGTH
     ):
-        raise ProvisioningDenied(RejectionReason.MALFORMED_EVENT, "templateArn must be an ARN")
+        raise ProvisioningDenied(
+            RejectionReason.MALFORMED_EVENT, "templateArn must be an AWS IoT ARN with a region"
+        )
     if not (isinstance(client_id, str) and 0 < len(client_id) <= _CLIENT_ID_MAX_LENGTH):
         raise ProvisioningDenied(
             RejectionReason.MALFORMED_EVENT,

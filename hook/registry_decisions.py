@@ -60,6 +60,11 @@ class Provenance:
     certificate_pem: str | None = None
     """The event's ``certificatePem``: read only to check its key."""
 
+    @property
+    def region(self) -> str:
+        """The region of the template's ARN: where the device's thing and certificate are made."""
+        return self.template_arn.split(":")[3]
+
 
 @dataclass(frozen=True)
 class Attestation:

@@ -36,6 +36,14 @@ class ClaimGenerationSettings(BaseModel):
     ] = None
     """This generation's budget: approvals through its claim certificate in an hour above which its breaker
     trips and its claim-abuse alarm fires; ``None`` for the stack's ``maxProvisioningPerHour``."""
+    certificate_pem: Annotated[
+        str,
+        StringConstraints(pattern=r"^$|-----BEGIN CERTIFICATE-----"),
+        expected("expected the PEM certificate the registry region's stack made for this generation"),
+    ] = Field(default="", alias="certificatePem")
+    """In a global fleet's other regions: the generation's certificate, made by the registry region's stack
+    (its ``claimCertificatePems`` output), registered here as it is (``RegisterCertificateWithoutCA``), so
+    that one factory image provisions in every region."""
 
     @model_validator(mode="before")
     @classmethod

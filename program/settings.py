@@ -37,6 +37,7 @@ from program.device_types import (
     ShadowDocument,
 )
 from program.environments import is_production
+from program.fleet import DeviceDomainSettings, FleetSettings, Region
 
 PROJECT: Final = "iot-fleet-provisioning"
 IOT_HOOK_DEADLINE_SECONDS: Final = 5
@@ -54,11 +55,6 @@ RetentionPeriod = Literal[
 """The retention periods CloudWatch Logs accepts."""
 LOG_RETENTION_DAYS: Final = frozenset(get_args(RetentionPeriod))
 
-Region = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"),
-    expected("expected an AWS region such as us-east-1"),
-]
 Environment = Annotated[
     str, name_part(16), expected("expected 1-16 characters of a-z 0-9 -, starting with a letter or digit")
 ]
@@ -198,6 +194,11 @@ class Settings(BaseModel):
     defender_suppression_expires: date | None = Field(default="", validate_default=True)
     """The day the claim certificates' suppressions expire, within a year: required with
     ``defenderAudit``; empty (``None``) for none."""
+    fleet: FleetSettings | None = None
+    """The global fleet this stack is one region of (:mod:`program.fleet`); none for a one-region fleet."""
+    device_domain: DeviceDomainSettings | None = None
+    """A custom domain for the devices' endpoint (``{name, hostedZoneId, certificateArn}``); none: devices
+    use the region's ``iot:Data-ATS`` endpoint."""
 
     # --- derived values -------------------------------------------------------------------------------
 
@@ -220,6 +221,26 @@ class Settings(BaseModel):
     def registry_table_name(self) -> str:
         """Name of the device registry's DynamoDB table."""
         return f"{self.base_name}-device-registry"
+
+    @property
+    def registry_region(self) -> str:
+        """The region of the fleet's registry table: this stack's own without a ``fleet``."""
+        return self.fleet.registry_region if self.fleet else self.region
+
+    @property
+    def holds_registry(self) -> bool:
+        """Whether this stack declares the registry table (and the fleet's claim certificates)."""
+        return self.registry_region == self.region
+
+    @property
+    def fleet_regions(self) -> tuple[str, ...]:
+        """Every region of the fleet: this stack's own alone without a ``fleet``."""
+        return self.fleet.regions if self.fleet else (self.region,)
+
+    @property
+    def fleet_name(self) -> str:
+        """The fleet's name: the base name without a ``fleet``."""
+        return self.fleet.name if self.fleet else self.base_name
 
     def hook_rules(self) -> dict[str, Any]:
         """The hook's rules document for these settings: ``requireKeyBinding`` makes every type bind keys."""
@@ -378,6 +399,32 @@ class Settings(BaseModel):
             )
         return value
 
+    @field_validator("fleet")
+    @classmethod
+    def _fleet_has_this_region(
+        cls, value: FleetSettings | None, info: ValidationInfo
+    ) -> FleetSettings | None:
+        region = info.data.get("region")
+        if value is not None and region is not None and region not in value.regions:
+            raise ValueError(
+                f"aws:region {region} is not one of regions ({', '.join(value.regions)}); expected the "
+                "fleet's regions to list every region with a stack of the fleet"
+            )
+        return value
+
+    @field_validator("device_domain")
+    @classmethod
+    def _domain_certificate_here(
+        cls, value: DeviceDomainSettings | None, info: ValidationInfo
+    ) -> DeviceDomainSettings | None:
+        region = info.data.get("region")
+        if value is not None and region is not None and value.certificate_region != region:
+            raise ValueError(
+                f"certificateArn is in {value.certificate_region}: expected an ACM certificate in this "
+                f"stack's region {region} (AWS IoT uses a server certificate of its own region)"
+            )
+        return value
+
     @field_validator("log_retention_days", mode="before")
     @classmethod
     def _log_retention_auto(cls, value: Any, info: ValidationInfo) -> Any:
@@ -395,6 +442,23 @@ class Settings(BaseModel):
         )
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _claim_certificates_of_the_fleet(self) -> Settings:
+        """The registry region's stack makes the claim certificates; the other regions register them."""
+        for index, generation in enumerate(self.claim_certificates):
+            where = f"claimCertificates[{index}] ({generation.name}).certificatePem"
+            if self.holds_registry and generation.certificate_pem:
+                raise ValueError(
+                    f"{where}: the registry region's stack makes the fleet's claim certificates; expected no "
+                    "certificatePem here"
+                )
+            if not self.holds_registry and not generation.certificate_pem:
+                raise ValueError(
+                    f"{where} is not set: expected the PEM of generation {generation.name} from the stack of "
+                    f"the registry region {self.registry_region} (pulumi stack output claimCertificatePems)"
+                )
         return self
 
     @model_validator(mode="after")

@@ -296,6 +296,7 @@ def test_preregistration_requirement_comes_from_the_rules(
         hook_event() | {"certificateId": "A" * 64},
         hook_event() | {"claimCertificateId": 7},
         hook_event() | {"templateArn": "provisioningtemplate/x"},
+        hook_event() | {"templateArn": "arn:aws:iot::1234567890:provisioningtemplate/no-region"},
         hook_event() | {"clientId": ""},
         hook_event() | {"clientId": "c" * 129},
     ],

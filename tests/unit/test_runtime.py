@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from hook import runtime
-from hook.contract import IOT_DATA_ENDPOINT_ENV
+from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_REGION_ENV
 
 
 class _Throttled:
@@ -99,6 +99,21 @@ def test_the_data_plane_client_uses_the_configured_endpoint(monkeypatch: pytest.
 
     assert data.meta.endpoint_url == "https://example-ats.iot.us-east-1.amazonaws.com"
     assert control.meta.endpoint_url == "https://iot.us-east-1.amazonaws.com"
+
+
+def test_the_registry_client_is_in_the_registry_region_and_the_others_in_the_functions_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv(REGISTRY_REGION_ENV, "eu-west-1")
+
+    registry = runtime.client("dynamodb", runtime.HOOK_CLIENT_CONFIG)
+    control = runtime.client("iot", runtime.FUNCTION_CLIENT_CONFIG)
+
+    assert registry.meta.endpoint_url == "https://dynamodb.eu-west-1.amazonaws.com"
+    assert control.meta.endpoint_url == "https://iot.us-east-1.amazonaws.com"
+    monkeypatch.delenv(REGISTRY_REGION_ENV)
+    assert runtime.client("dynamodb", runtime.HOOK_CLIENT_CONFIG).meta.region_name == "us-east-1"
 
 
 def test_a_packaged_file_is_found_beside_the_code_unless_the_environment_names_another(
