@@ -39,6 +39,7 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.FIRMWARE_VERSION,
     Attr.LOCATION,
     Attr.THING_NAME,
+    Attr.REGION,
     Attr.PUBLIC_KEY_SHA256,
     Attr.CERTIFICATE_ID,
     Attr.CERTIFICATE_NOT_AFTER,
