@@ -141,7 +141,7 @@ class StackContext:
                 f"region {region}: no stack outputs of it were given (regions given: {given}); pass "
                 "--outputs FILE once for each region of the fleet, or --outputs DIR of them"
             )
-        shared = {name: self.outputs[name] for name in _SHARED if name in self.outputs}
+        shared: dict[str, object] = {name: self.outputs[name] for name in _SHARED if name in self.outputs}
         return StackContext({**self.fleet[region], **shared}, self.rules_file, self.fleet, self.clients)
 
     def where(self, item: Item) -> StackContext:
@@ -237,4 +237,3 @@ class StackContext:
                 f"or {_FLAGS[output]}"
             )
         return value
-

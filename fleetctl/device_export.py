@@ -39,7 +39,6 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.FIRMWARE_VERSION,
     Attr.LOCATION,
     Attr.THING_NAME,
-    Attr.REGION,
     Attr.PUBLIC_KEY_SHA256,
     Attr.CERTIFICATE_ID,
     Attr.CERTIFICATE_NOT_AFTER,
@@ -73,9 +72,11 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.REVOCATION_REASON,
     Attr.CERTIFICATES_REVOKED_AT,
     Attr.DECOMMISSIONED_AT,
+    Attr.REGION,
 )
-"""The CSV's columns, in this order: who the device is, its certificates and keys, then its history. An
-attribute a device does not have is an empty cell."""
+"""The CSV's columns, in this order: who the device is, its certificates and keys, then its history, then
+the region it provisioned in (last, so the earlier columns keep their places). An attribute a device does
+not have is an empty cell."""
 
 FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
 """A CSV cell starting with one of these is read as a formula by spreadsheets; OWASP's "CSV Injection"

@@ -29,7 +29,9 @@ def read_fleet(paths: Sequence[Path]) -> tuple[Outputs, dict[str, Outputs]]:
     for path, document in documents:
         region = _text(path, document, StackOutput.REGION)
         if region in by_region:
-            raise UsageProblem(f"stack outputs {path}: region {region} is given twice; expected one per region")
+            raise UsageProblem(
+                f"stack outputs {path}: region {region} is given twice; expected one per region"
+            )
         by_region[region] = document
     first_path, first = documents[0]
     for field in (StackOutput.FLEET_NAME, StackOutput.REGISTRY_REGION):
@@ -43,8 +45,9 @@ def read_fleet(paths: Sequence[Path]) -> tuple[Outputs, dict[str, Outputs]]:
     registry_region = str(first[StackOutput.REGISTRY_REGION])
     if registry_region not in by_region:
         raise UsageProblem(
-            f"no stack outputs of the registry region {registry_region} among {', '.join(sorted(by_region))}; "
-            "expected one --outputs FILE for every region of the fleet, the registry region's included"
+            f"no stack outputs of the registry region {registry_region} among "
+            f"{', '.join(sorted(by_region))}; expected one --outputs FILE for every region of the fleet, "
+            "the registry region's included"
         )
     return by_region[registry_region], by_region
 
