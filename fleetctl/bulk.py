@@ -171,7 +171,7 @@ class BulkRun:
 
     def _classified(self) -> Generator[tuple[Row, Item | None], None, None]:
         """Each candidate with what is left to do, counted in :attr:`tally`."""
-        wanted = [*self.operation.attributes, Attr.DEVICE_TYPE]
+        wanted = [*self.operation.attributes, Attr.DEVICE_TYPE, Attr.REGION]
         for candidate in self.selection.candidates(self.stack, attributes=wanted):
             item = candidate.item
             status = None if item is None else item.get(Attr.STATUS)

@@ -20,6 +20,7 @@ from fleetctl.commands import (
     preregister,
     rebind,
     release,
+    report,
     reprovision,
     revoke,
     rotate,
@@ -87,6 +88,7 @@ app.command("decommission")(decommission.decommission)
 app.command("reprovision")(reprovision.reprovision)
 app.command("rebind")(rebind.rebind)
 app.command("teardown")(teardown.teardown)
+app.command("report")(report.report)
 
 rotate_app = typer.Typer(
     no_args_is_help=True,

@@ -146,7 +146,9 @@ class LeftoverThings:
     def _leftover(
         self, stack: StackContext, name: str, serial: str | None, item: Item | None
     ) -> Iterator[Candidate]:
-        here: dict[str, str] = {Attr.REGION: stack.region}  # the thing's region, whatever a fleet's registry says
+        here: dict[str, str] = {
+            Attr.REGION: stack.region
+        }  # the thing's region, whatever a fleet's registry says
         if serial is None:
             expected = thing_name(self.scope.base_name, "<serial>")
             reason = f"not named {expected}: not the stack's; delete it or remove its thing type"
