@@ -8,7 +8,7 @@ asking for an increase.
 
     .venv/bin/python -m bench.capacity [--devices 1000000] [--hours 24] [--keys aws|device]
         [--preregister-hours H] [--index-shards 16] [--hook-seconds 0.25] [--activation-seconds 0.25]
-        [--item-kb 1] [--key-binding]
+        [--item-kb 1] [--key-binding] [--regions 1 2 3 5] [--round-trip-seconds 0.25]
 
 **What one device costs** (provisioning by claim, as ``local/devices/firmware.py`` does it): two MQTT
 connections (the claim certificate's, then the thing's), one ``CreateKeysAndCertificate`` (``--keys aws``: AWS
@@ -37,6 +37,14 @@ it is the number of shards.
 The rate a workload can sustain is the smallest, over the quotas it uses, of quota / use per unit; that
 quota is the limiting one. To meet a target (N in H hours) every quota must allow N / H / 3600 units a
 second: each one below that gets an increase to ask for (rounded up).
+
+**A global fleet of N regions** (``docs/global-fleet.md``, ``--regions``): AWS IoT's and Lambda's quotas are
+per account *and Region* ("AWS IoT Core endpoints and quotas" lists them per Region; Lambda's concurrency is
+"per Region"), so devices spread evenly over N regions use 1/N of each region's. The registry is one table in
+one region: its table and partition write quotas carry every device of every region. A hook outside the
+registry region waits a cross-region round trip more (``--round-trip-seconds``, an assumption to replace
+with a measurement), which it holds as Lambda concurrency: counted for every region, the worst case.
+:func:`registry_ceiling` is the rate at which the registry alone would stop the fleet.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from bench.aws_quotas import (
@@ -69,6 +77,10 @@ from bench.aws_quotas import (
 from hook.contract import REGISTRY_SHARDS
 
 SIZES: Final = (10_000, 100_000, 1_000_000)
+REGISTRY_QUOTAS: Final = frozenset(
+    {DYNAMODB_TABLE_WRITES, DYNAMODB_PARTITION_WRITES, DYNAMODB_NEW_TABLE_WRITES}
+)
+"""The quotas of the one registry table: shared by every region of a global fleet."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,20 @@ def preregistration_uses(assumptions: Assumptions) -> list[Use]:
     ]
 
 
+def fleet_provisioning_uses(assumptions: Assumptions, regions: int, round_trip_seconds: float) -> list[Use]:
+    """What one device of a fleet spread evenly over ``regions`` regions uses of each quota: 1/N of a
+    region's, all of the registry's; with more than one region, hooks hold their concurrency a round trip
+    longer."""
+    if regions < 1:
+        raise ValueError("a fleet has one region at least")
+    extra = round_trip_seconds if regions > 1 else 0.0
+    slower = replace(assumptions, hook_seconds=assumptions.hook_seconds + extra)
+    return [
+        use if use.quota in REGISTRY_QUOTAS else Use(use.quota, use.per_unit / regions)
+        for use in provisioning_uses(slower)
+    ]
+
+
 @dataclass(frozen=True)
 class Capacity:
     """The sustainable rate of a workload and the quota that sets it."""
@@ -158,6 +184,11 @@ def capacity(uses: Sequence[Use]) -> Capacity:
     """The smallest rate any quota allows, and that quota (the first listed on a tie)."""
     limiting = min(uses, key=lambda use: use.max_rate())
     return Capacity(limiting.max_rate(), limiting.quota)
+
+
+def registry_ceiling(uses: Sequence[Use]) -> Capacity:
+    """The rate at which the registry table's quotas alone would limit provisioning."""
+    return capacity([use for use in uses if use.quota in REGISTRY_QUOTAS])
 
 
 @dataclass(frozen=True)
@@ -257,6 +288,25 @@ def report(assumptions: Assumptions, devices: int, hours: float, preregister_hou
             print(f"  Lambda scales the hook to that concurrency in {ramp:.1f} s (per-function scaling rate)")
 
 
+def fleet_report(assumptions: Assumptions, region_counts: Sequence[int], round_trip_seconds: float) -> None:
+    """Print, for each fleet size in regions, the rate, its limiting quota and the time for :data:`SIZES`."""
+    print(
+        f"Global fleet: devices spread evenly; a hook outside the registry region waits "
+        f"{round_trip_seconds} s more"
+    )
+    header = "".join(f"{size:>12,}" for size in SIZES)
+    print(f"{'regions':>7}  {'devices/s':>10}  {'limited by':<28}{header}  registry ceiling")
+    for regions in region_counts:
+        uses = fleet_provisioning_uses(assumptions, regions, round_trip_seconds)
+        fleet = capacity(uses)
+        ceiling = registry_ceiling(uses)
+        times = "".join(f"{duration(fleet.seconds(size)):>12}" for size in SIZES)
+        print(
+            f"{regions:>7}  {fleet.rate:>10,.1f}  {fleet.limiting.name:<28}{times}  "
+            f"{ceiling.rate:,.0f}/s ({ceiling.limiting.name})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--devices", type=int, default=1_000_000, help="target devices (default 1,000,000)")
@@ -278,9 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hook-seconds", type=float, default=Assumptions.hook_seconds)
     parser.add_argument("--activation-seconds", type=float, default=Assumptions.activation_seconds)
     parser.add_argument("--item-kb", type=float, default=Assumptions.item_kb)
+    parser.add_argument("--regions", type=int, nargs="+", default=None, help="a global fleet's region counts")
+    parser.add_argument(
+        "--round-trip-seconds", type=float, default=0.25, help="hook's extra wait per request"
+    )
     args = parser.parse_args(argv)
     if args.devices <= 0 or args.hours <= 0 or args.index_shards <= 0:
         parser.error("--devices, --hours and --index-shards must be positive")
+    if args.regions is not None and (min(args.regions) < 1 or args.round_trip_seconds < 0):
+        parser.error("--regions must be positive and --round-trip-seconds not negative")
     if args.key_binding and args.keys == "aws":
         parser.error("--key-binding needs --keys device: a type that binds keys provisions only with a CSR")
     assumptions = Assumptions(
@@ -295,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     if preregister_hours <= 0:
         parser.error("--preregister-hours must be positive")
     report(assumptions, args.devices, args.hours, preregister_hours)
+    if args.regions is not None:
+        print()
+        fleet_report(assumptions, args.regions, args.round_trip_seconds)
     return 0
 
 

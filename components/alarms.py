@@ -44,11 +44,14 @@ class MonitoredNames:
 
     hook_function: pulumi.Input[str]
     activation_function: pulumi.Input[str]
-    registry_table: pulumi.Input[str]
+    registry_table: pulumi.Input[str] | None
+    """None outside a global fleet's registry region: a CloudWatch alarm watches metrics of its own region
+    only, so the registry region's stack alarms on the table."""
     template: pulumi.Input[str]
     thing_created_rule: pulumi.Input[str]
-    retirement_function: pulumi.Input[str]
-    retirement_failures_queue: pulumi.Input[str]
+    retirement_function: pulumi.Input[str] | None
+    """None outside the registry region, which alone follows the table's stream."""
+    retirement_failures_queue: pulumi.Input[str] | None
     """The retirement mapping's on-failure queue: each message is a batch of registry changes given up on."""
     claim_certificates: Mapping[str, pulumi.Input[str]]
     """Claim certificate ids by generation: each has its own abuse alarm."""
@@ -62,9 +65,15 @@ class MetricRef:
 
     namespace: str
     name: str
-    dimensions: dict[str, pulumi.Input[str]]
+    dimensions: dict[str, pulumi.Input[str] | None]
+    """``None`` for a resource the stack does not have: :func:`alarm_specs` leaves its alarms out."""
     query_id: str = ""
     """Its name in the alarm's ``expression``; ``m<index>`` when not given."""
+
+    @property
+    def given_dimensions(self) -> dict[str, pulumi.Input[str]]:
+        """The dimensions with a value: all of them in every alarm :func:`alarm_specs` returns."""
+        return {key: value for key, value in self.dimensions.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -87,12 +96,12 @@ class AlarmSpec:
 def alarm_specs(
     names: MonitoredNames, alarm_threshold: int, max_provisioning_per_hour: int
 ) -> list[AlarmSpec]:
-    """Every alarm of the stack, as data."""
+    """Every alarm of the stack, as data: those on a resource the stack watches (not ``None``)."""
 
-    def aws_lambda(metric: str, function: pulumi.Input[str]) -> MetricRef:
+    def aws_lambda(metric: str, function: pulumi.Input[str] | None) -> MetricRef:
         return MetricRef("AWS/Lambda", metric, {"FunctionName": function})
 
-    def registry(metric: str, **dimensions: pulumi.Input[str]) -> MetricRef:
+    def registry(metric: str, **dimensions: pulumi.Input[str] | None) -> MetricRef:
         return MetricRef("AWS/DynamoDB", metric, {"TableName": names.registry_table, **dimensions})
 
     def approvals_through(claim_certificate_id: pulumi.Input[str]) -> MetricRef:
@@ -109,7 +118,7 @@ def alarm_specs(
         names.metrics_namespace, Metric.PROVISIONING_REJECTED, {SERVICE_DIMENSION: Service.HOOK}
     )
 
-    return [
+    specs = [
         AlarmSpec(
             "hook-errors",
             "The pre-provisioning hook failed or timed out",
@@ -317,6 +326,11 @@ def alarm_specs(
             statistic="Maximum",
             comparison="GreaterThanThreshold",
         ),
+    ]
+    return [
+        spec
+        for spec in specs
+        if all(value is not None for metric in spec.metrics for value in metric.dimensions.values())
     ]
 
 

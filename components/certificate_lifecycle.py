@@ -4,7 +4,7 @@ retirement of every certificate the registry stops holding."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import pulumi
@@ -104,14 +104,20 @@ def rotation_statements(scope: AccountScope, name_prefix: str, table_arn: str) -
 
 
 def retirement_statements(
-    scope: AccountScope, name_prefix: str, stream_arn: str, failures_queue_arn: str
+    scope: AccountScope,
+    name_prefix: str,
+    stream_arn: str,
+    failures_queue_arn: str,
+    regions: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """What the retirement function needs: its event source mapping reads the table's stream (AWS's
     example policy for a Lambda function on a DynamoDB stream: DescribeStream, GetRecords, GetShardIterator
     and ListStreams, DynamoDB developer guide) and sends a record of each batch it gives up on to the
     on-failure queue; the function reads a certificate's ARN and status, checks that a replacement is
     attached to the thing, revokes the old certificate and detaches it from the device type's policy and
-    from this stack's things."""
+    from this stack's things, in each of ``regions`` (a global fleet's: each device's certificates are in
+    the region it provisioned in, ``provisionedRegion``), or in its own alone."""
+    scopes = [replace(scope, region=region) for region in regions or (scope.region,)]
     return [
         documents.allow(
             ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], [stream_arn]
@@ -122,12 +128,13 @@ def retirement_statements(
         documents.allow(["dynamodb:ListStreams"], ["*"]),
         documents.allow(
             ["iot:DescribeCertificate", "iot:DetachPolicy", "iot:UpdateCertificate"],
-            [scope.iot_arn("cert/*")],
+            [each.iot_arn("cert/*") for each in scopes],
         ),
-        on_own_things(["iot:DetachThingPrincipal"], scope, name_prefix),
+        *(on_own_things(["iot:DetachThingPrincipal"], each, name_prefix) for each in scopes),
         # ListThingPrincipals' one resource type is the thing (Service Authorization Reference).
         documents.allow(
-            ["iot:ListThingPrincipals"], [scope.iot_arn(f"thing/{thing_name(name_prefix, '*')}")]
+            ["iot:ListThingPrincipals"],
+            [each.iot_arn(f"thing/{thing_name(name_prefix, '*')}") for each in scopes],
         ),
         # For a stream source, Lambda sends to the on-failure destination with the function's execution
         # role: "Your execution role must have permissions for the destination: For SQS destinations:
@@ -143,12 +150,16 @@ class CertificateLifecycleArgs:
     name_prefix: str
     """This stack's things are ``<name_prefix>_<serial>``, its device policies ``<name_prefix>_<type>``."""
     registry: RegistryReference
-    """The table whose items hold each serial's certificates, and its stream."""
+    """The table whose items hold each serial's certificates, and its stream: without one (a global fleet's
+    regions other than the registry's) the stack has no retirement function; the registry region's
+    retires every region's certificates."""
     iot_endpoint: pulumi.Input[str]
     """The account's ``iot:Data-ATS`` endpoint address: the rotation function publishes its answers there."""
     defaults: FunctionDefaults
     """The functions' code, layer, log retention and metrics namespace; the retention of the rule's error
     log and the tags of every resource."""
+    fleet_regions: tuple[str, ...] = ()
+    """A global fleet's regions, where the retirement function acts; empty for the stack's own region."""
 
 
 class CertificateLifecycle(pulumi.ComponentResource):
@@ -157,8 +168,8 @@ class CertificateLifecycle(pulumi.ComponentResource):
     on the registry table's stream)."""
 
     rotation_function_name: pulumi.Output[str]
-    retirement_function_name: pulumi.Output[str]
-    retirement_failures_queue_name: pulumi.Output[str]
+    retirement_function_name: pulumi.Output[str] | None
+    retirement_failures_queue_name: pulumi.Output[str] | None
     """Where Lambda records each batch of registry changes whose certificates it gave up retiring."""
     rotation_rule_name: pulumi.Output[str]
     """The topic rule on ``rotation/+/+`` that invokes the rotation function for this stack's things."""
@@ -175,11 +186,13 @@ class CertificateLifecycle(pulumi.ComponentResource):
         self._scope = scope
         rotation = self._create_rotation(name)
         rule = self._create_rotation_rule(name, rotation)
-        failures = self._create_retirement_failures_queue(name)
-        retirement = self._create_retirement(name, failures)
         self.rotation_function_name = rotation.name
-        self.retirement_function_name = retirement.name
-        self.retirement_failures_queue_name = failures.name
+        self.retirement_function_name = self.retirement_failures_queue_name = None
+        if args.registry.stream_arn is not None:
+            failures = self._create_retirement_failures_queue(name)
+            retirement = self._create_retirement(name, failures, args.registry.stream_arn)
+            self.retirement_function_name = retirement.name
+            self.retirement_failures_queue_name = failures.name
         self.rotation_rule_name = rule.name
         self.register_outputs(
             {
@@ -247,7 +260,9 @@ class CertificateLifecycle(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _create_retirement(self, name: str, failures: aws.sqs.Queue) -> aws.lambda_.Function:
+    def _create_retirement(
+        self, name: str, failures: aws.sqs.Queue, stream_arn: pulumi.Output[str]
+    ) -> aws.lambda_.Function:
         """The retirement function and its mapping on the registry's stream: changes are delivered in
         order per item, failed records are reported one by one and retried a few times, and a batch still
         failing then is recorded in ``failures``."""
@@ -259,8 +274,10 @@ class CertificateLifecycle(pulumi.ComponentResource):
                 role=Role.RETIREMENT,
                 code=CERTIFICATE_RETIREMENT,
                 description="Revokes and detaches the certificates the device registry no longer holds",
-                statements=pulumi.Output.all(self._scope, args.registry.stream_arn, failures.arn).apply(
-                    lambda values: retirement_statements(values[0], args.name_prefix, values[1], values[2])
+                statements=pulumi.Output.all(self._scope, stream_arn, failures.arn).apply(
+                    lambda values: retirement_statements(
+                        values[0], args.name_prefix, values[1], values[2], args.fleet_regions
+                    )
                 ),
                 environment=self._environment(),
                 timeout=RETIREMENT_TIMEOUT_SECONDS,
@@ -273,7 +290,7 @@ class CertificateLifecycle(pulumi.ComponentResource):
         # checks that the role may read the stream and send to the queue pass at creation.
         aws.lambda_.EventSourceMapping(
             f"{name}-retirement-stream",
-            event_source_arn=args.registry.stream_arn,
+            event_source_arn=stream_arn,
             function_name=function.arn,
             # From the oldest record the stream still holds (24 hours), not only from the mapping's
             # creation (LATEST): changes made between the table's stream and the mapping coming up, or

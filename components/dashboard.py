@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -16,9 +17,22 @@ from hook.contract import (
 )
 
 
-def dashboard_body(names: MonitoredNames, region: pulumi.Input[str]) -> pulumi.Output[str]:
+@dataclass(frozen=True)
+class FleetView:
+    """The fleet a region's dashboard shows beside its own metrics (``docs/global-fleet.md``)."""
+
+    registry_table: pulumi.Input[str]
+    registry_region: str
+    regions: tuple[str, ...]
+
+
+def dashboard_body(names: MonitoredNames, region: pulumi.Input[str], fleet: FleetView) -> pulumi.Output[str]:
     """The provisioning dashboard: decisions, reasons, hook latency, approvals per claim certificate and
-    activations, registry errors, stale approvals. Sorted JSON, once the names it shows are known."""
+    activations, registry errors (in the registry's region), stale approvals, and the fleet's approvals and
+    rejections by region. Sorted JSON, once the names it shows are known.
+
+    A metric's rendering properties may name another region ("Dashboard Body Structure and Syntax", the
+    format of each metric in the array: ``region``), so every region's dashboard shows the whole fleet."""
 
     def widget(
         title: str, metrics: list[list[Any]], stat: str = "Sum", y: int = 0, x: int = 0
@@ -43,6 +57,8 @@ def dashboard_body(names: MonitoredNames, region: pulumi.Input[str]) -> pulumi.O
         f'SEARCH(\'{{"{names.metrics_namespace}",{REASON_DIMENSION},{SERVICE_DIMENSION}}} '
         f"MetricName=\"{Metric.PROVISIONING_REJECTED}\"', 'Sum', {PERIOD_SECONDS})"
     )
+    table = ["AWS/DynamoDB"]
+    in_registry = {"region": fleet.registry_region}
     widgets = [
         widget(
             "Approvals and rejections",
@@ -88,19 +104,20 @@ def dashboard_body(names: MonitoredNames, region: pulumi.Input[str]) -> pulumi.O
         widget(
             "Registry errors",
             [
-                ["AWS/DynamoDB", "ReadThrottleEvents", "TableName", names.registry_table],
-                ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", names.registry_table],
-                *(
-                    [
-                        "AWS/DynamoDB",
-                        "SystemErrors",
-                        "TableName",
-                        names.registry_table,
-                        "Operation",
-                        operation,
-                    ]
-                    for operation in REGISTRY_OPERATIONS
-                ),
+                [*table, metric, "TableName", fleet.registry_table, in_registry]
+                for metric in ("ReadThrottleEvents", "WriteThrottleEvents")
+            ]
+            + [
+                [
+                    *table,
+                    "SystemErrors",
+                    "TableName",
+                    fleet.registry_table,
+                    "Operation",
+                    operation,
+                    in_registry,
+                ]
+                for operation in REGISTRY_OPERATIONS
             ],
             y=12,
         ),
@@ -117,6 +134,23 @@ def dashboard_body(names: MonitoredNames, region: pulumi.Input[str]) -> pulumi.O
             stat="Maximum",
             y=12,
             x=12,
+        ),
+        widget(
+            "Fleet: approvals and rejections by region",
+            [
+                [
+                    names.metrics_namespace,
+                    metric.value,
+                    *_flat(hook),
+                    {"region": fleet_region, "label": f"{fleet_region} {label}"},
+                ]
+                for fleet_region in fleet.regions
+                for metric, label in (
+                    (Metric.PROVISIONING_APPROVED, "approved"),
+                    (Metric.PROVISIONING_REJECTED, "rejected"),
+                )
+            ],
+            y=18,
         ),
     ]
     return pulumi.Output.json_dumps({"widgets": widgets}, sort_keys=True)

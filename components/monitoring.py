@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from components import documents
 from components.alarms import AlarmSpec, MonitoredNames, alarm_specs
-from components.dashboard import dashboard_body
+from components.dashboard import FleetView, dashboard_body
 from components.documents import AccountScope
 from components.names import AccountWideNames
 
@@ -25,6 +25,8 @@ class MonitoringArgs:
 
     name_prefix: str
     names: MonitoredNames
+    fleet: FleetView
+    """The fleet the dashboard shows beside this region."""
     alarm_threshold: int
     """Failures in five minutes that raise the failure alarms."""
     max_provisioning_per_hour: int
@@ -100,7 +102,9 @@ class Monitoring(pulumi.ComponentResource):
             dashboard_name=scope.apply(
                 lambda account: AccountWideNames(args.name_prefix, account.region).dashboard
             ),
-            dashboard_body=dashboard_body(args.names, scope.apply(lambda account: account.region)),
+            dashboard_body=dashboard_body(
+                args.names, scope.apply(lambda account: account.region), args.fleet
+            ),
             opts=child,
         )
         self.alert_topic_arn = topic.arn
@@ -139,7 +143,7 @@ def _create_alarm(
             resource_name,
             namespace=metric.namespace,
             metric_name=metric.name,
-            dimensions=metric.dimensions,
+            dimensions=metric.given_dimensions,
             period=spec.period,
             statistic=None if percentile else spec.statistic,
             extended_statistic=spec.statistic if percentile else None,
@@ -153,7 +157,7 @@ def _create_alarm(
             metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
                 namespace=metric.namespace,
                 metric_name=metric.name,
-                dimensions=metric.dimensions,
+                dimensions=metric.given_dimensions,
                 period=spec.period,
                 stat=spec.statistic,
             ),

@@ -23,11 +23,13 @@ SEARCHABLE_ATTRIBUTES = (Attr.MANUFACTURER.value, Attr.FIRMWARE_VERSION.value, A
 @dataclass(frozen=True)
 class ClaimGeneration:
     """One claim certificate: its generation name, the factory's CSR (empty: AWS makes the key pair), and
-    whether it may connect."""
+    whether it may connect; or, in a global fleet's other regions, the registry region's certificate to
+    register as it is."""
 
     name: str
     csr: str = ""
     active: bool = True
+    certificate_pem: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class FleetProvisioning(pulumi.ComponentResource):
     """Every claim certificate's id, by generation."""
     claim_certificate_id: pulumi.Output[str]
     """The current claim certificate (the last generation)."""
+    claim_certificate_pems: dict[str, pulumi.Output[str]]
+    """Each generation's certificate, for the global fleet's other regions to register."""
     claim_certificate_pem: pulumi.Output[str]
     claim_private_key: pulumi.Output[str] | None
     """The current claim certificate's private key (a secret), or ``None`` when the factory supplied a CSR."""
@@ -211,10 +215,13 @@ class FleetProvisioning(pulumi.ComponentResource):
         )
         certificates = {}
         for generation in args.claim_generations:
+            # With certificate_pem and no CA, the provider calls RegisterCertificateWithoutCA
+            # (terraform-provider-aws iot/certificate.go): the same certificate, id and key in this region.
             certificate = aws.iot.Certificate(
                 f"{name}-claim-certificate-{generation.name}",
                 active=generation.active,
-                csr=generation.csr or None,
+                csr=(generation.csr or None) if not generation.certificate_pem else None,
+                certificate_pem=generation.certificate_pem or None,
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     additional_secret_outputs=["privateKey"],
@@ -231,9 +238,13 @@ class FleetProvisioning(pulumi.ComponentResource):
         current_generation = args.claim_generations[-1]
         current = certificates[current_generation.name]
         self.claim_certificate_ids = {generation: cert.id for generation, cert in certificates.items()}
+        self.claim_certificate_pems = {
+            generation: cert.certificate_pem for generation, cert in certificates.items()
+        }
         self.claim_certificate_id = current.id
         self.claim_certificate_pem = current.certificate_pem
-        self.claim_private_key = None if current_generation.csr else pulumi.Output.secret(current.private_key)
+        made_here = not (current_generation.csr or current_generation.certificate_pem)
+        self.claim_private_key = pulumi.Output.secret(current.private_key) if made_here else None
 
     def _create_template(
         self, name: str, template_name: str, hook: aws.lambda_.Function
@@ -302,10 +313,12 @@ class FleetProvisioning(pulumi.ComponentResource):
 def _claim_certificate_ignored(generation: ClaimGeneration) -> list[str]:
     """Inputs the program never pushes to an existing claim certificate.
 
-    The CSR forces a replacement (terraform-provider-aws iot/certificate.go: ``csr`` is ForceNew), and a
-    replaced claim certificate breaks every factory image that carries it: a new CSR is a new generation.
+    The CSR and a registered PEM force a replacement (terraform-provider-aws iot/certificate.go: ``csr`` and
+    ``certificate_pem`` are ForceNew), and a replaced claim certificate breaks every factory image that
+    carries it: a new CSR is a new generation.
     While config says active, ``active`` is ignored too: the provider reads the status back on refresh and
     would re-activate a certificate that ``fleetctl claim deactivate`` closed. Config can deactivate; nothing
     in the program re-activates.
     """
-    return ["csr", "active"] if generation.active else ["csr"]
+    pinned = ["csr", "certificatePem"]
+    return [*pinned, "active"] if generation.active else pinned

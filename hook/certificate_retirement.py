@@ -158,7 +158,8 @@ def retire_record(record: DynamoDBRecord) -> list[str]:
     device_type = _text(old, Attr.DEVICE_TYPE)
     policy = device_type_resource_name(base_name, device_type) if device_type else None
     logger.append_keys(serialNumber=key, thingName=thing)
-    iot = runtime.iot()
+    # A global fleet's registry region retires every region's certificates, each in its device's region.
+    iot = runtime.iot(_text(old, Attr.REGION) or None)
     retired, kept = _after_replacement(iot, thing, old, new, dropped)
     for certificate_id in retired:
         retire(iot, certificate_id, thing, policy)

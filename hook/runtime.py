@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -18,6 +18,7 @@ from botocore.config import Config
 from hook.contract import IOT_DATA_ENDPOINT_ENV, REGISTRY_REGION_ENV
 
 _Made = TypeVar("_Made")
+_Arguments = ParamSpec("_Arguments")
 
 MAX_BACKOFF_SECONDS: Final = 20.0
 """botocore's longest back-off between attempts in ``standard`` retry mode: before attempt ``n + 1`` it
@@ -68,11 +69,12 @@ _made_once: list[Any] = []
 """What :func:`once` made: each a ``functools.cache`` wrapper."""
 
 
-def once(make: Callable[[], _Made]) -> Callable[[], _Made]:
-    """``make`` called on first use only, for the rest of the cold start (:func:`reset` forgets it)."""
+def once(make: Callable[_Arguments, _Made]) -> Callable[_Arguments, _Made]:
+    """``make`` called on first use only (per distinct arguments), for the rest of the cold start
+    (:func:`reset` forgets it)."""
     cached = functools.cache(make)
     _made_once.append(cached)
-    return cached
+    return cast(Callable[_Arguments, _Made], cached)
 
 
 def reset() -> None:
@@ -105,14 +107,16 @@ def ignore_retry_after(response: tuple[Any, Any] | None = None, **_: Any) -> Non
         response[0].headers.pop(RETRY_AFTER_HEADER, None)
 
 
-def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config) -> Any:
+def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config, region: str | None = None) -> Any:
     """A boto3 client of ``service`` that ignores ``x-amz-retry-after`` (:func:`ignore_retry_after`);
     ``iot-data`` at the endpoint ``IOT_DATA_ENDPOINT`` names (the account's ``iot:Data-ATS`` endpoint),
     which AWS IoT's data plane needs; ``dynamodb`` (only ever the registry) in the region
     ``REGISTRY_REGION`` names, a global fleet's registry region, or the function's own when unset.
-    (Locally boto3's ``AWS_ENDPOINT_URL_DYNAMODB`` can point it at another emulator.)"""
+    (Locally boto3's ``AWS_ENDPOINT_URL_DYNAMODB`` can point it at another emulator.) ``region``, when
+    given, wins."""
     endpoint = (os.environ.get(IOT_DATA_ENDPOINT_ENV) or None) if service == "iot-data" else None
-    region = (os.environ.get(REGISTRY_REGION_ENV) or None) if service == "dynamodb" else None
+    if region is None and service == "dynamodb":
+        region = os.environ.get(REGISTRY_REGION_ENV) or None
     made = boto3.client(service, config=config, endpoint_url=endpoint, region_name=region)
     # Beside botocore's retry handler, on the same event name (needs-retry.<service id>), and before it.
     service_event = made.meta.service_model.service_id.hyphenize()
@@ -121,9 +125,10 @@ def client(service: Literal["dynamodb", "iot", "iot-data"], config: Config) -> A
 
 
 @once
-def iot() -> Any:
-    """The asynchronous functions' AWS IoT client (:data:`FUNCTION_CLIENT_CONFIG`)."""
-    return client("iot", FUNCTION_CLIENT_CONFIG)
+def iot(region: str | None = None) -> Any:
+    """The asynchronous functions' AWS IoT client (:data:`FUNCTION_CLIENT_CONFIG`), in ``region`` (where a
+    global fleet's device provisioned, ``provisionedRegion``) or else the function's own."""
+    return client("iot", FUNCTION_CLIENT_CONFIG, region)
 
 
 @once

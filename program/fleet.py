@@ -48,3 +48,32 @@ class FleetSettings(BaseModel):
                 "expected one of them"
             )
         return self
+
+
+class DeviceDomainSettings(BaseModel):
+    """A custom domain devices of every region connect to: this region's AWS IoT domain configuration and
+    its latency record in the fleet's hosted zone (``docs/global-fleet.md``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, alias_generator=to_camel)
+
+    name: Annotated[
+        str,
+        StringConstraints(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253),
+        expected("expected a lowercase fully qualified domain name such as devices.example.com"),
+    ]
+    """The one hostname factories burn; the same in every region."""
+    hosted_zone_id: Annotated[
+        str, StringConstraints(pattern=r"^Z[A-Z0-9]{1,31}$"), expected("expected a Route 53 hosted zone id")
+    ]
+    """The public hosted zone holding ``name``; the same in every region."""
+    certificate_arn: Annotated[
+        str,
+        StringConstraints(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$"),
+        expected("expected the ARN of an ACM certificate for name, in this stack's region"),
+    ]
+    """This region's ACM certificate for ``name``: AWS IoT takes a server certificate of its own region."""
+
+    @property
+    def certificate_region(self) -> str:
+        """The region of :attr:`certificate_arn`."""
+        return self.certificate_arn.split(":")[3]

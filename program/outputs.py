@@ -22,6 +22,8 @@ class StackOutput(StrEnum):
     """The current claim certificate (the last generation)."""
     CLAIM_CERTIFICATE_IDS = "claimCertificateIds"
     CLAIM_CERTIFICATE_PEM = "claimCertificatePem"
+    CLAIM_CERTIFICATE_PEMS = "claimCertificatePems"
+    """Every generation's certificate: what a global fleet's other regions register (``certificatePem``)."""
     CLAIM_PRIVATE_KEY = "claimCertificatePrivateKey"
     """A secret; only when AWS generated the claim key pair."""
     CLAIM_CLIENT_ID_PREFIX = "claimClientIdPrefix"

@@ -35,7 +35,7 @@ from program.device_types import (
     ShadowDocument,
 )
 from program.environments import is_production
-from program.fleet import FleetSettings, Region
+from program.fleet import DeviceDomainSettings, FleetSettings, Region
 
 PROJECT: Final = "iot-fleet-provisioning"
 IOT_HOOK_DEADLINE_SECONDS: Final = 5
@@ -183,6 +183,9 @@ class Settings(BaseModel):
     ``cbor`` for constrained devices."""
     fleet: FleetSettings | None = None
     """The global fleet this stack is one region of (:mod:`program.fleet`); none for a one-region fleet."""
+    device_domain: DeviceDomainSettings | None = None
+    """A custom domain for the devices' endpoint (``{name, hostedZoneId, certificateArn}``); none: devices
+    use the region's ``iot:Data-ATS`` endpoint."""
 
     # --- derived values -------------------------------------------------------------------------------
 
@@ -377,6 +380,19 @@ class Settings(BaseModel):
             )
         return value
 
+    @field_validator("device_domain")
+    @classmethod
+    def _domain_certificate_here(
+        cls, value: DeviceDomainSettings | None, info: ValidationInfo
+    ) -> DeviceDomainSettings | None:
+        region = info.data.get("region")
+        if value is not None and region is not None and value.certificate_region != region:
+            raise ValueError(
+                f"certificateArn is in {value.certificate_region}: expected an ACM certificate in this "
+                f"stack's region {region} (AWS IoT uses a server certificate of its own region)"
+            )
+        return value
+
     @field_validator("log_retention_days", mode="before")
     @classmethod
     def _log_retention_auto(cls, value: Any, info: ValidationInfo) -> Any:
@@ -384,6 +400,23 @@ class Settings(BaseModel):
             return value
         production = is_production(info.data.get("environment", ""))
         return PROD_LOG_RETENTION_DAYS if production else LOG_RETENTION_DAYS_DEFAULT
+
+    @model_validator(mode="after")
+    def _claim_certificates_of_the_fleet(self) -> Settings:
+        """The registry region's stack makes the claim certificates; the other regions register them."""
+        for index, generation in enumerate(self.claim_certificates):
+            where = f"claimCertificates[{index}] ({generation.name}).certificatePem"
+            if self.holds_registry and generation.certificate_pem:
+                raise ValueError(
+                    f"{where}: the registry region's stack makes the fleet's claim certificates; expected no "
+                    "certificatePem here"
+                )
+            if not self.holds_registry and not generation.certificate_pem:
+                raise ValueError(
+                    f"{where} is not set: expected the PEM of generation {generation.name} from the stack of "
+                    f"the registry region {self.registry_region} (pulumi stack output claimCertificatePems)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _names_fit(self) -> Settings:

@@ -14,6 +14,8 @@ import pulumi_aws as aws
 from components.account import AccountSettings, AccountSettingsArgs
 from components.alarms import MonitoredNames
 from components.certificate_lifecycle import CertificateLifecycle, CertificateLifecycleArgs
+from components.dashboard import FleetView
+from components.device_domain import DeviceDomain, DeviceDomainArgs
 from components.device_lifecycle import DeviceLifecycle, DeviceLifecycleArgs
 from components.device_registry import DeviceRegistry, DeviceRegistryArgs, RegistryReference
 from components.documents import AccountScope
@@ -34,18 +36,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         aws.get_partition_output().partition, aws.get_caller_identity_output().account_id
     ).apply(lambda values: AccountScope(partition=values[0], region=settings.region, account_id=values[1]))
 
-    registry = DeviceRegistry(
-        "registry",
-        DeviceRegistryArgs(
-            table_name=settings.registry_table_name,
-            region=settings.region,
-            billing_mode=settings.dynamodb_billing_mode,
-            read_capacity=settings.dynamodb_read_capacity,
-            write_capacity=settings.dynamodb_write_capacity,
-            protect=settings.protect_data,
-            tags=tags,
-        ),
-    )
+    registry = registry_reference(settings, scope)
     functions = FunctionDefaults(
         config_files={
             RULES_FILE_NAME: config_json(settings.hook_rules()),
@@ -60,14 +51,12 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         tags=tags,
     )
     iot_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS").endpoint_address
-    provisioning = FleetProvisioning(
-        "provisioning", provisioning_args(settings, registry.reference, functions), scope
-    )
+    provisioning = FleetProvisioning("provisioning", provisioning_args(settings, registry, functions), scope)
     lifecycle = DeviceLifecycle(
         "lifecycle",
         DeviceLifecycleArgs(
             name_prefix=settings.base_name,
-            registry=registry.reference,
+            registry=registry,
             iot_endpoint=iot_endpoint,
             defaults=functions,
         ),
@@ -77,12 +66,26 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         "certificates",
         CertificateLifecycleArgs(
             name_prefix=settings.base_name,
-            registry=registry.reference,
+            registry=registry,
             iot_endpoint=iot_endpoint,
             defaults=functions,
+            fleet_regions=settings.fleet_regions,
         ),
         scope,
     )
+    if settings.device_domain is not None:
+        DeviceDomain(
+            "device-domain",
+            DeviceDomainArgs(
+                name_prefix=settings.base_name,
+                domain_name=settings.device_domain.name,
+                hosted_zone_id=settings.device_domain.hosted_zone_id,
+                certificate_arn=settings.device_domain.certificate_arn,
+                region=settings.region,
+                iot_endpoint=iot_endpoint,
+                tags=tags,
+            ),
+        )
     if settings.enable_monitoring:
         Monitoring(
             "monitoring",
@@ -91,13 +94,18 @@ def build_stack(settings: Settings) -> dict[str, Any]:
                 names=MonitoredNames(
                     hook_function=provisioning.hook_function_name,
                     activation_function=lifecycle.activation_function_name,
-                    registry_table=registry.table_name,
+                    registry_table=registry.table_name if settings.holds_registry else None,
                     template=provisioning.template_name,
                     thing_created_rule=lifecycle.thing_created_rule_name,
                     retirement_function=certificates.retirement_function_name,
                     retirement_failures_queue=certificates.retirement_failures_queue_name,
                     claim_certificates=provisioning.claim_certificate_ids,
                     metrics_namespace=functions.metrics_namespace,
+                ),
+                fleet=FleetView(
+                    registry_table=registry.table_name,
+                    registry_region=settings.registry_region,
+                    regions=settings.fleet_regions,
                 ),
                 alarm_threshold=settings.alarm_threshold,
                 max_provisioning_per_hour=settings.max_provisioning_per_hour,
@@ -132,6 +140,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         StackOutput.CLAIM_CERTIFICATE_ID: provisioning.claim_certificate_id,
         StackOutput.CLAIM_CERTIFICATE_IDS: provisioning.claim_certificate_ids,
         StackOutput.CLAIM_CERTIFICATE_PEM: provisioning.claim_certificate_pem,
+        StackOutput.CLAIM_CERTIFICATE_PEMS: provisioning.claim_certificate_pems,
         StackOutput.CLAIM_CLIENT_ID_PREFIX: provisioning.claim_client_id_prefix,
         StackOutput.REGISTRY_TABLE: registry.table_name,
         StackOutput.HOOK_FUNCTION: provisioning.hook_function_name,
@@ -158,6 +167,36 @@ def build_stack(settings: Settings) -> dict[str, Any]:
     return outputs
 
 
+def registry_reference(settings: Settings, scope: pulumi.Output[AccountScope]) -> RegistryReference:
+    """The registry table: declared by the stack of the fleet's registry region (a one-region fleet's own
+    stack); every other region's functions use that table by name and ARN, which carries its region
+    (``arn:<partition>:dynamodb:<registry region>:<account>:table/<name>``), and follow no stream."""
+    if settings.holds_registry:
+        return DeviceRegistry(
+            "registry",
+            DeviceRegistryArgs(
+                table_name=settings.registry_table_name,
+                region=settings.region,
+                billing_mode=settings.dynamodb_billing_mode,
+                read_capacity=settings.dynamodb_read_capacity,
+                write_capacity=settings.dynamodb_write_capacity,
+                protect=settings.protect_data,
+                tags=settings.tags_for_resources(),
+            ),
+        ).reference
+    name = settings.registry_table_name
+    return RegistryReference(
+        table_name=pulumi.Output.from_input(name),
+        table_arn=scope.apply(
+            lambda account: (
+                f"arn:{account.partition}:dynamodb:{settings.registry_region}:{account.account_id}:table/{name}"
+            )
+        ),
+        stream_arn=None,
+        region=settings.registry_region,
+    )
+
+
 def provisioning_args(
     settings: Settings, registry: RegistryReference, functions: FunctionDefaults
 ) -> FleetProvisioningArgs:
@@ -174,7 +213,12 @@ def provisioning_args(
         hook_timeout=settings.lambda_timeout,
         hook_memory_size=settings.lambda_memory_size,
         claim_generations=tuple(
-            ClaimGeneration(name=generation.name, csr=generation.csr, active=generation.active)
+            ClaimGeneration(
+                name=generation.name,
+                csr=generation.csr,
+                active=generation.active,
+                certificate_pem=generation.certificate_pem,
+            )
             for generation in settings.claim_certificates
         ),
         role_policy=settings.provisioning_role_policy,

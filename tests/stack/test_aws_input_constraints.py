@@ -33,6 +33,7 @@ Member = tuple[str, str, str]
 """(service, operation, member path) in botocore: ``A.B`` a structure's member, ``A[]`` a list's items,
 ``A.<key>`` / ``A.<value>`` a map's keys / values."""
 
+_RECORD_SET: Final = "ChangeBatch.Changes[].ResourceRecordSet"
 CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:iam/role:Role": {
         "name": ("iam", "CreateRole", "RoleName"),
@@ -197,6 +198,19 @@ CONSTRAINTS: Final[dict[str, dict[str, Member]]] = {
     "aws:iot/eventConfigurations:EventConfigurations": {
         "eventConfigurations.<key>": ("iot", "UpdateEventConfigurations", "eventConfigurations.<key>")
     },
+    "aws:iot/domainConfiguration:DomainConfiguration": {
+        "name": ("iot", "CreateDomainConfiguration", "domainConfigurationName"),
+        "domainName": ("iot", "CreateDomainConfiguration", "domainName"),
+        "serverCertificateArns[]": ("iot", "CreateDomainConfiguration", "serverCertificateArns[]"),
+        "serviceType": ("iot", "CreateDomainConfiguration", "serviceType"),
+    },
+    "aws:route53/record:Record": {
+        "name": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.Name"),
+        "type": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.Type"),
+        "setIdentifier": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.SetIdentifier"),
+        "latencyRoutingPolicies[].region": ("route53", "ChangeResourceRecordSets", f"{_RECORD_SET}.Region"),
+        "zoneId": ("route53", "ChangeResourceRecordSets", "HostedZoneId"),
+    },
     "aws:kms/alias:Alias": {"name": ("kms", "CreateAlias", "AliasName")},
     "aws:kms/key:Key": {"description": ("kms", "CreateKey", "Description")},
     "aws:sns/topic:Topic": {"name": ("sns", "CreateTopic", "Name")},
@@ -288,9 +302,19 @@ def longest_config() -> dict[str, Any]:
 def longest_stacks(build: Build) -> dict[str, Deployment]:
     config = longest_config()
     return {
-        partition: build({**config, "aws:region": region}, stack=config["environment"])
+        partition: build(
+            {**config, "aws:region": region, "deviceDomain": longest_domain(partition, region)},
+            stack=config["environment"],
+        )
         for partition, region in partition_regions().items()
     }
+
+
+def longest_domain(partition: str, region: str) -> dict[str, str]:
+    """A device domain of 253 characters (DNS's longest name), with a certificate in ``region``."""
+    name = (("d" * 61 + ".") * 4)[:242] + "example.com"
+    certificate = f"arn:{partition}:acm:{region}:123456789012:certificate/{'0' * 36}"
+    return {"name": name, "hostedZoneId": "Z" + "A" * 31, "certificateArn": certificate}
 
 
 def test_the_checked_config_is_the_longest_the_settings_accept() -> None:

@@ -429,6 +429,7 @@ def test_dashboard_shows_decisions_reasons_latency_registrations_errors_and_stal
         "Approvals per claim certificate, and activations",
         "Registry errors",
         "Stale PENDING approvals (older than 1 hour)",
+        "Fleet: approvals and rejections by region",
     }
     metrics = {title: json.dumps(properties["metrics"]) for title, properties in widgets.items()}
     assert "ProvisioningApproved" in metrics["Approvals and rejections"]

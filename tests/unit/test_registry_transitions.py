@@ -97,15 +97,6 @@ def test_new_serial_becomes_pending_with_its_provenance(dynamodb: Any, registry:
     assert item["createdAt"].endswith("+00:00")
 
 
-def test_approval_records_the_region_of_the_template_the_device_provisioned_with(
-    dynamodb: Any, registry: OperatorRecords
-) -> None:
-    elsewhere = replace(provenance(), template_arn=TEMPLATE_ARN.replace("us-east-1", "ap-southeast-1"))
-    registry.approve(REQUEST, elsewhere, require_preregistration=False)
-    item = stored(dynamodb)
-    assert item is not None and item["provisionedRegion"] == "ap-southeast-1"
-
-
 def test_approval_costs_exactly_one_request(dynamodb: Any, registry: OperatorRecords) -> None:
     sent = count_requests(dynamodb)
     registry.approve(REQUEST, provenance(), require_preregistration=False)
