@@ -190,3 +190,28 @@ def test_a_directory_of_outputs_names_the_fleet(regions: TwoRegions) -> None:
     shown = CliRunner().invoke(app, ["--outputs", str(regions.home.tmp_path), "show", "TS-000002", "--json"])
     assert shown.exit_code == ExitCode.OK, shown.output
     assert json.loads(shown.stdout)["registry"][Attr.REGION] == OTHER
+
+
+def test_rotation_takes_one_regions_outputs_and_asks_only_that_regions_devices(regions: TwoRegions) -> None:
+    regions.home.provision("TS-000001")
+    regions.other.provision("TS-000002")
+
+    whole_fleet = regions.run("rotate", "start", "--type", "temperature-sensor", "--dry-run", "--json")
+    plan = regions.other.run_json("rotate", "start", "--type", "temperature-sensor", "--dry-run")
+    named = regions.other.run_json(
+        "rotate", "start", "--file", str(serials_file(regions, "TS-000001")), "--dry-run"
+    )
+
+    assert whole_fleet.exit_code == ExitCode.USAGE
+    assert "rotation jobs are regional" in whole_fleet.stderr
+    assert [target["serial"] for target in plan["targets"]] == ["TS-000002"]
+    assert plan["skipped"] == []
+    assert named["targets"] == []
+    assert [each["serial"] for each in named["skipped"]] == ["TS-000001"]
+    assert f"provisioned in {REGION}" in named["skipped"][0]["reason"]
+
+
+def serials_file(regions: TwoRegions, *serials: str) -> Path:
+    path = regions.home.tmp_path / "serials.txt"
+    path.write_text("\n".join(serials) + "\n", encoding="utf-8")
+    return path
