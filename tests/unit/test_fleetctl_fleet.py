@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from fleetctl.cli import app
 from fleetctl.errors import ExitCode
 from hook.contract import SERVICE_DIMENSION, Attr, Metric, Service, metrics_namespace, thing_name
 from tests.support import BASE, CLAIM_POLICY, REGION, Fleet
+from tests.unit.test_fleetctl_claim_certs import certificate_pem
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
@@ -215,3 +216,15 @@ def serials_file(regions: TwoRegions, *serials: str) -> Path:
     path = regions.home.tmp_path / "serials.txt"
     path.write_text("\n".join(serials) + "\n", encoding="utf-8")
     return path
+
+
+def test_certs_expiring_describes_each_certificate_in_its_devices_region(regions: TwoRegions) -> None:
+    soon = certificate_pem(timedelta(days=3))
+    regions.other.provision("TS-000002", certificate_pem=soon)
+
+    found = regions.run_json("certs", "expiring", "--days", "30")
+    alone = regions.home.run("certs", "expiring", "--days", "30")
+
+    assert [each["serial"] for each in found["certificates"]] == ["TS-000002"]
+    assert alone.exit_code == ExitCode.USAGE
+    assert f"region {OTHER}" in alone.stderr
