@@ -54,6 +54,8 @@ class Clients:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._built: dict[tuple[str, str, int], Any] = {}
+        self.views: dict[str, StackContext] = {}
+        """The view of each other region of a fleet (:meth:`StackContext.in_region`), made once."""
 
     def get(self, service: str, region: str, config: Config = _CLIENT_CONFIG) -> Any:
         """The client of ``service`` in ``region``."""
@@ -141,8 +143,12 @@ class StackContext:
                 f"region {region}: no stack outputs of it were given (regions given: {given}); pass "
                 "--outputs FILE once for each region of the fleet, or --outputs DIR of them"
             )
-        shared: dict[str, object] = {name: self.outputs[name] for name in _SHARED if name in self.outputs}
-        return StackContext({**self.fleet[region], **shared}, self.rules_file, self.fleet, self.clients)
+        view = self.clients.views.get(region)
+        if view is None:
+            shared: dict[str, object] = {name: self.outputs[name] for name in _SHARED if name in self.outputs}
+            made = StackContext({**self.fleet[region], **shared}, self.rules_file, self.fleet, self.clients)
+            view = self.clients.views.setdefault(region, made)
+        return view
 
     def where(self, item: Item) -> StackContext:
         """The view of the region the device of ``item`` provisioned in (its ``provisionedRegion``; an item
