@@ -34,10 +34,11 @@ FLEET: Final = {
     "registryRegion": REGISTRY_REGION,
 }
 ADDRESSES: Final = {
-    REGISTRY_REGION: EmulatorAddress(gateway_port=4577, mqtt_port=8893),
-    OTHER_REGION: EmulatorAddress(gateway_port=4578, mqtt_port=8894),
+    REGISTRY_REGION: EmulatorAddress(gateway_port=4587, mqtt_port=8903),
+    OTHER_REGION: EmulatorAddress(gateway_port=4588, mqtt_port=8904),
 }
-"""Ports of their own: the single-region sandbox (4566, 8883) may run meanwhile."""
+"""Ports of their own: the sandbox (4566, 8883) and tests/e2e/test_local_stack.py (4576, 8893) may run
+meanwhile."""
 _CLAIM: Final = (StackOutput.CLAIM_CERTIFICATE_PEM, StackOutput.CLAIM_PRIVATE_KEY)
 """What a factory image carries, from the registry region's outputs: the same in every region."""
 
