@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleetctl.context import AWS_CONCURRENCY
-from fleetctl.errors import FleetctlError
+from fleetctl.errors import FleetctlError, UsageProblem
 from fleetctl.pacing import Pacer
 from fleetctl.registry_reads import SCAN_SEGMENTS
 from hook.contract import Attr
@@ -145,13 +146,15 @@ class BulkRun:
         self.tally = Tally()
         classified = self._classified()
         in_flight: deque[tuple[Row, Future[list[Step]]]] = deque()
-        with ThreadPoolExecutor(max_workers=workers) as pool, pacer.pacing(self.stack.iot):
+        with ThreadPoolExecutor(max_workers=workers) as pool, ExitStack() as paced:
+            for index, region in enumerate(self.stack.regional()):
+                paced.enter_context((pacer.alike() if index else pacer).pacing(region.iot))
             try:
                 for row, item in classified:
                     if row.action == SKIP:
                         yield row
                     elif row.action != DONE and item is not None:
-                        work = pool.submit(self.operation.apply, self.stack, row.serial, item)
+                        work = pool.submit(self.operation.apply, self.stack.where(item), row.serial, item)
                         in_flight.append((row, work))
                     while in_flight and (len(in_flight) > 2 * workers or in_flight[0][1].done()):
                         yield from self._settled(in_flight.popleft())
@@ -168,11 +171,11 @@ class BulkRun:
 
     def _classified(self) -> Generator[tuple[Row, Item | None], None, None]:
         """Each candidate with what is left to do, counted in :attr:`tally`."""
-        wanted = [*self.operation.attributes, Attr.DEVICE_TYPE]
+        wanted = [*self.operation.attributes, Attr.DEVICE_TYPE, Attr.REGION]
         for candidate in self.selection.candidates(self.stack, attributes=wanted):
             item = candidate.item
             status = None if item is None else item.get(Attr.STATUS)
-            reason = "not in the registry" if item is None else candidate.mismatch
+            reason = "not in the registry" if item is None else candidate.mismatch or self._elsewhere(item)
             action = None if item is None or reason else self.operation.left(item)
             if reason is not None:
                 self.tally.skipped += 1
@@ -183,6 +186,14 @@ class BulkRun:
             else:
                 self.tally.to_change += 1
                 yield Row(candidate.serial, status, action), item
+
+    def _elsewhere(self, item: Item) -> str | None:
+        """Why the device of ``item`` cannot be reached: it lives in a region whose outputs were not given."""
+        try:
+            self.stack.where(item)
+        except UsageProblem as problem:
+            return str(problem)
+        return None
 
     def _settled(self, flight: tuple[Row, Future[list[Step]]]) -> Iterator[Row]:
         """The row of a device in flight once it is done; a failure (the first stops the run) is recorded

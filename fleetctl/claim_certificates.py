@@ -25,31 +25,51 @@ if TYPE_CHECKING:
 
 
 def claim_status(stack: StackContext, *, include_all: bool) -> list[dict[str, Any]]:
-    """The stack's claim certificate (with ``include_all``, every certificate carrying the claim policy):
-    its summary, whether the outputs name it, and how many devices were approved through it."""
-    ids = _claim_certificate_ids(stack, include_all=include_all)
-    if not ids:
-        raise UsageProblem(
-            "no claim certificate: pass --outputs FILE (with claimCertificateId), "
-            "or --all with --template NAME"
-        )
-    counts = count_by_claim_certificate(stack.records)
+    """The claim certificate of every region's stack (with ``include_all``, every certificate carrying the
+    claim policy there): its summary, its region, whether the outputs name it, and how many devices were
+    approved through it in that region."""
+    counts = count_by_claim_certificate(stack.records, stack.registry_region)
     now = datetime.now(UTC)
     rows = []
-    for certificate_id in ids:
-        description = describe_certificate(stack.iot, certificate_id)
-        if description is None:
-            raise NotFound(f"claim certificate {certificate_id} does not exist in AWS IoT ({stack.region})")
-        current = certificate_id == stack.claim_certificate_id
-        rows.append(
-            {
-                **certificate_summary(description, now),
-                "current": current,
-                "devices": counts[certificate_id],
-                **breaker_row(stack.claim_breakers.state(certificate_id)),
-            }
-        )
+    for region in stack.regional():
+        ids = _claim_certificate_ids(region, include_all=include_all)
+        if not ids:
+            raise UsageProblem(
+                f"no claim certificate in {region.region}: pass --outputs FILE (with claimCertificateId), "
+                "or --all with --template NAME"
+            )
+        for certificate_id in ids:
+            description = describe_certificate(region.iot, certificate_id)
+            if description is None:
+                raise NotFound(
+                    f"claim certificate {certificate_id} does not exist in AWS IoT ({region.region})"
+                )
+            rows.append(
+                {
+                    **certificate_summary(description, now),
+                    "region": region.region,
+                    "current": certificate_id == region.claim_certificate_id,
+                    "devices": counts[certificate_id, region.region],
+                    **breaker_row(stack.claim_breakers.state(certificate_id)),
+                }
+            )
     return rows
+
+
+def fleet_claim_certificates(
+    stack: StackContext, certificate_id: str
+) -> list[tuple[StackContext, Mapping[str, Any]]]:
+    """The claim certificate in every region of the fleet that holds it (:func:`claim_certificate`); a
+    region without it is passed over, and :class:`NotFound` is raised when no region holds it."""
+    found, missing = [], []
+    for region in stack.regional():
+        try:
+            found.append((region, claim_certificate(region, certificate_id)))
+        except NotFound as error:
+            missing.append(error)
+    if not found:
+        raise missing[0]
+    return found
 
 
 def breaker_row(state: Mapping[str, str]) -> dict[str, Any]:
@@ -65,8 +85,9 @@ def breaker_row(state: Mapping[str, str]) -> dict[str, Any]:
 
 def set_breaker(stack: StackContext, certificate_id: str, state: BreakerState, reason: str) -> dict[str, Any]:
     """Suspend (``SUSPENDED``) or resume (``CLOSED``) the breaker of a claim certificate of this stack, as
-    the caller, with ``reason``; its state as written. Its certificate stays as it is in AWS IoT."""
-    claim_certificate(stack, certificate_id)
+    the caller, with ``reason``; its state as written, for every region of the fleet (the breaker is in the
+    one registry). Its certificate stays as it is in AWS IoT."""
+    fleet_claim_certificates(stack, certificate_id)
     stack.claim_breakers.set_state(certificate_id, state, stack.caller.arn, reason)
     return {"certificateId": certificate_id, **breaker_row(stack.claim_breakers.state(certificate_id))}
 
@@ -93,17 +114,18 @@ def deactivate(stack: StackContext, description: Mapping[str, Any]) -> bool:
     return True
 
 
-def count_by_claim_certificate(records: OperatorRecords) -> Counter[str]:
-    """How many devices were approved through each claim certificate, in any state after approval.
+def count_by_claim_certificate(records: OperatorRecords, registry_region: str) -> Counter[tuple[str, str]]:
+    """How many devices were approved through each claim certificate in each region (an item without
+    ``provisionedRegion`` belongs to ``registry_region``), in any state after approval.
 
     Nearly every device of a fleet has been approved, so this reads the whole registry with a parallel
-    Scan (only the items carrying a ``claimCertificateId``, only that and the status of each) rather than
-    querying every shard of every state."""
+    Scan (only the items carrying a ``claimCertificateId``, only that, the status and the region of each)
+    rather than querying every shard of every state."""
     items = records.scan_devices(
-        attributes=[Attr.CLAIM_CERTIFICATE_ID, Attr.STATUS], having=[Attr.CLAIM_CERTIFICATE_ID]
+        attributes=[Attr.CLAIM_CERTIFICATE_ID, Attr.STATUS, Attr.REGION], having=[Attr.CLAIM_CERTIFICATE_ID]
     )
     return Counter(
-        item[Attr.CLAIM_CERTIFICATE_ID]
+        (item[Attr.CLAIM_CERTIFICATE_ID], item.get(Attr.REGION) or registry_region)
         for item in items
         if item.get(Attr.STATUS) != DeviceStatus.PREREGISTERED  # the hook has not seen these yet
     )

@@ -20,6 +20,7 @@ from fleetctl.commands import (
     preregister,
     rebind,
     release,
+    report,
     reprovision,
     revoke,
     rotate,
@@ -53,12 +54,12 @@ def stack_options(
     ctx: typer.Context,
     *,
     outputs: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             envvar="FLEETCTL_OUTPUTS",
             exists=True,
-            dir_okay=False,
-            help="The JSON of `pulumi stack output --json`: table, template, region, rules, claim id.",
+            help="The JSON of `pulumi stack output --json`: table, template, region, rules, claim id. "
+            "For a fleet of several regions, once per region's stack, or a directory of them.",
         ),
     ] = None,
     table: Annotated[str | None, typer.Option(help="Registry table name (instead of the outputs').")] = None,
@@ -72,8 +73,8 @@ def stack_options(
         typer.Option(exists=True, dir_okay=False, help="Hook rules JSON file (instead of the outputs')."),
     ] = None,
 ) -> None:
-    """Operate a fleet-provisioning stack, named by --outputs FILE or by flags: devices, their certificates
-    and the claim certificate."""
+    """Operate a fleet-provisioning stack, named by --outputs FILE or by flags, or a fleet of several
+    regions' stacks (--outputs FILE per region): devices, their certificates and the claim certificate."""
     ctx.obj = StackContext.resolve(outputs, table=table, template=template, region=region, rules_file=rules)
 
 
@@ -87,6 +88,7 @@ app.command("decommission")(decommission.decommission)
 app.command("reprovision")(reprovision.reprovision)
 app.command("rebind")(rebind.rebind)
 app.command("teardown")(teardown.teardown)
+app.command("report")(report.report)
 
 rotate_app = typer.Typer(
     no_args_is_help=True,

@@ -75,10 +75,11 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.DECOMMISSIONED_AT,
     Attr.ATTESTED_BY,
     Attr.UNIQUE_ID,
+    Attr.REGION,
 )
 """The CSV's columns, in this order: who the device is, its certificates and keys, then its history, then
-what attested it (added last, so the earlier columns keep their places). An attribute a device does not
-have is an empty cell."""
+what attested it and the region it provisioned in (added last, so the earlier columns keep their places). An
+attribute a device does not have is an empty cell."""
 
 FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
 """A CSV cell starting with one of these is read as a formula by spreadsheets; OWASP's "CSV Injection"

@@ -52,13 +52,13 @@ def expiring_certificates(stack: StackContext, days: int) -> ExpiringCertificate
     ones included, soonest first; and how many devices record no expiry.
 
     One parallel Scan of the registry (``ACTIVE`` devices whose recorded expiry is within the window or
-    missing), then one ``DescribeCertificate`` per device in the window, which confirms the certificate is
-    ``ACTIVE`` and reads its ``notAfter`` from the PEM."""
+    missing), then one ``DescribeCertificate`` per device in the window, in the device's region, which
+    confirms the certificate is ``ACTIVE`` and reads its ``notAfter`` from the PEM."""
     now = datetime.now(UTC)
     horizon = now + timedelta(days=days)
     recorded = Attribute(Attr.CERTIFICATE_NOT_AFTER)
     items = stack.records.scan_devices(
-        attributes=[Attr.CERTIFICATE_ID, Attr.CERTIFICATE_NOT_AFTER, Attr.THING_NAME],
+        attributes=[Attr.CERTIFICATE_ID, Attr.CERTIFICATE_NOT_AFTER, Attr.THING_NAME, Attr.REGION],
         having=[Attr.CERTIFICATE_ID],
         filter_by=Attribute(Attr.STATUS).eq(DeviceStatus.ACTIVE)
         & (recorded.not_exists() | recorded.lte(timestamp(horizon))),
@@ -70,9 +70,12 @@ def expiring_certificates(stack: StackContext, days: int) -> ExpiringCertificate
             candidates.append(item)
         else:
             without_recorded_expiry += 1
+    regions = [stack.where(item) for item in candidates]  # a region whose outputs are missing: named, first
     with ThreadPoolExecutor(max_workers=AWS_CONCURRENCY) as pool:
         described = pool.map(
-            lambda item: (item, describe_certificate(stack.iot, item[Attr.CERTIFICATE_ID])), candidates
+            lambda item, region: (item, describe_certificate(region.iot, item[Attr.CERTIFICATE_ID])),
+            candidates,
+            regions,
         )
         confirmed = [
             (item, description)

@@ -355,6 +355,7 @@ def print_claim_certificates(rows: list[dict[str, Any]], json_output: bool) -> N
         return
     columns = [
         *_CERTIFICATE_COLUMNS,
+        ("region", "Region"),
         ("current", "Current"),
         ("ageDays", "Age (days)"),
         ("devices", "Devices"),
@@ -378,18 +379,26 @@ def print_claim_breaker(row: Mapping[str, Any], json_output: bool) -> None:
         )
 
 
-def print_claim_deactivation(certificate_id: str, status: str, changed: bool, json_output: bool) -> None:
-    """A claim certificate's status after ``claim deactivate``; once changed, that the stack config should
-    say so too."""
-    if changed:
+def print_claim_deactivation(
+    certificate_id: str, results: list[tuple[str, str, bool]], json_output: bool
+) -> None:
+    """A claim certificate's status in each region after ``claim deactivate`` (region, status, changed);
+    once changed, that the stack config should say so too."""
+    if any(changed for _, _, changed in results):
         print_error(
             f"{certificate_id}: record it in the stack config (its claimCertificates entry with "
             "active: false); the program never re-activates a claim certificate"
         )
     if json_output:
-        print_json({"certificateId": certificate_id, "status": status, "changed": changed})
-    else:
-        print_line(f"{certificate_id}: {status}" + ("" if changed else " already; nothing to do"))
+        print_json(
+            [
+                {"certificateId": certificate_id, "region": region, "status": status, "changed": changed}
+                for region, status, changed in results
+            ]
+        )
+        return
+    for region, status, changed in results:
+        print_line(f"{certificate_id} ({region}): {status}" + ("" if changed else " already; nothing to do"))
 
 
 def print_expiring(found: ExpiringCertificates, days: int, json_output: bool) -> None:

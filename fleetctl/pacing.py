@@ -184,6 +184,11 @@ class Pacer:
                 self._buckets[operation] = bucket
         return bucket.take()
 
+    def alike(self) -> Pacer:
+        """A pacer of the same rates with buckets of its own, for another region: AWS IoT's quotas are per
+        account and Region (:data:`QUOTAS_PAGE`)."""
+        return Pacer(self._rates, default=self._default, clock=self._clock, sleep=self._sleep)
+
     @contextmanager
     def pacing(self, client: Any) -> Iterator[None]:
         """Pace every request ``client`` sends meanwhile: botocore emits ``before-send.<service>.<operation>``

@@ -298,9 +298,10 @@ def _select(
         serial, item = candidate.serial, candidate.item
         serial_found = serial_found or (serial == selection.selectors.serial and item is not None)
         too_young = _too_young(item or {}, older_than_days, now)
-        if not named and too_young:
+        elsewhere = _elsewhere(stack, item or {})
+        if not named and (too_young or elsewhere):
             continue
-        reason = _ineligible(item) or candidate.mismatch or too_young
+        reason = _ineligible(item) or candidate.mismatch or elsewhere or too_young
         if reason:
             skipped.append(Skipped(serial, reason))
         elif item is not None:
@@ -329,6 +330,16 @@ def _ineligible(item: Item | None) -> str | None:
             "once that job's in-progress timeout has passed, and asks the device again"
         )
     return None
+
+
+def _elsewhere(stack: StackContext, item: Item) -> str | None:
+    """Why a device of another region of the fleet is not asked: a job targets things of its own region
+    (CreateJob's targets are thing ARNs, which carry it), so each region's devices rotate in a run of
+    their own."""
+    region = item.get(Attr.REGION) or stack.registry_region
+    if region == stack.region:
+        return None
+    return f"provisioned in {region}: rotate it with that region's outputs alone (--outputs FILE)"
 
 
 def _too_young(item: Item, older_than_days: int | None, now: datetime) -> str | None:

@@ -141,17 +141,22 @@ class LeftoverThings:
                 found = stack.records.get_many([each for each in serials.values() if each], attributes=shown)
                 items = {item[Attr.SERIAL_NUMBER]: item for item in found}
                 for name, serial in serials.items():
-                    yield from self._leftover(name, serial, items.get(serial) if serial else None)
+                    yield from self._leftover(stack, name, serial, items.get(serial) if serial else None)
 
-    def _leftover(self, name: str, serial: str | None, item: Item | None) -> Iterator[Candidate]:
+    def _leftover(
+        self, stack: StackContext, name: str, serial: str | None, item: Item | None
+    ) -> Iterator[Candidate]:
+        here: dict[str, str] = {
+            Attr.REGION: stack.region
+        }  # the thing's region, whatever a fleet's registry says
         if serial is None:
             expected = thing_name(self.scope.base_name, "<serial>")
             reason = f"not named {expected}: not the stack's; delete it or remove its thing type"
-            yield Candidate(name, {Attr.THING_NAME: name}, reason)
+            yield Candidate(name, {Attr.THING_NAME: name, **here}, reason)
         elif item is None:
-            yield Candidate(serial, {Attr.SERIAL_NUMBER: serial, Attr.THING_NAME: name})
+            yield Candidate(serial, {Attr.SERIAL_NUMBER: serial, Attr.THING_NAME: name, **here})
         elif item.get(Attr.STATUS) == DeviceStatus.DECOMMISSIONED:
-            yield Candidate(serial, item)
+            yield Candidate(serial, {**item, **here})
         # Any other item: a registry device, decommissioned by the registry's step (or, approved after
         # it read the registry, found by the last step and by the next run).
 

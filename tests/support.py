@@ -175,6 +175,8 @@ class Fleet:
     claim_certificate_id: str
     outputs: Path
     tmp_path: Path
+    template_arn: str = TEMPLATE_ARN
+    """The provisioning template of the region of :attr:`iot`: where :meth:`provision` records the device."""
 
     def run(self, *args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(app, ["--outputs", str(self.outputs), *args], input=input)
@@ -228,7 +230,7 @@ class Fleet:
             expires = x509.load_pem_x509_certificate(certificate_pem.encode()).not_valid_after_utc
         registry = OperatorRecords(self.dynamodb, TABLE_NAME)
         provenance = Provenance(
-            certificate["certificateId"], claim or self.claim_certificate_id, TEMPLATE_ARN, serial
+            certificate["certificateId"], claim or self.claim_certificate_id, self.template_arn, serial
         )
         registry.approve(request, provenance, require_preregistration=False)
         name = thing_name(BASE, serial)

@@ -35,21 +35,26 @@ def status(
 def deactivate(
     ctx: typer.Context, certificate_id: str, yes: YesFlag = False, json_output: JsonFlag = False
 ) -> None:
-    """Set a claim certificate INACTIVE, once the factory has moved to its replacement."""
+    """Set a claim certificate INACTIVE in every region of the fleet that holds it, once the factory has
+    moved to its replacement."""
     stack = stack_of(ctx)
-    description = claim_certificates.claim_certificate(stack, certificate_id)
-    if description["status"] == ACTIVE and not yes:
-        current = certificate_id == stack.claim_certificate_id
+    found = claim_certificates.fleet_claim_certificates(stack, certificate_id)
+    active = [region.region for region, description in found if description["status"] == ACTIVE]
+    if active and not yes:
+        current = any(certificate_id == region.claim_certificate_id for region, _ in found)
         warning = (
             " It is the claim certificate the stack outputs name: new devices will stop provisioning."
             if current
             else ""
         )
-        if not typer.confirm(f"Deactivate claim certificate {certificate_id}?{warning}", err=True):
+        question = f"Deactivate claim certificate {certificate_id} in {', '.join(active)}?{warning}"
+        if not typer.confirm(question, err=True):
             raise Declined(f"{certificate_id}: left {ACTIVE}")
-    changed = claim_certificates.deactivate(stack, description)
-    status_now = "INACTIVE" if changed else description["status"]
-    print_claim_deactivation(certificate_id, status_now, changed, json_output)
+    results = []
+    for region, description in found:
+        changed = claim_certificates.deactivate(region, description)
+        results.append((region.region, "INACTIVE" if changed else description["status"], changed))
+    print_claim_deactivation(certificate_id, results, json_output)
 
 
 def suspend(

@@ -11,4 +11,4 @@ from fleetctl.output import print_steps
 
 def release(ctx: typer.Context, serial: SerialArgument, json_output: JsonFlag = False) -> None:
     """Undo an approval that never became a thing (PENDING for over an hour), so the device can retry."""
-    print_steps(serial, device_removal.release(stack_of(ctx), serial), json_output)
+    print_steps(serial, device_removal.release(stack_of(ctx).for_serial(serial), serial), json_output)

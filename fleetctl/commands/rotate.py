@@ -19,7 +19,7 @@ from fleetctl.commands.options import (
     with_options,
 )
 from fleetctl.context import StackContext
-from fleetctl.errors import Declined
+from fleetctl.errors import Declined, UsageProblem
 from fleetctl.output import print_job_status, print_jobs_created, print_plan, print_plan_not_created
 from fleetctl.pacing import Pacer
 from fleetctl.selection import Selectors, resolve
@@ -85,7 +85,7 @@ def start(
 ) -> None:
     """Ask ACTIVE devices to rotate their certificate, with AWS IoT jobs (at most 100 devices a job).
     Selectors combine: a device must match each one given."""
-    stack = stack_of(ctx)
+    stack = one_region(stack_of(ctx))
     chosen = resolve(stack, selected, own={"--older-than DAYS": older_than})
     pacer = pacer_of(ctx, run.rates)
     plan = rotation_jobs.plan_rotation(
@@ -106,7 +106,7 @@ def resume(
     cancelled at the job's end, or SUCCEEDED without the registry showing the rotation) and are still
     ACTIVE and not rotated since; pending certificates JOB_ID left unconfirmed past its in-progress timeout
     are retired first."""
-    stack = stack_of(ctx)
+    stack = one_region(stack_of(ctx))
     pacer = pacer_of(ctx, run.rates)
     plan = rotation_jobs.plan_resume(stack, job_id, datetime.now(UTC), end_after=end_after, pacer=pacer)
     _carry_out(stack, plan, pacer, run)
@@ -115,7 +115,20 @@ def resume(
 def status(ctx: typer.Context, job_id: JobIdArgument, json_output: JsonFlag = False) -> None:
     """How rotation job JOB_ID is doing: its executions by status and outcome, and why devices did not
     rotate; changes nothing."""
-    print_job_status(rotation_status.job_status(stack_of(ctx), job_id, datetime.now(UTC)), json_output)
+    print_job_status(
+        rotation_status.job_status(one_region(stack_of(ctx)), job_id, datetime.now(UTC)), json_output
+    )
+
+
+def one_region(stack: StackContext) -> StackContext:
+    """The stack, when the outputs name one region: a job is of one region (its targets are thing ARNs,
+    which carry it), so a fleet's regions rotate one at a time."""
+    if len(stack.fleet) > 1:
+        raise UsageProblem(
+            f"rotation jobs are regional: pass the outputs of one region ({', '.join(sorted(stack.fleet))}) "
+            "and run once per region; the registry is found from any of them"
+        )
+    return stack
 
 
 def _carry_out(stack: StackContext, plan: rotation_jobs.Plan, pacer: Pacer, run: RunOptions) -> None:

@@ -20,7 +20,8 @@ def act_on_selected(
     ``--rate``); each device's result is printed as it is done."""
     stack = stack_of(ctx)
     if selected.serial is not None and selected.one_serial and not run.dry_run:
-        print_steps(selected.serial, operation.apply_by_serial(stack, selected.serial), run.json_output)
+        steps = operation.apply_by_serial(stack.for_serial(selected.serial), selected.serial)
+        print_steps(selected.serial, steps, run.json_output)
         return
     bulk_run = bulk.BulkRun(stack, selection.resolve(stack, selected), operation)
     if run.dry_run:

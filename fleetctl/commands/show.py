@@ -10,5 +10,6 @@ from fleetctl.output import print_device
 
 
 def show(ctx: typer.Context, serial: SerialArgument, json_output: JsonFlag = False) -> None:
-    """Show a device: registry item, thing and groups, certificates and their policies."""
-    print_device(serial, describe_device(stack_of(ctx), serial), json_output)
+    """Show a device: registry item, thing and groups, certificates and their policies (those of the
+    region where it provisioned, in a fleet)."""
+    print_device(serial, describe_device(stack_of(ctx).for_serial(serial), serial), json_output)

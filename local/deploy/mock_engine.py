@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -110,13 +111,24 @@ def local_config(stack: str = LOCAL_STACK) -> dict[str, str]:
     return read_stack_file(stack)
 
 
-def deploy(endpoint_url: str, stack: str = LOCAL_STACK, vendor: Vendor | None = None) -> LocalStack:
-    """Run the program with the stack's config; create every resource in the emulator at ``endpoint_url``.
-    The root files the config names are first written with ``vendor``'s root (a new vendor's by default)."""
-    config = local_config(stack)
+def deploy(
+    endpoint_url: str,
+    stack: str = LOCAL_STACK,
+    vendor: Vendor | None = None,
+    *,
+    config_overrides: Mapping[str, str] | None = None,
+    registry_endpoint: str | None = None,
+) -> LocalStack:
+    """Run the program with the stack's config (``config_overrides`` over it: a global fleet's region);
+    create every resource in the emulator at ``endpoint_url``. The root files the config names are first
+    written with ``vendor``'s root (a new vendor's by default). ``registry_endpoint``: where the functions
+    reach a registry held by another emulator instance."""
+    config = {**local_config(stack), **(config_overrides or {})}
     vendor = vendor or Vendor()
     write_vendor_roots(config, vendor)
-    emulated = Emulated(endpoint_url=endpoint_url, region=config["aws:region"])
+    emulated = Emulated(
+        endpoint_url=endpoint_url, region=config["aws:region"], registry_endpoint=registry_endpoint
+    )
     mocks = EmulatorMocks(emulated)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config)

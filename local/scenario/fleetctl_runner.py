@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,25 @@ class FleetctlFailed(RuntimeError):
 
 
 def run_fleetctl(
-    outputs: Mapping[str, Any], *args: str, environment: Mapping[str, str | None] | None = None
+    outputs: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *args: str,
+    environment: Mapping[str, str | None] | None = None,
 ) -> Any:
-    """fleetctl's JSON output for ``args`` on the stack of ``outputs`` (written to a temporary file without
-    the claim certificate's private key, which fleetctl never reads). ``environment`` is set for the run
-    (``None`` unsets a variable; boto3's default session is made anew inside it), to reach the emulator,
-    say; without it fleetctl uses the default AWS credentials."""
-    public = {name: value for name, value in outputs.items() if name != StackOutput.CLAIM_PRIVATE_KEY}
+    """fleetctl's JSON output for ``args`` on the stack of ``outputs``, or on the fleet of several regions'
+    (each written to a temporary file without the claim certificate's private key, which fleetctl never
+    reads, and given as ``--outputs``). ``environment`` is set for the run (``None`` unsets a variable;
+    boto3's default session is made anew inside it), to reach the emulator, say; without it fleetctl uses
+    the default AWS credentials."""
+    stacks = [outputs] if isinstance(outputs, Mapping) else list(outputs)
     with tempfile.TemporaryDirectory() as directory:
-        stack = Path(directory) / "stack.json"
-        stack.write_text(json.dumps(public), encoding="utf-8")
+        given = []
+        for number, each in enumerate(stacks):
+            public = {name: value for name, value in each.items() if name != StackOutput.CLAIM_PRIVATE_KEY}
+            stack = Path(directory) / f"stack-{number}.json"
+            stack.write_text(json.dumps(public), encoding="utf-8")
+            given += ["--outputs", str(stack)]
         with _fresh_boto3_session():
-            result = CliRunner().invoke(
-                app, ["--outputs", str(stack), *args, "--json"], env=dict(environment or {})
-            )
+            result = CliRunner().invoke(app, [*given, *args, "--json"], env=dict(environment or {}))
     if result.exit_code != 0:
         raise FleetctlFailed(f"fleetctl {' '.join(args)} exited with {result.exit_code}: {result.output}")
     return json.loads(result.stdout)

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, ProvisioningDenied, RejectionReason, thing_name
-from tests.support import BASE, CLAIM_POLICY, Fleet
+from tests.support import BASE, CLAIM_POLICY, REGION, Fleet
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
@@ -59,13 +59,22 @@ def test_claim_deactivate_asks_first_and_then_sets_it_inactive_once(fleet: Fleet
     assert "claimCertificates entry with active: false" in confirmed.stderr
 
     again = fleet.run_json("claim", "deactivate", fleet.claim_certificate_id)
-    assert again == {"certificateId": fleet.claim_certificate_id, "status": "INACTIVE", "changed": False}
+    assert again == [
+        {
+            "certificateId": fleet.claim_certificate_id,
+            "region": REGION,
+            "status": "INACTIVE",
+            "changed": False,
+        }
+    ]
 
 
 def test_claim_deactivate_yes_skips_the_question(fleet: Fleet) -> None:
     report = fleet.run_json("claim", "deactivate", fleet.claim_certificate_id, "--yes")
 
-    assert report == {"certificateId": fleet.claim_certificate_id, "status": "INACTIVE", "changed": True}
+    assert report == [
+        {"certificateId": fleet.claim_certificate_id, "region": REGION, "status": "INACTIVE", "changed": True}
+    ]
 
 
 def test_claim_deactivate_refuses_a_device_certificate_and_an_unknown_id(fleet: Fleet) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Final
 import pulumi
 
 from components.function_archives import package_bytes
+from hook.contract import REGISTRY_REGION_ENV
 from local.deploy.resources.creators import (
     Created,
     Emulated,
@@ -17,6 +18,8 @@ from local.deploy.resources.creators import (
     number,
     tag_list,
 )
+
+REGISTRY_ENDPOINT_VARIABLE: Final = "AWS_ENDPOINT_URL_DYNAMODB"
 
 
 @creates("aws:iam/role:Role")
@@ -125,6 +128,10 @@ def function(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
         key: emulated.function_environment_overrides.get(value, value)
         for key, value in ((inputs.get("environment") or {}).get("variables") or {}).items()
     }
+    if emulated.registry_endpoint and variables.get(REGISTRY_REGION_ENV, emulated.region) != emulated.region:
+        # boto3's service-specific endpoint variable (boto3 guide, "Service-specific endpoints"): the
+        # function's registry client, built for the registry region, is sent to the other emulator.
+        variables[REGISTRY_ENDPOINT_VARIABLE] = emulated.registry_endpoint
     request: dict[str, Any] = {
         "FunctionName": inputs["name"],
         "Runtime": inputs["runtime"],

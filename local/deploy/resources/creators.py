@@ -48,6 +48,9 @@ class Emulated:
     """What was not emulated faithfully, one line each, for the deploy report."""
     function_environment_overrides: dict[str, str] = field(default_factory=dict)
     """Function environment values the emulator cannot serve, and what to use instead."""
+    registry_endpoint: str | None = None
+    """Where the functions reach a fleet's registry held by another emulator instance (a global fleet's
+    other region); ``None``: the registry is in this emulator."""
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _account_id: str = ""

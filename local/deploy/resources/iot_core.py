@@ -65,13 +65,22 @@ def thing_group(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Create
 
 @creates("aws:iot/certificate:Certificate")
 def certificate(emulated: Emulated, name: str, inputs: dict[str, Any]) -> Created:
-    """A certificate issued by the emulator's CA: for the given CSR, or with a new key pair."""
+    """A certificate issued by the emulator's CA: for the given CSR, or with a new key pair; or an existing
+    ``certificatePem`` registered without its CA, as the provider does for ``certificate_pem`` without
+    ``ca_pem`` (aws_iot_certificate docs, "From existing certificate without a CA"): a global fleet's
+    claim certificate in the regions other than the registry region's."""
     client = emulated.client("iot")
     active = bool(inputs.get("active"))
-    if inputs.get("certificatePem") or inputs.get("caPem"):
-        raise UnsupportedResource(
-            "aws:iot/certificate:Certificate with certificatePem (registering a certificate)"
+    if inputs.get("caPem"):
+        raise UnsupportedResource("aws:iot/certificate:Certificate with caPem (registering with its CA)")
+    if inputs.get("certificatePem"):
+        pem = inputs["certificatePem"]
+        if isinstance(pem, dict):  # the provider's schema makes it a secret: the engine's wrapped value
+            pem = pem["value"]
+        created = client.register_certificate_without_ca(
+            certificatePem=pem, status="ACTIVE" if active else "INACTIVE"
         )
+        return created["certificateId"], {**inputs, "arn": created["certificateArn"]}
     if inputs.get("csr"):
         created = client.create_certificate_from_csr(
             certificateSigningRequest=inputs["csr"], setAsActive=active
