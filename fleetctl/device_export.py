@@ -46,7 +46,6 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.REPLACED_CERTIFICATE_IDS,
     Attr.CLAIM_CERTIFICATE_ID,
     Attr.TEMPLATE_ARN,
-    Attr.REGION,
     Attr.CLIENT_ID,
     Attr.CREATED_AT,
     Attr.APPROVED_AT,
