@@ -30,6 +30,8 @@ class StackOutput(StrEnum):
     IOT_ENDPOINT = "iotEndpoint"
     REGION = "region"
     HOOK_RULES = "hookRules"
+    VENDOR_TRUST = "vendorTrust"
+    """Per device type with a ``vendor``: its pinned roots (PEM) and serial rule, for signed manifests."""
     BASE_NAME = "baseName"
     DEPLOYMENT_INSTRUCTIONS = "deploymentInstructions"
 

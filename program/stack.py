@@ -144,6 +144,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         StackOutput.REGION: settings.region,
         StackOutput.BASE_NAME: settings.base_name,
         StackOutput.HOOK_RULES: settings.hook_rules(),
+        StackOutput.VENDOR_TRUST: settings.vendor_trust(),
         StackOutput.DEPLOYMENT_INSTRUCTIONS: pulumi.Output.all(
             template=provisioning.template_name,
             claim_certificate_id=provisioning.claim_certificate_id,
