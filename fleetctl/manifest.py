@@ -16,7 +16,7 @@ import heapq
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -48,12 +48,15 @@ _SHOWN_VALUE_MAX_LENGTH: Final = 40
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """A valid row: its line in the file, the normalised request the hook would accept, and the fingerprint
-    of the device's public key when the row gives one."""
+    """A valid row: its line in the file (an entry's number in a signed manifest), the normalised request
+    the hook would accept, and the fingerprint of the device's public key when the row gives one."""
 
     line: int
     request: DeviceRequest
     public_key_sha256: str | None = None
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    """What attested the key (a signed manifest's entry: ``attestedBy``, ``manifestDigest``, ``partNumber``,
+    ``uniqueId``), stored with the row; empty for a CSV row."""
 
 
 @dataclass(frozen=True)

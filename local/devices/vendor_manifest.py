@@ -20,37 +20,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from joserfc import jws
 from joserfc.jwk import ECKey
-from joserfc.jws import JWSRegistry
-from joserfc.registry import HeaderParameter
+from joserfc.jws import HeaderDict
 
+from fleetctl.signed_manifest import MANIFEST_REGISTRY, UNIQUE_ID_HEADER, b64url, signer_ids
 from local.devices.vendor import Authority, Vendor, VendorElement
 
-UNIQUE_ID_HEADER: Final = "uniqueId"
-"""The unprotected header member naming the element (not signed: the payload's ``uniqueId`` is)."""
-MANIFEST_REGISTRY: Final = JWSRegistry(
-    header_registry={UNIQUE_ID_HEADER: HeaderParameter("the element's unique id", "str", required=True)},
-    algorithms=["ES256"],
-)
-"""joserfc's JWS rules for a manifest entry: ES256 only, and the ``uniqueId`` header it would otherwise
-refuse as unknown."""
 DEFAULT_PART_NUMBER: Final = "ATECC608B-TNGTLS"
-
-
-def b64url(data: bytes) -> str:
-    """Base64url without padding (RFC 7515 2)."""
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def signer_ids(certificate: x509.Certificate) -> dict[str, str]:
-    """The protected header members naming a manifest-signer certificate: ``kid`` (its subject key
-    identifier) and ``x5t#S256`` (its SHA-256 thumbprint), both base64url."""
-    identifier = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    return {"kid": b64url(identifier), "x5t#S256": b64url(certificate.fingerprint(hashes.SHA256()))}
 
 
 def element_record(made: VendorElement, part_number: str = DEFAULT_PART_NUMBER) -> dict[str, Any]:
@@ -60,13 +40,16 @@ def element_record(made: VendorElement, part_number: str = DEFAULT_PART_NUMBER) 
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         raise ValueError("a manifest's slot 0 key is EC P-256")
     numbers = public_key.public_numbers()
+    organization = made.device_certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     chain = [made.device_certificate, *made.signers]
     return {
         "version": 1,
         "model": "ATECC608B",
         "partNumber": part_number,
-        "manufacturer": {"organizationName": made.device_certificate.issuer.rfc4514_string()},
-        "provisioningTimestamp": made.device_certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "manufacturer": {"organizationName": str(organization[0].value) if organization else ""},
+        "provisioningTimestamp": made.device_certificate.not_valid_before_utc.strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z"
+        ),
         "uniqueId": made.unique_id,
         "publicKeySet": {
             "keys": [
@@ -92,7 +75,7 @@ def signed_entry(
     """``record`` signed by ``signer`` as one manifest entry; ``protected`` replaces header members (a
     test's wrong ``kid``)."""
     header = {"typ": "JWT", "alg": "ES256", **signer_ids(signer.certificate), **(protected or {})}
-    member = {"protected": header, "header": {UNIQUE_ID_HEADER: str(record["uniqueId"])}}
+    member: HeaderDict = {"protected": header, "header": {UNIQUE_ID_HEADER: str(record["uniqueId"])}}
     signed = jws.serialize_json(
         member, json.dumps(record), ECKey.import_key(signer.key), registry=MANIFEST_REGISTRY
     )
