@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
@@ -156,7 +156,11 @@ class ManifestSigner:
         ):
             raise UsageProblem(f"--signer {path}: not an EC P-256 key, so it cannot sign ES256")
         ids = signer_ids(certificate)
-        return cls(certificate, ECKey.import_key(public_key), ids["kid"], ids["x5t#S256"])
+        # As PEM: joserfc 1.0 imports no cryptography key object.
+        pem = public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(certificate, ECKey.import_key(pem), ids["kid"], ids["x5t#S256"])
 
 
 def signer_ids(certificate: x509.Certificate) -> dict[str, str]:

@@ -77,9 +77,16 @@ def signed_entry(
     header = {"typ": "JWT", "alg": "ES256", **signer_ids(signer.certificate), **(protected or {})}
     member: HeaderDict = {"protected": header, "header": {UNIQUE_ID_HEADER: str(record["uniqueId"])}}
     signed = jws.serialize_json(
-        member, json.dumps(record), ECKey.import_key(signer.key), registry=MANIFEST_REGISTRY
+        member, json.dumps(record), ECKey.import_key(_pem(signer.key)), registry=MANIFEST_REGISTRY
     )
     return dict(signed)
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The key as PEM: what joserfc 1.0 imports."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def signed_manifest(vendor: Vendor, elements: Iterable[VendorElement]) -> list[dict[str, Any]]:
