@@ -74,6 +74,8 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.DECOMMISSIONED_AT,
     Attr.ATTESTED_BY,
     Attr.UNIQUE_ID,
+    Attr.MANIFEST_DIGEST,
+    Attr.PART_NUMBER,
 )
 """The CSV's columns, in this order: who the device is, its certificates and keys, then its history, then
 what attested it (added last, so the earlier columns keep their places). An attribute a device does not

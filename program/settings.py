@@ -315,8 +315,8 @@ class Settings(BaseModel):
         )
         if value == "device-or-aws" and binds:
             raise ValueError(
-                "every device type binds keys (requireKeyBinding, or keyBinding or vendor.zeroTouch on "
-                'each), so a key pair AWS IoT makes could never pass the hook: expected "device", or leave '
+                "every device type binds keys (requireKeyBinding, or keyBinding or vendor on each), so a "
+                'key pair AWS IoT makes could never pass the hook: expected "device", or leave '
                 "deviceKeys unset (the stack is then CSR-only)"
             )
         return value
