@@ -55,14 +55,25 @@ def preregister_signed_manifests(
     with tempfile.TemporaryDirectory() as directory:
         signer = Path(directory) / "manifest-signer.pem"
         signer.write_text(vendor.manifest_signer.certificate_pem(), encoding="utf-8")
-        for number, (values, group) in enumerate(itertools.groupby(sorted(listed, key=options), key=options)):
+        for number, (_, group) in enumerate(itertools.groupby(sorted(listed, key=options), key=options)):
+            batch = list(group)
             manifest = Path(directory) / f"signed-manifest-{number}.json"
-            manifest.write_text(json.dumps([device.manifest_entry for device in group]), encoding="utf-8")
-            names = ("--device-type", "--manufacturer", "--firmware", "--location")
-            given = [part for pair in zip(names, values, strict=True) for part in pair]
+            manifest.write_text(json.dumps([device.manifest_entry for device in batch]), encoding="utf-8")
             report: dict[str, Any] = deployment.fleetctl(
-                "preregister", str(manifest), "--signer", str(signer), *given
+                *preregister_arguments(manifest, signer, batch[0].identity)
             )
             expect(not report["conflicts"], f"fleetctl preregister --signer left entries out: {report}")
             reports.append(report)
     return reports
+
+
+def preregister_arguments(manifest: Path, signer: Path, identity: Identity) -> list[str]:
+    """``fleetctl preregister`` of a signed manifest whose entries are devices like ``identity``."""
+    return [
+        "preregister",
+        str(manifest),
+        "--signer",
+        str(signer),
+        *("--device-type", identity.device_type, "--manufacturer", identity.manufacturer),
+        *("--firmware", identity.firmware_version, "--location", identity.location),
+    ]

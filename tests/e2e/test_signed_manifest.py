@@ -9,6 +9,7 @@ root the deployment pinned (``local/deploy/vendor_roots.py``) for signed manifes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -22,22 +23,13 @@ from local.devices.vendor import Vendor, VendorElement
 from local.devices.vendor_manifest import element_record, signed_entry, signed_manifest, write_signed_manifest
 from local.scenario.fleetctl_runner import FleetctlFailed
 from local.scenario.sandbox import Sandbox
+from local.scenario.signed_manifests import preregister_arguments
 from tests.e2e.conftest import Fleetctl
 from tests.e2e.test_key_binding import _denied, _items_naming, _provisioned_and_active, _raw_item
 
 pytestmark = pytest.mark.e2e
 
 DEVICE_TYPE = "smart-valve"
-OPTIONS = (
-    "--device-type",
-    DEVICE_TYPE,
-    "--manufacturer",
-    "AcmeIoT",
-    "--firmware",
-    "1.0.0",
-    "--location",
-    "line-v",
-)
 
 
 def _vendor(box: Sandbox) -> Vendor:
@@ -46,8 +38,12 @@ def _vendor(box: Sandbox) -> Vendor:
     return vendor
 
 
+BATCH = Identity("", DEVICE_TYPE, "AcmeIoT", "1.0.0", "line-v")
+"""What the import's options give every entry (the serial is each entry's)."""
+
+
 def _identity(made: VendorElement) -> Identity:
-    return Identity(f"SV-{made.unique_id}", DEVICE_TYPE, "AcmeIoT", "1.0.0", "line-v")
+    return dataclasses.replace(BATCH, serial_number=f"SV-{made.unique_id}")
 
 
 def _import(
@@ -56,7 +52,7 @@ def _import(
     manifest, signer = tmp_path / "signed-manifest.json", tmp_path / "manifest-signer.pem"
     write_signed_manifest(manifest, entries)
     signer.write_text(_vendor(box).manifest_signer.certificate_pem(), encoding="utf-8")
-    return fleetctl("preregister", str(manifest), "--signer", str(signer), *OPTIONS)
+    return fleetctl(*preregister_arguments(manifest, signer, BATCH))
 
 
 def test_an_element_from_a_signed_manifest_provisions_with_its_key_and_keeps_its_provenance(

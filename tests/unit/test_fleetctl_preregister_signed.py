@@ -12,24 +12,17 @@ from cryptography.hazmat.primitives import serialization
 from fleetctl.errors import ExitCode
 from hook.contract import Attr, DeviceStatus, public_key_binding_key
 from hook.public_keys import key_sha256
+from local.devices.firmware import Identity
 from local.devices.vendor import Vendor, VendorElement
 from local.devices.vendor_manifest import element_record, signed_entry, signed_manifest, write_signed_manifest
+from local.scenario.signed_manifests import preregister_arguments
 from program.outputs import StackOutput
 from tests.support import RULES, TABLE_NAME, Fleet
 
 pytestmark = pytest.mark.usefixtures("no_outputs_from_the_environment")
 
 DEVICE_TYPE = "smart-valve"
-OPTIONS = (
-    "--device-type",
-    DEVICE_TYPE,
-    "--manufacturer",
-    "AcmeIoT",
-    "--firmware",
-    "1.0.0",
-    "--location",
-    "plant-a",
-)
+BATCH = Identity("", DEVICE_TYPE, "AcmeIoT", "1.0.0", "plant-a")
 
 
 @pytest.fixture
@@ -61,7 +54,7 @@ def _manifest(fleet: Fleet, entries: list[dict[str, object]]) -> Path:
 
 
 def _import(fleet: Fleet, manifest: Path, *extra: str) -> list[str]:
-    return ["preregister", str(manifest), "--signer", str(fleet.tmp_path / "signer.pem"), *OPTIONS, *extra]
+    return [*preregister_arguments(manifest, fleet.tmp_path / "signer.pem", BATCH), *extra]
 
 
 def _key(made: VendorElement) -> str:
