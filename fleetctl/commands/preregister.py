@@ -98,7 +98,9 @@ def preregister(
         checked: CheckedManifest | SignedManifest
         if signed.signer is None:
             with show_progress("checking the manifest", None) as advance:
-                checked = files.enter_context(checked_manifest(manifest, stack.rules, advance))
+                checked = files.enter_context(
+                    checked_manifest(manifest, stack.rules, advance, signed_only=_signed_only(stack))
+                )
         else:
             if skip_invalid:
                 raise UsageProblem("--skip-invalid: a signed manifest is imported whole or not at all")
@@ -137,3 +139,12 @@ def _verified(
         rules=stack.rules,
         now=now,
     )
+
+
+def _signed_only(stack: StackContext) -> frozenset[str]:
+    """The types whose keys come from signed manifests only: trusting a vendor (``vendorTrust``), not for
+    zero-touch. Their CSV rows are refused."""
+    trust = stack.outputs.get(StackOutput.VENDOR_TRUST)
+    rules = stack.rules.device_types
+    names = trust if isinstance(trust, dict) else {}
+    return frozenset(name for name in names if name in rules and rules[name].zero_touch is None)

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from fleetctl.errors import ExitCode
+from fleetctl.manifest import HEADER
 from hook.contract import Attr, DeviceStatus, public_key_binding_key
 from hook.public_keys import key_sha256
 from local.devices.firmware import Identity
@@ -144,3 +145,21 @@ def test_a_signed_manifest_needs_the_requests_values(fleet: Fleet, vendor: Vendo
 
     assert result.exit_code == ExitCode.USAGE
     assert "needs --device-type, --manufacturer, --firmware, --location" in result.stderr
+
+
+def test_a_csv_row_of_a_type_that_takes_signed_manifests_is_refused(fleet: Fleet, vendor: Vendor) -> None:
+    """A forged CSV row cannot bind a key of its own to a serial of such a type through fleetctl."""
+    made = vendor.make_element()
+    manifest = fleet.manifest(
+        f'SV-{made.unique_id},{DEVICE_TYPE},AcmeIoT,1.0.0,plant-a,"{made.element.public_key_pem()}"',
+        header=f"{HEADER},public_key",
+    )
+
+    result = fleet.run("preregister", str(manifest))
+
+    assert result.exit_code == ExitCode.USAGE
+    assert (
+        "row 2, column device_type: device type 'smart-valve' takes its keys from its vendor's"
+        in result.stderr
+    )
+    assert fleet.item_count() == 0
