@@ -43,7 +43,7 @@ from fleetctl.errors import UsageProblem
 from fleetctl.manifest import ManifestRow
 from hook.contract import Attr, Parameter, ProvisioningDenied
 from hook.public_keys import key_sha256
-from hook.rules import RuleSet, validate_request
+from hook.rules import DeviceRequest, RuleSet, validate_request
 from hook.vendor_chain import device_key, pinned_roots, thumbprint, unique_id_of, verify_to_a_pinned_root
 from hook.vendor_rules import serial_for
 
@@ -54,6 +54,13 @@ MANIFEST_REGISTRY: Final = JWSRegistry(
     algorithms=["ES256"],
 )
 """joserfc's rules for an entry: ES256 only, and the ``uniqueId`` header it would otherwise refuse."""
+OPTIONS: Final[Mapping[str, Parameter]] = {
+    "--device-type": Parameter.DEVICE_TYPE,
+    "--manufacturer": Parameter.MANUFACTURER,
+    "--firmware": Parameter.FIRMWARE_VERSION,
+    "--location": Parameter.LOCATION,
+}
+"""``fleetctl preregister``'s options giving every entry's request its values (the serial is the entry's)."""
 ENTRY_MEMBERS: Final = frozenset({"protected", "header", "payload", "signature"})
 ENTRY_FORM: Final = "a JWS in flattened JSON serialization (protected, header.uniqueId, payload, signature)"
 X5C_MAX_CERTIFICATES: Final = 3
@@ -285,11 +292,14 @@ class _EntryVerifier:
         try:
             verify_to_a_pinned_root(chain, self.trust.roots, self.now)
             device_public_key = device_key(chain[0])
-            named = unique_id_of(chain[0])
         except ProvisioningDenied as denial:
             raise _Refused(Refusal.DEVICE_CHAIN, f"x5c: {denial.detail}") from None
         if key_sha256(public_key, "the JWK") != device_public_key:
             raise _Refused(Refusal.KEY_MISMATCH, "slot 0's JWK is not the key of its x5c device certificate")
+        try:
+            named = unique_id_of(chain[0])
+        except ProvisioningDenied as denial:
+            raise _Refused(Refusal.UNIQUE_ID_MISMATCH, denial.detail) from None
         if named != unique_id.lower():
             raise _Refused(
                 Refusal.UNIQUE_ID_MISMATCH, f"the device certificate names sn{named}, the entry {unique_id}"
@@ -326,20 +336,25 @@ class _EntryVerifier:
             ) from None
         return _json_object(verified.payload, "payload")
 
-    def _request(self, unique_id: str) -> Any:
+    def _request(self, unique_id: str) -> DeviceRequest:
+        """The request of the element's serial, with the options' values; a value the type's rules refuse
+        (other than the serial) is a :class:`UsageProblem`: it is the operator's, not the entry's."""
         device_type = self.parameters[Parameter.DEVICE_TYPE]
         rule = self.rules.device_types.get(device_type)
         try:
             serial = serial_for(self.trust.serial_rule, unique_id, rule.serial_pattern if rule else None)
         except ValueError as error:
             raise _Refused(Refusal.SERIAL_RULE, str(error)) from None
-        values = {**{name.value: value for name, value in self.parameters.items()}, "SerialNumber": serial}
+        values = {
+            name.value: value for name, value in {**self.parameters, Parameter.SERIAL_NUMBER: serial}.items()
+        }
         try:
             return validate_request(values, self.rules)
         except ProvisioningDenied as denial:
             if denial.parameter is Parameter.SERIAL_NUMBER:
                 raise _Refused(Refusal.SERIAL_RULE, denial.detail) from None
-            raise UsageProblem(f"{denial.parameter or 'request'}: {denial.detail}") from None
+            option = next((name for name, each in OPTIONS.items() if each is denial.parameter), "a value")
+            raise UsageProblem(f"{option}: {denial.detail}") from None
 
 
 class _Refused(Exception):

@@ -19,18 +19,13 @@ from fleetctl.manifest_import import ImportResult, ImportTally
 from fleetctl.manifest_import import preregister as preregister_rows
 from fleetctl.output import print_import_report, print_manifest_problems
 from fleetctl.progress import progress as show_progress
+from fleetctl.signed_manifest import OPTIONS as SIGNED_OPTIONS
 from fleetctl.signed_manifest import ManifestSigner, SignedManifest, VendorTrust, verified_manifest
 from fleetctl.spill import Spill
 from hook.contract import Parameter
 from program.outputs import StackOutput
 
 _SIGNED = "Signed manifests (--signer)"
-_SIGNED_OPTIONS: dict[str, Parameter] = {
-    "--device-type": Parameter.DEVICE_TYPE,
-    "--manufacturer": Parameter.MANUFACTURER,
-    "--firmware": Parameter.FIRMWARE_VERSION,
-    "--location": Parameter.LOCATION,
-}
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ def signed_options(
 ) -> SignedOptions:
     """The signed manifest options (:func:`~fleetctl.commands.options.with_options`)."""
     values = (device_type, manufacturer, firmware, location)
-    return SignedOptions(signer, dict(zip(_SIGNED_OPTIONS.values(), values, strict=True)))
+    return SignedOptions(signer, dict(zip(SIGNED_OPTIONS.values(), values, strict=True)))
 
 
 @with_options(signed=signed_options)
@@ -123,7 +118,7 @@ def _verified(
     stack: StackContext, manifest: Path, signer: Path, given: dict[Parameter, str | None]
 ) -> SignedManifest:
     """The signed manifest verified against the device type's vendor trust (the ``vendorTrust`` output)."""
-    missing = [option for option, parameter in _SIGNED_OPTIONS.items() if not given[parameter]]
+    missing = [option for option, parameter in SIGNED_OPTIONS.items() if not given[parameter]]
     if missing:
         raise UsageProblem(
             f"a signed manifest (--signer) needs {', '.join(missing)}: the entries name only the element"

@@ -269,3 +269,30 @@ def test_the_signers_ids_are_base64url_of_its_key_identifier_and_thumbprint(vend
     assert ids["x5t#S256"] == b64url(
         hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
     )
+
+
+def test_a_value_the_types_rules_refuse_names_its_option(tmp_path: Path, vendor: Vendor) -> None:
+    manifest = tmp_path / "manifest.json"
+    write_signed_manifest(manifest, signed_manifest(vendor, [vendor.make_element()]))
+    trust = VendorTrust((vendor.root.certificate,), RULE)
+    rules = parse_rules({"deviceTypes": {DEVICE_TYPE: {"manufacturers": ["SensorWorks"]}}})
+
+    with pytest.raises(UsageProblem, match=r"^--manufacturer: .*AcmeIoT"):
+        verified_manifest(
+            manifest,
+            signer=_signer(tmp_path, vendor, trust),
+            trust=trust,
+            parameters=PARAMETERS,
+            rules=rules,
+            now=NOW,
+        )
+
+
+def test_an_entry_whose_device_certificate_names_another_unique_id_is_refused(tmp_path: Path, vendor: Vendor) -> None:
+    made = vendor.make_element()
+    record = element_record(made)
+    record["uniqueId"] = vendor.make_element().unique_id
+
+    entry = signed_entry(vendor.manifest_signer, record)
+
+    assert _refusals(_verify(tmp_path, vendor, [entry])) == [(1, Refusal.UNIQUE_ID_MISMATCH)]
