@@ -15,6 +15,7 @@ from cryptography import x509
 from hook.rules import RulesError, parse_rules
 from local.devices.vendor import Vendor
 from program.config import parse_settings
+from program.outputs import deployment_instructions
 from program.settings import Settings, SettingsError
 
 
@@ -76,6 +77,18 @@ def test_a_vendor_without_zero_touch_binds_keys_from_its_signed_manifests(root_f
     assert settings.hook_rules()["deviceTypes"]["smart-lock"]["keyBinding"] is True
     assert not settings.claim_allows_aws_keys
     assert parse(lock(root_file), "gateway").claim_allows_aws_keys
+    instructions = deployment_instructions(
+        settings, client_id_prefix="p-", template="t", claim_certificate_id="c", endpoint="e", table="r"
+    )
+    assert "fleetctl preregister MANIFEST.json --signer SIGNER.pem" in instructions
+    assert "--signer" not in deployment_instructions(
+        parse(lock(root_file, zeroTouch=True)),
+        client_id_prefix="p-",
+        template="t",
+        claim_certificate_id="c",
+        endpoint="e",
+        table="r",
+    )
 
 
 def test_every_vendor_type_is_in_the_vendor_trust_output_with_its_roots_and_rule(
