@@ -53,11 +53,19 @@ def _verify(
 ) -> SignedManifest:
     manifest = tmp_path / "manifest.json"
     write_signed_manifest(manifest, entries)
+    rules = {DEVICE_TYPE: {"serialPattern": pattern, "keyBinding": True}}
+    return _verify_file(tmp_path, vendor, manifest, rules)
+
+
+def _verify_file(tmp_path: Path, vendor: Vendor, manifest: Path, rules: dict[str, Any]) -> SignedManifest:
     trust = VendorTrust((vendor.root.certificate,), RULE)
-    rules = parse_rules({"deviceTypes": {DEVICE_TYPE: {"serialPattern": pattern, "keyBinding": True}}})
-    signer = _signer(tmp_path, vendor, trust)
     return verified_manifest(
-        manifest, signer=signer, trust=trust, parameters=PARAMETERS, rules=rules, now=NOW
+        manifest,
+        signer=_signer(tmp_path, vendor, trust),
+        trust=trust,
+        parameters=PARAMETERS,
+        rules=parse_rules({"deviceTypes": rules}),
+        now=NOW,
     )
 
 
@@ -245,18 +253,9 @@ def test_a_file_that_is_no_manifest_is_a_usage_problem(
 ) -> None:
     manifest = tmp_path / "manifest.json"
     manifest.write_text(text, encoding="utf-8")
-    trust = VendorTrust((vendor.root.certificate,), RULE)
-    rules = parse_rules({"deviceTypes": {DEVICE_TYPE: {}}})
 
     with pytest.raises(UsageProblem, match=problem):
-        verified_manifest(
-            manifest,
-            signer=_signer(tmp_path, vendor, trust),
-            trust=trust,
-            parameters=PARAMETERS,
-            rules=rules,
-            now=NOW,
-        )
+        _verify_file(tmp_path, vendor, manifest, {DEVICE_TYPE: {}})
 
 
 def test_the_signers_ids_are_base64url_of_its_key_identifier_and_thumbprint(vendor: Vendor) -> None:
@@ -274,21 +273,14 @@ def test_the_signers_ids_are_base64url_of_its_key_identifier_and_thumbprint(vend
 def test_a_value_the_types_rules_refuse_names_its_option(tmp_path: Path, vendor: Vendor) -> None:
     manifest = tmp_path / "manifest.json"
     write_signed_manifest(manifest, signed_manifest(vendor, [vendor.make_element()]))
-    trust = VendorTrust((vendor.root.certificate,), RULE)
-    rules = parse_rules({"deviceTypes": {DEVICE_TYPE: {"manufacturers": ["SensorWorks"]}}})
 
     with pytest.raises(UsageProblem, match=r"^--manufacturer: .*AcmeIoT"):
-        verified_manifest(
-            manifest,
-            signer=_signer(tmp_path, vendor, trust),
-            trust=trust,
-            parameters=PARAMETERS,
-            rules=rules,
-            now=NOW,
-        )
+        _verify_file(tmp_path, vendor, manifest, {DEVICE_TYPE: {"manufacturers": ["SensorWorks"]}})
 
 
-def test_an_entry_whose_device_certificate_names_another_unique_id_is_refused(tmp_path: Path, vendor: Vendor) -> None:
+def test_an_entry_whose_device_certificate_names_another_unique_id_is_refused(
+    tmp_path: Path, vendor: Vendor
+) -> None:
     made = vendor.make_element()
     record = element_record(made)
     record["uniqueId"] = vendor.make_element().unique_id
