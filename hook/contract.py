@@ -105,8 +105,7 @@ class Attr(StrEnum):
     KEY_REBOUND_BY = "keyReboundBy"
     KEY_REBOUND_REASON = "keyReboundReason"
     ATTESTED_BY = "attestedBy"
-    """An attested item: the SHA-256 thumbprint (hex) of the vendor certificate that vouched for the key (the
-    manifest signer's for an item imported from a signed manifest)."""
+    """An attested item: the SHA-256 thumbprint (hex) of the vendor certificate that vouched for the key."""
     UNIQUE_ID = "uniqueId"
     """An attested item: the vendor's unique id of the secure element (lowercase hex)."""
     MANIFEST_DIGEST = "manifestDigest"
