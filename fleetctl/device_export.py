@@ -75,10 +75,12 @@ CSV_COLUMNS: Final[tuple[Attr, ...]] = (
     Attr.ATTESTED_BY,
     Attr.UNIQUE_ID,
     Attr.REGION,
+    Attr.MANIFEST_DIGEST,
+    Attr.PART_NUMBER,
 )
 """The CSV's columns, in this order: who the device is, its certificates and keys, then its history, then
-what attested it and the region it provisioned in (added last, so the earlier columns keep their places). An
-attribute a device does not have is an empty cell."""
+what attested it, the region it provisioned in and its signed manifest (each added last, so the earlier
+columns keep their places). An attribute a device does not have is an empty cell."""
 
 FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
 """A CSV cell starting with one of these is read as a formula by spreadsheets; OWASP's "CSV Injection"

@@ -16,7 +16,7 @@ import heapq
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -48,12 +48,24 @@ _SHOWN_VALUE_MAX_LENGTH: Final = 40
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """A valid row: its line in the file, the normalised request the hook would accept, and the fingerprint
-    of the device's public key when the row gives one."""
+    """A valid row: its line in the file (an entry's number in a signed manifest), the normalised request
+    the hook would accept, and the fingerprint of the device's public key when the row gives one."""
 
     line: int
     request: DeviceRequest
     public_key_sha256: str | None = None
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    """What attested the key (a signed manifest's entry: ``attestedBy``, ``manifestDigest``, ``partNumber``,
+    ``uniqueId``), stored with the row; empty for a CSV row."""
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """What a row is checked against: the hook's rules, and the types whose rows are refused (their keys
+    come from signed manifests only)."""
+
+    hook: RuleSet
+    signed_only: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class CheckedManifest:
     def __init__(
         self,
         path: Path,
-        rules: RuleSet,
+        rules: RowRules,
         *,
         valid_rows: int,
         problems: tuple[Spill, Spill],
@@ -128,7 +140,11 @@ class CheckedManifest:
 
 @contextmanager
 def checked_manifest(
-    path: Path, rules: RuleSet, on_row: Callable[[], None] = lambda: None
+    path: Path,
+    rules: RuleSet,
+    on_row: Callable[[], None] = lambda: None,
+    *,
+    signed_only: frozenset[str] = frozenset(),
 ) -> Iterator[CheckedManifest]:
     """Validate the manifest at ``path`` in one streaming read, calling ``on_row`` per row. A file that
     cannot be a manifest at all (unreadable, empty, a wrong header, no rows) raises :class:`UsageProblem`;
@@ -138,15 +154,17 @@ def checked_manifest(
     or a public key, given in an earlier row is reported by row and column with that row's number: found
     by their 8-byte digests (:class:`~fleetctl.repeats.RepeatFinder`), then named in a second read of the
     file that compares the values of just the rows whose digest repeats (none, usually: no second read).
+    A row of a type in ``signed_only`` (its keys come from its vendor's signed manifests) is refused.
     """
+    row_rules = RowRules(rules, signed_only)
     with ExitStack() as stack:
         invalid, repeated = stack.enter_context(Spill()), stack.enter_context(Spill())
         identity = _identity(path)
-        valid, serial_digests, key_digests = _check_rows(path, rules, invalid, on_row)
-        repeated_lines = _name_repeats(path, rules, serial_digests, key_digests, repeated)
+        valid, serial_digests, key_digests = _check_rows(path, row_rules, invalid, on_row)
+        repeated_lines = _name_repeats(path, row_rules, serial_digests, key_digests, repeated)
         manifest = CheckedManifest(
             path,
-            rules,
+            row_rules,
             valid_rows=valid - repeated.count,
             problems=(invalid, repeated),
             repeated_lines=repeated_lines,
@@ -157,7 +175,7 @@ def checked_manifest(
 
 
 def _check_rows(
-    path: Path, rules: RuleSet, invalid: Spill, on_row: Callable[[], None]
+    path: Path, rules: RowRules, invalid: Spill, on_row: Callable[[], None]
 ) -> tuple[int, frozenset[int], frozenset[int]]:
     """The first read: each bad row into ``invalid``; returns how many rows are valid, and the digests of
     the serials and of the keys that valid rows repeat."""
@@ -179,7 +197,7 @@ def _check_rows(
 
 
 def _name_repeats(
-    path: Path, rules: RuleSet, serial_digests: frozenset[int], key_digests: frozenset[int], spill: Spill
+    path: Path, rules: RowRules, serial_digests: frozenset[int], key_digests: frozenset[int], spill: Spill
 ) -> array[int]:
     """The second look: among the valid rows whose serial's or key's digest repeats, report each row whose
     serial or key an earlier kept row has (the first problem of a row only), and return their lines."""
@@ -214,7 +232,7 @@ def _name_repeats(
     return repeated_lines
 
 
-def _rows(path: Path, rules: RuleSet) -> Iterator[ManifestRow | RowProblem]:
+def _rows(path: Path, rules: RowRules) -> Iterator[ManifestRow | RowProblem]:
     """Every non-blank row after the header, validated, in file order."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:
@@ -271,22 +289,35 @@ def _check_header(path: Path, line: int, header: list[str]) -> None:
         )
 
 
-def _checked_row(line: int, header: list[str], cells: list[str], rules: RuleSet) -> ManifestRow | RowProblem:
-    """One row validated: the hook's rules, then the public key."""
+def _checked_row(line: int, header: list[str], cells: list[str], rules: RowRules) -> ManifestRow | RowProblem:
+    """One row validated: the hook's rules, then its key (:func:`_keyed_row`)."""
     if len(cells) != len(header):
         return RowProblem(line, None, f"has {len(cells)} cells, expected {len(header)} ({','.join(header)})")
     values = dict(zip(header, cells, strict=True))
     key_cell = values.pop(PUBLIC_KEY_COLUMN, "").strip()
     try:
-        request = validate_request({COLUMNS[name].value: value for name, value in values.items()}, rules)
+        request = validate_request({COLUMNS[name].value: value for name, value in values.items()}, rules.hook)
     except ProvisioningDenied as denial:
-        return _problem(line, denial, values, rules)
+        return _problem(line, denial, values, rules.hook)
+    return _keyed_row(line, request, key_cell, rules)
+
+
+def _keyed_row(line: int, request: DeviceRequest, key_cell: str, rules: RowRules) -> ManifestRow | RowProblem:
+    """A valid request's row with its key: refused for a type that takes signed manifests only, or whose key
+    is not one accepted, or that binds keys and has none."""
+    if request.device_type in rules.signed_only:
+        return RowProblem(
+            line,
+            "device_type",
+            f"device type {request.device_type!r} takes its keys from its vendor's signed manifests only; "
+            "expected fleetctl preregister MANIFEST.json --signer SIGNER.pem (docs/vendor-attestation.md)",
+        )
     if key_cell:
         try:
             return ManifestRow(line, request, registered_key_sha256(key_cell))
         except PublicKeyError as error:
             return RowProblem(line, PUBLIC_KEY_COLUMN, str(error))
-    if rules.device_types[request.device_type].key_binding:
+    if rules.hook.device_types[request.device_type].key_binding:
         return RowProblem(
             line,
             PUBLIC_KEY_COLUMN,

@@ -118,7 +118,8 @@ def preregister(
             return ImportResult(request.serial_number, ImportOutcome.CONFLICT, detail)
         if stored is None:
             return ImportResult(request.serial_number, ImportOutcome.CREATED)
-        return _compare(request.serial_number, request_attributes(request), row.public_key_sha256, stored)
+        values = {**row.provenance, **request_attributes(request)}
+        return _compare(request.serial_number, values, row.public_key_sha256, stored)
 
     done = 0
     window: deque[tuple[ManifestRow, Future[ImportResult]]] = deque()
@@ -153,7 +154,9 @@ def _preregister_row(records: OperatorRecords, row: ManifestRow, now: str) -> It
     attempt = 1
     while True:
         try:
-            return records.preregister(row.request, now, public_key_sha256=row.public_key_sha256)
+            return records.preregister(
+                row.request, now, public_key_sha256=row.public_key_sha256, provenance=row.provenance
+            )
         except ClientError as error:
             if attempt == TRANSACTION_ATTEMPTS or not _transiently_cancelled(error):
                 raise

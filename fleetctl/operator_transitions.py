@@ -7,7 +7,7 @@ transitions (:mod:`hook.registry_transitions` lists the whole state machine).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from boto3.dynamodb.conditions import Attr as Attribute
@@ -79,13 +79,19 @@ class OperatorRecords(RegistryReads):
     the transitions only operators make."""
 
     def preregister(
-        self, request: DeviceRequest, now: str, public_key_sha256: str | None = None
+        self,
+        request: DeviceRequest,
+        now: str,
+        public_key_sha256: str | None = None,
+        provenance: Mapping[str, str] | None = None,
     ) -> Item | None:
         """Store the request as ``PREREGISTERED`` unless its serial exists; ``None`` when stored, else the
         item already there (returned by the refused write, without another read). With the device's key, one
         ``TransactWriteItems`` also binds it (free or already ours); a key bound to another serial raises
-        :class:`PublicKeyInUse` naming that serial."""
+        :class:`PublicKeyInUse` naming that serial. ``provenance``: what attested the key (a signed
+        manifest's entry), stored on the item."""
         item: Item = {
+            **(provenance or {}),
             **request_attributes(request),
             Attr.STATUS: DeviceStatus.PREREGISTERED,
             Attr.CREATED_AT: now,

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from fleetctl.expiring_certificates import AWS_IOT_CERTIFICATES_EXPIRE
 from fleetctl.manifest_import import ImportOutcome
+from fleetctl.signed_manifest import SignedManifest
 from hook.contract import Attr, DeviceStatus
 
 if TYPE_CHECKING:
@@ -124,18 +125,18 @@ def print_section(title: str, columns: Columns, rows: Sequence[Mapping[str, obje
         print_line(f"{title}: none")
 
 
-def print_manifest_problems(manifest: Path, checked: CheckedManifest) -> None:
-    """Why nothing of a manifest with bad rows was written, and each bad row, on stderr."""
+def print_manifest_problems(manifest: Path, checked: CheckedManifest | SignedManifest) -> None:
+    """Why nothing of a manifest with bad rows (or refused entries) was written, and each one, on stderr."""
     print_error(
-        f"{manifest}: {checked.problem_count} bad row(s); nothing was written "
-        "(--skip-invalid imports the valid rows)"
+        f"{manifest}: {checked.problem_count} bad row(s) or refused entries; nothing was written"
+        + ("" if isinstance(checked, SignedManifest) else " (--skip-invalid imports the valid rows)")
     )
     for problem in checked.problems():
         print_error(f"{manifest} {problem}")
 
 
 def print_import_report(
-    manifest: Path, checked: CheckedManifest, tally: ImportTally, json_output: bool
+    manifest: Path, checked: CheckedManifest | SignedManifest, tally: ImportTally, json_output: bool
 ) -> None:
     """Counts of created and unchanged rows; conflicting and skipped rows by their line in the manifest:
     every one in JSON, the first ones in tables."""

@@ -111,6 +111,10 @@ class Attr(StrEnum):
     """An attested item: the SHA-256 thumbprint (hex) of the vendor certificate that vouched for the key."""
     UNIQUE_ID = "uniqueId"
     """An attested item: the vendor's unique id of the secure element (lowercase hex)."""
+    MANIFEST_DIGEST = "manifestDigest"
+    """An item pre-registered from a vendor's signed manifest: the SHA-256 (hex) of the manifest file."""
+    PART_NUMBER = "partNumber"
+    """An item pre-registered from a vendor's signed manifest: the element's part number, as signed."""
 
 
 REGISTRY_PARTITION_KEY: Final = Attr.SERIAL_NUMBER

@@ -64,21 +64,21 @@ def attest(
     reason that failed first."""
     chain = _read_chain(chain_text)
     now = datetime.datetime.now(datetime.UTC)
-    signer = _verify_to_a_pinned_root(chain, _pinned_roots(rule.roots_pem), now)
+    signer = verify_to_a_pinned_root(chain, pinned_roots(rule.roots_pem), now)
     device = chain[0]
     if device.serial_number in rule.denied_certificates:
         raise ProvisioningDenied(
             RejectionReason.VENDOR_CERTIFICATE_DENIED,
             f"vendor certificate {certificate_serial_hex(device.serial_number)} is on the type's deny list",
         )
-    public_key = _device_key(device)
+    public_key = device_key(device)
     if certificate_key(provenance) != public_key:
         raise ProvisioningDenied(
             RejectionReason.VENDOR_KEY_MISMATCH,
             "the certificate being provisioned does not carry the vendor certificate's key (its CSR was "
             "not signed by this element)",
         )
-    unique_id = _unique_id(device)
+    unique_id = unique_id_of(device)
     try:
         expected = serial_for(rule.serial_rule, unique_id, None)
     except ValueError as error:
@@ -89,7 +89,7 @@ def attest(
             f"the vendor certificate names unique id {unique_id}, which is serial {expected}, not the "
             "request's SerialNumber",
         )
-    return Attestation(public_key, {Attr.ATTESTED_BY: _thumbprint(signer), Attr.UNIQUE_ID: unique_id})
+    return Attestation(public_key, {Attr.ATTESTED_BY: thumbprint(signer), Attr.UNIQUE_ID: unique_id})
 
 
 def _read_chain(text: object) -> list[x509.Certificate]:
@@ -111,12 +111,12 @@ def _unreadable(problem: str) -> ProvisioningDenied:
 
 
 @functools.cache
-def _pinned_roots(roots_pem: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
+def pinned_roots(roots_pem: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
     """The type's pinned roots, read once per cold start."""
     return tuple(x509.load_pem_x509_certificate(pem.encode()) for pem in roots_pem)
 
 
-def _verify_to_a_pinned_root(
+def verify_to_a_pinned_root(
     chain: list[x509.Certificate], roots: tuple[x509.Certificate, ...], now: datetime.datetime
 ) -> x509.Certificate:
     """The certificate that signed the device certificate, once every link up to a pinned root verifies;
@@ -205,14 +205,14 @@ def _extension(certificate: x509.Certificate, kind: type[_Extension]) -> _Extens
         ) from None
 
 
-def _device_key(device: x509.Certificate) -> str:
+def device_key(device: x509.Certificate) -> str:
     try:
         return key_sha256(device.public_key(), "the vendor certificate's key")
     except (PublicKeyError, *_READ_ERRORS) as error:
         raise ProvisioningDenied(RejectionReason.VENDOR_CHAIN_UNREADABLE, str(error)) from None
 
 
-def _unique_id(device: x509.Certificate) -> str:
+def unique_id_of(device: x509.Certificate) -> str:
     """The element's unique id from its device certificate's ``CN=sn<hex>``, as lowercase hex."""
     names = device.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     found = _UNIQUE_ID_COMMON_NAME.fullmatch(str(names[0].value)) if len(names) == 1 else None
@@ -224,7 +224,7 @@ def _unique_id(device: x509.Certificate) -> str:
     return found.group(1).lower()
 
 
-def _thumbprint(certificate: x509.Certificate) -> str:
+def thumbprint(certificate: x509.Certificate) -> str:
     """SHA-256 of the certificate's DER, lowercase hex."""
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 

@@ -33,6 +33,8 @@ class StackOutput(StrEnum):
     IOT_ENDPOINT = "iotEndpoint"
     REGION = "region"
     HOOK_RULES = "hookRules"
+    VENDOR_TRUST = "vendorTrust"
+    """Per device type with a ``vendor``: its pinned roots (PEM) and serial rule, for signed manifests."""
     BASE_NAME = "baseName"
     DEPLOYMENT_INSTRUCTIONS = "deploymentInstructions"
     FLEET_NAME = "fleetName"
@@ -59,12 +61,19 @@ def deployment_instructions(
         "   (keep it like any production secret: it lets anyone provision devices into this fleet)"
     )
     key_binding = any(settings.binds_keys(device_type) for device_type in settings.device_types)
+    signed = any(each.vendor is not None and not each.zero_touch for each in settings.device_types)
     preregistration_step = (
         "5. Import every factory manifest first: serials that were not pre-registered are denied"
         + (
             ";\n   give each serial of a type that binds keys its device's public key (column public_key).\n"
             if key_binding
             else ".\n"
+        )
+        + (
+            "   A type trusting a chip vendor takes its vendor's signed manifests instead:\n"
+            "   fleetctl preregister MANIFEST.json --signer SIGNER.pem --device-type ...\n"
+            if signed
+            else ""
         )
         if settings.require_preregistration or key_binding
         else ""

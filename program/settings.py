@@ -253,8 +253,18 @@ class Settings(BaseModel):
         }
 
     def binds_keys(self, device_type: DeviceTypeSettings) -> bool:
-        """Whether a device type binds keys: its own ``keyBinding``, or the stack's ``requireKeyBinding``."""
-        return device_type.key_binding or self.require_key_binding
+        """Whether a device type binds keys: its own ``keyBinding``, a ``vendor`` without ``zeroTouch`` (its
+        keys come from the vendor's signed manifests), or the stack's ``requireKeyBinding``."""
+        manifests = device_type.vendor is not None and not device_type.zero_touch
+        return device_type.key_binding or manifests or self.require_key_binding
+
+    def vendor_trust(self) -> dict[str, Any]:
+        """The ``vendorTrust`` stack output: each type with a ``vendor``, its roots and serial rule."""
+        return {
+            device_type.name: device_type.vendor.trust()
+            for device_type in self.device_types
+            if device_type.vendor is not None
+        }
 
     @property
     def claim_allows_aws_keys(self) -> bool:
@@ -337,8 +347,8 @@ class Settings(BaseModel):
         )
         if value == "device-or-aws" and binds:
             raise ValueError(
-                "every device type binds keys (requireKeyBinding, or keyBinding or vendor.zeroTouch on "
-                'each), so a key pair AWS IoT makes could never pass the hook: expected "device", or leave '
+                "every device type binds keys (requireKeyBinding, or keyBinding or vendor on each), so a "
+                'key pair AWS IoT makes could never pass the hook: expected "device", or leave '
                 "deviceKeys unset (the stack is then CSR-only)"
             )
         return value
@@ -479,10 +489,10 @@ class Settings(BaseModel):
 
 
 def _every_type_binds_keys(device_types: tuple[DeviceTypeSettings, ...], require_key_binding: bool) -> bool:
-    """Whether every device type that may provision (one at least) binds keys: by key binding, or by
-    zero-touch (the certificate must carry the vendor certificate's key)."""
+    """Whether every device type that may provision (one at least) binds keys: by key binding, by a vendor's
+    signed manifests, or by zero-touch (the certificate must carry the vendor certificate's key)."""
     provisioning = [device_type for device_type in device_types if not device_type.retired]
     return bool(provisioning) and all(
-        require_key_binding or device_type.key_binding or device_type.zero_touch
+        require_key_binding or device_type.key_binding or device_type.vendor is not None
         for device_type in provisioning
     )

@@ -175,6 +175,7 @@ def build_stack(settings: Settings) -> dict[str, Any]:
         StackOutput.FLEET_REGIONS: list(settings.fleet_regions),
         StackOutput.REGISTRY_REGION: settings.registry_region,
         StackOutput.HOOK_RULES: settings.hook_rules(),
+        StackOutput.VENDOR_TRUST: settings.vendor_trust(),
         StackOutput.DEPLOYMENT_INSTRUCTIONS: pulumi.Output.all(
             template=provisioning.template_name,
             claim_certificate_id=provisioning.claim_certificate_id,

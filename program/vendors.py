@@ -83,13 +83,17 @@ class VendorSettings(BaseModel):
     )
     """Serial numbers (lowercase hex) of vendor device certificates refused, as known compromised."""
 
+    def trust(self) -> dict[str, Any]:
+        """What an import of this vendor's signed manifests checks against (the ``vendorTrust`` stack
+        output, read by ``fleetctl preregister``): the roots as PEM and the serial rule."""
+        return {
+            "roots": [root.public_bytes(serialization.Encoding.PEM).decode() for root in self.roots],
+            "serial": self.serial,
+        }
+
     def zero_touch_rule(self) -> dict[str, Any] | None:
         """The hook's ``zeroTouch`` entry for this type: the roots as PEM, the serial rule and the deny
         list; ``None`` unless ``zeroTouch``."""
         if not self.zero_touch:
             return None
-        return {
-            "roots": [root.public_bytes(serialization.Encoding.PEM).decode() for root in self.roots],
-            "serial": self.serial,
-            "deniedCertificates": list(self.denied_certificates),
-        }
+        return {**self.trust(), "deniedCertificates": list(self.denied_certificates)}

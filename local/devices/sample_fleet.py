@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from local.devices.firmware import Identity
 from local.devices.key_pairs import AwsKeys, DeviceKeys, KeyAlgorithm, KeySource
@@ -48,6 +48,9 @@ class FleetDevice:
     """A zero-touch device's factory certificate chain, sent when it provisions
     (``local/scenario/zero_touch.py`` makes such devices; a fleet file holds none: the chain depends on the
     vendor of the deployment)."""
+    manifest_entry: dict[str, Any] | None = None
+    """A device pre-registered from its vendor's signed manifest: its entry there, imported with ``fleetctl
+    preregister --signer`` (``local/scenario/signed_manifests.py``)."""
 
     @property
     def element(self) -> SecureElement | None:

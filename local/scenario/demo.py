@@ -23,6 +23,7 @@ from local.scenario.hook_logs import with_hook_reasons
 from local.scenario.provisioned_fleet import preregister_fleet
 from local.scenario.result_tables import outcome_result, outcomes_table, outputs_table, registry_table
 from local.scenario.sandbox import sandbox
+from local.scenario.signed_manifests import preregister_signed_manifests, signed_manifest_devices
 from local.scenario.zero_touch import zero_touch_devices
 from program.outputs import StackOutput
 
@@ -53,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
             f"zero-touch: {len(zero_touch)} devices of a type that trusts the simulated vendor's root, "
             "written before deploying; they send their factory certificate chain and are in no manifest"
         )
+        signed = signed_manifest_devices(box)
+        devices = [*devices, *signed]
+        for each in preregister_signed_manifests(box, devices):
+            step(
+                f"fleetctl preregister --signer: the simulated vendor's signed manifest of {len(signed)} "
+                "element(s), each entry's signature, signer and device certificate verified: "
+                f"{each['created']} created"
+            )
         manifest = preregistered(devices)
         report = preregister_fleet(box, devices)
         if report is not None:

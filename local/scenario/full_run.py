@@ -15,6 +15,7 @@ from local.scenario.expectations import ScenarioFailure
 from local.scenario.fleet_checks import FLEET_CHECKS, FleetCheck
 from local.scenario.provisioned_fleet import provision_devices
 from local.scenario.revocation_checks import a_revoked_device_cannot_connect
+from local.scenario.signed_manifests import signed_manifest_devices
 from local.scenario.zero_touch import zero_touch_devices
 from program.settings import PROJECT
 
@@ -67,7 +68,8 @@ def run(
 ) -> ScenarioResult:
     """The whole scenario: provision the sample fleet and the zero-touch devices, run ``checks`` on them,
     then revoke a device."""
-    fleet = provision_devices(deployment, [*load_fleet(), *zero_touch_devices(deployment)])
+    vendor_devices = [*zero_touch_devices(deployment), *signed_manifest_devices(deployment)]
+    fleet = provision_devices(deployment, [*load_fleet(), *vendor_devices])
     results = [run_check(_name(check), partial(check, deployment, fleet)) for check in checks]
     results.append(
         run_check(

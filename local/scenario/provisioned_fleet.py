@@ -16,6 +16,7 @@ from local.devices.sample_fleet import FleetDevice, preregistered
 from local.scenario.deployment import Deployment, eventually
 from local.scenario.expectations import expect
 from local.scenario.hook_logs import with_hook_reasons
+from local.scenario.signed_manifests import preregister_signed_manifests
 from program.outputs import StackOutput
 
 FLEET_CONCURRENCY: Final = 4
@@ -65,11 +66,13 @@ def provision_devices(
     *,
     concurrency: int = FLEET_CONCURRENCY,
 ) -> Fleet:
-    """Pre-register the devices of the factory manifest (:func:`preregister_fleet`), provision ``devices``,
-    wait for the hook's reasons to be logged and for approved devices to be ``ACTIVE`` (up to the
-    deployment's patience), and return the fleet."""
+    """Pre-register the devices of the factory manifest (:func:`preregister_fleet`) and of their vendors'
+    signed manifests (:func:`~local.scenario.signed_manifests.preregister_signed_manifests`), provision
+    ``devices``, wait for the hook's reasons to be logged and for approved devices to be ``ACTIVE`` (up to
+    the deployment's patience), and return the fleet."""
     devices = list(devices)
     preregister_fleet(deployment, devices)
+    preregister_signed_manifests(deployment, devices)
     outcomes = provision_fleet(deployment.target, devices, concurrency=concurrency)
     logs = deployment.inspector.client("logs")
     outcomes = eventually(

@@ -12,6 +12,7 @@ from local.devices.fleet_runner import Outcome
 from local.devices.sample_fleet import load_fleet
 from local.scenario.provisioned_fleet import FLEET_CONCURRENCY, Fleet, provision_devices
 from local.scenario.sandbox import Sandbox, sandbox
+from local.scenario.signed_manifests import signed_manifest_devices
 from local.scenario.zero_touch import zero_touch_devices
 from program.settings import Settings
 
@@ -42,7 +43,7 @@ def settings(box: Sandbox) -> Settings:
 def fleet(box: Sandbox) -> Fleet:
     """The sample fleet and the zero-touch devices provisioned (the factory manifest pre-registered first),
     with the hook's reasons for the rejected devices."""
-    devices = [*load_fleet(), *zero_touch_devices(box)]
+    devices = [*load_fleet(), *zero_touch_devices(box), *signed_manifest_devices(box)]
     return provision_devices(box, devices, concurrency=FLEET_CONCURRENCY)
 
 

@@ -129,7 +129,7 @@ def test_auto_protects_and_keeps_logs_for_every_name_that_says_production(enviro
         (
             {"requireKeyBinding": True, "deviceKeys": "device-or-aws"},
             "deviceKeys = device-or-aws: every device type binds keys (requireKeyBinding, or keyBinding or "
-            'vendor.zeroTouch on each), so a key pair AWS IoT makes could never pass the hook: expected "device", or leave '
+            'vendor on each), so a key pair AWS IoT makes could never pass the hook: expected "device", or leave '
             "deviceKeys unset",
         ),
         (

@@ -15,6 +15,7 @@ from cryptography import x509
 from hook.rules import RulesError, parse_rules
 from local.devices.vendor import Vendor
 from program.config import parse_settings
+from program.outputs import deployment_instructions
 from program.settings import Settings, SettingsError
 
 
@@ -67,13 +68,45 @@ def test_a_vendor_without_zero_touch_gives_the_hook_no_chain_rule(root_file: str
     settings = parse(lock(root_file))
     assert not settings.device_types[0].zero_touch
     assert settings.hook_rules()["deviceTypes"]["smart-lock"]["zeroTouch"] is None
-    assert settings.claim_allows_aws_keys
+
+
+def test_a_vendor_without_zero_touch_binds_keys_from_its_signed_manifests(root_file: str) -> None:
+    """Issue 23: its keys come from the vendor's signed manifests, so the hook checks them (and a stack of
+    such types is CSR-only)."""
+    settings = parse(lock(root_file))
+    assert settings.hook_rules()["deviceTypes"]["smart-lock"]["keyBinding"] is True
+    assert not settings.claim_allows_aws_keys
+    assert parse(lock(root_file), "gateway").claim_allows_aws_keys
+    instructions = deployment_instructions(
+        settings, client_id_prefix="p-", template="t", claim_certificate_id="c", endpoint="e", table="r"
+    )
+    assert "fleetctl preregister MANIFEST.json --signer SIGNER.pem" in instructions
+    assert "--signer" not in deployment_instructions(
+        parse(lock(root_file, zeroTouch=True)),
+        client_id_prefix="p-",
+        template="t",
+        claim_certificate_id="c",
+        endpoint="e",
+        table="r",
+    )
+
+
+def test_every_vendor_type_is_in_the_vendor_trust_output_with_its_roots_and_rule(
+    root_file: str, vendor: Vendor
+) -> None:
+    meter = lock(root_file, zeroTouch=True) | {"name": "smart-meter"}
+    settings = parse(lock(root_file), meter, "gateway")
+
+    assert settings.vendor_trust() == {
+        name: {"roots": [vendor.root.certificate_pem()], "serial": "SL-{uniqueId}"}
+        for name in ("smart-lock", "smart-meter")
+    }
 
 
 def test_zero_touch_types_bind_keys_so_a_stack_of_them_is_csr_only(root_file: str) -> None:
     assert not parse(lock(root_file, zeroTouch=True)).claim_allows_aws_keys
     assert parse(lock(root_file, zeroTouch=True), "gateway").claim_allows_aws_keys
-    with pytest.raises(SettingsError, match=r"vendor\.zeroTouch on each"):
+    with pytest.raises(SettingsError, match=r"keyBinding or vendor on each"):
         parse(lock(root_file, zeroTouch=True), deviceKeys="device-or-aws")
 
 
