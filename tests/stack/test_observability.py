@@ -513,6 +513,9 @@ def test_claim_breaker_reads_the_registry_stream_and_writes_only_the_registry_ta
         "Effect": "Allow",
         "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         "Resource": [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"],
+        "Condition": {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["claimBreaker#*", "claimApprovals#*"]}
+        },
     }
     [mapping] = [
         m
