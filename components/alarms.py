@@ -32,6 +32,9 @@ RETIREMENT_FAILED_PERIOD_SECONDS = 3600
 look (a certificate the registry dropped may still be active)."""
 RETIREMENT_ITERATOR_AGE_LIMIT_MS = 3_600_000
 """The retirement function is more than an hour behind the registry's stream (which keeps 24 hours)."""
+BREAKER_ITERATOR_AGE_LIMIT_MS = 60_000
+"""The claim-breaker function is more than a minute behind the registry's stream: its trips come that late
+(docs/claim-certificate.md gives about a second)."""
 HOOK_DURATION_LIMIT_MS = 4000
 """Alarm when the hook's p99 nears AWS IoT's 5-second wait."""
 REGISTRY_OPERATIONS = ("GetItem", "UpdateItem", "TransactWriteItems", "Query")
@@ -230,6 +233,17 @@ def alarm_specs(
             "The claim-breaker function failed: approvals may go uncounted and a breaker trip late",
             (aws_lambda("Errors", names.claim_breaker_function),),
             1,
+        ),
+        # IteratorAge as for the retirement function below: a breaker behind the stream (throttled, failing)
+        # counts late, so trips late; approvals go on meanwhile.
+        AlarmSpec(
+            "claim-breaker-iterator-age",
+            "The claim-breaker function is more than a minute behind the device registry's stream (throttled "
+            "or failing): approvals are counted late and a breaker past its budget trips that much later",
+            (aws_lambda("IteratorAge", names.claim_breaker_function),),
+            BREAKER_ITERATOR_AGE_LIMIT_MS,
+            statistic="Maximum",
+            comparison="GreaterThanThreshold",
         ),
         # The TableName dimension alone counts the table's throttles, not its indexes': each index's have its
         # GlobalSecondaryIndexName too, and an index that cannot keep up throttles the table's writes.

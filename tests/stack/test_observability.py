@@ -253,6 +253,15 @@ SINGLE_METRIC_ALARMS = {
         300,
         GE,
     ),
+    "claim-breaker-iterator-age": (
+        "AWS/Lambda",
+        "IteratorAge",
+        {"FunctionName": f"{BASE}-claim-breaker"},
+        "Maximum",
+        60_000,
+        300,
+        GT,
+    ),
     "retirement-failures-queued": (
         "AWS/SQS",
         "ApproximateNumberOfMessagesVisible",
