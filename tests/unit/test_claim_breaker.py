@@ -17,6 +17,7 @@ from hook.claim_breaker import (
     BreakerAttr,
     BreakerState,
     breaker_key,
+    breaker_keys,
     estimated_approvals,
     over_budget,
     parse_budgets,
@@ -133,6 +134,42 @@ def test_a_trip_keeps_the_first_opening_and_a_suspension_is_not_overwritten_by_i
         BreakerState.SUSPENDED,
         "leaked on a forum",
     )
+
+
+def conflicting_once(client: Any, monkeypatch: pytest.MonkeyPatch, shard: int) -> None:
+    """The next write of the breaker item of ``shard`` meets an approval's transaction in progress on it:
+    DynamoDB rejects it with ``TransactionConflictException`` (developer guide, "Transaction conflict
+    handling"), which botocore does not retry."""
+    update, pending = client.update_item, [breaker_key(CLAIM_CERTIFICATE_ID, shard)]
+
+    def update_item(**request: Any) -> Any:
+        if request["Key"][Attr.SERIAL_NUMBER]["S"] in pending:
+            pending.clear()
+            error = {"Error": {"Code": "TransactionConflictException", "Message": "in a transaction"}}
+            raise client.exceptions.TransactionConflictException(error, "UpdateItem")
+        return update(**request)
+
+    monkeypatch.setattr(client, "update_item", update_item)
+
+
+@pytest.mark.parametrize("state", [BreakerState.TRIPPED, BreakerState.SUSPENDED])
+def test_a_write_meeting_an_approvals_transaction_on_a_breaker_item_is_retried(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, state: BreakerState
+) -> None:
+    # Approvals check the breaker items in their transactions, most of them while it is under attack.
+    breakers = ClaimBreakers(dynamodb, TABLE_NAME)
+    conflicting_once(dynamodb, monkeypatch, shard=3)
+    if state is BreakerState.TRIPPED:
+        assert breakers.trip(CLAIM_CERTIFICATE_ID, "over budget", "claim-breaker") is True
+    else:
+        breakers.set_state(CLAIM_CERTIFICATE_ID, state, "ops", "leaked")
+    states = [
+        dynamodb.get_item(TableName=TABLE_NAME, Key={Attr.SERIAL_NUMBER: {"S": key}})["Item"][
+            BreakerAttr.STATE
+        ]
+        for key in breaker_keys(CLAIM_CERTIFICATE_ID)
+    ]
+    assert states == [{"S": state}] * BREAKER_SHARDS
 
 
 def test_approvals_racing_a_trip_pass_only_on_shards_it_has_not_reached(dynamodb: Any) -> None:
