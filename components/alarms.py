@@ -118,6 +118,19 @@ def alarm_specs(
             {SERVICE_DIMENSION: Service.HOOK, CLAIM_CERTIFICATE_DIMENSION: claim_certificate_id},
         )
 
+    def stream_lag(name: str, description: str, function: pulumi.Input[str] | None, limit: int) -> AlarmSpec:
+        # IteratorAge: "for event source mappings that read from streams, the age of the last record in the
+        # event", in milliseconds, per FunctionName; Maximum shows the worst lag.
+        # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
+        return AlarmSpec(
+            name,
+            description,
+            (aws_lambda("IteratorAge", function),),
+            limit,
+            statistic="Maximum",
+            comparison="GreaterThanThreshold",
+        )
+
     def key_binding_rejected(service: Service) -> MetricRef:
         return MetricRef(names.metrics_namespace, Metric.KEY_BINDING_REJECTED, {SERVICE_DIMENSION: service})
 
@@ -234,16 +247,13 @@ def alarm_specs(
             (aws_lambda("Errors", names.claim_breaker_function),),
             1,
         ),
-        # IteratorAge as for the retirement function below: a breaker behind the stream (throttled, failing)
-        # counts late, so trips late; approvals go on meanwhile.
-        AlarmSpec(
+        # A breaker behind the stream (throttled, failing) counts late, so trips late; approvals go on.
+        stream_lag(
             "claim-breaker-iterator-age",
             "The claim-breaker function is more than a minute behind the device registry's stream (throttled "
             "or failing): approvals are counted late and a breaker past its budget trips that much later",
-            (aws_lambda("IteratorAge", names.claim_breaker_function),),
+            names.claim_breaker_function,
             BREAKER_ITERATOR_AGE_LIMIT_MS,
-            statistic="Maximum",
-            comparison="GreaterThanThreshold",
         ),
         # The TableName dimension alone counts the table's throttles, not its indexes': each index's have its
         # GlobalSecondaryIndexName too, and an index that cannot keep up throttles the table's writes.
@@ -337,18 +347,13 @@ def alarm_specs(
             1,
             period=RETIREMENT_FAILED_PERIOD_SECONDS,
         ),
-        # IteratorAge: "for event source mappings that read from streams, the age of the last record in the
-        # event", in milliseconds, per FunctionName; Maximum shows the worst lag.
-        # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
-        AlarmSpec(
+        stream_lag(
             "retirement-iterator-age",
             "The certificate retirement function is more than an hour behind the device registry's stream "
             "(throttled, failing or stuck on a record): certificates the registry dropped are not being "
             "retired, and changes older than 24 hours leave the stream unretired",
-            (aws_lambda("IteratorAge", names.retirement_function),),
+            names.retirement_function,
             RETIREMENT_ITERATOR_AGE_LIMIT_MS,
-            statistic="Maximum",
-            comparison="GreaterThanThreshold",
         ),
         # Each message is Lambda's record of a batch it stopped retrying (shard and sequence numbers, not
         # the changes): those certificates were never retired. Alarmed while any message waits.
