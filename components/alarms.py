@@ -32,6 +32,9 @@ RETIREMENT_FAILED_PERIOD_SECONDS = 3600
 look (a certificate the registry dropped may still be active)."""
 RETIREMENT_ITERATOR_AGE_LIMIT_MS = 3_600_000
 """The retirement function is more than an hour behind the registry's stream (which keeps 24 hours)."""
+BREAKER_ITERATOR_AGE_LIMIT_MS = 60_000
+"""The claim-breaker function is more than a minute behind the registry's stream: its trips come that late
+(docs/claim-certificate.md gives about a second)."""
 HOOK_DURATION_LIMIT_MS = 4000
 """Alarm when the hook's p99 nears AWS IoT's 5-second wait."""
 REGISTRY_OPERATIONS = ("GetItem", "UpdateItem", "TransactWriteItems", "Query")
@@ -113,6 +116,19 @@ def alarm_specs(
             names.metrics_namespace,
             Metric.PROVISIONING_APPROVED,
             {SERVICE_DIMENSION: Service.HOOK, CLAIM_CERTIFICATE_DIMENSION: claim_certificate_id},
+        )
+
+    def stream_lag(name: str, description: str, function: pulumi.Input[str] | None, limit: int) -> AlarmSpec:
+        # IteratorAge: "for event source mappings that read from streams, the age of the last record in the
+        # event", in milliseconds, per FunctionName; Maximum shows the worst lag.
+        # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
+        return AlarmSpec(
+            name,
+            description,
+            (aws_lambda("IteratorAge", function),),
+            limit,
+            statistic="Maximum",
+            comparison="GreaterThanThreshold",
         )
 
     def key_binding_rejected(service: Service) -> MetricRef:
@@ -231,6 +247,14 @@ def alarm_specs(
             (aws_lambda("Errors", names.claim_breaker_function),),
             1,
         ),
+        # A breaker behind the stream (throttled, failing) counts late, so trips late; approvals go on.
+        stream_lag(
+            "claim-breaker-iterator-age",
+            "The claim-breaker function is more than a minute behind the device registry's stream (throttled "
+            "or failing): approvals are counted late and a breaker past its budget trips that much later",
+            names.claim_breaker_function,
+            BREAKER_ITERATOR_AGE_LIMIT_MS,
+        ),
         # The TableName dimension alone counts the table's throttles, not its indexes': each index's have its
         # GlobalSecondaryIndexName too, and an index that cannot keep up throttles the table's writes.
         # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/dynamo-metricscollected.html
@@ -323,18 +347,13 @@ def alarm_specs(
             1,
             period=RETIREMENT_FAILED_PERIOD_SECONDS,
         ),
-        # IteratorAge: "for event source mappings that read from streams, the age of the last record in the
-        # event", in milliseconds, per FunctionName; Maximum shows the worst lag.
-        # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
-        AlarmSpec(
+        stream_lag(
             "retirement-iterator-age",
             "The certificate retirement function is more than an hour behind the device registry's stream "
             "(throttled, failing or stuck on a record): certificates the registry dropped are not being "
             "retired, and changes older than 24 hours leave the stream unretired",
-            (aws_lambda("IteratorAge", names.retirement_function),),
+            names.retirement_function,
             RETIREMENT_ITERATOR_AGE_LIMIT_MS,
-            statistic="Maximum",
-            comparison="GreaterThanThreshold",
         ),
         # Each message is Lambda's record of a batch it stopped retrying (shard and sequence numbers, not
         # the changes): those certificates were never retired. Alarmed while any message waits.

@@ -15,7 +15,7 @@ from components.device_registry import RegistryReference
 from components.function import FunctionArgs, FunctionDefaults, create_function, create_stream_mapping
 from components.function_archives import CLAIM_BREAKER
 from components.names import Role
-from hook.claim_breaker import CLAIM_BUDGETS_ENV
+from hook.claim_breaker import CLAIM_APPROVALS_PREFIX, CLAIM_BREAKER_PREFIX, CLAIM_BUDGETS_ENV
 from hook.contract import Attr
 
 BREAKER_TIMEOUT_SECONDS: Final = 30
@@ -46,14 +46,24 @@ def budgets_document(certificate_ids: Mapping[str, str], budgets: Mapping[str, i
 def breaker_statements(table_arn: str, stream_arn: str) -> list[dict[str, Any]]:
     """What the function needs: read the table's stream (as the retirement function does,
     ``components/certificate_lifecycle.py``), add to and read the approval counts, and open a breaker's
-    items."""
+    items, and no other item of the table."""
     return [
         documents.allow(
             ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], [stream_arn]
         ),
         # ListStreams takes only "*" (it lists stream ARNs, no data).
         documents.allow(["dynamodb:ListStreams"], ["*"]),
-        documents.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        # Only the breaker's and the counts' items, never a device's: dynamodb:LeadingKeys is the partition
+        # key of the item a GetItem or UpdateItem names (DynamoDB developer guide, "Using IAM policy
+        # conditions for fine-grained access control").
+        documents.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn])
+        | {
+            "Condition": {
+                "ForAllValues:StringLike": {
+                    "dynamodb:LeadingKeys": [f"{CLAIM_BREAKER_PREFIX}*", f"{CLAIM_APPROVALS_PREFIX}*"]
+                }
+            }
+        },
     ]
 
 

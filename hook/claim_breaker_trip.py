@@ -6,9 +6,10 @@ An approval is a change of a device item that gives it a new ``approvedAt`` (the
 ``NewImage``. Each invocation adds its batch's approvals to the hour's count of each claim certificate (one
 ``UpdateItem`` per claim certificate and batch) and, when the last hour's estimate passes the certificate's
 budget (:data:`~hook.claim_breaker.CLAIM_BUDGETS_ENV`), opens every item of its breaker and counts
-``ClaimBreakerTripped`` (alarmed). A failed invocation is retried by Lambda with the whole batch, whose
-approvals are then counted again: a retry can only make the breaker trip earlier, never later. A claim
-certificate without a budget (not one of the stack's generations) is logged and not counted.
+``ClaimBreakerTripped`` (alarmed). A failed invocation is retried by Lambda with the whole batch or its
+halves (the mapping bisects a failing batch), whose approvals are then counted again: a retry can only make
+the breaker trip earlier, never later. A claim certificate without a budget (not one of the stack's
+generations) is logged and not counted.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@ suspending, resuming and reading a breaker. Used by the claim-breaker function a
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 from hook.claim_breaker import (
     WINDOW,
@@ -20,6 +21,11 @@ from hook.registry_items import Item, binding_item_key, expressions, string_attr
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
+CONFLICT_ATTEMPTS: Final = 5
+"""Attempts at a breaker item's write that an approval's transaction on the item rejects."""
+CONFLICT_BACKOFF_SECONDS: Final = 0.02
+"""The first pause before another attempt, doubled at each: 0.3 s in all."""
 
 
 class ClaimBreakers:
@@ -50,11 +56,7 @@ class ClaimBreakers:
         changed = False
         for key in breaker_keys(claim_certificate_id):
             try:
-                self._client.update_item(
-                    TableName=self._table_name,
-                    Key=binding_item_key(key),
-                    **expressions(closed(), assign=change),
-                )
+                self._write_breaker_item(key, expressions(closed(), assign=change))
                 changed = True
             except self._client.exceptions.ConditionalCheckFailedException:
                 continue
@@ -66,9 +68,7 @@ class ClaimBreakers:
         now = datetime.now(UTC)
         change = breaker_change(state, changed_by, reason, timestamp(now))
         for key in breaker_keys(claim_certificate_id):
-            self._client.update_item(
-                TableName=self._table_name, Key=binding_item_key(key), **expressions(assign=change)
-            )
+            self._write_breaker_item(key, expressions(assign=change))
         if state is BreakerState.CLOSED:
             for hour in (now, now - WINDOW):
                 self._client.delete_item(
@@ -89,6 +89,20 @@ class ClaimBreakers:
         summary = breaker_summary(items)
         summary[BreakerAttr.APPROVALS] = str(self._approvals(claim_certificate_id, datetime.now(UTC)))
         return summary
+
+    def _write_breaker_item(self, key: str, update: dict[str, Any]) -> None:
+        """Update one breaker item. An approval's transaction in progress on it rejects the write with
+        ``TransactionConflictException`` (DynamoDB developer guide, "Transaction conflict handling"), which
+        botocore does not retry: the write is tried again after a short pause, as the transaction is over
+        in milliseconds."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self._client.update_item(TableName=self._table_name, Key=binding_item_key(key), **update)
+                return
+            except self._client.exceptions.TransactionConflictException:
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+                time.sleep(CONFLICT_BACKOFF_SECONDS * 2**attempt)
 
     def _approvals(self, claim_certificate_id: str, hour: datetime) -> int:
         item = self._client.get_item(

@@ -633,6 +633,18 @@ def test_retirement_iterator_age_raises_only_past_an_hour_behind(declared: dict[
     )
 
 
+def test_claim_breaker_iterator_age_raises_past_a_minute_behind(declared: dict[str, dict[str, Any]]) -> None:
+    # A breaker a minute behind the stream trips a minute late: the documented bound is about a second.
+    alarm = declared["claim-breaker-iterator-age"]
+    function = {"FunctionName": "iot-provisioning-dev-claim-breaker"}
+    data = [
+        *published("AWS/Lambda", "IteratorAge", function, [200, 900], at=30),
+        *published("AWS/Lambda", "IteratorAge", function, [60_000], at=330),
+        *published("AWS/Lambda", "IteratorAge", function, [300, 61_000], at=630),
+    ]
+    assert evaluate(alarm, data, until=900) == ([900, 60_000, 61_000], ["OK", "OK", "ALARM"])
+
+
 def test_a_batch_given_up_on_raises_retirement_failures_queued_while_it_waits(
     declared: dict[str, dict[str, Any]],
 ) -> None:

@@ -253,6 +253,15 @@ SINGLE_METRIC_ALARMS = {
         300,
         GE,
     ),
+    "claim-breaker-iterator-age": (
+        "AWS/Lambda",
+        "IteratorAge",
+        {"FunctionName": f"{BASE}-claim-breaker"},
+        "Maximum",
+        60_000,
+        300,
+        GT,
+    ),
     "retirement-failures-queued": (
         "AWS/SQS",
         "ApproximateNumberOfMessagesVisible",
@@ -513,6 +522,9 @@ def test_claim_breaker_reads_the_registry_stream_and_writes_only_the_registry_ta
         "Effect": "Allow",
         "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         "Resource": [f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"],
+        "Condition": {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["claimBreaker#*", "claimApprovals#*"]}
+        },
     }
     [mapping] = [
         m

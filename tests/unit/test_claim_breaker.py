@@ -3,7 +3,8 @@ nothing behind, other claim certificates unaffected, resume, and approvals racin
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,12 +13,15 @@ from fleetctl.operator_transitions import OperatorRecords
 from fleetctl.registry_reads import devices_and_bindings
 from hook.claim_breaker import (
     BREAKER_SHARDS,
+    WINDOW,
     BreakerAttr,
     BreakerState,
     breaker_key,
+    breaker_keys,
     estimated_approvals,
     over_budget,
     parse_budgets,
+    window_start,
 )
 from hook.claim_breakers import ClaimBreakers
 from hook.contract import Attr, ProvisioningDenied, RejectionReason, shard_of
@@ -132,6 +136,42 @@ def test_a_trip_keeps_the_first_opening_and_a_suspension_is_not_overwritten_by_i
     )
 
 
+def conflicting_once(client: Any, monkeypatch: pytest.MonkeyPatch, shard: int) -> None:
+    """The next write of the breaker item of ``shard`` meets an approval's transaction in progress on it:
+    DynamoDB rejects it with ``TransactionConflictException`` (developer guide, "Transaction conflict
+    handling"), which botocore does not retry."""
+    update, pending = client.update_item, [breaker_key(CLAIM_CERTIFICATE_ID, shard)]
+
+    def update_item(**request: Any) -> Any:
+        if request["Key"][Attr.SERIAL_NUMBER]["S"] in pending:
+            pending.clear()
+            error = {"Error": {"Code": "TransactionConflictException", "Message": "in a transaction"}}
+            raise client.exceptions.TransactionConflictException(error, "UpdateItem")
+        return update(**request)
+
+    monkeypatch.setattr(client, "update_item", update_item)
+
+
+@pytest.mark.parametrize("state", [BreakerState.TRIPPED, BreakerState.SUSPENDED])
+def test_a_write_meeting_an_approvals_transaction_on_a_breaker_item_is_retried(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, state: BreakerState
+) -> None:
+    # Approvals check the breaker items in their transactions, most of them while it is under attack.
+    breakers = ClaimBreakers(dynamodb, TABLE_NAME)
+    conflicting_once(dynamodb, monkeypatch, shard=3)
+    if state is BreakerState.TRIPPED:
+        assert breakers.trip(CLAIM_CERTIFICATE_ID, "over budget", "claim-breaker") is True
+    else:
+        breakers.set_state(CLAIM_CERTIFICATE_ID, state, "ops", "leaked")
+    states = [
+        dynamodb.get_item(TableName=TABLE_NAME, Key={Attr.SERIAL_NUMBER: {"S": key}})["Item"][
+            BreakerAttr.STATE
+        ]
+        for key in breaker_keys(CLAIM_CERTIFICATE_ID)
+    ]
+    assert states == [{"S": state}] * BREAKER_SHARDS
+
+
 def test_approvals_racing_a_trip_pass_only_on_shards_it_has_not_reached(dynamodb: Any) -> None:
     """The trip opens the breaker's items one after the other while approvals go on: each approval is
     ordered before or after the write of its own shard's item (DynamoDB serialises a transaction with the
@@ -173,6 +213,54 @@ def test_the_last_hour_estimate_weighs_the_previous_hour_by_what_is_left_of_it()
     assert not over_budget(40, 80, quarter_past, budget=100)
     assert over_budget(41, 80, quarter_past, budget=100)
     assert over_budget(101, 0, datetime(2026, 12, 6, 13, 59, tzinfo=UTC), budget=100)
+
+
+def first_trip(approvals: list[datetime], budget: int) -> datetime | None:
+    """Replay approvals as the claim-breaker function counts them (one per stream batch, the count of its
+    clock hour): the approval at which the breaker trips, or ``None``."""
+    counts: Counter[datetime] = Counter()
+    for at in sorted(approvals):
+        counts[window_start(at)] += 1
+        if over_budget(counts[window_start(at)], counts[window_start(at) - WINDOW], at, budget):
+            return at
+    return None
+
+
+def burst(count: int, start: datetime, minutes: float) -> list[datetime]:
+    """``count`` approvals spread evenly over ``minutes`` from ``start``."""
+    return [start + timedelta(minutes=minutes * n / count) for n in range(count)]
+
+
+NINE = datetime(2026, 12, 6, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        burst(100, NINE, 120),  # the budget over two hours, evenly
+        burst(50, NINE, 5) + burst(50, NINE + timedelta(minutes=115), 5),  # at the ends of both hours
+        burst(100, NINE + timedelta(minutes=55), 10),  # across the hour's turn
+    ],
+)
+def test_a_line_within_the_budget_in_any_two_clock_hours_never_trips(line: list[datetime]) -> None:
+    assert first_trip(line, budget=100) is None
+
+
+def test_a_line_within_the_budget_in_every_60_minutes_may_still_trip() -> None:
+    # 90 in the first 5 minutes of two clock hours: no 60 minutes hold more than 90, but the estimate
+    # counts the first hour as if spread evenly over it (docs/claim-certificate.md, "Budget").
+    line = burst(90, NINE, 5) + burst(90, NINE + WINDOW, 5)
+    assert max(sum(start <= at < start + WINDOW for at in line) for start in line) == 90
+    assert first_trip(line, budget=100) is not None
+
+
+def test_before_a_trip_60_minutes_may_hold_up_to_twice_the_budget() -> None:
+    # The threat table's bound: the budget at the end of one clock hour, nearly as many at the end of the next.
+    attack = burst(100, NINE + timedelta(minutes=59, seconds=59), 0.01)
+    attack += burst(99, NINE + timedelta(minutes=119, seconds=58), 0.01)
+    assert first_trip(attack, budget=100) is None
+    assert max(sum(start <= at < start + WINDOW for at in attack) for start in attack) == 199
+    assert first_trip([*attack, NINE + timedelta(minutes=119, seconds=59)], budget=100) is not None
 
 
 @pytest.mark.parametrize("text", ["not json", "[]", '{"a": 0}', '{"a": "100"}', '{"a": true}'])

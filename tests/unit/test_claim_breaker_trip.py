@@ -4,14 +4,24 @@ what it tells the alarm."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
 
+from components.claim_breaker import breaker_statements
 from hook import claim_breaker_trip, runtime
-from hook.claim_breaker import CLAIM_BUDGETS_ENV, BreakerAttr, BreakerState
+from hook.claim_breaker import CLAIM_BUDGETS_ENV, BreakerAttr, BreakerState, approvals_key, breaker_key
 from hook.claim_breakers import ClaimBreakers
-from hook.contract import REGISTRY_TABLE_ENV, Attr, Metric, ProvisioningDenied, RejectionReason
+from hook.contract import (
+    REGISTRY_TABLE_ENV,
+    Attr,
+    Metric,
+    ProvisioningDenied,
+    RejectionReason,
+    certificate_binding_key,
+)
 from hook.registry_transitions import DeviceRecords
 from tests.support import CLAIM_CERTIFICATE_ID, TABLE_NAME, FakeLambdaContext, output_lines
 from tests.unit.test_claim_breaker import OTHER_CLAIM, approve
@@ -95,3 +105,17 @@ def test_a_claim_certificate_without_a_budget_is_not_counted(dynamodb: Any, brea
     breaker_function([change(f"TS-{n}", approved(f"TS-{n}", stranger)) for n in range(50)])
 
     assert ClaimBreakers(dynamodb, TABLE_NAME).state(stranger)[BreakerAttr.APPROVALS] == "0"
+
+
+def test_the_function_may_read_and_write_only_breaker_and_count_items() -> None:
+    # IAM's StringLike: "*" any characters (IAM User Guide, "Condition operators"); fnmatch reads it alike.
+    [_, _, registry] = breaker_statements("table-arn", "stream-arn")
+    assert registry["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    [(operator, keys)] = registry["Condition"].items()
+    [(key, patterns)] = keys.items()
+    assert (operator, key) == ("ForAllValues:StringLike", "dynamodb:LeadingKeys")
+    hour = datetime(2026, 12, 6, 13, tzinfo=UTC)
+    allowed = [breaker_key(CLAIM_CERTIFICATE_ID, 15), approvals_key(CLAIM_CERTIFICATE_ID, hour)]
+    refused = ["TS-1", certificate_binding_key("c" * 64)]
+    assert all(any(fnmatchcase(each, pattern) for pattern in patterns) for each in allowed)
+    assert not any(fnmatchcase(each, pattern) for each in refused for pattern in patterns)
