@@ -17,15 +17,8 @@ from components.function import FunctionArgs, FunctionDefaults, create_function,
 from components.function_archives import CERTIFICATE_RETIREMENT, CERTIFICATE_ROTATION
 from components.names import Role
 from components.rule_logs import FunctionRule, create_function_rule
-from hook.contract import (
-    IOT_DATA_ENDPOINT_ENV,
-    STACK_BASE_NAME_ENV,
-    Attr,
-    RotationStep,
-    rotation_job_id_prefix,
-    rotation_topic,
-    thing_name,
-)
+from hook.contract import IOT_DATA_ENDPOINT_ENV, STACK_BASE_NAME_ENV, Attr, thing_name
+from hook.rotation_contract import RotationStep, rotation_job_id_prefix, rotation_topic
 
 ROTATION_TIMEOUT_SECONDS: Final = 30
 RETIREMENT_TIMEOUT_SECONDS: Final = 60

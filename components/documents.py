@@ -14,14 +14,12 @@ from typing import Any
 
 from hook.contract import (
     PARAMETER_ATTRIBUTES,
-    ROTATION_TOPIC_ROOT,
     STACK_NAME_SEPARATOR,
     VENDOR_CHAIN_PARAMETER,
     Parameter,
-    RotationStep,
-    rotation_topic,
     thing_name,
 )
+from hook.rotation_contract import ROTATION_TOPIC_ROOT, RotationStep, rotation_topic
 
 IAM_VERSION = "2012-10-17"
 IOT_SQL_VERSION = "2016-03-23"
@@ -154,9 +152,10 @@ def device_policy(scope: AccountScope, device_type: str) -> str:
 
 
 def _rotation_messaging(scope: AccountScope) -> list[dict[str, Any]]:
-    """A device's own certificate rotation topics (:func:`hook.contract.rotation_topic`): it publishes its
-    CSR and its result; it subscribes to and receives its new certificate or the refusal. Publishing is
-    the rotation function's alone on the last two, and the device may not receive what it publishes."""
+    """A device's own certificate rotation topics (:func:`hook.rotation_contract.rotation_topic`): it
+    publishes its CSR and its result; it subscribes to and receives its new certificate or the refusal.
+    Publishing is the rotation function's alone on the last two, and the device may not receive what it
+    publishes."""
     sent = [rotation_topic(THING, RotationStep.CSR), rotation_topic(THING, RotationStep.RESULT)]
     answers = [rotation_topic(THING, RotationStep.CERTIFICATE), rotation_topic(THING, RotationStep.REJECTED)]
     return [
@@ -394,7 +393,7 @@ def rotation_rule_name(name_prefix: str) -> str:
 
 
 ROTATION_REQUEST_FIELDS = ("csr", "jobId", "status", "reason")
-"""The payload fields of the device's rotation steps (:class:`hook.contract.RotationStep` ``csr`` and
+"""The payload fields of the device's rotation steps (:class:`hook.rotation_contract.RotationStep` ``csr`` and
 ``result``) that the rotation rule passes on; a field the payload lacks is left out (AWS IoT SQL
 "Undefined", developer guide "Data types")."""
 

@@ -13,8 +13,9 @@ from fleetctl.errors import NotFound, UsageProblem
 from fleetctl.iot_reads import describe_job, job_executions
 from fleetctl.job_ends import has_ended
 from fleetctl.rotation_outcomes import Outcome, execution_outcome
-from hook.contract import ROTATION_JOB_OPERATION, Attr, serial_number_of
+from hook.contract import Attr, serial_number_of
 from hook.registry_decisions import rotation_completed
+from hook.rotation_contract import ROTATION_JOB_OPERATION
 
 if TYPE_CHECKING:
     from fleetctl.context import StackContext

@@ -26,14 +26,9 @@ from fleetctl.iot_reads import job_executions, jobs_in_progress
 from fleetctl.job_ends import has_ended, scheduling_config
 from fleetctl.rotation_executions import read_executions, rotation_job
 from fleetctl.rotation_outcomes import OPEN_STATUSES, RESUMABLE, Outcome
-from hook.contract import (
-    ROTATION_JOB_OPERATION,
-    Attr,
-    DeviceStatus,
-    RotationKeyAlgorithm,
-    rotation_job_id_prefix,
-)
+from hook.contract import Attr, DeviceStatus
 from hook.registry_decisions import stale_pending_rotation
+from hook.rotation_contract import ROTATION_JOB_OPERATION, RotationKeyAlgorithm, rotation_job_id_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_iot.type_defs import SchedulingConfigTypeDef
@@ -410,7 +405,7 @@ def _target(serial: str, thing: str, item: Item, now: datetime) -> Target:
 def _jobs(stack: StackContext, targets: Sequence[Target], now: datetime) -> list[Job]:
     """The targets in jobs of at most :data:`JOB_TARGETS_MAX`, named
     ``<base>-rotate-<UTC time>-<4 random hex digits>[-n]``: the rotation function answers only CSRs of a job
-    whose id starts ``<base>-rotate-`` (:func:`~hook.contract.rotation_job_id_prefix`)."""
+    whose id starts ``<base>-rotate-`` (:func:`~hook.rotation_contract.rotation_job_id_prefix`)."""
     chunks = [targets[start : start + JOB_TARGETS_MAX] for start in range(0, len(targets), JOB_TARGETS_MAX)]
     unique = secrets.token_hex(JOB_ID_RANDOM_HEX_DIGITS // 2)
     base = f"{rotation_job_id_prefix(stack.base_name)}{now:%Y%m%d%H%M%S}-{unique}"

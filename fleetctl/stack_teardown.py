@@ -46,14 +46,8 @@ from fleetctl.devices import NEVER_APPROVED_ATTRIBUTES
 from fleetctl.iot_reads import certificate_id, describe_certificate, jobs_in_progress
 from fleetctl.registry_reads import BATCH_GET_MAX
 from fleetctl.selection import Candidate
-from hook.contract import (
-    Attr,
-    DeviceStatus,
-    device_type_resource_name,
-    rotation_job_id_prefix,
-    serial_number_of,
-    thing_name,
-)
+from hook.contract import Attr, DeviceStatus, device_type_resource_name, serial_number_of, thing_name
+from hook.rotation_contract import rotation_job_id_prefix
 from program.outputs import StackOutput
 
 if TYPE_CHECKING:

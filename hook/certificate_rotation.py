@@ -3,7 +3,7 @@ certificate the device's own only once the device has connected with it.
 
 A topic rule on ``rotation/+/+`` invokes :func:`lambda_handler` with the device's JSON payload plus
 ``callerCertificateId`` (``principal()``: the certificate the message was published with), ``thingName``
-and ``step`` (the topic's second and third levels). Steps (:class:`hook.contract.RotationStep`):
+and ``step`` (the topic's second and third levels). Steps (:class:`hook.rotation_contract.RotationStep`):
 
 - ``csr`` ``{"csr", "jobId"}``, published with the serial's current certificate, for an open execution
   of a rotation job: the job's one attempt is reserved in the registry (:mod:`hook.rotation_attempts`; a
@@ -59,17 +59,15 @@ from hook.contract import (
     Attr,
     DeviceStatus,
     Metric,
-    RotationRejection,
-    RotationStep,
     Service,
     device_type_resource_name,
     metrics_namespace_from_environment,
-    rotation_topic,
 )
 from hook.registry_decisions import cancellation_codes, reasons_of
 from hook.registry_items import Item
 from hook.registry_transitions import function_records
 from hook.rotation_attempts import function_attempts, rotation_attempted
+from hook.rotation_contract import RotationRejection, RotationStep, rotation_topic
 from hook.rotation_preconditions import (
     already_rotated,
     require_active_thing,

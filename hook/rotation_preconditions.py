@@ -8,8 +8,9 @@ from typing import Final
 from botocore.exceptions import ClientError
 
 from hook import runtime
-from hook.contract import Attr, DeviceStatus, RotationRejection
+from hook.contract import Attr, DeviceStatus
 from hook.registry_items import Item
+from hook.rotation_contract import RotationRejection
 from hook.rotation_requests import RotationRefused, RotationRequest
 
 OPEN_JOB_STATES: Final = frozenset({"QUEUED", "IN_PROGRESS"})

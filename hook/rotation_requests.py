@@ -11,14 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hook.contract import (
-    NAME_CHARSET,
-    THING_NAME_MAX_LENGTH,
-    RotationRejection,
-    RotationStep,
-    rotation_job_id_prefix,
-    serial_number_of,
-)
+from hook.contract import NAME_CHARSET, THING_NAME_MAX_LENGTH, serial_number_of
+from hook.rotation_contract import RotationRejection, RotationStep, rotation_job_id_prefix
 
 CSR_MAX_BYTES: Final = 4096
 """Longest accepted CSR: CreateCertificateFromCsr takes a ``certificateSigningRequest`` of 1 to 4096

@@ -23,7 +23,7 @@ from fleetctl.errors import Declined, UsageProblem
 from fleetctl.output import print_job_status, print_jobs_created, print_plan, print_plan_not_created
 from fleetctl.pacing import Pacer
 from fleetctl.selection import Selectors, resolve
-from hook.contract import RotationKeyAlgorithm
+from hook.rotation_contract import RotationKeyAlgorithm
 
 
 def _job_id(value: str) -> str:

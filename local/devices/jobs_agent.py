@@ -21,7 +21,7 @@ from typing import Any, Final
 from awscrt import mqtt_request_response
 from awsiot import iotjobs
 
-from hook.contract import ROTATION_JOB_OPERATION, RotationKeyAlgorithm, RotationStep, rotation_topic
+from hook.rotation_contract import ROTATION_JOB_OPERATION, RotationKeyAlgorithm, RotationStep, rotation_topic
 from local.devices.certificate_switch import NEW_CERTIFICATE_RETRY, Backoff, switch_certificate
 from local.devices.key_pairs import KeyAlgorithm, new_key_and_csr
 from local.devices.mqtt_session import (

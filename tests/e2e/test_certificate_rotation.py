@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from hook.contract import Attr, DeviceStatus, RotationStep, device_type_resource_name, rotation_topic
+from hook.contract import Attr, DeviceStatus, device_type_resource_name
+from hook.rotation_contract import RotationStep, rotation_topic
 from local.devices.firmware import Identity, ProvisionedDevice, telemetry_topic
 from local.devices.jobs_agent import Fault, JobStatus, RotationOutcome, rotate_by_job
 from local.devices.key_pairs import KeyAlgorithm, new_key_and_csr

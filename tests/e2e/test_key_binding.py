@@ -24,13 +24,13 @@ from hook.contract import (
     Attr,
     DeviceStatus,
     RejectionReason,
-    RotationRejection,
     certificate_binding_key,
     public_key_binding_key,
     thing_name,
 )
 from hook.public_keys import certificate_key_sha256
 from hook.registry_items import timestamp
+from hook.rotation_contract import RotationRejection
 from local.devices.factory import KeyForm, write_manifest
 from local.devices.firmware import Identity, ProvisionedDevice, telemetry_topic
 from local.devices.fleet_runner import HOOK_DENIED

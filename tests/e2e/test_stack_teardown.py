@@ -13,13 +13,8 @@ from typing import Any
 import pytest
 
 from fleetctl.iot_reads import jobs_in_progress
-from hook.contract import (
-    Attr,
-    DeviceStatus,
-    claim_policy_name,
-    device_type_resource_name,
-    rotation_job_id_prefix,
-)
+from hook.contract import Attr, DeviceStatus, claim_policy_name, device_type_resource_name
+from hook.rotation_contract import rotation_job_id_prefix
 from local.devices.fleet_runner import Outcome
 from local.scenario.sandbox import Sandbox
 from program.outputs import StackOutput

@@ -31,17 +31,10 @@ from typer.testing import CliRunner
 from fleetctl.cli import app
 from fleetctl.operator_transitions import OperatorRecords
 from hook import certificate_retirement, certificate_rotation, runtime
-from hook.contract import (
-    ROTATION_JOB_OPERATION,
-    Attr,
-    DeviceStatus,
-    ProvisioningDenied,
-    device_type_resource_name,
-    rotation_job_id_prefix,
-    thing_name,
-)
+from hook.contract import Attr, DeviceStatus, ProvisioningDenied, device_type_resource_name, thing_name
 from hook.registry_decisions import Provenance
 from hook.registry_items import Item, shard_attributes, timestamp
+from hook.rotation_contract import ROTATION_JOB_OPERATION, rotation_job_id_prefix
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,

@@ -18,7 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from hook import rotation_requests
 from hook.certificate_retirement import dropped_certificates
-from hook.contract import Attr, RotationRejection, RotationStep, thing_name
+from hook.contract import Attr, thing_name
+from hook.rotation_contract import RotationRejection, RotationStep
 from tests.pulumi_mocks import ACCOUNT_ID, STREAM_LABEL, Build, Declared, Deployment
 
 REGION = "us-east-1"

@@ -19,9 +19,10 @@ from moto.iotdata.models import iotdata_backends
 
 from fleetctl.operator_transitions import OperatorRecords
 from hook import certificate_retirement, certificate_rotation, runtime
-from hook.contract import Attr, RotationStep, Service, rotation_job_id_prefix, thing_name
+from hook.contract import Attr, Service, thing_name
 from hook.registry_items import timestamp
 from hook.registry_transitions import DeviceRecords
+from hook.rotation_contract import RotationStep, rotation_job_id_prefix
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,

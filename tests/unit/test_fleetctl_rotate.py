@@ -22,9 +22,10 @@ from fleetctl import pacing, rotation_jobs
 from fleetctl.commands import rotate
 from fleetctl.errors import ExitCode, UsageProblem
 from fleetctl.operator_transitions import OperatorRecords
-from hook.contract import Attr, DeviceStatus, rotation_job_id_prefix, thing_name
+from hook.contract import Attr, DeviceStatus, thing_name
 from hook.registry_decisions import Provenance
 from hook.registry_items import timestamp
+from hook.rotation_contract import rotation_job_id_prefix
 from hook.rules import parse_rules, validate_request
 from tests.support import (
     BASE,

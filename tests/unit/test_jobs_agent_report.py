@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from awsiot import iotjobs
 
-from hook.contract import RotationStep, rotation_topic
+from hook.rotation_contract import RotationStep, rotation_topic
 from local.devices import jobs_agent
 from local.devices.jobs_agent import JobStatus, _JobExecution
 from local.devices.mqtt_session import Rejected

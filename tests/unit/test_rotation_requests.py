@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hook.contract import RotationRejection, thing_name
+from hook.contract import thing_name
+from hook.rotation_contract import RotationRejection
 from hook.rotation_requests import REASON_MAX_LENGTH, RotationRefused, parse_request
 from tests.support import certificate_id
 
