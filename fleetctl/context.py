@@ -165,6 +165,18 @@ class StackContext:
         """A view of every given region, this one first."""
         return [self, *(self.in_region(region) for region in sorted(self.fleet) if region != self.region)]
 
+    def require_every_region(self, action: str) -> None:
+        """Refuse ``action``, which must reach the whole fleet, unless the outputs of every region the
+        fleet lists (``fleetRegions``) were given: a region left out would be silently passed over."""
+        listed = self.outputs.get(StackOutput.FLEET_REGIONS)
+        given = set(self.fleet) | {self.region}
+        missing = sorted(set(listed) - given) if isinstance(listed, list) else []
+        if missing:
+            raise UsageProblem(
+                f"{action} acts in every region of the fleet, but no stack outputs of {', '.join(missing)} "
+                "were given; pass --outputs FILE once for each region of the fleet, or --outputs DIR of them"
+            )
+
     @property
     def base_name(self) -> str:
         """``<prefix>-<env>``: the ``baseName`` output, else taken from the template name."""

@@ -52,9 +52,12 @@ HOOK_CALL_DEADLINE_SECONDS: Final = 4.0
 registry request must end within 4, leaving a second for the decision, its log line and metrics. (A
 re-provisioning grant costs a second request with the same config: ``DeviceRecords.approve``.)"""
 HOOK_CLIENT_CONFIG: Final = client_config(
-    deadline=HOOK_CALL_DEADLINE_SECONDS, attempts=2, connect_timeout=0.5
+    deadline=HOOK_CALL_DEADLINE_SECONDS, attempts=2, connect_timeout=0.75
 )
-"""Two attempts of 0.5 s to connect and 1.0 s to read, and one back-off of at most 1 s: 4 s."""
+"""Two attempts of 0.75 s to connect and 0.75 s to read, and one back-off of at most 1 s: 4 s. A global
+fleet's hook calls the registry region: urllib3's connect timeout covers the TCP and TLS handshakes (3
+round trips with TLS 1.2, 2 with 1.3, which every AWS API endpoint offers since April 2025: SDK for
+JavaScript v3 developer guide, document history), 0.25 s each between distant regions; a read, 1 more."""
 
 FUNCTION_CALL_DEADLINE_SECONDS: Final = 24.0
 """The other functions run asynchronously, with a Lambda timeout of 30 seconds or more

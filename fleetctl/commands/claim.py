@@ -38,6 +38,7 @@ def deactivate(
     """Set a claim certificate INACTIVE in every region of the fleet that holds it, once the factory has
     moved to its replacement."""
     stack = stack_of(ctx)
+    stack.require_every_region("claim deactivate")
     found = claim_certificates.fleet_claim_certificates(stack, certificate_id)
     active = [region.region for region, description in found if description["status"] == ACTIVE]
     if active and not yes:

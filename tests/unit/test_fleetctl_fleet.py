@@ -228,3 +228,17 @@ def test_certs_expiring_describes_each_certificate_in_its_devices_region(regions
     assert [each["serial"] for each in found["certificates"]] == ["TS-000002"]
     assert alone.exit_code == ExitCode.USAGE
     assert f"region {OTHER}" in alone.stderr
+
+
+def test_deactivating_a_claim_certificate_needs_every_regions_outputs_and_changes_nothing_without(
+    regions: TwoRegions,
+) -> None:
+    claim = regions.home.claim_certificate_id
+    result = CliRunner().invoke(
+        app, ["--outputs", str(regions.outputs[0]), "claim", "deactivate", claim, "--yes"]
+    )
+
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert f"no stack outputs of {OTHER}" in result.stderr
+    for fleet in (regions.home, regions.other):
+        assert fleet.certificate(fleet.claim_certificate_id)["status"] == "ACTIVE"

@@ -297,6 +297,8 @@ def test_preregistration_requirement_comes_from_the_rules(
         hook_event() | {"claimCertificateId": 7},
         hook_event() | {"templateArn": "provisioningtemplate/x"},
         hook_event() | {"templateArn": "arn:aws:iot::1234567890:provisioningtemplate/no-region"},
+        {name: value for name, value in hook_event().items() if name != "templateArn"},
+        hook_event() | {"templateArn": "arn:aws:lambda:us-east-1:1234567890:function:not-a-template"},
         hook_event() | {"clientId": ""},
         hook_event() | {"clientId": "c" * 129},
     ],
