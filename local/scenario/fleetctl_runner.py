@@ -28,7 +28,7 @@ def run_fleetctl(
     the claim certificate's private key, which fleetctl never reads). ``environment`` is set for the run
     (``None`` unsets a variable; boto3's default session is made anew inside it), to reach the emulator,
     say; without it fleetctl uses the default AWS credentials."""
-    public = {name: value for name, value in outputs.items() if name != StackOutput.CLAIM_PRIVATE_KEY}
+    public = public_outputs(outputs)
     with tempfile.TemporaryDirectory() as directory:
         stack = Path(directory) / "stack.json"
         stack.write_text(json.dumps(public), encoding="utf-8")
@@ -39,6 +39,11 @@ def run_fleetctl(
     if result.exit_code != 0:
         raise FleetctlFailed(f"fleetctl {' '.join(args)} exited with {result.exit_code}: {result.output}")
     return json.loads(result.stdout)
+
+
+def public_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack outputs fleetctl reads: all but the claim certificate's private key."""
+    return {name: value for name, value in outputs.items() if name != StackOutput.CLAIM_PRIVATE_KEY}
 
 
 @contextmanager
