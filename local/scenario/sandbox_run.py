@@ -1,8 +1,9 @@
 """``make sandbox``: the emulator with the local stack deployed, running until Ctrl-C or SIGTERM.
 
-Writes the stack's outputs (``stack.json``, without the claim key) and ``sandbox.env`` into ``.sandbox/``;
-``source .sandbox/sandbox.env`` in another terminal points ``fleetctl`` and the AWS CLI at the emulator.
-On Ctrl-C or SIGTERM it stops the emulator and every process it started, and removes both files.
+Writes into ``.sandbox/`` the stack's outputs (``stack.json``, without the claim key), ``sandbox.env`` and
+the devices' ``devices.json``; ``source .sandbox/sandbox.env`` in another terminal points ``fleetctl``, the
+AWS CLI and ``python -m local.devices`` at the emulator. On Ctrl-C or SIGTERM it stops the emulator and
+every process it started, and removes those files.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
+from local.devices.__main__ import CONNECTION_FILE
 from local.emulator.launcher import EmulatorError
 from local.scenario.emulator_lock import EmulatorBusy
 from local.scenario.fleetctl_runner import public_outputs
@@ -50,8 +52,9 @@ def environment_file(
     return "\n".join(lines) + "\n"
 
 
-def write_files(box: Sandbox, directory: Path) -> tuple[Path, Path]:
-    """Write the sandbox's outputs and environment files into ``directory``; their paths."""
+def write_files(box: Sandbox, directory: Path) -> tuple[Path, Path, Path]:
+    """Write into ``directory`` the stack outputs for fleetctl, the environment file and the devices'
+    connection file (``python -m local.devices``); their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     outputs = directory / OUTPUTS_FILE
     outputs.write_text(json.dumps(public_outputs(box.outputs), indent=2) + "\n", encoding="utf-8")
@@ -65,7 +68,20 @@ def write_files(box: Sandbox, directory: Path) -> tuple[Path, Path]:
         ),
         encoding="utf-8",
     )
-    return outputs, environment
+    devices = directory / CONNECTION_FILE
+    devices.touch(mode=0o600)  # the claim certificate's private key: readable by its owner only
+    devices.write_text(
+        json.dumps(
+            {
+                "mqttHost": box.emulator.address.mqtt_host,
+                "mqttPort": box.emulator.address.mqtt_port,
+                "caPem": box.emulator.ca_pem(),
+                "outputs": dict(box.outputs),
+            }
+        ),
+        encoding="utf-8",
+    )
+    return outputs, environment, devices
 
 
 def _stop(signal_number: int, frame: FrameType | None) -> Any:
@@ -94,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 "in another terminal:\n"
                 f"  source {files[1]}\n"
                 "  fleetctl list                  # or any fleetctl command, and `aws iot list-things`\n"
+                "  python -m local.devices --serial TS-900001 --type temperature-sensor   # a live device\n"
                 "Ctrl-C stops the sandbox.",
                 flush=True,
             )
