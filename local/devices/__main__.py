@@ -84,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--firmware", default="2.1.0", help="firmware version (default 2.1.0)")
     parser.add_argument("--location", default="sandbox")
     parser.add_argument("--keys", choices=sorted(KEYS), default="device", help="who makes the key pair")
-    parser.add_argument("--seconds", type=float, help="live this long, then exit (default: until Ctrl-C)")
+    parser.add_argument(
+        "--seconds", type=float, help="live this long, then exit; 0: provision only (default: until Ctrl-C)"
+    )
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between telemetry rounds")
     parser.add_argument("--sandbox", type=Path, default=Path(".sandbox"), help="make sandbox's directory")
     return parser
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     live = [
         LiveDevice(broker, o.provisioned, lambda line: print(line, flush=True), arguments.interval)
         for o in outcomes
-        if o.provisioned is not None and o.approved
+        if o.provisioned is not None and o.approved and arguments.seconds != 0
     ]
     threads = [threading.Thread(target=device.run, args=(stop,), daemon=True) for device in live]
     for thread in threads:
