@@ -103,7 +103,7 @@ def test_the_tour_runs_on_a_sandbox_and_ctrl_c_leaves_nothing_listening(tmp_path
         os.killpg(sandbox.pid, signal.SIGINT)
         status = sandbox.wait(60)
     address = EmulatorAddress()
-    assert status == 0, log.read_text()
+    assert status in (0, -signal.SIGINT), log.read_text()  # make dies of the SIGINT it passed on
     assert "sandbox stopped" in log.read_text()
     assert not listening(address.gateway_port)
     assert not listening(address.mqtt_port)
