@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
 from local.devices.firmware import Identity
 from local.devices.fleet_runner import FleetTarget, Outcome, provision_fleet
-from local.devices.live import LiveDevice
+from local.devices.live import LiveDevice, interrupt_on_sigterm
 from local.devices.mqtt_session import Broker
 from local.devices.sample_fleet import APPROVED, KEYS, FleetDevice, FleetFileError, load_fleet
 
@@ -70,10 +68,6 @@ def _said(outcome: Outcome) -> str:
     return f"{serial}: not provisioned: {outcome.error}"
 
 
-def _stop(signal_number: int, frame: FrameType | None) -> Any:
-    raise KeyboardInterrupt
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m local.devices", description=__doc__.split("\n\n")[1])
     which = parser.add_mutually_exclusive_group(required=True)
@@ -103,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         devices = _devices(arguments)
     except (SandboxMissing, FleetFileError, OSError, ValueError, KeyError) as error:
         parser.error(str(error))
-    signal.signal(signal.SIGTERM, _stop)
+    interrupt_on_sigterm()
     outcomes = provision_fleet(
         FleetTarget.from_outputs(broker, outputs),
         devices,

@@ -3,15 +3,27 @@ reported shadow, taking rotation jobs; each change of its connection or certific
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 from local.devices.firmware import ProvisionedDevice, telemetry_topic
 from local.devices.jobs_agent import JobStatus, rotate_by_job
 from local.devices.mqtt_session import Broker, ConnectRefused, DeviceError, PublishRefused, Session
 from local.devices.secure_element import SecureElement
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C (``KeyboardInterrupt``), so every context manager stops what it
+    started."""
+
+    def interrupt(signal_number: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def shadow_update_topic(thing_name: str) -> str:

@@ -15,10 +15,10 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
-from typing import Any, Final
+from typing import Final
 
 from local.devices.__main__ import CONNECTION_FILE
+from local.devices.live import interrupt_on_sigterm
 from local.emulator.launcher import EmulatorError
 from local.scenario.emulator_lock import EmulatorBusy
 from local.scenario.fleetctl_runner import public_outputs
@@ -84,11 +84,6 @@ def write_files(box: Sandbox, directory: Path) -> tuple[Path, Path, Path]:
     return outputs, environment, devices
 
 
-def _stop(signal_number: int, frame: FrameType | None) -> Any:
-    """SIGTERM unwinds like Ctrl-C, so every context manager stops what it started."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the sandbox until Ctrl-C or SIGTERM; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
@@ -96,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "--directory", type=Path, default=DEFAULT_DIRECTORY, help="where to write stack.json and sandbox.env"
     )
     directory = parser.parse_args(argv).directory.absolute()
-    signal.signal(signal.SIGTERM, _stop)
+    interrupt_on_sigterm()
     print("starting the AWS emulator (ministack) on 127.0.0.1 and deploying the local stack ...", flush=True)
     files: tuple[Path, ...] = ()
     try:
