@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test install lint typecheck unit e2e demo bench clean aws-acceptance
+.PHONY: test install lint typecheck unit e2e demo sandbox bench clean aws-acceptance
 
 test: lint typecheck unit e2e
 
@@ -31,6 +31,10 @@ e2e: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m local.scenario.demo
+
+# The emulator with the local stack, until Ctrl-C; docs/sandbox-tour.md.
+sandbox: $(STAMP)
+	$(BIN)/python -m local.scenario.sandbox_run
 
 # Not part of `make test`: deploys a throwaway stack on AWS (needs the Pulumi CLI and AWS credentials), runs
 # the e2e scenario against it and destroys it. README.md, "Acceptance run on AWS".

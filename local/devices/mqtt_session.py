@@ -157,6 +157,13 @@ class Session:
         reason = self._disconnected.result() if self._disconnected.done() else str(published.exception())
         raise DeviceError(f"publish to {topic}: the connection was lost ({reason})")
 
+    def wait_lost(self, seconds: float) -> str | None:
+        """Wait up to ``seconds`` for the broker to drop the connection; why it did, or ``None``."""
+        try:
+            return self._disconnected.result(seconds)
+        except TimeoutError:
+            return None
+
     def subscribe(self, *topic_filters: str) -> None:
         """Subscribe at QoS 1 and wait for the broker's acknowledgement; raises :class:`SubscribeRefused`
         naming the first filter the broker refused."""

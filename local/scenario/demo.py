@@ -19,6 +19,7 @@ from pathlib import Path
 from hook.contract import Attr, DeviceStatus
 from local.devices.fleet_runner import Outcome, provision_fleet
 from local.devices.sample_fleet import APPROVED, SAMPLE_FLEET, load_fleet, preregistered
+from local.scenario.emulator_lock import EmulatorBusy
 from local.scenario.hook_logs import with_hook_reasons
 from local.scenario.provisioned_fleet import preregister_fleet
 from local.scenario.result_tables import outcome_result, outcomes_table, outputs_table, registry_table
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:5.1f}s] {message}", flush=True)
 
     step("starting the AWS emulator (ministack) on 127.0.0.1 ...")
-    with sandbox() as box:
+    with sandbox(holder="make demo") as box:
         step(f"emulator ready; local stack deployed: {len(box.stack.created)} resources")
         for note in box.stack.notes:
             step(f"  note: {note}")
@@ -110,4 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except EmulatorBusy as error:
+        sys.exit(f"make demo: {error}")

@@ -35,7 +35,7 @@ def run_fleetctl(
     with tempfile.TemporaryDirectory() as directory:
         given = []
         for number, each in enumerate(stacks):
-            public = {name: value for name, value in each.items() if name != StackOutput.CLAIM_PRIVATE_KEY}
+            public = public_outputs(each)
             stack = Path(directory) / f"stack-{number}.json"
             stack.write_text(json.dumps(public), encoding="utf-8")
             given += ["--outputs", str(stack)]
@@ -44,6 +44,11 @@ def run_fleetctl(
     if result.exit_code != 0:
         raise FleetctlFailed(f"fleetctl {' '.join(args)} exited with {result.exit_code}: {result.output}")
     return json.loads(result.stdout)
+
+
+def public_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack outputs fleetctl reads: all but the claim certificate's private key."""
+    return {name: value for name, value in outputs.items() if name != StackOutput.CLAIM_PRIVATE_KEY}
 
 
 @contextmanager

@@ -12,8 +12,9 @@ from local.deploy.mock_engine import LOCAL_STACK, LocalStack, deploy, local_conf
 from local.devices.fleet_runner import FleetTarget
 from local.devices.mqtt_session import Broker
 from local.devices.vendor import Vendor
-from local.emulator.launcher import ACCESS_KEY, Emulator
+from local.emulator.launcher import ACCESS_KEY, Emulator, EmulatorAddress
 from local.scenario.deployment import EMULATOR_PATIENCE, Deployment, stack_settings
+from local.scenario.emulator_lock import emulator_lock
 from program.outputs import StackOutput
 
 
@@ -26,10 +27,13 @@ class Sandbox(Deployment):
 
 
 @contextmanager
-def sandbox(vendor: Vendor | None = None) -> Iterator[Sandbox]:
+def sandbox(vendor: Vendor | None = None, holder: str = "an e2e run or a benchmark") -> Iterator[Sandbox]:
     """Start the emulator, deploy the local stack into it (its zero-touch types pinning ``vendor``'s root, a
-    new vendor's by default: ``stack.vendor``), and stop the emulator on exit, whatever happens."""
-    with Emulator() as emulator:
+    new vendor's by default: ``stack.vendor``), and stop the emulator on exit, whatever happens. The
+    emulator's lock is held meanwhile in the name of ``holder`` (``make sandbox``, ``make demo``...), so a
+    second one raises :class:`~local.scenario.emulator_lock.EmulatorBusy` naming the first."""
+    address = EmulatorAddress()
+    with emulator_lock(address, holder), Emulator(address) as emulator:
         endpoint_url = emulator.address.endpoint_url
         stack = deploy(endpoint_url, vendor=vendor)
         broker = Broker(emulator.address.mqtt_host, emulator.address.mqtt_port, emulator.ca_pem())

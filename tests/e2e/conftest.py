@@ -18,12 +18,16 @@ from program.settings import Settings
 
 TEARS_DOWN_THE_STACK: Final = "tears_down_the_stack"
 """The marker of a test that removes the session's fleet (``fleetctl teardown``)."""
+OWN_EMULATOR: Final = "own_emulator"
+"""The marker of a test that runs ``make sandbox`` itself: it runs first, while the ports are free."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that tear the session's stack down run after every other one, whatever the order they were
     collected in: the others need the sample fleet they remove."""
     items.sort(key=lambda item: item.get_closest_marker(TEARS_DOWN_THE_STACK) is not None)
+    # Stable sort: a test starting its own emulator goes first, before the session's holds the ports.
+    items.sort(key=lambda item: item.get_closest_marker(OWN_EMULATOR) is None)
 
 
 @pytest.fixture(scope="session")
