@@ -61,7 +61,10 @@ def write_files(box: Sandbox, directory: Path) -> tuple[Path, Path, Path]:
     environment = directory / ENVIRONMENT_FILE
     environment.write_text(
         environment_file(
-            box.fleetctl_environment,
+            {
+                **box.fleetctl_environment,
+                "CLAIM_CERTIFICATE_ID": str(box.outputs[StackOutput.CLAIM_CERTIFICATE_ID]),
+            },
             region=str(box.outputs[StackOutput.REGION]),
             outputs=outputs,
             bin_directory=Path(sys.executable).parent.absolute(),

@@ -96,6 +96,13 @@ def test_the_tour_runs_on_a_sandbox_and_ctrl_c_leaves_nothing_listening(tmp_path
         assert re.search(r"TS-900001: rotated by job \S+: certificate \w+ -> \w+", device_lines), device_lines
         # The emulator keeps a revoked device's live session (AWS ends it): its next round is refused.
         assert "TS-900001: connection refused" in device_lines
+        suspended, resumed = [
+            (tmp_path / f"command-{index}.log").read_text()
+            for index, command in enumerate(commands)
+            if command.startswith("python -m local.devices --serial TS-990006")
+        ]
+        assert "TS-990006: not provisioned" in suspended, suspended
+        assert "TS-990006: provisioned as" in resumed, resumed
     finally:
         for _, process, _ in background:
             if process.poll() is None:
